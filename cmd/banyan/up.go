@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/banyan-live/banyan/store"
+	"github.com/banyan-live/banyan/tracker"
+	"github.com/banyan-live/banyan/web"
+)
+
+// upOptions are the flags of `banyan up`.
+type upOptions struct {
+	HTTP       string
+	RTMP       string
+	TURN       string
+	TURNSecret string
+	Data       string
+	PublicHost string
+	DemoStream string
+	LogLevel   string
+}
+
+func (o *upOptions) register(c *command) {
+	c.String(&o.HTTP, "http", ":8080", "HTTP listen address (pages, signaling, origin, API, metrics)")
+	c.String(&o.RTMP, "rtmp", ":1935", "RTMP ingest listen address")
+	c.String(&o.TURN, "turn", ":3478", "TURN listen address (UDP and TCP)")
+	c.String(&o.TURNSecret, "turn-secret", "", "TURN shared secret (generated and kept in the data dir when empty)")
+	c.String(&o.Data, "data", "./banyan-data", "data directory (bbolt database, admin token, secrets)")
+	c.String(&o.PublicHost, "public-host", "", "host name printed in URLs (default: localhost or the listen host)")
+	c.String(&o.DemoStream, "demo-stream", "demo", "stream created on first start with its key kept in the data dir (empty: none)")
+	c.String(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o upOptions
+	c := newCommand("up", "", "Runs the whole system in one process with embedded defaults: the tracker, a seeder,\nthe TURN relay and the web pages. Stop it with Ctrl-C (SIGINT) or SIGTERM.")
+	o.register(c)
+	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	if c.fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("banyan up: unexpected argument %q (see banyan up --help)", c.fs.Arg(0))}
+	}
+	log, err := newLogger(stderr, o.LogLevel)
+	if err != nil {
+		return err
+	}
+	sys, err := startSystem(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	sys.printBanner(stdout)
+	<-ctx.Done()
+	log.Info("shutting down")
+	return sys.Close()
+}
+
+// system is everything `banyan up` runs, with one Close for all of it.
+type system struct {
+	opt   upOptions
+	log   *slog.Logger
+	store *store.Store
+	http  *http.Server
+	ln    net.Listener
+
+	adminToken string // set only on the start that created it
+	demoKey    string
+	serveErr   chan error
+}
+
+func startSystem(ctx context.Context, o upOptions, log *slog.Logger) (*system, error) {
+	st, err := store.Open(o.Data, store.Options{})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, fmt.Errorf("data dir %s is in use by another banyan process (stop it or pass --data)", o.Data)
+		}
+		return nil, fmt.Errorf("cannot use data dir %s: %w", o.Data, err)
+	}
+	s := &system{opt: o, log: log, store: st, serveErr: make(chan error, 1)}
+	if err := s.start(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *system) start(ctx context.Context) error {
+	tok, created, err := s.store.EnsureAdminToken()
+	if err != nil {
+		return err
+	}
+	if created {
+		s.adminToken = tok
+	}
+	if s.demoKey, err = s.ensureDemoStream(); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", s.opt.HTTP)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (--http): %w", s.opt.HTTP, unwrapOpError(err))
+	}
+	s.ln = ln
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "banyan_streams", Help: "Streams with an active (not revoked) key.",
+	}, func() float64 {
+		streams, err := s.store.Streams()
+		if err != nil {
+			return 0
+		}
+		n := 0
+		for _, st := range streams {
+			if !st.Revoked {
+				n++
+			}
+		}
+		return float64(n)
+	}))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/api/", tracker.NewAdminAPI(tracker.AdminConfig{Store: s.store, Logger: s.log}))
+	mux.Handle("/", web.Handler())
+
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	go func() { s.serveErr <- s.http.Serve(ln) }()
+	s.log.Info("http listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// demoKeyFile keeps the demo stream's key so `make run` can print the OBS
+// settings on every start. Only the auto-created demo stream has one; keys
+// made with `banyan key create` are shown once and never written down.
+const demoKeyFile = "demo-stream.key"
+
+func (s *system) ensureDemoStream() (string, error) {
+	name := s.opt.DemoStream
+	if name == "" {
+		return "", nil
+	}
+	path := filepath.Join(s.store.Dir(), demoKeyFile)
+	if _, err := s.store.Stream(name); err == nil {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", nil // created by hand, or the file was removed: nothing to show
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	_, key, err := s.store.CreateStream(name)
+	if err != nil {
+		return "", fmt.Errorf("create demo stream %q: %w", name, err)
+	}
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write demo stream key: %w", err)
+	}
+	s.log.Info("demo stream created", "stream", name)
+	return key, nil
+}
+
+// Close stops every listener and closes the store.
+func (s *system) Close() error {
+	var errs []error
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		cancel()
+		if err := <-s.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("http serve: %w", err))
+		}
+	}
+	if err := s.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	s.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// host is the host name to print in URLs.
+func (s *system) host() string {
+	if s.opt.PublicHost != "" {
+		return s.opt.PublicHost
+	}
+	return "localhost"
+}
+
+func hostPort(host, addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return host
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func (s *system) printBanner(w io.Writer) {
+	web := "http://" + hostPort(s.host(), s.ln.Addr().String())
+	rtmp := "rtmp://" + hostPort(s.host(), s.opt.RTMP) + "/live"
+	fmt.Fprintf(w, "\nBanyan is up.\n\n")
+	if s.adminToken != "" {
+		fmt.Fprintf(w, "  Admin token (shown once; also kept in %s):\n    %s\n\n", s.store.AdminTokenPath(), s.adminToken)
+	}
+	if s.demoKey != "" {
+		fmt.Fprintf(w, "  Broadcast from OBS (Settings > Stream > Service: Custom):\n")
+		fmt.Fprintf(w, "    Server      %s\n    Stream Key  %s\n", rtmp, s.demoKey)
+		fmt.Fprintf(w, "  or from a terminal:\n    ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine -c:v libx264 -pix_fmt yuv420p -g 60 -c:a aac -f flv %s/%s\n\n", rtmp, s.demoKey)
+		fmt.Fprintf(w, "  Watch:       %s/watch/%s\n", web, s.opt.DemoStream)
+	}
+	fmt.Fprintf(w, "  Dashboard:   %s/dashboard\n", web)
+	fmt.Fprintf(w, "  Metrics:     %s/metrics\n", web)
+	fmt.Fprintf(w, "  New stream:  banyan key create NAME --data %s\n\n", s.store.Dir())
+}
+
+// unwrapOpError drops the "listen tcp :8080:" prefix the caller already says.
+func unwrapOpError(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
