@@ -1,0 +1,386 @@
+package chunk
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Reassembler errors; test with errors.Is.
+var (
+	// ErrPieceConflict: the piece disagrees with pieces already held for
+	// the same chunk (count, size, or the total its header implies). The
+	// first piece wins; call Forget to start the chunk over.
+	ErrPieceConflict = errors.New("piece conflicts with earlier pieces")
+	// ErrStale: the piece belongs to a chunk below the Expire floor.
+	ErrStale = errors.New("piece of an expired chunk")
+	// ErrTooLarge: the chunk cannot fit in the reassembler's byte budget.
+	ErrTooLarge = errors.New("chunk exceeds reassembly budget")
+)
+
+// ReassemblerConfig bounds a Reassembler. Zero fields take defaults.
+type ReassemblerConfig struct {
+	// MaxChunks is how many incomplete chunks may be held (default 64).
+	// When full, the least recently fed chunk is dropped.
+	MaxChunks int
+	// MaxBytes bounds the memory held for incomplete chunks (default
+	// 32 MiB). When full, least recently fed chunks are dropped.
+	MaxBytes int
+	// DoneMemory is how many completed chunks are remembered, so that late
+	// duplicates of their pieces are recognised (default 4*MaxChunks).
+	DoneMemory int
+}
+
+type chunkID struct {
+	epoch uint32
+	seq   uint64
+}
+
+func (a chunkID) less(b chunkID) bool {
+	return a.epoch < b.epoch || (a.epoch == b.epoch && a.seq < b.seq)
+}
+
+type partial struct {
+	count   int
+	size    int // length S of non-last pieces; 0 until one arrives
+	lastLen int // length of the last piece; -1 until it arrives
+	total   int // sealed length from the header in piece 0; -1 until then
+	buf     []byte
+	stash   []byte // the last piece, when it arrives before S is known
+	have    []uint64
+	got     int
+	charged int
+	touched uint64
+}
+
+func (e *partial) has(i int) bool { return e.have[i/64]&(1<<(i%64)) != 0 }
+
+// Reassembler rebuilds sealed chunks from pieces that arrive in any order,
+// duplicated, interleaved across chunks and epochs. It holds no clock: the
+// caller expires old chunks with Expire. It is safe for concurrent use.
+//
+// It checks geometry (count, sizes, the length the chunk header implies),
+// not signatures: the caller verifies the reassembled chunk.
+type Reassembler struct {
+	cfg ReassemblerConfig
+
+	mu       sync.Mutex
+	partials map[chunkID]*partial
+	bytes    int
+	tick     uint64
+	done     map[chunkID]struct{}
+	doneRing []chunkID
+	doneNext int
+	floor    chunkID
+	hasFloor bool
+}
+
+// NewReassembler returns an empty Reassembler.
+func NewReassembler(cfg ReassemblerConfig) *Reassembler {
+	if cfg.MaxChunks <= 0 {
+		cfg.MaxChunks = 64
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 32 << 20
+	}
+	if cfg.DoneMemory <= 0 {
+		cfg.DoneMemory = 4 * cfg.MaxChunks
+	}
+	return &Reassembler{
+		cfg:      cfg,
+		partials: make(map[chunkID]*partial),
+		done:     make(map[chunkID]struct{}, cfg.DoneMemory),
+		doneRing: make([]chunkID, 0, cfg.DoneMemory),
+	}
+}
+
+// Add takes one piece. fresh reports whether the piece was new (not a
+// duplicate) and so worth forwarding. When the piece completes its chunk,
+// sealed is the whole chunk, newly allocated and owned by the caller; that
+// happens once per chunk. p.Data is copied, so the caller may reuse it.
+func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
+	if err := p.validate(); err != nil {
+		return nil, false, fmt.Errorf("chunk: reassemble: %w", err)
+	}
+	id := chunkID{p.Epoch, p.Seq}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hasFloor && id.less(r.floor) {
+		return nil, false, fmt.Errorf("chunk: reassemble epoch %d seq %d: %w", p.Epoch, p.Seq, ErrStale)
+	}
+	if _, ok := r.done[id]; ok {
+		return nil, false, nil
+	}
+	e := r.partials[id]
+	if e == nil && p.Count == 1 {
+		return r.single(id, p.Data)
+	}
+	isNew := e == nil
+	if isNew {
+		e = &partial{count: int(p.Count), lastLen: -1, total: -1}
+	} else {
+		if int(p.Count) != e.count {
+			return nil, false, r.conflict(id, "count %d, earlier pieces say %d", p.Count, e.count)
+		}
+		if e.has(int(p.Index)) {
+			return nil, false, nil
+		}
+	}
+
+	// Work out what the chunk looks like with this piece, and check it all
+	// fits together before touching any state.
+	idx, n := int(p.Index), len(p.Data)
+	size, lastLen, total := e.size, e.lastLen, e.total
+	if idx == e.count-1 {
+		lastLen = n
+	} else if size == 0 {
+		size = n
+	} else if n != size {
+		return nil, false, r.mismatch(isNew, id, "piece %d has %d bytes, earlier pieces %d", idx, n, size)
+	}
+	if idx == 0 {
+		// Validate guarantees piece 0 of several holds a whole header.
+		h, err := parseHeader(p.Data)
+		if err != nil {
+			return nil, false, fmt.Errorf("chunk: reassemble epoch %d seq %d: piece 0: %w", p.Epoch, p.Seq, err)
+		}
+		if h.Epoch != p.Epoch || h.Seq != p.Seq {
+			return nil, false, fmt.Errorf("chunk: reassemble epoch %d seq %d: %w: piece 0 holds epoch %d seq %d",
+				p.Epoch, p.Seq, ErrMalformed, h.Epoch, h.Seq)
+		}
+		total = h.SealedLen()
+	}
+	if err := geometry(e.count, size, lastLen, total); err != nil {
+		return nil, false, r.mismatch(isNew, id, "%v", err)
+	}
+
+	bitset := (e.count + 63) / 64 * 8
+	need := bitset
+	if size > 0 {
+		need += e.count * size
+	} else {
+		need += lastLen // only the last piece has arrived
+	}
+	if need > r.cfg.MaxBytes {
+		if !isNew {
+			r.drop(id, e)
+		}
+		return nil, false, fmt.Errorf("chunk: reassemble epoch %d seq %d: %w: needs %d bytes, budget %d",
+			p.Epoch, p.Seq, ErrTooLarge, need, r.cfg.MaxBytes)
+	}
+	for r.bytes-e.charged+need > r.cfg.MaxBytes || (isNew && len(r.partials) >= r.cfg.MaxChunks) {
+		if !r.evictOldest(id) {
+			break // only e itself is left; need <= MaxBytes so it fits
+		}
+	}
+
+	// Commit.
+	if isNew {
+		e.have = make([]uint64, bitset/8)
+		r.partials[id] = e
+	}
+	if size > 0 && e.buf == nil {
+		e.buf = make([]byte, e.count*size)
+		if e.stash != nil {
+			copy(e.buf[(e.count-1)*size:], e.stash)
+			e.stash = nil
+		}
+	}
+	e.size, e.lastLen, e.total = size, lastLen, total
+	if e.buf != nil {
+		copy(e.buf[idx*size:], p.Data)
+	} else {
+		e.stash = append([]byte(nil), p.Data...)
+	}
+	e.have[idx/64] |= 1 << (idx % 64)
+	e.got++
+	r.tick++
+	e.touched = r.tick
+	r.bytes += need - e.charged
+	e.charged = need
+
+	if e.got < e.count {
+		return nil, true, nil
+	}
+	r.drop(id, e)
+	// All pieces are present, so S and the last length are known.
+	out := e.buf[: (e.count-1)*e.size+e.lastLen : (e.count-1)*e.size+e.lastLen]
+	if err := checkWhole(id, out); err != nil {
+		return nil, true, fmt.Errorf("chunk: reassemble: %w", err)
+	}
+	r.markDone(id)
+	return out, true, nil
+}
+
+// single handles a chunk that travels as one piece.
+func (r *Reassembler) single(id chunkID, data []byte) ([]byte, bool, error) {
+	if len(data) > r.cfg.MaxBytes {
+		return nil, false, fmt.Errorf("chunk: reassemble epoch %d seq %d: %w: %d bytes, budget %d",
+			id.epoch, id.seq, ErrTooLarge, len(data), r.cfg.MaxBytes)
+	}
+	if err := checkWhole(id, data); err != nil {
+		return nil, false, fmt.Errorf("chunk: reassemble: %w", err)
+	}
+	r.markDone(id)
+	return append([]byte(nil), data...), true, nil
+}
+
+// checkWhole checks that a reassembled chunk is what its pieces claimed.
+func checkWhole(id chunkID, b []byte) error {
+	h, err := parseHeader(b)
+	if err != nil {
+		return fmt.Errorf("epoch %d seq %d: %w", id.epoch, id.seq, err)
+	}
+	if h.Epoch != id.epoch || h.Seq != id.seq || h.SealedLen() != len(b) {
+		return fmt.Errorf("epoch %d seq %d: %w: reassembled %d bytes holding epoch %d seq %d of %d bytes",
+			id.epoch, id.seq, ErrMalformed, len(b), h.Epoch, h.Seq, h.SealedLen())
+	}
+	return nil
+}
+
+// geometry checks that count pieces of size S (0 unknown), a last piece of
+// lastLen (-1 unknown) and a total (-1 unknown) can describe one chunk.
+func geometry(count, size, lastLen, total int) error {
+	if count == 1 {
+		if lastLen >= 0 && total >= 0 && lastLen != total {
+			return fmt.Errorf("single piece of %d bytes, header says %d", lastLen, total)
+		}
+		return nil
+	}
+	if size > 0 {
+		// The last piece has at least one byte.
+		if (count-1)*size >= MaxChunkSize {
+			return fmt.Errorf("%d pieces of %d bytes exceed the largest chunk (%d bytes)", count, size, MaxChunkSize)
+		}
+		if lastLen > size {
+			return fmt.Errorf("last piece of %d bytes is longer than the others (%d)", lastLen, size)
+		}
+		if total >= 0 && (total <= (count-1)*size || total > count*size) {
+			return fmt.Errorf("%d pieces of %d bytes cannot hold a %d-byte chunk", count, size, total)
+		}
+		if lastLen >= 0 && total >= 0 && (count-1)*size+lastLen != total {
+			return fmt.Errorf("pieces add up to %d bytes, header says %d", (count-1)*size+lastLen, total)
+		}
+		return nil
+	}
+	if lastLen >= 0 && total >= 0 {
+		rest := total - lastLen
+		if rest < (count-1)*HeaderSize || rest%(count-1) != 0 || rest/(count-1) < lastLen {
+			return fmt.Errorf("last piece of %d bytes does not fit %d pieces of a %d-byte chunk", lastLen, count, total)
+		}
+	}
+	return nil
+}
+
+func (r *Reassembler) mismatch(isNew bool, id chunkID, format string, args ...any) error {
+	if isNew {
+		return fmt.Errorf("chunk: reassemble epoch %d seq %d: %w: %s", id.epoch, id.seq, ErrMalformed, fmt.Sprintf(format, args...))
+	}
+	return r.conflict(id, format, args...)
+}
+
+func (r *Reassembler) conflict(id chunkID, format string, args ...any) error {
+	return fmt.Errorf("chunk: reassemble epoch %d seq %d: %w: %s", id.epoch, id.seq, ErrPieceConflict, fmt.Sprintf(format, args...))
+}
+
+func (r *Reassembler) drop(id chunkID, e *partial) {
+	delete(r.partials, id)
+	r.bytes -= e.charged
+	e.charged = 0
+}
+
+// evictOldest drops the least recently fed partial chunk other than keep.
+func (r *Reassembler) evictOldest(keep chunkID) bool {
+	var (
+		victim chunkID
+		ve     *partial
+	)
+	for id, e := range r.partials {
+		if id != keep && (ve == nil || e.touched < ve.touched) {
+			victim, ve = id, e
+		}
+	}
+	if ve == nil {
+		return false
+	}
+	r.drop(victim, ve)
+	return true
+}
+
+func (r *Reassembler) markDone(id chunkID) {
+	if len(r.doneRing) < r.cfg.DoneMemory {
+		r.doneRing = append(r.doneRing, id)
+	} else {
+		delete(r.done, r.doneRing[r.doneNext])
+		r.doneRing[r.doneNext] = id
+		r.doneNext = (r.doneNext + 1) % len(r.doneRing)
+	}
+	r.done[id] = struct{}{}
+}
+
+// Missing lists the piece indexes still absent for a chunk being
+// reassembled, for repair requests. ok is false when no piece of the chunk
+// is held (never seen, completed, forgotten or evicted): ask for all of it.
+func (r *Reassembler) Missing(epoch uint32, seq uint64) (missing []uint16, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.partials[chunkID{epoch, seq}]
+	if e == nil {
+		return nil, false
+	}
+	missing = make([]uint16, 0, e.count-e.got)
+	for i := 0; i < e.count; i++ {
+		if !e.has(i) {
+			missing = append(missing, uint16(i))
+		}
+	}
+	return missing, true
+}
+
+// Forget drops whatever is held for one chunk; later pieces start it anew.
+// Use it after ErrPieceConflict or when the chunk arrived another way.
+func (r *Reassembler) Forget(epoch uint32, seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := chunkID{epoch, seq}
+	if e := r.partials[id]; e != nil {
+		r.drop(id, e)
+	}
+}
+
+// Expire drops every chunk of an epoch before epoch, and of epoch below
+// minSeq, and rejects their later pieces with ErrStale. Epochs increase, so
+// the floor only moves forward; a lower floor is ignored. It returns how
+// many incomplete chunks were dropped.
+func (r *Reassembler) Expire(epoch uint32, minSeq uint64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	floor := chunkID{epoch, minSeq}
+	if r.hasFloor && floor.less(r.floor) {
+		return 0
+	}
+	r.floor, r.hasFloor = floor, true
+	dropped := 0
+	for id, e := range r.partials {
+		if id.less(floor) {
+			r.drop(id, e)
+			dropped++
+		}
+	}
+	return dropped
+}
+
+// Len returns how many incomplete chunks are held.
+func (r *Reassembler) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.partials)
+}
+
+// Bytes returns the memory charged for incomplete chunks.
+func (r *Reassembler) Bytes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bytes
+}
