@@ -1,0 +1,169 @@
+package cmaf
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+
+	"github.com/banyan-live/banyan/media"
+)
+
+// videoParams is a validated H.264 configuration.
+type videoParams struct {
+	sps, pps      []byte
+	codec         string // avc1.PPCCLL
+	width, height int
+	defDur        uint32 // one frame at the SPS frame rate (or 30 fps), in 90 kHz ticks
+}
+
+func newVideoParams(c media.VideoConfig) (*videoParams, error) {
+	switch {
+	case len(c.SPS) < 4:
+		return nil, fmt.Errorf("SPS of %d bytes is too short", len(c.SPS))
+	case len(c.SPS) > MaxParamSetSize || len(c.PPS) > MaxParamSetSize:
+		return nil, fmt.Errorf("parameter set exceeds %d bytes", MaxParamSetSize)
+	case c.SPS[0]&0x1f != naluSPS:
+		return nil, fmt.Errorf("SPS has NAL type %d", c.SPS[0]&0x1f)
+	case len(c.PPS) < 2 || c.PPS[0]&0x1f != naluPPS:
+		return nil, errors.New("PPS missing or not a PPS")
+	}
+	var sps h264.SPS
+	if err := sps.Unmarshal(c.SPS); err != nil {
+		return nil, fmt.Errorf("parse SPS: %w", err)
+	}
+	w, h := sps.Width(), sps.Height()
+	if w <= 0 || h <= 0 || w > maxVideoPictureD || h > maxVideoPictureD {
+		return nil, fmt.Errorf("SPS picture size %dx%d out of range", w, h)
+	}
+	defDur := uint32(VideoTimescale / 30)
+	if fps := sps.FPS(); fps >= 1 && fps <= 1000 && !math.IsNaN(fps) {
+		defDur = uint32(math.Round(VideoTimescale / fps))
+	}
+	return &videoParams{
+		sps:    bytes.Clone(c.SPS),
+		pps:    bytes.Clone(c.PPS),
+		codec:  fmt.Sprintf("avc1.%02x%02x%02x", c.SPS[1], c.SPS[2], c.SPS[3]),
+		width:  w,
+		height: h,
+		defDur: defDur,
+	}, nil
+}
+
+func (v *videoParams) equal(c media.VideoConfig) bool {
+	return bytes.Equal(v.sps, c.SPS) && bytes.Equal(v.pps, c.PPS)
+}
+
+// audioParams is a validated audio configuration.
+type audioParams struct {
+	src      media.AudioConfig // as given, with ASC cloned, for equality
+	rate     int               // track timescale
+	channels int
+	codec    string // mp4a.40.N or opus
+	mp4      codecs.Codec
+	defDur   uint32 // one frame, in timescale ticks
+}
+
+func newAudioParams(c media.AudioConfig) (*audioParams, error) {
+	a := &audioParams{src: c}
+	a.src.ASC = bytes.Clone(c.ASC)
+	switch c.Codec {
+	case media.AAC:
+		if len(c.ASC) < 2 || len(c.ASC) > MaxASCSize {
+			return nil, fmt.Errorf("AAC ASC of %d bytes", len(c.ASC))
+		}
+		var asc mpeg4audio.AudioSpecificConfig
+		if err := asc.Unmarshal(c.ASC); err != nil {
+			return nil, fmt.Errorf("parse AAC ASC: %w", err)
+		}
+		if asc.ChannelConfig == 0 {
+			return nil, errors.New("AAC with a program config element (channel config 0) is not supported")
+		}
+		// The codec string names the ASC's own audio object type: 2 (LC),
+		// or 5 / 29 for explicitly signalled HE-AAC v1 / v2.
+		a.codec = "mp4a.40." + strconv.Itoa(int(c.ASC[0]>>3))
+		a.mp4 = &codecs.MPEG4Audio{Config: asc}
+		a.rate = c.SampleRate
+		if a.rate <= 0 {
+			a.rate = asc.SampleRate
+			if asc.ExtensionSampleRate > 0 {
+				a.rate = asc.ExtensionSampleRate
+			}
+		}
+		a.channels = c.Channels
+		if a.channels <= 0 {
+			a.channels = asc.ChannelCount //nolint:staticcheck // set by Unmarshal from ChannelConfig
+		}
+		spf := 1024
+		if asc.FrameLengthFlag {
+			spf = 960
+		}
+		if asc.SampleRate > 0 {
+			a.defDur = uint32(int64(spf) * int64(a.rate) / int64(asc.SampleRate))
+		}
+	case media.Opus:
+		// Opus in MP4 always uses a 48 kHz timescale; mediacommon writes
+		// channel mapping family 0, which carries mono or stereo only.
+		a.channels = c.Channels
+		if a.channels == 0 {
+			a.channels = 2
+		}
+		if a.channels < 1 || a.channels > 2 {
+			return nil, fmt.Errorf("Opus with %d channels is not supported (1 or 2)", c.Channels)
+		}
+		a.rate = 48000
+		a.codec = "opus"
+		a.mp4 = &codecs.Opus{ChannelCount: a.channels}
+		a.defDur = 960
+	default:
+		return nil, fmt.Errorf("unsupported audio codec %v", c.Codec)
+	}
+	if a.rate < minAudioRate || a.rate > maxAudioRate {
+		return nil, fmt.Errorf("sample rate %d out of range", a.rate)
+	}
+	if a.defDur == 0 {
+		a.defDur = uint32(a.rate / 50)
+	}
+	return a, nil
+}
+
+func (a *audioParams) equal(c media.AudioConfig) bool {
+	s := a.src
+	return s.Codec == c.Codec && bytes.Equal(s.ASC, c.ASC) && s.SampleRate == c.SampleRate && s.Channels == c.Channels
+}
+
+// buildInit marshals the init segment of an epoch.
+func buildInit(epoch uint32, v *videoParams, a *audioParams) (Init, error) {
+	in := Init{Epoch: epoch}
+	var init fmp4.Init
+	if v != nil {
+		init.Tracks = append(init.Tracks, &fmp4.InitTrack{
+			ID:        VideoTrackID,
+			TimeScale: VideoTimescale,
+			Codec:     &codecs.H264{SPS: v.sps, PPS: v.pps},
+		})
+		in.VideoCodec, in.Width, in.Height = v.codec, v.width, v.height
+	}
+	if a != nil {
+		init.Tracks = append(init.Tracks, &fmp4.InitTrack{
+			ID:        AudioTrackID,
+			TimeScale: uint32(a.rate),
+			Codec:     a.mp4,
+		})
+		in.AudioCodec, in.SampleRate, in.Channels = a.codec, a.rate, a.channels
+	}
+	in.Codecs = joinCodecs(in.VideoCodec, in.AudioCodec)
+	var buf seekablebuffer.Buffer
+	if err := init.Marshal(&buf); err != nil {
+		return Init{}, fmt.Errorf("marshal init: %w", err)
+	}
+	in.Data = buf.Bytes()
+	return in, nil
+}

@@ -1,0 +1,214 @@
+package seeder
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// feed adds n chunks of 250 ms to w's current epoch, a keyframe every kf.
+func feed(w *Window, epoch uint32, from, n uint64, kf uint64, t0 time.Time) {
+	for seq := from; seq < from+n; seq++ {
+		w.Add(&Entry{
+			Epoch: epoch, Seq: seq, Keyframe: (seq-1)%kf == 0,
+			MediaTime: time.Duration(seq-1) * 250 * time.Millisecond, Duration: 250 * time.Millisecond,
+			Sealed: []byte(fmt.Sprintf("sealed-%d-%d", epoch, seq)), Plain: []byte(fmt.Sprintf("plain-%d-%d|", epoch, seq)),
+			Added: t0.Add(time.Duration(seq) * 250 * time.Millisecond),
+		})
+	}
+}
+
+func TestWindowEvictionAndOrder(t *testing.T) {
+	w := NewWindow(5 * time.Second)
+	t0 := time.Now()
+	if w.Add(&Entry{Epoch: 1, Seq: 1}) {
+		t.Fatal("chunk accepted before any epoch")
+	}
+	w.StartEpoch(EpochInfo{Epoch: 1, Init: &Entry{Epoch: 1, Sealed: []byte("init")}})
+	feed(w, 1, 1, 40, 8, t0) // 10 s of chunks, keep 5 s
+	if w.Add(&Entry{Epoch: 1, Seq: 99, Added: t0}) || w.Add(&Entry{Epoch: 2, Seq: 41, Added: t0}) {
+		t.Fatal("out-of-order or wrong-epoch chunk accepted")
+	}
+	l, _ := w.Live()
+	if l.Seq != 40 || l.KeyframeSeq != 33 || l.FirstSeq < 20 || l.FirstSeq > 21 {
+		t.Fatalf("live %+v", l)
+	}
+	if _, ok := w.Get(1, 5, 0); ok {
+		t.Fatal("evicted chunk still served")
+	}
+	if e, ok := w.Get(1, 40, 0); !ok || string(e.Sealed) != "sealed-1-40" {
+		t.Fatal("newest chunk missing")
+	}
+	if e, ok := w.Get(1, 0, 0); !ok || string(e.Sealed) != "init" {
+		t.Fatal("init missing")
+	}
+	if _, ok := w.Get(7, 1, 0); ok {
+		t.Fatal("unknown epoch served")
+	}
+	// Bounded memory across epochs.
+	for ep := uint32(2); ep < 20; ep++ {
+		w.StartEpoch(EpochInfo{Epoch: ep})
+	}
+	if n := len(w.epochs); n > maxEpochs {
+		t.Fatalf("%d epochs kept", n)
+	}
+}
+
+func TestWindowBlockingGet(t *testing.T) {
+	w := NewWindow(0)
+	w.StartEpoch(EpochInfo{Epoch: 3})
+	feed(w, 3, 1, 2, 1, time.Now())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var got *Entry
+	go func() {
+		defer wg.Done()
+		got, _ = w.Get(3, 3, 5*time.Second)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	feed(w, 3, 3, 1, 1, time.Now())
+	wg.Wait()
+	if got == nil || got.Seq != 3 {
+		t.Fatalf("blocked get returned %+v", got)
+	}
+	// Far ahead: no wait at all.
+	start := time.Now()
+	if _, ok := w.Get(3, 50, 5*time.Second); ok || time.Since(start) > time.Second {
+		t.Fatal("far-ahead request blocked or succeeded")
+	}
+	// Close releases a waiter.
+	go func() { time.Sleep(20 * time.Millisecond); w.Close() }()
+	if _, ok := w.Get(3, 4, 10*time.Second); ok {
+		t.Fatal("got a chunk from a closed window")
+	}
+}
+
+func TestPlaylist(t *testing.T) {
+	w := NewWindow(time.Minute)
+	w.StartEpoch(EpochInfo{Epoch: 9, Codecs: "avc1.64001f,mp4a.40.2"})
+	w.StartEpoch(EpochInfo{Epoch: 10, Codecs: "avc1.64001f,mp4a.40.2"})
+	feed(w, 10, 1, 21, 8, time.Now()) // segments start at 1, 9, 17 (open)
+	info, chunks, _ := w.Current()
+	pl, ok := playlist(info, chunks)
+	if !ok {
+		t.Fatal("no playlist")
+	}
+	for _, want := range []string{
+		"#EXT-X-VERSION:9", "#EXT-X-TARGETDURATION:2", "#EXT-X-PART-INF:PART-TARGET=0.251",
+		"CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.753", "#EXT-X-MEDIA-SEQUENCE:1",
+		"#EXT-X-DISCONTINUITY-SEQUENCE:1", `#EXT-X-MAP:URI="init/10.mp4"`,
+		"#EXTINF:2.000,\ns/10/1.m4s", "#EXTINF:2.000,\ns/10/9.m4s",
+		`#EXT-X-PART:DURATION=0.250,URI="p/10/17.m4s",INDEPENDENT=YES`,
+		`#EXT-X-PART:DURATION=0.250,URI="p/10/21.m4s"` + "\n",
+		`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p/10/22.m4s"`,
+	} {
+		if !strings.Contains(pl, want) {
+			t.Errorf("playlist lacks %q:\n%s", want, pl)
+		}
+	}
+	if strings.Contains(pl, "s/10/17.m4s") || strings.Contains(pl, "ENDLIST") {
+		t.Errorf("open segment listed whole or ENDLIST on a live stream:\n%s", pl)
+	}
+	for _, c := range []struct {
+		msn  uint64
+		part int
+		want bool
+	}{{1, -1, true}, {2, 0, true}, {3, 4, true}, {3, 5, false}, {4, 0, false}} {
+		if got := hasPart(info, chunks, c.msn, c.part); got != c.want {
+			t.Errorf("hasPart(%d,%d)=%v", c.msn, c.part, got)
+		}
+	}
+	b, ok := segmentBytes(info, chunks, 9)
+	if !ok || string(b) != "plain-10-9|plain-10-10|plain-10-11|plain-10-12|plain-10-13|plain-10-14|plain-10-15|plain-10-16|" {
+		t.Fatalf("segment bytes %q", b)
+	}
+	if _, ok := segmentBytes(info, chunks, 17); ok {
+		t.Fatal("open segment served whole")
+	}
+	w.EndEpoch()
+	info, chunks, _ = w.Current()
+	pl, _ = playlist(info, chunks)
+	if !strings.HasSuffix(pl, "s/10/17.m4s\n#EXT-X-ENDLIST\n") {
+		t.Fatalf("ended playlist:\n%s", pl)
+	}
+}
+
+func TestOriginHTTP(t *testing.T) {
+	o := NewOrigin(nil)
+	o.Wait = 2 * time.Second
+	pub := o.Stream("pub", time.Minute, true)
+	priv := o.Stream("priv", time.Minute, false)
+	for _, w := range []*Window{pub, priv} {
+		w.StartEpoch(EpochInfo{Epoch: 5, Codecs: "avc1.64001f", Init: &Entry{Epoch: 5, Sealed: []byte("sealed-init"), Plain: []byte("plain-init")}})
+		feed(w, 5, 1, 10, 4, time.Now())
+	}
+	srv := httptest.NewServer(o.Handler())
+	defer srv.Close()
+	get := func(path string) (int, string, http.Header) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	cases := []struct {
+		path string
+		code int
+		body string
+		cc   string
+	}{
+		{"/chunks/pub/5/3", 200, "sealed-5-3", immutable},
+		{"/chunks/pub/5/0", 200, "sealed-init", immutable},
+		{"/chunks/pub/init", 200, "sealed-init", "no-cache"},
+		{"/chunks/pub/5/99", 404, "", "no-store"},
+		{"/chunks/pub/4/1", 404, "", ""},
+		{"/chunks/pub/x/1", 400, "", ""},
+		{"/chunks/nope/5/1", 404, "", ""},
+		{"/chunks/BAD/5/1", 400, "", ""},
+		{"/hls/pub/init/5.mp4", 200, "plain-init", immutable},
+		{"/hls/pub/p/5/2.m4s", 200, "plain-5-2|", immutable},
+		{"/hls/pub/s/5/5.m4s", 200, "plain-5-5|plain-5-6|plain-5-7|plain-5-8|", immutable},
+		{"/hls/pub/s/5/9.m4s", 404, "", ""},
+		{"/hls/priv/index.m3u8", 403, "", ""},
+		{"/hls/priv/p/5/2.m4s", 403, "", ""},
+		{"/hls/pub/index.m3u8?_HLS_msn=99", 400, "", ""},
+		{"/hls/pub/index.m3u8?_HLS_msn=1&_HLS_part=x", 400, "", ""},
+	}
+	for _, c := range cases {
+		code, body, h := get(c.path)
+		if code != c.code || (c.body != "" && body != c.body) || (c.cc != "" && h.Get("Cache-Control") != c.cc) {
+			t.Errorf("GET %s: %d %q cc=%q; want %d %q cc=%q", c.path, code, body, h.Get("Cache-Control"), c.code, c.body, c.cc)
+		}
+	}
+	code, body, _ := get("/chunks/pub/live")
+	var l Live
+	if code != 200 || json.Unmarshal([]byte(body), &l) != nil || l.Epoch != 5 || l.Seq != 10 || l.KeyframeSeq != 9 || l.Codecs != "avc1.64001f" {
+		t.Fatalf("live: %d %s", code, body)
+	}
+
+	// A blocking chunk request and a blocking playlist reload are answered
+	// as soon as the chunk arrives.
+	done := make(chan string, 2)
+	go func() { _, b, _ := get("/chunks/pub/5/11"); done <- b }()
+	go func() { _, b, _ := get("/hls/pub/index.m3u8?_HLS_msn=3&_HLS_part=2"); done <- b }()
+	time.Sleep(50 * time.Millisecond)
+	feed(pub, 5, 11, 1, 4, time.Now())
+	for i := 0; i < 2; i++ {
+		select {
+		case b := <-done:
+			if b != "sealed-5-11" && !strings.Contains(b, `URI="p/5/11.m4s"`) {
+				t.Errorf("blocking answer %q", b)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("blocked request not released")
+		}
+	}
+}
