@@ -1,0 +1,396 @@
+package flv
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/avc"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxJump  = 5 * time.Second
+	DefaultMaxNALUs = 128
+)
+
+// backJump is how far a track may step backwards before it is treated as a
+// timeline jump rather than a small glitch (which is clamped instead).
+const backJump = time.Second
+
+// DiscontinuitySink is implemented by sinks that want to know when the
+// converter rebased the publish timeline. Discontinuity is called before
+// the first access unit on the new timeline; at is that unit's DTS.
+//
+// How jumps are handled: RTMP timestamps are extended from 32-bit
+// milliseconds to a 64-bit timeline (wrap-around is invisible). A
+// timestamp more than MaxJump ahead of the newest one seen on any track, or
+// more than 1 s behind the last one of its own track, is a jump: the whole
+// timeline (both tracks, so A/V sync is kept) is shifted so that it
+// continues one frame after where it stopped, and the sink is told. A
+// smaller step backwards is clamped to last+1ms. Either way, DTS is
+// strictly increasing per track.
+type DiscontinuitySink interface {
+	Discontinuity(at time.Duration) error
+}
+
+// MetadataSink is implemented by sinks that want the encoder's onMetaData.
+type MetadataSink interface {
+	Metadata(Metadata) error
+}
+
+// Config configures a Converter.
+type Config struct {
+	Sink   media.Sink
+	Logger *slog.Logger
+	// MaxJump is the largest forward step of the timeline that is taken
+	// as real; larger steps are rebased (see DiscontinuitySink).
+	MaxJump time.Duration
+	// MaxNALUs bounds NAL units per video frame.
+	MaxNALUs int
+}
+
+// Stats counts what a Converter did.
+type Stats struct {
+	VideoAUs, AudioFrames, Keyframes uint64
+	VideoConfigs, AudioConfigs       uint64
+	// DroppedVideo counts frames dropped before the first sequence header
+	// or while waiting for a keyframe; DroppedAudio frames before the AAC
+	// sequence header.
+	DroppedVideo, DroppedAudio uint64
+	Discontinuities            uint64
+	Clamped                    uint64 // timestamps nudged to keep DTS increasing
+}
+
+type track struct {
+	started bool
+	last    time.Duration
+	step    time.Duration // recent frame interval, used when rebasing
+}
+
+// Converter turns FLV tag bodies of one publish into Sink calls. It is not
+// safe for concurrent use: one publish, one goroutine.
+//
+// The Converter keeps sub-slices of the bodies it is given (NAL units,
+// audio frames) in the access units it hands to the sink: callers must not
+// reuse a body after passing it.
+type Converter struct {
+	sink    media.Sink
+	log     *slog.Logger
+	maxJump time.Duration
+	maxNAL  int
+
+	// video
+	haveVideo  bool
+	vcfg       avc.DecoderConfig
+	waitKey    bool
+	loggedNoV  bool
+	loggedWait bool
+
+	// audio
+	haveAudio bool
+	asc       []byte
+	loggedNoA bool
+
+	// timeline
+	haveTS  bool
+	lastRaw uint32
+	ext     int64 // extended ms of the last timestamp
+	base    int64 // ext of the first access unit
+	offset  time.Duration
+	newest  time.Duration
+	video   track
+	audio   track
+
+	meta  Metadata
+	stats Stats
+}
+
+// NewConverter returns a Converter writing to cfg.Sink.
+func NewConverter(cfg Config) *Converter {
+	c := &Converter{sink: cfg.Sink, log: cfg.Logger, maxJump: cfg.MaxJump, maxNAL: cfg.MaxNALUs}
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.maxJump <= 0 {
+		c.maxJump = DefaultMaxJump
+	}
+	if c.maxNAL <= 0 {
+		c.maxNAL = DefaultMaxNALUs
+	}
+	c.video.step = 33 * time.Millisecond
+	c.audio.step = 21 * time.Millisecond
+	return c
+}
+
+// Stats returns the counters so far.
+func (c *Converter) Stats() Stats { return c.stats }
+
+// Video handles the body of one RTMP video message with timestamp ts (ms).
+func (c *Converter) Video(ts uint32, body []byte) error {
+	tag, err := ParseVideoTag(body)
+	if err != nil {
+		return err
+	}
+	if tag.FrameType == FrameCommand {
+		return nil
+	}
+	switch tag.PacketType {
+	case AVCSequenceHeader:
+		return c.videoConfig(tag.Data)
+	case AVCEndOfSequence:
+		// The encoder ended the coded sequence; whatever follows must
+		// start with an IDR to be decodable.
+		if c.haveVideo {
+			c.waitKey = true
+			c.loggedWait = false
+			c.log.Info("rtmp: AVC end of sequence")
+		}
+		return nil
+	case AVCIgnore:
+		return nil
+	}
+	if !c.haveVideo {
+		c.stats.DroppedVideo++
+		if !c.loggedNoV {
+			c.loggedNoV = true
+			c.log.Warn("rtmp: video before the AVC sequence header dropped")
+		}
+		return nil
+	}
+	nalus, err := avc.SplitAVCC(nil, tag.Data, c.vcfg.LengthSize, c.maxNAL)
+	if err != nil {
+		return fmt.Errorf("flv: video frame: %w", err)
+	}
+	if len(nalus) == 0 {
+		return nil // empty frame: nothing to decode
+	}
+	key := false
+	for _, n := range nalus {
+		if avc.NALUType(n) == avc.NALUTypeIDR {
+			key = true
+			break
+		}
+	}
+	if c.waitKey {
+		if !key {
+			c.stats.DroppedVideo++
+			if !c.loggedWait {
+				c.loggedWait = true
+				c.log.Info("rtmp: waiting for an IDR frame, dropping inter frames")
+			}
+			return nil
+		}
+		c.waitKey = false
+	}
+	dts, err := c.timestamp(&c.video, ts)
+	if err != nil {
+		return err
+	}
+	c.stats.VideoAUs++
+	if key {
+		c.stats.Keyframes++
+	}
+	return c.sink.WriteAU(media.AccessUnit{
+		Kind:  media.Video,
+		DTS:   dts,
+		PTS:   dts + time.Duration(tag.CTS)*time.Millisecond,
+		Key:   key,
+		NALUs: nalus,
+	})
+}
+
+func (c *Converter) videoConfig(data []byte) error {
+	rec, err := avc.ParseDecoderConfig(data)
+	if err != nil {
+		return fmt.Errorf("flv: AVC sequence header: %w", err)
+	}
+	if len(rec.SPS) == 0 || len(rec.PPS) == 0 {
+		return fmt.Errorf("flv: AVC sequence header has %d SPS and %d PPS, need one of each", len(rec.SPS), len(rec.PPS))
+	}
+	if c.haveVideo && c.vcfg.Equal(rec) {
+		return nil // encoders repeat the header; not a new epoch
+	}
+	var sps h264.SPS
+	if err := sps.Unmarshal(rec.SPS[0]); err != nil {
+		return fmt.Errorf("flv: AVC sequence header: SPS: %w", err)
+	}
+	codec, err := avc.CodecString(rec.SPS[0])
+	if err != nil {
+		return fmt.Errorf("flv: AVC sequence header: %w", err)
+	}
+	if len(rec.SPS) > 1 || len(rec.PPS) > 1 {
+		c.log.Warn("rtmp: AVC sequence header has several parameter sets, using the first",
+			"sps", len(rec.SPS), "pps", len(rec.PPS))
+	}
+	// Own the parameter sets: they are kept across frames.
+	rec.SPS = [][]byte{bytes.Clone(rec.SPS[0])}
+	rec.PPS = [][]byte{bytes.Clone(rec.PPS[0])}
+	if err := c.sink.VideoConfig(media.VideoConfig{SPS: rec.SPS[0], PPS: rec.PPS[0]}); err != nil {
+		return err
+	}
+	c.haveVideo = true
+	c.vcfg = rec
+	c.waitKey = true
+	c.loggedWait = false
+	c.stats.VideoConfigs++
+	c.log.Info("rtmp: video config", "codec", codec, "width", sps.Width(), "height", sps.Height(),
+		"fps", sps.FPS(), "nalu_length_size", rec.LengthSize)
+	return nil
+}
+
+// Audio handles the body of one RTMP audio message with timestamp ts (ms).
+func (c *Converter) Audio(ts uint32, body []byte) error {
+	tag, err := ParseAudioTag(body)
+	if err != nil {
+		return err
+	}
+	if tag.AACPacketType == AACSequenceHeader {
+		return c.audioConfig(tag.Data)
+	}
+	if !c.haveAudio {
+		c.stats.DroppedAudio++
+		if !c.loggedNoA {
+			c.loggedNoA = true
+			c.log.Warn("rtmp: audio before the AAC sequence header dropped")
+		}
+		return nil
+	}
+	if len(tag.Data) == 0 {
+		return nil
+	}
+	dts, err := c.timestamp(&c.audio, ts)
+	if err != nil {
+		return err
+	}
+	c.stats.AudioFrames++
+	return c.sink.WriteAU(media.AccessUnit{
+		Kind:  media.Audio,
+		DTS:   dts,
+		PTS:   dts,
+		Key:   true,
+		Frame: tag.Data,
+	})
+}
+
+func (c *Converter) audioConfig(data []byte) error {
+	if c.haveAudio && bytes.Equal(c.asc, data) {
+		return nil
+	}
+	var asc mpeg4audio.AudioSpecificConfig
+	if err := asc.Unmarshal(data); err != nil {
+		if len(data) > 0 {
+			switch ot := data[0] >> 3; ot {
+			case 2, 5, 29, 31: // LC, SBR, PS; 31 escapes to an extended type
+			default:
+				return &UnsupportedCodecError{Kind: media.Audio, Codec: fmt.Sprintf("AAC object type %d", ot)}
+			}
+		}
+		return fmt.Errorf("flv: AAC sequence header: %w", err)
+	}
+	c.asc = bytes.Clone(data)
+	cfg := media.AudioConfig{
+		Codec:      media.AAC,
+		ASC:        c.asc,
+		SampleRate: asc.SampleRate,
+		Channels:   aacChannels(asc.ChannelConfig),
+	}
+	if err := c.sink.AudioConfig(cfg); err != nil {
+		return err
+	}
+	c.haveAudio = true
+	c.stats.AudioConfigs++
+	c.log.Info("rtmp: audio config", "codec", "aac", "object_type", int(asc.Type),
+		"sample_rate", cfg.SampleRate, "channels", cfg.Channels)
+	return nil
+}
+
+// Metadata parses an onMetaData body, logs it when it changes and passes it
+// to the sink if the sink is a MetadataSink.
+func (c *Converter) Metadata(body []byte) (Metadata, error) {
+	md, err := ParseMetadata(body)
+	if err != nil {
+		return md, err
+	}
+	if md != c.meta {
+		c.meta = md
+		c.log.Info("rtmp: metadata", "meta", md)
+	}
+	if ms, ok := c.sink.(MetadataSink); ok {
+		if err := ms.Metadata(md); err != nil {
+			return md, err
+		}
+	}
+	return md, nil
+}
+
+// timestamp maps an RTMP timestamp onto the publish timeline for one track.
+func (c *Converter) timestamp(tr *track, raw uint32) (time.Duration, error) {
+	if !c.haveTS {
+		c.haveTS = true
+		c.lastRaw = raw
+		c.ext = int64(raw)
+		c.base = c.ext
+	} else {
+		// Signed difference modulo 2^32: a wrap-around reads as a small
+		// step forward, and interleaved tracks may step back a little.
+		c.ext += int64(int32(raw - c.lastRaw))
+		c.lastRaw = raw
+	}
+	t := time.Duration(c.ext-c.base)*time.Millisecond + c.offset
+
+	anyStarted := c.video.started || c.audio.started
+	if anyStarted && (t-c.newest > c.maxJump || (tr.started && tr.last-t > backJump)) {
+		target := c.newest + tr.step
+		if tr.started && tr.last+tr.step > target {
+			target = tr.last + tr.step
+		}
+		c.offset += target - t
+		c.log.Warn("rtmp: timestamp jump, timeline rebased", "from", t, "to", target,
+			"discontinuities", c.stats.Discontinuities+1)
+		t = target
+		c.stats.Discontinuities++
+		if ds, ok := c.sink.(DiscontinuitySink); ok {
+			if err := ds.Discontinuity(t); err != nil {
+				return 0, err
+			}
+		}
+	}
+	switch {
+	case tr.started && t <= tr.last:
+		t = tr.last + time.Millisecond
+		c.stats.Clamped++
+	case !tr.started && t < 0:
+		t = 0
+		c.stats.Clamped++
+	}
+	if tr.started {
+		if d := t - tr.last; d > 0 && d <= 200*time.Millisecond {
+			tr.step = d
+		}
+	}
+	tr.started = true
+	tr.last = t
+	if t > c.newest {
+		c.newest = t
+	}
+	return t, nil
+}
+
+// aacChannels maps an AAC channel configuration to a channel count; 0 means
+// the layout is given by a program config element in the stream.
+func aacChannels(cfg uint8) int {
+	switch {
+	case cfg >= 1 && cfg <= 6:
+		return int(cfg)
+	case cfg == 7:
+		return 8
+	}
+	return 0
+}
