@@ -7,6 +7,7 @@ require (
 	github.com/pion/logging v0.2.4
 	github.com/pion/stun/v4 v4.0.0
 	github.com/pion/turn/v5 v5.1.1
+	github.com/pion/webrtc/v4 v4.2.20
 	github.com/prometheus/client_golang v1.25.0
 	github.com/sirupsen/logrus v1.7.0
 	github.com/yutopp/go-rtmp v0.0.7
@@ -35,7 +36,6 @@ require (
 	github.com/pion/sdp/v3 v3.0.19 // indirect
 	github.com/pion/srtp/v3 v3.0.13 // indirect
 	github.com/pion/transport/v4 v4.1.0 // indirect
-	github.com/pion/webrtc/v4 v4.2.20 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect

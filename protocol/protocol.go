@@ -92,7 +92,8 @@ type SeederHello struct {
 	Auth       string `json:"auth"`
 	UploadKbps int    `json:"upload_kbps"`
 	Region     string `json:"region,omitempty"`
-	// OriginURL is the seeder's HTTP base for chunks and LL-HLS.
+	// OriginURL is the seeder's HTTP base for chunks and LL-HLS; empty
+	// means the tracker's own HTTP origin (the all-in-one `banyan up`).
 	OriginURL string `json:"origin_url"`
 	// RTMPURL and WHIPURL are where broadcasters publish to this seeder.
 	RTMPURL string `json:"rtmp_url,omitempty"`
@@ -314,8 +315,8 @@ func (m SeederHello) validate() error {
 	if m.UploadKbps <= 0 || m.UploadKbps > maxUploadKbps {
 		return errors.New("seeder_hello: impossible upload_kbps")
 	}
-	if m.Auth == "" || m.PublicKey == "" || m.OriginURL == "" {
-		return errors.New("seeder_hello: auth, public_key and origin_url are required")
+	if m.Auth == "" || m.PublicKey == "" {
+		return errors.New("seeder_hello: auth and public_key are required")
 	}
 	if len(m.Auth) > 512 || len(m.PublicKey) > 128 || len(m.OriginURL) > 1024 || len(m.RTMPURL) > 1024 || len(m.WHIPURL) > 1024 || len(m.Region) > 64 {
 		return errors.New("seeder_hello: field too long")

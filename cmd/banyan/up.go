@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/seeder"
+	"github.com/banyan-live/banyan/seeder/rtmpingest"
 	"github.com/banyan-live/banyan/store"
 	"github.com/banyan-live/banyan/tracker"
 	"github.com/banyan-live/banyan/web"
@@ -71,15 +75,22 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // system is everything `banyan up` runs, with one Close for all of it.
 type system struct {
-	opt   upOptions
-	log   *slog.Logger
-	store *store.Store
-	http  *http.Server
-	ln    net.Listener
+	opt     upOptions
+	log     *slog.Logger
+	store   *store.Store
+	http    *http.Server
+	ln      net.Listener
+	seeder  *seeder.Seeder
+	rtmp    *rtmpingest.Server
+	tracker *tracker.Tracker
+
+	announcer    *seeder.Announcer
+	seederSecret []byte
 
 	adminToken string // set only on the start that created it
 	demoKey    string
 	serveErr   chan error
+	rtmpErr    chan error
 }
 
 func startSystem(ctx context.Context, o upOptions, log *slog.Logger) (*system, error) {
@@ -90,7 +101,7 @@ func startSystem(ctx context.Context, o upOptions, log *slog.Logger) (*system, e
 		}
 		return nil, fmt.Errorf("cannot use data dir %s: %w", o.Data, err)
 	}
-	s := &system{opt: o, log: log, store: st, serveErr: make(chan error, 1)}
+	s := &system{opt: o, log: log, store: st, serveErr: make(chan error, 1), rtmpErr: make(chan error, 1)}
 	if err := s.start(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -110,37 +121,38 @@ func (s *system) start(ctx context.Context) error {
 		return err
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "banyan_streams", Help: "Streams with an active (not revoked) key.",
+	}, s.activeStreams))
+
+	if err := s.newSeeder(reg); err != nil {
+		return err
+	}
+	if err := s.startTracker(reg); err != nil {
+		return err
+	}
+
 	ln, err := net.Listen("tcp", s.opt.HTTP)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (--http): %w", s.opt.HTTP, unwrapOpError(err))
 	}
 	s.ln = ln
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "banyan_streams", Help: "Streams with an active (not revoked) key.",
-	}, func() float64 {
-		streams, err := s.store.Streams()
-		if err != nil {
-			return 0
-		}
-		n := 0
-		for _, st := range streams {
-			if !st.Revoked {
-				n++
-			}
-		}
-		return float64(n)
-	}))
-
+	origin := s.seeder.Origin().Handler()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.Handle("/api/", tracker.NewAdminAPI(tracker.AdminConfig{Store: s.store, Logger: s.log}))
+	mux.Handle("/api/", tracker.NewAdminAPI(tracker.AdminConfig{
+		Store: s.store, Logger: s.log, OnRevoke: s.seeder.Kick, IsLive: s.seeder.Live,
+	}))
+	mux.Handle("/chunks/", origin)
+	mux.Handle("/hls/", origin)
+	mux.Handle("/ws", s.tracker)
 	mux.Handle("/", web.Handler())
 
 	s.http = &http.Server{
@@ -154,7 +166,117 @@ func (s *system) start(ctx context.Context) error {
 	}
 	go func() { s.serveErr <- s.http.Serve(ln) }()
 	s.log.Info("http listening", "addr", ln.Addr().String())
+
+	// The seeder registers each live stream with the tracker over the same
+	// websocket protocol a standalone seeder would use.
+	s.announcer = seeder.NewAnnouncer(seeder.AnnouncerConfig{
+		TrackerURL: "ws://" + loopbackAddr(ln.Addr()) + "/ws",
+		Auth:       func(stream string) string { return tracker.SeederAuth(s.seederSecret, stream) },
+		PublicKey:  s.seeder.PublicKey(),
+		Logger:     s.log.With("component", "announce"),
+	})
+	return s.startRTMP(ctx)
+}
+
+// loopbackAddr turns a listen address into one this process can dial.
+func loopbackAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func (s *system) activeStreams() float64 {
+	streams, err := s.store.Streams()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, st := range streams {
+		if !st.Revoked {
+			n++
+		}
+	}
+	return float64(n)
+}
+
+// newSeeder makes the seeder; its events go to the announcer.
+func (s *system) newSeeder(reg prometheus.Registerer) error {
+	seed, err := s.store.Secret("seeder-ed25519-seed", ed25519.SeedSize)
+	if err != nil {
+		return err
+	}
+	s.seeder, err = seeder.New(seeder.Config{
+		SigningKey: ed25519.NewKeyFromSeed(seed), Logger: s.log.With("component", "seeder"), Registerer: reg,
+		Events: func(e seeder.Event) {
+			if s.announcer != nil {
+				s.announcer.Event(e)
+			}
+		},
+	})
+	return err
+}
+
+// startRTMP opens the RTMP listener feeding the seeder.
+func (s *system) startRTMP(ctx context.Context) error {
+	var err error
+	s.rtmp, err = rtmpingest.New(rtmpingest.Config{
+		Addr:      s.opt.RTMP,
+		Logger:    s.log.With("component", "rtmp"),
+		Authorize: s.authorizeRTMP,
+		NewSink: func(ctx context.Context, p rtmpingest.Publish) (media.Sink, func(error), error) {
+			st, err := s.store.Stream(p.Stream)
+			if err != nil {
+				return nil, nil, err
+			}
+			pub, err := s.seeder.StartPublish(p.Stream, "rtmp", !st.Private, p.Stop)
+			if err != nil {
+				return nil, nil, err
+			}
+			return pub, pub.End, nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.rtmp.Listen(); err != nil {
+		return fmt.Errorf("cannot listen on %s (--rtmp): %w", s.opt.RTMP, unwrapOpError(err))
+	}
+	go func() { s.rtmpErr <- s.rtmp.Serve(ctx) }()
+	s.log.Info("rtmp listening", "addr", s.rtmp.Addr().String())
 	return nil
+}
+
+func (s *system) authorizeRTMP(ctx context.Context, key string) (string, error) {
+	st, err := s.store.Authorize(key)
+	if err != nil {
+		s.seeder.Refused("rtmp", "bad_key")
+		return "", err
+	}
+	return st.Name, nil
+}
+
+func (s *system) startTracker(reg prometheus.Registerer) error {
+	var err error
+	s.seederSecret, err = s.store.Secret("seeder-auth", 32)
+	if err != nil {
+		return err
+	}
+	viewerSecret, err := s.store.Secret("viewer-token", 32)
+	if err != nil {
+		return err
+	}
+	s.tracker, err = tracker.New(tracker.Config{
+		SeederSecret: s.seederSecret,
+		Access:       tracker.StoreAccess{Store: s.store, TokenSecret: viewerSecret},
+		Logger:       s.log.With("component", "tracker"),
+		Registerer:   reg,
+	})
+	return err
 }
 
 // demoKeyFile keeps the demo stream's key so `make run` can print the OBS
@@ -189,8 +311,15 @@ func (s *system) ensureDemoStream() (string, error) {
 // Close stops every listener and closes the store.
 func (s *system) Close() error {
 	var errs []error
+	if s.announcer != nil {
+		s.announcer.Close()
+	}
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Blocked origin requests and websockets end first, so Shutdown
+		// does not wait for them.
+		s.seeder.Origin().Close()
+		s.tracker.Close()
 		if err := s.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
@@ -198,6 +327,19 @@ func (s *system) Close() error {
 		if err := <-s.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, fmt.Errorf("http serve: %w", err))
 		}
+	} else if s.tracker != nil {
+		s.tracker.Close()
+	}
+	if s.rtmp != nil {
+		s.rtmp.Close()
+		if s.rtmp.Addr() != nil {
+			if err := <-s.rtmpErr; err != nil {
+				errs = append(errs, fmt.Errorf("rtmp serve: %w", err))
+			}
+		}
+	}
+	if s.seeder != nil {
+		s.seeder.Close()
 	}
 	if err := s.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
@@ -224,7 +366,7 @@ func hostPort(host, addr string) string {
 
 func (s *system) printBanner(w io.Writer) {
 	web := "http://" + hostPort(s.host(), s.ln.Addr().String())
-	rtmp := "rtmp://" + hostPort(s.host(), s.opt.RTMP) + "/live"
+	rtmp := "rtmp://" + hostPort(s.host(), s.rtmp.Addr().String()) + "/live"
 	fmt.Fprintf(w, "\nBanyan is up.\n\n")
 	if s.adminToken != "" {
 		fmt.Fprintf(w, "  Admin token (shown once; also kept in %s):\n    %s\n\n", s.store.AdminTokenPath(), s.adminToken)

@@ -1,0 +1,213 @@
+package overlay
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// PeerID names a peer inside one stream's overlay. The tracker maps its own
+// (string) peer ids to these; integers keep the per-peer state small.
+type PeerID uint64
+
+const (
+	// Root is the seeder: the root of every stripe tree. It is created by New
+	// and can neither join nor leave.
+	Root PeerID = 0
+	// Origin is the parent reported for a peer that has no tree parent in a
+	// stripe: it fetches that stripe from the origin over HTTP (fallback).
+	Origin PeerID = math.MaxUint64
+)
+
+// NAT is what the peer learned about its NAT (from ICE candidates).
+type NAT uint8
+
+// NAT kinds. Unknown is treated as connectable.
+const (
+	NATUnknown NAT = iota
+	NATOpen
+	NATCone
+	NATSymmetric
+	natKinds
+)
+
+func (n NAT) String() string {
+	switch n {
+	case NATUnknown:
+		return "unknown"
+	case NATOpen:
+		return "open"
+	case NATCone:
+		return "cone"
+	case NATSymmetric:
+		return "symmetric"
+	}
+	return fmt.Sprintf("nat(%d)", uint8(n))
+}
+
+// DefaultConnectable is the pairing rule used when Config.Connectable is nil:
+// two peers both behind symmetric NATs cannot punch a hole to each other (a
+// TURN relay can still carry the pair, so such a pair is avoided, not banned).
+func DefaultConnectable(parent, child NAT) bool {
+	return parent != NATSymmetric || child != NATSymmetric
+}
+
+// PeerInfo describes a joining peer.
+type PeerInfo struct {
+	ID PeerID
+	// Capacity is how many children the peer can feed, in units of one stripe
+	// stream (upload bitrate / (stream bitrate / K)), computed by the caller
+	// from declared or, better, measured upload.
+	Capacity int
+	NAT      NAT
+	// Locality is an opaque label (region, AS, address prefix); equal
+	// non-empty labels are "near". Used only as a tie-breaker.
+	Locality string
+	// NoUpload marks a peer that opted out of relaying: a leaf everywhere.
+	NoUpload bool
+}
+
+// Limits on inputs (they come from the network via the tracker).
+const (
+	MaxStripes     = 32
+	MaxLocalityLen = 128
+)
+
+// Config tunes a Forest. Zero fields take the documented defaults.
+type Config struct {
+	// Stripes is K, the number of stripe trees (1..MaxStripes). Required.
+	Stripes int
+	// RootCapacity is how many children the seeder feeds directly in each
+	// stripe. Default 8. It is never exceeded.
+	RootCapacity int
+	// RootNAT and RootLocality describe the seeder (default NATOpen, "").
+	RootNAT      NAT
+	RootLocality string
+	// MinInteriorCapacity is the capacity below which a peer is a leaf in
+	// every stripe. Default 2 (a peer that can feed one child is not worth
+	// the extra hop it would add for that child).
+	MinInteriorCapacity int
+	// MaxCapacity clamps declared or measured capacities. Default 256.
+	MaxCapacity int
+	// Sample is how many eligible candidates of the shallowest depth level are
+	// compared on the tie-breakers (connectability, locality, free slots).
+	// Default 8. Placement cost is O(depth + Sample).
+	Sample int
+	// NATSlack is how many levels deeper than the shallowest free slot a peer
+	// may be placed to avoid a pair known not to connect. Default 1.
+	NATSlack int
+	// MaxMovesPerUpdate bounds the peers re-parented by one UpdateCapacity or
+	// Tick call (promotion swaps and demotion shedding). Default 8.
+	MaxMovesPerUpdate int
+	// MovesPerSecond refills the move budget (token bucket, driven by the
+	// clock the caller passes in). Burst is max(MaxMovesPerUpdate,
+	// MovesPerSecond). Default 100.
+	MovesPerSecond float64
+	// SwapMargin is the capacity advantage a peer needs over its parent to
+	// swap places with it (hysteresis against measurement noise). Default 2.
+	SwapMargin int
+	// MaxLocalities bounds the interned locality labels; further labels are
+	// treated as unknown. Default 4096.
+	MaxLocalities int
+	// Seed makes candidate sampling reproducible.
+	Seed uint64
+	// Connectable reports whether a child behind NAT child can receive from
+	// a parent behind NAT parent. Default DefaultConnectable.
+	Connectable func(parent, child NAT) bool
+}
+
+// Errors.
+var (
+	// ErrNoCapacity: no tree in the stripe had a free slot, the peer was sent
+	// to the origin (Parent == Origin). Returned per stripe by Result.StripeErr.
+	ErrNoCapacity    = errors.New("overlay: no free slot in stripe, origin fallback")
+	ErrUnknownPeer   = errors.New("overlay: unknown peer")
+	ErrDuplicatePeer = errors.New("overlay: peer already joined")
+	ErrInvalid       = errors.New("overlay: invalid argument")
+)
+
+// Change is one edge added to or removed from a stripe tree. Parent is Origin
+// for the HTTP fallback. The tracker turns changes into notifications for
+// both ends.
+type Change struct {
+	Stripe int
+	Parent PeerID
+	Child  PeerID
+	Added  bool
+}
+
+func (c Change) String() string {
+	op := "-"
+	if c.Added {
+		op = "+"
+	}
+	return fmt.Sprintf("%s[%d] %d->%d", op, c.Stripe, c.Parent, c.Child)
+}
+
+// Result is what Join returns. Its slices belong to the Forest and are valid
+// until the next mutating call; copy them to keep them.
+type Result struct {
+	// Parents holds the joiner's parent per stripe (Origin: fallback).
+	Parents []PeerID
+	// Changes lists every edge added or removed by the call, the joiner's own
+	// edges included.
+	Changes []Change
+}
+
+// StripeErr returns ErrNoCapacity when the peer was sent to the origin in
+// stripe s.
+func (r Result) StripeErr(s int) error {
+	if s >= 0 && s < len(r.Parents) && r.Parents[s] == Origin {
+		return fmt.Errorf("stripe %d: %w", s, ErrNoCapacity)
+	}
+	return nil
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	out := *c
+	if out.Stripes < 1 || out.Stripes > MaxStripes {
+		return out, fmt.Errorf("overlay: config: stripes %d not in 1..%d: %w", out.Stripes, MaxStripes, ErrInvalid)
+	}
+	if out.RootCapacity < 0 || out.MinInteriorCapacity < 0 || out.MaxCapacity < 0 || out.Sample < 0 ||
+		out.NATSlack < 0 || out.MaxMovesPerUpdate < 0 || out.MovesPerSecond < 0 || out.SwapMargin < 0 ||
+		out.MaxLocalities < 0 {
+		return out, fmt.Errorf("overlay: config: negative value: %w", ErrInvalid)
+	}
+	if out.RootNAT >= natKinds || len(out.RootLocality) > MaxLocalityLen {
+		return out, fmt.Errorf("overlay: config: bad root description: %w", ErrInvalid)
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&out.RootCapacity, 8)
+	def(&out.MinInteriorCapacity, 2)
+	def(&out.MaxCapacity, 256)
+	def(&out.Sample, 8)
+	def(&out.NATSlack, 1)
+	def(&out.MaxMovesPerUpdate, 8)
+	def(&out.SwapMargin, 2)
+	def(&out.MaxLocalities, 4096)
+	if out.MovesPerSecond == 0 {
+		out.MovesPerSecond = 100
+	}
+	if out.RootNAT == NATUnknown {
+		out.RootNAT = NATOpen
+	}
+	if out.MaxCapacity > 1<<16 || out.RootCapacity > 1<<16 {
+		return out, fmt.Errorf("overlay: config: capacity above %d: %w", 1<<16, ErrInvalid)
+	}
+	if out.MaxLocalities > math.MaxUint16 {
+		out.MaxLocalities = math.MaxUint16
+	}
+	if out.Connectable == nil {
+		out.Connectable = DefaultConnectable
+	}
+	return out, nil
+}
+
+// burst is the token bucket size.
+func (c *Config) burst() float64 {
+	return math.Max(float64(c.MaxMovesPerUpdate), c.MovesPerSecond)
+}

@@ -1,0 +1,725 @@
+package overlay
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newForest(t testing.TB, cfg Config) *Forest {
+	t.Helper()
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// join joins p and returns copies of the result slices.
+func join(t testing.TB, f *Forest, p PeerInfo) ([]PeerID, []Change) {
+	t.Helper()
+	res, err := f.Join(p)
+	if err != nil {
+		t.Fatalf("join %+v: %v", p, err)
+	}
+	if err := f.Check(); err != nil {
+		t.Fatalf("after join %d: %v", p.ID, err)
+	}
+	return slices.Clone(res.Parents), slices.Clone(res.Changes)
+}
+
+func parent(t testing.TB, f *Forest, id PeerID, s int) PeerID {
+	t.Helper()
+	p, err := f.Parent(id, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func depth(t testing.TB, f *Forest, id PeerID, s int) int {
+	t.Helper()
+	d, err := f.Depth(id, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// sameChanges compares change lists as sets.
+func sameChanges(t testing.TB, got, want []Change) {
+	t.Helper()
+	key := func(c Change) string { return c.String() }
+	g := make([]string, len(got))
+	for i, c := range got {
+		g[i] = key(c)
+	}
+	w := make([]string, len(want))
+	for i, c := range want {
+		w[i] = key(c)
+	}
+	slices.Sort(g)
+	slices.Sort(w)
+	if !slices.Equal(g, w) {
+		t.Fatalf("changes\n got  %v\n want %v", g, w)
+	}
+}
+
+func add(s int, p, c PeerID) Change { return Change{Stripe: s, Parent: p, Child: c, Added: true} }
+func rm(s int, p, c PeerID) Change  { return Change{Stripe: s, Parent: p, Child: c} }
+
+func TestNewConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"zero stripes", Config{}, false},
+		{"too many stripes", Config{Stripes: MaxStripes + 1}, false},
+		{"negative root", Config{Stripes: 2, RootCapacity: -1}, false},
+		{"negative rate", Config{Stripes: 2, MovesPerSecond: -1}, false},
+		{"bad root nat", Config{Stripes: 2, RootNAT: 9}, false},
+		{"huge capacity", Config{Stripes: 2, MaxCapacity: 1 << 20}, false},
+		{"long root locality", Config{Stripes: 2, RootLocality: strings.Repeat("x", MaxLocalityLen+1)}, false},
+		{"defaults", Config{Stripes: 2}, true},
+		{"one stripe", Config{Stripes: 1}, true},
+		{"max stripes", Config{Stripes: MaxStripes}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := New(tc.cfg)
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("err = %v, want ErrInvalid", err)
+				}
+				return
+			}
+			if f.Len() != 0 || f.Stripes() != tc.cfg.Stripes {
+				t.Fatalf("Len %d Stripes %d", f.Len(), f.Stripes())
+			}
+			if err := f.Check(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestJoinValidation(t *testing.T) {
+	f := newForest(t, Config{Stripes: 2})
+	join(t, f, PeerInfo{ID: 7, Capacity: 3})
+	cases := []struct {
+		name string
+		p    PeerInfo
+		want error
+	}{
+		{"root id", PeerInfo{ID: Root}, ErrInvalid},
+		{"origin id", PeerInfo{ID: Origin}, ErrInvalid},
+		{"negative capacity", PeerInfo{ID: 1, Capacity: -1}, ErrInvalid},
+		{"bad nat", PeerInfo{ID: 1, NAT: natKinds}, ErrInvalid},
+		{"long locality", PeerInfo{ID: 1, Locality: strings.Repeat("a", MaxLocalityLen+1)}, ErrInvalid},
+		{"duplicate", PeerInfo{ID: 7}, ErrDuplicatePeer},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := f.Join(tc.p); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if f.Len() != 1 {
+				t.Fatalf("Len %d after refused join", f.Len())
+			}
+		})
+	}
+	// A huge declared capacity is clamped, not refused.
+	join(t, f, PeerInfo{ID: 8, Capacity: math.MaxInt32})
+	if info, _ := f.Info(8); info.Capacity != 256 {
+		t.Fatalf("capacity %d, want clamp to 256", info.Capacity)
+	}
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUnknownAndInvalid(t *testing.T) {
+	f := newForest(t, Config{Stripes: 2})
+	join(t, f, PeerInfo{ID: 1})
+	now := time.Unix(1, 0)
+	unknown := []func() error{
+		func() error { _, err := f.Leave(99); return err },
+		func() error { _, err := f.UpdateCapacity(99, 3, now); return err },
+		func() error { _, err := f.ReportBadParent(99, 0); return err },
+		func() error { _, err := f.SetNAT(99, NATOpen); return err },
+		func() error { _, err := f.Parent(99, 0); return err },
+		func() error { _, err := f.Children(nil, 99, 0); return err },
+		func() error { _, err := f.Depth(99, 0); return err },
+		func() error { _, err := f.Parents(nil, 99); return err },
+		func() error { _, err := f.Info(99); return err },
+	}
+	for i, fn := range unknown {
+		if err := fn(); !errors.Is(err, ErrUnknownPeer) {
+			t.Errorf("call %d: err = %v, want ErrUnknownPeer", i, err)
+		}
+	}
+	invalid := []func() error{
+		func() error { _, err := f.Leave(Root); return err },
+		func() error { _, err := f.UpdateCapacity(1, -1, now); return err },
+		func() error { _, err := f.ReportBadParent(1, 2); return err },
+		func() error { _, err := f.ReportBadParent(1, -1); return err },
+		func() error { _, err := f.SetNAT(1, 77); return err },
+		func() error { _, err := f.Parent(1, 2); return err },
+		func() error { _, err := f.Parent(Root, 0); return err },
+		func() error { _, err := f.Depth(1, -1); return err },
+	}
+	for i, fn := range invalid {
+		if err := fn(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("call %d: err = %v, want ErrInvalid", i, err)
+		}
+	}
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJoinScenario walks a small forest through origin fallback, promotion
+// (a strong joiner takes a leaf's place and adopts it) and re-attachment.
+func TestJoinScenario(t *testing.T) {
+	f := newForest(t, Config{Stripes: 2, RootCapacity: 2})
+	const A, B, C, D = 1, 2, 3, 4
+	par, ch := join(t, f, PeerInfo{ID: A})
+	if !slices.Equal(par, []PeerID{Root, Root}) {
+		t.Fatalf("A parents %v", par)
+	}
+	sameChanges(t, ch, []Change{add(0, Root, A), add(1, Root, A)})
+
+	// B can forward: interior in stripe 0 (tie), the root still has room.
+	par, _ = join(t, f, PeerInfo{ID: B, Capacity: 4})
+	if !slices.Equal(par, []PeerID{Root, Root}) {
+		t.Fatalf("B parents %v", par)
+	}
+	if s, _ := f.Interior(B); s != 0 {
+		t.Fatalf("B interior in %d", s)
+	}
+
+	// C is a leaf: under B in stripe 0; stripe 1 is full -> origin.
+	res, err := f.Join(PeerInfo{ID: C})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Parents[0] != B || res.Parents[1] != Origin {
+		t.Fatalf("C parents %v", res.Parents)
+	}
+	if err := res.StripeErr(1); !errors.Is(err, ErrNoCapacity) {
+		t.Fatalf("StripeErr(1) = %v", err)
+	}
+	if res.StripeErr(0) != nil {
+		t.Fatal("StripeErr(0) != nil")
+	}
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+
+	// D can forward and stripe 1 needs it most. No slot is free there, so D
+	// takes a leaf's place under the root and adopts it; then C leaves the
+	// origin for D's spare slot.
+	if _, ch = join(t, f, PeerInfo{ID: D, Capacity: 3}); true {
+		if s, _ := f.Interior(D); s != 1 {
+			t.Fatalf("D interior in %d", s)
+		}
+	}
+	if parent(t, f, D, 1) != Root {
+		t.Fatalf("D not under root in stripe 1")
+	}
+	kids, _ := f.Children(nil, D, 1)
+	slices.Sort(kids)
+	if len(kids) != 2 || kids[1] != C || (kids[0] != A && kids[0] != B) {
+		t.Fatalf("D children %v", kids)
+	}
+	L := kids[0]
+	sameChanges(t, ch, []Change{
+		add(0, B, D),
+		rm(1, Root, L), add(1, Root, D), add(1, D, L),
+		rm(1, Origin, C), add(1, D, C),
+	})
+	if st := f.Stats(); st.Stripes[1].Origin != 0 || st.Stripes[0].Interior != 1 || st.Stripes[1].Interior != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// realistic builds a forest of n peers drawn by RandomPeer.
+func realistic(t testing.TB, cfg Config, n int, seed uint64) (*Forest, []PeerID, *rand.Rand) {
+	t.Helper()
+	f := newForest(t, cfg)
+	r := rand.New(rand.NewPCG(seed, 11))
+	ids := make([]PeerID, 0, n)
+	for i := 1; i <= n; i++ {
+		p := RandomPeer(r, PeerID(i))
+		if _, err := f.Join(p); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, p.ID)
+	}
+	return f, ids, r
+}
+
+// TestLeaveTouchesOnlyOrphans: a departure changes the departed peer's edges
+// and its children's parent edges, nothing else, and keeps the orphans'
+// subtrees intact.
+func TestLeaveTouchesOnlyOrphans(t *testing.T) {
+	f, ids, r := realistic(t, Config{Stripes: 4, Seed: 3}, 5000, 3)
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+	left := 0
+	for tries := 0; left < 40 && tries < 5000; tries++ {
+		x := ids[r.IntN(len(ids))]
+		s, _ := f.Interior(x)
+		if s < 0 {
+			continue
+		}
+		orphans, _ := f.Children(nil, x, s)
+		if len(orphans) == 0 {
+			continue
+		}
+		if st := f.Stats(); st.Stripes[s].Origin > 0 {
+			t.Fatalf("origin-fed peers in a roomy forest: %+v", st)
+		}
+		sub := map[PeerID][]PeerID{}
+		for _, c := range orphans {
+			k, _ := f.Children(nil, c, s)
+			slices.Sort(k)
+			sub[c] = k
+		}
+		ch, err := f.Leave(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch = slices.Clone(ch)
+		if err := f.Check(); err != nil {
+			t.Fatal(err)
+		}
+		var removed, added int
+		for _, c := range ch {
+			switch {
+			case !c.Added && c.Child == x:
+				removed++
+			case !c.Added && c.Parent == x && c.Stripe == s && slices.Contains(orphans, c.Child):
+				removed++
+			case c.Added && c.Stripe == s && slices.Contains(orphans, c.Child) && c.Parent != x:
+				added++
+			default:
+				t.Fatalf("leave of %d made unrelated change %v", x, c)
+			}
+		}
+		if removed != f.k+len(orphans) || added != len(orphans) {
+			t.Fatalf("leave of %d: %d removed, %d added, %d orphans", x, removed, added, len(orphans))
+		}
+		for c, had := range sub {
+			// An orphan keeps all its children; it may adopt siblings.
+			k, _ := f.Children(nil, c, s)
+			for _, g := range had {
+				if !slices.Contains(k, g) {
+					t.Fatalf("orphan %d lost child %d: %v -> %v", c, g, had, k)
+				}
+			}
+		}
+		ids = slices.DeleteFunc(ids, func(v PeerID) bool { return v == x })
+		left++
+	}
+	if left < 40 {
+		t.Fatalf("only %d interior departures tested", left)
+	}
+}
+
+// TestLeavesStayLeaves: weak and opted-out peers never forward.
+func TestLeavesStayLeaves(t *testing.T) {
+	f, ids, _ := realistic(t, Config{Stripes: 3, MinInteriorCapacity: 3}, 3000, 5)
+	checked := 0
+	for _, id := range ids {
+		info, _ := f.Info(id)
+		if info.Capacity >= 3 && !info.NoUpload {
+			continue
+		}
+		checked++
+		if s, _ := f.Interior(id); s != -1 {
+			t.Fatalf("peer %+v interior in %d", info, s)
+		}
+		for s := 0; s < 3; s++ {
+			if k, _ := f.Children(nil, id, s); len(k) != 0 {
+				t.Fatalf("peer %+v has children %v in stripe %d", info, k, s)
+			}
+		}
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d weak peers", checked)
+	}
+}
+
+func TestSymmetricPairsAvoided(t *testing.T) {
+	t.Run("constructed", func(t *testing.T) {
+		f := newForest(t, Config{Stripes: 1, RootCapacity: 1})
+		join(t, f, PeerInfo{ID: 1, Capacity: 2, NAT: NATSymmetric}) // under root
+		join(t, f, PeerInfo{ID: 2, Capacity: 2, NAT: NATCone})      // under 1, depth 2
+		// Shallowest free slot is at 1 (symmetric): one level deeper is fine.
+		join(t, f, PeerInfo{ID: 3, NAT: NATSymmetric})
+		if p := parent(t, f, 3, 0); p != 2 {
+			t.Fatalf("symmetric joiner under %d, want 2", p)
+		}
+		join(t, f, PeerInfo{ID: 4, NAT: NATCone}) // takes 2's last slot... or 1's
+		join(t, f, PeerInfo{ID: 5, NAT: NATCone})
+		// Now only symmetric 1 may have room, or nothing: a symmetric joiner
+		// still gets a parent if one exists (TURN carries the pair).
+		_, _ = join(t, f, PeerInfo{ID: 6, NAT: NATSymmetric})
+		p := parent(t, f, 6, 0)
+		if f.Stats().Stripes[0].FreeSlots > 0 && p == Origin {
+			t.Fatalf("symmetric joiner sent to origin while slots exist")
+		}
+	})
+	t.Run("realistic", func(t *testing.T) {
+		f, _, _ := realistic(t, Config{Stripes: 4}, 20000, 9)
+		var symChildren, symSym int
+		for s := 0; s < 4; s++ {
+			f.Walk(s, func(e Edge) bool {
+				if e.Parent == Origin {
+					return true
+				}
+				if f.nodes[f.ids[e.Child]].nat == NATSymmetric {
+					symChildren++
+					if f.nodes[f.ids[e.Parent]].nat == NATSymmetric {
+						symSym++
+					}
+				}
+				return true
+			})
+		}
+		// Random placement would give about 15% of symmetric children a
+		// symmetric parent.
+		if frac := float64(symSym) / float64(symChildren); frac > 0.01 {
+			t.Fatalf("%d of %d symmetric children have symmetric parents (%.2f%%)", symSym, symChildren, 100*frac)
+		}
+		t.Logf("sym-sym edges: %d of %d symmetric children", symSym, symChildren)
+	})
+}
+
+func TestLocalityTieBreak(t *testing.T) {
+	f := newForest(t, Config{Stripes: 1, RootCapacity: 2})
+	join(t, f, PeerInfo{ID: 1, Capacity: 6, Locality: "eu"})
+	join(t, f, PeerInfo{ID: 2, Capacity: 6, Locality: "us"})
+	for i := PeerID(10); i < 18; i++ {
+		loc, want := "us", PeerID(2)
+		if i%2 == 0 {
+			loc, want = "eu", 1
+		}
+		join(t, f, PeerInfo{ID: i, Locality: loc})
+		if p := parent(t, f, i, 0); p != want {
+			t.Fatalf("peer %d (%s) under %d, want %d", i, loc, p, want)
+		}
+	}
+	if info, _ := f.Info(1); info.Locality != "eu" {
+		t.Fatalf("Info locality %q", info.Locality)
+	}
+}
+
+// TestCapacityUpdateMovesStrongUp covers both promotion paths.
+func TestCapacityUpdateMovesStrongUp(t *testing.T) {
+	now := time.Unix(100, 0)
+	t.Run("swap with shallower leaf", func(t *testing.T) {
+		f := newForest(t, Config{Stripes: 1, RootCapacity: 2})
+		const A, L, C, D, E = 1, 2, 3, 4, 5
+		join(t, f, PeerInfo{ID: A, Capacity: 2}) // root
+		join(t, f, PeerInfo{ID: L})              // root (full now)
+		join(t, f, PeerInfo{ID: C})              // under A
+		join(t, f, PeerInfo{ID: D})              // under A (full now)
+		if p, _ := join(t, f, PeerInfo{ID: E}); p[0] != Origin {
+			t.Fatalf("E parent %v, want origin", p)
+		}
+		ch, err := f.UpdateCapacity(C, 5, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Check(); err != nil {
+			t.Fatal(err)
+		}
+		sameChanges(t, ch, []Change{
+			rm(0, Root, L), rm(0, A, C), add(0, Root, C), add(0, A, L),
+			rm(0, Origin, E), add(0, C, E),
+		})
+		if depth(t, f, C, 0) != 1 || depth(t, f, L, 0) != 2 || depth(t, f, E, 0) != 2 {
+			t.Fatal("depths after swap")
+		}
+	})
+	t.Run("rotate above weaker parent", func(t *testing.T) {
+		f := newForest(t, Config{Stripes: 1, RootCapacity: 1})
+		const P, Y, K = 1, 2, 3
+		join(t, f, PeerInfo{ID: P, Capacity: 2}) // root
+		join(t, f, PeerInfo{ID: Y, Capacity: 2}) // under P
+		join(t, f, PeerInfo{ID: K, Capacity: 2}) // under P or Y
+		ch, err := f.UpdateCapacity(Y, 20, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Check(); err != nil {
+			t.Fatal(err)
+		}
+		if parent(t, f, Y, 0) != Root || parent(t, f, P, 0) != Y {
+			t.Fatalf("Y under %d, P under %d; changes %v", parent(t, f, Y, 0), parent(t, f, P, 0), ch)
+		}
+		// A weakened peer lets its strong child rise above it again.
+		if _, err := f.UpdateCapacity(P, 30, now); err != nil {
+			t.Fatal(err)
+		}
+		if parent(t, f, P, 0) != Root {
+			t.Fatalf("P did not rise back")
+		}
+		if _, err := f.UpdateCapacity(P, 2, now.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Check(); err != nil {
+			t.Fatal(err)
+		}
+		if parent(t, f, Y, 0) != Root {
+			t.Fatalf("weakened P stayed above strong Y")
+		}
+	})
+}
+
+// TestDemotionBoundedChurn: a peer whose capacity collapses sheds its
+// children at most MaxMovesPerUpdate per call and MovesPerSecond overall,
+// and gets no new children meanwhile.
+func TestDemotionBoundedChurn(t *testing.T) {
+	f := newForest(t, Config{Stripes: 1, RootCapacity: 20, MaxMovesPerUpdate: 3, MovesPerSecond: 2})
+	const H, G = 1, 2
+	join(t, f, PeerInfo{ID: H, Capacity: 10})
+	for i := PeerID(100); i < 119; i++ {
+		join(t, f, PeerInfo{ID: i})
+	}
+	for i := PeerID(200); i < 210; i++ {
+		join(t, f, PeerInfo{ID: i})
+		if p := parent(t, f, i, 0); p != H {
+			t.Fatalf("leaf %d under %d", i, p)
+		}
+	}
+	join(t, f, PeerInfo{ID: G, Capacity: 20}) // takes a leaf's root slot
+	now := time.Unix(1000, 0)
+	kids := func() int { k, _ := f.Children(nil, H, 0); return len(k) }
+
+	ch, err := f.UpdateCapacity(H, 0, now) // burst is max(3, 2) = 3
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ch) != 6 || kids() != 7 || f.Stats().Pending != 1 {
+		t.Fatalf("first update: %d changes, %d kids, stats %+v", len(ch), kids(), f.Stats())
+	}
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+	// A shedding peer gets no new children.
+	join(t, f, PeerInfo{ID: 300})
+	if parent(t, f, 300, 0) == H {
+		t.Fatal("shedding peer got a child")
+	}
+	if ch := f.Tick(now); len(ch) != 0 {
+		t.Fatalf("tick without budget moved: %v", ch)
+	}
+	for sec := 1; kids() > 0; sec++ {
+		before := kids()
+		if sec > 10 {
+			t.Fatal("shedding never finished")
+		}
+		ch := f.Tick(now.Add(time.Duration(sec) * time.Second))
+		if err := f.Check(); err != nil {
+			t.Fatal(err)
+		}
+		if moved := before - kids(); moved != min(2, before) || len(ch) < 2*moved {
+			t.Fatalf("second %d: moved %d of %d (changes %v)", sec, moved, before, ch)
+		}
+	}
+	if s, _ := f.Interior(H); s != -1 || f.Stats().Pending != 0 {
+		t.Fatalf("H interior %d after shedding, stats %+v", s, f.Stats())
+	}
+}
+
+func TestReportBadParent(t *testing.T) {
+	f := newForest(t, Config{Stripes: 1, RootCapacity: 2})
+	const P1, P2, X, P3 = 1, 2, 3, 4
+	join(t, f, PeerInfo{ID: P1, Capacity: 4})
+	join(t, f, PeerInfo{ID: P2, Capacity: 4})
+	join(t, f, PeerInfo{ID: X})
+	first := parent(t, f, X, 0)
+	other := PeerID(P1 + P2 - first)
+	ch, err := f.ReportBadParent(X, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameChanges(t, ch, []Change{rm(0, first, X), add(0, other, X)})
+	if _, err := f.ReportBadParent(X, 0); err != nil {
+		t.Fatal(err)
+	}
+	if p := parent(t, f, X, 0); p != Origin {
+		t.Fatalf("X under %d after reporting both parents, want origin", p)
+	}
+	if err := f.Check(); err != nil {
+		t.Fatal(err) // X is not attachable: the only free slots are avoided
+	}
+	// Leaves of both parents do not bring X back to them; a new parent does.
+	for i := PeerID(10); i < 14; i++ {
+		join(t, f, PeerInfo{ID: i})
+	}
+	if p := parent(t, f, X, 0); p != Origin {
+		t.Fatalf("X moved back to %d", p)
+	}
+	join(t, f, PeerInfo{ID: P3, Capacity: 4})
+	if p := parent(t, f, X, 0); p != P3 {
+		t.Fatalf("X under %d, want new parent %d", p, P3)
+	}
+}
+
+func TestSetNAT(t *testing.T) {
+	f := newForest(t, Config{Stripes: 1, RootCapacity: 1})
+	join(t, f, PeerInfo{ID: 1, Capacity: 3, NAT: NATSymmetric})
+	join(t, f, PeerInfo{ID: 2, Capacity: 3, NAT: NATCone})
+	join(t, f, PeerInfo{ID: 3, NAT: NATUnknown})
+	if p := parent(t, f, 3, 0); p != 1 {
+		t.Fatalf("3 under %d, want the shallowest (1)", p)
+	}
+	ch, err := f.SetNAT(3, NATSymmetric)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameChanges(t, ch, []Change{rm(0, 1, 3), add(0, 2, 3)})
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestQueries(t *testing.T) {
+	f, ids, r := realistic(t, Config{Stripes: 3}, 2000, 21)
+	for s := 0; s < 3; s++ {
+		edges := 0
+		maxD := 0
+		f.Walk(s, func(e Edge) bool {
+			edges++
+			maxD = max(maxD, e.Depth)
+			if e.Parent != Origin && depth(t, f, e.Child, s) != depth(t, f, e.Parent, s)+1 && e.Parent != Root {
+				t.Fatalf("walk edge %+v depth", e)
+			}
+			return true
+		})
+		if edges != f.Len() {
+			t.Fatalf("stripe %d: walk saw %d edges for %d peers", s, edges, f.Len())
+		}
+		h := f.DepthHistogram(nil, s)
+		sum := 0
+		for _, c := range h {
+			sum += c
+		}
+		if sum != f.Len() || len(h) != f.MaxDepth(s) || maxD != f.MaxDepth(s) {
+			t.Fatalf("histogram %v (sum %d), max depth %d, walk max %d", h, sum, f.MaxDepth(s), maxD)
+		}
+		stop := 0
+		f.Walk(s, func(Edge) bool { stop++; return stop < 5 })
+		if stop != 5 {
+			t.Fatalf("walk did not stop: %d", stop)
+		}
+	}
+	for range 50 {
+		id := ids[r.IntN(len(ids))]
+		ps, err := f.Parents(nil, id)
+		if err != nil || len(ps) != 3 {
+			t.Fatal(ps, err)
+		}
+		for s, p := range ps {
+			if p == Origin {
+				continue
+			}
+			kids, _ := f.Children(nil, p, s)
+			if !slices.Contains(kids, id) {
+				t.Fatalf("peer %d not among children of its parent %d", id, p)
+			}
+		}
+	}
+	if info, err := f.Info(Root); err != nil || info.Capacity != 8 {
+		t.Fatalf("root info %+v %v", info, err)
+	}
+}
+
+// logF is log base (mean capacity of forwarding peers) of n for RandomPeer's mix.
+func logF(n int) float64 {
+	r := rand.New(rand.NewPCG(99, 1))
+	var sum, cnt float64
+	for range 200000 {
+		if c := SampleCapacity(r); c >= 2 {
+			sum += float64(c)
+			cnt++
+		}
+	}
+	return math.Log(float64(n)) / math.Log(sum/cnt)
+}
+
+// TestDepthAtScale: 100k peers with the realistic capacity mix stay close to
+// log_F(N) deep, after building and after 20% churn with Tick rebalancing;
+// and the forest holds far less than 8 KiB per peer.
+func TestDepthAtScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100k peers: skipped in -short")
+	}
+	const n = 100000
+	want := logF(n)
+	for _, k := range []int{2, 4} {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		f, ids, r := realistic(t, Config{Stripes: k, Seed: 5}, n, uint64(k))
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		perPeer := float64(m1.HeapAlloc-m0.HeapAlloc) / n
+		build := f.Stats()
+		if float64(build.MaxDepth) > math.Ceil(want)+1 {
+			t.Errorf("K=%d: build max depth %d, log_F(N) = %.2f", k, build.MaxDepth, want)
+		}
+		now := time.Unix(0, 0)
+		next := PeerID(n + 1)
+		for i := 0; i < n/5; i++ {
+			now = now.Add(5 * time.Millisecond)
+			if i%20 == 0 {
+				f.Tick(now)
+			}
+			j := r.IntN(len(ids))
+			if _, err := f.Leave(ids[j]); err != nil {
+				t.Fatal(err)
+			}
+			p := RandomPeer(r, next)
+			next++
+			if _, err := f.Join(p); err != nil {
+				t.Fatal(err)
+			}
+			ids[j] = p.ID
+		}
+		if err := f.Check(); err != nil {
+			t.Fatal(err)
+		}
+		st := f.Stats()
+		var mean float64
+		for _, ss := range st.Stripes {
+			mean += ss.MeanDepth / float64(k)
+			if ss.Origin != 0 {
+				t.Errorf("K=%d: %d origin-fed peers with spare capacity", k, ss.Origin)
+			}
+		}
+		if float64(st.MaxDepth) > math.Ceil(want)+4 || mean > want+0.5 {
+			t.Errorf("K=%d after churn: max depth %d, mean %.2f, log_F(N) = %.2f", k, st.MaxDepth, mean, want)
+		}
+		if perPeer > 8192 {
+			t.Errorf("K=%d: %.0f bytes per peer", k, perPeer)
+		}
+		t.Logf("K=%d: log_F(N)=%.2f build max %d; after churn max %d mean %.2f; %.0f bytes/peer",
+			k, want, build.MaxDepth, st.MaxDepth, mean, perPeer)
+		runtime.KeepAlive(f)
+	}
+}

@@ -1,0 +1,337 @@
+package tracker
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/overlay"
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// streamState is one stream's swarm: its forest, sessions and seeder.
+// Everything in it is guarded by mu; the websocket writes it triggers go
+// through each session's own queue, so mu is never held across I/O.
+type streamState struct {
+	t    *Tracker
+	name string
+
+	mu       sync.Mutex
+	forest   *overlay.Forest
+	sessions map[protocol.PeerID]*session // viewers and the seeder
+	seeder   *session
+
+	publicKey string // base64 Ed25519 of the current seeder
+	pub       ed25519.PublicKey
+	keys      []protocol.ContentKey
+	originURL string
+	epoch     uint32
+	live      bool
+
+	// accusations[parent] holds the distinct children that reported a bad
+	// chunk from it which the tracker could not verify.
+	accusations map[protocol.PeerID]map[protocol.PeerID]time.Time
+}
+
+// ov maps a session to its overlay node.
+func (st *streamState) ov(s *session) overlay.PeerID {
+	if s.isSeeder {
+		return overlay.Root
+	}
+	return overlay.PeerID(s.id)
+}
+
+// pid maps an overlay node to the protocol peer id; 0 for the origin or a
+// root without a connected seeder.
+func (st *streamState) pid(id overlay.PeerID) protocol.PeerID {
+	switch id {
+	case overlay.Origin:
+		return 0
+	case overlay.Root:
+		if st.seeder != nil {
+			return st.seeder.id
+		}
+		return 0
+	}
+	return protocol.PeerID(id)
+}
+
+// applyLocked turns overlay changes into Assign messages for both ends.
+func (st *streamState) applyLocked(changes []overlay.Change) {
+	m := st.t.metrics
+	for _, c := range changes {
+		childID := protocol.PeerID(c.Child)
+		child := st.sessions[childID]
+		parentID := st.pid(c.Parent)
+		if child != nil {
+			if c.Added {
+				depth, _ := st.forest.Depth(c.Child, c.Stripe)
+				child.send(protocol.Assign{Stripe: c.Stripe, Parent: parentID, Depth: depth})
+			} else if parentID != 0 {
+				child.send(protocol.Assign{Stripe: c.Stripe, Parent: parentID, Remove: true})
+			}
+		}
+		if parent := st.sessions[parentID]; parentID != 0 && parent != nil {
+			parent.send(protocol.Assign{Stripe: c.Stripe, Child: childID, Remove: !c.Added})
+		}
+		if c.Added {
+			m.edges.Inc()
+		}
+	}
+}
+
+// paired reports whether a and b are parent and child in some stripe.
+func (st *streamState) pairedLocked(a, b *session) bool {
+	oa, ob := st.ov(a), st.ov(b)
+	for s := 0; s < st.forest.Stripes(); s++ {
+		if p, err := st.forest.Parent(oa, s); err == nil && p == ob {
+			return true
+		}
+		if p, err := st.forest.Parent(ob, s); err == nil && p == oa {
+			return true
+		}
+	}
+	return false
+}
+
+var errFull = errors.New("stream is full")
+
+// join admits viewer s and assigns its parents.
+func (st *streamState) join(s *session, j protocol.Join) error {
+	t := st.t
+	upload := j.UploadKbps
+	if upload == 0 {
+		upload = t.cfg.DefaultUploadKbps
+	}
+	if j.Kind == protocol.KindRelay && j.UploadKbps > 0 {
+		upload = j.UploadKbps
+	}
+	info := overlay.PeerInfo{
+		ID: overlay.PeerID(s.id), Capacity: t.capacity(upload), NAT: natOf(j.NAT),
+		Locality: j.Region, NoUpload: j.NoUpload,
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.forest.Len() >= t.cfg.MaxPeersPerStream {
+		return errFull
+	}
+	start := time.Now()
+	res, err := st.forest.Join(info)
+	if err != nil {
+		return err
+	}
+	t.metrics.assign.Observe(time.Since(start).Seconds())
+	s.st, s.joined, s.capacity = st, t.cfg.Now(), info.Capacity
+	st.sessions[s.id] = s
+	s.send(st.welcomeLocked(s))
+	st.applyLocked(res.Changes)
+	t.metrics.joins.Inc()
+	t.metrics.peers.WithLabelValues(st.name).Set(float64(st.forest.Len()))
+	return nil
+}
+
+func (st *streamState) welcomeLocked(s *session) protocol.Welcome {
+	w := protocol.Welcome{
+		Peer: s.id, PublicKey: st.publicKey, Keys: st.keys, Stripes: st.forest.Stripes(),
+		OriginURL: st.originURL, Epoch: st.epoch, Live: st.live,
+		StatsMillis: int(st.t.cfg.StatsInterval / time.Millisecond),
+	}
+	if f := st.t.cfg.ICEServers; f != nil {
+		w.ICEServers = f(s.id)
+	}
+	return w
+}
+
+func natOf(s string) overlay.NAT {
+	switch s {
+	case "open":
+		return overlay.NATOpen
+	case "cone":
+		return overlay.NATCone
+	case "symmetric":
+		return overlay.NATSymmetric
+	}
+	return overlay.NATUnknown
+}
+
+// registerSeeder makes s the root of the stream, replacing an older seeder.
+func (st *streamState) registerSeeder(s *session, h protocol.SeederHello) error {
+	pub, err := base64.StdEncoding.DecodeString(h.PublicKey)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return errors.New("seeder public key is not base64 Ed25519")
+	}
+	st.mu.Lock()
+	old := st.seeder
+	if old != nil {
+		delete(st.sessions, old.id)
+	}
+	s.st, s.joined = st, st.t.cfg.Now()
+	st.seeder = s
+	st.sessions[s.id] = s
+	st.publicKey, st.pub, st.keys = h.PublicKey, pub, h.Keys
+	st.originURL, st.epoch, st.live = h.OriginURL, h.Epoch, h.Epoch != 0
+	s.send(st.welcomeLocked(s))
+	st.broadcastKeysLocked()
+	// Hand the root's children to the new seeder.
+	var kids []overlay.PeerID
+	for k := 0; k < st.forest.Stripes(); k++ {
+		kids, _ = st.forest.Children(kids[:0], overlay.Root, k)
+		for _, c := range kids {
+			if child := st.sessions[protocol.PeerID(c)]; child != nil {
+				child.send(protocol.Assign{Stripe: k, Parent: s.id, Depth: 1})
+			}
+			s.send(protocol.Assign{Stripe: k, Child: protocol.PeerID(c)})
+		}
+	}
+	st.mu.Unlock()
+	if old != nil {
+		old.close("replaced by a new seeder")
+	}
+	return nil
+}
+
+// updateFromSeeder takes a Keys message from the seeder: rotation, a new
+// epoch, or the publish going live or ending.
+func (st *streamState) updateFromSeeder(k protocol.Keys) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.keys, st.live = k.Keys, k.Live
+	if k.Epoch != 0 {
+		st.epoch = k.Epoch
+	}
+	st.broadcastKeysLocked()
+}
+
+func (st *streamState) broadcastKeysLocked() {
+	msg := protocol.Keys{Keys: st.keys, PublicKey: st.publicKey, OriginURL: st.originURL, Epoch: st.epoch, Live: st.live}
+	for _, s := range st.sessions {
+		if !s.isSeeder {
+			s.send(msg)
+		}
+	}
+}
+
+// leave removes s and re-parents its orphans.
+func (st *streamState) leave(s *session) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.sessions[s.id] != s {
+		return
+	}
+	delete(st.sessions, s.id)
+	delete(st.accusations, s.id)
+	if s.isSeeder {
+		st.seeder, st.live = nil, false
+		st.broadcastKeysLocked()
+		// The root's children fall back to the origin until a seeder returns.
+		var kids []overlay.PeerID
+		for k := 0; k < st.forest.Stripes(); k++ {
+			kids, _ = st.forest.Children(kids[:0], overlay.Root, k)
+			for _, c := range kids {
+				if child := st.sessions[protocol.PeerID(c)]; child != nil {
+					child.send(protocol.Assign{Stripe: k, Parent: 0})
+				}
+			}
+		}
+		return
+	}
+	changes, err := st.forest.Leave(overlay.PeerID(s.id))
+	if err != nil {
+		return
+	}
+	st.applyLocked(changes)
+	st.t.metrics.leaves.Inc()
+	st.t.metrics.peers.WithLabelValues(st.name).Set(float64(st.forest.Len()))
+}
+
+// relay forwards a signal between paired peers.
+func (st *streamState) relay(from *session, sig protocol.Signal) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	to := st.sessions[sig.To]
+	if to == nil || to == from || !st.pairedLocked(from, to) {
+		return errNotPaired
+	}
+	sig.From, sig.To = from.id, 0
+	to.send(sig)
+	return nil
+}
+
+var errNotPaired = errors.New("signal to a peer that is not your parent or child")
+
+// accuserLimit is how many distinct children must report unverifiable
+// chunks from one parent before it is evicted; a single liar can only get
+// itself moved.
+const accuserLimit = 2
+
+// report handles a child's complaint about a parent (or a parent's about a
+// slow child).
+func (st *streamState) report(from *session, r protocol.Report) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	accused := st.sessions[r.Peer]
+	if accused == nil || !st.pairedLocked(from, accused) {
+		return
+	}
+	m := st.t.metrics
+	m.reports.WithLabelValues(r.Kind).Inc()
+	switch r.Kind {
+	case protocol.ReportSlow:
+		// The parent cannot feed this child: move the child.
+		if changes, err := st.forest.ReportBadParent(overlay.PeerID(r.Peer), r.Stripe); err == nil {
+			st.applyLocked(changes)
+		}
+		return
+	case protocol.ReportBadChunk:
+		if st.pub != nil {
+			if _, err := chunk.Verify(st.pub, st.name, r.Chunk); err == nil {
+				// The chunk is genuine: the accuser lied.
+				from.strikes++
+				m.falseReports.Inc()
+				if from.strikes >= 3 {
+					st.t.log.Warn("evicting peer for false bad-chunk reports", "stream", st.name, "peer", from.id)
+					from.evict("false bad-chunk reports")
+				}
+				return
+			}
+		}
+		if st.accusations == nil {
+			st.accusations = make(map[protocol.PeerID]map[protocol.PeerID]time.Time)
+		}
+		by := st.accusations[r.Peer]
+		if by == nil {
+			by = make(map[protocol.PeerID]time.Time)
+			st.accusations[r.Peer] = by
+		}
+		by[from.id] = st.t.cfg.Now()
+		if len(by) >= accuserLimit && !accused.isSeeder {
+			st.t.log.Warn("evicting peer: bad chunks reported by several children", "stream", st.name, "peer", r.Peer, "accusers", len(by))
+			accused.evict("sent bad chunks")
+		}
+	}
+	// Whatever the verdict on the parent, move the child away from it.
+	if changes, err := st.forest.ReportBadParent(overlay.PeerID(from.id), r.Stripe); err == nil {
+		st.applyLocked(changes)
+		m.reparents.Inc()
+	}
+}
+
+// stats records a peer's report and lets measured upload raise its
+// capacity (proven bandwidth moves strong peers up).
+func (st *streamState) stats(s *session, stats protocol.Stats) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s.stats = stats
+	if s.isSeeder {
+		return
+	}
+	if c := st.t.capacity(stats.UploadKbps); c > s.capacity {
+		s.capacity = c
+		if changes, err := st.forest.UpdateCapacity(overlay.PeerID(s.id), c, st.t.cfg.Now()); err == nil {
+			st.applyLocked(changes)
+		}
+	}
+}

@@ -1,0 +1,245 @@
+package tracker
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/banyan-live/banyan/overlay"
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// Config configures a Tracker. Zero values take the documented defaults.
+type Config struct {
+	// Stripes is K, the number of stripe trees per stream (default 2).
+	Stripes int
+	// RootCapacity is how many children the seeder feeds per stripe
+	// (default 4).
+	RootCapacity int
+	// StreamKbps is the assumed stream bitrate before stats tell better
+	// (default 3000); it turns upload bandwidth into child slots.
+	StreamKbps int
+	// DefaultUploadKbps is assumed for a peer that declares none
+	// (default 2 × StreamKbps: enough to feed a few stripe children).
+	DefaultUploadKbps int
+	// StatsInterval is how often peers report (default 2 s); a peer silent
+	// for three intervals is taken for dead.
+	StatsInterval time.Duration
+	// ICEServers returns the ICE servers (with fresh TURN credentials) for
+	// a peer. May be nil: no ICE servers.
+	ICEServers func(peer protocol.PeerID) []protocol.ICEServer
+	// SeederSecret authenticates seeders (see SeederAuth).
+	SeederSecret []byte
+	// Access decides who may watch a stream. May be nil: everyone.
+	Access Access
+	// MaxPeersPerStream bounds a swarm (default 100 000).
+	MaxPeersPerStream int
+	// MaxConnsPerIP bounds websocket connections per remote IP; loopback
+	// is exempt (default 32).
+	MaxConnsPerIP int
+	// MsgRate and MsgBurst bound each connection's messages per second
+	// (defaults 20 and 60).
+	MsgRate  float64
+	MsgBurst int
+	// Overlay tunes each stream's forest (Stripes and RootCapacity are set
+	// from the fields above).
+	Overlay overlay.Config
+	Logger  *slog.Logger
+	// Registerer takes the tracker's metrics (none when nil).
+	Registerer prometheus.Registerer
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Access is the viewer admission policy.
+type Access interface {
+	// Admit returns nil if a viewer holding token may watch stream.
+	Admit(stream, token string) error
+}
+
+// ErrNotAdmitted is returned by an Access that refuses a viewer.
+var ErrNotAdmitted = errors.New("viewer not admitted")
+
+// SeederAuth is the Auth a seeder sends in SeederHello for stream.
+func SeederAuth(secret []byte, stream string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("banyan seeder v1:" + stream))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Tracker is the signaling hub. Create it with New, serve Handler, Close it.
+type Tracker struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+
+	nextID atomic.Uint64
+
+	mu      sync.Mutex
+	streams map[string]*streamState
+	ipConns map[string]int
+	closed  bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New makes a Tracker and starts its liveness reaper.
+func New(cfg Config) (*Tracker, error) {
+	if cfg.Stripes == 0 {
+		cfg.Stripes = 2
+	}
+	if cfg.Stripes < 1 || cfg.Stripes > protocol.MaxStripes {
+		return nil, fmt.Errorf("tracker: stripes %d not in 1..%d", cfg.Stripes, protocol.MaxStripes)
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&cfg.RootCapacity, 4)
+	def(&cfg.StreamKbps, 3000)
+	def(&cfg.DefaultUploadKbps, 2*cfg.StreamKbps)
+	def(&cfg.MaxPeersPerStream, 100_000)
+	def(&cfg.MaxConnsPerIP, 32)
+	def(&cfg.MsgBurst, 60)
+	if cfg.MsgRate <= 0 {
+		cfg.MsgRate = 20
+	}
+	if cfg.StatsInterval <= 0 {
+		cfg.StatsInterval = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Overlay.Stripes = cfg.Stripes
+	cfg.Overlay.RootCapacity = cfg.RootCapacity
+	if _, err := overlay.New(cfg.Overlay); err != nil {
+		return nil, fmt.Errorf("tracker: overlay config: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Tracker{
+		cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer),
+		streams: make(map[string]*streamState), ipConns: make(map[string]int),
+		ctx: ctx, cancel: cancel,
+	}
+	t.wg.Add(1)
+	go t.reap()
+	return t, nil
+}
+
+// Close disconnects every session and stops the tracker.
+func (t *Tracker) Close() error {
+	t.mu.Lock()
+	t.closed = true
+	var all []*session
+	for _, st := range t.streams {
+		st.mu.Lock()
+		for _, s := range st.sessions {
+			all = append(all, s)
+		}
+		st.mu.Unlock()
+	}
+	t.mu.Unlock()
+	t.cancel()
+	for _, s := range all {
+		s.close("tracker shutting down")
+	}
+	t.wg.Wait()
+	return nil
+}
+
+// reap drops sessions that stopped reporting, and runs each forest's
+// capacity rebalancing.
+func (t *Tracker) reap() {
+	defer t.wg.Done()
+	tick := time.NewTicker(t.cfg.StatsInterval / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := t.cfg.Now()
+		dead := now.Add(-3 * t.cfg.StatsInterval)
+		for _, st := range t.streamList() {
+			var stale []*session
+			st.mu.Lock()
+			for _, s := range st.sessions {
+				if s.lastSeen().Before(dead) {
+					stale = append(stale, s)
+				}
+			}
+			changes := st.forest.Tick(now)
+			st.applyLocked(changes)
+			st.mu.Unlock()
+			for _, s := range stale {
+				t.log.Info("peer silent, dropping", "stream", st.name, "peer", s.id)
+				s.close("no stats for three intervals")
+			}
+		}
+	}
+}
+
+func (t *Tracker) streamList() []*streamState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*streamState, 0, len(t.streams))
+	for _, st := range t.streams {
+		out = append(out, st)
+	}
+	return out
+}
+
+// stream returns the state of stream name, creating it.
+func (t *Tracker) stream(name string) (*streamState, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, errors.New("tracker closed")
+	}
+	if st := t.streams[name]; st != nil {
+		return st, nil
+	}
+	f, err := overlay.New(t.cfg.Overlay)
+	if err != nil {
+		return nil, err
+	}
+	st := &streamState{t: t, name: name, forest: f, sessions: make(map[protocol.PeerID]*session)}
+	t.streams[name] = st
+	return st, nil
+}
+
+// Peers returns how many viewers a stream has (the seeder not counted).
+func (t *Tracker) Peers(stream string) int {
+	t.mu.Lock()
+	st := t.streams[stream]
+	t.mu.Unlock()
+	if st == nil {
+		return 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.forest.Len()
+}
+
+// capacity turns upload bandwidth into child slots: how many stripe
+// streams of StreamKbps/K the upload carries.
+func (t *Tracker) capacity(uploadKbps int) int {
+	per := max(t.cfg.StreamKbps/t.cfg.Stripes, 1)
+	return uploadKbps / per
+}
