@@ -286,6 +286,7 @@ func (s *session) handleFirst(m protocol.Message) error {
 			return s.refuse(protocol.CodeInternal, "tracker closing")
 		}
 		s.isSeeder = true
+		t.learnIngest(m)
 		if err := st.registerSeeder(s, m); err != nil {
 			return s.refuse(protocol.CodeBadMessage, err.Error())
 		}

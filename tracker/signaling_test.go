@@ -457,3 +457,42 @@ func TestReportedSilentParentReparents(t *testing.T) {
 	})
 	t.Logf("re-parent after silent report: %v", time.Since(start))
 }
+
+func TestStreamManager(t *testing.T) {
+	tt := newTestTracker(t, Config{})
+	h := tt.t.IngestHandler()
+	get := func(q string) (int, map[string]any) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/ingest?"+q, nil))
+		var m map[string]any
+		json.Unmarshal(rec.Body.Bytes(), &m)
+		return rec.Code, m
+	}
+	if code, _ := get("stream=a"); code != 503 {
+		t.Fatalf("no seeders: %d", code)
+	}
+	if code, _ := get("stream=../x"); code != 400 {
+		t.Fatalf("bad name: %d", code)
+	}
+	tt.t.AddIngest(IngestPoint{RTMPURL: "rtmp://eu1/live", Region: "eu"})
+	tt.t.AddIngest(IngestPoint{RTMPURL: "rtmp://us1/live", Region: "us"})
+	tt.t.AddIngest(IngestPoint{RTMPURL: "rtmp://us2/live", Region: "us"})
+	// Load us1 with a live stream through a real seeder session.
+	c := dial(t, tt.url)
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	c.send(protocol.SeederHello{Stream: "busy", Auth: SeederAuth(seederSecret, "busy"), UploadKbps: 1000,
+		PublicKey: base64.StdEncoding.EncodeToString(pub), RTMPURL: "rtmp://us1/live", Epoch: 5})
+	c.next("welcome", isType[protocol.Welcome])
+	for _, tc := range []struct{ q, want string }{
+		{"stream=busy", "rtmp://us1/live"},            // stays where it is live
+		{"stream=new&region=us", "rtmp://us2/live"},   // least-loaded in region
+		{"stream=new&region=eu", "rtmp://eu1/live"},   // region preferred
+		{"stream=new", "rtmp://eu1/live"},             // least loaded, then name
+		{"stream=new&region=mars", "rtmp://eu1/live"}, // unknown region: any
+	} {
+		code, m := get(tc.q)
+		if code != 200 || m["rtmp_url"] != tc.want {
+			t.Errorf("%s: %d %v, want %s", tc.q, code, m, tc.want)
+		}
+	}
+}

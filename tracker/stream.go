@@ -24,12 +24,13 @@ type streamState struct {
 	sessions map[protocol.PeerID]*session // viewers and the seeder
 	seeder   *session
 
-	publicKey string // base64 Ed25519 of the current seeder
-	pub       ed25519.PublicKey
-	keys      []protocol.ContentKey
-	originURL string
-	epoch     uint32
-	live      bool
+	seederRTMP string // the current seeder's RTMP URL, for the stream manager
+	publicKey  string // base64 Ed25519 of the current seeder
+	pub        ed25519.PublicKey
+	keys       []protocol.ContentKey
+	originURL  string
+	epoch      uint32
+	live       bool
 
 	// accusations[parent] holds the distinct children that reported a bad
 	// chunk from it which the tracker could not verify.
@@ -173,6 +174,7 @@ func (st *streamState) registerSeeder(s *session, h protocol.SeederHello) error 
 	st.sessions[s.id] = s
 	st.publicKey, st.pub, st.keys = h.PublicKey, pub, h.Keys
 	st.originURL, st.epoch, st.live = h.OriginURL, h.Epoch, h.Epoch != 0
+	st.seederRTMP = h.RTMPURL
 	s.send(st.welcomeLocked(s))
 	st.broadcastKeysLocked()
 	// Hand the root's children to the new seeder.

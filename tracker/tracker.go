@@ -87,6 +87,7 @@ type Tracker struct {
 	mu      sync.Mutex
 	streams map[string]*streamState
 	ipConns map[string]int
+	ingests map[string]*ingestState // by RTMP URL
 	closed  bool
 
 	ctx    context.Context
@@ -242,4 +243,21 @@ func (t *Tracker) Peers(stream string) int {
 func (t *Tracker) capacity(uploadKbps int) int {
 	per := max(t.cfg.StreamKbps/t.cfg.Stripes, 1)
 	return uploadKbps / per
+}
+
+// MaxDepth is the deepest tree of a stream's forest.
+func (t *Tracker) MaxDepth(stream string) int {
+	t.mu.Lock()
+	st := t.streams[stream]
+	t.mu.Unlock()
+	if st == nil {
+		return 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	d := 0
+	for s := 0; s < st.forest.Stripes(); s++ {
+		d = max(d, st.forest.MaxDepth(s))
+	}
+	return d
 }

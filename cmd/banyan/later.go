@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 )
@@ -36,20 +35,6 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return notYet("the standalone seeder")
 }
 
-func runTurn(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var addr, secret, realm, relayIP, level string
-	c := newCommand("turn", "", "Runs the TURN relay alone, with short-lived credentials (coturn REST convention).")
-	c.String(&addr, "turn", ":3478", "TURN listen address (UDP and TCP)")
-	c.String(&secret, "turn-secret", "", "shared secret with the tracker")
-	c.String(&realm, "realm", "banyan", "TURN realm")
-	c.String(&relayIP, "relay-ip", "", "public IP address advertised for relayed candidates")
-	c.String(&level, "log-level", "info", "log level")
-	if err := c.parse(args, stdout); err != nil {
-		return err
-	}
-	return notYet("the TURN relay")
-}
-
 func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var tracker, stream, record, level string
 	var dur time.Duration
@@ -69,13 +54,3 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return notYet("the native peer")
 }
 
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := newCommand("bench", "swarm|tracker [flags]", "Runs benchmarks and prints one JSON object with --json.")
-	if err := c.parse(args, stdout); err != nil {
-		return err
-	}
-	if c.fs.NArg() == 0 {
-		return usageError{"banyan bench: missing benchmark: swarm or tracker"}
-	}
-	return fmt.Errorf("benchmark %q: %w", c.fs.Arg(0), notYet("this benchmark"))
-}

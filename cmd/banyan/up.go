@@ -22,7 +22,9 @@ import (
 	"github.com/banyan-live/banyan/seeder"
 	"github.com/banyan-live/banyan/seeder/rtmpingest"
 	"github.com/banyan-live/banyan/store"
+	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/tracker"
+	"github.com/banyan-live/banyan/turnserver"
 	"github.com/banyan-live/banyan/web"
 )
 
@@ -86,6 +88,8 @@ type system struct {
 
 	announcer    *seeder.Announcer
 	seederSecret []byte
+	turn         *turnserver.Server
+	turnSecret   []byte
 
 	adminToken string // set only on the start that created it
 	demoKey    string
@@ -130,6 +134,9 @@ func (s *system) start(ctx context.Context) error {
 	if err := s.newSeeder(reg); err != nil {
 		return err
 	}
+	if err := s.startTURN(reg); err != nil {
+		return err
+	}
 	if err := s.startTracker(reg); err != nil {
 		return err
 	}
@@ -150,6 +157,7 @@ func (s *system) start(ctx context.Context) error {
 	mux.Handle("/api/", tracker.NewAdminAPI(tracker.AdminConfig{
 		Store: s.store, Logger: s.log, OnRevoke: s.seeder.Kick, IsLive: s.seeder.Live,
 	}))
+	mux.Handle("GET /api/ingest", s.tracker.IngestHandler())
 	mux.Handle("/chunks/", origin)
 	mux.Handle("/hls/", origin)
 	mux.Handle("/ws", s.tracker)
@@ -175,7 +183,11 @@ func (s *system) start(ctx context.Context) error {
 		PublicKey:  s.seeder.PublicKey(),
 		Logger:     s.log.With("component", "announce"),
 	})
-	return s.startRTMP(ctx)
+	if err := s.startRTMP(ctx); err != nil {
+		return err
+	}
+	s.tracker.AddIngest(tracker.IngestPoint{RTMPURL: "rtmp://" + hostPort(s.host(), s.rtmp.Addr().String()) + "/live"})
+	return nil
 }
 
 // loopbackAddr turns a listen address into one this process can dial.
@@ -247,7 +259,6 @@ func (s *system) startRTMP(ctx context.Context) error {
 		return fmt.Errorf("cannot listen on %s (--rtmp): %w", s.opt.RTMP, unwrapOpError(err))
 	}
 	go func() { s.rtmpErr <- s.rtmp.Serve(ctx) }()
-	s.log.Info("rtmp listening", "addr", s.rtmp.Addr().String())
 	return nil
 }
 
@@ -258,6 +269,47 @@ func (s *system) authorizeRTMP(ctx context.Context, key string) (string, error) 
 		return "", err
 	}
 	return st.Name, nil
+}
+
+// startTURN runs the bundled TURN relay. Loopback relaying is allowed: the
+// all-in-one mode is for one machine.
+func (s *system) startTURN(reg prometheus.Registerer) error {
+	if s.opt.TURNSecret != "" {
+		s.turnSecret = []byte(s.opt.TURNSecret)
+	} else {
+		var err error
+		if s.turnSecret, err = s.store.Secret("turn-secret", 32); err != nil {
+			return err
+		}
+	}
+	var err error
+	s.turn, err = turnserver.New(turnserver.Config{
+		UDPAddr: s.opt.TURN, TCPAddr: s.opt.TURN, Secret: s.turnSecret,
+		RelayIP: net.ParseIP(s.opt.PublicHost), AllowLoopback: true,
+		Logger: s.log.With("component", "turn"), Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot start TURN on %s (--turn): %w", s.opt.TURN, unwrapOpError(err))
+	}
+	return nil
+}
+
+// iceServers hands a peer the bundled TURN relay with credentials that
+// expire in 12 hours (coturn REST convention, so coturn works too).
+func (s *system) iceServers(peer protocol.PeerID) []protocol.ICEServer {
+	user, pass := turnserver.Credentials(s.turnSecret, fmt.Sprint(peer), 12*time.Hour, time.Now())
+	host := s.turn.RelayIP().String()
+	udp := net.JoinHostPort(host, portOf(s.turn.UDPAddr()))
+	tcp := net.JoinHostPort(host, portOf(s.turn.TCPAddr()))
+	return []protocol.ICEServer{
+		{URLs: []string{"stun:" + udp}},
+		{URLs: []string{"turn:" + udp + "?transport=udp", "turn:" + tcp + "?transport=tcp"}, Username: user, Credential: pass},
+	}
+}
+
+func portOf(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return port
 }
 
 func (s *system) startTracker(reg prometheus.Registerer) error {
@@ -271,11 +323,15 @@ func (s *system) startTracker(reg prometheus.Registerer) error {
 		return err
 	}
 	s.tracker, err = tracker.New(tracker.Config{
+		ICEServers:   s.iceServers,
 		SeederSecret: s.seederSecret,
 		Access:       tracker.StoreAccess{Store: s.store, TokenSecret: viewerSecret},
 		Logger:       s.log.With("component", "tracker"),
 		Registerer:   reg,
 	})
+	if err == nil {
+		reg.MustRegister(s.tracker.Collector())
+	}
 	return err
 }
 
@@ -340,6 +396,11 @@ func (s *system) Close() error {
 	}
 	if s.seeder != nil {
 		s.seeder.Close()
+	}
+	if s.turn != nil {
+		if err := s.turn.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close turn: %w", err))
+		}
 	}
 	if err := s.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))

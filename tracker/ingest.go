@@ -1,0 +1,108 @@
+package tracker
+
+import (
+	"net/http"
+	"sort"
+
+	"github.com/banyan-live/banyan/internal/httpx"
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// IngestPoint is a seeder broadcasters can publish to.
+type IngestPoint struct {
+	RTMPURL string `json:"rtmp_url"` // rtmp://host:1935/live (the key follows)
+	WHIPURL string `json:"whip_url,omitempty"`
+	Region  string `json:"region,omitempty"`
+}
+
+type ingestState struct {
+	IngestPoint
+	static bool // configured, not learned from a seeder session
+}
+
+// AddIngest makes a seeder known to the stream manager before any stream
+// is published on it (the all-in-one mode, or static configuration).
+func (t *Tracker) AddIngest(p IngestPoint) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ingests == nil {
+		t.ingests = make(map[string]*ingestState)
+	}
+	t.ingests[p.RTMPURL] = &ingestState{IngestPoint: p, static: true}
+}
+
+// learnIngest records a seeder that registered a stream.
+func (t *Tracker) learnIngest(h protocol.SeederHello) {
+	if h.RTMPURL == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ingests == nil {
+		t.ingests = make(map[string]*ingestState)
+	}
+	if _, ok := t.ingests[h.RTMPURL]; !ok {
+		t.ingests[h.RTMPURL] = &ingestState{IngestPoint: IngestPoint{RTMPURL: h.RTMPURL, WHIPURL: h.WHIPURL, Region: h.Region}}
+	}
+}
+
+// pickIngest chooses where stream should be published: the seeder already
+// carrying it, else the least-loaded one, preferring region.
+func (t *Tracker) pickIngest(stream, region string) (IngestPoint, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	load := map[string]int{}
+	for name, st := range t.streams {
+		st.mu.Lock()
+		if st.seeder != nil && st.live {
+			url := st.seederRTMP
+			load[url]++
+			if name == stream {
+				if ing := t.ingests[url]; ing != nil {
+					st.mu.Unlock()
+					return ing.IngestPoint, true
+				}
+			}
+		}
+		st.mu.Unlock()
+	}
+	cands := make([]*ingestState, 0, len(t.ingests))
+	for _, ing := range t.ingests {
+		cands = append(cands, ing)
+	}
+	if len(cands) == 0 {
+		return IngestPoint{}, false
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		a, b := cands[i], cands[j]
+		if ra, rb := a.Region == region && region != "", b.Region == region && region != ""; ra != rb {
+			return ra
+		}
+		if load[a.RTMPURL] != load[b.RTMPURL] {
+			return load[a.RTMPURL] < load[b.RTMPURL]
+		}
+		return a.RTMPURL < b.RTMPURL
+	})
+	return cands[0].IngestPoint, true
+}
+
+// IngestHandler serves GET /api/ingest?stream=NAME[&region=R]: where a
+// broadcaster should publish. It reveals no secrets and needs no token.
+func (t *Tracker) IngestHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stream := r.URL.Query().Get("stream")
+		if !protocol.ValidStream(stream) {
+			httpx.Error(w, http.StatusBadRequest, "stream= must be a valid stream name")
+			return
+		}
+		p, ok := t.pickIngest(stream, r.URL.Query().Get("region"))
+		if !ok {
+			httpx.Error(w, http.StatusServiceUnavailable, "no seeder available")
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, struct {
+			Stream string `json:"stream"`
+			IngestPoint
+		}{stream, p})
+	})
+}
