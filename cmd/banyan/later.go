@@ -53,4 +53,3 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	return notYet("the native peer")
 }
-

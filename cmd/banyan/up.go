@@ -19,10 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/seeder"
 	"github.com/banyan-live/banyan/seeder/rtmpingest"
 	"github.com/banyan-live/banyan/store"
-	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/tracker"
 	"github.com/banyan-live/banyan/turnserver"
 	"github.com/banyan-live/banyan/web"
