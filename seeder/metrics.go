@@ -10,6 +10,10 @@ type metrics struct {
 	chunks      *prometheus.CounterVec
 	chunkBytes  *prometheus.CounterVec
 	keyInterval *prometheus.GaugeVec
+	// chunkLatency is ingest to chunk: from the arrival of a chunk's first
+	// access unit to the sealed chunk. It is the chunk duration plus the
+	// packager's wait for the next frame, plus processing.
+	chunkLatency prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,9 +39,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		keyInterval: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "banyan_seeder_keyframe_interval_seconds", Help: "Media time between the last two keyframes.",
 		}, []string{"stream"}),
+		chunkLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "banyan_seeder_ingest_to_chunk_seconds", Help: "From a chunk's first access unit arriving to the chunk sealed.",
+			Buckets: []float64{.05, .1, .15, .2, .25, .3, .35, .4, .5, .75, 1, 2},
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.publishes, m.refusals, m.ingestBytes, m.frames, m.chunks, m.chunkBytes, m.keyInterval)
+		reg.MustRegister(m.publishes, m.refusals, m.ingestBytes, m.frames, m.chunks, m.chunkBytes, m.keyInterval, m.chunkLatency)
 	}
 	return m
 }

@@ -285,6 +285,17 @@ type Publish struct {
 
 	endOnce sync.Once
 	lastKey time.Duration // media time of the previous keyframe chunk
+
+	// arrivals remembers when recent access units came in, by DTS, so each
+	// chunk's ingest-to-chunk latency (first sample in → chunk sealed) can
+	// be measured. A small ring: chunks are sealed within a second.
+	arrivals [256]arrival
+	next     int
+}
+
+type arrival struct {
+	dts time.Duration
+	at  time.Time
 }
 
 var _ media.Sink = (*Publish)(nil)
@@ -304,6 +315,8 @@ func (p *Publish) WriteAU(au media.AccessUnit) error {
 	for _, nalu := range au.NALUs {
 		n += len(nalu)
 	}
+	p.arrivals[p.next%len(p.arrivals)] = arrival{dts: au.DTS, at: p.s.cfg.Now()}
+	p.next++
 	p.s.metrics.ingestBytes.WithLabelValues(p.st.name, au.Kind.String()).Add(float64(n))
 	p.s.metrics.frames.WithLabelValues(p.st.name, au.Kind.String()).Inc()
 	return p.pkg.WriteAU(au)
@@ -382,6 +395,9 @@ func (p *Publish) onChunk(c cmaf.Chunk) error {
 		return fmt.Errorf("chunk %d/%d out of order", c.Epoch, c.Seq)
 	}
 	m := p.s.metrics
+	if at, ok := p.arrivedAt(c.MediaTime); ok {
+		m.chunkLatency.Observe(now.Sub(at).Seconds())
+	}
 	m.chunks.WithLabelValues(p.st.name).Inc()
 	m.chunkBytes.WithLabelValues(p.st.name).Add(float64(len(sealed)))
 	if c.Keyframe {
@@ -394,6 +410,18 @@ func (p *Publish) onChunk(c cmaf.Chunk) error {
 		p.s.cfg.Root(p.st.name, e)
 	}
 	return nil
+}
+
+// arrivedAt finds when the access unit with decode time dts came in. The
+// packager's media time is the ingest DTS unless it shifted a negative
+// start, in which case no latency is recorded.
+func (p *Publish) arrivedAt(dts time.Duration) (time.Time, bool) {
+	for i := range p.arrivals {
+		if a := p.arrivals[i]; a.dts == dts && !a.at.IsZero() {
+			return a.at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // rotateKeys runs the content-key schedule on the publish's own goroutine:
