@@ -205,6 +205,7 @@ const (
 	ReportSilent   = "silent"    // the parent sends nothing
 	ReportNoConn   = "no_connection"
 	ReportSlow     = "slow_child" // a parent reporting a child that cannot keep up
+	ReportFlood    = "flood"      // a neighbour sends far more than the stream rate
 )
 
 // Report accuses a parent (or, for slow_child, a child) of misbehaving.
@@ -396,7 +397,7 @@ func (m Report) validate() error {
 		if len(m.Chunk) == 0 {
 			return errors.New("report: bad_chunk without the chunk")
 		}
-	case ReportSilent, ReportNoConn, ReportSlow:
+	case ReportSilent, ReportNoConn, ReportSlow, ReportFlood:
 		if len(m.Chunk) != 0 {
 			return errors.New("report: chunk only goes with bad_chunk")
 		}

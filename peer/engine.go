@@ -1,0 +1,935 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// ReportFlood is the report kind for a parent that sends more than the
+// stream rate allows.
+const ReportFlood = protocol.ReportFlood
+
+// originPeer marks the origin as the source of a chunk.
+const originPeer PeerID = 0
+
+// Engine is one peer of the mesh: it receives pieces from its parents,
+// forwards them cut-through to its children, verifies, repairs and plays
+// chunks. It does no I/O and starts no goroutine except for blocking origin
+// fetches. All methods are safe for concurrent use.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	out      []func() // callbacks to run outside mu, in order
+	draining bool
+
+	stripes []stripe
+	nbrs    map[PeerID]*nbr
+	// subs holds subscriptions from neighbours not registered yet (the
+	// child's link may open first on its side).
+	subs map[PeerID]uint32
+
+	asm  *chunk.Reassembler
+	win  map[key]*entry
+	fifo []fifoEnt // window entries in insertion order, for expiry
+	pend map[key]*pending
+
+	hasEpoch bool
+	epoch    uint32
+	newest   uint64 // newest verified sequence of epoch
+	init     *entry // verified init segment of epoch
+	// newestEnt is the entry of newest (nil until a media chunk).
+	newestEnt *entry
+	lastKey   uint64 // newest verified keyframe chunk of epoch (0: none)
+	eos       uint64 // sequence of the end-of-stream chunk (0: none)
+	floor     uint64 // lowest sequence of epoch still accepted
+
+	// Playout.
+	started  bool
+	playhead uint64 // next sequence to deliver
+	ended    bool
+	lastPlay chunk.Header // last delivered chunk
+
+	// Stream measurements.
+	avgDur  time.Duration // mean chunk duration
+	rate    float64       // stream bytes per second
+	created time.Time
+	firstAt time.Time // first verified chunk of the epoch
+
+	// Origin.
+	originBusy int
+	originQ    []key
+	delayed    []delayedReport
+	liveBusy   bool
+	liveAt     time.Time
+
+	slowReset time.Time
+	pingAt    time.Time
+	sweepAt   time.Time
+	ctr       Counters
+	st        statsState
+}
+
+// New returns an engine for cfg. It starts nothing; the owner drives it with
+// Tick and the transports with HandleMessage.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, fmt.Errorf("peer: new engine: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	now := cfg.Clock()
+	e := &Engine{
+		cfg:     cfg,
+		log:     cfg.Logger.With("stream", cfg.Stream),
+		ctx:     ctx,
+		cancel:  cancel,
+		stripes: make([]stripe, cfg.Stripes),
+		nbrs:    make(map[PeerID]*nbr),
+		subs:    make(map[PeerID]uint32),
+		// Completed chunks are recognised by the window itself, so the
+		// reassembler only needs a short memory of them.
+		asm:     chunk.NewReassembler(chunk.ReassemblerConfig{MaxChunks: cfg.MaxAhead, DoneMemory: 64}),
+		win:     make(map[key]*entry),
+		pend:    make(map[key]*pending),
+		avgDur:  250 * time.Millisecond,
+		rate:    cfg.InitialRate,
+		created: now,
+	}
+	e.slowReset = now.Add(cfg.SlowPeriod)
+	e.st.last = now
+	return e, nil
+}
+
+// Close stops the engine and waits for its origin fetches to return. Links
+// are the transports' to close.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.out = nil
+	e.mu.Unlock()
+	e.cancel()
+	e.wg.Wait()
+	return nil
+}
+
+// unlockAndFlush releases mu and runs queued callbacks in order. Only one
+// goroutine drains at a time; a callback that re-enters the engine queues
+// its own callbacks, which the draining loop then runs, so order holds and
+// nothing deadlocks.
+func (e *Engine) unlockAndFlush() {
+	if e.draining || len(e.out) == 0 {
+		e.mu.Unlock()
+		return
+	}
+	e.draining = true
+	for len(e.out) > 0 {
+		batch := e.out
+		e.out = nil
+		e.mu.Unlock()
+		for _, f := range batch {
+			f()
+		}
+		e.mu.Lock()
+	}
+	e.draining = false
+	e.mu.Unlock()
+}
+
+func (e *Engine) queue(f func()) {
+	if !e.closed {
+		e.out = append(e.out, f)
+	}
+}
+
+func (e *Engine) stripeOf(seq uint64) int { return int(seq % uint64(len(e.stripes))) }
+
+// ---- topology ----
+
+func (e *Engine) attach(id PeerID, l Link) *nbr {
+	n := e.nbrs[id]
+	if n == nil {
+		n = &nbr{id: id, link: l, lastReport: make(map[string]time.Time)}
+		n.subs = e.subs[id]
+		delete(e.subs, id)
+		e.nbrs[id] = n
+	}
+	n.link = l // a reconnect replaces the link; messages on the old one are ignored
+	return n
+}
+
+func (e *Engine) detachIfIdle(n *nbr) {
+	if n.roles() == 0 {
+		delete(e.nbrs, n.id)
+	}
+}
+
+func checkStripe(s, k int) error {
+	if s < 0 || s >= k {
+		return fmt.Errorf("peer: stripe %d out of range 0..%d", s, k-1)
+	}
+	return nil
+}
+
+// SetParent makes id, reached over l, this peer's parent in stripe s. id 0
+// (l nil) means what protocol.Assign means by parent 0: no peer has room,
+// take the stripe from the origin until told otherwise.
+func (e *Engine) SetParent(s int, id PeerID, l Link) error {
+	if err := checkStripe(s, len(e.stripes)); err != nil {
+		return err
+	}
+	if id != 0 && l == nil {
+		return errors.New("peer: set parent: nil link")
+	}
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	st := &e.stripes[s]
+	e.dropParent(s)
+	st.originFed = id == 0
+	st.since = e.cfg.Clock()
+	if id == 0 {
+		return nil
+	}
+	n := e.attach(id, l)
+	n.parentOf |= 1 << s
+	st.parent = n
+	// Ask for the init segment and the current GOP of this stripe.
+	if err := l.Send(appendSub(nil, s)); err != nil {
+		e.log.Debug("peer: subscribe", "parent", id, "stripe", s, "err", err)
+	}
+	return nil
+}
+
+// ClearParent removes stripe s's parent; until SetParent, the stripe's
+// chunks come from repair (other parents, then the origin).
+func (e *Engine) ClearParent(s int) error {
+	if err := checkStripe(s, len(e.stripes)); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	e.dropParent(s)
+	e.stripes[s].originFed = false
+	return nil
+}
+
+func (e *Engine) dropParent(s int) {
+	st := &e.stripes[s]
+	if st.parent == nil {
+		return
+	}
+	st.parent.parentOf &^= 1 << s
+	e.detachIfIdle(st.parent)
+	st.parent = nil
+	st.hasFeed = false
+	st.nbase = 0
+}
+
+// ParentFailed tells the engine that the link to stripe s's parent id could
+// not be established or died: it reports no_connection and takes the stripe
+// from the origin until SetParent.
+func (e *Engine) ParentFailed(s int, id PeerID) {
+	if checkStripe(s, len(e.stripes)) != nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	st := &e.stripes[s]
+	if st.parent != nil && st.parent.id == id {
+		e.dropParent(s)
+		st.originFed = true
+	}
+	e.reportLocked(e.cfg.Clock(), protocol.Report{Kind: protocol.ReportNoConn, Peer: id, Stripe: s}, nil)
+}
+
+// AddChild makes id, reached over l, a child in stripe s: pieces of the
+// stripe are forwarded to it from now on.
+func (e *Engine) AddChild(s int, id PeerID, l Link) error {
+	if err := checkStripe(s, len(e.stripes)); err != nil {
+		return err
+	}
+	if id == 0 || l == nil {
+		return errors.New("peer: add child: no id or link")
+	}
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	n := e.attach(id, l)
+	if n.childOf&(1<<s) == 0 {
+		n.childOf |= 1 << s
+		e.stripes[s].children = append(e.stripes[s].children, n)
+	}
+	if n.subs&(1<<s) != 0 {
+		n.subs &^= 1 << s
+		e.burst(n, s)
+	}
+	return nil
+}
+
+// RemoveChild stops forwarding stripe s to id.
+func (e *Engine) RemoveChild(s int, id PeerID) error {
+	if err := checkStripe(s, len(e.stripes)); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	n := e.nbrs[id]
+	if n == nil || n.childOf&(1<<s) == 0 {
+		return nil
+	}
+	n.childOf &^= 1 << s
+	st := &e.stripes[s]
+	st.children = slices.DeleteFunc(st.children, func(c *nbr) bool { return c == n })
+	e.detachIfIdle(n)
+	return nil
+}
+
+// RemovePeer drops every role of id (its link died or it left).
+func (e *Engine) RemovePeer(id PeerID) {
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	n := e.nbrs[id]
+	if n == nil {
+		return
+	}
+	for s := range e.stripes {
+		if n.parentOf&(1<<s) != 0 {
+			e.dropParent(s)
+		}
+		if n.childOf&(1<<s) != 0 {
+			st := &e.stripes[s]
+			st.children = slices.DeleteFunc(st.children, func(c *nbr) bool { return c == n })
+		}
+	}
+	delete(e.nbrs, id)
+}
+
+// burst sends a new child the init segment and the stripe's chunks since the
+// newest keyframe, so it can start playing at once.
+func (e *Engine) burst(n *nbr, s int) {
+	if !e.hasEpoch {
+		return
+	}
+	if e.init != nil && !e.sendAll(n, e.init) {
+		return
+	}
+	if e.lastKey == 0 {
+		return
+	}
+	for seq := e.lastKey; seq <= e.newest; seq++ {
+		if e.stripeOf(seq) != s {
+			continue
+		}
+		if en := e.win[key{e.epoch, seq}]; en != nil && !e.sendAll(n, en) {
+			return
+		}
+	}
+}
+
+// sendAll sends every piece of en to n; false on backpressure or error.
+func (e *Engine) sendAll(n *nbr, en *entry) bool {
+	for _, m := range en.pieces() {
+		if n.link.Send(m) != nil {
+			e.ctr.BurstCut++
+			return false
+		}
+		e.countUp(n, len(m))
+	}
+	return true
+}
+
+func (e *Engine) countUp(n *nbr, b int) {
+	n.bytesOut += uint64(b)
+	n.periodOut += uint64(b)
+	e.st.bytesUp += uint64(b)
+}
+
+// ---- input ----
+
+// HandleMessage takes one data channel message that arrived from neighbour
+// from over link l. The engine may keep msg and forward it to other links;
+// the transport must not modify it afterwards. Messages from unknown
+// neighbours or over a replaced link are ignored.
+func (e *Engine) HandleMessage(from PeerID, l Link, msg []byte) {
+	if len(msg) == 0 {
+		return
+	}
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	if e.closed {
+		return
+	}
+	now := e.cfg.Clock()
+	n := e.nbrs[from]
+	if n == nil || n.link != l {
+		if msg[0] == msgSub && (n == nil) && len(e.subs) < 256 {
+			if s, err := parseSub(msg, len(e.stripes)); err == nil {
+				e.subs[from] |= 1 << s
+			}
+		}
+		e.ctr.Unknown++
+		return
+	}
+	n.bytesIn += uint64(len(msg))
+	n.periodIn += uint64(len(msg))
+	if !n.in.take(now, len(msg), e.cfg.FloodFactor*e.rate, 10*e.rate+4*chunk.MaxMessageSize) {
+		e.ctr.Flooded++
+		// A flooding parent is reported (the tracker moves us away); a
+		// child has no business sending much at all and is just dropped.
+		if n.parentOf != 0 {
+			e.reportLocked(now, protocol.Report{Kind: ReportFlood, Peer: n.id, Stripe: bits.TrailingZeros32(n.parentOf)}, n)
+		}
+		return
+	}
+	switch msg[0] {
+	case msgPiece:
+		e.onPiece(now, n, msg)
+	case msgWant:
+		e.onWant(now, n, msg)
+	case msgNope:
+		e.onNope(now, n, msg)
+	case msgSub:
+		if s, err := parseSub(msg, len(e.stripes)); err == nil {
+			if n.childOf&(1<<s) != 0 {
+				e.burst(n, s)
+			} else {
+				n.subs |= 1 << s
+			}
+		} else {
+			e.ctr.Malformed++
+		}
+	case msgBad:
+		e.onBad(now, n, msg)
+	case msgPing:
+		if tok, err := parsePing(msg, msgPing); err == nil {
+			_ = l.Send(appendPing(nil, msgPong, tok))
+		} else {
+			e.ctr.Malformed++
+		}
+	case msgPong:
+		if tok, err := parsePing(msg, msgPong); err == nil {
+			if rtt := now.Sub(time.Unix(0, int64(tok))); rtt >= 0 && rtt < 30*time.Second {
+				n.addRTT(rtt)
+			}
+		} else {
+			e.ctr.Malformed++
+		}
+	default:
+		e.ctr.Malformed++
+	}
+}
+
+// accepts reports whether seq of epoch is inside the window a piece may
+// belong to: not older than the window floor, not absurdly far ahead.
+func (e *Engine) accepts(k key) bool {
+	if !e.hasEpoch || k.epoch > e.epoch {
+		return true // a new epoch; the reassembler bounds what it holds
+	}
+	if k.epoch < e.epoch || k.seq < e.floor {
+		return false
+	}
+	return k.seq <= e.newest+uint64(e.cfg.MaxAhead)
+}
+
+func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
+	if e.cfg.Root {
+		e.ctr.Unsolicited++
+		return
+	}
+	p, err := chunk.ParsePiece(msg)
+	if err != nil {
+		e.ctr.Malformed++
+		return
+	}
+	k := key{p.Epoch, p.Seq}
+	s := e.stripeOf(p.Seq)
+	feed := n.parentOf&(1<<s) != 0 || (p.Seq == 0 && n.parentOf != 0)
+	pd := e.pend[k]
+	repair := pd != nil && (pd.asked == n.id || slices.Contains(pd.tried, n.id))
+	if !feed && !repair {
+		e.ctr.Unsolicited++
+		return
+	}
+	if feed {
+		// Even a duplicate shows the parent is alive and forwarding.
+		e.stripes[s].lastPiece = now
+	}
+	if !e.accepts(k) {
+		e.ctr.Stale++
+		return
+	}
+	if _, ok := e.win[k]; ok {
+		e.ctr.Duplicate++
+		return
+	}
+	if pd != nil && pd.bad && !repair {
+		e.ctr.Unsolicited++ // the feed already sent a forged version
+		return
+	}
+	asm := e.asm
+	if pd != nil && pd.asmDone {
+		if pd.retry == nil {
+			pd.retry = chunk.NewReassembler(chunk.ReassemblerConfig{MaxChunks: 1, DoneMemory: 1})
+		}
+		asm = pd.retry
+	}
+	sealed, fresh, err := asm.Add(p)
+	if err != nil {
+		switch {
+		case errors.Is(err, chunk.ErrStale):
+			e.ctr.Stale++
+		default:
+			// Pieces that do not fit together: someone lies. Start the
+			// chunk over; repair fetches a consistent copy.
+			e.ctr.Malformed++
+			asm.Forget(k.epoch, k.seq)
+			if pd != nil {
+				pd.urgent = true
+			}
+		}
+		return
+	}
+	if !fresh {
+		e.ctr.Duplicate++
+		return
+	}
+	if pd == nil {
+		pd = e.pendOf(k)
+	}
+	if pd.first.IsZero() {
+		pd.first = now
+	}
+	pd.last = now
+	pd.addSrc(n.id)
+	if repair && (!feed || pd.asked == n.id) {
+		pd.repaired = true
+	}
+	e.countIn(n, len(p.Data))
+	if feed {
+		pd.feed = true
+		st := &e.stripes[s]
+		if p.Seq > 0 && k.epoch == e.epoch && (!st.hasFeed || p.Seq > st.newestFeed) {
+			st.newestFeed, st.hasFeed = p.Seq, true
+		}
+	}
+	if !pd.bad {
+		e.forward(pd, msg)
+	}
+	if sealed != nil {
+		if asm == e.asm {
+			pd.asmDone = true // its later pieces are duplicates to e.asm now
+		}
+		e.complete(now, k, sealed, pd, n.id)
+	}
+}
+
+func (e *Engine) countIn(n *nbr, b int) {
+	if n == nil {
+		e.st.bytesOrigin += uint64(b)
+		return
+	}
+	if n.link.Path() == PathTURN {
+		e.st.bytesTURN += uint64(b)
+	} else {
+		e.st.bytesP2P += uint64(b)
+	}
+}
+
+// forward sends msg, a piece of pd's chunk, to the children that carry it:
+// the stripe's children, or every child for an init segment.
+func (e *Engine) forward(pd *pending, msg []byte) {
+	if pd.k.seq == 0 {
+		var seen uint32 // children are few; dedupe by stripe membership
+		for s := range e.stripes {
+			for _, c := range e.stripes[s].children {
+				if c.childOf&seen != 0 {
+					continue
+				}
+				e.sendChild(pd, c, msg)
+			}
+			seen |= 1 << s
+		}
+		return
+	}
+	for _, c := range e.stripes[e.stripeOf(pd.k.seq)].children {
+		e.sendChild(pd, c, msg)
+	}
+}
+
+// sendChild sends one piece to a child unless the child is already skipped
+// for this chunk. A full link skips the child for the rest of the chunk: it
+// never delays the others, and the child repairs what it missed.
+func (e *Engine) sendChild(pd *pending, c *nbr, msg []byte) {
+	if pd.skipped(c.id) {
+		return
+	}
+	err := c.link.Send(msg)
+	if err == nil {
+		e.countUp(c, len(msg))
+		return
+	}
+	pd.skip = append(pd.skip, c.id)
+	if !errors.Is(err, ErrBackpressure) {
+		e.ctr.SendErrors++
+		return
+	}
+	e.ctr.Skips++
+	c.skips++
+	c.skipsTotal++
+	if c.skips >= e.cfg.SlowSkips {
+		c.skips = 0
+		s := e.stripeOf(pd.k.seq)
+		for i := range e.stripes {
+			if c.childOf&(1<<i) != 0 {
+				s = i
+				break
+			}
+		}
+		e.reportLocked(e.cfg.Clock(), protocol.Report{Kind: protocol.ReportSlow, Peer: c.id, Stripe: s}, c)
+	}
+}
+
+func (e *Engine) pendOf(k key) *pending {
+	pd := e.pend[k]
+	if pd == nil {
+		pd = &pending{k: k}
+		e.pend[k] = pd
+	}
+	return pd
+}
+
+// complete handles a reassembled (or fetched) chunk: verify, keep, play.
+// src is the neighbour that sent the last piece (0 for the origin).
+func (e *Engine) complete(now time.Time, k key, sealed []byte, pd *pending, src PeerID) {
+	var (
+		h      chunk.Header
+		plain  []byte
+		opened bool
+		err    error
+	)
+	if e.wouldPlay(k) {
+		h, plain, err = chunk.Open(e.cfg.PublicKey, e.cfg.Stream, e.cfg.Keys, sealed)
+		opened = err == nil
+		if errors.Is(err, chunk.ErrUnknownKey) || errors.Is(err, chunk.ErrDecrypt) {
+			// Authentic but not decryptable yet (key rotation in flight):
+			// keep it, delivery tries again.
+			h, err = chunk.ParseHeader(sealed)
+		}
+	} else {
+		h, err = e.cfg.Verify(sealed)
+	}
+	if err == nil && (h.Epoch != k.epoch || h.Seq != k.seq) {
+		err = fmt.Errorf("%w: chunk says epoch %d seq %d", chunk.ErrMalformed, h.Epoch, h.Seq)
+	}
+	if err != nil {
+		e.badChunk(now, pd, sealed, err)
+		return
+	}
+	en := &entry{k: k, h: h, sealed: sealed, at: now, plain: plain, opened: opened}
+	if pd.repaired {
+		e.ctr.RepairedPeer++
+	}
+	e.keep(now, en, pd)
+}
+
+func (e *Engine) wouldPlay(k key) bool {
+	if e.cfg.Root || e.cfg.Player == nil || e.cfg.Keys == nil {
+		return false
+	}
+	if e.hasEpoch && k.epoch < e.epoch {
+		return false
+	}
+	if k.seq == 0 || !e.started || k.epoch > e.epoch {
+		return true
+	}
+	return k.seq >= e.playhead
+}
+
+// badChunk drops a chunk that failed verification. It was already forwarded
+// cut-through, so the children are told not to blame us; the sender is
+// reported unless it told us first that it was fooled too.
+func (e *Engine) badChunk(now time.Time, pd *pending, sealed []byte, cause error) {
+	e.ctr.BadChunks++
+	e.log.Warn("peer: chunk failed verification", "epoch", pd.k.epoch, "seq", pd.k.seq, "from", pd.src, "err", cause)
+	e.noticeChildren(pd)
+	pd.bad, pd.urgent = true, true
+	if pd.retry != nil {
+		pd.retry = nil // a fresh one for the next attempt
+	}
+	if len(pd.src) == 1 && pd.src[0] != originPeer && pd.accused == 0 {
+		culprit := pd.src[0]
+		if !slices.Contains(pd.notices, culprit) {
+			pd.accused = culprit
+			r := protocol.Report{Kind: protocol.ReportBadChunk, Peer: culprit, Stripe: e.stripeOf(pd.k.seq), Chunk: sealed}
+			e.delayed = append(e.delayed, delayedReport{k: pd.k, r: r, at: now.Add(e.cfg.BadGrace)})
+		}
+	}
+	pd.src, pd.first, pd.feed = nil, time.Time{}, false
+	if pd.asked != 0 {
+		pd.tried = append(pd.tried, pd.asked)
+		pd.asked = 0
+	}
+	// Repair at once, from someone else than whoever sent this.
+	e.repairChunk(now, pd)
+}
+
+// noticeChildren tells children that got pieces of pd's chunk from us that
+// it was forged upstream.
+func (e *Engine) noticeChildren(pd *pending) {
+	msg := appendRef(nil, msgBad, pd.k)
+	var seen uint32
+	for s := range e.stripes {
+		if pd.k.seq != 0 && s != e.stripeOf(pd.k.seq) {
+			continue
+		}
+		for _, c := range e.stripes[s].children {
+			if c.childOf&seen == 0 {
+				_ = c.link.Send(msg)
+			}
+		}
+		seen |= 1 << s
+	}
+}
+
+func (e *Engine) onBad(now time.Time, n *nbr, msg []byte) {
+	k, err := parseRef(msg, msgBad)
+	if err != nil {
+		e.ctr.Malformed++
+		return
+	}
+	// Only a source of the chunk may say it was bad: a notice from anyone
+	// else would let a child divert us from our parent.
+	s := e.stripeOf(k.seq)
+	source := n.parentOf&(1<<s) != 0 || (k.seq == 0 && n.parentOf != 0)
+	if pd := e.pend[k]; pd != nil && (pd.asked == n.id || slices.Contains(pd.tried, n.id)) {
+		source = true
+	}
+	if !source {
+		e.ctr.Unsolicited++
+		return
+	}
+	e.delayed = slices.DeleteFunc(e.delayed, func(d delayedReport) bool { return d.k == k && d.r.Peer == n.id })
+	if _, ok := e.win[k]; ok || !e.accepts(k) {
+		return // we hold a verified copy: the notice is moot
+	}
+	n.notices++
+	e.ctr.Notices++
+	pd := e.pendOf(k)
+	if !slices.Contains(pd.notices, n.id) {
+		pd.notices = append(pd.notices, n.id)
+	}
+	// It was fooled too; whoever fooled it is reported further up.
+	e.delayed = slices.DeleteFunc(e.delayed, func(d delayedReport) bool { return d.k == k && d.r.Peer == n.id })
+	if !pd.bad {
+		// The pieces still coming from this sender are garbage: drop what
+		// we have, pass the notice on, and repair from someone else.
+		e.asm.Forget(k.epoch, k.seq)
+		if slices.Contains(pd.src, n.id) {
+			e.noticeChildren(pd)
+		}
+		pd.bad, pd.urgent = true, true
+		pd.src, pd.first, pd.feed = nil, time.Time{}, false
+		if pd.asked == n.id {
+			pd.tried = append(pd.tried, n.id)
+			pd.asked = 0
+		}
+		e.repairChunk(now, pd)
+	}
+}
+
+// keep stores a verified chunk, updates what the stream looks like and plays
+// what became playable.
+func (e *Engine) keep(now time.Time, en *entry, pd *pending) {
+	k, h := en.k, en.h
+	if e.hasEpoch && k.epoch < e.epoch {
+		delete(e.pend, k)
+		return
+	}
+	if !e.hasEpoch || k.epoch > e.epoch {
+		e.newEpoch(now, k.epoch)
+	}
+	e.win[k] = en
+	e.fifo = append(e.fifo, fifoEnt{k, now})
+	// Drop any partial copy (the chunk may have come from the origin).
+	e.asm.Forget(k.epoch, k.seq)
+	delete(e.pend, k)
+	if e.firstAt.IsZero() {
+		e.firstAt = now
+	}
+	if h.IsInit() {
+		e.init = en
+	} else {
+		if k.seq > e.newest || e.newestEnt == nil {
+			e.newest, e.newestEnt = k.seq, en
+		}
+		if h.Flags&chunk.FlagKeyframe != 0 && k.seq > e.lastKey {
+			e.lastKey = k.seq
+		}
+		if h.Flags&chunk.FlagEndOfStream != 0 {
+			e.eos = k.seq
+		}
+		if h.Duration > 0 {
+			d := time.Duration(h.Duration) * time.Microsecond
+			e.avgDur = (7*e.avgDur + d) / 8
+			r := float64(len(en.sealed)) / d.Seconds()
+			e.rate = max(e.rate*7/8+r/8, 64<<10)
+		}
+		if pd != nil && pd.feed && !pd.first.IsZero() {
+			e.stripes[e.stripeOf(k.seq)].addBase(pd.first.Add(-time.Duration(h.MediaTime) * time.Microsecond))
+		} else if e.cfg.Root {
+			e.stripes[e.stripeOf(k.seq)].addBase(now.Add(-time.Duration(h.MediaTime) * time.Microsecond))
+		}
+		e.moveFloor()
+	}
+	e.ctr.Verified++
+	e.advance(now)
+}
+
+func (e *Engine) newEpoch(now time.Time, epoch uint32) {
+	if e.hasEpoch {
+		e.log.Info("peer: new epoch", "from", e.epoch, "to", epoch)
+	}
+	e.hasEpoch, e.epoch = true, epoch
+	e.newest, e.lastKey, e.eos, e.floor = 0, 0, 0, 0
+	e.init, e.newestEnt = nil, nil
+	e.started, e.ended, e.playhead = false, false, 0
+	e.firstAt = time.Time{}
+	for i := range e.stripes {
+		e.stripes[i].nbase = 0
+		e.stripes[i].hasFeed = false
+	}
+	for k := range e.pend {
+		if k.epoch < epoch {
+			delete(e.pend, k)
+		}
+	}
+	e.asm.Expire(epoch, 0)
+}
+
+// windowChunks is how many chunks Window holds at the measured duration.
+func (e *Engine) windowChunks() uint64 {
+	n := int64(e.cfg.Window / max(e.avgDur, 10*time.Millisecond))
+	return uint64(min(max(n, 16), 4096))
+}
+
+func (e *Engine) moveFloor() {
+	w := e.windowChunks()
+	if e.newest > w && e.newest-w > e.floor {
+		e.floor = e.newest - w
+		e.asm.Expire(e.epoch, e.floor)
+	}
+}
+
+// ---- playout ----
+
+// advance delivers every chunk that is next in line.
+func (e *Engine) advance(now time.Time) {
+	if e.cfg.Root || !e.hasEpoch || e.ended {
+		return
+	}
+	if !e.started {
+		if e.init == nil || e.lastKey == 0 {
+			return
+		}
+		e.started = true
+		e.playhead = e.lastKey
+		e.ctr.StartedAt = now
+		if e.cfg.Player != nil {
+			plain, ok := e.openEntry(e.init)
+			if ok {
+				epoch, p := e.epoch, e.cfg.Player
+				e.queue(func() { p.Init(epoch, plain) })
+			}
+		}
+	}
+	for {
+		k := key{e.epoch, e.playhead}
+		en := e.win[k]
+		if en == nil {
+			if pd := e.pend[k]; pd != nil && pd.lost {
+				e.playhead++
+				continue
+			}
+			return
+		}
+		e.playhead++
+		e.lastPlay = en.h
+		e.ctr.Played++
+		if e.cfg.Player != nil {
+			plain, ok := e.openEntry(en)
+			if ok {
+				h, p := en.h, e.cfg.Player
+				e.queue(func() { p.Chunk(h, plain) })
+			} else {
+				e.ctr.Undecryptable++
+			}
+		}
+		en.plain = nil
+		if en.h.Flags&chunk.FlagEndOfStream != 0 {
+			e.ended = true
+			return
+		}
+	}
+}
+
+// openEntry returns the payload of en for the player.
+func (e *Engine) openEntry(en *entry) ([]byte, bool) {
+	if e.cfg.Keys == nil {
+		return nil, true
+	}
+	if en.opened {
+		return en.plain, true
+	}
+	_, plain, err := chunk.Open(e.cfg.PublicKey, e.cfg.Stream, e.cfg.Keys, en.sealed)
+	if err != nil {
+		e.log.Warn("peer: cannot open chunk", "epoch", en.k.epoch, "seq", en.k.seq, "err", err)
+		return nil, false
+	}
+	return plain, true
+}
+
+// ---- Publish (root) ----
+
+// Publish injects a sealed chunk at the root: it is verified, kept for
+// repairs and catch-up, and sent to the children of its stripe (an init
+// segment to every child).
+func (e *Engine) Publish(sealed []byte) error {
+	h, err := e.cfg.Verify(sealed)
+	if err != nil {
+		return fmt.Errorf("peer: publish: %w", err)
+	}
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	if e.closed {
+		return errors.New("peer: publish: engine closed")
+	}
+	k := key{h.Epoch, h.Seq}
+	if e.hasEpoch && (k.epoch < e.epoch || (k.epoch == e.epoch && k.seq != 0 && k.seq <= e.newest && e.win[k] != nil)) {
+		return fmt.Errorf("peer: publish epoch %d seq %d: not after epoch %d seq %d", k.epoch, k.seq, e.epoch, e.newest)
+	}
+	now := e.cfg.Clock()
+	en := &entry{k: k, h: h, sealed: sealed, at: now}
+	e.keep(now, en, nil)
+	pd := &pending{k: k}
+	for _, m := range en.pieces() {
+		e.forward(pd, m)
+	}
+	return nil
+}

@@ -1,0 +1,612 @@
+package peer_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/protocol"
+	"testing"
+	"time"
+
+	"github.com/banyan-live/banyan/peer"
+	"github.com/banyan-live/banyan/peer/memnet"
+)
+
+// twoStripeTree builds 50 peers: 2..26 interior in stripe 0 and leaves in
+// stripe 1, 27..51 the other way round.
+func twoStripeTree(sw *swarm) (map[peer.PeerID]peer.PeerID, map[peer.PeerID]peer.PeerID) {
+	a, b := ids(2, 25), ids(27, 25)
+	sw.addPeers(2, 50)
+	p0 := sw.tree(0, a, b, 4, 3)
+	p1 := sw.tree(1, b, a, 4, 3)
+	return p0, p1
+}
+
+func TestTreeDelivery(t *testing.T) {
+	sw := newSwarm(t, memnet.Config{Seed: 1, Latency: 10 * time.Millisecond, Jitter: 5 * time.Millisecond, UploadBps: 50e6}, 2, 90_000, nil)
+	defer sw.close()
+	twoStripeTree(sw)
+	const last = 40
+	sw.publish(last)
+	sw.net.RunFor(last*250*time.Millisecond + 3*time.Second)
+
+	var all []time.Duration
+	for id := range sw.engines {
+		all = append(all, sw.checkPlayed(id, 1, last)...)
+		c := sw.engines[id].Counters()
+		if c.Stalls != 0 || c.BadChunks != 0 || c.RepairedOrigin != 0 {
+			t.Errorf("peer %d: %+v", id, c)
+		}
+	}
+	if len(sw.reports) != 0 {
+		t.Errorf("reports: %v", sw.reports)
+	}
+	if sw.origin.Requests != 0 {
+		t.Errorf("origin served %d requests, want 0", sw.origin.Requests)
+	}
+	t.Logf("publish->play latency p50 %v p95 %v max %v over %d plays", percentile(all, .5), percentile(all, .95), percentile(all, 1), len(all))
+}
+
+// corrupter flips one bit in every piece of chunk seq it sends.
+type corrupter struct {
+	*memnet.Link
+	seq uint64
+}
+
+func (c *corrupter) Send(m []byte) error {
+	if p, err := chunk.ParsePiece(m); err == nil && p.Seq == c.seq && p.Index == p.Count-1 {
+		m = bytes.Clone(m)
+		m[len(m)-80] ^= 0x10 // inside the ciphertext
+	}
+	return c.Link.Send(m)
+}
+
+func TestForgedPiece(t *testing.T) {
+	const bad, evil = 10, peer.PeerID(2)
+	sw := newSwarm(t, memnet.Config{Seed: 2, Latency: 10 * time.Millisecond, Jitter: 5 * time.Millisecond}, 2, 60_000, nil)
+	defer sw.close()
+	sw.wrap = func(a, b peer.PeerID, l *memnet.Link) peer.Link {
+		if a == evil {
+			return &corrupter{Link: l, seq: bad}
+		}
+		return l
+	}
+	p0, _ := twoStripeTree(sw)
+	const last = 24
+	sw.publish(last)
+	sw.net.RunFor(last*250*time.Millisecond + 2*time.Second)
+
+	children := map[peer.PeerID]bool{}
+	subtree := map[peer.PeerID]bool{evil: true}
+	for changed := true; changed; {
+		changed = false
+		for c, p := range p0 {
+			if subtree[p] && !subtree[c] {
+				subtree[c], changed = true, true
+				children[c] = p == evil
+			}
+		}
+	}
+	if len(subtree) < 5 {
+		t.Fatalf("subtree of %d too small: %v", evil, subtree)
+	}
+	for id := range sw.engines {
+		sw.checkPlayed(id, 1, last) // includes: no wrong payload played
+		c := sw.engines[id].Counters()
+		if c.Stalls != 0 {
+			t.Errorf("peer %d stalled: %+v", id, c)
+		}
+		if subtree[id] && id != evil && c.BadChunks == 0 {
+			t.Errorf("peer %d in the forged subtree saw no bad chunk", id)
+		}
+		if !subtree[id] && c.BadChunks != 0 {
+			t.Errorf("peer %d outside the subtree saw %d bad chunks", id, c.BadChunks)
+		}
+	}
+	reporters := map[peer.PeerID]bool{}
+	for _, r := range sw.reports {
+		if r.r.Kind != protocol.ReportBadChunk || r.r.Peer != evil || !children[r.by] {
+			t.Errorf("unexpected report %+v by %d", r.r, r.by)
+			continue
+		}
+		if _, err := chunk.Verify(sw.src.pub, testStream, r.r.Chunk); err == nil {
+			t.Errorf("report by %d carries a chunk that verifies", r.by)
+		}
+		if h, err := chunk.ParseHeader(r.r.Chunk); err != nil || h.Seq != bad {
+			t.Errorf("report by %d carries chunk %v (%v), want seq %d", r.by, h, err, bad)
+		}
+		reporters[r.by] = true
+	}
+	for c, direct := range children {
+		if direct && !reporters[c] {
+			t.Errorf("child %d of the forger did not report it", c)
+		}
+	}
+	t.Logf("forger %d: subtree %d peers, %d direct children reported it", evil, len(subtree)-1, len(reporters))
+}
+
+func TestKilledInteriorPeer(t *testing.T) {
+	const victim = peer.PeerID(3)
+	sw := newSwarm(t, memnet.Config{Seed: 3, Latency: 10 * time.Millisecond, Jitter: 5 * time.Millisecond}, 2, 60_000, nil)
+	defer sw.close()
+	p0, _ := twoStripeTree(sw)
+	const last = 40
+	sw.publish(last)
+	sw.net.RunFor(3 * time.Second)
+	sw.kill(victim)
+	sw.net.RunFor((last-12)*250*time.Millisecond + 2*time.Second)
+
+	orphans := 0
+	var margin []time.Duration // how early before its deadline each chunk played
+	for id, e := range sw.engines {
+		sw.checkPlayed(id, 1, last)
+		c := e.Counters()
+		if c.Stalls != 0 {
+			t.Errorf("peer %d stalled %d times", id, c.Stalls)
+		}
+		if p0[id] == victim {
+			orphans++
+			if c.RepairedPeer+c.RepairedOrigin == 0 {
+				t.Errorf("orphan %d repaired nothing: %+v", id, c)
+			}
+			lat := sw.checkPlayed(id, 13, last)
+			for _, l := range lat {
+				margin = append(margin, time.Second-l)
+			}
+		}
+	}
+	for _, r := range sw.reports {
+		if r.r.Kind != protocol.ReportSilent || r.r.Peer != victim {
+			t.Errorf("unexpected report %+v by %d", r.r, r.by)
+		}
+	}
+	if orphans == 0 {
+		t.Fatal("victim had no children")
+	}
+	t.Logf("%d orphans; publish->play latency after the loss p50 %v p95 %v max %v (deadline about 1 s)",
+		orphans, time.Second-percentile(margin, .5), time.Second-percentile(margin, .05), time.Second-percentile(margin, 0))
+}
+
+func TestReplayIgnored(t *testing.T) {
+	sw := newSwarm(t, memnet.Config{Seed: 4, Latency: 5 * time.Millisecond}, 1, 30_000, func(c *peer.Config) {
+		c.Window = 3 * time.Second
+	})
+	defer sw.close()
+	sw.addPeers(2, 2)
+	sw.edge(0, rootID, 2)
+	sw.edge(0, 2, 3)
+	const last = 30
+	sw.publish(last)
+	sw.net.RunFor(25 * 250 * time.Millisecond)
+
+	before2, before3 := sw.engines[2].Counters(), sw.engines[3].Counters()
+	rootEnd := sw.links[[2]peer.PeerID{rootID, 2}]
+	replay := func(seq uint64) {
+		ps, err := chunk.Split(sw.src.chunk(t, seq), chunk.MaxMessageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if err := rootEnd.Send(chunk.AppendPiece(nil, p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	replay(20) // recent: a duplicate
+	replay(2)  // older than the 3 s window: stale
+	sw.net.RunFor(6 * 250 * time.Millisecond)
+	after2, after3 := sw.engines[2].Counters(), sw.engines[3].Counters()
+	if after2.Duplicate == before2.Duplicate || after2.Stale == before2.Stale {
+		t.Errorf("replays not recognised: before %+v after %+v", before2, after2)
+	}
+	if after3.Duplicate != before3.Duplicate || after3.Stale != before3.Stale {
+		t.Errorf("replayed pieces were forwarded: before %+v after %+v", before3, after3)
+	}
+	sw.net.RunFor(2 * time.Second)
+	sw.checkPlayed(2, 1, last)
+	sw.checkPlayed(3, 1, last)
+}
+
+// slowRun runs root -> P -> 5 children and returns the publish->play
+// latencies of children 3..6 and the reports; child 7 is slow when slow.
+func slowRun(t *testing.T, slow bool) ([]time.Duration, []report, peer.Counters) {
+	sw := newSwarm(t, memnet.Config{Seed: 5, Latency: 10 * time.Millisecond, Jitter: 2 * time.Millisecond, UploadBps: 100e6}, 1, 90_000, nil)
+	defer sw.close()
+	if slow {
+		sw.pairOpts[[2]peer.PeerID{2, 7}] = memnet.LinkOptions{Bps: 500e3, HighWater: 128 << 10}
+	}
+	sw.addPeers(2, 6)
+	sw.edge(0, rootID, 2)
+	for c := peer.PeerID(3); c <= 7; c++ {
+		sw.edge(0, 2, c)
+	}
+	const last = 40
+	sw.publish(last)
+	sw.net.RunFor(last*250*time.Millisecond + 2*time.Second)
+	var lat []time.Duration
+	for c := peer.PeerID(3); c <= 6; c++ {
+		lat = append(lat, sw.checkPlayed(c, 1, last)...)
+		if s := sw.engines[c].Counters().Stalls; s != 0 {
+			t.Errorf("fast child %d stalled %d times", c, s)
+		}
+	}
+	return lat, sw.reports, sw.engines[2].Counters()
+}
+
+func TestSlowChildSkipped(t *testing.T) {
+	base, _, _ := slowRun(t, false)
+	lat, reports, pc := slowRun(t, true)
+	b95, s95 := percentile(base, .95), percentile(lat, .95)
+	t.Logf("fast children publish->play p50/p95: %v/%v without a slow sibling, %v/%v with one (%d skips)",
+		percentile(base, .5), b95, percentile(lat, .5), s95, pc.Skips)
+	if s95 > b95+time.Millisecond {
+		t.Errorf("a slow sibling delayed the others: p95 %v -> %v", b95, s95)
+	}
+	if pc.Skips == 0 {
+		t.Error("the slow child was never skipped")
+	}
+	found := false
+	for _, r := range reports {
+		if r.by == 2 && r.r.Kind == protocol.ReportSlow && r.r.Peer == 7 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("slow child not reported: %v", reports)
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	run := func() string {
+		sw := newSwarm(t, memnet.Config{Seed: 9, Latency: 10 * time.Millisecond, Jitter: 8 * time.Millisecond, Loss: 0.002, Unordered: true}, 2, 40_000, nil)
+		defer sw.close()
+		twoStripeTree(sw)
+		sw.publish(16)
+		sw.net.RunFor(3 * time.Second)
+		sw.kill(5)
+		sw.net.RunFor(3 * time.Second)
+		var b strings.Builder
+		fmt.Fprintf(&b, "%d %d %d|", sw.net.Delivered, sw.net.Dropped, sw.origin.Requests)
+		for id := peer.PeerID(2); id <= 51; id++ {
+			if p := sw.players[id]; p != nil {
+				fmt.Fprintf(&b, "%d:%v%v|", id, p.seqs, p.at)
+			}
+		}
+		return b.String()
+	}
+	a, b := run(), run()
+	if a != b {
+		t.Fatal("two runs with the same seed differ")
+	}
+}
+
+func TestJoinMidStream(t *testing.T) {
+	sw := newSwarm(t, memnet.Config{Seed: 6, Latency: 15 * time.Millisecond}, 2, 60_000, nil)
+	defer sw.close()
+	twoStripeTree(sw)
+	const last = 40
+	sw.publish(last)
+	sw.net.RunFor(5*time.Second + 100*time.Millisecond)
+	joined := sw.net.Now()
+	sw.engine(60, false)
+	sw.edge(0, 20, 60) // interior in stripe 0
+	sw.edge(1, 40, 60) // interior in stripe 1
+	sw.net.RunFor((last-20)*250*time.Millisecond + 2*time.Second)
+
+	p := sw.players[60]
+	if len(p.seqs) == 0 {
+		t.Fatal("joiner played nothing")
+	}
+	first := p.seqs[0]
+	sw.checkPlayed(60, first, last)
+	if (first-1)%8 != 0 {
+		t.Errorf("joiner started at %d, not a keyframe", first)
+	}
+	wait := p.at[0].Sub(joined)
+	c := sw.engines[60].Counters()
+	if sw.origin.Requests != 0 || c.Stalls != 0 {
+		t.Errorf("joiner used the origin (%d requests) or stalled: %+v", sw.origin.Requests, c)
+	}
+	if wait > 500*time.Millisecond {
+		t.Errorf("join to first chunk took %v", wait)
+	}
+	t.Logf("join to first chunk %v (chunk %d, published %v before the join)", wait, first, joined.Sub(sw.pubAt[first]))
+}
+
+func TestOriginFedStripe(t *testing.T) {
+	sw := newSwarm(t, memnet.Config{Seed: 7, Latency: 10 * time.Millisecond}, 2, 30_000, nil)
+	defer sw.close()
+	sw.addPeers(2, 2)
+	sw.edge(0, rootID, 2)
+	sw.edge(1, rootID, 2)
+	sw.edge(0, 2, 3)
+	if err := sw.engines[3].SetParent(1, 0, nil); err != nil { // no room in stripe 1
+		t.Fatal(err)
+	}
+	const last = 24
+	sw.publish(last)
+	sw.net.RunFor(last*250*time.Millisecond + 2*time.Second)
+	sw.checkPlayed(3, 1, last)
+	c := sw.engines[3].Counters()
+	if c.Stalls != 0 || c.RepairedOrigin < last/2-1 {
+		t.Errorf("origin-fed stripe: %+v", c)
+	}
+}
+
+func TestStartFromOrigin(t *testing.T) {
+	sw := newSwarm(t, memnet.Config{Seed: 8, Latency: 10 * time.Millisecond}, 2, 30_000, nil)
+	defer sw.close()
+	const last = 40
+	sw.publish(last)
+	sw.net.RunFor(4 * time.Second)
+	sw.engine(2, false)
+	for s := range 2 {
+		if err := sw.engines[2].SetParent(s, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sw.net.RunFor((last-16)*250*time.Millisecond + 2*time.Second)
+	p := sw.players[2]
+	if len(p.seqs) == 0 {
+		t.Fatal("played nothing")
+	}
+	sw.checkPlayed(2, p.seqs[0], last)
+	c := sw.engines[2].Counters()
+	if c.OriginStarts != 1 || c.Stalls != 0 {
+		t.Errorf("%+v", c)
+	}
+}
+
+// TestLossyLinks loses 5 % of all messages (an unreliable data channel
+// losing pieces): repair must keep every peer stall-free.
+func TestLossyLinks(t *testing.T) {
+	sw := newSwarm(t, memnet.Config{Seed: 10, Latency: 15 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: 0.05, Unordered: true}, 2, 90_000, nil)
+	defer sw.close()
+	twoStripeTree(sw)
+	const last = 40
+	sw.publish(last)
+	sw.net.RunFor(last*250*time.Millisecond + 3*time.Second)
+	var c peer.Counters
+	var lat []time.Duration
+	for id, e := range sw.engines {
+		lat = append(lat, sw.checkPlayed(id, 1, last)...)
+		ec := e.Counters()
+		if ec.Stalls != 0 {
+			t.Errorf("peer %d stalled %d times", id, ec.Stalls)
+		}
+		c.WantsSent += ec.WantsSent
+		c.RepairedOrigin += ec.RepairedOrigin
+		c.RepairedPeer += ec.RepairedPeer
+	}
+	t.Logf("5%% message loss: %d wants, %d chunks completed by peers' repair, %d from the origin; publish->play p50 %v p95 %v max %v",
+		c.WantsSent, c.RepairedPeer, c.RepairedOrigin, percentile(lat, .5), percentile(lat, .95), percentile(lat, 1))
+}
+
+// flooder sends 20 junk pieces with every message it forwards.
+type flooder struct {
+	*memnet.Link
+	seq uint64
+}
+
+func (f *flooder) Send(m []byte) error {
+	if p, err := chunk.ParsePiece(m); err == nil && p.Seq > 0 {
+		for i := range 20 {
+			junk := chunk.AppendPiece(nil, chunk.Piece{Epoch: p.Epoch, Seq: p.Seq + 2, Index: uint16(1 + i%4), Count: 6, Data: make([]byte, chunk.DefaultPieceData)})
+			_ = f.Link.Send(junk)
+		}
+	}
+	return f.Link.Send(m)
+}
+
+func TestFloodingParent(t *testing.T) {
+	const evil, victim = peer.PeerID(2), peer.PeerID(3)
+	sw := newSwarm(t, memnet.Config{Seed: 12, Latency: 10 * time.Millisecond}, 2, 60_000, nil)
+	defer sw.close()
+	sw.wrap = func(a, b peer.PeerID, l *memnet.Link) peer.Link {
+		if a == evil && b == victim {
+			return &flooder{Link: l}
+		}
+		return l
+	}
+	sw.addPeers(2, 3)
+	sw.edge(0, rootID, evil)
+	sw.edge(1, rootID, evil)
+	sw.edge(0, evil, victim)
+	sw.edge(1, rootID, victim)
+	sw.edge(0, victim, 4)
+	sw.edge(1, rootID, 4)
+	const last = 40
+	sw.publish(last)
+	sw.net.RunFor(last*250*time.Millisecond + 2*time.Second)
+	c := sw.engines[victim].Counters()
+	if c.Flooded == 0 {
+		t.Errorf("flood not detected: %+v", c)
+	}
+	for _, id := range []peer.PeerID{victim, 4} {
+		sw.checkPlayed(id, 1, last)
+		if s := sw.engines[id].Counters().Stalls; s != 0 {
+			t.Errorf("peer %d stalled %d times", id, s)
+		}
+	}
+	t.Logf("victim dropped %d messages over the flooder's budget, repaired %d chunks from peers and %d from the origin", c.Flooded, c.RepairedPeer, c.RepairedOrigin)
+}
+
+func TestStats(t *testing.T) {
+	sw := newSwarm(t, memnet.Config{Seed: 13, Latency: 20 * time.Millisecond}, 2, 60_000, nil)
+	defer sw.close()
+	sw.addPeers(2, 2)
+	sw.edge(0, rootID, 2)
+	sw.edge(1, rootID, 2)
+	sw.edge(0, 2, 3)
+	sw.edge(1, rootID, 3)
+	sw.publish(40)
+	sw.net.RunFor(5 * time.Second)
+	_ = sw.engines[2].Stats()
+	sw.net.RunFor(2 * time.Second)
+	s := sw.engines[2].Stats()
+	if s.BytesP2P == 0 || s.BytesUp == 0 || s.BytesOrigin != 0 || s.Children != 1 || len(s.Parents) != 2 {
+		t.Errorf("stats %+v", s)
+	}
+	// Half of a 1.9 Mbit/s stream goes on to peer 3.
+	if s.UploadKbps < 800 || s.UploadKbps > 1100 {
+		t.Errorf("upload %d kbit/s, want about 970", s.UploadKbps)
+	}
+	if s.HopLatencyMS < 19 || s.HopLatencyMS > 25 {
+		t.Errorf("hop latency %d ms, want about 20", s.HopLatencyMS)
+	}
+	if s.BufferMS < 500 || s.BufferMS > 1300 || s.BehindLiveMS < 700 || s.BehindLiveMS > 1500 {
+		t.Errorf("buffer %d ms, behind live %d ms, want about 1 s", s.BufferMS, s.BehindLiveMS)
+	}
+	if s.LastSeq < 27 || s.Parents[0].Path != peer.PathMem || s.Parents[0].Kbps == 0 {
+		t.Errorf("stats %+v", s)
+	}
+	if cs := sw.engines[2].Children(); len(cs) != 1 || cs[0].Peer != 3 || cs[0].BytesUp == 0 {
+		t.Errorf("children %+v", cs)
+	}
+}
+
+// blockingOrigin long-polls: Fetch waits until the chunk exists or ctx ends.
+type blockingOrigin struct {
+	mu     sync.Mutex
+	chunks map[uint64][]byte
+	cond   chan struct{}
+	live   peer.LiveEdge
+}
+
+func (o *blockingOrigin) put(seq uint64, b []byte, key bool) {
+	o.mu.Lock()
+	o.chunks[seq] = b
+	if seq > 0 {
+		o.live.Epoch, o.live.Seq = 1000, seq
+		if key {
+			o.live.Keyframe = seq
+		}
+	}
+	close(o.cond)
+	o.cond = make(chan struct{})
+	o.mu.Unlock()
+}
+
+func (o *blockingOrigin) Fetch(ctx context.Context, epoch uint32, seq uint64) ([]byte, error) {
+	for {
+		o.mu.Lock()
+		b, c := o.chunks[seq], o.cond
+		o.mu.Unlock()
+		if b != nil {
+			return b, nil
+		}
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (o *blockingOrigin) Live(context.Context) (peer.LiveEdge, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.live.Seq == 0 {
+		return o.live, errors.New("nothing yet")
+	}
+	return o.live, nil
+}
+
+// TestBlockingOrigin runs an origin-only viewer on the real clock with a
+// long-polling origin (the engine's own goroutines), and checks Close
+// waits for a fetch that is still blocked.
+func TestBlockingOrigin(t *testing.T) {
+	src := newSource(t, 5000)
+	src.dur = 50 * time.Millisecond
+	o := &blockingOrigin{chunks: map[uint64][]byte{}, cond: make(chan struct{})}
+	pl := &syncPlayer{}
+	e, err := peer.New(peer.Config{Stream: testStream, PublicKey: src.pub, Stripes: 2, Keys: src.keys, Origin: o, Player: pl,
+		PlayoutDelay: 300 * time.Millisecond, OriginLead: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := range 2 {
+		_ = e.SetParent(s, 0, nil)
+	}
+	const last = 30
+	for seq := uint64(0); seq <= last; seq++ {
+		o.put(seq, src.chunk(t, seq), seq > 0 && (seq-1)%8 == 0)
+		time.Sleep(src.dur)
+		e.Tick(time.Now())
+	}
+	for i := 0; i < 40 && pl.last() < last; i++ {
+		time.Sleep(20 * time.Millisecond)
+		e.Tick(time.Now())
+	}
+	seqs := pl.get()
+	if len(seqs) == 0 || seqs[len(seqs)-1] != last {
+		t.Fatalf("played %v", seqs)
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("played %v", seqs)
+		}
+	}
+	// A fetch for a chunk that never comes blocks until Close.
+	time.Sleep(300 * time.Millisecond)
+	e.Tick(time.Now())
+	done := make(chan struct{})
+	go func() { e.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+}
+
+type syncPlayer struct {
+	mu   sync.Mutex
+	seqs []uint64
+}
+
+func (p *syncPlayer) Init(uint32, []byte) {}
+func (p *syncPlayer) Chunk(h chunk.Header, _ []byte) {
+	p.mu.Lock()
+	p.seqs = append(p.seqs, h.Seq)
+	p.mu.Unlock()
+}
+func (p *syncPlayer) get() []uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]uint64(nil), p.seqs...)
+}
+func (p *syncPlayer) last() uint64 {
+	s := p.get()
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)-1]
+}
+
+func TestNoticeFromChildIgnored(t *testing.T) {
+	sw := newSwarm(t, memnet.Config{Seed: 14, Latency: 10 * time.Millisecond}, 1, 30_000, nil)
+	defer sw.close()
+	sw.addPeers(2, 2)
+	sw.edge(0, rootID, 2)
+	sw.edge(0, 2, 3)
+	sw.publish(20)
+	sw.net.RunFor(time.Second)
+	child := sw.links[[2]peer.PeerID{3, 2}]
+	for seq := uint64(6); seq < 20; seq++ {
+		m := []byte{'B', 1, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0, 0, 0, byte(seq)} // epoch 1000
+		if err := child.Send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sw.net.RunFor(6 * time.Second)
+	c := sw.engines[2].Counters()
+	if c.Notices != 0 || c.RepairedOrigin != 0 || c.WantsSent != 0 {
+		t.Errorf("a child's notices diverted its parent: %+v", c)
+	}
+	sw.checkPlayed(2, 1, 20)
+}

@@ -1,0 +1,114 @@
+package peer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/banyan-live/banyan/chunk"
+)
+
+// Data channel message types: the first byte of every message. Pieces use
+// chunk.PieceType ('P'); the control messages below use other letters so a
+// receiver can dispatch on one byte. See doc.go for the layouts.
+const (
+	msgPiece = chunk.PieceType // 'P'
+	msgWant  = 'W'             // ask a neighbour for pieces of a chunk it holds
+	msgNope  = 'N'             // "I do not hold that chunk": ask someone else now
+	msgSub   = 'S'             // "you are my parent in stripe s": send init and catch-up
+	msgBad   = 'B'             // "a chunk I forwarded failed verification": do not blame me
+	msgPing  = 'I'             // RTT probe
+	msgPong  = 'O'             // RTT probe answer
+
+	msgVersion = 1
+)
+
+// Control message sizes.
+const (
+	wantHeader = 16 // type, version, epoch(4), seq(8), n(2)
+	// maxWantIndexes bounds the explicit piece list of one want; a longer
+	// list is sent as "all pieces" (n = 0).
+	maxWantIndexes = 512
+	chunkRefSize   = 14 // type, version, epoch(4), seq(8)
+	subSize        = 3  // type, version, stripe
+	pingSize       = 10 // type, version, token(8)
+)
+
+var errBadMessage = errors.New("peer: malformed message")
+
+// want asks for pieces of (Epoch, Seq); an empty Pieces means all of them.
+type want struct {
+	Epoch  uint32
+	Seq    uint64
+	Pieces []uint16
+}
+
+func appendWant(dst []byte, w want) []byte {
+	pieces := w.Pieces
+	if len(pieces) > maxWantIndexes {
+		pieces = nil // ask for everything rather than truncating silently
+	}
+	dst = append(dst, msgWant, msgVersion)
+	dst = binary.BigEndian.AppendUint32(dst, w.Epoch)
+	dst = binary.BigEndian.AppendUint64(dst, w.Seq)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(pieces)))
+	for _, p := range pieces {
+		dst = binary.BigEndian.AppendUint16(dst, p)
+	}
+	return dst
+}
+
+func parseWant(b []byte) (want, error) {
+	if len(b) < wantHeader || b[0] != msgWant || b[1] != msgVersion {
+		return want{}, fmt.Errorf("%w: want of %d bytes", errBadMessage, len(b))
+	}
+	n := int(binary.BigEndian.Uint16(b[14:]))
+	if n > maxWantIndexes || len(b) != wantHeader+2*n {
+		return want{}, fmt.Errorf("%w: want lists %d pieces in %d bytes", errBadMessage, n, len(b))
+	}
+	w := want{Epoch: binary.BigEndian.Uint32(b[2:]), Seq: binary.BigEndian.Uint64(b[6:])}
+	if n > 0 {
+		w.Pieces = make([]uint16, n)
+		for i := range w.Pieces {
+			w.Pieces[i] = binary.BigEndian.Uint16(b[wantHeader+2*i:])
+		}
+	}
+	return w, nil
+}
+
+// appendRef encodes the messages that name one chunk (nope, bad).
+func appendRef(dst []byte, typ byte, k key) []byte {
+	dst = append(dst, typ, msgVersion)
+	dst = binary.BigEndian.AppendUint32(dst, k.epoch)
+	return binary.BigEndian.AppendUint64(dst, k.seq)
+}
+
+func parseRef(b []byte, typ byte) (key, error) {
+	if len(b) != chunkRefSize || b[0] != typ || b[1] != msgVersion {
+		return key{}, fmt.Errorf("%w: %q message of %d bytes", errBadMessage, typ, len(b))
+	}
+	return key{binary.BigEndian.Uint32(b[2:]), binary.BigEndian.Uint64(b[6:])}, nil
+}
+
+func appendSub(dst []byte, stripe int) []byte {
+	return append(dst, msgSub, msgVersion, byte(stripe))
+}
+
+func parseSub(b []byte, stripes int) (int, error) {
+	if len(b) != subSize || b[0] != msgSub || b[1] != msgVersion || int(b[2]) >= stripes {
+		return 0, fmt.Errorf("%w: subscribe of %d bytes", errBadMessage, len(b))
+	}
+	return int(b[2]), nil
+}
+
+func appendPing(dst []byte, typ byte, token uint64) []byte {
+	dst = append(dst, typ, msgVersion)
+	return binary.BigEndian.AppendUint64(dst, token)
+}
+
+func parsePing(b []byte, typ byte) (uint64, error) {
+	if len(b) != pingSize || b[0] != typ || b[1] != msgVersion {
+		return 0, fmt.Errorf("%w: %q message of %d bytes", errBadMessage, typ, len(b))
+	}
+	return binary.BigEndian.Uint64(b[2:]), nil
+}

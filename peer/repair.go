@@ -1,0 +1,623 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// Tick runs the engine's timers: deadlines and stalls, repair, reports,
+// pings and window expiry. The owner calls it every ~50 ms with the engine's
+// clock; everything time-driven happens here, so a test with a virtual clock
+// is deterministic.
+func (e *Engine) Tick(now time.Time) {
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	if e.closed {
+		return
+	}
+	e.expire(now)
+	if !e.cfg.Root {
+		e.checkStart(now)
+		e.deadlines(now)
+		e.repairAll(now)
+		e.pendingReports(now)
+		e.checkSilent(now)
+	}
+	e.pings(now)
+	if !now.Before(e.slowReset) {
+		e.slowReset = now.Add(e.cfg.SlowPeriod)
+		for _, n := range e.nbrs {
+			n.skips, n.notices = 0, 0
+		}
+	}
+}
+
+// expire drops window entries older than Window and pending state below the
+// floor.
+func (e *Engine) expire(now time.Time) {
+	limit := now.Add(-e.cfg.Window)
+	maxKeep := int(e.windowChunks()) + 8
+	i := 0
+	for ; i < len(e.fifo); i++ {
+		f := e.fifo[i]
+		if f.at.After(limit) && len(e.fifo)-i <= maxKeep && !(e.hasEpoch && f.k.epoch < e.epoch && f.at.Before(now.Add(-5*time.Second))) {
+			break
+		}
+		if en := e.win[f.k]; en != nil && en != e.init {
+			delete(e.win, f.k)
+		}
+	}
+	if i > 0 {
+		e.fifo = slices.Delete(e.fifo, 0, i)
+	}
+	if now.Before(e.sweepAt) {
+		return
+	}
+	e.sweepAt = now.Add(time.Second)
+	for k, pd := range e.pend {
+		if (e.hasEpoch && (k.epoch < e.epoch || k.seq < e.floor)) ||
+			(e.started && k.seq < e.playhead && !pd.originBusy && now.Sub(pd.first) > e.cfg.Window) {
+			delete(e.pend, k)
+		}
+	}
+}
+
+// checkStart starts from the origin when the parents sent nothing in time,
+// or when every stripe is origin-fed.
+func (e *Engine) checkStart(now time.Time) {
+	if e.cfg.Origin == nil || e.liveBusy || (e.hasEpoch && e.started) {
+		return
+	}
+	all := true
+	for i := range e.stripes {
+		all = all && e.stripes[i].originFed
+	}
+	waited := now.Sub(e.created) >= e.cfg.StartTimeout
+	if !all && !waited {
+		return
+	}
+	if !e.liveAt.IsZero() && now.Sub(e.liveAt) < liveRetry {
+		return
+	}
+	if e.hasEpoch && e.init != nil && e.lastKey != 0 {
+		return
+	}
+	e.liveBusy, e.liveAt = true, now
+	o := e.cfg.Origin
+	if ao, ok := o.(AsyncOrigin); ok {
+		e.queue(func() { ao.LiveAsync(e.liveDone) })
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		ctx, cancel := context.WithTimeout(e.ctx, e.cfg.StartTimeout)
+		defer cancel()
+		le, err := o.Live(ctx)
+		e.liveDone(le, err)
+	}()
+}
+
+// liveRetry spaces live-edge requests to the origin.
+const liveRetry = 500 * time.Millisecond
+
+func (e *Engine) liveDone(le LiveEdge, err error) {
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	if e.closed {
+		return
+	}
+	e.liveBusy = false
+	if err != nil {
+		e.log.Debug("peer: origin live edge", "err", err)
+		return
+	}
+	if e.hasEpoch && (le.Epoch < e.epoch || (le.Epoch == e.epoch && e.started)) {
+		return
+	}
+	start := le.Keyframe
+	if start == 0 || start > le.Seq || le.Seq-start > 64 {
+		start = le.Seq
+	}
+	e.ctr.OriginStarts++
+	now := e.cfg.Clock()
+	for _, seq := range append([]uint64{0}, seqRange(start, le.Seq)...) {
+		k := key{le.Epoch, seq}
+		if _, ok := e.win[k]; ok {
+			continue
+		}
+		pd := e.pendOf(k)
+		if seq == le.Seq {
+			// The newest chunk existed when the origin answered: that is
+			// a live-edge sample even if no parent ever sends anything.
+			pd.feed, pd.first = true, now
+		}
+		e.fetchOrigin(now, pd)
+	}
+}
+
+func seqRange(a, b uint64) []uint64 {
+	var s []uint64
+	for ; a <= b && a > 0; a++ {
+		s = append(s, a)
+	}
+	return s
+}
+
+// mediaTime estimates the media time of seq in the current epoch from the
+// nearest verified chunk.
+func (e *Engine) mediaTime(seq uint64) (time.Duration, bool) {
+	us := func(v uint64) time.Duration { return time.Duration(v) * time.Microsecond }
+	if n := e.newestEnt; n != nil && n.k.epoch == e.epoch && seq > n.k.seq {
+		// The common case: a chunk after the newest one.
+		return us(n.h.MediaTime) + us(uint64(n.h.Duration)) + time.Duration(seq-n.k.seq-1)*e.avgDur, true
+	}
+	for d := uint64(1); d <= 64 && d < seq; d++ {
+		if en := e.win[key{e.epoch, seq - d}]; en != nil {
+			return us(en.h.MediaTime) + us(uint64(en.h.Duration)) + time.Duration(d-1)*e.avgDur, true
+		}
+	}
+	for d := uint64(1); d <= 64; d++ {
+		if en := e.win[key{e.epoch, seq + d}]; en != nil {
+			return us(en.h.MediaTime) - time.Duration(d)*e.avgDur, true
+		}
+	}
+	return 0, false
+}
+
+// expected estimates when seq should arrive from its parent: the stripe's
+// live-edge estimate (or the best of all stripes) plus its media time.
+func (e *Engine) expected(seq uint64) (time.Time, bool) {
+	mt, ok := e.mediaTime(seq)
+	if !ok {
+		return time.Time{}, false
+	}
+	base, ok := e.stripes[e.stripeOf(seq)].minBase()
+	if !ok {
+		for i := range e.stripes {
+			if b, ok2 := e.stripes[i].minBase(); ok2 && (!ok || b.Before(base)) {
+				base, ok = b, true
+			}
+		}
+	}
+	if !ok {
+		return time.Time{}, false
+	}
+	return base.Add(mt), true
+}
+
+// deadlines gives up on the chunk at the playhead once it is due.
+func (e *Engine) deadlines(now time.Time) {
+	for e.started && !e.ended {
+		k := key{e.epoch, e.playhead}
+		if _, ok := e.win[k]; ok {
+			e.advance(now)
+			if _, ok := e.win[key{e.epoch, e.playhead}]; ok {
+				return
+			}
+			continue
+		}
+		if e.eos != 0 && e.playhead > e.eos {
+			return
+		}
+		exp, ok := e.expected(e.playhead)
+		if !ok || now.Before(exp.Add(e.cfg.PlayoutDelay)) {
+			return
+		}
+		pd := e.pendOf(k)
+		pd.lost = true
+		e.ctr.Stalls++
+		e.st.stalledMS += e.avgDur.Milliseconds()
+		e.log.Debug("peer: chunk missed its deadline", "epoch", k.epoch, "seq", k.seq)
+		e.advance(now)
+	}
+}
+
+// horizon is the newest sequence that should have arrived by now.
+func (e *Engine) horizon(now time.Time) uint64 {
+	h := e.newest
+	for i := 0; i < e.cfg.MaxAhead; i++ {
+		if e.eos != 0 && h+1 > e.eos {
+			break
+		}
+		exp, ok := e.expected(h + 1)
+		if !ok || exp.After(now) {
+			break
+		}
+		h++
+	}
+	return h
+}
+
+func (e *Engine) repairAll(now time.Time) {
+	if !e.hasEpoch {
+		return
+	}
+	if e.init == nil && !e.firstAt.IsZero() && now.Sub(e.firstAt) >= e.cfg.RepairDelay {
+		e.repairChunk(now, e.pendOf(key{e.epoch, 0}))
+	}
+	if !e.started {
+		// Not playing yet: repair the chunks we know exist because some
+		// of their pieces came (a lost piece of the first keyframe must
+		// not hold the start until the next one).
+		var ks []key
+		for k, pd := range e.pend {
+			if k.epoch == e.epoch && k.seq > 0 && !pd.first.IsZero() {
+				ks = append(ks, k)
+			}
+		}
+		slices.SortFunc(ks, func(a, b key) int { return cmpSeq(a.seq, b.seq) })
+		for _, k := range ks {
+			e.repairChunk(now, e.pend[k])
+		}
+		return
+	}
+	for seq := e.playhead; seq <= e.horizon(now); seq++ {
+		k := key{e.epoch, seq}
+		if _, ok := e.win[k]; ok {
+			continue
+		}
+		e.repairChunk(now, e.pendOf(k))
+	}
+}
+
+// repairChunk moves one missing chunk along its repair schedule: wait for
+// the parent until RepairDelay past its expected arrival, then ask the other
+// parents one at a time (PeerTimeout each), then the origin, which is asked
+// no later than OriginLead before the deadline.
+func (e *Engine) repairChunk(now time.Time, pd *pending) {
+	if pd.lost || pd.originBusy || e.cfg.Root {
+		return
+	}
+	if _, ok := e.win[pd.k]; ok {
+		return
+	}
+	if pd.asked != 0 {
+		if now.Before(pd.askUntil) {
+			return
+		}
+		pd.tried = append(pd.tried, pd.asked)
+		pd.asked = 0
+		e.ctr.WantTimeouts++
+	}
+	s := e.stripeOf(pd.k.seq)
+	st := &e.stripes[s]
+	var due time.Time
+	if pd.k.seq == 0 {
+		due = now.Add(time.Hour) // the init segment has no deadline
+	} else {
+		exp, ok := e.expected(pd.k.seq)
+		if !ok {
+			return
+		}
+		due = exp.Add(e.cfg.PlayoutDelay)
+		if st.parent == nil && st.originFed {
+			if !now.Before(exp) {
+				e.fetchOrigin(now, pd)
+			}
+			return
+		}
+		urgent := pd.urgent || st.parent == nil || (st.hasFeed && st.newestFeed > pd.k.seq)
+		if !urgent && now.Before(exp.Add(e.cfg.RepairDelay)) && !e.gapped(now, pd) {
+			return
+		}
+	}
+	if !now.Before(due.Add(-e.cfg.OriginLead)) {
+		e.fetchOrigin(now, pd)
+		return
+	}
+	if c := e.candidate(pd, s, e.gapped(now, pd)); c != nil {
+		w := want{Epoch: pd.k.epoch, Seq: pd.k.seq}
+		if !pd.bad {
+			if missing, ok := e.asm.Missing(pd.k.epoch, pd.k.seq); ok {
+				w.Pieces = missing
+			}
+		}
+		if err := c.link.Send(appendWant(nil, w)); err != nil {
+			pd.tried = append(pd.tried, c.id)
+			return // next tick tries the next candidate
+		}
+		e.ctr.WantsSent++
+		pd.asked, pd.askUntil = c.id, now.Add(e.cfg.PeerTimeout)
+		return
+	}
+	e.fetchOrigin(now, pd)
+}
+
+// candidate picks the next peer to ask for a chunk of stripe s: the parents
+// of the other stripes in order, then the stripe's own parent (it may have
+// skipped us, or lost pieces).
+//
+// A chunk that lost pieces on the way (gapped) asks its own parent first:
+// it sent the rest, so it holds the chunk.
+func (e *Engine) candidate(pd *pending, s int, gapped bool) *nbr {
+	k := len(e.stripes)
+	for j := 1; j <= k; j++ {
+		i := (s + j) % k
+		if gapped {
+			i = (s + j - 1) % k
+		}
+		p := e.stripes[i].parent
+		if p == nil || slices.Contains(pd.tried, p.id) {
+			continue
+		}
+		if pd.bad && (slices.Contains(pd.notices, p.id) || pd.accused == p.id) {
+			continue
+		}
+		return p
+	}
+	return nil
+}
+
+// gapped reports a chunk whose pieces came from its parent but stopped
+// short: a piece was lost on the link.
+func (e *Engine) gapped(now time.Time, pd *pending) bool {
+	return pd.feed && !pd.bad && !pd.last.IsZero() && now.Sub(pd.last) >= e.cfg.PieceGap
+}
+
+func (e *Engine) onNope(now time.Time, n *nbr, msg []byte) {
+	k, err := parseRef(msg, msgNope)
+	if err != nil {
+		e.ctr.Malformed++
+		return
+	}
+	pd := e.pend[k]
+	if pd == nil || pd.asked != n.id {
+		return
+	}
+	e.ctr.Nopes++
+	pd.tried = append(pd.tried, n.id)
+	pd.asked = 0
+	e.repairChunk(now, pd)
+}
+
+// onWant serves a repair request from a verified chunk in the window, within
+// the neighbour's serving budget.
+func (e *Engine) onWant(now time.Time, n *nbr, msg []byte) {
+	w, err := parseWant(msg)
+	if err != nil {
+		e.ctr.Malformed++
+		return
+	}
+	k := key{w.Epoch, w.Seq}
+	en := e.win[k]
+	if en == nil {
+		_ = n.link.Send(appendRef(nil, msgNope, k))
+		return
+	}
+	msgs := en.pieces()
+	idx := w.Pieces
+	if len(idx) == 0 {
+		idx = make([]uint16, len(msgs))
+		for i := range idx {
+			idx[i] = uint16(i)
+		}
+	}
+	rate := 2 * e.rate
+	served := false
+	for _, i := range idx {
+		if int(i) >= len(msgs) {
+			continue
+		}
+		m := msgs[i]
+		if !n.serve.take(now, len(m), rate, 8*e.rate+4*chunk.MaxMessageSize) {
+			e.ctr.WantsRefused++
+			if !served {
+				_ = n.link.Send(appendRef(nil, msgNope, k))
+			}
+			return
+		}
+		if n.link.Send(m) != nil {
+			return
+		}
+		served = true
+		e.countUp(n, len(m))
+	}
+	e.ctr.WantsServed++
+}
+
+// fetchOrigin asks the origin for a whole chunk, at most MaxOriginFetches at
+// a time; the rest wait in order.
+func (e *Engine) fetchOrigin(now time.Time, pd *pending) {
+	if e.cfg.Origin == nil || pd.originBusy || now.Before(pd.originAfter) {
+		return
+	}
+	pd.originBusy = true
+	if e.originBusy >= e.cfg.MaxOriginFetches {
+		e.originQ = append(e.originQ, pd.k)
+		return
+	}
+	e.launchFetch(pd.k)
+}
+
+func (e *Engine) launchFetch(k key) {
+	e.originBusy++
+	e.ctr.OriginFetches++
+	o := e.cfg.Origin
+	if ao, ok := o.(AsyncOrigin); ok {
+		e.queue(func() {
+			ao.FetchAsync(k.epoch, k.seq, func(b []byte, err error) { e.originDone(k, b, err) })
+		})
+		return
+	}
+	timeout := e.cfg.PlayoutDelay + e.cfg.StartTimeout
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		ctx, cancel := context.WithTimeout(e.ctx, timeout)
+		defer cancel()
+		b, err := o.Fetch(ctx, k.epoch, k.seq)
+		e.originDone(k, b, err)
+	}()
+}
+
+func (e *Engine) originDone(k key, sealed []byte, err error) {
+	e.mu.Lock()
+	defer e.unlockAndFlush()
+	if e.closed {
+		return
+	}
+	now := e.cfg.Clock()
+	e.originBusy--
+	for len(e.originQ) > 0 && e.originBusy < e.cfg.MaxOriginFetches {
+		next := e.originQ[0]
+		e.originQ = e.originQ[1:]
+		if pd := e.pend[next]; pd != nil && pd.originBusy && !pd.lost {
+			if _, ok := e.win[next]; !ok {
+				e.launchFetch(next)
+				continue
+			}
+		}
+		if pd := e.pend[next]; pd != nil {
+			pd.originBusy = false
+		}
+	}
+	pd := e.pend[k]
+	if pd != nil {
+		pd.originBusy = false
+	}
+	if _, ok := e.win[k]; ok {
+		return
+	}
+	if err == nil && len(sealed) > chunk.MaxChunkSize {
+		err = errors.New("oversized chunk")
+	}
+	if err != nil {
+		e.ctr.OriginErrors++
+		if pd != nil {
+			pd.originAfter = now.Add(e.cfg.PeerTimeout)
+		}
+		e.log.Debug("peer: origin fetch", "epoch", k.epoch, "seq", k.seq, "err", err)
+		return
+	}
+	if pd == nil {
+		if !e.accepts(k) {
+			return
+		}
+		pd = e.pendOf(k)
+	}
+	e.st.bytesOrigin += uint64(len(sealed))
+	h, verr := e.cfg.Verify(sealed)
+	if verr == nil && (h.Epoch != k.epoch || h.Seq != k.seq) {
+		verr = fmt.Errorf("%w: origin answered epoch %d seq %d", chunk.ErrMalformed, h.Epoch, h.Seq)
+	}
+	if verr != nil {
+		// The origin is not a peer: nobody to report. Retry later.
+		e.ctr.OriginErrors++
+		pd.originAfter = now.Add(e.cfg.PeerTimeout)
+		e.log.Warn("peer: origin sent a bad chunk", "epoch", k.epoch, "seq", k.seq, "err", verr)
+		return
+	}
+	e.ctr.RepairedOrigin++
+	// Verified: forward to our children whatever they did not get from us.
+	if !pd.bad && (k.seq == 0 || len(e.stripes[e.stripeOf(k.seq)].children) > 0) {
+		if ps, err := chunk.Split(sealed, chunk.MaxMessageSize); err == nil {
+			missing, partial := e.asm.Missing(k.epoch, k.seq)
+			for i, p := range ps {
+				if partial && !slices.Contains(missing, uint16(i)) {
+					continue
+				}
+				e.forward(pd, chunk.AppendPiece(nil, p))
+			}
+		}
+	}
+	pd.src = []PeerID{originPeer}
+	if e.wouldPlay(k) {
+		e.complete(now, k, sealed, pd, originPeer) // Open verifies again; origin chunks are the exception
+		return
+	}
+	e.keep(now, &entry{k: k, h: h, sealed: sealed, at: now}, pd)
+}
+
+// ---- reports ----
+
+// reportLocked queues a report unless the same kind about the same peer was
+// sent within ReportCooldown.
+func (e *Engine) reportLocked(now time.Time, r protocol.Report, about *nbr) {
+	if about == nil {
+		about = e.nbrs[r.Peer]
+	}
+	if about != nil {
+		if t, ok := about.lastReport[r.Kind]; ok && now.Sub(t) < e.cfg.ReportCooldown {
+			return
+		}
+		about.lastReport[r.Kind] = now
+	}
+	e.ctr.Reports++
+	e.log.Info("peer: report", "kind", r.Kind, "peer", r.Peer, "stripe", r.Stripe)
+	if f := e.cfg.Report; f != nil {
+		e.queue(func() { f(r) })
+	}
+}
+
+func (e *Engine) pendingReports(now time.Time) {
+	keep := e.delayed[:0]
+	for _, d := range e.delayed {
+		if now.Before(d.at) {
+			keep = append(keep, d)
+			continue
+		}
+		e.reportLocked(now, d.r, nil)
+	}
+	clear(e.delayed[len(keep):])
+	e.delayed = keep
+}
+
+// checkSilent reports parents that sent nothing for SilentAfter.
+func (e *Engine) checkSilent(now time.Time) {
+	if !e.started || e.eos != 0 {
+		return
+	}
+	for s := range e.stripes {
+		st := &e.stripes[s]
+		if st.parent == nil {
+			continue
+		}
+		last := st.lastPiece
+		if st.since.After(last) {
+			last = st.since
+		}
+		if now.Sub(last) >= e.cfg.SilentAfter {
+			e.reportLocked(now, protocol.Report{Kind: protocol.ReportSilent, Peer: st.parent.id, Stripe: s}, st.parent)
+		}
+	}
+}
+
+// pings probes every neighbour's RTT once per PingInterval.
+func (e *Engine) pings(now time.Time) {
+	if now.Before(e.pingAt) {
+		return
+	}
+	e.pingAt = now.Add(e.cfg.PingInterval)
+	msg := appendPing(nil, msgPing, uint64(now.UnixNano()))
+	for _, n := range e.sortedNbrs() {
+		_ = n.link.Send(msg)
+	}
+}
+
+// sortedNbrs lists neighbours by id, so that what the engine sends does not
+// depend on map order (memnet runs are reproducible).
+func (e *Engine) sortedNbrs() []*nbr {
+	ns := make([]*nbr, 0, len(e.nbrs))
+	for _, n := range e.nbrs {
+		ns = append(ns, n)
+	}
+	slices.SortFunc(ns, func(a, b *nbr) int { return cmpID(a.id, b.id) })
+	return ns
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

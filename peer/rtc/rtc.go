@@ -1,0 +1,548 @@
+// Package rtc carries the peer engine's links over WebRTC data channels
+// (pion/webrtc/v4). The same source builds natively and for GOOS=js, where
+// pion wraps the browser's RTCPeerConnection; only data channels are used.
+//
+// One PeerConnection per neighbour pair with one data channel for pieces and
+// control messages. Negotiation is driven by signaling callbacks: the
+// Transport produces protocol.Signal values (offer, answer, trickled
+// candidates) through Config.Signal and takes the remote side's through
+// HandleSignal. By convention the peer with the lower id dials; if both dial
+// at once (glare), the lower id's offer wins.
+//
+// Reliability: the data channel is unordered with maxRetransmits 0 by
+// default (Unreliable). The choice was made by measurement; see doc.go.
+package rtc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/peer"
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// Reliability selects the data channel's delivery semantics.
+type Reliability int
+
+const (
+	// Unreliable is unordered with maxRetransmits 0: a lost SCTP packet
+	// loses its piece, which the engine's repair fetches again.
+	Unreliable Reliability = iota
+	// ReliableOrdered is the WebRTC default (TCP-like).
+	ReliableOrdered
+	// ReliableUnordered retransmits but delivers messages as they complete.
+	ReliableUnordered
+)
+
+func (r Reliability) String() string {
+	switch r {
+	case Unreliable:
+		return "unordered,maxRetransmits=0"
+	case ReliableOrdered:
+		return "reliable,ordered"
+	case ReliableUnordered:
+		return "reliable,unordered"
+	}
+	return fmt.Sprintf("Reliability(%d)", int(r))
+}
+
+func (r Reliability) init() *webrtc.DataChannelInit {
+	ordered := r == ReliableOrdered
+	in := &webrtc.DataChannelInit{Ordered: &ordered}
+	if r == Unreliable {
+		zero := uint16(0)
+		in.MaxRetransmits = &zero
+	}
+	return in
+}
+
+// Errors.
+var (
+	ErrConnectTimeout = errors.New("rtc: not connected in time")
+	ErrNotOpen        = errors.New("rtc: data channel not open")
+	ErrClosed         = errors.New("rtc: link closed")
+)
+
+// Config configures a Transport.
+type Config struct {
+	// Self is this peer's id (glare resolution).
+	Self       peer.PeerID
+	ICEServers []protocol.ICEServer
+	// API builds PeerConnections; nil means webrtc.NewAPI(). Natively,
+	// LoopbackAPI restricts ICE to 127.0.0.1 for tests.
+	API *webrtc.API
+	// ConnectTimeout bounds how long a link may take to open (default 5 s).
+	ConnectTimeout time.Duration
+	// HighWater is the buffered amount above which Send returns
+	// peer.ErrBackpressure (default 1 MiB); sends resume once the buffer
+	// drains to LowWater (default HighWater/4).
+	HighWater, LowWater int
+	Reliability         Reliability
+
+	// Signal sends a signal to its To peer through the tracker. It must not
+	// block for long; it is called from pion's goroutines.
+	Signal func(protocol.Signal)
+	// Accept decides whether an offer from a peer we did not dial is
+	// welcome (the tracker paired us); nil accepts all.
+	Accept func(remote peer.PeerID) bool
+	// OnOpen is called once a link's data channel is open, OnMessage for
+	// every binary message (the buffer is the callee's), OnClose once when
+	// a link ends (err says why: ErrConnectTimeout, ErrClosed, ...).
+	OnOpen    func(*Link)
+	OnMessage func(l *Link, msg []byte)
+	OnClose   func(l *Link, err error)
+	Logger    *slog.Logger
+}
+
+// Transport owns the links of one peer.
+type Transport struct {
+	cfg Config
+	api *webrtc.API
+	log *slog.Logger
+
+	mu     sync.Mutex
+	links  map[peer.PeerID]*Link
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// New returns a Transport.
+func New(cfg Config) (*Transport, error) {
+	if cfg.Signal == nil {
+		return nil, errors.New("rtc: new: Config.Signal is required")
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	if cfg.HighWater <= 0 {
+		cfg.HighWater = 1 << 20
+	}
+	if cfg.LowWater <= 0 || cfg.LowWater >= cfg.HighWater {
+		cfg.LowWater = cfg.HighWater / 4
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	api := cfg.API
+	if api == nil {
+		api = webrtc.NewAPI()
+	}
+	return &Transport{cfg: cfg, api: api, log: cfg.Logger, links: make(map[peer.PeerID]*Link)}, nil
+}
+
+// Link is one PeerConnection and its data channel; it implements peer.Link.
+type Link struct {
+	t      *Transport
+	remote peer.PeerID
+	dialer bool
+	pc     *webrtc.PeerConnection
+
+	mu       sync.Mutex
+	dc       *webrtc.DataChannel
+	haveDesc bool
+	cands    []webrtc.ICECandidateInit // arrived before the remote description
+	timer    *time.Timer
+	opened   bool
+
+	open      atomic.Bool
+	congested atomic.Bool
+	path      atomic.Value // string
+	done      chan struct{}
+	closeOnce sync.Once
+	err       error
+	openedAt  time.Time
+}
+
+// Remote is the neighbour's id.
+func (l *Link) Remote() peer.PeerID { return l.remote }
+
+// Done is closed when the link has ended; Err then says why.
+func (l *Link) Done() <-chan struct{} { return l.done }
+
+// Err is why the link ended (nil while it lives).
+func (l *Link) Err() error {
+	select {
+	case <-l.done:
+		return l.err
+	default:
+		return nil
+	}
+}
+
+// Dial starts a link to remote: it creates the PeerConnection, the data
+// channel and the offer, which goes out through Config.Signal.
+func (t *Transport) Dial(remote peer.PeerID) (*Link, error) {
+	l, err := t.newLink(remote, true)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := l.pc.CreateDataChannel("banyan", t.cfg.Reliability.init())
+	if err != nil {
+		l.fail(fmt.Errorf("rtc: dial %d: data channel: %w", remote, err))
+		return nil, l.err
+	}
+	l.setupDC(dc)
+	offer, err := l.pc.CreateOffer(nil)
+	if err == nil {
+		err = l.pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		l.fail(fmt.Errorf("rtc: dial %d: offer: %w", remote, err))
+		return nil, l.err
+	}
+	t.cfg.Signal(protocol.Signal{To: remote, SDP: &protocol.SDP{Type: "offer", SDP: offer.SDP}})
+	return l, nil
+}
+
+func (t *Transport) newLink(remote peer.PeerID, dialer bool) (*Link, error) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if old := t.links[remote]; old != nil {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("rtc: link to %d exists", remote)
+	}
+	l := &Link{t: t, remote: remote, dialer: dialer, done: make(chan struct{})}
+	l.path.Store(peer.PathDirect)
+	t.links[remote] = l
+	t.mu.Unlock()
+
+	pc, err := t.api.NewPeerConnection(webrtc.Configuration{ICEServers: iceServers(t.cfg.ICEServers)})
+	if err != nil {
+		t.forget(l)
+		return nil, fmt.Errorf("rtc: peer connection to %d: %w", remote, err)
+	}
+	l.pc = pc
+	l.mu.Lock()
+	l.timer = time.AfterFunc(t.cfg.ConnectTimeout, func() {
+		if !l.open.Load() {
+			l.fail(ErrConnectTimeout)
+		}
+	})
+	l.mu.Unlock()
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil {
+			return // gathering complete
+		}
+		b, err := json.Marshal(c.ToJSON())
+		if err != nil {
+			return
+		}
+		t.cfg.Signal(protocol.Signal{To: remote, Candidate: b})
+	})
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			l.updatePath()
+		case webrtc.PeerConnectionStateFailed:
+			l.fail(fmt.Errorf("rtc: link to %d: ICE failed", remote))
+		case webrtc.PeerConnectionStateClosed:
+			l.fail(ErrClosed)
+		}
+	})
+	if !dialer {
+		pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+			if dc.Label() != "banyan" {
+				_ = dc.Close()
+				return
+			}
+			l.setupDC(dc)
+		})
+	}
+	return l, nil
+}
+
+func iceServers(in []protocol.ICEServer) []webrtc.ICEServer {
+	out := make([]webrtc.ICEServer, 0, len(in))
+	for _, s := range in {
+		ws := webrtc.ICEServer{URLs: s.URLs, Username: s.Username}
+		if s.Credential != "" {
+			ws.Credential = s.Credential
+		}
+		out = append(out, ws)
+	}
+	return out
+}
+
+func (l *Link) setupDC(dc *webrtc.DataChannel) {
+	l.mu.Lock()
+	l.dc = dc
+	l.mu.Unlock()
+	dc.SetBufferedAmountLowThreshold(uint64(l.t.cfg.LowWater))
+	dc.OnBufferedAmountLow(func() { l.congested.Store(false) })
+	dc.OnOpen(func() {
+		l.mu.Lock()
+		if l.opened {
+			l.mu.Unlock()
+			return
+		}
+		l.opened = true
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+		l.openedAt = time.Now()
+		l.mu.Unlock()
+		l.updatePath()
+		l.open.Store(true)
+		select {
+		case <-l.done:
+			return
+		default:
+		}
+		if f := l.t.cfg.OnOpen; f != nil {
+			f(l)
+		}
+	})
+	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		if m.IsString || len(m.Data) == 0 || len(m.Data) > chunk.MaxMessageSize {
+			return // hostile or foreign: the engine never sends these
+		}
+		if f := l.t.cfg.OnMessage; f != nil && l.open.Load() {
+			f(l, m.Data)
+		}
+	})
+	dc.OnClose(func() { l.fail(ErrClosed) })
+}
+
+// updatePath reads the selected candidate pair: a relay candidate on
+// either side means the link goes through TURN. Browsers without
+// RTCIceTransport.getSelectedCandidatePair (Firefox) report direct.
+func (l *Link) updatePath() {
+	sctp := l.pc.SCTP()
+	if sctp == nil {
+		return
+	}
+	dtls := sctp.Transport()
+	if dtls == nil {
+		return
+	}
+	ice := dtls.ICETransport()
+	if ice == nil {
+		return
+	}
+	pair, err := ice.GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
+		return
+	}
+	if pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
+		l.path.Store(peer.PathTURN)
+	} else {
+		l.path.Store(peer.PathDirect)
+	}
+}
+
+// HandleSignal applies a signal from the tracker: an offer (accepted as a
+// new link if Config.Accept allows), an answer, or a candidate.
+func (t *Transport) HandleSignal(s protocol.Signal) error {
+	remote := s.From
+	if remote == 0 {
+		return errors.New("rtc: signal without sender")
+	}
+	t.mu.Lock()
+	l := t.links[remote]
+	t.mu.Unlock()
+	switch {
+	case s.SDP != nil && s.SDP.Type == "offer":
+		if f := t.cfg.Accept; f != nil && !f(remote) {
+			return fmt.Errorf("rtc: offer from unpaired peer %d refused", remote)
+		}
+		if l != nil {
+			if l.dialer && t.cfg.Self < remote {
+				return nil // glare: our offer wins
+			}
+			// A renegotiation or the remote's restart: start afresh.
+			l.fail(fmt.Errorf("rtc: link to %d replaced by its offer", remote))
+		}
+		nl, err := t.newLink(remote, false)
+		if err != nil {
+			return err
+		}
+		return nl.answer(s.SDP.SDP)
+	case l == nil:
+		return fmt.Errorf("rtc: signal from %d without a link", remote)
+	case s.SDP != nil && s.SDP.Type == "answer":
+		if !l.dialer {
+			return fmt.Errorf("rtc: unexpected answer from %d", remote)
+		}
+		if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s.SDP.SDP}); err != nil {
+			l.fail(fmt.Errorf("rtc: answer from %d: %w", remote, err))
+			return l.err
+		}
+		return l.flushCandidates()
+	case len(s.Candidate) > 0:
+		var c webrtc.ICECandidateInit
+		if err := json.Unmarshal(s.Candidate, &c); err != nil {
+			return fmt.Errorf("rtc: candidate from %d: %w", remote, err)
+		}
+		l.mu.Lock()
+		if !l.haveDesc {
+			if len(l.cands) < 64 {
+				l.cands = append(l.cands, c)
+			}
+			l.mu.Unlock()
+			return nil
+		}
+		l.mu.Unlock()
+		if err := l.pc.AddICECandidate(c); err != nil {
+			return fmt.Errorf("rtc: candidate from %d: %w", remote, err)
+		}
+		return nil
+	}
+	return errors.New("rtc: empty signal")
+}
+
+func (l *Link) answer(sdp string) error {
+	err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp})
+	var ans webrtc.SessionDescription
+	if err == nil {
+		ans, err = l.pc.CreateAnswer(nil)
+	}
+	if err == nil {
+		err = l.pc.SetLocalDescription(ans)
+	}
+	if err != nil {
+		l.fail(fmt.Errorf("rtc: answer %d: %w", l.remote, err))
+		return l.err
+	}
+	l.t.cfg.Signal(protocol.Signal{To: l.remote, SDP: &protocol.SDP{Type: "answer", SDP: ans.SDP}})
+	return l.flushCandidates()
+}
+
+func (l *Link) flushCandidates() error {
+	l.mu.Lock()
+	l.haveDesc = true
+	cands := l.cands
+	l.cands = nil
+	l.mu.Unlock()
+	for _, c := range cands {
+		if err := l.pc.AddICECandidate(c); err != nil {
+			return fmt.Errorf("rtc: candidate from %d: %w", l.remote, err)
+		}
+	}
+	return nil
+}
+
+// Send queues msg on the data channel without blocking. Over HighWater it
+// fails with peer.ErrBackpressure until the buffer drains to LowWater.
+func (l *Link) Send(msg []byte) error {
+	if !l.open.Load() {
+		select {
+		case <-l.done:
+			return peer.ErrLinkClosed
+		default:
+			return ErrNotOpen
+		}
+	}
+	if l.congested.Load() {
+		return peer.ErrBackpressure
+	}
+	l.mu.Lock()
+	dc := l.dc
+	l.mu.Unlock()
+	if int(dc.BufferedAmount())+len(msg) > l.t.cfg.HighWater {
+		l.congested.Store(true)
+		// The low-water event may have fired between the read and the
+		// store; re-check so the flag cannot stick.
+		if int(dc.BufferedAmount()) <= l.t.cfg.LowWater {
+			l.congested.Store(false)
+		}
+		return peer.ErrBackpressure
+	}
+	if err := dc.Send(msg); err != nil {
+		return fmt.Errorf("rtc: send to %d: %w", l.remote, err)
+	}
+	return nil
+}
+
+// Buffered is the data channel's buffered amount.
+func (l *Link) Buffered() int {
+	l.mu.Lock()
+	dc := l.dc
+	l.mu.Unlock()
+	if dc == nil {
+		return 0
+	}
+	return int(dc.BufferedAmount())
+}
+
+// Path is peer.PathDirect or peer.PathTURN.
+func (l *Link) Path() string { return l.path.Load().(string) }
+
+// Close ends the link; OnClose is called with ErrClosed.
+func (l *Link) Close() error {
+	l.fail(ErrClosed)
+	return nil
+}
+
+// fail ends the link once: the PeerConnection is closed on a goroutine the
+// Transport waits for (pion must not be closed from its own callbacks).
+func (l *Link) fail(err error) {
+	l.closeOnce.Do(func() {
+		l.err = err
+		l.open.Store(false)
+		l.mu.Lock()
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+		l.mu.Unlock()
+		close(l.done)
+		t := l.t
+		t.forget(l)
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			if l.pc != nil {
+				_ = l.pc.Close()
+			}
+		}()
+		if !errors.Is(err, ErrClosed) {
+			t.log.Debug("rtc: link ended", "remote", l.remote, "err", err)
+		}
+		if f := t.cfg.OnClose; f != nil {
+			f(l, err)
+		}
+	})
+}
+
+func (t *Transport) forget(l *Link) {
+	t.mu.Lock()
+	if t.links[l.remote] == l {
+		delete(t.links, l.remote)
+	}
+	t.mu.Unlock()
+}
+
+// Link returns the live link to remote, if any.
+func (t *Transport) Link(remote peer.PeerID) *Link {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.links[remote]
+}
+
+// Close ends every link and waits for their PeerConnections to close.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	t.closed = true
+	links := make([]*Link, 0, len(t.links))
+	for _, l := range t.links {
+		links = append(links, l)
+	}
+	t.mu.Unlock()
+	for _, l := range links {
+		l.fail(ErrClosed)
+	}
+	t.wg.Wait()
+	return nil
+}
+
+var _ peer.Link = (*Link)(nil)

@@ -1,0 +1,206 @@
+package peer
+
+import (
+	"slices"
+	"time"
+
+	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// key names a chunk.
+type key struct {
+	epoch uint32
+	seq   uint64
+}
+
+func (a key) less(b key) bool {
+	return a.epoch < b.epoch || (a.epoch == b.epoch && a.seq < b.seq)
+}
+
+// entry is a verified chunk in the window.
+type entry struct {
+	k      key
+	h      chunk.Header
+	sealed []byte
+	at     time.Time
+	// plain is the opened payload waiting for delivery; opened says Open
+	// succeeded (plain may legitimately be empty).
+	plain  []byte
+	opened bool
+	// msgs are the chunk's piece messages, encoded on first need (root
+	// publishing, catch-up bursts, repair answers).
+	msgs [][]byte
+}
+
+// pieces returns the encoded piece messages of the chunk.
+func (en *entry) pieces() [][]byte {
+	if en.msgs == nil {
+		ps, err := chunk.Split(en.sealed, chunk.MaxMessageSize)
+		if err != nil {
+			return nil // cannot happen for a verified chunk
+		}
+		en.msgs = make([][]byte, len(ps))
+		for i, p := range ps {
+			en.msgs[i] = chunk.AppendPiece(make([]byte, 0, chunk.PieceHeaderSize+len(p.Data)), p)
+		}
+	}
+	return en.msgs
+}
+
+// pending is a chunk that is not (yet) verified: being reassembled, known
+// to be missing, or being repaired.
+type pending struct {
+	k     key
+	first time.Time // first accepted piece; zero if none yet
+	last  time.Time // last accepted piece
+	// feed says a piece came from the stripe's parent (the arrival time is
+	// then a live-edge sample).
+	feed bool
+	// repaired: some piece came in answer to a want.
+	repaired bool
+	src      []PeerID // distinct senders of accepted pieces
+	// skip lists children this chunk is no longer forwarded to.
+	skip []PeerID
+
+	asked    PeerID // outstanding want, 0 if none
+	askUntil time.Time
+	tried    []PeerID
+
+	originBusy  bool
+	originAfter time.Time // retry an origin failure no sooner than this
+	lost        bool      // its deadline passed
+
+	// urgent: repair without waiting for RepairDelay.
+	urgent bool
+	// bad: a version that failed verification was seen; only repair
+	// sources may send pieces now. asmDone says the main reassembler
+	// holds the chunk as done, so repairs go through retry.
+	bad     bool
+	asmDone bool
+	retry   *chunk.Reassembler
+	// notices lists neighbours that told us the chunk was bad upstream.
+	notices []PeerID
+	// accused is the peer a bad-chunk report is pending against.
+	accused PeerID
+}
+
+// delayedReport is a bad-chunk report waiting BadGrace for a notice from
+// the accused that it was fooled too.
+type delayedReport struct {
+	k  key
+	r  protocol.Report
+	at time.Time
+}
+
+func (pd *pending) addSrc(id PeerID) {
+	if !slices.Contains(pd.src, id) && len(pd.src) < 8 {
+		pd.src = append(pd.src, id)
+	}
+}
+
+func (pd *pending) skipped(id PeerID) bool { return slices.Contains(pd.skip, id) }
+
+// nbr is one neighbour and its link.
+type nbr struct {
+	id   PeerID
+	link Link
+	// Stripe bitmasks: where it is our parent, our child, and where it
+	// asked to be fed (subscribe) before or after AddChild.
+	parentOf, childOf, subs uint32
+
+	in    bucket // what it may send us
+	serve bucket // what we serve it on request
+
+	bytesIn, bytesOut     uint64
+	periodIn, periodOut   uint64
+	skips                 int // chunks skipped this SlowPeriod
+	skipsTotal            uint64
+	lastReport            map[string]time.Time
+	rtt                   [8]time.Duration
+	nrtt                  int
+	notices               int // bad notices received this SlowPeriod
+	lastPieceFromParent   time.Time
+	bytesFromParentPeriod uint64
+}
+
+func (n *nbr) roles() uint32 { return n.parentOf | n.childOf }
+
+func (n *nbr) addRTT(d time.Duration) {
+	n.rtt[n.nrtt%len(n.rtt)] = d
+	n.nrtt++
+}
+
+func (n *nbr) medianRTT() (time.Duration, bool) {
+	c := min(n.nrtt, len(n.rtt))
+	if c == 0 {
+		return 0, false
+	}
+	s := slices.Clone(n.rtt[:c])
+	slices.Sort(s)
+	return s[c/2], true
+}
+
+// bucket is a token bucket over the engine clock.
+type bucket struct {
+	tokens float64
+	last   time.Time
+	primed bool
+}
+
+func (b *bucket) take(now time.Time, n int, rate, capacity float64) bool {
+	if !b.primed {
+		b.tokens, b.primed = capacity, true
+	} else if dt := now.Sub(b.last).Seconds(); dt > 0 {
+		b.tokens = min(capacity, b.tokens+rate*dt)
+	}
+	b.last = now
+	if b.tokens < float64(n) {
+		return false
+	}
+	b.tokens -= float64(n)
+	return true
+}
+
+// stripe is this peer's view of one stripe tree.
+type stripe struct {
+	parent *nbr
+	// originFed: the tracker said no parent has room (or the parent never
+	// connected): fetch this stripe's chunks from the origin.
+	originFed bool
+	since     time.Time // when the current parent was set
+	lastPiece time.Time // last piece from the parent
+	// newestFeed is the highest sequence the parent sent in this epoch.
+	newestFeed uint64
+	hasFeed    bool
+	children   []*nbr
+	// base holds recent live-edge samples (arrival minus media time) of
+	// chunks that came from the parent; the minimum is the stripe's
+	// live-edge estimate.
+	base  [16]time.Time
+	nbase int
+}
+
+func (s *stripe) addBase(t time.Time) {
+	s.base[s.nbase%len(s.base)] = t
+	s.nbase++
+}
+
+func (s *stripe) minBase() (time.Time, bool) {
+	c := min(s.nbase, len(s.base))
+	if c == 0 {
+		return time.Time{}, false
+	}
+	m := s.base[0]
+	for _, t := range s.base[1:c] {
+		if t.Before(m) {
+			m = t
+		}
+	}
+	return m, true
+}
+
+type fifoEnt struct {
+	k  key
+	at time.Time
+}
