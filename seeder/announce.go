@@ -28,8 +28,10 @@ type AnnouncerConfig struct {
 	UploadKbps int // default 100 000
 	PublicKey  ed25519.PublicKey
 	Logger     *slog.Logger
-	// OnMessage receives what the tracker sends the root peer (Assign,
-	// Signal) for the stream's root engine. May be nil.
+	// OnMessage receives what the tracker sends the root peer (Welcome,
+	// Assign, Signal) for the stream's root engine. May be nil: the
+	// announcer then sends the heartbeats itself (with a root peer, its
+	// stats are the heartbeat).
 	OnMessage func(stream string, m protocol.Message)
 }
 
@@ -198,7 +200,7 @@ func (a *Announcer) session(l *announceLink) error {
 				continue
 			}
 			if e, ok := m.(protocol.Error); ok {
-				a.log.Warn("tracker refused the seeder", "stream", l.stream, "code", e.Code, "msg", e.Message)
+				a.log.Warn("tracker error for the seeder", "stream", l.stream, "code", e.Code, "msg", e.Message)
 				continue
 			}
 			if a.cfg.OnMessage != nil {
@@ -226,7 +228,9 @@ func (a *Announcer) session(l *announceLink) error {
 				return err
 			}
 		case <-stats.C:
-			// The root's heartbeat.
+			if a.cfg.OnMessage != nil {
+				continue // the root peer reports stats itself
+			}
 			if err := write(protocol.Stats{}); err != nil {
 				return err
 			}

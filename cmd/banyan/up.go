@@ -18,7 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/peer/rtc"
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/seeder"
 	"github.com/banyan-live/banyan/seeder/rtmpingest"
@@ -38,6 +41,9 @@ type upOptions struct {
 	PublicHost string
 	DemoStream string
 	LogLevel   string
+	Stripes    int
+	RootCap    int
+	ICELoop    bool
 }
 
 func (o *upOptions) register(c *command) {
@@ -49,6 +55,9 @@ func (o *upOptions) register(c *command) {
 	c.String(&o.PublicHost, "public-host", "", "host name printed in URLs (default: localhost or the listen host)")
 	c.String(&o.DemoStream, "demo-stream", "demo", "stream created on first start with its key kept in the data dir (empty: none)")
 	c.String(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	c.Int(&o.Stripes, "stripes", 2, "stripe trees per stream (K): each viewer has K parents")
+	c.Int(&o.RootCap, "root-capacity", 4, "children the seeder feeds directly in each stripe")
+	c.Bool(&o.ICELoop, "ice-loopback", false, "WebRTC over loopback only (tests and single-machine demos)")
 }
 
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -87,6 +96,7 @@ type system struct {
 	tracker *tracker.Tracker
 
 	announcer    *seeder.Announcer
+	roots        *seeder.Roots
 	seederSecret []byte
 	turn         *turnserver.Server
 	turnSecret   []byte
@@ -177,12 +187,21 @@ func (s *system) start(ctx context.Context) error {
 
 	// The seeder registers each live stream with the tracker over the same
 	// websocket protocol a standalone seeder would use.
+	// Each stream's root peer rides that session.
+	var api *webrtc.API
+	if s.opt.ICELoop {
+		api = rtc.LoopbackAPI()
+	}
+	roots := seeder.NewRoots(api, s.log.With("component", "root"))
 	s.announcer = seeder.NewAnnouncer(seeder.AnnouncerConfig{
 		TrackerURL: "ws://" + loopbackAddr(ln.Addr()) + "/ws",
 		Auth:       func(stream string) string { return tracker.SeederAuth(s.seederSecret, stream) },
 		PublicKey:  s.seeder.PublicKey(),
 		Logger:     s.log.With("component", "announce"),
+		OnMessage:  roots.OnMessage,
 	})
+	roots.SetSend(s.announcer.Send)
+	s.roots = roots
 	if err := s.startRTMP(ctx); err != nil {
 		return err
 	}
@@ -227,6 +246,11 @@ func (s *system) newSeeder(reg prometheus.Registerer) error {
 		Events: func(e seeder.Event) {
 			if s.announcer != nil {
 				s.announcer.Event(e)
+			}
+		},
+		Root: func(stream string, e *seeder.Entry) {
+			if s.roots != nil {
+				s.roots.Publish(stream, e)
 			}
 		},
 	})
@@ -323,6 +347,8 @@ func (s *system) startTracker(reg prometheus.Registerer) error {
 		return err
 	}
 	s.tracker, err = tracker.New(tracker.Config{
+		Stripes:      s.opt.Stripes,
+		RootCapacity: s.opt.RootCap,
 		ICEServers:   s.iceServers,
 		SeederSecret: s.seederSecret,
 		Access:       tracker.StoreAccess{Store: s.store, TokenSecret: viewerSecret},
@@ -369,6 +395,9 @@ func (s *system) Close() error {
 	var errs []error
 	if s.announcer != nil {
 		s.announcer.Close()
+	}
+	if s.roots != nil {
+		s.roots.Close()
 	}
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,0 +1,524 @@
+// Package node joins a peer engine to the mesh: it turns the tracker's
+// signaling (welcome, assignments, relayed SDP and candidates, key updates)
+// into WebRTC links and the engine's parents and children, and sends the
+// engine's stats and reports back. The browser peer, the native peer and
+// the seeder's root all run a Node; it builds for GOOS=js too and does no
+// network I/O of its own beyond the links (the caller owns the tracker
+// connection: see Client).
+package node
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/peer"
+	"github.com/banyan-live/banyan/peer/rtc"
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// Config configures a Node.
+type Config struct {
+	Stream string
+	// Root makes the node the seeder's root peer: it publishes and never
+	// plays.
+	Root bool
+	// Send delivers a message to the tracker. It must not block for long.
+	Send func(protocol.Message)
+	// Origin is the HTTP fallback (nil for the root). OriginFor, when set,
+	// builds it from the welcome's origin URL instead.
+	Origin    peer.Origin
+	OriginFor func(originURL string) peer.Origin
+	// Player receives the opened stream (nil for relays and the root).
+	Player peer.Player
+	// API builds PeerConnections (nil: pion's default; tests pass
+	// rtc.LoopbackAPI()).
+	API *webrtc.API
+	// Engine lets the caller adjust the engine's configuration (timings).
+	Engine func(*peer.Config)
+	// OnState is told about lifecycle changes (may be nil): "waiting"
+	// (admitted, no broadcast), "live", "ended", or an error code.
+	OnState func(state string)
+	// OnAssign is told about the node's position (may be nil).
+	OnAssign func(a protocol.Assign)
+	Logger   *slog.Logger
+	Clock    func() time.Time
+}
+
+// Node is one peer in the mesh. Feed it the tracker's messages with
+// Handle, drive it with Tick, and Close it.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	mu         sync.Mutex
+	self       protocol.PeerID
+	stripes    int
+	pub        string // base64 public key the engine verifies with
+	keys       *chunk.Keyring
+	ice        []protocol.ICEServer
+	eng        *peer.Engine
+	tr         *rtc.Transport
+	nbrs       map[protocol.PeerID]*nbr
+	dials      []protocol.PeerID // to dial once the lock is released
+	closing    []*rtc.Link       // to close once the lock is released
+	parent     []protocol.PeerID // per stripe, as assigned (0: origin)
+	depth      []int
+	statsEvery time.Duration
+	lastStats  time.Time
+	last       protocol.Stats
+	closed     bool
+	joinedAt   time.Time
+	firstPlay  time.Time
+}
+
+// nbr is a neighbour: the link to it and what it is to us.
+type nbr struct {
+	id       protocol.PeerID
+	link     *rtc.Link
+	open     bool
+	dialing  bool
+	parentOf uint32 // stripes where it is our parent
+	childOf  uint32 // stripes where it is our child
+}
+
+// New makes a Node; it becomes useful once the welcome arrives.
+func New(cfg Config) (*Node, error) {
+	if cfg.Send == nil {
+		return nil, errors.New("node: Config.Send is required")
+	}
+	if !protocol.ValidStream(cfg.Stream) {
+		return nil, fmt.Errorf("node: invalid stream name %q", cfg.Stream)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	keys, _ := chunk.NewKeyring()
+	return &Node{cfg: cfg, log: cfg.Logger, keys: keys, nbrs: make(map[protocol.PeerID]*nbr), statsEvery: 2 * time.Second}, nil
+}
+
+// Self is the peer id the tracker gave this node (0 before the welcome).
+func (n *Node) Self() protocol.PeerID {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.self
+}
+
+// Engine is the node's engine, nil until the stream's key is known.
+func (n *Node) Engine() *peer.Engine {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.eng
+}
+
+// Depths is the node's depth in each stripe tree (0 where origin-fed).
+func (n *Node) Depths() []int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]int(nil), n.depth...)
+}
+
+func (n *Node) state(s string) {
+	if n.cfg.OnState != nil {
+		n.cfg.OnState(s)
+	}
+}
+
+// Handle takes one message from the tracker.
+func (n *Node) Handle(m protocol.Message) {
+	switch m := m.(type) {
+	case protocol.Welcome:
+		n.welcome(m)
+	case protocol.Keys:
+		n.updateKeys(m.PublicKey, m.Keys, m.Live)
+	case protocol.Assign:
+		n.assign(m)
+	case protocol.Signal:
+		n.mu.Lock()
+		tr := n.tr
+		n.mu.Unlock()
+		if tr == nil {
+			return
+		}
+		if err := tr.HandleSignal(m); err != nil {
+			n.log.Debug("signal", "from", m.From, "err", err)
+		}
+	case protocol.Ended:
+		n.state("ended")
+	case protocol.Error:
+		n.log.Warn("tracker error", "code", m.Code, "msg", m.Message)
+		n.state("error:" + m.Code + ": " + m.Message)
+	}
+}
+
+func (n *Node) welcome(w protocol.Welcome) {
+	n.mu.Lock()
+	n.self, n.stripes, n.ice = w.Peer, w.Stripes, w.ICEServers
+	n.parent = make([]protocol.PeerID, w.Stripes)
+	n.depth = make([]int, w.Stripes)
+	n.joinedAt = n.cfg.Clock()
+	if w.StatsMillis > 0 {
+		n.statsEvery = time.Duration(w.StatsMillis) * time.Millisecond
+	}
+	if n.cfg.Origin == nil && n.cfg.OriginFor != nil {
+		n.cfg.Origin = n.cfg.OriginFor(w.OriginURL)
+	}
+	n.mu.Unlock()
+	n.updateKeys(w.PublicKey, w.Keys, w.Live)
+}
+
+// updateKeys adds content keys and (re)builds the engine when the stream's
+// signing key becomes known or changes (a new seeder).
+func (n *Node) updateKeys(pubB64 string, keys []protocol.ContentKey, live bool) {
+	for _, k := range keys {
+		var mk chunk.MasterKey
+		b, _ := json.Marshal(k)
+		if err := json.Unmarshal(b, &mk); err != nil {
+			n.log.Warn("bad content key from tracker", "err", err)
+			continue
+		}
+		if old, ok := n.keys.Get(mk.ID); ok && old.Equal(mk) {
+			continue
+		}
+		n.keys.Remove(mk.ID)
+		if err := n.keys.Add(mk); err != nil {
+			n.log.Warn("content key", "err", err)
+		}
+	}
+	n.mu.Lock()
+	defer n.flush()
+	if pubB64 != "" && pubB64 != n.pub && n.self != 0 {
+		if err := n.startEngineLocked(pubB64); err != nil {
+			n.mu.Unlock()
+			n.log.Error("start engine", "err", err)
+			n.state("error:internal: " + err.Error())
+			return
+		}
+	}
+	n.mu.Unlock()
+	if live {
+		n.state("live")
+	} else {
+		n.state("waiting")
+	}
+}
+
+func (n *Node) startEngineLocked(pubB64 string) error {
+	pub, err := base64.StdEncoding.DecodeString(pubB64)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return errors.New("stream public key is not base64 Ed25519")
+	}
+	if n.eng != nil {
+		n.eng.Close()
+	}
+	cfg := peer.Config{
+		Stream: n.cfg.Stream, PublicKey: pub, Stripes: n.stripes, Root: n.cfg.Root,
+		Origin: n.cfg.Origin, Player: n.cfg.Player, Clock: n.cfg.Clock, Logger: n.log,
+		Report: func(r protocol.Report) { n.cfg.Send(r) },
+	}
+	if !n.cfg.Root {
+		cfg.Keys = n.keys
+	}
+	if n.cfg.Engine != nil {
+		n.cfg.Engine(&cfg)
+	}
+	eng, err := peer.New(cfg)
+	if err != nil {
+		return err
+	}
+	n.eng, n.pub = eng, pubB64
+	if n.tr == nil {
+		n.tr, err = rtc.New(rtc.Config{
+			Self: n.self, ICEServers: n.ice, API: n.cfg.API, Logger: n.log,
+			Signal:    func(s protocol.Signal) { n.cfg.Send(s) },
+			Accept:    n.accept,
+			OnOpen:    n.onOpen,
+			OnMessage: n.onMessage,
+			OnClose:   n.onClose,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	// Neighbours assigned before the engine existed: connect or attach.
+	for _, nb := range n.nbrs {
+		n.connectLocked(nb)
+	}
+	for s, p := range n.parent {
+		if p == 0 && !n.cfg.Root {
+			eng.SetParent(s, 0, nil)
+		}
+	}
+	return nil
+}
+
+func (n *Node) accept(remote protocol.PeerID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	nb := n.nbrs[remote]
+	return nb != nil && (nb.parentOf|nb.childOf) != 0
+}
+
+// assign applies one overlay edge.
+func (n *Node) assign(a protocol.Assign) {
+	if n.cfg.OnAssign != nil {
+		n.cfg.OnAssign(a)
+	}
+	n.mu.Lock()
+	defer n.flush()
+	defer n.mu.Unlock()
+	if a.Stripe >= n.stripes {
+		return
+	}
+	bit := uint32(1) << a.Stripe
+	switch {
+	case a.Child != 0:
+		nb := n.nbrLocked(a.Child)
+		if a.Remove {
+			nb.childOf &^= bit
+			if n.eng != nil {
+				n.eng.RemoveChild(a.Stripe, a.Child)
+			}
+		} else {
+			nb.childOf |= bit
+			n.connectLocked(nb)
+		}
+		n.dropIdleLocked(nb)
+	case a.Remove:
+		if n.parent[a.Stripe] != a.Parent {
+			return
+		}
+		n.parent[a.Stripe] = 0
+		if nb := n.nbrs[a.Parent]; nb != nil {
+			nb.parentOf &^= bit
+			n.dropIdleLocked(nb)
+		}
+		if n.eng != nil {
+			n.eng.ClearParent(a.Stripe)
+		}
+	default:
+		if old := n.parent[a.Stripe]; old != 0 && old != a.Parent {
+			if nb := n.nbrs[old]; nb != nil {
+				nb.parentOf &^= bit
+				n.dropIdleLocked(nb)
+			}
+		}
+		n.parent[a.Stripe], n.depth[a.Stripe] = a.Parent, a.Depth
+		if a.Parent == 0 {
+			// No parent has room: the origin feeds this stripe for now.
+			if n.eng != nil {
+				n.eng.SetParent(a.Stripe, 0, nil)
+			}
+			return
+		}
+		nb := n.nbrLocked(a.Parent)
+		nb.parentOf |= bit
+		if nb.open && n.eng != nil {
+			n.eng.SetParent(a.Stripe, nb.id, nb.link)
+		} else {
+			n.connectLocked(nb)
+		}
+	}
+}
+
+func (n *Node) nbrLocked(id protocol.PeerID) *nbr {
+	nb := n.nbrs[id]
+	if nb == nil {
+		nb = &nbr{id: id}
+		n.nbrs[id] = nb
+	}
+	return nb
+}
+
+// connectLocked makes sure a link to nb exists or is coming: of two paired
+// peers the one with the lower id dials (rtc resolves the rare glare).
+func (n *Node) connectLocked(nb *nbr) {
+	if nb.open {
+		n.attachLocked(nb)
+		return
+	}
+	if nb.link != nil || nb.dialing || n.tr == nil || n.self > nb.id {
+		return
+	}
+	nb.dialing = true
+	n.dials = append(n.dials, nb.id)
+}
+
+// flush dials and closes links outside the lock: rtc reports a failed
+// dial or a closed link through OnClose, which takes the lock.
+func (n *Node) flush() {
+	n.mu.Lock()
+	dials, closing, tr := n.dials, n.closing, n.tr
+	n.dials, n.closing = nil, nil
+	n.mu.Unlock()
+	for _, l := range closing {
+		l.Close()
+	}
+	for _, id := range dials {
+		l, err := tr.Dial(id)
+		n.mu.Lock()
+		if nb := n.nbrs[id]; nb != nil {
+			nb.dialing = false
+			if err == nil && nb.link == nil {
+				nb.link = l
+			}
+		}
+		n.mu.Unlock()
+		if err != nil {
+			n.log.Warn("dial", "peer", id, "err", err)
+		}
+	}
+}
+
+// attachLocked tells the engine about every role of an open neighbour.
+func (n *Node) attachLocked(nb *nbr) {
+	if n.eng == nil || !nb.open {
+		return
+	}
+	for s := 0; s < n.stripes; s++ {
+		bit := uint32(1) << s
+		if nb.parentOf&bit != 0 {
+			n.eng.SetParent(s, nb.id, nb.link)
+		}
+		if nb.childOf&bit != 0 {
+			n.eng.AddChild(s, nb.id, nb.link)
+		}
+	}
+}
+
+// dropIdleLocked closes the link to a neighbour we no longer need.
+func (n *Node) dropIdleLocked(nb *nbr) {
+	if nb.parentOf|nb.childOf != 0 {
+		return
+	}
+	delete(n.nbrs, nb.id)
+	if n.eng != nil {
+		n.eng.RemovePeer(nb.id)
+	}
+	if nb.link != nil {
+		n.closing = append(n.closing, nb.link)
+	}
+}
+
+func (n *Node) onOpen(l *rtc.Link) {
+	n.mu.Lock()
+	defer n.flush()
+	defer n.mu.Unlock()
+	nb := n.nbrs[l.Remote()]
+	if nb == nil || (nb.parentOf|nb.childOf) == 0 {
+		n.closing = append(n.closing, l)
+		return
+	}
+	nb.link, nb.open = l, true
+	n.attachLocked(nb)
+}
+
+func (n *Node) onMessage(l *rtc.Link, msg []byte) {
+	n.mu.Lock()
+	eng := n.eng
+	n.mu.Unlock()
+	if eng != nil {
+		eng.HandleMessage(l.Remote(), l, msg)
+	}
+}
+
+func (n *Node) onClose(l *rtc.Link, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	nb := n.nbrs[l.Remote()]
+	if nb == nil || (nb.link != nil && nb.link != l) {
+		return
+	}
+	nb.link, nb.open = nil, false
+	if n.eng == nil {
+		return
+	}
+	n.eng.RemovePeer(nb.id)
+	for s := 0; s < n.stripes; s++ {
+		if nb.parentOf&(1<<s) != 0 {
+			// The origin covers while the tracker finds another parent.
+			n.eng.ParentFailed(s, nb.id)
+		}
+	}
+	if errors.Is(err, rtc.ErrConnectTimeout) {
+		n.log.Info("neighbour did not connect in time", "peer", nb.id)
+	}
+}
+
+// Tick drives the engine's timers and the periodic stats; call it every
+// 50 ms or so.
+func (n *Node) Tick(now time.Time) {
+	n.mu.Lock()
+	eng := n.eng
+	due := eng != nil && now.Sub(n.lastStats) >= n.statsEvery
+	if due {
+		n.lastStats = now
+	}
+	n.mu.Unlock()
+	if eng == nil {
+		if now.Sub(n.lastStats) >= n.statsEvery {
+			n.mu.Lock()
+			n.lastStats = now
+			n.mu.Unlock()
+			n.cfg.Send(protocol.Stats{}) // the heartbeat, before there is anything to say
+		}
+		return
+	}
+	eng.Tick(now)
+	if due {
+		st := eng.Stats()
+		n.mu.Lock()
+		n.last = st
+		n.mu.Unlock()
+		n.cfg.Send(st)
+	}
+}
+
+// Publish feeds a sealed chunk into the mesh (root only).
+func (n *Node) Publish(sealed []byte) error {
+	n.mu.Lock()
+	eng := n.eng
+	n.mu.Unlock()
+	if eng == nil {
+		return errors.New("node: not registered with the tracker yet")
+	}
+	return eng.Publish(sealed)
+}
+
+// LastStats is the most recent stats report (the engine's Stats resets its
+// period counters, so readers other than the tracker use this copy).
+func (n *Node) LastStats() protocol.Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.last
+}
+
+// Close ends every link and the engine.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	eng, tr := n.eng, n.tr
+	n.mu.Unlock()
+	if tr != nil {
+		tr.Close()
+	}
+	if eng != nil {
+		eng.Close()
+	}
+	return nil
+}
