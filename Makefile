@@ -14,7 +14,7 @@ build: wasm
 # The browser peer. Built into web/ so the binary embeds it (issue 6).
 wasm:
 	@if [ -d wasm ] && ls wasm/*.go >/dev/null 2>&1; then \
-		GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags "-s -w" -o web/static/peer.wasm ./wasm; \
+		$(GO) run ./internal/webbuild -out web/dist -pkg ./wasm -ldflags "-s -w"; \
 	fi
 
 run: build

@@ -1,45 +1,316 @@
 // Package web holds the pages Banyan serves (viewer, browser publisher,
-// dashboard) and their assets, embedded into the binary.
+// dashboard) and their assets, embedded into the binary, and serves the
+// browser viewer's built WebAssembly.
+//
+// The viewer's wasm and Go's wasm_exec.js are built by `make wasm` (go run
+// ./internal/webbuild) into web/dist, gzip-compressed, under content-hashed
+// names listed in dist/manifest.json; they are served with a one-year
+// immutable cache lifetime. A binary built without them (a clean clone
+// built with plain `go build`) still serves every page; the viewer then
+// says the wasm is not built, and /static/peer.wasm answers 404 with the
+// same message.
+//
+// Embedding the viewer in any page:
+//
+//	<script src="https://HOST/static/banyan-player.js"></script>
+//	<banyan-player stream="demo"></banyan-player>
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 )
 
 //go:embed static
 var static embed.FS
 
+//go:embed dist
+var dist embed.FS
+
 var pages = template.Must(template.ParseFS(static, "static/*.html"))
 
 var streamRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
-// Handler serves the pages and /static/ assets.
-func Handler() http.Handler {
+// immutable is the cache policy of content-hashed files.
+const immutable = "public, max-age=31536000, immutable"
+
+// playerScript is the embedding script; the server fills in the asset
+// names where it says assetsMarker.
+const (
+	playerScript = "banyan-player.js"
+	assetsMarker = "/*BANYAN_ASSETS*/null"
+)
+
+// NotBuilt is the message for a binary built without the viewer's wasm.
+const NotBuilt = "the browser viewer (peer.wasm) is not built into this binary: run `make wasm` (or `make build`) and rebuild banyan"
+
+// Config configures NewHandler.
+type Config struct {
+	// Dist holds the built assets (manifest.json and the .gz files); nil
+	// means the ones embedded at build time.
+	Dist fs.FS
+}
+
+// Handler serves the pages, /static/ assets and the built viewer from the
+// embedded files.
+func Handler() http.Handler { return NewHandler(Config{}) }
+
+// NewHandler serves the pages, /static/ assets and the built viewer.
+func NewHandler(cfg Config) http.Handler {
+	if cfg.Dist == nil {
+		sub, _ := fs.Sub(dist, "dist")
+		cfg.Dist = sub
+	}
+	h := &handler{files: loadAssets(cfg.Dist)}
+	h.script, h.scriptETag = h.playerScript()
 	sub, _ := fs.Sub(static, "static")
+	h.staticFS = http.StripPrefix("/static/", http.FileServerFS(sub))
+
 	mux := http.NewServeMux()
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(sub)))
-	mux.HandleFunc("GET /{$}", page("index.html", false))
-	mux.HandleFunc("GET /watch/{stream}", page("watch.html", true))
-	mux.HandleFunc("GET /publish/{stream}", page("publish.html", true))
-	mux.HandleFunc("GET /dashboard", page("dashboard.html", false))
+	mux.HandleFunc("GET /static/{file...}", h.serveStatic)
+	mux.HandleFunc("GET /{$}", h.page("index.html", false))
+	mux.HandleFunc("GET /watch/{stream}", h.page("watch.html", true))
+	mux.HandleFunc("GET /publish/{stream}", h.page("publish.html", true))
+	mux.HandleFunc("GET /dashboard", h.page("dashboard.html", false))
 	return mux
 }
 
-func page(name string, needStream bool) http.HandlerFunc {
+type handler struct {
+	files      *assets
+	staticFS   http.Handler
+	script     []byte
+	scriptETag string
+}
+
+// pageData is what the page templates see.
+type pageData struct {
+	Stream string
+	// Ready says the viewer is built; Wasm is its URL, for a preload.
+	Ready bool
+	Wasm  string
+}
+
+func (h *handler) page(name string, needStream bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		stream := r.PathValue("stream")
 		if needStream && !streamRE.MatchString(stream) {
 			http.Error(w, "invalid stream name", http.StatusBadRequest)
 			return
 		}
+		data := pageData{Stream: stream, Ready: h.files.ok()}
+		if data.Ready {
+			data.Wasm = "/static/" + h.files.m.Assets[AssetWasm].File
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'")
-		_ = pages.ExecuteTemplate(w, name, map[string]string{"Stream": stream})
+		_ = pages.ExecuteTemplate(w, name, data)
 	}
+}
+
+func (h *handler) serveStatic(w http.ResponseWriter, r *http.Request) {
+	file := r.PathValue("file")
+	switch {
+	case file == playerScript:
+		h.servePlayerScript(w, r)
+		return
+	case h.files.ok():
+		if a, ok := h.files.byFile[file]; ok {
+			h.files.serve(w, r, a, immutable)
+			return
+		}
+		if a, ok := h.files.m.Assets[file]; ok {
+			// The unhashed name, for tools and curl: current, not cached.
+			h.files.serve(w, r, a, "no-cache")
+			return
+		}
+	}
+	if file == AssetWasm || file == AssetExec || hashedRE.MatchString(file) {
+		msg := NotBuilt
+		if h.files.ok() {
+			msg = "no such build of " + file + " (the page is older than this server: reload it)"
+		} else if h.files.err != nil {
+			msg = h.files.err.Error()
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, msg, http.StatusNotFound)
+		return
+	}
+	h.staticFS.ServeHTTP(w, r)
+}
+
+// playerScript renders banyan-player.js with the asset names (relative to
+// the script's own URL, so a page on another site can embed it).
+func (h *handler) playerScript() ([]byte, string) {
+	src, err := static.ReadFile("static/" + playerScript)
+	if err != nil {
+		panic("web: " + playerScript + " missing from the embedded files")
+	}
+	var assets any
+	if h.files.ok() {
+		assets = map[string]string{
+			"wasm": h.files.m.Assets[AssetWasm].File,
+			"exec": h.files.m.Assets[AssetExec].File,
+		}
+	} else {
+		reason := NotBuilt
+		if h.files.err != nil && !errors.Is(h.files.err, fs.ErrNotExist) {
+			reason = h.files.err.Error()
+		}
+		assets = map[string]string{"error": reason}
+	}
+	js, _ := json.Marshal(assets)
+	out := bytes.Replace(src, []byte(assetsMarker), js, 1)
+	sum := sha256.Sum256(out)
+	return out, `"` + hex.EncodeToString(sum[:8]) + `"`
+}
+
+func (h *handler) servePlayerScript(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/javascript; charset=utf-8")
+	// Small and it names the current build: revalidate every time.
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("ETag", h.scriptETag)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Access-Control-Allow-Origin", "*")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(h.script))
+}
+
+// assets is the loaded build.
+type assets struct {
+	m      *Manifest
+	byFile map[string]Asset
+	gz     map[string][]byte // by hashed file name
+	err    error             // why there is no build
+
+	rawMu sync.Mutex
+	raw   map[string][]byte // decompressed on demand, for clients without gzip
+}
+
+func (a *assets) ok() bool { return a.err == nil }
+
+func loadAssets(fsys fs.FS) *assets {
+	a := &assets{byFile: map[string]Asset{}, gz: map[string][]byte{}, raw: map[string][]byte{}}
+	b, err := fs.ReadFile(fsys, ManifestFile)
+	if err != nil {
+		a.err = fmt.Errorf("%s (%w)", NotBuilt, err)
+		if errors.Is(err, fs.ErrNotExist) {
+			a.err = fmt.Errorf("%s: %w", NotBuilt, fs.ErrNotExist)
+		}
+		return a
+	}
+	m, err := ParseManifest(b)
+	if err != nil {
+		a.err = err
+		return a
+	}
+	for _, as := range m.Assets {
+		data, err := fs.ReadFile(fsys, as.Gzip)
+		if err != nil || int64(len(data)) != as.GzipSize {
+			a.err = fmt.Errorf("web: built asset %s missing or truncated; run `make wasm`", as.Gzip)
+			return a
+		}
+		a.byFile[as.File] = as
+		a.gz[as.File] = data
+	}
+	a.m = m
+	return a
+}
+
+func (a *assets) serve(w http.ResponseWriter, r *http.Request, as Asset, cache string) {
+	hd := w.Header()
+	hd.Set("Content-Type", as.Type)
+	hd.Set("Cache-Control", cache)
+	hd.Set("Vary", "Accept-Encoding")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	// Other sites may embed the player, which fetches the wasm with CORS.
+	hd.Set("Access-Control-Allow-Origin", "*")
+	if AcceptsGzip(r.Header.Values("Accept-Encoding")) {
+		hd.Set("Content-Encoding", "gzip")
+		hd.Set("ETag", `"`+as.SHA256[:16]+`-gz"`)
+		if r.Header.Get("Range") == "" {
+			// ServeContent leaves the length out for encoded content.
+			hd.Set("Content-Length", strconv.Itoa(len(a.gz[as.File])))
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.gz[as.File]))
+		return
+	}
+	raw, err := a.uncompressed(as)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	hd.Set("ETag", `"`+as.SHA256[:16]+`"`)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(raw))
+}
+
+// uncompressed inflates an asset once and checks it against its hash.
+func (a *assets) uncompressed(as Asset) ([]byte, error) {
+	a.rawMu.Lock()
+	defer a.rawMu.Unlock()
+	if b, ok := a.raw[as.File]; ok {
+		return b, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(a.gz[as.File]))
+	if err != nil {
+		return nil, fmt.Errorf("web: %s: %w", as.Gzip, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(zr, as.Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("web: %s: %w", as.Gzip, err)
+	}
+	sum := sha256.Sum256(b)
+	if int64(len(b)) != as.Size || hex.EncodeToString(sum[:]) != as.SHA256 {
+		return nil, fmt.Errorf("web: %s does not match its hash", as.Gzip)
+	}
+	a.raw[as.File] = b
+	return b, nil
+}
+
+// AcceptsGzip reports whether Accept-Encoding header values allow gzip:
+// named with a q above 0, or covered by "*" with a q above 0.
+func AcceptsGzip(values []string) bool {
+	gz, star := -1.0, -1.0
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			name, params, _ := strings.Cut(part, ";")
+			q := 1.0
+			for p := range strings.SplitSeq(params, ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
+				if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+					f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+					if err != nil || f < 0 || f > 1 {
+						f = 0
+					}
+					q = f
+				}
+			}
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "gzip", "x-gzip":
+				gz = max(gz, q)
+			case "*":
+				star = max(star, q)
+			}
+		}
+	}
+	if gz >= 0 {
+		return gz > 0
+	}
+	return star > 0
 }

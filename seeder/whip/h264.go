@@ -223,6 +223,7 @@ func (a *assembler) finish() (frame, bool) {
 // frameInfo is what a frame's NAL units say about it.
 type frameInfo struct {
 	key      bool   // holds an IDR slice
+	idr      []byte // the first IDR slice
 	vcl      bool   // holds a coded slice
 	sps, pps []byte // in-band parameter sets, if any
 	nalus    [][]byte
@@ -240,6 +241,9 @@ func classify(nalus [][]byte) frameInfo {
 		case t == naluPPS:
 			fi.pps = n
 		case t == naluIDR:
+			if !fi.key {
+				fi.idr = n
+			}
 			fi.key, fi.vcl = true, true
 			fi.nalus = append(fi.nalus, n)
 		case t == naluNonIDR, t >= naluPartA && t <= naluPartC:
@@ -250,27 +254,4 @@ func classify(nalus [][]byte) frameInfo {
 		}
 	}
 	return fi
-}
-
-// checkSPS refuses a sequence parameter set the packager would refuse, so
-// that a bad one is dropped here rather than ending the publish there.
-func checkSPS(b []byte) error {
-	if len(b) < 4 || len(b) > maxParamSetSize {
-		return fmt.Errorf("SPS of %d bytes", len(b))
-	}
-	var sps h264.SPS
-	if err := sps.Unmarshal(b); err != nil {
-		return fmt.Errorf("parse SPS: %w", err)
-	}
-	if w, h := sps.Width(), sps.Height(); w <= 0 || h <= 0 || w > maxPictureSide || h > maxPictureSide {
-		return fmt.Errorf("SPS picture size %dx%d out of range", w, h)
-	}
-	return nil
-}
-
-func checkPPS(b []byte) error {
-	if len(b) < 2 || len(b) > maxParamSetSize {
-		return fmt.Errorf("PPS of %d bytes", len(b))
-	}
-	return nil
 }

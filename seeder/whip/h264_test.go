@@ -191,14 +191,71 @@ func TestAssemblerBoundsNALUs(t *testing.T) {
 	}
 }
 
-func TestCheckSPS(t *testing.T) {
-	if err := checkSPS(testSPS); err != nil {
-		t.Fatalf("real SPS refused: %v", err)
+// Parameter sets and IDR slice starts from x264 (high and main profile)
+// and a common constrained-baseline PPS (OpenH264, as in Chrome).
+var (
+	highSPS = []byte{0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96}
+	highPPS = []byte{0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0}
+	mainSPS = []byte{0x67, 0x4d, 0x40, 0x1e, 0xec, 0xa0, 0x50, 0x17, 0xfc, 0xb8, 0x08, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x1e, 0x07, 0x8b, 0x16, 0xcb}
+	mainPPS = []byte{0x68, 0xeb, 0xe3, 0xcb, 0x20}
+	cbPPS   = []byte{0x68, 0xce, 0x3c, 0x80}
+	idrHead = []byte{0x65, 0x88, 0x84, 0x00, 0x21, 0xff, 0xd3, 0xd6}
+)
+
+func TestParameterSets(t *testing.T) {
+	for _, sps := range [][]byte{testSPS, highSPS, mainSPS} {
+		if id, err := checkSPS(sps); err != nil || id != 0 {
+			t.Errorf("real SPS %x refused: %d %v", sps[:4], id, err)
+		}
 	}
-	for _, b := range [][]byte{nil, {0x67}, {0x67, 0x42, 0, 0}, bytes.Repeat([]byte{0x67}, 5000)} {
-		if checkSPS(b) == nil {
+	for _, pps := range [][]byte{testPPS, highPPS, mainPPS, cbPPS} {
+		if id, sid, err := checkPPS(pps); err != nil || id != 0 || sid != 0 {
+			t.Errorf("real PPS %x refused: %d %d %v", pps, id, sid, err)
+		}
+	}
+	if err := checkIDRSlice(idrHead, 0); err != nil {
+		t.Errorf("real IDR slice refused: %v", err)
+	}
+	if err := checkIDRSlice(idrHead, 1); err == nil {
+		t.Error("IDR slice naming another PPS accepted")
+	}
+	badSPS := [][]byte{nil, {0x67}, {0x67, 0x42, 0, 0}, {0x67, 0x01, 0xc0, 0x0d, 0xd9}, {0x67, 0x42, 0xc1, 0x0d, 0xd9}, {0x67, 0x42, 0xc0, 0x0e, 0xd9}, bytes.Repeat([]byte{0x67}, 5000)}
+	for _, b := range badSPS {
+		if _, err := checkSPS(b); err == nil {
 			t.Errorf("SPS %x accepted", b[:min(len(b), 8)])
 		}
+	}
+	badPPS := [][]byte{{0x68}, {0x68, 0xcb, 0x83, 0xcb, 0x21}, {0x68, 0xcb, 0x83, 0xcb, 0x20, 0x01}, {0x68, 0x00, 0x00, 0x00, 0x01}, {0x68, 0xce, 0x3c, 0x80, 0x80}}
+	for _, b := range badPPS {
+		if _, _, err := checkPPS(b); err == nil {
+			t.Errorf("PPS %x accepted", b)
+		}
+	}
+}
+
+// TestRandomParameterSets: random bytes almost never pass as an SPS+PPS
+// pair (the garbage-RTP guarantee rests on this).
+func TestRandomParameterSets(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	sps, pps := 0, 0
+	const n = 200000
+	for i := 0; i < n; i++ {
+		b := make([]byte, 2+rng.IntN(40))
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		b[0] = 0x67
+		if _, err := checkSPS(b); err == nil {
+			sps++
+		}
+		b[0] = 0x68
+		if _, _, err := checkPPS(b); err == nil {
+			pps++
+		}
+	}
+	t.Logf("random bytes accepted: SPS %d, PPS %d of %d", sps, pps, n)
+	if sps > n/1000 || pps > n/200 {
+		t.Fatalf("random bytes accepted too often: SPS %d, PPS %d of %d", sps, pps, n)
 	}
 }
 
@@ -247,11 +304,16 @@ func FuzzDepacketize(f *testing.F) {
 					t.Fatalf("frame of %d bytes", size)
 				}
 				fi := classify(fr.nalus)
-				if fi.sps != nil && checkSPS(fi.sps) == nil {
-					sps = fi.sps
+				if fi.sps != nil {
+					if _, err := checkSPS(fi.sps); err == nil {
+						sps = fi.sps
+					}
 				}
 				if fi.pps != nil {
-					_ = checkPPS(fi.pps)
+					_, _, _ = checkPPS(fi.pps)
+				}
+				if fi.key {
+					_ = checkIDRSlice(fi.idr, 0)
 				}
 				if fi.vcl && sps != nil {
 					in := append([][]byte{sps}, fi.nalus...)
@@ -285,4 +347,19 @@ func BenchmarkDepacketizeFrame(b *testing.B) {
 			b.Fatalf("%d frames", n)
 		}
 	}
+}
+
+// FuzzParamSets: the SPS, PPS and slice header checks never panic.
+func FuzzParamSets(f *testing.F) {
+	for _, b := range [][]byte{testSPS, highSPS, mainSPS, testPPS, highPPS, cbPPS, idrHead} {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) == 0 {
+			return
+		}
+		_, _ = checkSPS(b)
+		_, _, _ = checkPPS(b)
+		_ = checkIDRSlice(b, 0)
+	})
 }

@@ -43,12 +43,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, s.cfg.PathPrefix)
 	if !ok {
-		s.fail(w, refuse(http.StatusNotFound, "not-found", "not a WHIP endpoint"))
+		s.fail(w, refuse(http.StatusNotFound, "not_found", "not a WHIP endpoint"))
 		return
 	}
 	stream, id, hasID := strings.Cut(rest, "/")
 	if !validName(stream) || hasID && !validID(id) {
-		s.fail(w, refuse(http.StatusNotFound, "not-found", "no such WHIP endpoint or session"))
+		s.fail(w, refuse(http.StatusNotFound, "not_found", "no such WHIP endpoint or session"))
 		return
 	}
 	switch {
@@ -114,25 +114,25 @@ func (s *Server) fail(w http.ResponseWriter, e *httpError) {
 func (s *Server) authorize(ctx context.Context, r *http.Request, stream string) (public bool, e *httpError) {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		return false, refuse(http.StatusUnauthorized, "no-key", "missing Authorization: Bearer <stream key>")
+		return false, refuse(http.StatusUnauthorized, "no_key", "missing Authorization: Bearer <stream key>")
 	}
 	scheme, key, ok := strings.Cut(auth, " ")
 	key = strings.TrimSpace(key)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
-		return false, refuse(http.StatusUnauthorized, "no-key", "the Authorization header must be: Bearer <stream key>")
+		return false, refuse(http.StatusUnauthorized, "no_key", "the Authorization header must be: Bearer <stream key>")
 	}
 	if len(key) > maxKeyLen {
-		return false, refuse(http.StatusUnauthorized, "bad-key", "stream key refused")
+		return false, refuse(http.StatusUnauthorized, "bad_key", "stream key refused")
 	}
 	name, public, err := s.cfg.Authorize(ctx, key)
 	switch {
 	case errors.Is(err, ErrUnavailable):
 		s.log.Warn("WHIP authorization unavailable", "err", err)
-		return false, refuse(http.StatusServiceUnavailable, "auth-unavailable", "stream keys cannot be checked right now; try again")
+		return false, refuse(http.StatusServiceUnavailable, "auth_unavailable", "stream keys cannot be checked right now; try again")
 	case err != nil:
-		return false, refuse(http.StatusUnauthorized, "bad-key", "stream key refused")
+		return false, refuse(http.StatusUnauthorized, "bad_key", "stream key refused")
 	case name != stream:
-		return false, refuse(http.StatusForbidden, "wrong-stream", "this stream key is not the key of stream %q", stream)
+		return false, refuse(http.StatusForbidden, "wrong_stream", "this stream key is not the key of stream %q", stream)
 	}
 	return public, nil
 }
@@ -140,20 +140,20 @@ func (s *Server) authorize(ctx context.Context, r *http.Request, stream string) 
 func checkType(r *http.Request, want string) *httpError {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !strings.EqualFold(mt, want) {
-		return refuse(http.StatusUnsupportedMediaType, "content-type", "Content-Type must be %s", want)
+		return refuse(http.StatusUnsupportedMediaType, "content_type", "Content-Type must be %s", want)
 	}
 	return nil
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *httpError) {
 	if r.ContentLength > s.cfg.MaxBody {
-		return nil, refuse(http.StatusRequestEntityTooLarge, "too-large", "body of %d bytes exceeds %d", r.ContentLength, s.cfg.MaxBody)
+		return nil, refuse(http.StatusRequestEntityTooLarge, "too_large", "body of %d bytes exceeds %d", r.ContentLength, s.cfg.MaxBody)
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return nil, refuse(http.StatusRequestEntityTooLarge, "too-large", "body exceeds %d bytes", s.cfg.MaxBody)
+		return nil, refuse(http.StatusRequestEntityTooLarge, "too_large", "body exceeds %d bytes", s.cfg.MaxBody)
 	case err != nil:
 		return nil, refuse(http.StatusBadRequest, "read", "reading the body: %v", err)
 	case len(b) == 0:
@@ -253,7 +253,7 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, stream strin
 		sum, e = checkOffer(body)
 	}
 	if e == nil && sum.candidates > s.cfg.MaxCandidates {
-		e = refuse(http.StatusUnprocessableEntity, "too-many-candidates", "the offer has %d candidates; at most %d are accepted", sum.candidates, s.cfg.MaxCandidates)
+		e = refuse(http.StatusUnprocessableEntity, "too_many_candidates", "the offer has %d candidates; at most %d are accepted", sum.candidates, s.cfg.MaxCandidates)
 	}
 	if e != nil {
 		s.fail(w, e)
@@ -313,11 +313,11 @@ func (s *Server) negotiate(ctx context.Context, stream string, public bool, offe
 		}
 	})
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(offer)}); err != nil {
-		return nil, "", refuse(http.StatusBadRequest, "bad-offer", "cannot use the offer: %v", err)
+		return nil, "", refuse(http.StatusBadRequest, "bad_offer", "cannot use the offer: %v", err)
 	}
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
-		return nil, "", refuse(http.StatusUnprocessableEntity, "bad-offer", "cannot answer the offer: %v", err)
+		return nil, "", refuse(http.StatusUnprocessableEntity, "bad_offer", "cannot answer the offer: %v", err)
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(answer); err != nil {
@@ -335,12 +335,12 @@ func (s *Server) negotiate(ctx context.Context, stream string, public bool, offe
 	}
 	local := pc.LocalDescription()
 	if local == nil || !answerHasH264(local.SDP) {
-		return nil, "", refuse(http.StatusUnprocessableEntity, "no-h264",
+		return nil, "", refuse(http.StatusUnprocessableEntity, "no_h264",
 			"H.264 video is required, and none of the offered H.264 formats can be received (packetization-mode 0 or 1; baseline, main or high profile)")
 	}
 	pub, err := s.cfg.Publisher.StartPublish(stream, public, func() { se.cancel(ErrStopped) })
 	if err != nil || pub == nil {
-		return nil, "", refuse(http.StatusServiceUnavailable, "publish-refused", "the publish cannot start: %v", err)
+		return nil, "", refuse(http.StatusServiceUnavailable, "publish_refused", "the publish cannot start: %v", err)
 	}
 	se.pub = pub
 	se.created = s.cfg.Now()
@@ -361,7 +361,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request, stream, id stri
 	}
 	se := s.lookup(id)
 	if se == nil || se.stream != stream {
-		s.fail(w, refuse(http.StatusNotFound, "no-session", "no such WHIP session (it ended, or never existed)"))
+		s.fail(w, refuse(http.StatusNotFound, "no_session", "no such WHIP session (it ended, or never existed)"))
 		return nil
 	}
 	return se
@@ -385,7 +385,7 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, stream, id 
 	}
 	switch m := r.Header.Get("If-Match"); {
 	case m == "*":
-		s.fail(w, refuse(http.StatusUnprocessableEntity, "ice-restart", "ICE restarts are not supported; DELETE this session and POST a new offer"))
+		s.fail(w, refuse(http.StatusUnprocessableEntity, "ice_restart", "ICE restarts are not supported; DELETE this session and POST a new offer"))
 		return
 	case m != "" && m != se.etag:
 		s.fail(w, refuse(http.StatusPreconditionFailed, "etag", "If-Match does not match this session's ETag"))
@@ -393,15 +393,15 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, stream, id 
 	}
 	frag, err := parseSDPFrag(body)
 	if err != nil {
-		s.fail(w, refuse(http.StatusBadRequest, "bad-sdpfrag", "malformed trickle-ice-sdpfrag: %v", err))
+		s.fail(w, refuse(http.StatusBadRequest, "bad_sdpfrag", "malformed trickle-ice-sdpfrag: %v", err))
 		return
 	}
 	if frag.ufrag != "" && frag.ufrag != se.ufrag {
-		s.fail(w, refuse(http.StatusUnprocessableEntity, "ice-restart", "ICE restarts are not supported; DELETE this session and POST a new offer"))
+		s.fail(w, refuse(http.StatusUnprocessableEntity, "ice_restart", "ICE restarts are not supported; DELETE this session and POST a new offer"))
 		return
 	}
 	if !se.addCandidates(len(frag.candidates)) {
-		s.fail(w, refuse(http.StatusUnprocessableEntity, "too-many-candidates", "more than %d remote candidates for one session", s.cfg.MaxCandidates))
+		s.fail(w, refuse(http.StatusUnprocessableEntity, "too_many_candidates", "more than %d remote candidates for one session", s.cfg.MaxCandidates))
 		return
 	}
 	for _, c := range frag.candidates {
@@ -415,10 +415,10 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, stream, id 
 		}
 		if err := se.pc.AddICECandidate(init); err != nil {
 			if se.ctx.Err() != nil {
-				s.fail(w, refuse(http.StatusNotFound, "no-session", "the WHIP session has ended"))
+				s.fail(w, refuse(http.StatusNotFound, "no_session", "the WHIP session has ended"))
 				return
 			}
-			s.fail(w, refuse(http.StatusBadRequest, "bad-candidate", "candidate refused: %v", err))
+			s.fail(w, refuse(http.StatusBadRequest, "bad_candidate", "candidate refused: %v", err))
 			return
 		}
 	}

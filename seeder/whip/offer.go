@@ -43,13 +43,13 @@ func checkOffer(raw []byte) (offerSummary, *httpError) {
 	var sum offerSummary
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(string(raw)); err != nil {
-		return sum, refuse(http.StatusBadRequest, "bad-sdp", "malformed SDP offer: %v", err)
+		return sum, refuse(http.StatusBadRequest, "bad_sdp", "malformed SDP offer: %v", err)
 	}
 	if len(sd.MediaDescriptions) == 0 {
-		return sum, refuse(http.StatusUnprocessableEntity, "no-media", "the offer has no media sections: send one H.264 video section (and optionally Opus audio)")
+		return sum, refuse(http.StatusUnprocessableEntity, "no_media", "the offer has no media sections: send one H.264 video section (and optionally Opus audio)")
 	}
 	if len(sd.MediaDescriptions) > maxMediaSections {
-		return sum, refuse(http.StatusUnprocessableEntity, "too-many-media", "the offer has %d media sections; at most %d are accepted", len(sd.MediaDescriptions), maxMediaSections)
+		return sum, refuse(http.StatusUnprocessableEntity, "too_many_media", "the offer has %d media sections; at most %d are accepted", len(sd.MediaDescriptions), maxMediaSections)
 	}
 	if v, ok := sd.Attribute("ice-ufrag"); ok {
 		sum.ufrag = v
@@ -76,18 +76,18 @@ func checkOffer(raw []byte) (offerSummary, *httpError) {
 				sum.hasOpus = true
 			}
 		case "application":
-			return sum, refuse(http.StatusUnprocessableEntity, "data-channel", "data channels are not accepted by a WHIP ingest; send audio and video only")
+			return sum, refuse(http.StatusUnprocessableEntity, "data_channel", "data channels are not accepted by a WHIP ingest; send audio and video only")
 		}
 	}
 	if !sawVideo {
-		return sum, refuse(http.StatusUnprocessableEntity, "no-h264", "H.264 video is required: the offer has no video section")
+		return sum, refuse(http.StatusUnprocessableEntity, "no_h264", "H.264 video is required: the offer has no video section")
 	}
 	if !slices.Contains(sum.videoCodecs, "H264") {
 		have := strings.Join(sum.videoCodecs, ", ")
 		if have == "" {
 			have = "none"
 		}
-		return sum, refuse(http.StatusUnprocessableEntity, "no-h264", "H.264 video is required (packetization-mode 0 or 1); the offer's video codecs are: %s", have)
+		return sum, refuse(http.StatusUnprocessableEntity, "no_h264", "H.264 video is required (packetization-mode 0 or 1); the offer's video codecs are: %s", have)
 	}
 	return sum, nil
 }

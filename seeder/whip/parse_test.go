@@ -170,9 +170,10 @@ func TestClockAndSync(t *testing.T) {
 	v, a := newClock(90000), newClock(48000)
 	// Video starts at RTP 4294960000 (wraps soon), audio at 1000, audio
 	// arrived 30 ms after video.
-	v.start(4294960000, 0)
+	vbase := uint32(4294960000)
+	v.start(vbase, 0)
 	a.start(1000, 30*time.Millisecond)
-	if got := v.media(v.ticks(4294960000 + 90000)); got != time.Second {
+	if got := v.media(v.ticks(vbase + 90000)); got != time.Second {
 		t.Fatalf("video 1 s across the wrap = %v", got)
 	}
 	if got := a.media(a.ticks(1000 + 4800)); got != 130*time.Millisecond {
@@ -182,7 +183,7 @@ func TestClockAndSync(t *testing.T) {
 	// 4294960000+9000 (0.1 s in), audio 1000+960 (0.02 s in). So the
 	// audio base was captured 80 ms after the video base: its offset
 	// must become 80 ms, not the 30 ms that arrival said.
-	v.senderReport(100<<32, 4294960000+9000)
+	v.senderReport(100<<32, vbase+9000)
 	a.senderReport(100<<32, 1000+960)
 	if d := syncAudio(v, a); d != 50*time.Millisecond || a.offset != 80*time.Millisecond {
 		t.Fatalf("sync moved audio by %v to %v", d, a.offset)

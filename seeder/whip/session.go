@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,9 @@ const (
 	maxReadErrors = 100
 	// opusRate is Opus's RTP clock (RFC 7587), whatever the content.
 	opusRate = 48000
+	// rtxPoll is how often a reader of a track with RTX wakes to collect
+	// repaired packets.
+	rtxPoll = 20 * time.Millisecond
 	// minPLIGap keeps a burst of losses from sending a burst of PLIs.
 	minPLIGap = 200 * time.Millisecond
 )
@@ -103,6 +107,8 @@ type videoState struct {
 
 	sps, pps         []byte // what the sink was last given
 	pendSPS, pendPPS []byte // the latest seen in-band
+	spsID            uint32 // of pendSPS
+	ppsID, ppsSPS    uint32 // of pendPPS, and the SPS it names
 	needKey          bool   // drop frames until a keyframe (start, loss)
 	lastKey          time.Time
 	lastPLI          time.Time
@@ -189,11 +195,23 @@ func (s *session) readRTP(tr *inTrack, track *webrtc.TrackRemote) {
 		return
 	}
 	errs := 0
+	rtx := track.HasRTX()
 	for {
+		if rtx {
+			// pion hands over an RTX-repaired packet only when a read
+			// starts; wake up now and then so that a repair is not held
+			// until the next media packet (the end of a burst, a slow
+			// frame rate).
+			_ = track.SetReadDeadline(time.Now().Add(rtxPoll))
+		}
 		pkt, _, err := track.ReadRTP()
 		if err != nil {
 			if s.ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
 			}
 			if errs++; errs > maxReadErrors {
 				s.cancel(fmt.Errorf("whip: read %s RTP: %w", tr.kind, err))
@@ -289,11 +307,11 @@ func causeLabel(err error) string {
 	case errors.Is(err, ErrStopped):
 		return "stopped"
 	case errors.Is(err, ErrNoMedia):
-		return "no-media"
+		return "no_media"
 	case errors.Is(err, ErrConnectionFailed):
 		return "connection"
 	case errors.Is(err, ErrServerClosed):
-		return "server-closed"
+		return "server_closed"
 	}
 	return "error"
 }
@@ -320,7 +338,7 @@ func (s *session) handle(ev event) {
 			s.t0 = ev.at
 		}
 		if !ev.tr.pts[webrtc.PayloadType(ev.pkt.PayloadType)] {
-			s.drop(ev.tr.kind, "payload-type")
+			s.drop(ev.tr.kind, "payload_type")
 			return
 		}
 		if ev.tr.kind == media.Video && s.video != nil {
@@ -404,6 +422,7 @@ func (s *session) videoPacket(p *rtp.Packet, lost bool) {
 	v := s.video
 	if lost {
 		s.srv.metrics.lost.WithLabelValues("video").Inc()
+		s.log.Debug("video packets lost", "before_seq", p.SequenceNumber, "lost_total", v.reorder.lost)
 		v.asm.lost()
 		if !v.needKey {
 			v.needKey = true
@@ -428,25 +447,30 @@ func (s *session) videoFrame(f frame) {
 	v := s.video
 	fi := classify(f.nalus)
 	if fi.sps != nil {
-		if err := checkSPS(fi.sps); err != nil {
-			s.drop(media.Video, "bad-sps")
+		if id, err := checkSPS(fi.sps); err != nil {
+			s.drop(media.Video, "bad_sps")
 		} else {
-			v.pendSPS = fi.sps
+			v.pendSPS, v.spsID = fi.sps, id
 		}
 	}
 	if fi.pps != nil {
-		if err := checkPPS(fi.pps); err != nil {
-			s.drop(media.Video, "bad-pps")
+		if id, spsID, err := checkPPS(fi.pps); err != nil {
+			s.drop(media.Video, "bad_pps")
 		} else {
-			v.pendPPS = fi.pps
+			v.pendPPS, v.ppsID, v.ppsSPS = fi.pps, id, spsID
 		}
 	}
 	if !fi.vcl {
 		return // parameter sets or SEI on their own
 	}
 	if fi.key {
-		if v.pendSPS == nil || v.pendPPS == nil {
-			s.drop(media.Video, "no-parameter-sets")
+		if v.pendSPS == nil || v.pendPPS == nil || v.ppsSPS != v.spsID {
+			s.drop(media.Video, "no_parameter_sets")
+			v.needKey = true
+			return
+		}
+		if err := checkIDRSlice(fi.idr, v.ppsID); err != nil {
+			s.drop(media.Video, "bad_slice")
 			v.needKey = true
 			return
 		}
@@ -462,7 +486,7 @@ func (s *session) videoFrame(f frame) {
 		v.needKey = false
 		v.lastKey = s.now
 	} else if v.needKey {
-		s.drop(media.Video, "before-keyframe")
+		s.drop(media.Video, "before_keyframe")
 		return
 	}
 
@@ -524,7 +548,7 @@ func (s *session) audioPacket(p *rtp.Packet, lost bool) {
 	s.lastMedia = s.now
 	if !a.released {
 		if (s.video == nil || s.video.sps == nil) && s.now.Sub(s.t0) < s.srv.cfg.VideoWait {
-			s.drop(media.Audio, "waiting-for-video")
+			s.drop(media.Audio, "waiting_for_video")
 			return
 		}
 		if err := s.pub.AudioConfig(media.AudioConfig{Codec: media.Opus, SampleRate: opusRate, Channels: 2}); err != nil {

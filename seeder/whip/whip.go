@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -94,7 +95,7 @@ type Config struct {
 	// Publisher receives each accepted publish.
 	Publisher Publisher
 	// OnRefused, when set, is told of every refused request with a short
-	// reason ("bad-key", "wrong-stream", "bad-offer", "no-h264", …); the
+	// reason ("bad_key", "wrong_stream", "bad_offer", "no_h264", …); the
 	// seeder counts them (Seeder.Refused("whip", reason)).
 	OnRefused func(reason string)
 	// ICEServers returns the STUN/TURN servers advertised to the publisher
@@ -265,10 +266,18 @@ func newAPI(cfg Config) (*webrtc.API, error) {
 		return nil, fmt.Errorf("whip: register Opus: %w", err)
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	logs := pionLogs{log: cfg.Logger}
+	// NACKs go out every 50 ms (pion's default is 100): a repair then
+	// fits well within the reorder wait. pion's generator does not see
+	// packets repaired over RTX and would NACK them again until they
+	// leave its window, so each packet is NACKed at most 4 times.
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir,
+		webrtc.WithInterceptorLoggerFactory(logs),
+		webrtc.WithNackGeneratorOptions(nack.GeneratorInterval(50*time.Millisecond), nack.GeneratorMaxNacksPerPacket(4)),
+	); err != nil {
 		return nil, fmt.Errorf("whip: interceptors: %w", err)
 	}
-	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log: cfg.Logger}}
+	se := webrtc.SettingEngine{LoggerFactory: logs}
 	if cfg.Configure != nil {
 		cfg.Configure(&se)
 	}

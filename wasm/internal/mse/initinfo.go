@@ -1,0 +1,366 @@
+// Package mse holds the decisions behind Banyan's browser player, free of
+// syscall/js so they build and test natively: the codec string of an init
+// segment, the order in which init segments and chunks go into a
+// SourceBuffer (Planner), live-edge control (Edge), stall accounting
+// (StallMeter) and eviction of old buffered media (Evict). The wasm main
+// executes what these decide against Media Source Extensions.
+package mse
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// MaxInitSize bounds the init segment ParseInit reads. A real one (ftyp,
+// moov with two tracks and their parameter sets) is well under 4 KiB.
+const MaxInitSize = 1 << 20
+
+// maxBoxes bounds how many boxes ParseInit visits, so a hostile init made
+// of millions of empty boxes costs nothing.
+const maxBoxes = 4096
+
+// InitInfo is what a player needs to know about an init segment.
+type InitInfo struct {
+	// VideoCodec and AudioCodec are RFC 6381 codec strings ("avc1.64001f",
+	// "mp4a.40.2", "opus"); empty when the track is absent.
+	VideoCodec string
+	AudioCodec string
+}
+
+// Codecs joins the present codec strings, video first, as MSE wants them.
+func (i InitInfo) Codecs() string {
+	var parts []string
+	for _, c := range []string{i.VideoCodec, i.AudioCodec} {
+		if c != "" {
+			parts = append(parts, c)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// MIME returns the type for MediaSource.addSourceBuffer, for example
+// `video/mp4; codecs="avc1.64001f,mp4a.40.2"` (audio/mp4 without video).
+// It matches media/cmaf's Init.MIME for the same stream.
+func (i InitInfo) MIME() string {
+	kind := "video/mp4"
+	if i.VideoCodec == "" {
+		kind = "audio/mp4"
+	}
+	return kind + `; codecs="` + i.Codecs() + `"`
+}
+
+// ErrInit reports an init segment ParseInit cannot use.
+var ErrInit = errors.New("mse: init segment")
+
+func initErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInit}, args...)...)
+}
+
+// box is one ISO BMFF box: its type and its body.
+type box struct {
+	typ  string
+	body []byte
+}
+
+// boxes splits b into boxes. It never reads past b and refuses sizes that
+// do not fit.
+func boxes(b []byte, budget *int) ([]box, error) {
+	var out []box
+	for len(b) > 0 {
+		if *budget <= 0 {
+			return nil, initErr("too many boxes")
+		}
+		*budget--
+		if len(b) < 8 {
+			return nil, initErr("truncated box header")
+		}
+		size := uint64(binary.BigEndian.Uint32(b))
+		typ := string(b[4:8])
+		hdr := uint64(8)
+		switch size {
+		case 0: // to the end of the enclosing space
+			size = uint64(len(b))
+		case 1:
+			if len(b) < 16 {
+				return nil, initErr("truncated large box header")
+			}
+			size, hdr = binary.BigEndian.Uint64(b[8:]), 16
+		}
+		if size < hdr || size > uint64(len(b)) {
+			return nil, initErr("box %q size %d does not fit in %d bytes", printable(typ), size, len(b))
+		}
+		out = append(out, box{typ: typ, body: b[hdr:size]})
+		b = b[size:]
+	}
+	return out, nil
+}
+
+// printable keeps error messages readable for hostile box types.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func child(bs []box, typ string) (box, bool) {
+	for _, b := range bs {
+		if b.typ == typ {
+			return b, true
+		}
+	}
+	return box{}, false
+}
+
+// ParseInit reads the codec strings from a CMAF init segment (ftyp+moov):
+// moov/trak/mdia/minf/stbl/stsd and the first sample entry of each track.
+// It understands the sample entries Banyan's packager writes (avc1/avc3 with
+// avcC, mp4a with esds, Opus) and refuses anything else with an error that
+// names it, rather than guessing a codec string the browser would reject
+// later with a less useful message.
+func ParseInit(b []byte) (InitInfo, error) {
+	if len(b) > MaxInitSize {
+		return InitInfo{}, initErr("%d bytes exceeds %d", len(b), MaxInitSize)
+	}
+	budget := maxBoxes
+	top, err := boxes(b, &budget)
+	if err != nil {
+		return InitInfo{}, err
+	}
+	moov, ok := child(top, "moov")
+	if !ok {
+		return InitInfo{}, initErr("no moov box")
+	}
+	kids, err := boxes(moov.body, &budget)
+	if err != nil {
+		return InitInfo{}, err
+	}
+	var info InitInfo
+	for _, trak := range kids {
+		if trak.typ != "trak" {
+			continue
+		}
+		entry, err := sampleEntry(trak.body, &budget)
+		if err != nil {
+			return InitInfo{}, err
+		}
+		codec, video, err := codecOf(entry, &budget)
+		if err != nil {
+			return InitInfo{}, err
+		}
+		switch {
+		case video && info.VideoCodec == "":
+			info.VideoCodec = codec
+		case !video && info.AudioCodec == "":
+			info.AudioCodec = codec
+		default:
+			return InitInfo{}, initErr("more than one %s track", map[bool]string{true: "video", false: "audio"}[video])
+		}
+	}
+	if info.VideoCodec == "" && info.AudioCodec == "" {
+		return InitInfo{}, initErr("no tracks")
+	}
+	return info, nil
+}
+
+// sampleEntry descends trak/mdia/minf/stbl/stsd to the first sample entry.
+func sampleEntry(trak []byte, budget *int) (box, error) {
+	cur := trak
+	for _, typ := range []string{"mdia", "minf", "stbl", "stsd"} {
+		bs, err := boxes(cur, budget)
+		if err != nil {
+			return box{}, err
+		}
+		b, ok := child(bs, typ)
+		if !ok {
+			return box{}, initErr("trak without %s", typ)
+		}
+		cur = b.body
+	}
+	// stsd is a full box: version, flags, entry count, then the entries.
+	if len(cur) < 8 {
+		return box{}, initErr("truncated stsd")
+	}
+	if binary.BigEndian.Uint32(cur[4:]) == 0 {
+		return box{}, initErr("stsd without entries")
+	}
+	entries, err := boxes(cur[8:], budget)
+	if err != nil {
+		return box{}, err
+	}
+	if len(entries) == 0 {
+		return box{}, initErr("stsd without entries")
+	}
+	return entries[0], nil
+}
+
+// Fixed sizes of the sample entry headers before their child boxes
+// (ISO/IEC 14496-12: SampleEntry 8 bytes, then Visual 70 or Audio 20).
+const (
+	visualEntryHeader = 8 + 70
+	audioEntryHeader  = 8 + 20
+)
+
+func codecOf(e box, budget *int) (codec string, video bool, err error) {
+	switch e.typ {
+	case "avc1", "avc3":
+		if len(e.body) < visualEntryHeader {
+			return "", true, initErr("truncated %s entry", e.typ)
+		}
+		kids, err := boxes(e.body[visualEntryHeader:], budget)
+		if err != nil {
+			return "", true, err
+		}
+		avcC, ok := child(kids, "avcC")
+		if !ok || len(avcC.body) < 4 {
+			return "", true, initErr("%s without a usable avcC", e.typ)
+		}
+		// configurationVersion, then profile, compatibility, level: the
+		// same three bytes as the SPS carries after its NAL header.
+		return fmt.Sprintf("%s.%02x%02x%02x", e.typ, avcC.body[1], avcC.body[2], avcC.body[3]), true, nil
+	case "mp4a":
+		if len(e.body) < audioEntryHeader {
+			return "", false, initErr("truncated mp4a entry")
+		}
+		kids, err := boxes(e.body[audioEntryHeader:], budget)
+		if err != nil {
+			return "", false, err
+		}
+		esds, ok := child(kids, "esds")
+		if !ok || len(esds.body) < 4 {
+			return "", false, initErr("mp4a without esds")
+		}
+		c, err := esdsCodec(esds.body[4:]) // skip version and flags
+		return c, false, err
+	case "Opus":
+		return "opus", false, nil
+	}
+	return "", false, initErr("unsupported sample entry %q", printable(e.typ))
+}
+
+// descriptor reads one MPEG-4 descriptor (ISO/IEC 14496-1 8.3.3): a tag
+// and a length of up to four 7-bit groups.
+func descriptor(b []byte) (tag byte, body, rest []byte, err error) {
+	if len(b) < 2 {
+		return 0, nil, nil, initErr("truncated descriptor")
+	}
+	tag = b[0]
+	n, i := 0, 1
+	for ; i < 5; i++ {
+		if i >= len(b) {
+			return 0, nil, nil, initErr("truncated descriptor length")
+		}
+		n = n<<7 | int(b[i]&0x7f)
+		if b[i]&0x80 == 0 {
+			break
+		}
+	}
+	if i == 5 {
+		return 0, nil, nil, initErr("descriptor length too long")
+	}
+	i++
+	if n > len(b)-i {
+		return 0, nil, nil, initErr("descriptor 0x%02x of %d bytes does not fit", tag, n)
+	}
+	return tag, b[i : i+n], b[i+n:], nil
+}
+
+// Descriptor tags used in esds.
+const (
+	tagES        = 0x03
+	tagDecConfig = 0x04
+	tagDecSpec   = 0x05
+	otiMPEG4Aud  = 0x40
+)
+
+// esdsCodec builds mp4a.OO[.A] from an ES_Descriptor: the object type
+// indication in hex and, for MPEG-4 audio, the audio object type of the
+// AudioSpecificConfig in decimal.
+func esdsCodec(b []byte) (string, error) {
+	tag, es, _, err := descriptor(b)
+	if err != nil {
+		return "", err
+	}
+	if tag != tagES || len(es) < 3 {
+		return "", initErr("esds without ES_Descriptor")
+	}
+	flags := es[2]
+	es = es[3:] // ES_ID, flags
+	if flags&0x80 != 0 {
+		es = skip(es, 2) // dependsOn_ES_ID
+	}
+	if flags&0x40 != 0 { // URL
+		if len(es) < 1 {
+			return "", initErr("truncated ES_Descriptor URL")
+		}
+		es = skip(es, 1+int(es[0]))
+	}
+	if flags&0x20 != 0 {
+		es = skip(es, 2) // OCR_ES_Id
+	}
+	for len(es) > 0 {
+		tag, dc, rest, err := descriptor(es)
+		if err != nil {
+			return "", err
+		}
+		es = rest
+		if tag != tagDecConfig {
+			continue
+		}
+		if len(dc) < 13 {
+			return "", initErr("truncated DecoderConfigDescriptor")
+		}
+		oti := dc[0]
+		codec := fmt.Sprintf("mp4a.%02X", oti)
+		if oti != otiMPEG4Aud {
+			return codec, nil
+		}
+		for spec := dc[13:]; len(spec) > 0; {
+			tag, asc, rest, err := descriptor(spec)
+			if err != nil {
+				return "", err
+			}
+			spec = rest
+			if tag == tagDecSpec {
+				aot, err := audioObjectType(asc)
+				if err != nil {
+					return "", err
+				}
+				return codec + "." + strconv.Itoa(aot), nil
+			}
+		}
+		return "", initErr("MPEG-4 audio without an AudioSpecificConfig")
+	}
+	return "", initErr("esds without DecoderConfigDescriptor")
+}
+
+func skip(b []byte, n int) []byte {
+	if n > len(b) {
+		return nil
+	}
+	return b[n:]
+}
+
+// audioObjectType reads the first field of an AudioSpecificConfig: five
+// bits, or 32 plus six more when the five are 31 (the escape).
+func audioObjectType(asc []byte) (int, error) {
+	if len(asc) < 1 {
+		return 0, initErr("empty AudioSpecificConfig")
+	}
+	aot := int(asc[0] >> 3)
+	if aot == 31 {
+		if len(asc) < 2 {
+			return 0, initErr("truncated AudioSpecificConfig")
+		}
+		aot = 32 + (int(asc[0]&0x07)<<3 | int(asc[1]>>5))
+	}
+	if aot == 0 {
+		return 0, initErr("AudioSpecificConfig with object type 0")
+	}
+	return aot, nil
+}

@@ -1,0 +1,117 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall/js"
+)
+
+// jsError is an exception or rejection from the browser, kept with its
+// name so callers can tell QuotaExceededError or AbortError apart.
+type jsError struct {
+	Name    string
+	Message string
+}
+
+func (e *jsError) Error() string {
+	if e.Message == "" {
+		return e.Name
+	}
+	return e.Name + ": " + e.Message
+}
+
+// errorFrom turns a thrown or rejected JS value into a Go error.
+func errorFrom(v js.Value) error {
+	switch v.Type() {
+	case js.TypeObject:
+		name, msg := v.Get("name"), v.Get("message")
+		e := &jsError{Name: "Error"}
+		if name.Type() == js.TypeString {
+			e.Name = name.String()
+		}
+		if msg.Type() == js.TypeString {
+			e.Message = msg.String()
+		}
+		return e
+	case js.TypeString:
+		return &jsError{Name: "Error", Message: v.String()}
+	}
+	return &jsError{Name: "Error", Message: v.Type().String()}
+}
+
+// isJSError reports whether err is a browser error of the given name.
+func isJSError(err error, name string) bool {
+	var je *jsError
+	return errors.As(err, &je) && je.Name == name
+}
+
+// try runs f, turning a JS exception (syscall/js panics with js.Error)
+// into an error. Other panics propagate.
+func try(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			je, ok := r.(js.Error)
+			if !ok {
+				panic(r)
+			}
+			err = errorFrom(je.Value)
+		}
+	}()
+	f()
+	return nil
+}
+
+// await waits for promise p. The callbacks release themselves when the
+// promise settles, never before: a released js.Func that JS still calls
+// crashes the program. When ctx ends first await returns at once and the
+// callbacks are released whenever the promise settles (callers abort what
+// they can, as fetch does, so it settles soon).
+func await(ctx context.Context, p js.Value) (js.Value, error) {
+	type result struct {
+		v   js.Value
+		err error
+	}
+	if p.Type() != js.TypeObject || p.Get("then").Type() != js.TypeFunction {
+		return js.Undefined(), fmt.Errorf("await: not a promise but %s", p.Type())
+	}
+	ch := make(chan result, 1)
+	var then, catch js.Func
+	release := func() {
+		then.Release()
+		catch.Release()
+	}
+	then = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		v := js.Undefined()
+		if len(args) > 0 {
+			v = args[0]
+		}
+		ch <- result{v: v}
+		release()
+		return nil
+	})
+	catch = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		v := js.Undefined()
+		if len(args) > 0 {
+			v = args[0]
+		}
+		ch <- result{err: errorFrom(v)}
+		release()
+		return nil
+	})
+	if err := try(func() { p.Call("then", then, catch) }); err != nil {
+		release()
+		return js.Undefined(), fmt.Errorf("await: %w", err)
+	}
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		return js.Undefined(), ctx.Err()
+	}
+}
+
+// defined reports whether v is neither undefined nor null.
+func defined(v js.Value) bool { return !v.IsUndefined() && !v.IsNull() }

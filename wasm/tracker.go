@@ -1,0 +1,267 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// trackerState is the signaling connection's state.
+type trackerState int32
+
+const (
+	trackerConnecting   trackerState = iota // never welcomed yet
+	trackerConnected                        // welcomed
+	trackerReconnecting                     // lost after a welcome
+	trackerRefused                          // a fatal refusal: stop
+)
+
+// trackerHandler is what the viewer does with the tracker's messages. The
+// calls come from the tracker goroutine, one at a time.
+type trackerHandler interface {
+	welcome(w protocol.Welcome) error
+	keysMsg(k protocol.Keys) error
+	ended()
+	// refused reports a tracker error; fatal ones end the session for good.
+	refused(e protocol.Error, fatal bool)
+	// stats is the periodic report, which doubles as the heartbeat.
+	stats() protocol.Stats
+}
+
+// trackerClient keeps one signaling session to the tracker, reconnecting
+// with backoff. In the origin-only build it joins as a leaf (NoUpload) and
+// ignores Assign and Signal, which the peer engine will handle.
+type trackerClient struct {
+	url    string
+	join   protocol.Join
+	h      trackerHandler
+	log    *slog.Logger
+	state  atomic.Int32
+	joined atomic.Bool
+	// ignored counts messages this build does not act on (Assign, Signal).
+	ignored atomic.Uint64
+	conn    atomic.Pointer[wsConn] // the current session's
+	// onMessage, when set, sees every message from the tracker first (the
+	// peer engine's node takes Assign and Signal from here).
+	onMessage func(protocol.Message)
+}
+
+// Timeouts of the signaling session.
+const (
+	dialTimeout    = 10 * time.Second
+	welcomeTimeout = 10 * time.Second
+	writeTimeout   = 5 * time.Second
+	defaultStats   = 2 * time.Second
+)
+
+func (t *trackerClient) State() trackerState { return trackerState(t.state.Load()) }
+
+// run keeps a session up until ctx ends or the tracker refuses for good.
+func (t *trackerClient) run(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		welcomed, err := t.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		var perr *protocol.Error
+		if errors.As(err, &perr) && fatalCode(perr.Code) {
+			t.state.Store(int32(trackerRefused))
+			return
+		}
+		if welcomed {
+			failures = 0
+		}
+		failures++
+		if t.joined.Load() {
+			t.state.Store(int32(trackerReconnecting))
+		}
+		delay := backoff(500*time.Millisecond, failures)
+		if perr != nil && (perr.Code == protocol.CodeRateLimited || perr.Code == protocol.CodeNoStream) {
+			delay = max(delay, 5*time.Second)
+		}
+		t.log.Info("tracker: reconnecting", "in", delay.Round(time.Millisecond), "err", err)
+		sleep(ctx, delay)
+	}
+}
+
+// fatalCode says which refusals reconnecting cannot fix.
+func fatalCode(code string) bool {
+	switch code {
+	case protocol.CodeUnauthorized, protocol.CodeFull, protocol.CodeEvicted:
+		return true
+	}
+	return false
+}
+
+func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
+	c, err := dialWS(dctx, t.url, protocol.MaxMessage)
+	dcancel()
+	if err != nil {
+		return false, fmt.Errorf("tracker: dial: %w", err)
+	}
+	defer c.Close(1000, "")
+	t.conn.Store(c)
+	defer t.conn.CompareAndSwap(c, nil)
+
+	if err := t.write(ctx, c, t.join); err != nil {
+		return false, err
+	}
+	wctx, wcancel := context.WithTimeout(ctx, welcomeTimeout)
+	m, err := t.read(wctx, c)
+	wcancel()
+	if err != nil {
+		return false, fmt.Errorf("tracker: waiting for welcome: %w", err)
+	}
+	if t.onMessage != nil {
+		t.onMessage(m)
+	}
+	switch m := m.(type) {
+	case protocol.Welcome:
+		if err := t.h.welcome(m); err != nil {
+			c.Close(1008, "bad welcome")
+			return false, fmt.Errorf("tracker: welcome: %w", err)
+		}
+		t.joined.Store(true)
+		t.state.Store(int32(trackerConnected))
+		every := time.Duration(m.StatsMillis) * time.Millisecond
+		if every < 500*time.Millisecond || every > time.Minute {
+			every = defaultStats
+		}
+		go t.reportStats(ctx, c, every)
+	case protocol.Error:
+		t.h.refused(m, fatalCode(m.Code))
+		return false, &m
+	default:
+		return false, fmt.Errorf("tracker: expected welcome, got %s", m.Type())
+	}
+
+	for {
+		m, err := t.read(ctx, c)
+		if err != nil {
+			if ctx.Err() != nil {
+				return true, ctx.Err()
+			}
+			return true, fmt.Errorf("tracker: read: %w", err)
+		}
+		if t.onMessage != nil {
+			t.onMessage(m)
+		}
+		switch m := m.(type) {
+		case protocol.Keys:
+			if err := t.h.keysMsg(m); err != nil {
+				t.log.Warn("tracker: keys", "err", err)
+			}
+		case protocol.Ended:
+			t.h.ended()
+		case protocol.Error:
+			fatal := fatalCode(m.Code)
+			t.h.refused(m, fatal)
+			if fatal {
+				return true, &m
+			}
+		default:
+			t.ignored.Add(1)
+		}
+	}
+}
+
+// leave ends the session cleanly (Leave, then a normal close) before the
+// page goes; best effort, it does not wait.
+func (t *trackerClient) leave() {
+	c := t.conn.Load()
+	if c == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = t.write(ctx, c, protocol.Leave{})
+	c.Close(1000, "leaving")
+}
+
+func (t *trackerClient) reportStats(ctx context.Context, c *wsConn, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := t.write(ctx, c, t.h.stats()); err != nil {
+				t.log.Debug("tracker: stats", "err", err)
+				return
+			}
+		}
+	}
+}
+
+func (t *trackerClient) write(ctx context.Context, c *wsConn, m protocol.Message) error {
+	b, err := protocol.Encode(m)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	if err := c.Write(ctx, b); err != nil {
+		return fmt.Errorf("tracker: write %s: %w", m.Type(), err)
+	}
+	return nil
+}
+
+func (t *trackerClient) read(ctx context.Context, c *wsConn) (protocol.Message, error) {
+	for {
+		b, err := c.Read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		m, err := protocol.Decode(b)
+		if err != nil {
+			// A message this build does not know is not fatal: a newer
+			// tracker may send more types.
+			t.log.Debug("tracker: undecodable message", "err", err)
+			continue
+		}
+		return m, nil
+	}
+}
+
+// parsePublicKey decodes the seeder's Ed25519 key (standard base64).
+func parsePublicKey(s string) (ed25519.PublicKey, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("public key: want %d bytes of base64", ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+// keyringOf builds a keyring from the tracker's content keys. The wire form
+// is the same JSON as chunk.MasterKey's, so its decoder validates them.
+func keyringOf(keys []protocol.ContentKey) (*chunk.Keyring, error) {
+	mks := make([]chunk.MasterKey, 0, len(keys))
+	for _, k := range keys {
+		b, err := json.Marshal(k)
+		if err != nil {
+			return nil, err
+		}
+		var mk chunk.MasterKey
+		if err := json.Unmarshal(b, &mk); err != nil {
+			return nil, fmt.Errorf("content key %d: %w", k.ID, err)
+		}
+		mks = append(mks, mk)
+	}
+	return chunk.NewKeyring(mks...)
+}

@@ -1,0 +1,270 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"log/slog"
+	"sync"
+
+	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// Config is what the page tells the viewer.
+type Config struct {
+	Stream     string
+	TrackerURL string // ws(s)://host/ws
+	OriginURL  string // the page's origin, the fallback for chunks
+	Token      string // viewer token of a private stream
+	Client     string // user agent, for the dashboard
+}
+
+// Page states, as the page shows them.
+const (
+	StateConnecting   = "connecting"
+	StateWaiting      = "waiting"
+	StateLive         = "live"
+	StateBuffering    = "buffering"
+	StatePaused       = "paused"
+	StateReconnecting = "reconnecting"
+	StateEnded        = "ended"
+	StateError        = "error"
+)
+
+// viewer ties the tracker session, the chunk source and the player
+// together. The chunk source is the origin loop for now; the peer engine
+// replaces it by taking over the sink (the Player) and the origin client.
+type viewer struct {
+	cfg     Config
+	log     *slog.Logger
+	player  *Player
+	origin  *originClient
+	loop    *originLoop
+	tracker *trackerClient
+
+	mu       sync.Mutex
+	pub      ed25519.PublicKey
+	ring     *chunk.Keyring
+	peer     protocol.PeerID
+	welcomed chan struct{} // closed at the first welcome
+	wOnce    sync.Once
+	live     bool   // per the tracker: a broadcaster is on
+	isEnded  bool   // the tracker said the broadcast ended
+	refusal  string // the tracker's last refusal, cleared by a welcome
+	fatal    string // playback cannot go on
+}
+
+func newViewer(cfg Config, player *Player, log *slog.Logger) *viewer {
+	v := &viewer{cfg: cfg, log: log, player: player, welcomed: make(chan struct{})}
+	v.origin = newOriginClient(cfg.Stream, cfg.OriginURL)
+	v.loop = &originLoop{o: v.origin, keys: v, out: player, log: log}
+	v.tracker = &trackerClient{
+		url: cfg.TrackerURL,
+		join: protocol.Join{
+			Stream: cfg.Stream, Token: cfg.Token, Kind: protocol.KindBrowser,
+			// Until the engine is plugged in this peer relays nothing.
+			NoUpload: true,
+			Client:   truncate(cfg.Client, 200),
+		},
+		h:   v,
+		log: log,
+	}
+	return v
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// run plays until ctx ends.
+func (v *viewer) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		v.tracker.run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		select {
+		case <-v.welcomed:
+			v.loop.run(ctx)
+		case <-ctx.Done():
+		}
+	}()
+	<-ctx.Done()
+}
+
+// keys implements keySource for the origin loop.
+func (v *viewer) keys() (ed25519.PublicKey, *chunk.Keyring) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.pub, v.ring
+}
+
+// welcome implements trackerHandler.
+func (v *viewer) welcome(w protocol.Welcome) error {
+	pub, err := parsePublicKey(w.PublicKey)
+	if err != nil && w.PublicKey != "" {
+		return err
+	}
+	ring, err := keyringOf(w.Keys)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	if pub != nil {
+		v.pub = pub
+	}
+	v.ring, v.peer, v.live, v.isEnded, v.refusal = ring, w.Peer, w.Live, false, ""
+	v.mu.Unlock()
+	v.setOrigin(w.OriginURL)
+	v.wOnce.Do(func() { close(v.welcomed) })
+	v.log.Info("welcomed", "peer", w.Peer, "live", w.Live, "epoch", w.Epoch, "keys", len(w.Keys), "origin", w.OriginURL)
+	return nil
+}
+
+// setOrigin prefers the tracker's origin URL and keeps the page's own as
+// the fallback.
+func (v *viewer) setOrigin(u string) {
+	if u == "" {
+		return
+	}
+	v.origin.setBases([]string{u, v.cfg.OriginURL})
+}
+
+// keysMsg implements trackerHandler: rotation or a seeder (re)registering.
+func (v *viewer) keysMsg(k protocol.Keys) error {
+	var pub ed25519.PublicKey
+	if k.PublicKey != "" {
+		p, err := parsePublicKey(k.PublicKey)
+		if err != nil {
+			return err
+		}
+		pub = p
+	}
+	var ring *chunk.Keyring
+	if len(k.Keys) > 0 {
+		r, err := keyringOf(k.Keys)
+		if err != nil {
+			return err
+		}
+		ring = r
+	}
+	v.mu.Lock()
+	if pub != nil {
+		v.pub = pub
+	}
+	if ring != nil {
+		v.ring = ring
+	}
+	v.live = k.Live
+	if k.Live {
+		v.isEnded = false
+	}
+	v.mu.Unlock()
+	v.setOrigin(k.OriginURL)
+	return nil
+}
+
+func (v *viewer) ended() {
+	v.mu.Lock()
+	v.isEnded, v.live = true, false
+	v.mu.Unlock()
+}
+
+func (v *viewer) refused(e protocol.Error, fatal bool) {
+	v.log.Warn("tracker refused", "code", e.Code, "message", e.Message, "fatal", fatal)
+	v.mu.Lock()
+	v.refusal = refusalText(e)
+	v.mu.Unlock()
+}
+
+// refusalText words a tracker refusal for a viewer.
+func refusalText(e protocol.Error) string {
+	switch e.Code {
+	case protocol.CodeUnauthorized:
+		return "this stream is private: a viewer token is needed"
+	case protocol.CodeNoStream:
+		return "there is no stream with this name"
+	case protocol.CodeFull:
+		return "this stream is full right now"
+	case protocol.CodeEvicted:
+		return "this viewer was removed from the stream"
+	}
+	if e.Message != "" {
+		return e.Message
+	}
+	return e.Code
+}
+
+// fail records an error that stops playback (from the player).
+func (v *viewer) fail(err error) {
+	v.mu.Lock()
+	if v.fatal == "" {
+		v.fatal = err.Error()
+	}
+	v.mu.Unlock()
+}
+
+// stats implements trackerHandler.
+func (v *viewer) stats() protocol.Stats {
+	ps := v.player.Stats()
+	return protocol.Stats{
+		BytesOrigin:  v.origin.bytes.Load(),
+		BufferMS:     max(0, ps.BufferMS),
+		BehindLiveMS: max(0, ps.BehindMS),
+		Stalls:       ps.Stalls,
+		StalledMS:    ps.StalledMS,
+		Epoch:        ps.Epoch,
+		LastSeq:      ps.Seq,
+	}
+}
+
+// state works out what the page shows.
+func (v *viewer) state() (state, reason string) {
+	v.mu.Lock()
+	fatal, refusal, ended, live := v.fatal, v.refusal, v.isEnded, v.live
+	v.mu.Unlock()
+	ps := v.player.Stats()
+	src, srcErr := v.loop.State()
+	ts := v.tracker.State()
+	// Media is expected while chunks flow and nobody said the broadcast
+	// ended: only then does standing still count as a stall.
+	v.player.SetLive(src == sourceFlowing && !ended)
+	switch {
+	case fatal != "":
+		return StateError, fatal
+	case refusal != "" && ts != trackerConnected:
+		// Fatal refusals stop the tracker client; the others (no such
+		// stream yet) are retried and clear with the next welcome.
+		return StateError, refusal
+	case ps.Playing && !ps.Stalled:
+		return StateLive, ""
+	case ps.Paused && !ps.Blocked:
+		return StatePaused, ""
+	case ended || src == sourceEnded:
+		return StateEnded, ""
+	case ts == trackerConnecting:
+		return StateConnecting, ""
+	case src == sourceKeyError:
+		return StateError, "cannot open the stream: " + srcErr
+	case src == sourceFailing:
+		return StateReconnecting, srcErr
+	case ts == trackerReconnecting && !ps.Playing:
+		return StateReconnecting, "lost the connection to the tracker"
+	case src == sourceWaiting || (!live && !ps.Started):
+		return StateWaiting, ""
+	case ps.Started && ps.Stalled:
+		return StateBuffering, ""
+	case ps.Blocked:
+		return StatePaused, "autoplay was blocked"
+	}
+	return StateConnecting, ""
+}

@@ -1,0 +1,331 @@
+// banyan-player.js: Banyan's live viewer as a custom element.
+//
+//   <script src="https://HOST/static/banyan-player.js"></script>
+//   <banyan-player stream="demo"></banyan-player>
+//
+// The element creates a <video>, loads the viewer (Go compiled to
+// WebAssembly) from the server this script came from, and plays the stream
+// through the Banyan mesh. Everything is served by that server; nothing is
+// loaded from anywhere else.
+//
+// Attributes: stream (required); stats (show the stats panel open); token
+// (viewer token of a private stream); tracker and origin (override the
+// signaling and chunk URLs); debug (verbose console logs).
+// Properties: state, reason, stats (the latest figures), video.
+// Methods: play(), unmute().
+// Events: "banyan-state" (detail {state, reason}), "banyan-stats" (detail:
+// the figures). States: connecting, waiting, live, buffering, paused,
+// reconnecting, ended, error.
+(() => {
+  "use strict";
+  if (customElements.get("banyan-player")) return;
+
+  // Filled in by the server: {"wasm": "...", "exec": "..."} or {"error": "..."}.
+  const ASSETS = /*BANYAN_ASSETS*/null;
+
+  const here = document.currentScript && document.currentScript.src;
+  const base = new URL(here || "/static/banyan-player.js", location.href);
+  const server = base.origin;
+
+  const registry = (globalThis.__banyan = globalThis.__banyan || {});
+  let counter = 0;
+
+  let execPromise = null;
+  function loadExec() {
+    if (typeof globalThis.Go === "function") return Promise.resolve();
+    if (!execPromise) {
+      execPromise = new Promise((resolve, reject) => {
+        const s = document.createElement("script");
+        s.src = new URL(ASSETS.exec, base).href;
+        s.onload = () => resolve();
+        s.onerror = () => {
+          execPromise = null;
+          reject(new Error("could not load wasm_exec.js"));
+        };
+        document.head.appendChild(s);
+      });
+    }
+    return execPromise;
+  }
+
+  let modulePromise = null;
+  function loadModule() {
+    if (!modulePromise) {
+      const url = new URL(ASSETS.wasm, base).href;
+      modulePromise = (async () => {
+        if (WebAssembly.compileStreaming) {
+          try {
+            return await WebAssembly.compileStreaming(fetch(url));
+          } catch (e) {
+            // A proxy that changed the Content-Type: compile from bytes.
+          }
+        }
+        const r = await fetch(url);
+        if (!r.ok) throw new Error(`could not load the viewer: HTTP ${r.status}`);
+        return WebAssembly.compile(await r.arrayBuffer());
+      })();
+      modulePromise.catch(() => { modulePromise = null; });
+    }
+    return modulePromise;
+  }
+
+  const LABELS = {
+    connecting: "Connecting…",
+    waiting: "Waiting for the broadcast to start",
+    live: "Live",
+    buffering: "Buffering…",
+    paused: "Paused",
+    reconnecting: "Reconnecting…",
+    ended: "The broadcast has ended",
+    error: "Cannot play this stream",
+  };
+  const BUSY = new Set(["connecting", "buffering", "reconnecting"]);
+
+  const STYLE = `
+:host { display: block; position: relative; max-width: 100%; background: #000; color: #eef3f0;
+  font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; border-radius: 8px; overflow: hidden; }
+.stage { position: relative; width: 100%; aspect-ratio: 16 / 9; background: #000; }
+video { display: block; width: 100%; height: 100%; background: #000; }
+.badge { position: absolute; top: .5rem; left: .5rem; padding: .1rem .5rem; border-radius: 4px;
+  background: rgba(0,0,0,.65); font-size: .75rem; font-weight: 700; letter-spacing: .04em;
+  text-transform: uppercase; pointer-events: none; }
+.badge[data-state="live"] { background: #c62828; }
+.overlay { position: absolute; inset: 0; display: flex; flex-direction: column; align-items: center;
+  justify-content: center; gap: .5rem; padding: 1rem; text-align: center; background: rgba(0,0,0,.55);
+  pointer-events: none; }
+.overlay[hidden], button[hidden] { display: none; }
+.overlay .label { font-size: 1.1rem; font-weight: 600; }
+.overlay .reason { max-width: 36rem; color: #c3d0c9; overflow-wrap: anywhere; }
+.overlay[data-state="error"] .label { color: #ff8a80; }
+.spin { width: 2rem; height: 2rem; border: 3px solid rgba(255,255,255,.25); border-top-color: #fff;
+  border-radius: 50%; animation: spin 1s linear infinite; }
+.spin[hidden] { display: none; }
+@keyframes spin { to { transform: rotate(360deg); } }
+button { font: inherit; color: #fff; background: rgba(0,0,0,.7); border: 1px solid rgba(255,255,255,.35);
+  border-radius: 6px; min-height: 44px; padding: .4rem .8rem; cursor: pointer; }
+button:hover, button:focus-visible { background: rgba(40,40,40,.9); outline: 2px solid #3fbf7f; }
+.unmute { position: absolute; top: .5rem; right: .5rem; display: flex; align-items: center; gap: .4rem; }
+.unmute svg { width: 1.2rem; height: 1.2rem; fill: currentColor; }
+.play { position: absolute; left: 50%; top: 50%; transform: translate(-50%, -50%); font-size: 1.2rem;
+  padding: .7rem 1.6rem; }
+details { background: #111714; padding: .3rem .75rem; }
+summary { cursor: pointer; color: #9fb3aa; min-height: 32px; line-height: 32px; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; margin: .3rem 0 .5rem; }
+dt { color: #9fb3aa; }
+dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
+@media (max-width: 480px) {
+  :host { border-radius: 0; font-size: 13px; }
+  .unmute span { display: none; }
+}
+@media (prefers-reduced-motion: reduce) { .spin { animation: none; } }
+`;
+
+  const MUTED_ICON = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M3 9v6h4l5 5V4L7 9H3zm13.6 3 2.7-2.7-1.4-1.4-2.7 2.7-2.7-2.7-1.4 1.4 2.7 2.7-2.7 2.7 1.4 1.4 2.7-2.7 2.7 2.7 1.4-1.4-2.7-2.7z"/></svg>';
+
+  const TEMPLATE = `<style>${STYLE}</style>
+<div class="stage">
+  <video part="video" controls muted playsinline></video>
+  <div class="badge" part="badge" aria-hidden="true"></div>
+  <div class="overlay" part="overlay" role="status" aria-live="polite">
+    <div class="spin"></div><div class="label"></div><div class="reason"></div>
+  </div>
+  <button class="unmute" part="unmute" type="button" hidden>${MUTED_ICON}<span>Tap to unmute</span></button>
+  <button class="play" part="play" type="button" hidden>&#9654; Play</button>
+</div>
+<details part="stats"><summary>Stats</summary><dl>
+  <dt>From peers</dt><dd data-k="p2p">–</dd>
+  <dt>Via TURN</dt><dd data-k="turn">–</dd>
+  <dt>From origin</dt><dd data-k="origin">–</dd>
+  <dt>Parents</dt><dd data-k="parents">–</dd>
+  <dt>Children</dt><dd data-k="children">–</dd>
+  <dt>Behind live</dt><dd data-k="behind">–</dd>
+  <dt>Buffer</dt><dd data-k="buffer">–</dd>
+  <dt>Stalls</dt><dd data-k="stalls">–</dd>
+  <dt>First frame</dt><dd data-k="first">–</dd>
+</dl></details>`;
+
+  function seconds(ms) { return (ms / 1000).toFixed(1) + " s"; }
+  function bytes(n) {
+    if (n >= 1 << 30) return (n / (1 << 30)).toFixed(2) + " GiB";
+    if (n >= 1 << 20) return (n / (1 << 20)).toFixed(1) + " MiB";
+    if (n >= 1 << 10) return (n / (1 << 10)).toFixed(0) + " KiB";
+    return n + " B";
+  }
+
+  class BanyanPlayer extends HTMLElement {
+    static get observedAttributes() { return ["stream", "stats"]; }
+
+    constructor() {
+      super();
+      const root = this.attachShadow({ mode: "open" });
+      root.innerHTML = TEMPLATE;
+      this._video = root.querySelector("video");
+      this._badge = root.querySelector(".badge");
+      this._overlay = root.querySelector(".overlay");
+      this._spin = root.querySelector(".spin");
+      this._label = root.querySelector(".overlay .label");
+      this._reason = root.querySelector(".overlay .reason");
+      this._unmute = root.querySelector(".unmute");
+      this._play = root.querySelector(".play");
+      this._details = root.querySelector("details");
+      this._dd = {};
+      for (const dd of root.querySelectorAll("dd")) this._dd[dd.dataset.k] = dd;
+      this._state = "";
+      this._reasonText = "";
+      this._stats = null;
+      this._handle = null;
+      this._firstFrame = null;
+      this._unmute.addEventListener("click", () => this.unmute());
+      this._play.addEventListener("click", () => this.play());
+      this._video.addEventListener("volumechange", () => this._syncMute());
+      this._video.addEventListener("playing", () => this._play.hidden = true);
+    }
+
+    get state() { return this._state; }
+    get reason() { return this._reasonText; }
+    get stats() { return this._stats; }
+    get video() { return this._video; }
+
+    connectedCallback() {
+      this._details.open = this.hasAttribute("stats");
+      if (!this._handle) this._start();
+    }
+
+    disconnectedCallback() { this._stop(); }
+
+    attributeChangedCallback(name, old, val) {
+      if (name === "stats") this._details.open = val !== null;
+      if (name === "stream" && old !== null && old !== val && this.isConnected) {
+        this._stop();
+        this._start();
+      }
+    }
+
+    // play starts playback after the browser refused autoplay, or resumes
+    // after a pause (jumping back to the live edge).
+    play() {
+      const p = this._video.play();
+      if (p && p.catch) p.catch(() => {});
+      if (this._handle && this._handle.play) this._handle.play();
+      this._play.hidden = true;
+    }
+
+    unmute() {
+      this._video.muted = false;
+      if (this._video.volume === 0) this._video.volume = 1;
+      if (this._video.paused && this._state !== "ended") this.play();
+      this._syncMute();
+    }
+
+    _syncMute() {
+      this._unmute.hidden = !this._video.muted || this._state === "error";
+    }
+
+    _watchFirstFrame(t0) {
+      const v = this._video;
+      const done = () => {
+        if (this._firstFrame) return;
+        const now = performance.now();
+        this._firstFrame = { sinceNavigation: now, sinceStart: now - t0 };
+        this._dd.first.textContent = seconds(now) + " after page load";
+      };
+      if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(done);
+      else v.addEventListener("playing", done, { once: true });
+    }
+
+    async _start() {
+      const stream = this.getAttribute("stream") || "";
+      const t0 = performance.now();
+      this._firstFrame = null;
+      this._setState("connecting", "");
+      if (!ASSETS || ASSETS.error) {
+        this._setState("error", (ASSETS && ASSETS.error) || "the viewer is not set up on this server");
+        return;
+      }
+      if (!globalThis.MediaSource && !globalThis.ManagedMediaSource) {
+        this._setState("error", "this browser cannot play live video (no Media Source Extensions)");
+        return;
+      }
+      if (typeof WebAssembly !== "object") {
+        this._setState("error", "this browser cannot run WebAssembly");
+        return;
+      }
+      const id = `p${++counter}_${Math.random().toString(36).slice(2, 10)}`;
+      const handle = {
+        video: this._video,
+        onstate: (state, reason) => this._setState(state, reason),
+        onstats: (stats) => this._setStats(stats),
+      };
+      this._handle = handle;
+      registry[id] = handle;
+      this._watchFirstFrame(t0);
+      try {
+        const [module] = await Promise.all([loadModule(), loadExec()]);
+        if (this._handle !== handle) return; // removed while loading
+        const go = new Go();
+        const wsBase = server.replace(/^http/, "ws");
+        go.env = {
+          BANYAN_STREAM: stream,
+          BANYAN_HANDLE: id,
+          BANYAN_TRACKER: this.getAttribute("tracker") || wsBase + "/ws",
+          BANYAN_ORIGIN: this.getAttribute("origin") || server,
+        };
+        const token = this.getAttribute("token");
+        if (token) go.env.BANYAN_TOKEN = token;
+        if (this.hasAttribute("debug")) go.env.BANYAN_DEBUG = "1";
+        const inst = await WebAssembly.instantiate(module, go.importObject);
+        if (this._handle !== handle) return;
+        go.run(inst)
+          .catch((e) => this._setState("error", "the viewer stopped: " + (e && e.message || e)))
+          .finally(() => { delete registry[id]; });
+      } catch (e) {
+        delete registry[id];
+        if (this._handle === handle) this._setState("error", (e && e.message) || String(e));
+      }
+    }
+
+    _stop() {
+      const h = this._handle;
+      this._handle = null;
+      if (h && h.stop) h.stop();
+    }
+
+    _setState(state, reason) {
+      if (state === this._state && reason === this._reasonText) return;
+      this._state = state;
+      this._reasonText = reason || "";
+      this.setAttribute("data-state", state);
+      this._badge.dataset.state = state;
+      this._badge.textContent = state === "live" ? "Live" : (LABELS[state] || state).replace(/…$/, "");
+      const quiet = state === "live" || state === "paused";
+      this._overlay.hidden = quiet;
+      this._overlay.dataset.state = state;
+      this._spin.hidden = !BUSY.has(state);
+      this._label.textContent = LABELS[state] || state;
+      this._reason.textContent = this._reasonText;
+      this._play.hidden = !(state === "paused" && this._reasonText);
+      this._syncMute();
+      this.dispatchEvent(new CustomEvent("banyan-state", { detail: { state, reason: this._reasonText } }));
+    }
+
+    _setStats(s) {
+      s.firstFrameMs = this._firstFrame ? Math.round(this._firstFrame.sinceNavigation) : null;
+      s.joinMs = this._firstFrame ? Math.round(this._firstFrame.sinceStart) : null;
+      this._stats = s;
+      const total = s.bytesP2P + s.bytesTURN + s.bytesOrigin;
+      const share = (n) => total > 0 ? `${Math.round(100 * n / total)} % (${bytes(n)})` : "–";
+      this._dd.p2p.textContent = share(s.bytesP2P);
+      this._dd.turn.textContent = share(s.bytesTURN);
+      this._dd.origin.textContent = share(s.bytesOrigin);
+      this._dd.parents.textContent = String(s.parents);
+      this._dd.children.textContent = String(s.children);
+      this._dd.behind.textContent = seconds(s.behindMs) + (s.rate > 1 ? ` (catching up ×${s.rate.toFixed(2)})` : "");
+      this._dd.buffer.textContent = seconds(s.bufferMs);
+      this._dd.stalls.textContent = s.stalls ? `${s.stalls} (${seconds(s.stalledMs)})` : "none";
+      if (s.blocked && this._video.paused) this._play.hidden = false;
+      this.dispatchEvent(new CustomEvent("banyan-stats", { detail: s }));
+    }
+  }
+
+  customElements.define("banyan-player", BanyanPlayer);
+})();
