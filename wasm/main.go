@@ -180,13 +180,14 @@ func (p *page) report(ctx context.Context, v *viewer) {
 		v.mu.Lock()
 		peer := v.peer
 		v.mu.Unlock()
+		p2p, turn, origin, parents, children := v.meshStats()
 		stats := map[string]any{
 			"peer":        float64(peer),
-			"bytesP2P":    0,
-			"bytesTURN":   0,
-			"bytesOrigin": float64(v.origin.bytes.Load()),
-			"parents":     0,
-			"children":    0,
+			"bytesP2P":    float64(p2p),
+			"bytesTURN":   float64(turn),
+			"bytesOrigin": float64(origin),
+			"parents":     parents,
+			"children":    children,
 			"behindMs":    ps.BehindMS,
 			"bufferMs":    ps.BufferMS,
 			"stalls":      ps.Stalls,

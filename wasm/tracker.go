@@ -55,6 +55,8 @@ type trackerClient struct {
 	// onMessage, when set, sees every message from the tracker first (the
 	// peer engine's node takes Assign and Signal from here).
 	onMessage func(protocol.Message)
+	// nodeStats: the node sends the stats (and heartbeats) itself.
+	nodeStats bool
 }
 
 // Timeouts of the signaling session.
@@ -142,7 +144,9 @@ func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) 
 		if every < 500*time.Millisecond || every > time.Minute {
 			every = defaultStats
 		}
-		go t.reportStats(ctx, c, every)
+		if !t.nodeStats {
+			go t.reportStats(ctx, c, every)
+		}
 	case protocol.Error:
 		t.h.refused(m, fatalCode(m.Code))
 		return false, &m

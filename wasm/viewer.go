@@ -7,8 +7,11 @@ import (
 	"crypto/ed25519"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/peer"
+	"github.com/banyan-live/banyan/peer/node"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -33,15 +36,15 @@ const (
 	StateError        = "error"
 )
 
-// viewer ties the tracker session, the chunk source and the player
-// together. The chunk source is the origin loop for now; the peer engine
-// replaces it by taking over the sink (the Player) and the origin client.
+// viewer ties the tracker session, the peer engine and the player
+// together. Each tracker session (each welcome) gets a fresh node: the
+// engine takes chunks from its parents, repairs from the origin through
+// the browser's fetch, and plays through the MSE Player.
 type viewer struct {
 	cfg     Config
 	log     *slog.Logger
 	player  *Player
 	origin  *originClient
-	loop    *originLoop
 	tracker *trackerClient
 
 	mu       sync.Mutex
@@ -54,24 +57,145 @@ type viewer struct {
 	isEnded  bool   // the tracker said the broadcast ended
 	refusal  string // the tracker's last refusal, cleared by a welcome
 	fatal    string // playback cannot go on
+
+	node       *node.Node // the current session's, nil before a welcome
+	played     uint64     // engine's played count at the last look
+	lastPlayAt time.Time  // when it last grew
 }
 
 func newViewer(cfg Config, player *Player, log *slog.Logger) *viewer {
 	v := &viewer{cfg: cfg, log: log, player: player, welcomed: make(chan struct{})}
 	v.origin = newOriginClient(cfg.Stream, cfg.OriginURL)
-	v.loop = &originLoop{o: v.origin, keys: v, out: player, log: log}
 	v.tracker = &trackerClient{
 		url: cfg.TrackerURL,
 		join: protocol.Join{
 			Stream: cfg.Stream, Token: cfg.Token, Kind: protocol.KindBrowser,
-			// Until the engine is plugged in this peer relays nothing.
-			NoUpload: true,
-			Client:   truncate(cfg.Client, 200),
+			Client: truncate(cfg.Client, 200),
 		},
 		h:   v,
 		log: log,
 	}
+	v.tracker.onMessage = v.onTrackerMessage
+	v.tracker.nodeStats = true
 	return v
+}
+
+// onTrackerMessage hands every tracker message to the session's node; a
+// welcome starts a new node (a new session has a new peer id).
+func (v *viewer) onTrackerMessage(m protocol.Message) {
+	if _, ok := m.(protocol.Welcome); ok {
+		n, err := node.New(node.Config{
+			Stream: v.cfg.Stream,
+			Send: func(m protocol.Message) {
+				if err := v.tracker.send(m); err != nil {
+					v.log.Debug("to tracker", "type", m.Type(), "err", err)
+				}
+			},
+			OriginFor: func(string) peer.Origin { return engineOrigin{v.origin} },
+			Player:    v.player,
+			Decorate:  v.decorate,
+			Logger:    v.log,
+		})
+		if err != nil {
+			v.fail(err)
+			return
+		}
+		v.mu.Lock()
+		old := v.node
+		v.node = n
+		v.mu.Unlock()
+		if old != nil {
+			old.Close()
+		}
+	}
+	v.mu.Lock()
+	n := v.node
+	v.mu.Unlock()
+	if n != nil {
+		n.Handle(m)
+	}
+}
+
+// decorate adds the player's view to the engine's stats report.
+func (v *viewer) decorate(st *protocol.Stats) {
+	ps := v.player.Stats()
+	st.BufferMS = max(0, ps.BufferMS)
+	st.BehindLiveMS = max(0, ps.BehindMS)
+	st.Stalls, st.StalledMS = ps.Stalls, ps.StalledMS
+}
+
+// tick drives the current node's timers.
+func (v *viewer) tick(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			v.mu.Lock()
+			n := v.node
+			v.node = nil
+			v.mu.Unlock()
+			if n != nil {
+				n.Close()
+			}
+			return
+		case now := <-t.C:
+			v.mu.Lock()
+			n := v.node
+			v.mu.Unlock()
+			if n != nil {
+				n.Tick(now)
+			}
+		}
+	}
+}
+
+// source is what the engine knows of the broadcast, for the page state.
+func (v *viewer) source() (sourceState, string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.isEnded {
+		return sourceEnded, ""
+	}
+	if v.node == nil {
+		return sourceUnknown, ""
+	}
+	eng := v.node.Engine()
+	if eng == nil {
+		return sourceWaiting, ""
+	}
+	c := eng.Counters()
+	now := time.Now()
+	if c.Played != v.played {
+		v.played, v.lastPlayAt = c.Played, now
+	}
+	if c.Undecryptable > 0 && c.Played == 0 {
+		return sourceKeyError, "no content key opens the stream"
+	}
+	if !v.lastPlayAt.IsZero() && now.Sub(v.lastPlayAt) < 3*time.Second {
+		return sourceFlowing, ""
+	}
+	if v.live {
+		return sourceFailing, "waiting for chunks"
+	}
+	return sourceWaiting, ""
+}
+
+// meshStats is what the page's stats panel shows of the mesh.
+func (v *viewer) meshStats() (p2p, turn, origin uint64, parents, children int) {
+	v.mu.Lock()
+	n := v.node
+	v.mu.Unlock()
+	if n == nil {
+		return 0, 0, v.origin.bytes.Load(), 0, 0
+	}
+	st := n.LastStats()
+	for _, p := range st.Parents {
+		if p.Parent != 0 {
+			parents++
+		}
+	}
+	return st.BytesP2P, st.BytesTURN, st.BytesOrigin, parents, st.Children
 }
 
 func truncate(s string, n int) string {
@@ -92,11 +216,7 @@ func (v *viewer) run(ctx context.Context) {
 	}()
 	go func() {
 		defer wg.Done()
-		select {
-		case <-v.welcomed:
-			v.loop.run(ctx)
-		case <-ctx.Done():
-		}
+		v.tick(ctx)
 	}()
 	<-ctx.Done()
 }
@@ -233,7 +353,7 @@ func (v *viewer) state() (state, reason string) {
 	fatal, refusal, ended, live := v.fatal, v.refusal, v.isEnded, v.live
 	v.mu.Unlock()
 	ps := v.player.Stats()
-	src, srcErr := v.loop.State()
+	src, srcErr := v.source()
 	ts := v.tracker.State()
 	// Media is expected while chunks flow and nobody said the broadcast
 	// ended: only then does standing still count as a stall.

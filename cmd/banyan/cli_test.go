@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"flag"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -19,11 +20,22 @@ import (
 var banyanBin string
 
 func TestMain(m *testing.M) {
+	flag.Parse() // for testing.Short in needWASM
 	dir, err := os.MkdirTemp("", "banyan-bin-")
 	if err != nil {
 		panic(err)
 	}
 	banyanBin = filepath.Join(dir, "banyan")
+	if needWASM() {
+		// The browser tests play the real wasm peer, which the binary
+		// embeds: build it first, as `make wasm` does.
+		cmd := exec.Command("go", "run", "./internal/webbuild", "-out", "web/dist", "-pkg", "./wasm", "-ldflags", "-s -w")
+		cmd.Dir = "../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			os.Stderr.Write(out)
+			os.Exit(1)
+		}
+	}
 	out, err := exec.Command("go", "build", "-o", banyanBin, ".").CombinedOutput()
 	if err != nil {
 		os.Stderr.Write(out)
@@ -32,6 +44,15 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// needWASM: the browser tests will run (chromium is here, or CI demands it).
+func needWASM() bool {
+	if testing.Short() {
+		return false
+	}
+	_, err := exec.LookPath("chromium")
+	return err == nil || os.Getenv("BANYAN_E2E") == "1"
 }
 
 // cli runs banyan to completion and returns stdout, stderr and exit code.
@@ -76,9 +97,10 @@ type upProc struct {
 var dashRE = regexp.MustCompile(`Dashboard:\s+http://localhost:(\d+)/dashboard`)
 
 // startUp runs `banyan up` on ephemeral loopback ports and waits for its banner.
-func startUp(t *testing.T, data string) *upProc {
+func startUp(t *testing.T, data string, extra ...string) *upProc {
 	t.Helper()
-	cmd := exec.Command(banyanBin, "up", "--data", data, "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--turn", "127.0.0.1:0")
+	args := append([]string{"up", "--data", data, "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--turn", "127.0.0.1:0"}, extra...)
+	cmd := exec.Command(banyanBin, args...)
 	cmd.Env = cleanEnv()
 	stdout, _ := cmd.StdoutPipe()
 	p := &upProc{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}

@@ -33,6 +33,7 @@ type peerOptions struct {
 	Region   string
 	Origin   string
 	ICELoop  bool
+	TURNOnly bool
 	JSON     bool
 	LogLevel string
 }
@@ -54,6 +55,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	c.String(&o.Region, "region", "", "locality hint for parent choice")
 	c.String(&o.Origin, "origin", "", "origin base URL (default: the tracker's, or the tracker host)")
 	c.Bool(&o.ICELoop, "ice-loopback", false, "WebRTC over loopback only (tests and single-machine demos)")
+	c.Bool(&o.TURNOnly, "relay-only", false, "connect to other peers only through TURN (hides this host's addresses)")
 	c.Bool(&o.JSON, "json", false, "print a summary as one JSON object on stdout when leaving")
 	c.String(&o.LogLevel, "log-level", "info", "log level")
 	if err := c.parse(args, stdout); err != nil {
@@ -98,7 +100,8 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		TrackerURL: o.Tracker, Join: join, Reconnect: true, Logger: log,
 		OnNode: func(n *node.Node) { mu.Lock(); cur = n; mu.Unlock() },
 		Node: node.Config{
-			API: api,
+			API:       api,
+			RelayOnly: o.TURNOnly,
 			OriginFor: func(originURL string) peer.Origin {
 				base := o.Origin
 				if base == "" {

@@ -25,6 +25,7 @@ import (
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/seeder"
 	"github.com/banyan-live/banyan/seeder/rtmpingest"
+	"github.com/banyan-live/banyan/seeder/whip"
 	"github.com/banyan-live/banyan/store"
 	"github.com/banyan-live/banyan/tracker"
 	"github.com/banyan-live/banyan/turnserver"
@@ -44,6 +45,7 @@ type upOptions struct {
 	Stripes    int
 	RootCap    int
 	ICELoop    bool
+	TURNPriv   bool
 }
 
 func (o *upOptions) register(c *command) {
@@ -58,6 +60,7 @@ func (o *upOptions) register(c *command) {
 	c.Int(&o.Stripes, "stripes", 2, "stripe trees per stream (K): each viewer has K parents")
 	c.Int(&o.RootCap, "root-capacity", 4, "children the seeder feeds directly in each stripe")
 	c.Bool(&o.ICELoop, "ice-loopback", false, "WebRTC over loopback only (tests and single-machine demos)")
+	c.Bool(&o.TURNPriv, "turn-allow-private", false, "let TURN relay to private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7): a LAN or lab, never on the internet")
 }
 
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -99,6 +102,7 @@ type system struct {
 	roots        *seeder.Roots
 	seederSecret []byte
 	turn         *turnserver.Server
+	whip         *whip.Server
 	turnSecret   []byte
 
 	adminToken string // set only on the start that created it
@@ -150,6 +154,9 @@ func (s *system) start(ctx context.Context) error {
 	if err := s.startTracker(reg); err != nil {
 		return err
 	}
+	if err := s.startWHIP(reg); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", s.opt.HTTP)
 	if err != nil {
@@ -168,6 +175,7 @@ func (s *system) start(ctx context.Context) error {
 		Store: s.store, Logger: s.log, OnRevoke: s.seeder.Kick, IsLive: s.seeder.Live,
 	}))
 	mux.Handle("GET /api/ingest", s.tracker.IngestHandler())
+	mux.Handle("/whip/", s.whip.Handler())
 	mux.Handle("/chunks/", origin)
 	mux.Handle("/hls/", origin)
 	mux.Handle("/ws", s.tracker)
@@ -309,7 +317,7 @@ func (s *system) startTURN(reg prometheus.Registerer) error {
 	var err error
 	s.turn, err = turnserver.New(turnserver.Config{
 		UDPAddr: s.opt.TURN, TCPAddr: s.opt.TURN, Secret: s.turnSecret,
-		RelayIP: net.ParseIP(s.opt.PublicHost), AllowLoopback: true,
+		RelayIP: net.ParseIP(s.opt.PublicHost), AllowLoopback: true, AllowPrivate: s.opt.TURNPriv,
 		Logger: s.log.With("component", "turn"), Registerer: reg,
 	})
 	if err != nil {
@@ -334,6 +342,41 @@ func (s *system) iceServers(peer protocol.PeerID) []protocol.ICEServer {
 func portOf(a net.Addr) string {
 	_, port, _ := net.SplitHostPort(a.String())
 	return port
+}
+
+// startWHIP makes the WHIP endpoint (browser and OBS 30+ publishers).
+func (s *system) startWHIP(reg prometheus.Registerer) (err error) {
+	s.whip, err = whip.New(whip.Config{
+		Authorize: func(ctx context.Context, key string) (string, bool, error) {
+			st, err := s.store.Authorize(key)
+			if err != nil && !errors.Is(err, store.ErrBadKey) {
+				return "", false, fmt.Errorf("%w: %v", whip.ErrUnavailable, err)
+			}
+			return st.Name, !st.Private, err
+		},
+		Publisher: whip.PublisherFunc(func(stream string, public bool, stop func()) (whip.Session, error) {
+			p, err := s.seeder.StartPublish(stream, "whip", public, stop)
+			if err != nil {
+				return nil, err // never a typed-nil *seeder.Publish inside the interface
+			}
+			return p, nil
+		}),
+		OnRefused: func(reason string) { s.seeder.Refused("whip", reason) },
+		ICEServers: func(stream string) []webrtc.ICEServer {
+			var out []webrtc.ICEServer
+			for _, is := range s.iceServers(protocol.PeerID(0)) {
+				out = append(out, webrtc.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
+			}
+			return out
+		},
+		Configure: func(se *webrtc.SettingEngine) {
+			if s.opt.ICELoop {
+				rtc.LoopbackSettings(se)
+			}
+		},
+		Logger: s.log.With("component", "whip"), Registerer: reg,
+	})
+	return err
 }
 
 func (s *system) startTracker(reg prometheus.Registerer) error {
@@ -407,6 +450,9 @@ func (s *system) Close() error {
 		s.tracker.Close()
 		if err := s.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		if s.whip != nil {
+			s.whip.Close()
 		}
 		cancel()
 		if err := <-s.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -42,6 +42,8 @@ type Config struct {
 	// API builds PeerConnections (nil: pion's default; tests pass
 	// rtc.LoopbackAPI()).
 	API *webrtc.API
+	// RelayOnly makes every link go through TURN (rtc.Config.RelayOnly).
+	RelayOnly bool
 	// Engine lets the caller adjust the engine's configuration (timings).
 	Engine func(*peer.Config)
 	// OnState is told about lifecycle changes (may be nil): "waiting"
@@ -49,6 +51,9 @@ type Config struct {
 	OnState func(state string)
 	// OnAssign is told about the node's position (may be nil).
 	OnAssign func(a protocol.Assign)
+	// Decorate fills what only the caller knows (the player's buffer,
+	// stalls, latency behind live) into each stats report. May be nil.
+	Decorate func(*protocol.Stats)
 	Logger   *slog.Logger
 	Clock    func() time.Time
 }
@@ -240,7 +245,7 @@ func (n *Node) startEngineLocked(pubB64 string) error {
 	n.eng, n.pub = eng, pubB64
 	if n.tr == nil {
 		n.tr, err = rtc.New(rtc.Config{
-			Self: n.self, ICEServers: n.ice, API: n.cfg.API, Logger: n.log,
+			Self: n.self, ICEServers: n.ice, API: n.cfg.API, RelayOnly: n.cfg.RelayOnly, Logger: n.log,
 			Signal:    func(s protocol.Signal) { n.cfg.Send(s) },
 			Accept:    n.accept,
 			OnOpen:    n.onOpen,
@@ -478,6 +483,9 @@ func (n *Node) Tick(now time.Time) {
 	eng.Tick(now)
 	if due {
 		st := eng.Stats()
+		if n.cfg.Decorate != nil {
+			n.cfg.Decorate(&st)
+		}
 		n.mu.Lock()
 		n.last = st
 		n.mu.Unlock()

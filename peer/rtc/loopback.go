@@ -14,10 +14,16 @@ import (
 // benchmarks never touch another address.
 func LoopbackAPI() *webrtc.API {
 	var se webrtc.SettingEngine
+	LoopbackSettings(&se)
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+}
+
+// LoopbackSettings restricts a SettingEngine's ICE to 127.0.0.1 over UDP4
+// with mDNS off (tests, single-machine demos).
+func LoopbackSettings(se *webrtc.SettingEngine) {
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
 }

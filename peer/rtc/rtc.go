@@ -86,6 +86,11 @@ type Config struct {
 	// drains to LowWater (default HighWater/4).
 	HighWater, LowWater int
 	Reliability         Reliability
+	// RelayOnly restricts ICE to relayed candidates (ICE transport policy
+	// "relay"): every link goes through a TURN server in ICEServers, and
+	// none connects without one. It hides the peer's addresses from its
+	// neighbours, and tests use it to force the TURN path.
+	RelayOnly bool
 
 	// Signal sends a signal to its To peer through the tracker. It must not
 	// block for long; it is called from pion's goroutines.
@@ -217,7 +222,11 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool) (*Link, error) {
 	t.links[remote] = l
 	t.mu.Unlock()
 
-	pc, err := t.api.NewPeerConnection(webrtc.Configuration{ICEServers: iceServers(t.cfg.ICEServers)})
+	pcfg := webrtc.Configuration{ICEServers: iceServers(t.cfg.ICEServers)}
+	if t.cfg.RelayOnly {
+		pcfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := t.api.NewPeerConnection(pcfg)
 	if err != nil {
 		t.forget(l)
 		return nil, fmt.Errorf("rtc: peer connection to %d: %w", remote, err)

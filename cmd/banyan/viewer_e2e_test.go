@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/banyan-live/banyan/internal/e2e"
+)
+
+// viewerProbe is what the test reads from a <banyan-player>.
+type viewerProbe struct {
+	State  string  `json:"state"`
+	Reason string  `json:"reason"`
+	Time   float64 `json:"time"`
+	Stats  *struct {
+		BytesP2P    float64 `json:"bytesP2P"`
+		BytesTURN   float64 `json:"bytesTURN"`
+		BytesOrigin float64 `json:"bytesOrigin"`
+		Parents     float64 `json:"parents"`
+		Children    float64 `json:"children"`
+		BehindMs    float64 `json:"behindMs"`
+		BufferMs    float64 `json:"bufferMs"`
+		Stalls      float64 `json:"stalls"`
+		FirstMS     float64 `json:"firstFrameMs"`
+		Epoch       float64 `json:"epoch"`
+	} `json:"stats"`
+}
+
+const viewerProbeJS = `(() => { const p = document.querySelector('banyan-player'); if (!p) return {state: 'no element'};
+	return {state: p.state, reason: p.reason || '', time: p.video ? p.video.currentTime : 0, stats: p.stats || null}; })()`
+
+// browser starts headless Chromium allowed to use loopback ICE candidates.
+func browser(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	path := e2e.Require(t, "chromium")
+	actx, acancel := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(path),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		// WebRTC between the page and native peers on this machine only.
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+	)
+	t.Cleanup(acancel)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(bcancel)
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return bctx
+}
+
+// openViewer opens /watch/<stream> in a fresh browser context (its own
+// cookies, cache and WebRTC stack: a separate viewer).
+func openViewer(t *testing.T, bctx context.Context, url string) context.Context {
+	t.Helper()
+	vctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(vctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	return vctx
+}
+
+func probe(t *testing.T, vctx context.Context) viewerProbe {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(vctx, 5*time.Second)
+	defer cancel()
+	p, err := chromedp.Run(ctx, chromedp.Evaluate[viewerProbe](viewerProbeJS))
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	return p
+}
+
+func waitViewer(t *testing.T, vctx context.Context, what string, d time.Duration, ok func(viewerProbe) bool) viewerProbe {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		p := probe(t, vctx)
+		if ok(p) {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: last %+v stats %+v", what, p, p.Stats)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestBrowserViewersInMesh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping the browser mesh test in -short mode")
+	}
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	bctx := browser(t, ctx)
+	p := startUp(t, t.TempDir(), "--ice-loopback", "--root-capacity", "1", "--stripes", "2")
+	url, key := p.rtmpURL(t)
+
+	start := func(seconds int) (*exec.Cmd, chan error) {
+		cmd := publish(ctx, ffmpeg, url+"/"+key, seconds)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		return cmd, done
+	}
+	ff, ffDone := start(120)
+
+	var viewers []context.Context
+	for i := 0; i < 3; i++ {
+		viewers = append(viewers, openViewer(t, bctx, p.base+"/watch/demo"))
+		time.Sleep(time.Second)
+	}
+	// Each plays at least 5 s of video.
+	var firsts, behind []float64
+	for i, v := range viewers {
+		live := waitViewer(t, v, fmt.Sprintf("viewer %d live", i), 40*time.Second, func(p viewerProbe) bool { return p.State == "live" && p.Time > 0 })
+		got := waitViewer(t, v, fmt.Sprintf("viewer %d 5 s of playback", i), 20*time.Second, func(p viewerProbe) bool { return p.Time >= live.Time+5 })
+		if got.Stats != nil {
+			firsts = append(firsts, got.Stats.FirstMS)
+			behind = append(behind, got.Stats.BehindMs)
+		}
+	}
+	// Stats are refreshed every second: give the counters time to settle.
+	time.Sleep(2 * time.Second)
+	fromPeers := 0
+	for i, v := range viewers {
+		s := probe(t, v).Stats
+		if s == nil {
+			t.Fatalf("viewer %d has no stats", i)
+		}
+		t.Logf("viewer %d: p2p %.0f B, turn %.0f B, origin %.0f B, parents %.0f, children %.0f, behind %.0f ms, buffer %.0f ms, stalls %.0f",
+			i, s.BytesP2P, s.BytesTURN, s.BytesOrigin, s.Parents, s.Children, s.BehindMs, s.BufferMs, s.Stalls)
+		if s.BytesP2P+s.BytesTURN > s.BytesOrigin {
+			fromPeers++
+		}
+	}
+	if fromPeers == 0 {
+		t.Fatal("no viewer got the majority of its bytes from a peer")
+	}
+	slices.Sort(firsts)
+	t.Logf("figures: join to first frame %v ms; behind live %v ms", firsts, behind)
+
+	// A real frame on screen, not black.
+	shot, err := chromedp.Run(viewers[0], chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveShot(t, "mesh-viewer.png", shot)
+	if f := bright(t, shot); f < 0.05 {
+		t.Fatalf("screenshot is black (%.3f of pixels lit)", f)
+	}
+
+	// The broadcaster stops and comes back: viewers wait, then play the new
+	// epoch without a reload.
+	ff.Process.Kill()
+	<-ffDone
+	for i, v := range viewers {
+		waitViewer(t, v, fmt.Sprintf("viewer %d waiting after the broadcast stopped", i), 20*time.Second, func(p viewerProbe) bool {
+			return p.State == "waiting" || p.State == "ended" || p.State == "buffering"
+		})
+	}
+	before := make([]viewerProbe, len(viewers))
+	for i, v := range viewers {
+		before[i] = probe(t, v)
+	}
+	ff, ffDone = start(60)
+	defer func() { ff.Process.Kill(); <-ffDone }()
+	for i, v := range viewers {
+		waitViewer(t, v, fmt.Sprintf("viewer %d playing the new epoch", i), 40*time.Second, func(p viewerProbe) bool {
+			return p.State == "live" && p.Stats != nil && p.Stats.Epoch != before[i].Stats.Epoch && p.Time > before[i].Time+2
+		})
+	}
+	p.stop(t, os.Interrupt)
+}
+
+func saveShot(t *testing.T, name string, data []byte) {
+	dir := os.Getenv("BANYAN_ARTIFACTS")
+	if dir == "" {
+		dir = t.ArtifactDir()
+	}
+	os.MkdirAll(dir, 0o755)
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// bright is the share of a PNG's pixels that are not near black.
+func bright(t *testing.T, b []byte) float64 {
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := img.Bounds()
+	lit, total := 0, 0
+	for y := r.Min.Y; y < r.Max.Y; y += 2 {
+		for x := r.Min.X; x < r.Max.X; x += 2 {
+			cr, cg, cb, _ := img.At(x, y).RGBA()
+			if (cr>>8)+(cg>>8)+(cb>>8) > 120 {
+				lit++
+			}
+			total++
+		}
+	}
+	return float64(lit) / float64(total)
+}
+
