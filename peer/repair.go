@@ -71,7 +71,20 @@ func (e *Engine) expire(now time.Time) {
 // checkStart starts from the origin when the parents sent nothing in time,
 // or when every stripe is origin-fed.
 func (e *Engine) checkStart(now time.Time) {
-	if e.cfg.Origin == nil || e.liveBusy || (e.hasEpoch && e.started) {
+	if e.cfg.Origin == nil || e.liveBusy {
+		return
+	}
+	if e.hasEpoch && e.started {
+		// Playing. Look at the origin's live edge again only when starved:
+		// a broadcaster that restarted shows up there as a new epoch,
+		// which a peer fed by the origin (no parent to push the new init)
+		// must find. Spaced by StartTimeout so a swarm waiting out a
+		// broken broadcast does not hammer the origin.
+		n := e.newestEnt
+		if n == nil || now.Sub(n.at) < e.cfg.StartTimeout || now.Sub(e.liveAt) < e.cfg.StartTimeout {
+			return
+		}
+		e.startLive(now)
 		return
 	}
 	all := true
@@ -88,6 +101,11 @@ func (e *Engine) checkStart(now time.Time) {
 	if e.hasEpoch && e.init != nil && e.lastKey != 0 {
 		return
 	}
+	e.startLive(now)
+}
+
+// startLive asks the origin for its live edge; liveDone takes the answer.
+func (e *Engine) startLive(now time.Time) {
 	e.liveBusy, e.liveAt = true, now
 	o := e.cfg.Origin
 	if ao, ok := o.(AsyncOrigin); ok {

@@ -172,13 +172,17 @@ func (v *viewer) source() (sourceState, string) {
 	if c.Undecryptable > 0 && c.Played == 0 {
 		return sourceKeyError, "no content key opens the stream"
 	}
-	if !v.lastPlayAt.IsZero() && now.Sub(v.lastPlayAt) < 3*time.Second {
+	switch {
+	case !v.live:
+		// Off air (not yet, or the broadcaster went away): playing out
+		// the buffer is not a stall.
+		return sourceWaiting, ""
+	case !v.lastPlayAt.IsZero() && now.Sub(v.lastPlayAt) < 3*time.Second:
 		return sourceFlowing, ""
+	case v.lastPlayAt.IsZero():
+		return sourceUnknown, "" // live, first chunks on their way
 	}
-	if v.live {
-		return sourceFailing, "waiting for chunks"
-	}
-	return sourceWaiting, ""
+	return sourceFailing, "waiting for chunks"
 }
 
 // meshStats is what the page's stats panel shows of the mesh.

@@ -106,7 +106,7 @@ func TestViewerInChromium(t *testing.T) {
 	pubr := &publisher{t: t, sealer: sealer, window: window, init: init, chunks: chunks}
 
 	// A tracker that admits the browser.
-	tr := &testTracker{t: t, stream: stream, pub: pub, key: mk}
+	tr := &testTracker{t: t, stream: stream, pub: pub, key: mk, offAir: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", tr)
 	mux.Handle("/chunks/", origin.Handler())
@@ -310,7 +310,8 @@ func TestViewerInChromium(t *testing.T) {
 	// without counting a stall.
 	stalls := look().Stats.Stalls
 	stopPub()
-	p = waitFor("ended", 10*time.Second, func(p probe) bool { return p.State == "ended" })
+	close(tr.offAir)
+	p = waitFor("waiting", 10*time.Second, func(p probe) bool { return p.State == "waiting" })
 	if p.Stats.Stalls != stalls {
 		t.Fatalf("the end of the broadcast counted as a stall: %v → %v", stalls, p.Stats.Stalls)
 	}
@@ -441,6 +442,8 @@ type testTracker struct {
 
 	mu    sync.Mutex
 	stats int
+	// offAir is closed when the broadcast stops.
+	offAir chan struct{}
 }
 
 func (tr *testTracker) statsSeen() int {
@@ -472,11 +475,21 @@ func (tr *testTracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(kb, &ck)
 	welcome, _ := protocol.Encode(protocol.Welcome{
 		Peer: 1, Stripes: 2, PublicKey: encodeKey(tr.pub), Keys: []protocol.ContentKey{ck},
-		OriginURL: tr.origin, Live: true, StatsMillis: 1000,
+		OriginURL: tr.origin, Live: join.Stream == tr.stream, StatsMillis: 1000,
 	})
 	if err := c.Write(ctx, websocket.MessageText, welcome); err != nil {
 		return
 	}
+	// Like the real tracker: when the publish ends, viewers hear that the
+	// stream is no longer live.
+	go func() {
+		select {
+		case <-tr.offAir:
+			b, _ := protocol.Encode(protocol.Keys{Keys: []protocol.ContentKey{ck}, PublicKey: encodeKey(tr.pub), Live: false})
+			c.Write(ctx, websocket.MessageText, b)
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		_, b, err := c.Read(ctx)
 		if err != nil {

@@ -58,7 +58,7 @@ func runBenchTracker(ctx context.Context, args []string, stdout, stderr io.Write
 func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		cfg                          bench.SwarmConfig
-		churn, bitrate               string
+		churn, bitrate, profile      string
 		asJSON                       bool
 		seed                         int
 		duration, ramp, tick         time.Duration
@@ -78,16 +78,26 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 	c.Float(&cfg.Kill, "kill", 0, "share of viewers killed at once at mid-run (0.3 = 30%)")
 	c.Int(&seed, "seed", 1, "random seed (mem runs are deterministic per seed)")
 	c.Duration(&tick, "engine-tick", 0, "mem: how often each engine's Tick runs (default 50ms)")
-	c.Duration(&window, "window", 0, "mem: each engine's chunk window (default 3s)")
+	c.Duration(&window, "window", 0, "mem: each engine's chunk window (default 2s)")
 	c.Duration(&repair, "repair-delay", 0, "mem: engines' RepairDelay (default: the engine's, 200ms)")
 	c.Duration(&playout, "playout-delay", 0, "mem: engines' PlayoutDelay (default: the engine's, 1s)")
 	c.Duration(&gap, "piece-gap", 0, "mem: engines' PieceGap (default: the engine's, 100ms)")
+	c.Float(&cfg.Mem.Loss, "loss", 0, "mem: probability that a data channel message is lost (default 0.005)")
+	c.Float(&cfg.Mem.Headroom, "headroom", 0, "mem: share of each viewer's upload the tracker keeps free (default 0.2)")
 	c.Float(&cfg.Mem.UploadScale, "upload-scale", 1, "mem: multiply every upload and the origin's bandwidth (scale model: --bitrate 250k --upload-scale 0.0833 mimics 3M)")
+	c.String(&profile, "engine", "default", "mem: viewer engine timings: default (the engine's) or tuned (gap 300ms, repair 1s, playout 2.5s); the three flags above override either")
 	c.Bool(&asJSON, "json", false, "print one JSON object on stdout")
 	if err := c.parse(args, stdout); err != nil {
 		return err
 	}
 	var err error
+	switch profile {
+	case "default":
+	case "tuned":
+		cfg.Mem.Tune()
+	default:
+		return usageError{fmt.Sprintf("banyan bench swarm: --engine %q: default or tuned", profile)}
+	}
 	if cfg.Bitrate, err = bench.ParseBitrate(bitrate); err != nil {
 		return usageError{"banyan bench swarm: " + err.Error()}
 	}
@@ -96,7 +106,14 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	cfg.Duration, cfg.Ramp, cfg.Seed = duration, ramp, uint64(seed)
 	cfg.Mem.EngineTick, cfg.Mem.Window = tick, window
-	cfg.Mem.RepairDelay, cfg.Mem.PlayoutDelay, cfg.Mem.PieceGap = repair, playout, gap
+	for _, o := range []struct {
+		dst *time.Duration
+		v   time.Duration
+	}{{&cfg.Mem.RepairDelay, repair}, {&cfg.Mem.PlayoutDelay, playout}, {&cfg.Mem.PieceGap, gap}} {
+		if o.v != 0 {
+			*o.dst = o.v
+		}
+	}
 	cfg.Progress = stderr
 	res, err := bench.Swarm(ctx, cfg)
 	if errors.Is(err, bench.ErrNotAvailable) {

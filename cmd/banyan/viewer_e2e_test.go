@@ -227,4 +227,3 @@ func bright(t *testing.T, b []byte) float64 {
 	}
 	return float64(lit) / float64(total)
 }
-
