@@ -181,10 +181,17 @@ type peerSummary struct {
 	BytesTURN    uint64          `json:"bytes_turn"`
 	BytesOrigin  uint64          `json:"bytes_origin"`
 	BytesUp      uint64          `json:"bytes_up"`
+	// ReparentMS: lost parent link → new parent assigned, per occurrence.
+	ReparentMS    []int64             `json:"reparent_ms,omitempty"`
+	ParentChanges []node.ParentChange `json:"parent_changes,omitempty"`
 }
 
 func (s *peerSummary) fill(n *node.Node) {
 	s.Peer, s.Depths = n.Self(), n.Depths()
+	for _, d := range n.Reparents() {
+		s.ReparentMS = append(s.ReparentMS, d.Milliseconds())
+	}
+	s.ParentChanges = n.ParentChanges()
 	if e := n.Engine(); e != nil {
 		c := e.Counters()
 		s.Stalls, s.BadChunks, s.Repaired = c.Stalls, c.BadChunks, c.RepairedOrigin

@@ -8,6 +8,7 @@
 package node
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -51,6 +52,9 @@ type Config struct {
 	OnState func(state string)
 	// OnAssign is told about the node's position (may be nil).
 	OnAssign func(a protocol.Assign)
+	// WrapLink, when set, wraps every link before the engine sees it
+	// (fault injection in tests: a parent that corrupts what it relays).
+	WrapLink func(peer.Link) peer.Link
 	// Decorate fills what only the caller knows (the player's buffer,
 	// stalls, latency behind live) into each stats report. May be nil.
 	Decorate func(*protocol.Stats)
@@ -83,12 +87,27 @@ type Node struct {
 	closed     bool
 	joinedAt   time.Time
 	firstPlay  time.Time
+	// lostAt[s] is when stripe s's parent link failed; the next parent
+	// assigned for s closes the interval into reparents.
+	lostAt    []time.Time
+	reparents []time.Duration
+	prev      []protocol.PeerID // per stripe: the parent a Remove took away
+	changes   []ParentChange
+}
+
+// ParentChange is one replacement of a parent by the tracker.
+type ParentChange struct {
+	Stripe int             `json:"stripe"`
+	From   protocol.PeerID `json:"from"`
+	To     protocol.PeerID `json:"to"` // 0: the origin
+	At     time.Time       `json:"at"`
 }
 
 // nbr is a neighbour: the link to it and what it is to us.
 type nbr struct {
 	id       protocol.PeerID
 	link     *rtc.Link
+	elink    peer.Link // what the engine sees: link, or WrapLink(link)
 	open     bool
 	dialing  bool
 	parentOf uint32 // stripes where it is our parent
@@ -172,6 +191,8 @@ func (n *Node) welcome(w protocol.Welcome) {
 	n.self, n.stripes, n.ice = w.Peer, w.Stripes, w.ICEServers
 	n.parent = make([]protocol.PeerID, w.Stripes)
 	n.depth = make([]int, w.Stripes)
+	n.lostAt = make([]time.Time, w.Stripes)
+	n.prev = make([]protocol.PeerID, w.Stripes)
 	n.joinedAt = n.cfg.Clock()
 	if w.StatsMillis > 0 {
 		n.statsEvery = time.Duration(w.StatsMillis) * time.Millisecond
@@ -304,7 +325,7 @@ func (n *Node) assign(a protocol.Assign) {
 		if n.parent[a.Stripe] != a.Parent {
 			return
 		}
-		n.parent[a.Stripe] = 0
+		n.parent[a.Stripe], n.prev[a.Stripe] = 0, a.Parent
 		if nb := n.nbrs[a.Parent]; nb != nil {
 			nb.parentOf &^= bit
 			n.dropIdleLocked(nb)
@@ -319,6 +340,14 @@ func (n *Node) assign(a protocol.Assign) {
 				n.dropIdleLocked(nb)
 			}
 		}
+		if from := cmp.Or(n.parent[a.Stripe], n.prev[a.Stripe]); from != 0 && from != a.Parent && len(n.changes) < 1024 {
+			n.changes = append(n.changes, ParentChange{Stripe: a.Stripe, From: from, To: a.Parent, At: n.cfg.Clock()})
+		}
+		n.prev[a.Stripe] = 0
+		if lost := n.lostAt[a.Stripe]; !lost.IsZero() && a.Parent != n.parent[a.Stripe] {
+			n.reparents = append(n.reparents, n.cfg.Clock().Sub(lost))
+			n.lostAt[a.Stripe] = time.Time{}
+		}
 		n.parent[a.Stripe], n.depth[a.Stripe] = a.Parent, a.Depth
 		if a.Parent == 0 {
 			// No parent has room: the origin feeds this stripe for now.
@@ -330,7 +359,7 @@ func (n *Node) assign(a protocol.Assign) {
 		nb := n.nbrLocked(a.Parent)
 		nb.parentOf |= bit
 		if nb.open && n.eng != nil {
-			n.eng.SetParent(a.Stripe, nb.id, nb.link)
+			n.eng.SetParent(a.Stripe, nb.id, nb.elink)
 		} else {
 			n.connectLocked(nb)
 		}
@@ -394,10 +423,10 @@ func (n *Node) attachLocked(nb *nbr) {
 	for s := 0; s < n.stripes; s++ {
 		bit := uint32(1) << s
 		if nb.parentOf&bit != 0 {
-			n.eng.SetParent(s, nb.id, nb.link)
+			n.eng.SetParent(s, nb.id, nb.elink)
 		}
 		if nb.childOf&bit != 0 {
-			n.eng.AddChild(s, nb.id, nb.link)
+			n.eng.AddChild(s, nb.id, nb.elink)
 		}
 	}
 }
@@ -426,15 +455,23 @@ func (n *Node) onOpen(l *rtc.Link) {
 		return
 	}
 	nb.link, nb.open = l, true
+	nb.elink = peer.Link(l)
+	if n.cfg.WrapLink != nil {
+		nb.elink = n.cfg.WrapLink(l)
+	}
 	n.attachLocked(nb)
 }
 
 func (n *Node) onMessage(l *rtc.Link, msg []byte) {
 	n.mu.Lock()
 	eng := n.eng
+	var el peer.Link = l
+	if nb := n.nbrs[l.Remote()]; nb != nil && nb.link == l && nb.elink != nil {
+		el = nb.elink
+	}
 	n.mu.Unlock()
 	if eng != nil {
-		eng.HandleMessage(l.Remote(), l, msg)
+		eng.HandleMessage(l.Remote(), el, msg)
 	}
 }
 
@@ -445,7 +482,7 @@ func (n *Node) onClose(l *rtc.Link, err error) {
 	if nb == nil || (nb.link != nil && nb.link != l) {
 		return
 	}
-	nb.link, nb.open = nil, false
+	nb.link, nb.elink, nb.open = nil, nil, false
 	if n.eng == nil {
 		return
 	}
@@ -454,6 +491,9 @@ func (n *Node) onClose(l *rtc.Link, err error) {
 		if nb.parentOf&(1<<s) != 0 {
 			// The origin covers while the tracker finds another parent.
 			n.eng.ParentFailed(s, nb.id)
+			if n.lostAt[s].IsZero() {
+				n.lostAt[s] = n.cfg.Clock()
+			}
 		}
 	}
 	if errors.Is(err, rtc.ErrConnectTimeout) {
@@ -502,6 +542,21 @@ func (n *Node) Publish(sealed []byte) error {
 		return errors.New("node: not registered with the tracker yet")
 	}
 	return eng.Publish(sealed)
+}
+
+// Reparents lists how long each lost parent took to be replaced: from the
+// link to it failing to the tracker assigning a new parent in that stripe.
+func (n *Node) Reparents() []time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]time.Duration(nil), n.reparents...)
+}
+
+// ParentChanges lists the parents the tracker replaced, with when.
+func (n *Node) ParentChanges() []ParentChange {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]ParentChange(nil), n.changes...)
 }
 
 // LastStats is the most recent stats report (the engine's Stats resets its

@@ -89,7 +89,8 @@ type Config struct {
 	// RelayOnly restricts ICE to relayed candidates (ICE transport policy
 	// "relay"): every link goes through a TURN server in ICEServers, and
 	// none connects without one. It hides the peer's addresses from its
-	// neighbours, and tests use it to force the TURN path.
+	// neighbours, and tests use it to force the TURN path. A caller that
+	// builds its own API should apply RelayOnlySettings to it.
 	RelayOnly bool
 
 	// Signal sends a signal to its To peer through the tracker. It must not
@@ -138,7 +139,7 @@ func New(cfg Config) (*Transport, error) {
 	}
 	api := cfg.API
 	if api == nil {
-		api = webrtc.NewAPI()
+		api = defaultAPI(cfg.RelayOnly)
 	}
 	return &Transport{cfg: cfg, api: api, log: cfg.Logger, links: make(map[peer.PeerID]*Link)}, nil
 }
