@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/banyan-live/banyan/bench"
@@ -59,6 +62,7 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var (
 		cfg                          bench.SwarmConfig
 		churn, bitrate, profile      string
+		cpuProfile, memProfile       string
 		asJSON                       bool
 		seed                         int
 		duration, ramp, tick         time.Duration
@@ -86,6 +90,8 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 	c.Float(&cfg.Mem.Headroom, "headroom", 0, "mem: share of each viewer's upload the tracker keeps free (default 0.2)")
 	c.Float(&cfg.Mem.UploadScale, "upload-scale", 1, "mem: multiply every upload and the origin's bandwidth (scale model: --bitrate 250k --upload-scale 0.0833 mimics 3M)")
 	c.String(&profile, "engine", "default", "mem: viewer engine timings: default (the engine's) or tuned (gap 300ms, repair 1s, playout 2.5s); the three flags above override either")
+	c.String(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	c.String(&memProfile, "memprofile", "", "write a heap profile at the end of the run to this file")
 	c.Bool(&asJSON, "json", false, "print one JSON object on stdout")
 	if err := c.parse(args, stdout); err != nil {
 		return err
@@ -115,6 +121,24 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	}
 	cfg.Progress = stderr
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench swarm: cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench swarm: cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if memProfile != "" {
+		cfg.OnEnd = func() {
+			if err := writeHeapProfile(memProfile); err != nil {
+				fmt.Fprintf(stderr, "bench swarm: heap profile: %v\n", err)
+			}
+		}
+	}
 	res, err := bench.Swarm(ctx, cfg)
 	if errors.Is(err, bench.ErrNotAvailable) {
 		return err
@@ -130,4 +154,17 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stdout, "%+v\n", res)
 	}
 	return err
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -30,7 +30,8 @@ type ClientConfig struct {
 }
 
 // ErrRefused is returned by Run when the tracker refuses the join (no such
-// stream, no viewer token, full); reconnecting would not help.
+// stream, no viewer token, full) or evicts the peer; reconnecting would not
+// help.
 var ErrRefused = errors.New("node: tracker refused the join")
 
 // tickEvery is how often the node's engine timers run.
@@ -142,7 +143,8 @@ func session(ctx context.Context, cfg ClientConfig) error {
 			if !ok {
 				return <-readErr
 			}
-			if e, isErr := m.(protocol.Error); isErr && !welcomed {
+			if e, isErr := m.(protocol.Error); isErr && (!welcomed || e.Code == protocol.CodeEvicted) {
+				// Refused at the door, or thrown out: coming back would not help.
 				n.Handle(m)
 				return errors.Join(ErrRefused, e)
 			}
