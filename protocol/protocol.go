@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 )
 
 // Version is the protocol version this package speaks.
@@ -271,10 +270,24 @@ func (Error) Type() string       { return TypeError }
 
 func (e Error) Error() string { return e.Code + ": " + e.Message }
 
-var streamRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-
-// ValidStream reports whether s is a valid stream name.
-func ValidStream(s string) bool { return streamRE.MatchString(s) }
+// ValidStream reports whether s is a valid stream name: 1-64 of a-z, 0-9,
+// '_' and '-', starting with a letter or digit. (A loop, not a regexp: the
+// package is in the browser's wasm, where regexp costs 50 KB.)
+func ValidStream(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Sanity bounds shared by validation.
 const (

@@ -117,3 +117,18 @@ func BenchmarkDecodeJoin(b *testing.B) {
 		}
 	}
 }
+
+func TestValidStream(t *testing.T) {
+	for _, tc := range []struct {
+		s  string
+		ok bool
+	}{
+		{"demo", true}, {"a", true}, {"0", true}, {"my_stream-2", true}, {strings.Repeat("a", 64), true},
+		{"", false}, {strings.Repeat("a", 65), false}, {"Demo", false}, {"-x", false}, {"_x", false},
+		{"a/b", false}, {"a b", false}, {"ä", false}, {"../etc", false}, {"a.b", false},
+	} {
+		if got := ValidStream(tc.s); got != tc.ok {
+			t.Errorf("ValidStream(%q) = %v", tc.s, got)
+		}
+	}
+}

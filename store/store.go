@@ -14,11 +14,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/banyan-live/banyan/protocol"
 )
 
 // Errors callers map to user-facing answers (HTTP status, CLI message).
@@ -30,10 +31,9 @@ var (
 	ErrLocked      = errors.New("data dir is locked by another running banyan process")
 )
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-
-// ValidName reports whether name is an acceptable stream name.
-func ValidName(name string) bool { return nameRE.MatchString(name) }
+// ValidName reports whether name is an acceptable stream name (the
+// protocol's rule).
+func ValidName(name string) bool { return protocol.ValidStream(name) }
 
 const (
 	dbFile         = "banyan.db"
