@@ -90,6 +90,8 @@ type Tracker struct {
 	ingests map[string]*ingestState // by RTMP URL
 	closed  bool
 
+	dashOnce sync.Once // starts the dashboard's sampler (dashboard.go)
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -225,17 +227,25 @@ func (t *Tracker) stream(name string) (*streamState, error) {
 	return st, nil
 }
 
-// Peers returns how many viewers a stream has (the seeder not counted).
-func (t *Tracker) Peers(stream string) int {
+// withForest runs f on a stream's forest under the stream's lock; false
+// when the stream is unknown.
+func (t *Tracker) withForest(stream string, f func(*overlay.Forest)) bool {
 	t.mu.Lock()
 	st := t.streams[stream]
 	t.mu.Unlock()
 	if st == nil {
-		return 0
+		return false
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.forest.Len()
+	f(st.forest)
+	return true
+}
+
+// Peers returns how many viewers a stream has (the seeder not counted).
+func (t *Tracker) Peers(stream string) (n int) {
+	t.withForest(stream, func(f *overlay.Forest) { n = f.Len() })
+	return n
 }
 
 // capacity turns upload bandwidth into child slots: how many stripe
@@ -246,18 +256,11 @@ func (t *Tracker) capacity(uploadKbps int) int {
 }
 
 // MaxDepth is the deepest tree of a stream's forest.
-func (t *Tracker) MaxDepth(stream string) int {
-	t.mu.Lock()
-	st := t.streams[stream]
-	t.mu.Unlock()
-	if st == nil {
-		return 0
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	d := 0
-	for s := 0; s < st.forest.Stripes(); s++ {
-		d = max(d, st.forest.MaxDepth(s))
-	}
+func (t *Tracker) MaxDepth(stream string) (d int) {
+	t.withForest(stream, func(f *overlay.Forest) {
+		for s := 0; s < f.Stripes(); s++ {
+			d = max(d, f.MaxDepth(s))
+		}
+	})
 	return d
 }
