@@ -37,18 +37,10 @@ func TestMaliciousParentEvicted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the malicious-parent test in -short mode")
 	}
-	ffmpeg := e2e.Require(t, "ffmpeg")
 	ffprobe := e2e.Require(t, "ffprobe")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	up := startUp(t, t.TempDir(), "--ice-loopback", "--root-capacity", "1", "--stripes", "1")
-	url, key := up.rtmpURL(t)
-	ff := publish(ctx, ffmpeg, url+"/"+key, 40)
-	if err := ff.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ff.Process.Kill(); ff.Wait() }()
-	viewerKeys(t, up.base, "demo")
+	up := liveDemo(t, ctx, 40, "--root-capacity", "1", "--stripes", "1")
 
 	// The forger joins first with a big uplink: the root's only child.
 	var flipped atomic.Int64

@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/banyan-live/banyan/internal/e2e"
 )
 
 // The tests in this file measure figures for the issues' notes. They are
@@ -36,17 +34,9 @@ func TestMeasureNativeOffload(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("BANYAN_MEASURE_PEERS")); err == nil && v > 0 {
 		n = v
 	}
-	ffmpeg := e2e.Require(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	up := startUp(t, t.TempDir(), "--ice-loopback", "--root-capacity", "2", "--stripes", "2")
-	url, key := up.rtmpURL(t)
-	ff := publish(ctx, ffmpeg, url+"/"+key, 60)
-	if err := ff.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ff.Process.Kill(); ff.Wait() }()
-	viewerKeys(t, up.base, "demo")
+	up := liveDemo(t, ctx, 60, "--root-capacity", "2", "--stripes", "2")
 	var peers []*peerProc
 	for i := 0; i < n; i++ {
 		peers = append(peers, startPeer(t, up.base, "--duration", "30s", "--log-level", "warn"))
@@ -70,18 +60,10 @@ func TestMeasureNativeOffload(t *testing.T) {
 // join-to-first-frame, latency behind live and the browsers' CPU.
 func TestMeasureBrowserJoins(t *testing.T) {
 	measuring(t)
-	ffmpeg := e2e.Require(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bctx := browser(t, ctx)
-	up := startUp(t, t.TempDir(), "--ice-loopback", "--root-capacity", "1", "--stripes", "2")
-	url, key := up.rtmpURL(t)
-	ff := publish(ctx, ffmpeg, url+"/"+key, 120)
-	if err := ff.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ff.Process.Kill(); ff.Wait() }()
-	viewerKeys(t, up.base, "demo")
+	up := liveDemo(t, ctx, 120, "--root-capacity", "1", "--stripes", "2")
 	time.Sleep(2 * time.Second)
 
 	var firsts, behind []float64

@@ -17,7 +17,6 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
 	"github.com/banyan-live/banyan/internal/e2e"
-	"github.com/banyan-live/banyan/protocol"
 )
 
 // peerProc is a `banyan peer` process.
@@ -117,22 +116,31 @@ func metric(t *testing.T, base, name string) float64 {
 	return 0
 }
 
+// liveDemo runs `banyan up` (with upArgs and loopback ICE) and an ffmpeg
+// broadcast of the demo stream for seconds, and waits until the stream is
+// registered and live. The broadcast stops with the test.
+func liveDemo(t *testing.T, ctx context.Context, seconds int, upArgs ...string) *upProc {
+	t.Helper()
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	up := startUp(t, t.TempDir(), append([]string{"--ice-loopback"}, upArgs...)...)
+	url, key := up.rtmpURL(t)
+	ff := publish(ctx, ffmpeg, url+"/"+key, seconds)
+	if err := ff.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+	viewerKeys(t, up.base, "demo")
+	return up
+}
+
 func TestNativeMesh(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the 20-peer mesh in -short mode")
 	}
-	ffmpeg := e2e.Require(t, "ffmpeg")
 	ffprobe := e2e.Require(t, "ffprobe")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	up := startUp(t, t.TempDir(), "--ice-loopback", "--root-capacity", "2", "--stripes", "2")
-	url, key := up.rtmpURL(t)
-	ff := publish(ctx, ffmpeg, url+"/"+key, 40)
-	if err := ff.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ff.Process.Kill(); ff.Wait() }()
-	viewerKeys(t, up.base, "demo") // the stream is registered and live
+	up := liveDemo(t, ctx, 40, "--root-capacity", "2", "--stripes", "2")
 
 	const n = 20
 	dir := t.TempDir()
@@ -192,17 +200,9 @@ func TestNativeChurn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the churn test in -short mode")
 	}
-	ffmpeg := e2e.Require(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	up := startUp(t, t.TempDir(), "--ice-loopback", "--root-capacity", "2", "--stripes", "2")
-	url, key := up.rtmpURL(t)
-	ff := publish(ctx, ffmpeg, url+"/"+key, 40)
-	if err := ff.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ff.Process.Kill(); ff.Wait() }()
-	viewerKeys(t, up.base, "demo")
+	up := liveDemo(t, ctx, 40, "--root-capacity", "2", "--stripes", "2")
 
 	const n = 16
 	var peers []*peerProc
@@ -246,5 +246,4 @@ func TestNativeChurn(t *testing.T) {
 	if stalled > 0 {
 		t.Errorf("%d survivors stalled after 4 of %d peers were killed", stalled, n)
 	}
-	_ = protocol.PeerID(0)
 }
