@@ -34,6 +34,13 @@ type Config struct {
 	// KeyGrace is how long a new key is handed out before chunks use it,
 	// so viewers have it in time (5 s when zero).
 	KeyGrace time.Duration
+	// MaxLive bounds how many streams may be live on this seeder at once
+	// (DefaultMaxLive when zero; negative: no limit). A publish of one more
+	// stream is refused with ErrTooManyStreams; taking over a stream that is
+	// already live does not count. Every stream needs a key, so this guards
+	// the packager and sealer CPU against a leaked set of keys, not against
+	// strangers.
+	MaxLive int
 	// Events receives publish lifecycle events (the tracker listens). It is
 	// called synchronously from the publish; it must not block.
 	Events func(Event)
@@ -117,6 +124,9 @@ func New(cfg Config) (*Seeder, error) {
 	if cfg.KeyGrace == 0 {
 		cfg.KeyGrace = 5 * time.Second
 	}
+	if cfg.MaxLive == 0 {
+		cfg.MaxLive = DefaultMaxLive
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -184,6 +194,13 @@ func (s *Seeder) Kick(name string) {
 // ErrClosed is returned by StartPublish after Close.
 var ErrClosed = errors.New("seeder: closed")
 
+// ErrTooManyStreams is returned by StartPublish when MaxLive streams are
+// live already.
+var ErrTooManyStreams = errors.New("seeder: too many live streams")
+
+// DefaultMaxLive is Config.MaxLive's default.
+const DefaultMaxLive = 64
+
 // StartPublish begins a publish of stream name. A live publish of the same
 // stream is taken over: it is stopped through its stop function and the new
 // one starts a new epoch. stop must make the ingest end its connection and
@@ -194,6 +211,11 @@ func (s *Seeder) StartPublish(name, protocol string, public bool, stop func()) (
 	if s.closed {
 		s.mu.Unlock()
 		return nil, ErrClosed
+	}
+	if s.cfg.MaxLive > 0 && s.liveOthersLocked(name) >= s.cfg.MaxLive {
+		s.mu.Unlock()
+		s.metrics.refusals.WithLabelValues(protocol, "too_many_streams").Inc()
+		return nil, fmt.Errorf("seeder: start publish of %s: %w (limit %d)", name, ErrTooManyStreams, s.cfg.MaxLive)
 	}
 	st, err := s.streamLocked(name, public)
 	if err != nil {
@@ -225,6 +247,17 @@ func (s *Seeder) StartPublish(name, protocol string, public bool, stop func()) (
 	s.log.Info("publish started", "stream", name, "protocol", protocol, "first_epoch", first)
 	s.emit(Event{Kind: PublishStarted, Stream: name, Protocol: protocol, Keys: keysOf(st.keys)})
 	return p, nil
+}
+
+// liveOthersLocked counts the live streams other than name.
+func (s *Seeder) liveOthersLocked(name string) int {
+	n := 0
+	for other, st := range s.streams {
+		if other != name && st.pub != nil {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *Seeder) streamLocked(name string, public bool) (*stream, error) {
@@ -291,6 +324,8 @@ type Publish struct {
 	// be measured. A small ring: chunks are sealed within a second.
 	arrivals [256]arrival
 	next     int
+
+	rate infoRate // Info's frame-rate estimate (info.go)
 }
 
 type arrival struct {
@@ -314,6 +349,9 @@ func (p *Publish) WriteAU(au media.AccessUnit) error {
 	n := len(au.Frame)
 	for _, nalu := range au.NALUs {
 		n += len(nalu)
+	}
+	if au.Kind == media.Video {
+		p.rate.videoFrames.Add(1)
 	}
 	p.arrivals[p.next%len(p.arrivals)] = arrival{dts: au.DTS, at: p.s.cfg.Now()}
 	p.next++

@@ -184,9 +184,6 @@ func (s *session) writeLoop() {
 	}
 }
 
-// joinTimeout bounds the wait for the first message.
-const joinTimeout = 10 * time.Second
-
 func (s *session) readLoop() error {
 	t := s.t
 	first := true
@@ -194,13 +191,13 @@ func (s *session) readLoop() error {
 		ctx := s.ctx
 		var cancel context.CancelFunc = func() {}
 		if first {
-			ctx, cancel = context.WithTimeout(s.ctx, joinTimeout)
+			ctx, cancel = context.WithTimeout(s.ctx, t.cfg.JoinTimeout)
 		}
 		typ, data, err := s.conn.Read(ctx)
 		cancel()
 		if err != nil {
 			if first && errors.Is(err, context.DeadlineExceeded) {
-				return protocolError{"no join within " + joinTimeout.String()}
+				return protocolError{"no join within " + t.cfg.JoinTimeout.String()}
 			}
 			return err
 		}

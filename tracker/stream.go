@@ -35,6 +35,8 @@ type streamState struct {
 	// accusations[parent] holds the distinct children that reported a bad
 	// chunk from it which the tracker could not verify.
 	accusations map[protocol.PeerID]map[protocol.PeerID]time.Time
+
+	dash dashState // events and time series for the dashboard (dashboard.go)
 }
 
 // ov maps a session to its overlay node.
@@ -82,6 +84,7 @@ func (st *streamState) applyLocked(changes []overlay.Change) {
 			m.edges.Inc()
 		}
 	}
+	st.noteChanges(changes)
 }
 
 // paired reports whether a and b are parent and child in some stripe.
@@ -128,6 +131,7 @@ func (st *streamState) join(s *session, j protocol.Join) error {
 	s.st, s.joined, s.capacity = st, t.cfg.Now(), info.Capacity
 	st.sessions[s.id] = s
 	s.send(st.welcomeLocked(s))
+	st.event(Event{Kind: EventJoin, Peer: s.id, Detail: string(j.Kind)})
 	st.applyLocked(res.Changes)
 	t.metrics.joins.Inc()
 	t.metrics.peers.WithLabelValues(st.name).Set(float64(st.forest.Len()))
@@ -175,6 +179,7 @@ func (st *streamState) registerSeeder(s *session, h protocol.SeederHello) error 
 	st.publicKey, st.pub, st.keys = h.PublicKey, pub, h.Keys
 	st.originURL, st.epoch, st.live = h.OriginURL, h.Epoch, h.Epoch != 0
 	st.seederRTMP = h.RTMPURL
+	st.event(Event{Kind: EventSeeder, Peer: s.id, Epoch: h.Epoch})
 	s.send(st.welcomeLocked(s))
 	st.broadcastKeysLocked()
 	// Hand the root's children to the new seeder.
@@ -200,6 +205,7 @@ func (st *streamState) registerSeeder(s *session, h protocol.SeederHello) error 
 func (st *streamState) updateFromSeeder(k protocol.Keys) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.noteKeys(k)
 	st.keys, st.live = k.Keys, k.Live
 	if k.Epoch != 0 {
 		st.epoch = k.Epoch
@@ -225,6 +231,7 @@ func (st *streamState) leave(s *session) {
 	}
 	delete(st.sessions, s.id)
 	delete(st.accusations, s.id)
+	st.noteLeave(s)
 	if s.isSeeder {
 		st.seeder, st.live = nil, false
 		st.broadcastKeysLocked()
@@ -295,6 +302,7 @@ func (st *streamState) report(from *session, r protocol.Report) {
 				m.falseReports.Inc()
 				if from.strikes >= 3 {
 					st.t.log.Warn("evicting peer for false bad-chunk reports", "stream", st.name, "peer", from.id)
+					st.event(Event{Kind: EventEvict, Peer: from.id, Detail: "false bad-chunk reports"})
 					from.evict("false bad-chunk reports")
 				}
 				return
@@ -311,6 +319,7 @@ func (st *streamState) report(from *session, r protocol.Report) {
 		by[from.id] = st.t.cfg.Now()
 		if len(by) >= accuserLimit && !accused.isSeeder {
 			st.t.log.Warn("evicting peer: bad chunks reported by several children", "stream", st.name, "peer", r.Peer, "accusers", len(by))
+			st.event(Event{Kind: EventEvict, Peer: r.Peer, Detail: "sent bad chunks"})
 			accused.evict("sent bad chunks")
 		}
 	}
@@ -326,6 +335,7 @@ func (st *streamState) report(from *session, r protocol.Report) {
 func (st *streamState) stats(s *session, stats protocol.Stats) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.noteStats(s, stats)
 	s.stats = stats
 	if s.isSeeder {
 		return

@@ -50,6 +50,10 @@ type Config struct {
 	// (defaults 20 and 60).
 	MsgRate  float64
 	MsgBurst int
+	// JoinTimeout bounds the wait for a new connection's first message
+	// (join or seeder_hello) (default 10 s): an idle websocket holds a
+	// slot of MaxConnsPerIP no longer than this.
+	JoinTimeout time.Duration
 	// Overlay tunes each stream's forest (Stripes and RootCapacity are set
 	// from the fields above).
 	Overlay overlay.Config
@@ -121,6 +125,9 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	if cfg.StatsInterval <= 0 {
 		cfg.StatsInterval = 2 * time.Second
+	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = 10 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

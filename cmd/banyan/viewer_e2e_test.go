@@ -39,11 +39,12 @@ type viewerProbe struct {
 const viewerProbeJS = `(() => { const p = document.querySelector('banyan-player'); if (!p) return {state: 'no element'};
 	return {state: p.state, reason: p.reason || '', time: p.video ? p.video.currentTime : 0, stats: p.stats || null}; })()`
 
-// browser starts headless Chromium allowed to use loopback ICE candidates.
-func browser(t *testing.T, ctx context.Context) context.Context {
+// browser starts headless Chromium allowed to use loopback ICE candidates;
+// extra adds flags (a fake camera for the publisher test).
+func browser(t *testing.T, ctx context.Context, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := e2e.Require(t, "chromium")
-	actx, acancel := chromedp.NewExecAllocator(ctx,
+	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-quic", true),
@@ -57,7 +58,8 @@ func browser(t *testing.T, ctx context.Context) context.Context {
 		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 800),
-	)
+	}
+	actx, acancel := chromedp.NewExecAllocator(ctx, append(opts, extra...)...)
 	t.Cleanup(acancel)
 	bctx, bcancel := chromedp.NewContext(actx)
 	t.Cleanup(bcancel)

@@ -1,0 +1,131 @@
+package httpx
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// LimitConfig bounds the connections a listener keeps open.
+type LimitConfig struct {
+	// PerIP is the most connections one remote IP may hold open at once
+	// (0: no per-address limit).
+	PerIP int
+	// ExemptLoopback leaves loopback addresses out of PerIP: on loopback
+	// the peer is this machine, usually a reverse proxy carrying many
+	// clients (or a test swarm).
+	ExemptLoopback bool
+	// Total is the most connections open at once (0: no limit).
+	Total int
+	// OnRefuse, when set, is called with the reason ("per_ip", "total")
+	// for every connection closed at accept.
+	OnRefuse func(reason string)
+}
+
+// LimitListener wraps ln so that connections over the limits are closed as
+// soon as they are accepted, before a byte is read: an address that opens
+// connections and never sends (a slowloris) cannot use up the server's
+// file descriptors or goroutines beyond its share. net/http has per-request
+// timeouts but no per-address limit of its own.
+func LimitListener(ln net.Listener, cfg LimitConfig) net.Listener {
+	if cfg.PerIP <= 0 && cfg.Total <= 0 {
+		return ln
+	}
+	return &limitListener{Listener: ln, cfg: cfg, perIP: make(map[string]int)}
+}
+
+type limitListener struct {
+	net.Listener
+	cfg LimitConfig
+
+	mu    sync.Mutex
+	total int
+	perIP map[string]int
+}
+
+// Accept returns the next connection within the limits; refused ones are
+// closed here and never reach the server.
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := hostOf(c.RemoteAddr())
+		if reason := l.admit(ip); reason != "" {
+			c.Close()
+			if l.cfg.OnRefuse != nil {
+				l.cfg.OnRefuse(reason)
+			}
+			continue
+		}
+		return &limitConn{Conn: c, l: l, ip: ip}, nil
+	}
+}
+
+func (l *limitListener) admit(ip string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cfg.Total > 0 && l.total >= l.cfg.Total {
+		return "total"
+	}
+	if l.cfg.PerIP > 0 && !(l.cfg.ExemptLoopback && isLoopback(ip)) && l.perIP[ip] >= l.cfg.PerIP {
+		return "per_ip"
+	}
+	l.total++
+	l.perIP[ip]++
+	return ""
+}
+
+func (l *limitListener) release(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
+}
+
+// Open reports how many connections are open and how many addresses hold
+// them (tests, metrics).
+func Open(ln net.Listener) (conns, addrs int) {
+	l, ok := ln.(*limitListener)
+	if !ok {
+		return 0, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total, len(l.perIP)
+}
+
+type limitConn struct {
+	net.Conn
+	l    *limitListener
+	ip   string
+	done atomic.Bool
+}
+
+// Close releases the connection's slot once, however often it is called
+// (net/http closes hijacked and idle connections along several paths).
+func (c *limitConn) Close() error {
+	if c.done.CompareAndSwap(false, true) {
+		c.l.release(c.ip)
+	}
+	return c.Conn.Close()
+}
+
+func hostOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+func isLoopback(ip string) bool {
+	a := net.ParseIP(ip)
+	return a != nil && a.IsLoopback()
+}
