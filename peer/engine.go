@@ -60,10 +60,14 @@ type Engine struct {
 	floor     uint64 // lowest sequence of epoch still accepted
 
 	// Playout.
-	started  bool
-	playhead uint64 // next sequence to deliver
-	ended    bool
-	lastPlay chunk.Header // last delivered chunk
+	started bool
+	// fallbackBase is the last live-edge estimate of a stripe whose parent
+	// changed, used while no stripe has a fresh one (see dropParent).
+	fallbackBase time.Time
+	hasFallback  bool
+	playhead     uint64 // next sequence to deliver
+	ended        bool
+	lastPlay     chunk.Header // last delivered chunk
 
 	// Stream measurements.
 	avgDur  time.Duration // mean chunk duration
@@ -240,6 +244,13 @@ func (e *Engine) dropParent(s int) {
 	e.detachIfIdle(st.parent)
 	st.parent = nil
 	st.hasFeed = false
+	// The new parent may sit at another depth, so its arrivals start a
+	// fresh live-edge estimate; keep the old one as a fallback meanwhile,
+	// or a peer with one stripe would lose all sense of time (no
+	// deadlines, no repair, no origin fetches) until a chunk arrives.
+	if b, ok := st.minBase(); ok {
+		e.fallbackBase, e.hasFallback = b, true
+	}
 	st.nbase = 0
 }
 
@@ -448,6 +459,21 @@ func (e *Engine) accepts(k key) bool {
 	return k.seq <= e.newest+uint64(e.cfg.MaxAhead)
 }
 
+// recent reports whether chunk k is close enough to the live edge that a
+// parent sending it is still feeding us: at most twice the playout delay
+// (in chunks, and never less than two rounds of the stripes) behind the
+// newest verified chunk, or of a newer epoch.
+func (e *Engine) recent(k key) bool {
+	if !e.hasEpoch || k.epoch > e.epoch {
+		return true
+	}
+	if k.epoch < e.epoch {
+		return false
+	}
+	slack := uint64(max(2*int64(e.cfg.PlayoutDelay/max(e.avgDur, 10*time.Millisecond)), 2*int64(len(e.stripes))))
+	return k.seq+slack >= e.newest
+}
+
 func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 	if e.cfg.Root {
 		e.ctr.Unsolicited++
@@ -467,8 +493,11 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 		e.ctr.Unsolicited++
 		return
 	}
-	if feed {
-		// Even a duplicate shows the parent is alive and forwarding.
+	if feed && e.recent(k) {
+		// Even a duplicate shows the parent is alive and forwarding, as
+		// long as it is of a recent chunk: a parent that replays old
+		// chunks, or whose pieces trickle in seconds late (it promised
+		// more upload than it has), is as good as silent.
 		e.stripes[s].lastPiece = now
 	}
 	if !e.accepts(k) {
@@ -815,6 +844,7 @@ func (e *Engine) newEpoch(now time.Time, epoch uint32) {
 		e.stripes[i].nbase = 0
 		e.stripes[i].hasFeed = false
 	}
+	e.hasFallback = false
 	for k := range e.pend {
 		if k.epoch < epoch {
 			delete(e.pend, k)

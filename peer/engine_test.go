@@ -610,3 +610,30 @@ func TestNoticeFromChildIgnored(t *testing.T) {
 	}
 	sw.checkPlayed(2, 1, 20)
 }
+
+// With one stripe, moving a peer from its parent to the origin must not
+// cost it its sense of time: the parent's arrivals were its only live-edge
+// estimate (regression: the peer stopped fetching and playing, and counted
+// no stalls either).
+func TestSingleStripeParentToOrigin(t *testing.T) {
+	sw := newSwarm(t, memnet.Config{Seed: 11, Latency: 10 * time.Millisecond}, 1, 30_000, nil)
+	defer sw.close()
+	sw.addPeers(2, 2)
+	sw.edge(0, rootID, 2)
+	sw.edge(0, 2, 3)
+	const last = 32
+	sw.publish(last)
+	sw.net.After(2*time.Second, func() {
+		// The tracker moved 3 away from 2 (evicted) with no room
+		// elsewhere: the origin feeds it.
+		sw.kill(2)
+		if err := sw.engines[3].SetParent(0, 0, nil); err != nil {
+			t.Error(err)
+		}
+	})
+	sw.net.RunFor(last*250*time.Millisecond + 3*time.Second)
+	sw.checkPlayed(3, 1, last)
+	if c := sw.engines[3].Counters(); c.RepairedOrigin == 0 {
+		t.Errorf("nothing came from the origin after the switch: %+v", c)
+	}
+}

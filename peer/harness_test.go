@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -148,6 +149,9 @@ type swarm struct {
 	pairOpts map[[2]peer.PeerID]memnet.LinkOptions
 	wrap     func(a, b peer.PeerID, l *memnet.Link) peer.Link
 	ends     map[[2]peer.PeerID]peer.Link
+	// onReport, when set, sees every report as it is made (a tracker's
+	// part in hostile-peer tests).
+	onReport func(by peer.PeerID, r protocol.Report)
 }
 
 type report struct {
@@ -168,10 +172,17 @@ func newSwarm(tb testing.TB, ncfg memnet.Config, k, payload int, cfg func(*peer.
 	sw.root = sw.engine(rootID, true)
 	sw.stop = append(sw.stop, sw.net.Every(50*time.Millisecond, func(now time.Time) {
 		sw.root.Tick(now)
-		for id := rootID + 1; id <= rootID+peer.PeerID(len(sw.engines)); id++ {
-			if e := sw.engines[id]; e != nil {
-				e.Tick(now)
+		// Every live engine, in id order (deterministic), killed ones
+		// leaving gaps.
+		ids := make([]peer.PeerID, 0, len(sw.engines))
+		for id := range sw.engines {
+			if id != rootID {
+				ids = append(ids, id)
 			}
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			sw.engines[id].Tick(now)
 		}
 	}))
 	return sw
@@ -193,7 +204,12 @@ func (sw *swarm) engine(id peer.PeerID, root bool) *peer.Engine {
 		pl := &player{src: sw.src, clock: sw.net.Now}
 		sw.players[id] = pl
 		c.Player, c.Keys, c.Origin = pl, sw.src.keys, sw.origin
-		c.Report = func(r protocol.Report) { sw.reports = append(sw.reports, report{id, r}) }
+		c.Report = func(r protocol.Report) {
+			sw.reports = append(sw.reports, report{id, r})
+			if sw.onReport != nil {
+				sw.onReport(id, r)
+			}
+		}
 	}
 	if sw.cfg != nil {
 		sw.cfg(&c)

@@ -204,6 +204,9 @@ func (e *Engine) expected(seq uint64) (time.Time, bool) {
 			}
 		}
 	}
+	if !ok && e.hasFallback {
+		base, ok = e.fallbackBase, true
+	}
 	if !ok {
 		return time.Time{}, false
 	}

@@ -90,7 +90,7 @@ func TestMaliciousParentEvicted(t *testing.T) {
 		s := p.summary(t)
 		detected += s.BadChunks
 		if s.ChunksPlayed < 40 {
-			t.Errorf("honest peer %d played only %d chunks: %+v", i, s.ChunksPlayed, s)
+			t.Errorf("honest peer %d played only %d chunks: %+v\n%s", i, s.ChunksPlayed, s, p.errb.String())
 		}
 		// Nothing forged was played: the recording is exactly what ffprobe decodes.
 		frames, _ := recording(t, p.record)
