@@ -451,11 +451,14 @@ func (p *Publish) onChunk(c cmaf.Chunk) error {
 }
 
 // arrivedAt finds when the access unit with decode time dts came in. The
-// packager's media time is the ingest DTS unless it shifted a negative
-// start, in which case no latency is recorded.
+// packager's media time is the ingest DTS (to a tick) unless it shifted a
+// negative start, in which case no latency is recorded.
 func (p *Publish) arrivedAt(dts time.Duration) (time.Time, bool) {
+	// The packager rounds to its 90 kHz clock: WHIP's nanosecond
+	// timestamps come back within one tick, not exactly.
+	const tick = time.Second / 90000
 	for i := range p.arrivals {
-		if a := p.arrivals[i]; a.dts == dts && !a.at.IsZero() {
+		if a := p.arrivals[i]; (a.dts-dts).Abs() <= tick && !a.at.IsZero() {
 			return a.at, true
 		}
 	}
