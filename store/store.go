@@ -356,6 +356,58 @@ func (s *Store) Secret(name string, n int) ([]byte, error) {
 	return out, nil
 }
 
+// Check verifies the data file: bbolt's own consistency check (every page
+// reachable once, no page both free and in use, keys ordered), then the
+// store's invariants (every key hash indexes an active stream whose record
+// carries that hash; every active stream's hash is indexed). It reads in
+// one transaction, so it can run on a live store or one opened ReadOnly.
+// The first few problems are returned joined.
+func (s *Store) Check() error {
+	var errs []error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			if len(errs) < 10 {
+				errs = append(errs, fmt.Errorf("bbolt: %w", err))
+			}
+		}
+		streams, keys := tx.Bucket(bucketStreams), tx.Bucket(bucketKeys)
+		if streams == nil || keys == nil {
+			errs = append(errs, errors.New("missing bucket"))
+			return nil
+		}
+		_ = keys.ForEach(func(h, name []byte) error {
+			var st Stream
+			if err := getJSON(streams, string(name), &st); err != nil {
+				errs = append(errs, fmt.Errorf("key %x: stream %q: %w", h[:min(4, len(h))], name, err))
+			} else if st.Revoked || subtle.ConstantTimeCompare(st.KeyHash, h) != 1 {
+				errs = append(errs, fmt.Errorf("key %x indexes stream %q, which does not use it", h[:min(4, len(h))], name))
+			}
+			return nil
+		})
+		return streams.ForEach(func(k, v []byte) error {
+			var st Stream
+			if err := json.Unmarshal(v, &st); err != nil {
+				errs = append(errs, fmt.Errorf("stream %q: %w", k, err))
+				return nil
+			}
+			if st.Name != string(k) {
+				errs = append(errs, fmt.Errorf("stream %q: record names %q", k, st.Name))
+			}
+			if !st.Revoked && string(keys.Get(st.KeyHash)) != st.Name {
+				errs = append(errs, fmt.Errorf("stream %q: its key is not indexed", k))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("store: check %s: %w", filepath.Join(s.dir, dbFile), errors.Join(errs...))
+	}
+	return nil
+}
+
 // ReadAdminTokenFile reads the admin token a server wrote into dir, for CLIs.
 func ReadAdminTokenFile(dir string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, adminTokenFile))

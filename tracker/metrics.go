@@ -10,6 +10,7 @@ type metrics struct {
 	edges        prometheus.Counter
 	evictions    prometheus.Counter
 	falseReports prometheus.Counter
+	demotions    prometheus.Counter
 	reports      *prometheus.CounterVec
 	refused      *prometheus.CounterVec
 	msgsIn       *prometheus.CounterVec
@@ -32,6 +33,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		edges:        c("edges_added_total", "Overlay edges added (joins and re-parents)."),
 		evictions:    c("evictions_total", "Peers evicted."),
 		falseReports: c("false_reports_total", "Bad-chunk reports whose chunk verified."),
+		demotions:    c("demotions_total", "Parents whose capacity was halved after a child reported them silent or flooding."),
 		reports:      cv("reports_total", "Reports from peers, by kind.", "kind"),
 		refused:      cv("refusals_total", "Refused connections and messages, by reason.", "reason"),
 		msgsIn:       cv("messages_in_total", "Signaling messages received, by type.", "type"),
@@ -42,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.peers, m.joins, m.leaves, m.reparents, m.edges, m.evictions, m.falseReports,
+		reg.MustRegister(m.peers, m.joins, m.leaves, m.reparents, m.edges, m.evictions, m.falseReports, m.demotions,
 			m.reports, m.refused, m.msgsIn, m.msgsOut, m.assign)
 	}
 	return m

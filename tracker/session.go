@@ -44,6 +44,10 @@ type session struct {
 	stats    protocol.Stats
 	strikes  int
 	badMsgs  int
+	// complaints[child] is when that child last reported this peer silent
+	// or flooding; demotedUntil blocks capacity raises after one.
+	complaints   map[protocol.PeerID]time.Time
+	demotedUntil time.Time
 }
 
 func (s *session) touch()              { s.seen.Store(s.t.cfg.Now().UnixNano()) }

@@ -323,10 +323,48 @@ func (st *streamState) report(from *session, r protocol.Report) {
 			accused.evict("sent bad chunks")
 		}
 	}
+	if r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportFlood {
+		st.demoteLocked(accused, from)
+	}
 	// Whatever the verdict on the parent, move the child away from it.
 	if changes, err := st.forest.ReportBadParent(overlay.PeerID(from.id), r.Stripe); err == nil {
 		st.applyLocked(changes)
 		m.reparents.Inc()
+	}
+}
+
+// demoteHold is how long a parent its children complained about keeps its
+// lowered capacity: self-reported stats cannot raise it in that time.
+const demoteHold = 2 * time.Minute
+
+// demoteLocked halves the capacity of a parent a child reported as silent
+// or flooding: a peer that promised more upload than it delivers (a
+// capacity liar, or just an optimist) stops attracting new children and
+// sheds some of the ones it has. Each child counts once per demoteHold, so
+// a single false accuser costs an honest parent at most half its slots.
+func (st *streamState) demoteLocked(accused, from *session) {
+	if accused.isSeeder {
+		return
+	}
+	now := st.t.cfg.Now()
+	if at, ok := accused.complaints[from.id]; ok && now.Sub(at) < demoteHold {
+		return
+	}
+	if accused.complaints == nil {
+		accused.complaints = make(map[protocol.PeerID]time.Time)
+	}
+	for id, at := range accused.complaints {
+		if now.Sub(at) >= demoteHold {
+			delete(accused.complaints, id)
+		}
+	}
+	accused.complaints[from.id] = now
+	accused.demotedUntil = now.Add(demoteHold)
+	c := accused.capacity / 2
+	if changes, err := st.forest.UpdateCapacity(overlay.PeerID(accused.id), c, now); err == nil {
+		accused.capacity = c
+		st.applyLocked(changes)
+		st.t.metrics.demotions.Inc()
 	}
 }
 
@@ -340,7 +378,7 @@ func (st *streamState) stats(s *session, stats protocol.Stats) {
 	if s.isSeeder {
 		return
 	}
-	if c := st.t.capacity(stats.UploadKbps); c > s.capacity {
+	if c := st.t.capacity(stats.UploadKbps); c > s.capacity && !st.t.cfg.Now().Before(s.demotedUntil) {
 		s.capacity = c
 		if changes, err := st.forest.UpdateCapacity(overlay.PeerID(s.id), c, st.t.cfg.Now()); err == nil {
 			st.applyLocked(changes)

@@ -34,6 +34,9 @@ func (c *command) Bool(p *bool, name string, def bool, help string) {
 	c.fs.BoolVar(p, name, def, help)
 }
 func (c *command) Int(p *int, name string, def int, help string) { c.fs.IntVar(p, name, def, help) }
+func (c *command) Int64(p *int64, name string, def int64, help string) {
+	c.fs.Int64Var(p, name, def, help)
+}
 func (c *command) Float(p *float64, name string, def float64, help string) {
 	c.fs.Float64Var(p, name, def, help)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/banyan-live/banyan/internal/httpx"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/peer/rtc"
 	"github.com/banyan-live/banyan/protocol"
@@ -46,6 +47,26 @@ type upOptions struct {
 	RootCap    int
 	ICELoop    bool
 	TURNPriv   bool
+	Limits     upLimits
+	PProf      bool
+}
+
+// upLimits are the bounds on what a stranger can make `banyan up` hold
+// (SECURITY.md lists them with their defaults).
+type upLimits struct {
+	HTTPConns, HTTPConnsPerIP, HTTPMaxHeader     int
+	HTTPHeaderTimeout, HTTPReadTimeout, HTTPIdle time.Duration
+	WSConnsPerIP, WSMsgBurst, PeersPerStream     int
+	WSMsgRate                                    float64
+	WSJoinTimeout                                time.Duration
+	RTMPConns, RTMPConnsPerIP, RTMPMaxMessage    int
+	RTMPHandshake, RTMPIdle                      time.Duration
+	WHIPSessions, WHIPMaxBody                    int
+	WHIPNoMedia                                  time.Duration
+	LiveStreams                                  int
+	TURNAllocs, TURNConns                        int
+	TURNBps                                      int64
+	TURNLifetime, TURNCredTTL                    time.Duration
 }
 
 func (o *upOptions) register(c *command) {
@@ -61,6 +82,33 @@ func (o *upOptions) register(c *command) {
 	c.Int(&o.RootCap, "root-capacity", 4, "children the seeder feeds directly in each stripe")
 	c.Bool(&o.ICELoop, "ice-loopback", false, "WebRTC over loopback only (tests and single-machine demos)")
 	c.Bool(&o.TURNPriv, "turn-allow-private", false, "let TURN relay to private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7): a LAN or lab, never on the internet")
+	c.Bool(&o.PProf, "pprof", false, "serve /debug/pprof/ on the HTTP port (admin token required)")
+	l := &o.Limits
+	c.Int(&l.HTTPConns, "http-max-conns", 8192, "HTTP: connections open at once (0: no limit)")
+	c.Int(&l.HTTPConnsPerIP, "http-max-conns-per-ip", 64, "HTTP: connections open at once per remote address, loopback exempt (0: no limit)")
+	c.Int(&l.HTTPMaxHeader, "http-max-header-bytes", 16<<10, "HTTP: request line and headers, bytes")
+	c.Duration(&l.HTTPHeaderTimeout, "http-header-timeout", 5*time.Second, "HTTP: time to send the request headers (slow-header guard)")
+	c.Duration(&l.HTTPReadTimeout, "http-read-timeout", 30*time.Second, "HTTP: time to send a whole request, body included (slow-body guard)")
+	c.Duration(&l.HTTPIdle, "http-idle-timeout", 120*time.Second, "HTTP: keep-alive idle time between requests")
+	c.Int(&l.WSConnsPerIP, "ws-max-conns-per-ip", 32, "signaling: websockets per remote address, loopback exempt")
+	c.Float(&l.WSMsgRate, "ws-msg-rate", 20, "signaling: messages per second per websocket")
+	c.Int(&l.WSMsgBurst, "ws-msg-burst", 60, "signaling: message burst per websocket")
+	c.Duration(&l.WSJoinTimeout, "ws-join-timeout", 10*time.Second, "signaling: time from connect to the join message")
+	c.Int(&l.PeersPerStream, "max-peers-per-stream", 100_000, "signaling: viewers per stream")
+	c.Int(&l.RTMPConns, "rtmp-max-conns", rtmpingest.DefaultMaxConns, "RTMP: connections open at once")
+	c.Int(&l.RTMPConnsPerIP, "rtmp-max-conns-per-ip", rtmpingest.DefaultMaxConnsPerIP, "RTMP: connections per remote address")
+	c.Int(&l.RTMPMaxMessage, "rtmp-max-message-bytes", rtmpingest.DefaultMaxMessageSize, "RTMP: largest audio/video message (a keyframe)")
+	c.Duration(&l.RTMPHandshake, "rtmp-handshake-timeout", rtmpingest.DefaultHandshakeTimeout, "RTMP: handshake, connect and publish, key check included")
+	c.Duration(&l.RTMPIdle, "rtmp-idle-timeout", rtmpingest.DefaultIdleTimeout, "RTMP: a publish that sends nothing this long is ended")
+	c.Int(&l.WHIPSessions, "whip-max-sessions", whip.DefaultMaxSessions, "WHIP: negotiating and live sessions")
+	c.Int(&l.WHIPMaxBody, "whip-max-body-bytes", whip.DefaultMaxBody, "WHIP: SDP offer or PATCH body")
+	c.Duration(&l.WHIPNoMedia, "whip-no-media-timeout", whip.DefaultNoMediaTimeout, "WHIP: a session without usable media this long is ended")
+	c.Int(&l.LiveStreams, "max-live-streams", seeder.DefaultMaxLive, "streams live at once on this server")
+	c.Int(&l.TURNAllocs, "turn-max-allocations", turnserver.DefaultMaxAllocationsPerUser, "TURN: allocations per peer")
+	c.Int(&l.TURNConns, "turn-max-conns", turnserver.DefaultMaxConns, "TURN: TCP/TLS control connections")
+	c.Int64(&l.TURNBps, "turn-max-bps", turnserver.DefaultMaxBandwidthBpsPerUser, "TURN: relayed bits per second per peer, both directions")
+	c.Duration(&l.TURNLifetime, "turn-max-lifetime", turnserver.DefaultMaxLifetime, "TURN: an allocation's total age")
+	c.Duration(&l.TURNCredTTL, "turn-credential-ttl", 12*time.Hour, "TURN: lifetime of the credentials handed to each peer")
 }
 
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -163,6 +211,15 @@ func (s *system) start(ctx context.Context) error {
 		return fmt.Errorf("cannot listen on %s (--http): %w", s.opt.HTTP, unwrapOpError(err))
 	}
 	s.ln = ln
+	lim := s.opt.Limits
+	httpRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "banyan_http_refused_connections_total", Help: "HTTP connections closed at accept, by limit (per_ip, total).",
+	}, []string{"limit"})
+	reg.MustRegister(httpRefused)
+	limited := httpx.LimitListener(ln, httpx.LimitConfig{
+		PerIP: lim.HTTPConnsPerIP, Total: lim.HTTPConns, ExemptLoopback: true,
+		OnRefuse: func(reason string) { httpRefused.WithLabelValues(reason).Inc() },
+	})
 
 	origin := s.seeder.Origin().Handler()
 	mux := http.NewServeMux()
@@ -181,17 +238,20 @@ func (s *system) start(ctx context.Context) error {
 	mux.Handle("/ws", s.tracker)
 	s.tracker.MountDashboard(mux, tracker.DashboardConfig{Store: s.store, Page: web.Handler(), Ingest: s.seeder.Info, Logger: s.log.With("component", "dashboard")})
 	mux.Handle("/", web.Handler())
+	if s.opt.PProf {
+		mux.Handle("/debug/pprof/", pprofHandler(s.store))
+	}
 
 	s.http = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		ReadHeaderTimeout: lim.HTTPHeaderTimeout,
+		ReadTimeout:       lim.HTTPReadTimeout,
+		IdleTimeout:       lim.HTTPIdle,
+		MaxHeaderBytes:    lim.HTTPMaxHeader,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	go func() { s.serveErr <- s.http.Serve(ln) }()
+	go func() { s.serveErr <- s.http.Serve(limited) }()
 	s.log.Info("http listening", "addr", ln.Addr().String())
 
 	// The seeder registers each live stream with the tracker over the same
@@ -252,6 +312,7 @@ func (s *system) newSeeder(reg prometheus.Registerer) error {
 	}
 	s.seeder, err = seeder.New(seeder.Config{
 		SigningKey: ed25519.NewKeyFromSeed(seed), Logger: s.log.With("component", "seeder"), Registerer: reg,
+		MaxLive: s.opt.Limits.LiveStreams,
 		Events: func(e seeder.Event) {
 			if s.announcer != nil {
 				s.announcer.Event(e)
@@ -273,6 +334,9 @@ func (s *system) startRTMP(ctx context.Context) error {
 		Addr:      s.opt.RTMP,
 		Logger:    s.log.With("component", "rtmp"),
 		Authorize: s.authorizeRTMP,
+		MaxConns:  s.opt.Limits.RTMPConns, MaxConnsPerIP: s.opt.Limits.RTMPConnsPerIP,
+		MaxMessageSize:   uint32(max(s.opt.Limits.RTMPMaxMessage, 0)),
+		HandshakeTimeout: s.opt.Limits.RTMPHandshake, IdleTimeout: s.opt.Limits.RTMPIdle,
 		NewSink: func(ctx context.Context, p rtmpingest.Publish) (media.Sink, func(error), error) {
 			st, err := s.store.Stream(p.Stream)
 			if err != nil {
@@ -319,6 +383,8 @@ func (s *system) startTURN(reg prometheus.Registerer) error {
 	s.turn, err = turnserver.New(turnserver.Config{
 		UDPAddr: s.opt.TURN, TCPAddr: s.opt.TURN, Secret: s.turnSecret,
 		RelayIP: net.ParseIP(s.opt.PublicHost), AllowLoopback: true, AllowPrivate: s.opt.TURNPriv,
+		MaxAllocationsPerUser: s.opt.Limits.TURNAllocs, MaxBandwidthBpsPerUser: s.opt.Limits.TURNBps,
+		MaxLifetime: s.opt.Limits.TURNLifetime, MaxConns: s.opt.Limits.TURNConns,
 		Logger: s.log.With("component", "turn"), Registerer: reg,
 	})
 	if err != nil {
@@ -328,9 +394,10 @@ func (s *system) startTURN(reg prometheus.Registerer) error {
 }
 
 // iceServers hands a peer the bundled TURN relay with credentials that
-// expire in 12 hours (coturn REST convention, so coturn works too).
+// expire after --turn-credential-ttl (coturn REST convention, so coturn
+// works too).
 func (s *system) iceServers(peer protocol.PeerID) []protocol.ICEServer {
-	user, pass := turnserver.Credentials(s.turnSecret, fmt.Sprint(peer), 12*time.Hour, time.Now())
+	user, pass := turnserver.Credentials(s.turnSecret, fmt.Sprint(peer), s.opt.Limits.TURNCredTTL, time.Now())
 	host := s.turn.RelayIP().String()
 	udp := net.JoinHostPort(host, portOf(s.turn.UDPAddr()))
 	tcp := net.JoinHostPort(host, portOf(s.turn.TCPAddr()))
@@ -362,7 +429,9 @@ func (s *system) startWHIP(reg prometheus.Registerer) (err error) {
 			}
 			return p, nil
 		}),
-		OnRefused: func(reason string) { s.seeder.Refused("whip", reason) },
+		OnRefused:   func(reason string) { s.seeder.Refused("whip", reason) },
+		MaxSessions: s.opt.Limits.WHIPSessions, MaxBody: int64(s.opt.Limits.WHIPMaxBody),
+		NoMediaTimeout: s.opt.Limits.WHIPNoMedia,
 		ICEServers: func(stream string) []webrtc.ICEServer {
 			var out []webrtc.ICEServer
 			for _, is := range s.iceServers(protocol.PeerID(0)) {
@@ -391,13 +460,15 @@ func (s *system) startTracker(reg prometheus.Registerer) error {
 		return err
 	}
 	s.tracker, err = tracker.New(tracker.Config{
-		Stripes:      s.opt.Stripes,
-		RootCapacity: s.opt.RootCap,
-		ICEServers:   s.iceServers,
-		SeederSecret: s.seederSecret,
-		Access:       tracker.StoreAccess{Store: s.store, TokenSecret: viewerSecret},
-		Logger:       s.log.With("component", "tracker"),
-		Registerer:   reg,
+		Stripes:       s.opt.Stripes,
+		RootCapacity:  s.opt.RootCap,
+		ICEServers:    s.iceServers,
+		SeederSecret:  s.seederSecret,
+		Access:        tracker.StoreAccess{Store: s.store, TokenSecret: viewerSecret},
+		MaxConnsPerIP: s.opt.Limits.WSConnsPerIP, MsgRate: s.opt.Limits.WSMsgRate, MsgBurst: s.opt.Limits.WSMsgBurst,
+		JoinTimeout: s.opt.Limits.WSJoinTimeout, MaxPeersPerStream: s.opt.Limits.PeersPerStream,
+		Logger:     s.log.With("component", "tracker"),
+		Registerer: reg,
 	})
 	if err == nil {
 		reg.MustRegister(s.tracker.Collector())

@@ -86,9 +86,9 @@ func (l *limitListener) release(ip string) {
 	}
 }
 
-// Open reports how many connections are open and how many addresses hold
+// OpenConns reports how many connections are open and how many addresses hold
 // them (tests, metrics).
-func Open(ln net.Listener) (conns, addrs int) {
+func OpenConns(ln net.Listener) (conns, addrs int) {
 	l, ok := ln.(*limitListener)
 	if !ok {
 		return 0, 0

@@ -54,7 +54,7 @@ func TestLimitListener(t *testing.T) {
 		t.Fatalf("refusals %v", refused)
 	}
 	waitOpen(t, ln, 2)
-	if n, a := Open(ln); n != 2 || a != 1 {
+	if n, a := OpenConns(ln); n != 2 || a != 1 {
 		t.Fatalf("open %d from %d addresses", n, a)
 	}
 }
@@ -88,12 +88,12 @@ func TestLimitListenerTotalAndLoopback(t *testing.T) {
 func waitOpen(t *testing.T, ln net.Listener, want int) {
 	t.Helper()
 	for i := 0; i < 200; i++ {
-		if n, _ := Open(ln); n == want {
+		if n, _ := OpenConns(ln); n == want {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	n, _ := Open(ln)
+	n, _ := OpenConns(ln)
 	t.Fatalf("open connections %d, want %d", n, want)
 }
 

@@ -108,7 +108,12 @@ func metaString(v any) string {
 		return strings.ToValidUTF8(x, "?")
 	case float64:
 		if f := metaFloat(x); f > 0 || x == 0 {
-			return strconv.FormatFloat(f, 'f', -1, 64)
+			if f != math.Trunc(f) {
+				// 'f' would spell out a tiny fraction in hundreds of
+				// digits; 'g' stays short.
+				return strconv.FormatFloat(f, 'g', 6, 64)
+			}
+			return strconv.FormatFloat(f, 'f', -1, 64) // at most 10 digits (f ≤ 1e9)
 		}
 	}
 	return ""
