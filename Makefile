@@ -20,11 +20,11 @@ wasm:
 run: build
 	./$(BIN) up
 
+# One package at a time: the end-to-end packages each run a whole swarm
+# (processes, browsers, ffmpeg) and measure timing; two at once on a 2-core
+# machine starve each other.
 test:
 	$(GO) vet ./...
-	# One package at a time: the end-to-end packages each run a whole swarm
-	# (processes, browsers, ffmpeg) and measure timing; two at once on a
-	# 2-core machine starve each other.
 	$(GO) test -p 1 -count=1 -timeout 30m ./...
 
 test-short:
@@ -45,8 +45,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 200ms ./store/ ./chunk/ ./overlay/ ./media/cmaf/ ./peer/ ./bench/ > bench/results/micro.txt
 	cat bench/results/micro.txt
 	$(GO) build -o bin/banyan-bench ./cmd/banyan
-	@set -e; R=bench/results; \
-	run() { n=$$1; shift; echo "== $$n: banyan bench swarm $$*"; \
+	@set -e; R=bench/results; : > $$R/commands.txt; \
+	run() { n=$$1; shift; echo "== $$n: banyan bench swarm $$*"; echo "$$n: banyan bench swarm --json $$*" >> $$R/commands.txt; \
 		GOMEMLIMIT=$${BENCH_MEMLIMIT:-13GiB} bin/banyan-bench bench swarm --json "$$@" > $$R/$$n.json; }; \
 	M="--engine tuned --headroom 0.4"; \
 	run origin-1k           --mode origin --peers 1000 --duration 60s --churn 10%; \
