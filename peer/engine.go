@@ -456,6 +456,12 @@ func (e *Engine) accepts(k key) bool {
 	if k.epoch < e.epoch || k.seq < e.floor {
 		return false
 	}
+	if e.newest == 0 {
+		// No media chunk of this epoch yet (a joiner holding at most the
+		// init): the parents' catch-up burst may start anywhere. The
+		// reassembler bounds what it holds.
+		return true
+	}
 	return k.seq <= e.newest+uint64(e.cfg.MaxAhead)
 }
 

@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"time"
 
 	"github.com/banyan-live/banyan/bench"
 	"github.com/banyan-live/banyan/overlay"
@@ -18,7 +23,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "tracker":
 		return runBenchTracker(ctx, args[1:], stdout, stderr)
 	case "swarm":
-		return fmt.Errorf("bench swarm: %w", notYet("the swarm benchmark"))
+		return runBenchSwarm(ctx, args[1:], stdout, stderr)
 	}
 	return usageError{fmt.Sprintf("banyan bench: unknown benchmark %q: swarm or tracker", args[0])}
 }
@@ -51,4 +56,115 @@ func runBenchTracker(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	fmt.Fprintf(stdout, "%+v\n", res)
 	return nil
+}
+
+func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		cfg                          bench.SwarmConfig
+		churn, bitrate, profile      string
+		cpuProfile, memProfile       string
+		asJSON                       bool
+		seed                         int
+		duration, ramp, tick         time.Duration
+		window, repair, playout, gap time.Duration
+	)
+	c := newCommand("bench swarm", "", "Runs a swarm of viewers under one broadcast and measures offload, join time, latency per\ntree depth, stalls and re-parenting under churn. --transport mem simulates the network on a\nvirtual clock (peer/memnet: thousands of peers, per-link latency, loss and upload limits);\n--mode origin is the baseline where every viewer fetches from the origin over HTTP.")
+	c.String(&cfg.Transport, "transport", bench.TransportMem, "mem (simulation) or webrtc (real nodes on loopback)")
+	c.String(&cfg.Mode, "mode", bench.ModeMesh, "mesh (peer-to-peer stripe forest) or origin (HTTP only: the baseline)")
+	c.String(&cfg.Source, "source", bench.SourceSynthetic, "synthetic (sealed chunks at --bitrate) or ffmpeg")
+	c.Int(&cfg.Peers, "peers", 1000, "viewers (churn keeps the count)")
+	c.Duration(&duration, "duration", time.Minute, "run length, ramp included (simulated time with mem)")
+	c.Duration(&ramp, "ramp", 0, "spread the initial joins over this long (default min(10s, duration/4))")
+	c.Int(&cfg.Stripes, "stripes", 2, "stripe trees K")
+	c.String(&bitrate, "bitrate", "3M", "stream bitrate (3M, 800k, ...)")
+	c.String(&churn, "churn", "0", "viewers leaving (and as many joining) per minute: a count, or a share of --peers like 10%")
+	c.String(&cfg.ChurnMode, "churn-mode", bench.ChurnAbrupt, "abrupt (vanish; the tracker notices) or clean (say goodbye)")
+	c.Float(&cfg.Kill, "kill", 0, "share of viewers killed at once at mid-run (0.3 = 30%)")
+	c.Int(&seed, "seed", 1, "random seed (mem runs are deterministic per seed)")
+	c.Duration(&tick, "engine-tick", 0, "mem: how often each engine's Tick runs (default 50ms)")
+	c.Duration(&window, "window", 0, "mem: each engine's chunk window (default 3s)")
+	c.Duration(&repair, "repair-delay", 0, "mem: engines' RepairDelay (default: the engine's, 200ms)")
+	c.Duration(&playout, "playout-delay", 0, "mem: engines' PlayoutDelay (default: the engine's, 1s)")
+	c.Duration(&gap, "piece-gap", 0, "mem: engines' PieceGap (default: the engine's, 100ms)")
+	c.Float(&cfg.Mem.Loss, "loss", 0, "mem: probability that a data channel message is lost (default 0.005)")
+	c.Float(&cfg.Mem.Headroom, "headroom", 0, "mem: share of each viewer's upload the tracker keeps free (default 0.2)")
+	c.Float(&cfg.Mem.UploadScale, "upload-scale", 1, "mem: multiply every upload and the origin's bandwidth (scale model: --bitrate 250k --upload-scale 0.0833 mimics 3M)")
+	c.String(&profile, "engine", "default", "mem: viewer engine timings: default (the engine's) or tuned (gap 300ms, repair 1s, playout 2.5s); the three flags above override either")
+	c.String(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	c.String(&memProfile, "memprofile", "", "write a heap profile at the end of the run to this file")
+	c.Bool(&asJSON, "json", false, "print one JSON object on stdout")
+	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	var err error
+	switch profile {
+	case "default":
+	case "tuned":
+		cfg.Mem.Tune()
+	default:
+		return usageError{fmt.Sprintf("banyan bench swarm: --engine %q: default or tuned", profile)}
+	}
+	if cfg.Bitrate, err = bench.ParseBitrate(bitrate); err != nil {
+		return usageError{"banyan bench swarm: " + err.Error()}
+	}
+	if cfg.ChurnPerMin, err = bench.ParseChurn(churn, cfg.Peers); err != nil {
+		return usageError{"banyan bench swarm: " + err.Error()}
+	}
+	cfg.Duration, cfg.Ramp, cfg.Seed = duration, ramp, uint64(seed)
+	cfg.Mem.EngineTick, cfg.Mem.Window = tick, window
+	for _, o := range []struct {
+		dst *time.Duration
+		v   time.Duration
+	}{{&cfg.Mem.RepairDelay, repair}, {&cfg.Mem.PlayoutDelay, playout}, {&cfg.Mem.PieceGap, gap}} {
+		if o.v != 0 {
+			*o.dst = o.v
+		}
+	}
+	cfg.Progress = stderr
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench swarm: cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench swarm: cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if memProfile != "" {
+		cfg.OnEnd = func() {
+			if err := writeHeapProfile(memProfile); err != nil {
+				fmt.Fprintf(stderr, "bench swarm: heap profile: %v\n", err)
+			}
+		}
+	}
+	res, err := bench.Swarm(ctx, cfg)
+	if errors.Is(err, bench.ErrNotAvailable) {
+		return err
+	}
+	if err != nil && res.Peers == 0 {
+		return err
+	}
+	if asJSON {
+		if werr := writeJSON(stdout, res); werr != nil {
+			return werr
+		}
+	} else {
+		fmt.Fprintf(stdout, "%+v\n", res)
+	}
+	return err
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
