@@ -285,74 +285,52 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
+// A joiner takes its first chunks from its parents' catch-up burst, at a
+// keyframe, without the origin. Late in the stream (past chunk 64, 16 s)
+// is the regression case: with no media chunk held yet, every catch-up
+// piece looked more than MaxAhead past "newest = 0" and was dropped.
 func TestJoinMidStream(t *testing.T) {
-	sw := newSwarm(t, memnet.Config{Seed: 6, Latency: 15 * time.Millisecond}, 2, 60_000, nil)
-	defer sw.close()
-	twoStripeTree(sw)
-	const last = 40
-	sw.publish(last)
-	sw.net.RunFor(5*time.Second + 100*time.Millisecond)
-	joined := sw.net.Now()
-	sw.engine(60, false)
-	sw.edge(0, 20, 60) // interior in stripe 0
-	sw.edge(1, 40, 60) // interior in stripe 1
-	sw.net.RunFor((last-20)*250*time.Millisecond + 2*time.Second)
+	for _, tc := range []struct {
+		name       string
+		last       uint64
+		joinAt     time.Duration
+		joinedSeqs uint64 // chunks published before the join, roughly
+	}{
+		{"early", 40, 5 * time.Second, 20},
+		{"past chunk 64", 100, 20 * time.Second, 80},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sw := newSwarm(t, memnet.Config{Seed: 6, Latency: 15 * time.Millisecond}, 2, 60_000, nil)
+			defer sw.close()
+			twoStripeTree(sw)
+			sw.publish(tc.last)
+			sw.net.RunFor(tc.joinAt + 100*time.Millisecond)
+			joined := sw.net.Now()
+			sw.engine(60, false)
+			sw.edge(0, 20, 60) // interior in stripe 0
+			sw.edge(1, 40, 60) // interior in stripe 1
+			sw.net.RunFor(time.Duration(tc.last-tc.joinedSeqs)*250*time.Millisecond + 2*time.Second)
 
-	p := sw.players[60]
-	if len(p.seqs) == 0 {
-		t.Fatal("joiner played nothing")
+			p := sw.players[60]
+			if len(p.seqs) == 0 {
+				t.Fatal("joiner played nothing")
+			}
+			first := p.seqs[0]
+			sw.checkPlayed(60, first, tc.last)
+			if (first-1)%8 != 0 {
+				t.Errorf("joiner started at %d, not a keyframe", first)
+			}
+			wait := p.at[0].Sub(joined)
+			c := sw.engines[60].Counters()
+			if sw.origin.Requests != 0 || c.Stalls != 0 {
+				t.Errorf("joiner used the origin (%d requests) or stalled: %+v", sw.origin.Requests, c)
+			}
+			if wait > 500*time.Millisecond {
+				t.Errorf("join to first chunk took %v", wait)
+			}
+			t.Logf("join to first chunk %v (chunk %d, published %v before the join)", wait, first, joined.Sub(sw.pubAt[first]))
+		})
 	}
-	first := p.seqs[0]
-	sw.checkPlayed(60, first, last)
-	if (first-1)%8 != 0 {
-		t.Errorf("joiner started at %d, not a keyframe", first)
-	}
-	wait := p.at[0].Sub(joined)
-	c := sw.engines[60].Counters()
-	if sw.origin.Requests != 0 || c.Stalls != 0 {
-		t.Errorf("joiner used the origin (%d requests) or stalled: %+v", sw.origin.Requests, c)
-	}
-	if wait > 500*time.Millisecond {
-		t.Errorf("join to first chunk took %v", wait)
-	}
-	t.Logf("join to first chunk %v (chunk %d, published %v before the join)", wait, first, joined.Sub(sw.pubAt[first]))
-}
-
-// A joiner arriving after chunk 64 (16 s into the stream) must take its
-// first chunks from its parents' catch-up burst, not from the origin
-// (regression: with no media chunk held yet, every catch-up piece looked
-// more than MaxAhead past "newest = 0" and was dropped).
-func TestJoinLateMidStream(t *testing.T) {
-	sw := newSwarm(t, memnet.Config{Seed: 6, Latency: 15 * time.Millisecond}, 2, 60_000, nil)
-	defer sw.close()
-	twoStripeTree(sw)
-	const last = 100
-	sw.publish(last)
-	sw.net.RunFor(20*time.Second + 100*time.Millisecond)
-	joined := sw.net.Now()
-	sw.engine(60, false)
-	sw.edge(0, 20, 60) // interior in stripe 0
-	sw.edge(1, 40, 60) // interior in stripe 1
-	sw.net.RunFor((last-80)*250*time.Millisecond + 2*time.Second)
-
-	p := sw.players[60]
-	if len(p.seqs) == 0 {
-		t.Fatal("joiner played nothing")
-	}
-	first := p.seqs[0]
-	sw.checkPlayed(60, first, last)
-	if (first-1)%8 != 0 {
-		t.Errorf("joiner started at %d, not a keyframe", first)
-	}
-	wait := p.at[0].Sub(joined)
-	c := sw.engines[60].Counters()
-	if sw.origin.Requests != 0 || c.Stalls != 0 {
-		t.Errorf("joiner used the origin (%d requests) or stalled: %+v", sw.origin.Requests, c)
-	}
-	if wait > 500*time.Millisecond {
-		t.Errorf("join to first chunk took %v", wait)
-	}
-	t.Logf("join to first chunk %v (chunk %d, published %v before the join)", wait, first, joined.Sub(sw.pubAt[first]))
 }
 
 func TestOriginFedStripe(t *testing.T) {
