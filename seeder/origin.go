@@ -255,14 +255,29 @@ func (o *Origin) hlsInit(w http.ResponseWriter, r *http.Request) {
 	writeBytes(w, "video/mp4", e.Plain)
 }
 
-func (o *Origin) hlsPart(w http.ResponseWriter, r *http.Request) {
+// hlsMedia resolves /hls/{stream}/{p|s}/{epoch}/{n}.m4s: the public stream,
+// its epoch and the chunk number, or an error reply naming what (a part or
+// a segment) was badly named.
+func (o *Origin) hlsMedia(w http.ResponseWriter, r *http.Request, what string) (*originStream, uint64, uint64, bool) {
 	s, ok := o.publicStream(w, r)
 	if !ok {
-		return
+		return nil, 0, 0, false
 	}
 	epoch, err := strconv.ParseUint(r.PathValue("epoch"), 10, 32)
 	seq, ok := parseNumFile(r.PathValue("file"), ".m4s")
-	if err != nil || !ok || seq == 0 {
+	if err != nil || !ok {
+		http.Error(w, "bad "+what+" name", http.StatusBadRequest)
+		return nil, 0, 0, false
+	}
+	return s, epoch, seq, true
+}
+
+func (o *Origin) hlsPart(w http.ResponseWriter, r *http.Request) {
+	s, epoch, seq, ok := o.hlsMedia(w, r, "part")
+	if !ok {
+		return
+	}
+	if seq == 0 {
 		http.Error(w, "bad part name", http.StatusBadRequest)
 		return
 	}
@@ -277,14 +292,8 @@ func (o *Origin) hlsPart(w http.ResponseWriter, r *http.Request) {
 }
 
 func (o *Origin) hlsSegment(w http.ResponseWriter, r *http.Request) {
-	s, ok := o.publicStream(w, r)
+	s, epoch, seq, ok := o.hlsMedia(w, r, "segment")
 	if !ok {
-		return
-	}
-	epoch, err := strconv.ParseUint(r.PathValue("epoch"), 10, 32)
-	seq, ok := parseNumFile(r.PathValue("file"), ".m4s")
-	if err != nil || !ok {
-		http.Error(w, "bad segment name", http.StatusBadRequest)
 		return
 	}
 	info, chunks, ok := s.w.Current()
