@@ -64,7 +64,10 @@ bench:
 	run mesh-1k-clean60     --peers 1000 --duration 60s --churn 60% --churn-mode clean $$M; \
 	run origin-10k          --mode origin --peers 10000 --duration 40s --churn 10%; \
 	run mesh-10k            --peers 10000 --duration 40s --churn 10% $$M; \
-	run mesh-10k-kill30     --peers 10000 --duration 40s --kill 0.3 $$M
+	run mesh-10k-kill30     --peers 10000 --duration 40s --kill 0.3 $$M; \
+	run webrtc-50           --transport webrtc --peers 50 --duration 60s; \
+	run webrtc-75           --transport webrtc --peers 75 --duration 60s; \
+	run webrtc-100          --transport webrtc --peers 100 --duration 60s
 	$(GO) run ./bench/cmd/report -in bench/results -out bench
 
 # The dashboard's JS libraries (pinned with their sha512 in web/vendor.json),

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/banyan-live/banyan/peer"
 )
 
 // Swarm transports, modes, sources and churn modes (SwarmConfig fields).
@@ -73,6 +75,8 @@ type SwarmConfig struct {
 
 	// Mem tunes the mem transport's network and tracker model.
 	Mem MemModel
+	// WebRTC configures the webrtc transport (its broadcast above all).
+	WebRTC WebRTCModel
 }
 
 // SwarmResult is what `banyan bench swarm --json` prints. Byte counts are
@@ -169,7 +173,10 @@ type SwarmResult struct {
 	WallS      float64 `json:"wall_s"`
 	SimSpeed   float64 `json:"sim_speed"` // simulated seconds per wall second (1 for webrtc)
 	PeakHeapMB float64 `json:"peak_heap_mb"`
-	Events     uint64  `json:"events,omitempty"` // memnet messages delivered
+	// MediaBps is the bitrate the seeder actually packaged (webrtc: what
+	// ffmpeg produced, CMAF overhead included).
+	MediaBps float64 `json:"media_bps,omitempty"`
+	Events   uint64  `json:"events,omitempty"` // memnet messages delivered
 }
 
 // Swarm runs the swarm benchmark. It returns the partial result and
@@ -195,6 +202,9 @@ func (c *SwarmConfig) setDefaults() error {
 	}
 	def(&c.Transport, TransportMem)
 	def(&c.Mode, ModeMesh)
+	if c.Transport == TransportWebRTC {
+		def(&c.Source, SourceFFmpeg) // the real thing end to end
+	}
 	def(&c.Source, SourceSynthetic)
 	def(&c.ChurnMode, ChurnAbrupt)
 	if c.Peers == 0 {
@@ -365,6 +375,32 @@ func (c *collector) playAt(depth string, d time.Duration) {
 	}
 	h.add(d)
 	c.play.add(d)
+}
+
+// engine adds a viewer engine's totals (at its departure or the end of the
+// run); played says whether the viewer ever played a chunk.
+func (c *collector) engine(t peer.Traffic, n peer.Counters, now time.Time, played bool) {
+	c.peerBytes += t.Up
+	c.turnBytes += t.TURN
+	c.stalledMS += float64(t.StalledMS)
+	if !n.StartedAt.IsZero() {
+		c.watchedMS += float64(now.Sub(n.StartedAt).Milliseconds())
+	}
+	if n.Stalls > 0 {
+		c.stalledPeers++
+	}
+	if !played {
+		c.neverPlayed++
+	}
+	c.missed += n.Stalls
+	c.played += n.Played
+	c.badDetected += n.BadChunks
+	c.repPeer += n.RepairedPeer
+	c.repOrigin += n.RepairedOrigin
+	c.wants += n.WantsSent
+	c.wantTO += n.WantTimeouts
+	c.dups += n.Duplicate
+	c.skips += n.Skips
 }
 
 // offload is the share of delivered bytes that did not come from the

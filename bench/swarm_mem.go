@@ -366,7 +366,7 @@ func newMemSim(ctx context.Context, cfg SwarmConfig) (*memSim, error) {
 	s.root.node.SetUpload(float64(m.RootCapacity) * cfg.Bitrate * 1.25)
 	s.root.e, err = peer.New(peer.Config{
 		Stream: simStream, PublicKey: src.pub, Stripes: s.k, Root: true,
-		Clock: s.net.Now, Verify: src.verify, Window: m.Window,
+		Clock: s.net.Now, Verify: src.verify, Window: m.Window, Intern: src.intern,
 	})
 	if err != nil {
 		return nil, err
@@ -469,10 +469,10 @@ func (s *memSim) sampleDepth() {
 // offloadNow is the running offload, for progress lines.
 func (s *memSim) offloadNow() float64 {
 	c := *s.col
-	c.seederBytes = s.root.e.Stats().BytesUp
+	c.seederBytes = s.root.e.Traffic().Up
 	c.originBytes = s.orig.served
 	for _, p := range s.alive {
-		c.peerBytes += p.e.Stats().BytesUp
+		c.peerBytes += p.e.Traffic().Up
 	}
 	return c.offload()
 }
@@ -564,7 +564,7 @@ func (s *memSim) welcome(p *simPeer) {
 	}
 	c := peer.Config{
 		Stream: simStream, PublicKey: s.src.pub, Stripes: s.k,
-		Origin: &s.orig, Player: (*simPlayer)(p), Clock: s.net.Now, Window: s.m.Window,
+		Origin: &s.orig, Player: (*simPlayer)(p), Clock: s.net.Now, Window: s.m.Window, Intern: s.src.intern,
 		Verify: func(b []byte) (chunk.Header, error) {
 			h, err := s.src.verify(b)
 			if err == nil {
@@ -1063,30 +1063,7 @@ func (s *memSim) depthKey(d int) string {
 
 // account adds a viewer's totals to the collector (at departure or end).
 func (s *memSim) account(p *simPeer, now time.Time) {
-	st := p.e.Stats()
-	c := p.e.Counters()
-	col := s.col
-	col.peerBytes += st.BytesUp
-	col.turnBytes += st.BytesTURN
-	col.stalledMS += float64(st.StalledMS)
-	if !c.StartedAt.IsZero() {
-		col.watchedMS += float64(now.Sub(c.StartedAt).Milliseconds())
-	}
-	if c.Stalls > 0 {
-		col.stalledPeers++
-	}
-	if p.first.IsZero() {
-		col.neverPlayed++
-	}
-	col.missed += c.Stalls
-	col.played += c.Played
-	col.badDetected += c.BadChunks
-	col.repPeer += c.RepairedPeer
-	col.repOrigin += c.RepairedOrigin
-	col.wants += c.WantsSent
-	col.wantTO += c.WantTimeouts
-	col.dups += c.Duplicate
-	col.skips += c.Skips
+	s.col.engine(p.e.Traffic(), p.e.Counters(), now, !p.first.IsZero())
 }
 
 func (s *memSim) result(wall time.Duration) SwarmResult {
@@ -1121,7 +1098,7 @@ func (s *memSim) result(wall time.Duration) SwarmResult {
 	if res.KillSurvivors > 0 {
 		res.KillStallFree = round6(float64(free) / float64(res.KillSurvivors))
 	}
-	s.col.seederBytes = s.root.e.Stats().BytesUp
+	s.col.seederBytes = s.root.e.Traffic().Up
 	s.col.originBytes = s.orig.served
 	if s.mesh {
 		s.sampleDepth()
@@ -1196,7 +1173,8 @@ type synthSource struct {
 	slow        *peer.VerifyCache
 	size, kfLen int
 	initPayload []byte
-	sealed      [][]byte // by seq; verified with chunk.Verify when made
+	sealed      [][]byte   // by seq; verified with chunk.Verify when made
+	msgs        [][][]byte // by seq: piece messages, made on first need
 	hdr         []chunk.Header
 	pubAt       []time.Time
 }
@@ -1291,6 +1269,21 @@ func (src *synthSource) seal(seq uint64) ([]byte, error) {
 	src.sealed = append(src.sealed, b)
 	src.hdr = append(src.hdr, vh)
 	return b, nil
+}
+
+// intern is every engine's Config.Intern: the audience shares the source's
+// copy of each chunk (and its piece messages), so 100k windows cost one.
+func (src *synthSource) intern(h chunk.Header, b []byte) ([]byte, [][]byte) {
+	if h.Epoch != simEpoch || h.Seq >= uint64(len(src.sealed)) || !bytes.Equal(b, src.sealed[h.Seq]) {
+		return b, nil
+	}
+	for uint64(len(src.msgs)) <= h.Seq {
+		src.msgs = append(src.msgs, nil)
+	}
+	if src.msgs[h.Seq] == nil {
+		src.msgs[h.Seq], _ = peer.PieceMessages(src.sealed[h.Seq])
+	}
+	return src.sealed[h.Seq], src.msgs[h.Seq]
 }
 
 // verify is every engine's Config.Verify: a copy byte-equal to the chunk

@@ -86,6 +86,15 @@ type Config struct {
 	// Verify checks a sealed chunk; default chunk.Verify with PublicKey and
 	// Stream. Simulations share a VerifyCache across engines.
 	Verify func(sealed []byte) (chunk.Header, error)
+	// Intern, when set, is given every verified chunk the engine keeps and
+	// returns the bytes to keep instead, with the chunk's encoded piece
+	// messages if it has them (nil: encoded on first need). Simulations
+	// of thousands of engines in one process return one shared copy per
+	// chunk, so the audience's windows cost one window; benchmarks also
+	// time completions with it. What it returns must equal sealed and is
+	// never modified. It runs under the engine's lock: it must not call
+	// the engine.
+	Intern func(h chunk.Header, sealed []byte) (kept []byte, pieces [][]byte)
 
 	// Window is how long verified chunks are kept for repair requests and
 	// catch-up bursts (default 30 s).

@@ -800,6 +800,9 @@ func (e *Engine) keep(now time.Time, en *entry, pd *pending) {
 	if !e.hasEpoch || k.epoch > e.epoch {
 		e.newEpoch(now, k.epoch)
 	}
+	if e.cfg.Intern != nil {
+		en.sealed, en.msgs = e.cfg.Intern(h, en.sealed)
+	}
 	e.win[k] = en
 	e.fifo = append(e.fifo, fifoEnt{k, now})
 	// Drop any partial copy (the chunk may have come from the origin).

@@ -36,16 +36,23 @@ type entry struct {
 // pieces returns the encoded piece messages of the chunk.
 func (en *entry) pieces() [][]byte {
 	if en.msgs == nil {
-		ps, err := chunk.Split(en.sealed, chunk.MaxMessageSize)
-		if err != nil {
-			return nil // cannot happen for a verified chunk
-		}
-		en.msgs = make([][]byte, len(ps))
-		for i, p := range ps {
-			en.msgs[i] = chunk.AppendPiece(make([]byte, 0, chunk.PieceHeaderSize+len(p.Data)), p)
-		}
+		en.msgs, _ = PieceMessages(en.sealed) // cannot fail for a verified chunk
 	}
 	return en.msgs
+}
+
+// PieceMessages splits a sealed chunk into the piece messages engines send
+// for it (Config.Intern callers build shared ones with it).
+func PieceMessages(sealed []byte) ([][]byte, error) {
+	ps, err := chunk.Split(sealed, chunk.MaxMessageSize)
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([][]byte, len(ps))
+	for i, p := range ps {
+		msgs[i] = chunk.AppendPiece(make([]byte, 0, chunk.PieceHeaderSize+len(p.Data)), p)
+	}
+	return msgs, nil
 }
 
 // pending is a chunk that is not (yet) verified: being reassembled, known

@@ -57,6 +57,22 @@ func (e *Engine) Counters() Counters {
 	return e.ctr
 }
 
+// Traffic is what an engine has moved since New, in bytes, and how long
+// its playback has stalled.
+type Traffic struct {
+	P2P, TURN, Origin uint64 // received: from peers (TURN included), over TURN, from the origin
+	Up                uint64 // sent to children and repair requesters
+	StalledMS         int64
+}
+
+// Traffic returns the running totals. Unlike Stats it has no side effect,
+// so anyone besides the tracker report (benchmarks, summaries) reads this.
+func (e *Engine) Traffic() Traffic {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return Traffic{P2P: e.st.bytesP2P, TURN: e.st.bytesTURN, Origin: e.st.bytesOrigin, Up: e.st.bytesUp, StalledMS: e.st.stalledMS}
+}
+
 // Stats returns the periodic report for the tracker. Rates (upload, parent
 // kbps) are measured since the previous call, so call it once per period.
 func (e *Engine) Stats() protocol.Stats {

@@ -85,6 +85,21 @@ func (r *Roots) Publish(stream string, e *Entry) {
 	}
 }
 
+// Sent is how many bytes stream's current root peer has sent into the
+// trees (0 when the stream has no root peer).
+func (r *Roots) Sent(stream string) uint64 {
+	r.mu.Lock()
+	n := r.nodes[stream]
+	r.mu.Unlock()
+	if n == nil {
+		return 0
+	}
+	if e := n.Engine(); e != nil {
+		return e.Traffic().Up
+	}
+	return 0
+}
+
 func (r *Roots) tick() {
 	defer r.wg.Done()
 	t := time.NewTicker(50 * time.Millisecond)

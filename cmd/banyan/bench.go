@@ -8,10 +8,12 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"time"
 
 	"github.com/banyan-live/banyan/bench"
 	"github.com/banyan-live/banyan/overlay"
+	"github.com/banyan-live/banyan/seeder"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -71,7 +73,7 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 	c := newCommand("bench swarm", "", "Runs a swarm of viewers under one broadcast and measures offload, join time, latency per\ntree depth, stalls and re-parenting under churn. --transport mem simulates the network on a\nvirtual clock (peer/memnet: thousands of peers, per-link latency, loss and upload limits);\n--mode origin is the baseline where every viewer fetches from the origin over HTTP.")
 	c.String(&cfg.Transport, "transport", bench.TransportMem, "mem (simulation) or webrtc (real nodes on loopback)")
 	c.String(&cfg.Mode, "mode", bench.ModeMesh, "mesh (peer-to-peer stripe forest) or origin (HTTP only: the baseline)")
-	c.String(&cfg.Source, "source", bench.SourceSynthetic, "synthetic (sealed chunks at --bitrate) or ffmpeg")
+	c.String(&cfg.Source, "source", "", "synthetic (sealed chunks at --bitrate; the mem default) or ffmpeg (a real encoder; the webrtc default)")
 	c.Int(&cfg.Peers, "peers", 1000, "viewers (churn keeps the count)")
 	c.Duration(&duration, "duration", time.Minute, "run length, ramp included (simulated time with mem)")
 	c.Duration(&ramp, "ramp", 0, "spread the initial joins over this long (default min(10s, duration/4))")
@@ -121,6 +123,9 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	}
 	cfg.Progress = stderr
+	cfg.WebRTC.Start = func(ctx context.Context, bc bench.BroadcastConfig) (*bench.Broadcast, error) {
+		return startBenchBroadcast(ctx, bc, stderr)
+	}
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
@@ -167,4 +172,54 @@ func writeHeapProfile(path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// startBenchBroadcast runs `banyan up` in this process for a webrtc swarm
+// run: everything on loopback ports the kernel picks, a throwaway data dir,
+// WebRTC over loopback only, and the demo stream to publish to.
+func startBenchBroadcast(ctx context.Context, bc bench.BroadcastConfig, stderr io.Writer) (*bench.Broadcast, error) {
+	dir, err := os.MkdirTemp("", "banyan-bench-")
+	if err != nil {
+		return nil, err
+	}
+	var o upOptions
+	c := newCommand("up", "", "")
+	o.register(c)
+	// Parse the flags directly: BANYAN_* settings of the caller's own
+	// server must not leak into the benchmark's.
+	if err := c.fs.Parse([]string{"--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--turn", "127.0.0.1:0",
+		"--data", dir, "--ice-loopback", "--stripes", strconv.Itoa(bc.Stripes)}); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if bc.OnSealed != nil {
+		o.OnSealed = func(stream string, e *seeder.Entry) {
+			if stream == o.DemoStream {
+				bc.OnSealed(e.Epoch, e.Seq, e.Plain)
+			}
+		}
+	}
+	log, err := newLogger(stderr, "warn")
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	sys, err := startSystem(ctx, o, log)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	base := "127.0.0.1:" + portOf(sys.ln.Addr())
+	return &bench.Broadcast{
+		Stream:     o.DemoStream,
+		TrackerURL: "ws://" + base + "/ws",
+		OriginURL:  "http://" + base,
+		PublishURL: "rtmp://127.0.0.1:" + portOf(sys.rtmp.Addr()) + "/live/" + sys.demoKey,
+		SeederSent: func() uint64 { return sys.roots.Sent(o.DemoStream) },
+		Close: func() error {
+			err := sys.Close()
+			os.RemoveAll(dir)
+			return err
+		},
+	}, nil
 }

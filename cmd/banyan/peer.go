@@ -195,8 +195,8 @@ func (s *peerSummary) fill(n *node.Node) {
 	if e := n.Engine(); e != nil {
 		c := e.Counters()
 		s.Stalls, s.BadChunks, s.Repaired = c.Stalls, c.BadChunks, c.RepairedOrigin
-		st := e.Stats()
-		s.BytesP2P, s.BytesTURN, s.BytesOrigin, s.BytesUp = st.BytesP2P, st.BytesTURN, st.BytesOrigin, st.BytesUp
+		t := e.Traffic()
+		s.BytesP2P, s.BytesTURN, s.BytesOrigin, s.BytesUp = t.P2P, t.TURN, t.Origin, t.Up
 	}
 }
 

@@ -49,6 +49,10 @@ type upOptions struct {
 	TURNPriv   bool
 	Limits     upLimits
 	PProf      bool
+
+	// OnSealed, not a flag, sees every chunk the seeder seals (in-process
+	// callers: the webrtc swarm benchmark times publish → play with it).
+	OnSealed func(stream string, e *seeder.Entry)
 }
 
 // upLimits are the bounds on what a stranger can make `banyan up` hold
@@ -319,6 +323,9 @@ func (s *system) newSeeder(reg prometheus.Registerer) error {
 			}
 		},
 		Root: func(stream string, e *seeder.Entry) {
+			if s.opt.OnSealed != nil {
+				s.opt.OnSealed(stream, e)
+			}
 			if s.roots != nil {
 				s.roots.Publish(stream, e)
 			}
