@@ -29,11 +29,12 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/banyan-live/banyan/protocol"
 )
 
 //go:embed static
@@ -43,8 +44,6 @@ var static embed.FS
 var dist embed.FS
 
 var pages = template.Must(template.ParseFS(static, "static/*.html"))
-
-var streamRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 // immutable is the cache policy of content-hashed files.
 const immutable = "public, max-age=31536000, immutable"
@@ -108,7 +107,7 @@ type pageData struct {
 func (h *handler) page(name string, needStream bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		stream := r.PathValue("stream")
-		if needStream && !streamRE.MatchString(stream) {
+		if needStream && !protocol.ValidStream(stream) {
 			http.Error(w, "invalid stream name", http.StatusBadRequest)
 			return
 		}
