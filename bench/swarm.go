@@ -355,6 +355,7 @@ type collector struct {
 	join, hop, play, reparent, detect   hist
 	reparentLink, joinLate              hist
 	byDepth                             map[string]*hist
+	depthS                              []string // depthKey's names
 	stalledMS, watchedMS                float64
 	stalledPeers, neverPlayed           int
 	missed, played, badPlayed           uint64
@@ -363,6 +364,15 @@ type collector struct {
 	seederBytes, peerBytes              uint64
 	originBytes, turnBytes              uint64
 	maxDepth                            int
+}
+
+// depthKey names depth d in byDepth ("1", "2", …) without a string per
+// chunk played.
+func (c *collector) depthKey(d int) string {
+	for len(c.depthS) <= d {
+		c.depthS = append(c.depthS, strconv.Itoa(len(c.depthS)))
+	}
+	return c.depthS[d]
 }
 
 func newCollector() *collector { return &collector{byDepth: make(map[string]*hist)} }

@@ -11,7 +11,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -315,7 +314,6 @@ type memSim struct {
 	edges  map[pairKey]int32 // tree edges (either direction, any stripe) per pair
 	cur    peer.PeerID       // sender of the message being handled
 	orig   simOrigin
-	depthS []string
 
 	joined, left, killed int
 	killDone             bool
@@ -1048,17 +1046,10 @@ func (pl *simPlayer) Chunk(h chunk.Header, payload []byte) {
 	depth := "origin"
 	if p.st[stripe].assigned != srcOrigin && s.forest != nil {
 		if d, err := s.forest.Depth(overlay.PeerID(p.id), stripe); err == nil {
-			depth = s.depthKey(d)
+			depth = s.col.depthKey(d)
 		}
 	}
 	s.col.playAt(depth, now.Sub(pub))
-}
-
-func (s *memSim) depthKey(d int) string {
-	for len(s.depthS) <= d {
-		s.depthS = append(s.depthS, strconv.Itoa(len(s.depthS)))
-	}
-	return s.depthS[d]
 }
 
 // account adds a viewer's totals to the collector (at departure or end).

@@ -58,7 +58,6 @@ type WebRTCModel struct {
 // wrtcViewer is one native node in a webrtc run.
 type wrtcViewer struct {
 	r      *wrtcRun
-	idx    int
 	cancel context.CancelFunc
 	done   chan struct{}
 	start  time.Time
@@ -82,11 +81,10 @@ type wrtcViewer struct {
 
 // wrtcRun is the state of one webrtc run.
 type wrtcRun struct {
-	cfg   SwarmConfig
-	bc    *Broadcast
-	t0    time.Time
-	k     int
-	depth []string
+	cfg SwarmConfig
+	bc  *Broadcast
+	t0  time.Time
+	k   int
 
 	mu       sync.Mutex
 	col      *collector
@@ -301,7 +299,6 @@ func (r *wrtcRun) join(ctx context.Context) {
 	v := &wrtcViewer{r: r, cancel: cancel, done: make(chan struct{}), start: time.Now(),
 		parent: make([]protocol.PeerID, r.k), depth: make([]int, r.k)}
 	r.mu.Lock()
-	v.idx = len(r.all)
 	r.all = append(r.all, v)
 	r.alive[v] = true
 	r.joined++
@@ -426,16 +423,9 @@ func (pl *wrtcPlayer) Chunk(h chunk.Header, payload []byte) {
 	stripe := int(h.Seq % uint64(r.k))
 	depth := "origin"
 	if v.parent[stripe] != 0 {
-		depth = r.depthKey(v.depth[stripe])
+		depth = r.col.depthKey(v.depth[stripe])
 	}
 	r.col.playAt(depth, now.Sub(rec.at))
-}
-
-func (r *wrtcRun) depthKey(d int) string {
-	for len(r.depth) <= d {
-		r.depth = append(r.depth, strconv.Itoa(len(r.depth)))
-	}
-	return r.depth[d]
 }
 
 // pick chooses up to n live viewers at random.
