@@ -559,6 +559,18 @@ func sortedSeries(m map[string]plotter.XYs) []series {
 
 // plotOffload: offload against audience size, one line per K, engine,
 // headroom and churn that was run at several sizes, without a mass kill.
+// lines are the series of m with at least two points (a line to draw),
+// in sortedSeries order.
+func lines(m map[string]plotter.XYs) []series {
+	var keep []series
+	for _, s := range sortedSeries(m) {
+		if len(s.pts) >= 2 {
+			keep = append(keep, s)
+		}
+	}
+	return keep
+}
+
 func plotOffload(runs []run, path string) (bool, error) {
 	m := map[string]plotter.XYs{}
 	for _, r := range runs {
@@ -571,12 +583,7 @@ func plotOffload(runs []run, path string) (bool, error) {
 		}
 		m[k] = append(m[k], plotter.XY{X: float64(r.Peers), Y: 100 * r.Offload})
 	}
-	var keep []series
-	for _, s := range sortedSeries(m) {
-		if len(s.pts) >= 2 {
-			keep = append(keep, s)
-		}
-	}
+	keep := lines(m)
 	if len(keep) == 0 {
 		return false, nil
 	}
@@ -689,12 +696,7 @@ func plotStallChurn(runs []run, path string) (bool, error) {
 		k := fmt.Sprintf("%d viewers, K=%d, %s, %s", r.Peers, r.Stripes, r.ChurnMode, engineCol(r))
 		m[k] = append(m[k], plotter.XY{X: 100 * r.ChurnPerMin / float64(r.Peers), Y: math.Max(100*r.StallRatio, 1e-4)})
 	}
-	var keep []series
-	for _, s := range sortedSeries(m) {
-		if len(s.pts) >= 2 {
-			keep = append(keep, s)
-		}
-	}
+	keep := lines(m)
 	if len(keep) == 0 {
 		return false, nil
 	}
