@@ -133,46 +133,61 @@ func FuzzReassembler(f *testing.F) {
 	hostile := AppendPiece(nil, Piece{Epoch: 1, Seq: 1, Index: 1, Count: 400, Data: make([]byte, 40)})
 	f.Add(append([]byte{0, byte(len(hostile)), 0}, hostile...))
 
-	const maxBytes, maxChunks = 2048, 3
 	f.Fuzz(func(t *testing.T, script []byte) {
-		r := NewReassembler(ReassemblerConfig{MaxChunks: maxChunks, MaxBytes: maxBytes, DoneMemory: 4})
-		for ops := 0; len(script) >= 3 && ops < 1000; ops++ {
-			op, a, b := script[0]%5, script[1], script[2]
-			script = script[3:]
-			switch op {
-			case 0: // raw piece message of length a|b<<8
-				n := min(int(a)|int(b)<<8, len(script))
-				msg := script[:n]
-				script = script[n:]
-				if p, err := ParsePiece(msg); err == nil {
-					checkAdd(t, r, p)
-				}
-			case 1:
-				checkAdd(t, r, tmpl[(int(a)|int(b)<<8)%len(tmpl)])
-			case 2:
-				r.Expire(uint32(a%3), uint64(b%4))
-			case 3:
-				r.Forget(uint32(a%3), uint64(b%4))
-			case 4:
-				if miss, ok := r.Missing(uint32(a%3), uint64(b%4)); ok {
-					e := r.partials[chunkID{uint32(a % 3), uint64(b % 4)}]
-					if len(miss) != e.count-e.got || len(miss) == 0 {
-						t.Fatalf("Missing %v for %d/%d", miss, e.got, e.count)
-					}
-				}
-			}
-			sum := 0
-			for _, e := range r.partials {
-				sum += e.charged
-				if e.got >= e.count {
-					t.Fatal("complete chunk left in flight")
-				}
-			}
-			if r.Bytes() != sum || sum > maxBytes || r.Len() > maxChunks || len(r.done) > 4 {
-				t.Fatalf("bounds: bytes %d (sum %d) chunks %d done %d", r.Bytes(), sum, r.Len(), len(r.done))
-			}
+		for _, retain := range []bool{false, true} {
+			fuzzReassemble(t, tmpl, script, retain)
 		}
 	})
+}
+
+// fuzzReassemble runs one script against a Reassembler and checks its
+// bounds and bookkeeping after each operation.
+func fuzzReassemble(t *testing.T, tmpl []Piece, script []byte, retain bool) {
+	const maxBytes, maxChunks = 2048, 3
+	r := NewReassembler(ReassemblerConfig{MaxChunks: maxChunks, MaxBytes: maxBytes, DoneMemory: 4, Retain: retain})
+	for ops := 0; len(script) >= 3 && ops < 1000; ops++ {
+		op, a, b := script[0]%5, script[1], script[2]
+		script = script[3:]
+		switch op {
+		case 0: // raw piece message of length a|b<<8
+			n := min(int(a)|int(b)<<8, len(script))
+			msg := script[:n]
+			script = script[n:]
+			if p, err := ParsePiece(msg); err == nil {
+				checkAdd(t, r, p)
+			}
+		case 1:
+			checkAdd(t, r, tmpl[(int(a)|int(b)<<8)%len(tmpl)])
+		case 2:
+			r.Expire(uint32(a%3), uint64(b%4))
+		case 3:
+			r.Forget(uint32(a%3), uint64(b%4))
+		case 4:
+			if miss, ok := r.Missing(uint32(a%3), uint64(b%4)); ok {
+				e := r.partials[chunkID{uint32(a % 3), uint64(b % 4)}]
+				if len(miss) != e.count-e.got || len(miss) == 0 {
+					t.Fatalf("Missing %v for %d/%d", miss, e.got, e.count)
+				}
+			}
+		}
+		sum := 0
+		for _, e := range r.partials {
+			sum += e.charged
+			if e.got >= e.count {
+				t.Fatal("complete chunk left in flight")
+			}
+			held := 0
+			for _, b := range e.parts {
+				held += len(b)
+			}
+			if held != e.held || (retain && e.buf != nil) || (!retain && e.parts != nil) {
+				t.Fatalf("retain %v: parts hold %d bytes, counted %d, buffer %d", retain, held, e.held, len(e.buf))
+			}
+		}
+		if r.Bytes() != sum || sum > maxBytes || r.Len() > maxChunks || len(r.done) > 4 {
+			t.Fatalf("bounds: bytes %d (sum %d) chunks %d done %d", r.Bytes(), sum, r.Len(), len(r.done))
+		}
+	}
 }
 
 func checkAdd(t *testing.T, r *Reassembler, p Piece) {

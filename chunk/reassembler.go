@@ -29,6 +29,14 @@ type ReassemblerConfig struct {
 	// DoneMemory is how many completed chunks are remembered, so that late
 	// duplicates of their pieces are recognised (default 4*MaxChunks).
 	DoneMemory int
+	// Retain keeps each piece's Data as given instead of copying it into a
+	// chunk-sized buffer; the caller promises never to modify what it
+	// passed to Add. An incomplete chunk then holds (and is charged for)
+	// the pieces that arrived, not the whole chunk, and each byte is
+	// copied once, at completion. For transports that hand over a fresh
+	// slice per message (pion does), and for simulations where thousands
+	// of receivers share one sender's messages.
+	Retain bool
 }
 
 type chunkID struct {
@@ -46,7 +54,9 @@ type partial struct {
 	lastLen int // length of the last piece; -1 until it arrives
 	total   int // sealed length from the header in piece 0; -1 until then
 	buf     []byte
-	stash   []byte // the last piece, when it arrives before S is known
+	stash   []byte   // the last piece, when it arrives before S is known
+	parts   [][]byte // Retain: the pieces themselves, by index
+	held    int      // Retain: their bytes
 	have    []uint64
 	got     int
 	charged int
@@ -97,7 +107,8 @@ func NewReassembler(cfg ReassemblerConfig) *Reassembler {
 // Add takes one piece. fresh reports whether the piece was new (not a
 // duplicate) and so worth forwarding. When the piece completes its chunk,
 // sealed is the whole chunk, newly allocated and owned by the caller; that
-// happens once per chunk. p.Data is copied, so the caller may reuse it.
+// happens once per chunk. p.Data is copied, so the caller may reuse it,
+// unless the Reassembler retains pieces (ReassemblerConfig.Retain).
 func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 	if err := p.validate(); err != nil {
 		return nil, false, fmt.Errorf("chunk: reassemble: %w", err)
@@ -155,19 +166,26 @@ func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 		return nil, false, r.mismatch(isNew, id, "%v", err)
 	}
 
-	bitset := (e.count + 63) / 64 * 8
-	need := bitset
-	if size > 0 {
-		need += e.count * size
-	} else {
-		need += lastLen // only the last piece has arrived
+	fixed := (e.count + 63) / 64 * 8 // the bitset, and Retain's piece slots
+	if r.cfg.Retain {
+		fixed += e.count * partHeader
 	}
-	if need > r.cfg.MaxBytes {
+	full := fixed // what the whole chunk will need
+	if size > 0 {
+		full += e.count * size
+	} else {
+		full += lastLen // only the last piece has arrived
+	}
+	need := full
+	if r.cfg.Retain {
+		need = fixed + e.held + n // no more than full
+	}
+	if full > r.cfg.MaxBytes {
 		if !isNew {
 			r.drop(id, e)
 		}
 		return nil, false, fmt.Errorf("chunk: reassemble epoch %d seq %d: %w: needs %d bytes, budget %d",
-			p.Epoch, p.Seq, ErrTooLarge, need, r.cfg.MaxBytes)
+			p.Epoch, p.Seq, ErrTooLarge, full, r.cfg.MaxBytes)
 	}
 	for r.bytes-e.charged+need > r.cfg.MaxBytes || (isNew && len(r.partials) >= r.cfg.MaxChunks) {
 		if !r.evictOldest(id) {
@@ -177,10 +195,16 @@ func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 
 	// Commit.
 	if isNew {
-		e.have = make([]uint64, bitset/8)
+		e.have = make([]uint64, (e.count+63)/64)
 		r.partials[id] = e
+		if r.cfg.Retain {
+			e.parts = make([][]byte, e.count)
+		}
 	}
-	if size > 0 && e.buf == nil {
+	if r.cfg.Retain {
+		e.parts[idx] = p.Data
+		e.held += n
+	} else if size > 0 && e.buf == nil {
 		e.buf = make([]byte, e.count*size)
 		if e.stash != nil {
 			copy(e.buf[(e.count-1)*size:], e.stash)
@@ -188,9 +212,11 @@ func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 		}
 	}
 	e.size, e.lastLen, e.total = size, lastLen, total
-	if e.buf != nil {
+	switch {
+	case r.cfg.Retain:
+	case e.buf != nil:
 		copy(e.buf[idx*size:], p.Data)
-	} else {
+	default:
 		e.stash = append([]byte(nil), p.Data...)
 	}
 	e.have[idx/64] |= 1 << (idx % 64)
@@ -205,7 +231,16 @@ func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 	}
 	r.drop(id, e)
 	// All pieces are present, so S and the last length are known.
-	out := e.buf[: (e.count-1)*e.size+e.lastLen : (e.count-1)*e.size+e.lastLen]
+	n = (e.count-1)*e.size + e.lastLen
+	var out []byte
+	if r.cfg.Retain {
+		out = make([]byte, 0, n)
+		for _, b := range e.parts {
+			out = append(out, b...)
+		}
+	} else {
+		out = e.buf[:n:n]
+	}
 	if err := checkWhole(id, out); err != nil {
 		return nil, true, fmt.Errorf("chunk: reassemble: %w", err)
 	}
@@ -223,8 +258,14 @@ func (r *Reassembler) single(id chunkID, data []byte) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("chunk: reassemble: %w", err)
 	}
 	r.markDone(id)
+	if r.cfg.Retain {
+		return data[:len(data):len(data)], true, nil
+	}
 	return append([]byte(nil), data...), true, nil
 }
+
+// partHeader is what Retain charges per piece slot, besides its bytes.
+const partHeader = 24
 
 // checkWhole checks that a reassembled chunk is what its pieces claimed.
 func checkWhole(id chunkID, b []byte) error {

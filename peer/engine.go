@@ -106,8 +106,9 @@ func New(cfg Config) (*Engine, error) {
 		nbrs:    make(map[PeerID]*nbr),
 		subs:    make(map[PeerID]uint32),
 		// Completed chunks are recognised by the window itself, so the
-		// reassembler only needs a short memory of them.
-		asm:     chunk.NewReassembler(chunk.ReassemblerConfig{MaxChunks: cfg.MaxAhead, DoneMemory: 64}),
+		// reassembler only needs a short memory of them; HandleMessage's
+		// contract lets it keep pieces as they came.
+		asm:     chunk.NewReassembler(chunk.ReassemblerConfig{MaxChunks: cfg.MaxAhead, DoneMemory: 64, Retain: true}),
 		win:     make(map[key]*entry),
 		pend:    make(map[key]*pending),
 		avgDur:  250 * time.Millisecond,
@@ -521,7 +522,7 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 	asm := e.asm
 	if pd != nil && pd.asmDone {
 		if pd.retry == nil {
-			pd.retry = chunk.NewReassembler(chunk.ReassemblerConfig{MaxChunks: 1, DoneMemory: 1})
+			pd.retry = chunk.NewReassembler(chunk.ReassemblerConfig{MaxChunks: 1, DoneMemory: 1, Retain: true})
 		}
 		asm = pd.retry
 	}
