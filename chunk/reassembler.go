@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -37,6 +38,11 @@ type ReassemblerConfig struct {
 	// slice per message (pion does), and for simulations where thousands
 	// of receivers share one sender's messages.
 	Retain bool
+	// Join builds a retained chunk from its pieces, in order, at completion
+	// (default: a new slice holding their concatenation). What it returns
+	// must equal the concatenation and is the caller's; simulations return
+	// the one copy their whole audience shares.
+	Join func(parts [][]byte) []byte
 }
 
 type chunkID struct {
@@ -95,6 +101,9 @@ func NewReassembler(cfg ReassemblerConfig) *Reassembler {
 	}
 	if cfg.DoneMemory <= 0 {
 		cfg.DoneMemory = 4 * cfg.MaxChunks
+	}
+	if cfg.Join == nil {
+		cfg.Join = joinParts
 	}
 	return &Reassembler{
 		cfg:      cfg,
@@ -234,10 +243,7 @@ func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 	n = (e.count-1)*e.size + e.lastLen
 	var out []byte
 	if r.cfg.Retain {
-		out = make([]byte, 0, n)
-		for _, b := range e.parts {
-			out = append(out, b...)
-		}
+		out = r.cfg.Join(e.parts)
 	} else {
 		out = e.buf[:n:n]
 	}
@@ -263,6 +269,9 @@ func (r *Reassembler) single(id chunkID, data []byte) ([]byte, bool, error) {
 	}
 	return append([]byte(nil), data...), true, nil
 }
+
+// joinParts is the default Join; bytes.Join skips zeroing the new slice.
+func joinParts(parts [][]byte) []byte { return bytes.Join(parts, nil) }
 
 // partHeader is what Retain charges per piece slot, besides its bytes.
 const partHeader = 24

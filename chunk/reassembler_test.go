@@ -404,3 +404,45 @@ func modes(t *testing.T, f func(t *testing.T, retain bool)) {
 		t.Run(map[bool]string{false: "copy", true: "retain"}[retain], func(t *testing.T) { f(t, retain) })
 	}
 }
+
+// TestReassembleJoin: a retaining reassembler builds the chunk with Join,
+// whose result is returned as is once it proves to be the chunk.
+func TestReassembleJoin(t *testing.T) {
+	c := fakeChunk(1, 1, 3000)
+	shared := bytes.Clone(c)
+	for _, tc := range []struct {
+		name    string
+		join    func([][]byte) []byte
+		wantErr bool
+	}{
+		{"shared copy", func([][]byte) []byte { return shared }, false},
+		{"default", nil, false},
+		{"wrong chunk", func([][]byte) []byte { return fakeChunk(1, 2, 3000) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewReassembler(ReassemblerConfig{Retain: true, Join: tc.join})
+			var (
+				out []byte
+				err error
+			)
+			for _, p := range mustSplit(t, c, 1018) {
+				var o []byte
+				if o, _, err = r.Add(p); o != nil {
+					out = o
+				}
+			}
+			if tc.wantErr {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("a Join that builds another chunk: %v", err)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(out, c) {
+				t.Fatalf("%v, chunk equal %v", err, bytes.Equal(out, c))
+			}
+			if tc.join != nil && &out[0] != &shared[0] {
+				t.Fatal("Join's result was not returned as is")
+			}
+		})
+	}
+}

@@ -95,6 +95,11 @@ type Config struct {
 	// never modified. It runs under the engine's lock: it must not call
 	// the engine.
 	Intern func(h chunk.Header, sealed []byte) (kept []byte, pieces [][]byte)
+	// Join, when set, builds a chunk from the pieces it arrived in
+	// (chunk.ReassemblerConfig.Join): simulations hand back their shared
+	// copy instead of a new one per engine. It runs under the engine's
+	// lock and must not call the engine.
+	Join func(parts [][]byte) []byte
 
 	// Window is how long verified chunks are kept for repair requests and
 	// catch-up bursts (default 30 s).

@@ -108,7 +108,7 @@ func New(cfg Config) (*Engine, error) {
 		// Completed chunks are recognised by the window itself, so the
 		// reassembler only needs a short memory of them; HandleMessage's
 		// contract lets it keep pieces as they came.
-		asm:     chunk.NewReassembler(chunk.ReassemblerConfig{MaxChunks: cfg.MaxAhead, DoneMemory: 64, Retain: true}),
+		asm:     chunk.NewReassembler(chunk.ReassemblerConfig{MaxChunks: cfg.MaxAhead, DoneMemory: 64, Retain: true, Join: cfg.Join}),
 		win:     make(map[key]*entry),
 		pend:    make(map[key]*pending),
 		avgDur:  250 * time.Millisecond,
@@ -522,7 +522,7 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 	asm := e.asm
 	if pd != nil && pd.asmDone {
 		if pd.retry == nil {
-			pd.retry = chunk.NewReassembler(chunk.ReassemblerConfig{MaxChunks: 1, DoneMemory: 1, Retain: true})
+			pd.retry = chunk.NewReassembler(chunk.ReassemblerConfig{MaxChunks: 1, DoneMemory: 1, Retain: true, Join: e.cfg.Join})
 		}
 		asm = pd.retry
 	}
