@@ -25,6 +25,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
 	"github.com/banyan-live/banyan/protocol"
@@ -33,20 +34,6 @@ import (
 )
 
 const chromiumPath = "/usr/bin/chromium"
-
-// need returns the path of an external tool, skipping the test when it is
-// missing (failing instead when BANYAN_E2E=1).
-func need(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("BANYAN_E2E") == "1" {
-			t.Fatalf("%s not found and BANYAN_E2E=1", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return path
-}
 
 // TestViewerInChromium is the viewer end to end in a real browser: the
 // wasm built by the build helper, served by the web handler, plays a live
@@ -60,8 +47,8 @@ func TestViewerInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end browser test")
 	}
-	need(t, chromiumPath)
-	ffmpeg, ffprobe := need(t, "ffmpeg"), need(t, "ffprobe")
+	e2e.Require(t, chromiumPath)
+	ffmpeg, ffprobe := e2e.Require(t, "ffmpeg"), e2e.Require(t, "ffprobe")
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -520,19 +507,19 @@ func encodeCMAF(t *testing.T, ctx context.Context, ffmpeg, ffprobe string, secon
 	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.ts")
-	run(t, ctx, ffmpeg, "-v", "error", "-nostdin",
+	e2e.Run(t, ctx, ffmpeg, "-v", "error", "-nostdin",
 		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "30",
 		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-f", "mpegts", src)
 	vFile, aFile := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.aac")
-	run(t, ctx, ffmpeg, "-v", "error", "-nostdin", "-i", src,
+	e2e.Run(t, ctx, ffmpeg, "-v", "error", "-nostdin", "-i", src,
 		"-map", "0:v", "-c", "copy", "-bsf:v", "h264_metadata=aud=insert", "-f", "h264", vFile,
 		"-map", "0:a", "-c", "copy", "-f", "adts", aFile)
 
 	type ts struct{ pts, dts int64 }
 	var vts []ts
-	for _, line := range lines(run(t, ctx, ffprobe, "-v", "error", "-select_streams", "v:0",
+	for _, line := range e2e.Lines(e2e.Run(t, ctx, ffprobe, "-v", "error", "-select_streams", "v:0",
 		"-show_entries", "packet=pts,dts", "-of", "csv=p=0", src)) {
 		f := strings.Split(line, ",")
 		if len(f) < 2 {
@@ -550,7 +537,7 @@ func encodeCMAF(t *testing.T, ctx context.Context, ffmpeg, ffprobe string, secon
 		t.Fatal(err)
 	}
 	var aus [][][]byte
-	for _, n := range splitAnnexB(raw) {
+	for _, n := range e2e.SplitAnnexB(raw) {
 		if h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter || len(aus) == 0 {
 			aus = append(aus, nil)
 		}
@@ -585,7 +572,7 @@ func encodeCMAF(t *testing.T, ctx context.Context, ffmpeg, ffprobe string, secon
 	if err != nil {
 		t.Fatal(err)
 	}
-	a0 := lines(run(t, ctx, ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pts",
+	a0 := e2e.Lines(e2e.Run(t, ctx, ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pts",
 		"-read_intervals", "%+#1", "-of", "csv=p=0", src))
 	aStart, err := strconv.ParseInt(strings.TrimSuffix(a0[0], ","), 10, 64)
 	if err != nil {
@@ -637,50 +624,4 @@ func encodeCMAF(t *testing.T, ctx context.Context, ffmpeg, ffprobe string, secon
 	}
 	t.Logf("media: %s, %d chunks", inits[0].MIME(), len(chunks))
 	return inits[0], chunks
-}
-
-func run(t *testing.T, ctx context.Context, name string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, name, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return out
-}
-
-func lines(out []byte) []string {
-	var ls []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			ls = append(ls, l)
-		}
-	}
-	return ls
-}
-
-// splitAnnexB cuts an Annex-B stream at its start codes.
-func splitAnnexB(b []byte) [][]byte {
-	var out [][]byte
-	start := -1
-	for i := 0; i+3 <= len(b); i++ {
-		if b[i] != 0 || b[i+1] != 0 || b[i+2] != 1 {
-			continue
-		}
-		if start >= 0 {
-			end := i
-			for end > start && b[end-1] == 0 {
-				end--
-			}
-			out = append(out, b[start:end])
-		}
-		start = i + 3
-		i += 2
-	}
-	if start >= 0 && start < len(b) {
-		out = append(out, b[start:])
-	}
-	return out
 }

@@ -3,8 +3,11 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -21,4 +24,55 @@ func Require(t testing.TB, tool string) string {
 	}
 	t.Skipf("skipping: %s not installed", tool)
 	return ""
+}
+
+// Run runs a tool to completion and returns its standard output; a failure
+// fails the test with the command line and what the tool printed.
+func Run(t testing.TB, ctx context.Context, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return out
+}
+
+// Lines splits tool output into its non-empty, trimmed lines.
+func Lines(out []byte) []string {
+	var ls []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			ls = append(ls, l)
+		}
+	}
+	return ls
+}
+
+// SplitAnnexB cuts a whole Annex-B stream (as ffmpeg writes it) at its start
+// codes; mediacommon's AnnexB.Unmarshal is for one access unit and caps the
+// NALU count.
+func SplitAnnexB(b []byte) [][]byte {
+	var out [][]byte
+	start := -1
+	for i := 0; i+3 <= len(b); i++ {
+		if b[i] != 0 || b[i+1] != 0 || b[i+2] != 1 {
+			continue
+		}
+		if start >= 0 {
+			end := i
+			for end > start && b[end-1] == 0 {
+				end--
+			}
+			out = append(out, b[start:end])
+		}
+		start = i + 3
+		i += 2
+	}
+	if start >= 0 && start < len(b) {
+		out = append(out, b[start:])
+	}
+	return out
 }

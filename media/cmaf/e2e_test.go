@@ -15,89 +15,28 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
+	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
 )
-
-// needTool returns the path of an external tool, skipping the test when it
-// is missing (failing instead when BANYAN_E2E=1).
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("BANYAN_E2E") == "1" {
-			t.Fatalf("%s not found and BANYAN_E2E=1", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return path
-}
-
-func run(t *testing.T, ctx context.Context, name string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, name, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return out
-}
-
-// lines splits tool output into its non-empty lines.
-func lines(out []byte) []string {
-	var ls []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			ls = append(ls, l)
-		}
-	}
-	return ls
-}
-
-// splitAnnexB cuts a whole Annex-B stream at its start codes (mediacommon's
-// AnnexB.Unmarshal is for one access unit and caps the NALU count).
-func splitAnnexB(b []byte) [][]byte {
-	var out [][]byte
-	start := -1
-	for i := 0; i+3 <= len(b); i++ {
-		if b[i] != 0 || b[i+1] != 0 || b[i+2] != 1 {
-			continue
-		}
-		if start >= 0 {
-			end := i
-			for end > start && b[end-1] == 0 {
-				end--
-			}
-			out = append(out, b[start:end])
-		}
-		start = i + 3
-		i += 2
-	}
-	if start >= 0 && start < len(b) {
-		out = append(out, b[start:])
-	}
-	return out
-}
 
 // TestFFprobe packages real libx264 output (with B-frames) and AAC from
 // ffmpeg, writes init+chunks as one fragmented MP4 and has ffprobe decode
 // it: every frame must be there, with the source's presentation times.
 func TestFFprobe(t *testing.T) {
-	ffmpeg := needTool(t, "ffmpeg")
-	ffprobe := needTool(t, "ffprobe")
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	ffprobe := e2e.Require(t, "ffprobe")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.ts")
-	run(t, ctx, ffmpeg, "-v", "error", "-nostdin",
+	e2e.Run(t, ctx, ffmpeg, "-v", "error", "-nostdin",
 		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "30", "-pix_fmt", "yuv420p",
 		"-c:a", "aac", "-b:a", "96k", "-f", "mpegts", src)
 	vFile, aFile := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.aac")
-	run(t, ctx, ffmpeg, "-v", "error", "-nostdin", "-i", src,
+	e2e.Run(t, ctx, ffmpeg, "-v", "error", "-nostdin", "-i", src,
 		"-map", "0:v", "-c", "copy", "-bsf:v", "h264_metadata=aud=insert", "-f", "h264", vFile,
 		"-map", "0:a", "-c", "copy", "-f", "adts", aFile)
 
@@ -105,7 +44,7 @@ func TestFFprobe(t *testing.T) {
 	// demuxer gives each packet's PTS/DTS in the same (decode) order.
 	type ts struct{ pts, dts int64 }
 	var vts []ts
-	for _, line := range lines(run(t, ctx, ffprobe, "-v", "error",
+	for _, line := range e2e.Lines(e2e.Run(t, ctx, ffprobe, "-v", "error",
 		"-select_streams", "v:0", "-show_entries", "packet=pts,dts", "-of", "csv=p=0", src)) {
 		f := strings.Split(line, ",")
 		if len(f) < 2 {
@@ -123,7 +62,7 @@ func TestFFprobe(t *testing.T) {
 		t.Fatal(err)
 	}
 	var aus [][][]byte
-	for _, n := range splitAnnexB(raw) {
+	for _, n := range e2e.SplitAnnexB(raw) {
 		if h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter || len(aus) == 0 {
 			aus = append(aus, nil)
 		}
@@ -164,9 +103,9 @@ func TestFFprobe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a0 := strings.TrimSpace(string(run(t, ctx, ffprobe, "-v", "error", "-select_streams", "a:0",
+	a0 := strings.TrimSpace(string(e2e.Run(t, ctx, ffprobe, "-v", "error", "-select_streams", "a:0",
 		"-show_entries", "packet=pts", "-read_intervals", "%+#1", "-of", "csv=p=0", src)))
-	aStart, err := strconv.ParseInt(strings.TrimSuffix(lines([]byte(a0))[0], ","), 10, 64)
+	aStart, err := strconv.ParseInt(strings.TrimSuffix(e2e.Lines([]byte(a0))[0], ","), 10, 64)
 	if err != nil {
 		t.Fatalf("audio start %q", a0)
 	}
@@ -210,7 +149,7 @@ func TestFFprobe(t *testing.T) {
 			Width        int    `json:"width"`
 		} `json:"streams"`
 	}
-	if err := json.Unmarshal(run(t, ctx, ffprobe, "-v", "error", "-count_frames", "-show_streams", "-of", "json", out), &probe); err != nil {
+	if err := json.Unmarshal(e2e.Run(t, ctx, ffprobe, "-v", "error", "-count_frames", "-show_streams", "-of", "json", out), &probe); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
@@ -224,7 +163,7 @@ func TestFFprobe(t *testing.T) {
 	// Presentation times survive: the packets' PTS relative to the first
 	// DTS match the source's (B-frame reordering included).
 	var outPTS []int64
-	for _, line := range lines(run(t, ctx, ffprobe, "-v", "error",
+	for _, line := range e2e.Lines(e2e.Run(t, ctx, ffprobe, "-v", "error",
 		"-select_streams", "v:0", "-show_entries", "packet=pts", "-of", "csv=p=0", out)) {
 		v, err := strconv.ParseInt(strings.TrimSuffix(line, ","), 10, 64)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,22 +11,10 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
+	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/avc"
 )
-
-// needFFmpeg returns the ffmpeg path or skips (fails with BANYAN_E2E=1).
-func needFFmpeg(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		if os.Getenv("BANYAN_E2E") == "1" {
-			t.Fatal("ffmpeg not found and BANYAN_E2E=1")
-		}
-		t.Skip("ffmpeg not found")
-	}
-	return p
-}
 
 func ffmpegPublish(ctx context.Context, bin, url string) *exec.Cmd {
 	return exec.CommandContext(ctx, bin, "-hide_banner", "-loglevel", "error", "-nostdin",
@@ -40,7 +27,7 @@ func ffmpegPublish(ctx context.Context, bin, url string) *exec.Cmd {
 // TestFFmpegPublish: garbage and a stalled half handshake on the port, then
 // a real ffmpeg publish with B-frames and AAC, checked frame by frame.
 func TestFFmpegPublish(t *testing.T) {
-	bin := needFFmpeg(t)
+	bin := e2e.Require(t, "ffmpeg")
 	h := newHarness(t, func(c *Config) { c.HandshakeTimeout = time.Second })
 
 	junk := make([]byte, 4096)
@@ -163,7 +150,7 @@ func TestFFmpegPublish(t *testing.T) {
 }
 
 func TestFFmpegWrongKey(t *testing.T) {
-	bin := needFFmpeg(t)
+	bin := e2e.Require(t, "ffmpeg")
 	h := newHarness(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -21,6 +21,7 @@ import (
 	pmedia "github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 
+	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
 )
@@ -54,7 +55,7 @@ func vclOf(nalus [][]byte) string {
 // one slice per frame) and splits it into access units.
 func ffmpegClip(t *testing.T, seconds, gop int) (aus []testAU, sps, pps []byte) {
 	t.Helper()
-	ff := requireTool(t, "ffmpeg")
+	ff := e2e.Require(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error",

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -434,19 +433,6 @@ func (c *client) waitConnected(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// requireTool skips (or fails under BANYAN_E2E=1) without a tool.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("BANYAN_E2E") == "1" {
-			t.Fatalf("%s not found (BANYAN_E2E=1)", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
 }
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed+1)) }
