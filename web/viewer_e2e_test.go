@@ -13,14 +13,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 
@@ -505,84 +502,8 @@ func encodeKey(k ed25519.PublicKey) string {
 // way the cmaf package's own end-to-end test does.
 func encodeCMAF(t *testing.T, ctx context.Context, ffmpeg, ffprobe string, seconds int) (cmaf.Init, []cmaf.Chunk) {
 	t.Helper()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src.ts")
-	e2e.Run(t, ctx, ffmpeg, "-v", "error", "-nostdin",
-		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "30",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-f", "mpegts", src)
-	vFile, aFile := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.aac")
-	e2e.Run(t, ctx, ffmpeg, "-v", "error", "-nostdin", "-i", src,
-		"-map", "0:v", "-c", "copy", "-bsf:v", "h264_metadata=aud=insert", "-f", "h264", vFile,
-		"-map", "0:a", "-c", "copy", "-f", "adts", aFile)
-
-	type ts struct{ pts, dts int64 }
-	var vts []ts
-	for _, line := range e2e.Lines(e2e.Run(t, ctx, ffprobe, "-v", "error", "-select_streams", "v:0",
-		"-show_entries", "packet=pts,dts", "-of", "csv=p=0", src)) {
-		f := strings.Split(line, ",")
-		if len(f) < 2 {
-			t.Fatalf("ffprobe line %q", line)
-		}
-		pts, err1 := strconv.ParseInt(f[0], 10, 64)
-		dts, err2 := strconv.ParseInt(f[1], 10, 64)
-		if err1 != nil || err2 != nil {
-			t.Fatalf("ffprobe line %q", line)
-		}
-		vts = append(vts, ts{pts, dts})
-	}
-	raw, err := os.ReadFile(vFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var aus [][][]byte
-	for _, n := range e2e.SplitAnnexB(raw) {
-		if h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter || len(aus) == 0 {
-			aus = append(aus, nil)
-		}
-		aus[len(aus)-1] = append(aus[len(aus)-1], n)
-	}
-	if len(aus) != len(vts) {
-		t.Fatalf("%d AUs, %d timestamps", len(aus), len(vts))
-	}
-	var vcfg media.VideoConfig
-	for _, n := range aus[0] {
-		switch h264.NALUType(n[0] & 0x1f) {
-		case h264.NALUTypeSPS:
-			vcfg.SPS = n
-		case h264.NALUTypePPS:
-			vcfg.PPS = n
-		}
-	}
-	tick := func(v int64) time.Duration { return time.Duration(v) * time.Second / 90000 }
-	var all []media.AccessUnit
-	for i, au := range aus {
-		all = append(all, media.AccessUnit{Kind: media.Video, DTS: tick(vts[i].dts), PTS: tick(vts[i].pts), Key: h264.IsRandomAccess(au), NALUs: au})
-	}
-	araw, err := os.ReadFile(aFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var adts mpeg4audio.ADTSPackets
-	if err := adts.Unmarshal(araw); err != nil {
-		t.Fatal(err)
-	}
-	asc, err := (&mpeg4audio.AudioSpecificConfig{Type: adts[0].Type, SampleRate: adts[0].SampleRate, ChannelConfig: adts[0].ChannelConfig}).Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a0 := e2e.Lines(e2e.Run(t, ctx, ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pts",
-		"-read_intervals", "%+#1", "-of", "csv=p=0", src))
-	aStart, err := strconv.ParseInt(strings.TrimSuffix(a0[0], ","), 10, 64)
-	if err != nil {
-		t.Fatalf("audio start %q", a0)
-	}
-	var audio []media.AccessUnit
-	for n, pkt := range adts {
-		d := tick(aStart) + time.Duration(n)*1024*time.Second/time.Duration(pkt.SampleRate)
-		audio = append(audio, media.AccessUnit{Kind: media.Audio, DTS: d, PTS: d, Key: true, Frame: pkt.AU})
-	}
+	m := e2e.EncodeTestMedia(t, ctx, ffmpeg, ffprobe, t.TempDir(), "640x360", seconds)
+	all, audio := m.VideoAUs, m.AudioAUs
 	// Interleave by DTS, as an ingest delivers them.
 	var merged []media.AccessUnit
 	for i, j := 0, 0; i < len(all) || j < len(audio); {
@@ -605,10 +526,10 @@ func encodeCMAF(t *testing.T, ctx context.Context, ffmpeg, ffprobe string, secon
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.VideoConfig(vcfg); err != nil {
+	if err := p.VideoConfig(m.Video); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.AudioConfig(media.AudioConfig{Codec: media.AAC, ASC: asc, SampleRate: adts[0].SampleRate, Channels: 1}); err != nil {
+	if err := p.AudioConfig(m.Audio); err != nil {
 		t.Fatal(err)
 	}
 	for _, au := range merged {

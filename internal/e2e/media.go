@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/banyan-live/banyan/media"
+)
+
+// TestMedia is ffmpeg's test picture and a 440 Hz tone, encoded (libx264
+// with B-frames and a 1 s GOP, AAC) and demuxed into what an ingest hands
+// the packager: configurations and access units with the source's times.
+type TestMedia struct {
+	Video media.VideoConfig
+	Audio media.AudioConfig
+	// VideoAUs in decode order; Ticks are their PTS and DTS in the
+	// source's 90 kHz clock, as ffprobe printed them.
+	VideoAUs []media.AccessUnit
+	Ticks    []Ticks
+	AudioAUs []media.AccessUnit
+}
+
+// Ticks is one video packet's timestamps in 90 kHz units.
+type Ticks struct{ PTS, DTS int64 }
+
+// EncodeTestMedia encodes seconds of size (e.g. "320x240") test media with
+// ffmpeg in dir and splits it into access units, timed by ffprobe.
+func EncodeTestMedia(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, size string, seconds int) TestMedia {
+	t.Helper()
+	src := filepath.Join(dir, "src.ts")
+	Run(t, ctx, ffmpeg, "-v", "error", "-nostdin",
+		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "30",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-f", "mpegts", src)
+	vFile, aFile := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.aac")
+	Run(t, ctx, ffmpeg, "-v", "error", "-nostdin", "-i", src,
+		"-map", "0:v", "-c", "copy", "-bsf:v", "h264_metadata=aud=insert", "-f", "h264", vFile,
+		"-map", "0:a", "-c", "copy", "-f", "adts", aFile)
+
+	var m TestMedia
+	// Video: the Annex-B stream splits into AUs at the delimiters; the
+	// demuxer gives each packet's PTS/DTS in the same (decode) order.
+	for _, line := range Lines(Run(t, ctx, ffprobe, "-v", "error",
+		"-select_streams", "v:0", "-show_entries", "packet=pts,dts", "-of", "csv=p=0", src)) {
+		f := strings.Split(line, ",")
+		if len(f) < 2 {
+			t.Fatalf("ffprobe line %q", line)
+		}
+		pts, err1 := strconv.ParseInt(f[0], 10, 64)
+		dts, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("ffprobe line %q", line)
+		}
+		m.Ticks = append(m.Ticks, Ticks{pts, dts})
+	}
+	raw, err := os.ReadFile(vFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aus [][][]byte
+	for _, n := range SplitAnnexB(raw) {
+		if h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter || len(aus) == 0 {
+			aus = append(aus, nil)
+		}
+		aus[len(aus)-1] = append(aus[len(aus)-1], n)
+	}
+	if len(aus) != len(m.Ticks) {
+		t.Fatalf("%d AUs, %d timestamps", len(aus), len(m.Ticks))
+	}
+	for _, n := range aus[0] {
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			m.Video.SPS = n
+		case h264.NALUTypePPS:
+			m.Video.PPS = n
+		}
+	}
+	tick := func(v int64) time.Duration { return time.Duration(v) * time.Second / 90000 }
+	for i, au := range aus {
+		m.VideoAUs = append(m.VideoAUs, media.AccessUnit{
+			Kind: media.Video, DTS: tick(m.Ticks[i].DTS), PTS: tick(m.Ticks[i].PTS), Key: h264.IsRandomAccess(au), NALUs: au,
+		})
+	}
+
+	// Audio: ADTS frames, timed from the first audio packet's PTS.
+	araw, err := os.ReadFile(aFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adts mpeg4audio.ADTSPackets
+	if err := adts.Unmarshal(araw); err != nil {
+		t.Fatal(err)
+	}
+	asc, err := (&mpeg4audio.AudioSpecificConfig{
+		Type: adts[0].Type, SampleRate: adts[0].SampleRate, ChannelConfig: adts[0].ChannelConfig,
+	}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Audio = media.AudioConfig{Codec: media.AAC, ASC: asc, SampleRate: adts[0].SampleRate, Channels: 1}
+	a0 := Lines(Run(t, ctx, ffprobe, "-v", "error", "-select_streams", "a:0",
+		"-show_entries", "packet=pts", "-read_intervals", "%+#1", "-of", "csv=p=0", src))
+	if len(a0) == 0 {
+		t.Fatal("ffprobe found no audio packet")
+	}
+	aStart, err := strconv.ParseInt(strings.TrimSuffix(a0[0], ","), 10, 64)
+	if err != nil {
+		t.Fatalf("audio start %q", a0)
+	}
+	for n, pkt := range adts {
+		d := tick(aStart) + time.Duration(n)*1024*time.Second/time.Duration(pkt.SampleRate)
+		m.AudioAUs = append(m.AudioAUs, media.AccessUnit{Kind: media.Audio, DTS: d, PTS: d, Key: true, Frame: pkt.AU})
+	}
+	return m
+}
