@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -44,45 +42,6 @@ const probeDash = `(() => { const d = window.banyanDash; if (!d) return {};
 	return {frames: d.frames, stream: d.stream, peers: d.peers, drawnNodes: d.drawnNodes, nodes: d.nodes, aggregated: d.aggregated,
 		connected: d.connected, render: d.render}; })()`
 
-// newBrowser starts headless Chromium with the flags that work here.
-func newBrowser(t *testing.T, ctx context.Context) context.Context {
-	t.Helper()
-	path := e2e.Require(t, "chromium")
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(path),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatal(err)
-	}
-	return bctx
-}
-
-func saveShot(t *testing.T, name string, data []byte) {
-	dir := os.Getenv("BANYAN_ARTIFACTS")
-	if dir == "" {
-		dir = t.ArtifactDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("saved %s", path)
-}
-
 // TestDashboardRendersSimulatedSwarm loads the real page in Chromium
 // against a tracker holding a simulated swarm (in-memory sessions, stats
 // changing every second) of 300, 1,000 and 10,000 peers, and measures
@@ -96,7 +55,7 @@ func TestDashboardRendersSimulatedSwarm(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	bctx := newBrowser(t, ctx)
+	bctx := e2e.Browser(t, ctx, chromedp.WindowSize(1400, 1000))
 	for _, n := range []int{300, 1000, 10000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			tr := newSimTracker(t, 2)
@@ -225,7 +184,7 @@ func TestDashboardRendersSimulatedSwarm(t *testing.T) {
 			}
 			shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
 			if err == nil {
-				saveShot(t, fmt.Sprintf("dashboard-sim-%d.png", n), shot)
+				e2e.SaveArtifact(t, fmt.Sprintf("dashboard-sim-%d.png", n), shot)
 			}
 		})
 	}

@@ -1,11 +1,9 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"image/png"
 	"io"
 	"log/slog"
 	"net/http"
@@ -30,8 +28,6 @@ import (
 	"github.com/banyan-live/banyan/web"
 )
 
-const chromiumPath = "/usr/bin/chromium"
-
 // TestViewerInChromium is the viewer end to end in a real browser: the
 // wasm built by the build helper, served by the web handler, plays a live
 // stream of real H.264+AAC CMAF, sealed and served by the seeder's origin,
@@ -44,7 +40,7 @@ func TestViewerInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end browser test")
 	}
-	e2e.Require(t, chromiumPath)
+	e2e.Require(t, "chromium")
 	ffmpeg, ffprobe := e2e.Require(t, "ffmpeg"), e2e.Require(t, "ffprobe")
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
@@ -112,27 +108,7 @@ func TestViewerInChromium(t *testing.T) {
 		t.Fatal("timeout")
 	}
 
-	// The browser.
-	profile := t.TempDir()
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1280, 900),
-	)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	// Start the browser before anything else uses the context: the first
-	// Run allocates it and must not race another.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatal(err)
-	}
+	bctx := e2e.Browser(t, ctx, chromedp.WindowSize(1280, 900))
 	var consoleMu sync.Mutex
 	var console []string
 	messages := chromedp.Console(bctx)
@@ -228,8 +204,8 @@ func TestViewerInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saveArtifact(t, "viewer.png", shot)
-	if frac := brightFraction(t, shot); frac < 0.05 {
+	e2e.SaveArtifact(t, "viewer.png", shot)
+	if frac := e2e.BrightFraction(t, shot); frac < 0.05 {
 		t.Fatalf("screenshot is %.1f %% non-black", 100*frac)
 	}
 
@@ -289,7 +265,7 @@ func TestViewerInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saveArtifact(t, "viewer-phone.png", shot)
+	e2e.SaveArtifact(t, "viewer-phone.png", shot)
 	// The broadcaster stops: the page plays out its buffer and says so,
 	// without counting a stall.
 	stalls := look().Stats.Stalls
@@ -334,43 +310,6 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// saveArtifact keeps a file under $BANYAN_ARTIFACTS, or the test's
-// artifact directory.
-func saveArtifact(t *testing.T, name string, data []byte) {
-	dir := os.Getenv("BANYAN_ARTIFACTS")
-	if dir == "" {
-		dir = t.ArtifactDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("saved %s", path)
-}
-
-// brightFraction is the share of pixels of a PNG that are not near black.
-func brightFraction(t *testing.T, b []byte) float64 {
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := img.Bounds()
-	bright, total := 0, 0
-	for y := r.Min.Y; y < r.Max.Y; y += 2 {
-		for x := r.Min.X; x < r.Max.X; x += 2 {
-			cr, cg, cb, _ := img.At(x, y).RGBA()
-			if (cr>>8)+(cg>>8)+(cb>>8) > 120 {
-				bright++
-			}
-			total++
-		}
-	}
-	return float64(bright) / float64(total)
 }
 
 // publisher feeds sealed chunks into the origin's window in real time.

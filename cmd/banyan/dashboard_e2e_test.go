@@ -131,7 +131,7 @@ func TestDashboardInChromium(t *testing.T) {
 	t.Logf("departures shown %v after the kill", time.Since(killed).Round(100*time.Millisecond))
 	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	if err == nil {
-		saveShot(t, "dashboard.png", shot)
+		e2e.SaveArtifact(t, "dashboard.png", shot)
 	}
 
 	// A stream key made in the page works for a publish.
@@ -154,7 +154,7 @@ func TestDashboardInChromium(t *testing.T) {
 	waitFor("the new stream live", 20*time.Second, rowsAre("demo true 3", "fromdash true 0"))
 	shot, err = chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	if err == nil {
-		saveShot(t, "dashboard-two-streams.png", shot)
+		e2e.SaveArtifact(t, "dashboard-two-streams.png", shot)
 	}
 }
 

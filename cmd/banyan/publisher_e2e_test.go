@@ -201,7 +201,7 @@ func TestBrowserPublisherWHIP(t *testing.T) {
 	// Figures.
 	during := probePublisher(t, pctx)
 	if shot, err := chromedp.Run(pctx, chromedp.CaptureScreenshot()); err == nil {
-		saveShot(t, "publisher.png", shot)
+		e2e.SaveArtifact(t, "publisher.png", shot)
 	}
 	gaps := keyframeGaps(t, rec)
 	if during.Width != 1280 || during.Height != 720 {

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"image/png"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -43,30 +40,12 @@ const viewerProbeJS = `(() => { const p = document.querySelector('banyan-player'
 // extra adds flags (a fake camera for the publisher test).
 func browser(t *testing.T, ctx context.Context, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
-	path := e2e.Require(t, "chromium")
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
+	return e2e.Browser(t, ctx, append([]chromedp.ExecAllocatorOption{
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		// WebRTC between the page and native peers on this machine only.
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
-	}
-	actx, acancel := chromedp.NewExecAllocator(ctx, append(opts, extra...)...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return bctx
+	}, extra...)...)
 }
 
 // openViewer opens /watch/<stream> in a fresh browser context (its own
@@ -169,8 +148,8 @@ func TestBrowserViewersInMesh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saveShot(t, "mesh-viewer.png", shot)
-	if f := bright(t, shot); f < 0.05 {
+	e2e.SaveArtifact(t, "mesh-viewer.png", shot)
+	if f := e2e.BrightFraction(t, shot); f < 0.05 {
 		t.Fatalf("screenshot is black (%.3f of pixels lit)", f)
 	}
 
@@ -195,37 +174,4 @@ func TestBrowserViewersInMesh(t *testing.T) {
 		})
 	}
 	p.stop(t, os.Interrupt)
-}
-
-func saveShot(t *testing.T, name string, data []byte) {
-	dir := os.Getenv("BANYAN_ARTIFACTS")
-	if dir == "" {
-		dir = t.ArtifactDir()
-	}
-	os.MkdirAll(dir, 0o755)
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
-}
-
-// bright is the share of a PNG's pixels that are not near black.
-func bright(t *testing.T, b []byte) float64 {
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := img.Bounds()
-	lit, total := 0, 0
-	for y := r.Min.Y; y < r.Max.Y; y += 2 {
-		for x := r.Min.X; x < r.Max.X; x += 2 {
-			cr, cg, cb, _ := img.At(x, y).RGBA()
-			if (cr>>8)+(cg>>8)+(cb>>8) > 120 {
-				lit++
-			}
-			total++
-		}
-	}
-	return float64(lit) / float64(total)
 }
