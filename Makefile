@@ -65,6 +65,9 @@ bench:
 	run origin-10k          --mode origin --peers 10000 --duration 40s --churn 10%; \
 	run mesh-10k            --peers 10000 --duration 40s --churn 10% $$M; \
 	run mesh-10k-kill30     --peers 10000 --duration 40s --kill 0.3 $$M; \
+	run origin-100k         --mode origin --peers 100000 --duration 40s --churn 10%; \
+	run mesh-100k           --peers 100000 --duration 40s --churn 10% $$M; \
+	run mesh-100k-kill30    --peers 100000 --duration 40s --kill 0.3 $$M; \
 	run webrtc-50           --transport webrtc --peers 50 --duration 60s; \
 	run webrtc-75           --transport webrtc --peers 75 --duration 60s; \
 	run webrtc-100          --transport webrtc --peers 100 --duration 60s

@@ -268,6 +268,7 @@ type simPeer struct {
 	// inKill: alive right after the kill; killStalls its stalls then.
 	inKill     bool
 	killStalls uint64
+	complaints map[peer.PeerID]time.Time // children's reports (demote)
 }
 
 func (p *simPeer) live() bool { return p.state == stLive }
@@ -638,6 +639,13 @@ func (s *memSim) deadline(p *simPeer, t time.Time) time.Time {
 	return s.t0.Add(r * half)
 }
 
+// nextStats is when p's next stats after t reach the tracker: they leave
+// every StatsInterval since its welcome.
+func (s *memSim) nextStats(p *simPeer, t time.Time) time.Time {
+	iv := s.m.StatsInterval
+	return p.welcome.Add((t.Sub(p.welcome)/iv+1)*iv + p.sig)
+}
+
 func (s *memSim) trackerLeave(p *simPeer) {
 	if !p.inForest {
 		return
@@ -922,6 +930,14 @@ func (s *memSim) trackerReport(from *simPeer, r protocol.Report) {
 		}
 		changes, err = s.forest.ReportBadParent(overlay.PeerID(accused.id), r.Stripe)
 	} else {
+		if accused != s.root {
+			if r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportFlood {
+				s.demote(accused, from, now)
+			}
+			if r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportNoConn {
+				s.suspect(accused, now)
+			}
+		}
 		changes, err = s.forest.ReportBadParent(overlay.PeerID(from.id), r.Stripe)
 		// A child that reports its vanished parent is an orphan now.
 		st := &from.st[r.Stripe]
@@ -933,6 +949,44 @@ func (s *memSim) trackerReport(from *simPeer, r protocol.Report) {
 	if err == nil {
 		s.apply(append(s.chg[:0], changes...), now, nil)
 	}
+}
+
+// demote halves the capacity of a parent a child reported silent or
+// flooding, each child counting once per demoteHold (tracker.demoteLocked).
+func (s *memSim) demote(accused, from *simPeer, now time.Time) {
+	if at, ok := accused.complaints[from.id]; ok && now.Sub(at) < demoteHold {
+		return
+	}
+	if accused.complaints == nil {
+		accused.complaints = make(map[peer.PeerID]time.Time)
+	}
+	accused.complaints[from.id] = now
+	accused.capacity /= 2
+	if changes, err := s.forest.UpdateCapacity(overlay.PeerID(accused.id), accused.capacity, now); err == nil {
+		s.apply(append(s.chg[:0], changes...), now, nil)
+	}
+}
+
+// demoteHold is the tracker's: how long a complaint keeps its demotion.
+const demoteHold = 2 * time.Minute
+
+// suspect keeps new children off a parent reported gone until its next
+// stats reach the tracker (a vanished one never sends them).
+func (s *memSim) suspect(accused *simPeer, now time.Time) {
+	if s.forest.Suspected(overlay.PeerID(accused.id)) {
+		return // its next stats are already due
+	}
+	_ = s.forest.Suspect(overlay.PeerID(accused.id))
+	if !accused.live() {
+		return
+	}
+	s.net.At(s.nextStats(accused, now), func() {
+		if accused.live() && accused.inForest {
+			if changes, err := s.forest.Alive(overlay.PeerID(accused.id)); err == nil {
+				s.apply(append(s.chg[:0], changes...), s.net.Now(), nil)
+			}
+		}
+	})
 }
 
 func (s *memSim) peerAt(id peer.PeerID) *simPeer {

@@ -97,7 +97,14 @@ func runOps(t *testing.T, data []byte) {
 			if !ok {
 				continue
 			}
-			ch, err = m.f.ReportBadParent(id, r.next()%cfg.Stripes)
+			switch r.next() % 4 {
+			case 0, 1:
+				ch, err = m.f.ReportBadParent(id, r.next()%cfg.Stripes)
+			case 2:
+				err = m.f.Suspect(id)
+			case 3:
+				ch, err = m.f.Alive(id)
+			}
 		case 6:
 			id, ok := peer()
 			if !ok {

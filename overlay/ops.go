@@ -143,6 +143,9 @@ func (f *Forest) Leave(id PeerID) ([]Change, error) {
 		f.orphans = orphans[:0]
 	}
 	f.syncPending(x) // no children left: leaves the pending list
+	if n.suspect {
+		f.unsuspect(x)
+	}
 	delete(f.ids, id)
 	*n = node{ppos: none, interior: -1}
 	f.spare = append(f.spare, x)
@@ -501,6 +504,52 @@ func (f *Forest) ReportBadParent(child PeerID, s int) ([]Change, error) {
 	f.relocate(s, x)
 	f.settle()
 	return f.changes, nil
+}
+
+// Suspect records that a child reported id's feed gone (silent, no
+// connection): until the tracker hears from id again (Alive), no peer is
+// placed under it, in any stripe. Its current children stay. Without this
+// a vanished parent the tracker has not timed out yet is where every
+// re-parented orphan lands: its children leaving free its slots, and it is
+// high in the tree. The root is never suspect.
+func (f *Forest) Suspect(id PeerID) error {
+	if id == Root {
+		return nil
+	}
+	x, err := f.lookup(id)
+	if err != nil {
+		return fmt.Errorf("overlay: suspect: %w", err)
+	}
+	if !f.nodes[x].suspect {
+		f.nodes[x].suspect = true
+		f.suspects = append(f.suspects, x)
+	}
+	return nil
+}
+
+// Alive records that the tracker heard from id (its stats): a suspect may
+// take children again, and origin-fed peers may attach to it at once.
+func (f *Forest) Alive(id PeerID) ([]Change, error) {
+	f.begin()
+	if id == Root {
+		return f.changes, nil
+	}
+	x, err := f.lookup(id)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: alive: %w", err)
+	}
+	if f.nodes[x].suspect {
+		f.unsuspect(x)
+		f.settle()
+	}
+	return f.changes, nil
+}
+
+func (f *Forest) unsuspect(x int32) {
+	f.nodes[x].suspect = false
+	if i := slices.Index(f.suspects, x); i >= 0 {
+		f.suspects = slices.Delete(f.suspects, i, i+1)
+	}
 }
 
 // SetNAT records a peer's NAT type once ICE has learned it, and moves the

@@ -723,3 +723,90 @@ func TestDepthAtScale(t *testing.T) {
 		runtime.KeepAlive(f)
 	}
 }
+
+// TestSuspectTakesNoChildren: a parent its children reported gone gets no
+// new child, whatever places peers (joins, orphans of departures, the
+// rebalancer), until the tracker hears from it again.
+func TestSuspectTakesNoChildren(t *testing.T) {
+	f, ids, r := realistic(t, Config{Stripes: 2, Seed: 5}, 2000, 5)
+	// A strong interior peer whose children all report it silent.
+	var P PeerID
+	var s int
+	for _, id := range ids {
+		if st, _ := f.Interior(id); st >= 0 {
+			if k, _ := f.Children(nil, id, st); len(k) >= 3 {
+				P, s = id, st
+				break
+			}
+		}
+	}
+	if P == 0 {
+		t.Fatal("no interior peer with children")
+	}
+	if err := f.Suspect(P); err != nil {
+		t.Fatal(err)
+	}
+	kids, _ := f.Children(nil, P, s)
+	for _, c := range kids {
+		if _, err := f.ReportBadParent(c, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	childrenOf := func() int {
+		n := 0
+		for st := range 2 {
+			k, _ := f.Children(nil, P, st)
+			n += len(k)
+		}
+		return n
+	}
+	next := PeerID(len(ids) + 1)
+	for round := range 20 {
+		for range 25 {
+			join(t, f, RandomPeer(r, next))
+			ids = append(ids, next)
+			next++
+		}
+		for range 10 {
+			i := r.IntN(len(ids))
+			if ids[i] == P {
+				continue
+			}
+			if _, err := f.Leave(ids[i]); err != nil {
+				t.Fatal(err)
+			}
+			ids = slices.Delete(ids, i, i+1)
+		}
+		f.Tick(time.Unix(int64(round), 0))
+		if n := childrenOf(); n != 0 {
+			t.Fatalf("round %d: the suspect has %d children", round, n)
+		}
+	}
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Alive(P); err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		join(t, f, RandomPeer(r, next))
+		next++
+	}
+	if childrenOf() == 0 {
+		t.Fatal("heard from again, the peer still gets no children")
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"root suspect", f.Suspect(Root)},
+		{"root alive", func() error { _, err := f.Alive(Root); return err }()},
+	} {
+		if tc.err != nil {
+			t.Fatalf("%s: %v", tc.name, tc.err)
+		}
+	}
+	if err := f.Suspect(999999); !errors.Is(err, ErrUnknownPeer) {
+		t.Fatalf("unknown peer: %v", err)
+	}
+}

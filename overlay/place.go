@@ -186,10 +186,15 @@ func (f *Forest) attachable(s int, r int32) bool {
 			continue
 		}
 		ai, ok := f.ids[a]
-		if !ok {
-			continue
+		if !ok || f.nodes[ai].suspect {
+			continue // suspects are counted once, below
 		}
 		if fr := f.free(ai, s); fr > 0 && !f.inSubtree(s, ai, r) {
+			out -= int64(fr)
+		}
+	}
+	for _, x := range f.suspects {
+		if fr := f.free(x, s); fr > 0 && !f.inSubtree(s, x, r) {
 			out -= int64(fr)
 		}
 	}

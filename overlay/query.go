@@ -202,3 +202,10 @@ func (f *Forest) Walk(s int, fn func(Edge) bool) {
 		}
 	}
 }
+
+// Suspected reports whether id takes no new children because a child
+// reported it gone and the tracker has not heard from it since (Suspect).
+func (f *Forest) Suspected(id PeerID) bool {
+	x, err := f.lookup(id)
+	return err == nil && f.nodes[x].suspect
+}

@@ -53,6 +53,7 @@ type node struct {
 	nat       NAT
 	noUpload  bool
 	live      bool
+	suspect   bool // reported gone by a child and not heard from since
 	avoidNext uint8
 }
 
@@ -84,7 +85,9 @@ type Forest struct {
 	links []link // len(nodes)*k, node-major
 	ids   map[PeerID]int32
 	spare []int32 // free node indexes
-	live  int     // peers, root excluded
+	// suspects are the nodes no peer may be placed under (Suspect); few.
+	suspects []int32
+	live     int // peers, root excluded
 
 	st []stripe
 
@@ -232,8 +235,12 @@ func (f *Forest) near(a, b int32) bool {
 	return la != 0 && la == f.nodes[b].loc
 }
 
-// avoids reports whether the peer described by n reported c as a bad parent.
+// avoids reports whether the peer described by n may not get c as a new
+// parent: n reported c bad, or c is suspected gone (Forest.Suspect).
 func (f *Forest) avoids(n *node, c int32) bool {
+	if f.nodes[c].suspect {
+		return true // nobody gets a parent that may be gone
+	}
 	id := f.nodes[c].id
 	for _, a := range n.avoid {
 		if a == id {

@@ -83,7 +83,8 @@ func TestCapacityLiarDemoted(t *testing.T) {
 }
 
 // TestFalseAccuserCostsHalf: one lying child reporting an honest parent
-// silent again and again demotes it once per hold period, not to zero.
+// silent again and again demotes it once per hold period, not to zero, and
+// keeps new children off it until its next stats.
 func TestFalseAccuserCostsHalf(t *testing.T) {
 	tt := newTestTracker(t, Config{Stripes: 1, RootCapacity: 1})
 	joinSeeder(t, tt, "fh")
@@ -94,6 +95,22 @@ func TestFalseAccuserCostsHalf(t *testing.T) {
 		liar.send(protocol.Report{Kind: protocol.ReportSilent, Peer: p.id, Stripe: 0})
 	}
 	time.Sleep(100 * time.Millisecond)
+	// Until its next stats (every 2 s) it is suspected gone and takes no
+	// new children; then it takes them again, at half capacity.
+	suspected := func() (v bool) {
+		tt.t.withForest("fh", func(f *overlay.Forest) { v = f.Suspected(overlay.PeerID(p.id)) })
+		return v
+	}
+	if !suspected() {
+		t.Fatal("the accused is not suspected")
+	}
+	p.send(protocol.Stats{UploadKbps: 24_000})
+	for i := 0; suspected(); i++ {
+		if i == 200 {
+			t.Fatal("still suspected after its stats")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	var honest []*client
 	for i := 0; i < 4; i++ {
 		c, _ := joinViewer(t, tt, protocol.Join{Stream: "fh", NoUpload: true})

@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/store"
 	"github.com/banyan-live/banyan/viewertoken"
@@ -456,6 +457,45 @@ func TestReportedSilentParentReparents(t *testing.T) {
 		return ok && !as.Remove && as.Parent != p.id
 	})
 	t.Logf("re-parent after silent report: %v", time.Since(start))
+}
+
+// TestSilentParentTakesNoNewChildren: a parent reported silent may be gone;
+// joiners are not placed under it until its next stats show it alive.
+func TestSilentParentTakesNoNewChildren(t *testing.T) {
+	tt := newTestTracker(t, Config{Stripes: 1, RootCapacity: 1})
+	joinSeeder(t, tt, "su")
+	p, _ := joinViewer(t, tt, protocol.Join{Stream: "su", UploadKbps: 30_000})
+	c1, _ := joinViewer(t, tt, protocol.Join{Stream: "su", NoUpload: true})
+	c1.next("parent P", func(m protocol.Message) bool { as, ok := m.(protocol.Assign); return ok && as.Parent == p.id })
+	c1.send(protocol.Report{Kind: protocol.ReportSilent, Peer: p.id, Stripe: 0})
+	c1.next("moved off P", func(m protocol.Message) bool {
+		as, ok := m.(protocol.Assign)
+		return ok && !as.Remove && as.Parent != p.id
+	})
+	c2, _ := joinViewer(t, tt, protocol.Join{Stream: "su", NoUpload: true})
+	c2.next("a parent other than the suspect", func(m protocol.Message) bool {
+		as, ok := m.(protocol.Assign)
+		if ok && as.Parent == p.id {
+			t.Fatal("a joiner was placed under a parent reported silent")
+		}
+		return ok && !as.Remove
+	})
+	suspected := func() (v bool) {
+		tt.t.withForest("su", func(f *overlay.Forest) { v = f.Suspected(overlay.PeerID(p.id)) })
+		return v
+	}
+	if !suspected() {
+		t.Fatal("P not suspected after a silent report")
+	}
+	p.send(protocol.Stats{UploadKbps: 30_000})
+	for i := 0; suspected(); i++ {
+		if i == 200 {
+			t.Fatal("P still suspected after its stats")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c3, _ := joinViewer(t, tt, protocol.Join{Stream: "su", NoUpload: true})
+	c3.next("parent P again", func(m protocol.Message) bool { as, ok := m.(protocol.Assign); return ok && as.Parent == p.id })
 }
 
 func TestStreamManager(t *testing.T) {

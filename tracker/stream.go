@@ -326,6 +326,11 @@ func (st *streamState) report(from *session, r protocol.Report) {
 	if r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportFlood {
 		st.demoteLocked(accused, from)
 	}
+	if (r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportNoConn) && !accused.isSeeder {
+		// It may be gone: no new children for it until its next stats,
+		// or every orphan lands in the slots its children just freed.
+		_ = st.forest.Suspect(overlay.PeerID(accused.id))
+	}
 	// Whatever the verdict on the parent, move the child away from it.
 	if changes, err := st.forest.ReportBadParent(overlay.PeerID(from.id), r.Stripe); err == nil {
 		st.applyLocked(changes)
@@ -377,6 +382,9 @@ func (st *streamState) stats(s *session, stats protocol.Stats) {
 	s.stats = stats
 	if s.isSeeder {
 		return
+	}
+	if changes, err := st.forest.Alive(overlay.PeerID(s.id)); err == nil {
+		st.applyLocked(changes)
 	}
 	if c := st.t.capacity(stats.UploadKbps); c > s.capacity && !st.t.cfg.Now().Before(s.demotedUntil) {
 		s.capacity = c
