@@ -35,9 +35,10 @@ lint:
 	$(GO) vet ./...
 	GOOS=js GOARCH=wasm $(GO) vet ./chunk/... ./media/ 2>/dev/null || true
 
-# Micro-benchmarks, then the standard swarm set on the mem transport (about
-# 40 minutes on 2 cores; the 10k runs hold ~10 GiB of heap: BENCH_MEMLIMIT
-# sets GOMEMLIMIT), then bench/REPORT.md and its plots. The swarm runs stay
+# Micro-benchmarks, then the standard swarm set on the mem transport and
+# real nodes (about 70 minutes on 2 cores, an hour of it the two 100k runs,
+# which hold 5–6 GB of heap; BENCH_MEMLIMIT sets GOMEMLIMIT), then
+# bench/REPORT.md and its plots. The swarm runs stay
 # out of `make test`: they are benchmarks, not tests. Main configuration:
 # tuned engine timings and 40 % upload headroom (see bench/analysis.md).
 bench:
@@ -70,6 +71,7 @@ bench:
 	run mesh-100k-kill30    --peers 100000 --duration 40s --kill 0.3 $$M; \
 	run webrtc-50           --transport webrtc --peers 50 --duration 60s; \
 	run webrtc-75           --transport webrtc --peers 75 --duration 60s; \
+	run webrtc-90           --transport webrtc --peers 90 --duration 60s; \
 	run webrtc-100          --transport webrtc --peers 100 --duration 60s
 	$(GO) run ./bench/cmd/report -in bench/results -out bench
 
