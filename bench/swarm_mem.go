@@ -19,6 +19,7 @@ import (
 	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/peer/memnet"
 	"github.com/banyan-live/banyan/protocol"
+	"github.com/banyan-live/banyan/tracker"
 )
 
 // MemModel is the mem transport's model of the Internet, the viewers and
@@ -628,22 +629,26 @@ func (s *memSim) depart(p *simPeer, abrupt bool) {
 // unseen for 3 intervals (tracker.reap).
 func (s *memSim) deadline(p *simPeer, t time.Time) time.Time {
 	iv := s.m.StatsInterval
-	base := p.welcome
-	if base.IsZero() {
-		base = t
-	}
-	n := t.Sub(base) / iv
-	lastSeen := base.Add(n * iv).Add(p.sig).Sub(s.t0)
+	lastSeen := s.lastStats(p, t).Add(p.sig).Sub(s.t0)
 	half := iv / 2
 	r := (lastSeen+3*iv)/half + 1
 	return s.t0.Add(r * half)
 }
 
-// nextStats is when p's next stats after t reach the tracker: they leave
-// every StatsInterval since its welcome.
-func (s *memSim) nextStats(p *simPeer, t time.Time) time.Time {
+// lastStats is when p's latest stats at or before t left it: a viewer
+// sends them every StatsInterval since its welcome (t itself if none yet).
+func (s *memSim) lastStats(p *simPeer, t time.Time) time.Time {
 	iv := s.m.StatsInterval
-	return p.welcome.Add((t.Sub(p.welcome)/iv+1)*iv + p.sig)
+	base := p.welcome
+	if base.IsZero() {
+		base = t
+	}
+	return base.Add(t.Sub(base) / iv * iv)
+}
+
+// nextStats is when p's next stats after t reach the tracker.
+func (s *memSim) nextStats(p *simPeer, t time.Time) time.Time {
+	return s.lastStats(p, t).Add(s.m.StatsInterval + p.sig)
 }
 
 func (s *memSim) trackerLeave(p *simPeer) {
@@ -952,9 +957,10 @@ func (s *memSim) trackerReport(from *simPeer, r protocol.Report) {
 }
 
 // demote halves the capacity of a parent a child reported silent or
-// flooding, each child counting once per demoteHold (tracker.demoteLocked).
+// flooding, each child counting once per tracker.DemoteHold, as the tracker
+// does.
 func (s *memSim) demote(accused, from *simPeer, now time.Time) {
-	if at, ok := accused.complaints[from.id]; ok && now.Sub(at) < demoteHold {
+	if at, ok := accused.complaints[from.id]; ok && now.Sub(at) < tracker.DemoteHold {
 		return
 	}
 	if accused.complaints == nil {
@@ -966,9 +972,6 @@ func (s *memSim) demote(accused, from *simPeer, now time.Time) {
 		s.apply(append(s.chg[:0], changes...), now, nil)
 	}
 }
-
-// demoteHold is the tracker's: how long a complaint keeps its demotion.
-const demoteHold = 2 * time.Minute
 
 // suspect keeps new children off a parent reported gone until its next
 // stats reach the tracker (a vanished one never sends them).

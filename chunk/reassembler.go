@@ -240,12 +240,11 @@ func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 	}
 	r.drop(id, e)
 	// All pieces are present, so S and the last length are known.
-	n = (e.count-1)*e.size + e.lastLen
 	var out []byte
 	if r.cfg.Retain {
 		out = r.cfg.Join(e.parts)
 	} else {
-		out = e.buf[:n:n]
+		out = e.buf[:total:total] // geometry checked total = (count-1)·S + last
 	}
 	if err := checkWhole(id, out); err != nil {
 		return nil, true, fmt.Errorf("chunk: reassemble: %w", err)

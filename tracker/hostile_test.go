@@ -21,6 +21,28 @@ func (tt *testTracker) children(stream string, p protocol.PeerID, s int) []overl
 	return out
 }
 
+// suspected reports whether the tracker keeps new children off p.
+func (tt *testTracker) suspected(stream string, p protocol.PeerID) (v bool) {
+	tt.t.withForest(stream, func(f *overlay.Forest) { v = f.Suspected(overlay.PeerID(p)) })
+	return v
+}
+
+// statsClearSuspicion checks that p is suspected, sends its stats, and
+// waits until the tracker no longer suspects it.
+func (tt *testTracker) statsClearSuspicion(t *testing.T, stream string, p *client, kbps int) {
+	t.Helper()
+	if !tt.suspected(stream, p.id) {
+		t.Fatal("the accused is not suspected")
+	}
+	p.send(protocol.Stats{UploadKbps: kbps})
+	for i := 0; tt.suspected(stream, p.id); i++ {
+		if i == 200 {
+			t.Fatal("still suspected after its stats")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestCapacityLiarDemoted: a peer declares a big uplink, takes every child
 // slot and delivers nothing. Each child that reports it silent is moved
 // away and halves the liar's capacity, so it sheds the rest and stops
@@ -97,20 +119,7 @@ func TestFalseAccuserCostsHalf(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	// Until its next stats (every 2 s) it is suspected gone and takes no
 	// new children; then it takes them again, at half capacity.
-	suspected := func() (v bool) {
-		tt.t.withForest("fh", func(f *overlay.Forest) { v = f.Suspected(overlay.PeerID(p.id)) })
-		return v
-	}
-	if !suspected() {
-		t.Fatal("the accused is not suspected")
-	}
-	p.send(protocol.Stats{UploadKbps: 24_000})
-	for i := 0; suspected(); i++ {
-		if i == 200 {
-			t.Fatal("still suspected after its stats")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	tt.statsClearSuspicion(t, "fh", p, 24_000)
 	var honest []*client
 	for i := 0; i < 4; i++ {
 		c, _ := joinViewer(t, tt, protocol.Join{Stream: "fh", NoUpload: true})

@@ -15,7 +15,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/banyan-live/banyan/chunk"
-	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/store"
 	"github.com/banyan-live/banyan/viewertoken"
@@ -480,20 +479,7 @@ func TestSilentParentTakesNoNewChildren(t *testing.T) {
 		}
 		return ok && !as.Remove
 	})
-	suspected := func() (v bool) {
-		tt.t.withForest("su", func(f *overlay.Forest) { v = f.Suspected(overlay.PeerID(p.id)) })
-		return v
-	}
-	if !suspected() {
-		t.Fatal("P not suspected after a silent report")
-	}
-	p.send(protocol.Stats{UploadKbps: 30_000})
-	for i := 0; suspected(); i++ {
-		if i == 200 {
-			t.Fatal("P still suspected after its stats")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	tt.statsClearSuspicion(t, "su", p, 30_000)
 	c3, _ := joinViewer(t, tt, protocol.Join{Stream: "su", NoUpload: true})
 	c3.next("parent P again", func(m protocol.Message) bool { as, ok := m.(protocol.Assign); return ok && as.Parent == p.id })
 }

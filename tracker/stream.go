@@ -338,33 +338,33 @@ func (st *streamState) report(from *session, r protocol.Report) {
 	}
 }
 
-// demoteHold is how long a parent its children complained about keeps its
+// DemoteHold is how long a parent its children complained about keeps its
 // lowered capacity: self-reported stats cannot raise it in that time.
-const demoteHold = 2 * time.Minute
+const DemoteHold = 2 * time.Minute
 
 // demoteLocked halves the capacity of a parent a child reported as silent
 // or flooding: a peer that promised more upload than it delivers (a
 // capacity liar, or just an optimist) stops attracting new children and
-// sheds some of the ones it has. Each child counts once per demoteHold, so
+// sheds some of the ones it has. Each child counts once per DemoteHold, so
 // a single false accuser costs an honest parent at most half its slots.
 func (st *streamState) demoteLocked(accused, from *session) {
 	if accused.isSeeder {
 		return
 	}
 	now := st.t.cfg.Now()
-	if at, ok := accused.complaints[from.id]; ok && now.Sub(at) < demoteHold {
+	if at, ok := accused.complaints[from.id]; ok && now.Sub(at) < DemoteHold {
 		return
 	}
 	if accused.complaints == nil {
 		accused.complaints = make(map[protocol.PeerID]time.Time)
 	}
 	for id, at := range accused.complaints {
-		if now.Sub(at) >= demoteHold {
+		if now.Sub(at) >= DemoteHold {
 			delete(accused.complaints, id)
 		}
 	}
 	accused.complaints[from.id] = now
-	accused.demotedUntil = now.Add(demoteHold)
+	accused.demotedUntil = now.Add(DemoteHold)
 	c := accused.capacity / 2
 	if changes, err := st.forest.UpdateCapacity(overlay.PeerID(accused.id), c, now); err == nil {
 		accused.capacity = c
