@@ -169,6 +169,24 @@ type SwarmResult struct {
 	WantTimeouts      uint64 `json:"want_timeouts"`
 	DuplicatePieces   uint64 `json:"duplicate_pieces"`
 	BackpressureSkips uint64 `json:"backpressure_skips"`
+	// DuplicateBytes is what viewers received twice (the senders' wasted
+	// upload), DuplicateShare its share of peer bytes; UnsentBytes is what
+	// viewers queued and then dropped unsent (never cost upload).
+	DuplicateBytes uint64  `json:"duplicate_bytes"`
+	DuplicateShare float64 `json:"duplicate_share"`
+	UnsentBytes    uint64  `json:"unsent_bytes"`
+	// UnsentWhy splits UnsentBytes: the receiver left or changed role,
+	// said it has the chunk, the bytes waited past their use, the link
+	// refused them.
+	UnsentWhy map[string]uint64 `json:"unsent_why,omitempty"`
+	// OriginWhy counts viewers' origin requests by cause: start (live
+	// edge at join), origin_fed (no parent had room), deadline (peers
+	// could not make it), no_peer (every parent was tried).
+	OriginWhy map[string]uint64 `json:"origin_why,omitempty"`
+	// RepairWhy counts chunks whose repair started, by cause: late
+	// (nothing RepairDelay past the expected arrival), gap (pieces stopped
+	// coming), skipped (the parent sent a later chunk), other.
+	RepairWhy map[string]uint64 `json:"repair_why,omitempty"`
 
 	WallS      float64 `json:"wall_s"`
 	SimSpeed   float64 `json:"sim_speed"` // simulated seconds per wall second (1 for webrtc)
@@ -361,6 +379,10 @@ type collector struct {
 	missed, played, badPlayed           uint64
 	badDetected, repPeer, repOrigin     uint64
 	reports, wants, wantTO, dups, skips uint64
+	dupBytes, unsentBytes               uint64
+	originWhy                           [4]uint64
+	repairWhy                           [5]uint64
+	unsentWhy                           [4]uint64
 	seederBytes, peerBytes              uint64
 	originBytes, turnBytes              uint64
 	maxDepth                            int
@@ -410,6 +432,17 @@ func (c *collector) engine(t peer.Traffic, n peer.Counters, now time.Time, playe
 	c.wants += n.WantsSent
 	c.wantTO += n.WantTimeouts
 	c.dups += n.Duplicate
+	c.dupBytes += t.Dup
+	c.unsentBytes += t.Unsent
+	for i, v := range t.UnsentWhy {
+		c.unsentWhy[i] += v
+	}
+	for i, v := range n.OriginWhy {
+		c.originWhy[i] += v
+	}
+	for i, v := range n.RepairWhy {
+		c.repairWhy[i] += v
+	}
 	c.skips += n.Skips
 }
 
@@ -457,6 +490,13 @@ func (c *collector) fill(r *SwarmResult) {
 	r.BadChunksPlayed, r.BadChunksDetected = c.badPlayed, c.badDetected
 	r.RepairedPeer, r.RepairedOrigin, r.Reports = c.repPeer, c.repOrigin, c.reports
 	r.WantsSent, r.WantTimeouts, r.DuplicatePieces, r.BackpressureSkips = c.wants, c.wantTO, c.dups, c.skips
+	r.DuplicateBytes, r.UnsentBytes = c.dupBytes, c.unsentBytes
+	r.UnsentWhy = map[string]uint64{"gone": c.unsentWhy[0], "have": c.unsentWhy[1], "late": c.unsentWhy[2], "backpressure": c.unsentWhy[3]}
+	r.RepairWhy = map[string]uint64{"late": c.repairWhy[0], "gap": c.repairWhy[1], "skipped": c.repairWhy[2], "other": c.repairWhy[3], "hole": c.repairWhy[4]}
+	r.OriginWhy = map[string]uint64{"start": c.originWhy[0], "origin_fed": c.originWhy[1], "deadline": c.originWhy[2], "no_peer": c.originWhy[3]}
+	if c.peerBytes > 0 {
+		r.DuplicateShare = round4(float64(c.dupBytes) / float64(c.peerBytes))
+	}
 }
 
 func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }

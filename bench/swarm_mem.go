@@ -29,8 +29,13 @@ type MemModel struct {
 	// LatencyMin/LatencyMax bound a peer-to-peer link's one-way latency
 	// (default 10–40 ms): peers in the same region draw from the lower
 	// half, others from the upper half, once per pair. Jitter adds a
-	// uniform [0, Jitter) per message (default 5 ms); messages may
-	// reorder, as on the unordered data channels peer/rtc opens.
+	// uniform [0, Jitter) per message (default 5 ms) without letting one
+	// overtake another: peer/rtc's data channels are unordered, but
+	// without retransmissions (maxRetransmits 0) nothing is delivered
+	// out of the order its packets arrive in, and the packets of one
+	// association share one UDP path, which rarely reorders. (Reordering
+	// every message within the jitter, as this model did before, made
+	// every relay forward pieces out of order.)
 	LatencyMin, LatencyMax, Jitter time.Duration
 	// Loss is the probability that one data channel message (a piece of
 	// up to 16 KiB) is lost: the channels do not retransmit (default
@@ -342,7 +347,7 @@ func newMemSim(ctx context.Context, cfg SwarmConfig) (*memSim, error) {
 	m := cfg.Mem
 	s := &memSim{
 		ctx: ctx, cfg: cfg, m: m, k: cfg.Stripes, mesh: cfg.Mode == ModeMesh,
-		net: memnet.New(memnet.Config{Seed: cfg.Seed, Jitter: m.Jitter, Loss: m.Loss, Unordered: true, HighWater: m.HighWater}),
+		net: memnet.New(memnet.Config{Seed: cfg.Seed, Jitter: m.Jitter, Loss: m.Loss, HighWater: m.HighWater}),
 		rng: rand.New(rand.NewPCG(cfg.Seed, 0x5a4d)),
 		col: newCollector(), pairs: make(map[pairKey]*pair), edges: make(map[pairKey]int32), cur: srcNone,
 	}

@@ -104,17 +104,23 @@ type Config struct {
 	// Window is how long verified chunks are kept for repair requests and
 	// catch-up bursts (default 30 s).
 	Window time.Duration
-	// PlayoutDelay is how far behind the live edge playback runs: a chunk
-	// is due PlayoutDelay after it was expected to arrive (default 1 s).
-	PlayoutDelay time.Duration
+	// PlayoutDelay is the floor of the adaptive playout delay: a chunk is
+	// due the playout delay after it was expected to arrive. The delay
+	// starts at PlayoutDelay (default 1 s), grows when chunks miss or
+	// nearly miss their deadline and shrinks back slowly, never past
+	// MaxPlayoutDelay (default 3 s).
+	PlayoutDelay    time.Duration
+	MaxPlayoutDelay time.Duration
 	// RepairDelay is how late a chunk may be before repair starts
 	// (default 200 ms). A chunk whose later stripe-mate has already come
 	// from the parent is repaired at once.
 	RepairDelay time.Duration
-	// PieceGap is how long a partly received chunk may go without a new
-	// piece before its missing pieces are asked for, first from the parent
-	// that sent the rest (default 100 ms): with unreliable data channels
-	// a lost packet loses its piece.
+	// PieceGap is the floor of how long a partly received chunk may go
+	// without a new piece before its missing pieces are asked for, first
+	// from the parent that sent the rest (default 500 ms; the engine
+	// learns the parent's gaps and waits longer when they are long). A
+	// hole below a later piece is found sooner (see gapped): with
+	// unreliable data channels a lost packet loses its piece.
 	PieceGap time.Duration
 	// PeerTimeout is how long one repair request to a peer may take
 	// before the next source is tried (default 200 ms).
@@ -179,9 +185,10 @@ func (c *Config) setDefaults() error {
 	}
 	def(&c.Window, 30*time.Second)
 	def(&c.PlayoutDelay, time.Second)
+	def(&c.MaxPlayoutDelay, 3*time.Second)
 	def(&c.RepairDelay, 200*time.Millisecond)
 	def(&c.PeerTimeout, 200*time.Millisecond)
-	def(&c.PieceGap, 100*time.Millisecond)
+	def(&c.PieceGap, 500*time.Millisecond)
 	def(&c.OriginLead, 400*time.Millisecond)
 	def(&c.StartTimeout, 2*time.Second)
 	def(&c.SlowPeriod, 10*time.Second)

@@ -82,6 +82,13 @@ type Engine struct {
 	liveBusy   bool
 	liveAt     time.Time
 
+	// up is the uplink scheduler (sched.go); play the adaptive playout
+	// delay (timing.go).
+	up   uplink
+	play playout
+	// ranks numbers children in attachment order (nbr.rank).
+	ranks int
+
 	slowReset time.Time
 	pingAt    time.Time
 	sweepAt   time.Time
@@ -116,6 +123,7 @@ func New(cfg Config) (*Engine, error) {
 		created: now,
 	}
 	e.slowReset = now.Add(cfg.SlowPeriod)
+	e.play = newPlayout(cfg.PlayoutDelay, cfg.MaxPlayoutDelay, now)
 	e.st.last = now
 	return e, nil
 }
@@ -141,6 +149,9 @@ func (e *Engine) Close() error {
 // its own callbacks, which the draining loop then runs, so order holds and
 // nothing deadlocks.
 func (e *Engine) unlockAndFlush() {
+	if !e.closed && (e.up.len() > 0 || e.up.inLinks > 0) {
+		e.pump(e.cfg.Clock())
+	}
 	if e.draining || len(e.out) == 0 {
 		e.mu.Unlock()
 		return
@@ -249,7 +260,7 @@ func (e *Engine) dropParent(s int) {
 	// fresh live-edge estimate; keep the old one as a fallback meanwhile,
 	// or a peer with one stripe would lose all sense of time (no
 	// deadlines, no repair, no origin fetches) until a chunk arrives.
-	if b, ok := st.minBase(); ok {
+	if b, ok := st.liveBase(); ok {
 		e.fallbackBase, e.hasFallback = b, true
 	}
 	st.nbase = 0
@@ -284,6 +295,10 @@ func (e *Engine) AddChild(s int, id PeerID, l Link) error {
 	e.mu.Lock()
 	defer e.unlockAndFlush()
 	n := e.attach(id, l)
+	if n.childOf == 0 {
+		e.ranks++
+		n.rank = e.ranks
+	}
 	if n.childOf&(1<<s) == 0 {
 		n.childOf |= 1 << s
 		e.stripes[s].children = append(e.stripes[s].children, n)
@@ -339,8 +354,9 @@ func (e *Engine) burst(n *nbr, s int) {
 	if !e.hasEpoch {
 		return
 	}
-	if e.init != nil && !e.sendAll(n, e.init) {
-		return
+	now := e.cfg.Clock()
+	if e.init != nil {
+		e.queueAll(now, classBurst, n, e.init)
 	}
 	if e.lastKey == 0 {
 		return
@@ -349,22 +365,17 @@ func (e *Engine) burst(n *nbr, s int) {
 		if e.stripeOf(seq) != s {
 			continue
 		}
-		if en := e.win[key{e.epoch, seq}]; en != nil && !e.sendAll(n, en) {
-			return
+		if en := e.win[key{e.epoch, seq}]; en != nil {
+			e.queueAll(now, classBurst, n, en)
 		}
 	}
 }
 
-// sendAll sends every piece of en to n; false on backpressure or error.
-func (e *Engine) sendAll(n *nbr, en *entry) bool {
+// queueAll queues every piece of en for n.
+func (e *Engine) queueAll(now time.Time, c sendClass, n *nbr, en *entry) {
 	for _, m := range en.pieces() {
-		if n.link.Send(m) != nil {
-			e.ctr.BurstCut++
-			return false
-		}
-		e.countUp(n, len(m))
+		e.send(now, c, en.k, n, m)
 	}
-	return true
 }
 
 func (e *Engine) countUp(n *nbr, b int) {
@@ -429,6 +440,8 @@ func (e *Engine) HandleMessage(from PeerID, l Link, msg []byte) {
 		}
 	case msgBad:
 		e.onBad(now, n, msg)
+	case msgHave:
+		e.onHave(n, msg)
 	case msgPing:
 		if tok, err := parsePing(msg, msgPing); err == nil {
 			_ = l.Send(appendPing(nil, msgPong, tok))
@@ -477,7 +490,7 @@ func (e *Engine) recent(k key) bool {
 	if k.epoch < e.epoch {
 		return false
 	}
-	slack := uint64(max(2*int64(e.cfg.PlayoutDelay/max(e.avgDur, 10*time.Millisecond)), 2*int64(len(e.stripes))))
+	slack := uint64(max(2*int64(e.play.target/max(e.avgDur, 10*time.Millisecond)), 2*int64(len(e.stripes))))
 	return k.seq+slack >= e.newest
 }
 
@@ -513,6 +526,7 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 	}
 	if _, ok := e.win[k]; ok {
 		e.ctr.Duplicate++
+		e.st.bytesDup += uint64(len(msg))
 		return
 	}
 	if pd != nil && pd.bad && !repair {
@@ -544,6 +558,7 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 	}
 	if !fresh {
 		e.ctr.Duplicate++
+		e.st.bytesDup += uint64(len(msg))
 		return
 	}
 	if pd == nil {
@@ -557,16 +572,30 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 	if repair && (!feed || pd.asked == n.id) {
 		pd.repaired = true
 	}
+	if repair && pd.asked == n.id {
+		// It is answering: give it PeerTimeout from each piece, not from
+		// the request, or a long answer is asked again elsewhere.
+		pd.askUntil = now.Add(e.cfg.PeerTimeout)
+	}
+	if feed && !pd.feedLast.IsZero() {
+		e.stripes[s].gap.add(now.Sub(pd.feedLast))
+	}
 	e.countIn(n, len(p.Data))
 	if feed {
-		pd.feed = true
+		pd.feed, pd.feedLast = true, now
+		if p.Index >= pd.feedHi {
+			pd.feedHi, pd.feedHiAt = p.Index+1, now
+		}
 		st := &e.stripes[s]
 		if p.Seq > 0 && k.epoch == e.epoch && (!st.hasFeed || p.Seq > st.newestFeed) {
 			st.newestFeed, st.hasFeed = p.Seq, true
 		}
+		if n.fedUpTo.less(k) {
+			n.fedUpTo, n.fedAt = k, now
+		}
 	}
 	if !pd.bad {
-		e.forward(pd, msg)
+		e.forward(now, k, msg)
 	}
 	if sealed != nil {
 		if asm == e.asm {
@@ -588,57 +617,148 @@ func (e *Engine) countIn(n *nbr, b int) {
 	}
 }
 
-// forward sends msg, a piece of pd's chunk, to the children that carry it:
-// the stripe's children, or every child for an init segment.
-func (e *Engine) forward(pd *pending, msg []byte) {
-	if pd.k.seq == 0 {
+// forward queues msg, a piece of chunk k, for the children that carry it:
+// the stripe's children, or every child for an init segment. The uplink
+// scheduler sends it in its turn (sched.go).
+func (e *Engine) forward(now time.Time, k key, msg []byte) {
+	if k.seq == 0 {
 		var seen uint32 // children are few; dedupe by stripe membership
 		for s := range e.stripes {
 			for _, c := range e.stripes[s].children {
-				if c.childOf&seen != 0 {
-					continue
+				if c.childOf&seen == 0 && !c.cancelled(k) {
+					e.send(now, classFeed, k, c, msg)
 				}
-				e.sendChild(pd, c, msg)
 			}
 			seen |= 1 << s
 		}
 		return
 	}
-	for _, c := range e.stripes[e.stripeOf(pd.k.seq)].children {
-		e.sendChild(pd, c, msg)
+	for _, c := range e.stripes[e.stripeOf(k.seq)].children {
+		if !c.cancelled(k) {
+			e.send(now, classFeed, k, c, msg)
+		}
 	}
 }
 
-// sendChild sends one piece to a child unless the child is already skipped
-// for this chunk. A full link skips the child for the rest of the chunk: it
-// never delays the others, and the child repairs what it missed.
-func (e *Engine) sendChild(pd *pending, c *nbr, msg []byte) {
-	if pd.skipped(c.id) {
+// send queues a piece message for n in class c.
+func (e *Engine) send(now time.Time, c sendClass, k key, n *nbr, msg []byte) {
+	e.up.push(outMsg{class: c, k: k, rank: n.rank, idx: pieceIndex(msg), to: n, link: n.link, msg: msg, at: now})
+}
+
+// pump hands queued messages to the links, in the scheduler's order, while
+// the links hold less than the budget (sched.go).
+func (e *Engine) pump(now time.Time) {
+	u := &e.up
+	budget := u.budget()
+	linkCap := u.linkCap()
+	// What waits for the shared uplink: a link backed up by its own path
+	// (a slow child) counts up to linkCap, or it would hold back the rest.
+	in := 0
+	for _, n := range e.nbrs {
+		in += min(n.link.Buffered(), linkCap)
+	}
+	u.observe(now, in, u.len() > 0)
+	var aside []outMsg
+	for u.len() > 0 && in < budget {
+		m := u.pop()
+		if why := e.dropReason(now, &m); why != keepMsg {
+			e.dropQueued(now, &m, why)
+			continue
+		}
+		if b := m.link.Buffered(); b > linkCap {
+			// This child's own path is the bottleneck: the others go on.
+			aside = append(aside, m)
+			continue
+		}
+		if err := m.link.Send(m.msg); err != nil {
+			if errors.Is(err, ErrBackpressure) {
+				e.dropQueued(now, &m, dropBackpressure)
+			} else {
+				e.ctr.SendErrors++ // closed: its transport tells us soon
+				e.dropQueued(now, &m, dropGone)
+			}
+			continue
+		}
+		in += len(m.msg)
+		e.countUp(m.to, len(m.msg))
+	}
+	for _, m := range aside {
+		u.requeue(m)
+	}
+	u.inLinks = in
+}
+
+// Why a queued message is dropped instead of sent.
+type dropWhy uint8
+
+const (
+	keepMsg          dropWhy = iota
+	dropGone                 // the neighbour left, changed link or role
+	dropHave                 // the child has the chunk (or gave up on it)
+	dropLate                 // queued past its useful life
+	dropBackpressure         // the link refused it
+)
+
+func (e *Engine) dropReason(now time.Time, m *outMsg) dropWhy {
+	n := m.to
+	if e.nbrs[n.id] != n || n.link != m.link {
+		return dropGone
+	}
+	age := now.Sub(m.at)
+	switch m.class {
+	case classRepair:
+		// The requester moves on after PeerTimeout without progress.
+		if age > 2*e.cfg.PeerTimeout {
+			return dropLate
+		}
+		return keepMsg
+	case classFeed:
+		if m.k.seq != 0 && n.childOf&(1<<e.stripeOf(m.k.seq)) == 0 {
+			return dropGone
+		}
+	}
+	if m.resend {
+		if age > e.play.target {
+			return dropLate
+		}
+		return keepMsg // it cancelled the chunk's feed to get these
+	}
+	if n.cancelled(m.k) {
+		return dropHave
+	}
+	if m.k.seq != 0 && age > e.play.target {
+		return dropLate
+	}
+	return keepMsg
+}
+
+// dropQueued drops a queued message. A child that misses a piece of a chunk
+// misses the rest of it too (it repairs the whole chunk elsewhere); when
+// its own link was the bottleneck it counts as slow.
+func (e *Engine) dropQueued(now time.Time, m *outMsg, why dropWhy) {
+	e.up.dropped[why] += uint64(len(m.msg))
+	e.ctr.QueueDropped++
+	if m.class == classRepair || why == dropGone || why == dropHave {
 		return
 	}
-	err := c.link.Send(msg)
-	if err == nil {
-		e.countUp(c, len(msg))
-		return
-	}
-	pd.skip = append(pd.skip, c.id)
-	if !errors.Is(err, ErrBackpressure) {
-		e.ctr.SendErrors++
-		return
+	c := m.to
+	c.addCancel(m.k)
+	if why == dropLate && c.link.Buffered() <= e.up.linkCap() {
+		return // our uplink was the bottleneck, not the child
 	}
 	e.ctr.Skips++
 	c.skips++
 	c.skipsTotal++
 	if c.skips >= e.cfg.SlowSkips {
 		c.skips = 0
-		s := e.stripeOf(pd.k.seq)
+		s := e.stripeOf(m.k.seq)
 		for i := range e.stripes {
 			if c.childOf&(1<<i) != 0 {
 				s = i
 				break
 			}
 		}
-		e.reportLocked(e.cfg.Clock(), protocol.Report{Kind: protocol.ReportSlow, Peer: c.id, Stripe: s}, c)
+		e.reportLocked(now, protocol.Report{Kind: protocol.ReportSlow, Peer: c.id, Stripe: s}, c)
 	}
 }
 
@@ -682,7 +802,37 @@ func (e *Engine) complete(now time.Time, k key, sealed []byte, pd *pending, src 
 	if pd.repaired {
 		e.ctr.RepairedPeer++
 	}
+	e.sendHave(k, src)
 	e.keep(now, en, pd)
+}
+
+// sendHave tells the stripe's parent to stop sending chunk k when its last
+// piece came from someone else (a repair, the origin) or it was given up
+// (src originPeer): whatever of it the parent still has queued for us
+// would be wasted upload.
+func (e *Engine) sendHave(k key, src PeerID) {
+	if k.seq == 0 || e.cfg.Root {
+		return
+	}
+	p := e.stripes[e.stripeOf(k.seq)].parent
+	if p == nil || p.id == src {
+		return
+	}
+	_ = p.link.Send(appendRef(nil, msgHave, k))
+}
+
+// onHave: a child needs no more of a chunk.
+func (e *Engine) onHave(n *nbr, msg []byte) {
+	k, err := parseRef(msg, msgHave)
+	if err != nil {
+		e.ctr.Malformed++
+		return
+	}
+	if n.childOf == 0 {
+		e.ctr.Unsolicited++
+		return
+	}
+	n.addCancel(k)
 }
 
 func (e *Engine) wouldPlay(k key) bool {
@@ -727,7 +877,7 @@ func (e *Engine) badChunk(now time.Time, pd *pending, sealed []byte, cause error
 }
 
 // noticeChildren tells children that got pieces of pd's chunk from us that
-// it was forged upstream.
+// it was forged upstream, and drops what of it is still queued for them.
 func (e *Engine) noticeChildren(pd *pending) {
 	msg := appendRef(nil, msgBad, pd.k)
 	var seen uint32
@@ -737,6 +887,7 @@ func (e *Engine) noticeChildren(pd *pending) {
 		}
 		for _, c := range e.stripes[s].children {
 			if c.childOf&seen == 0 {
+				c.addCancel(pd.k)
 				_ = c.link.Send(msg)
 			}
 		}
@@ -829,6 +980,11 @@ func (e *Engine) keep(now time.Time, en *entry, pd *pending) {
 			e.avgDur = (7*e.avgDur + d) / 8
 			r := float64(len(en.sealed)) / d.Seconds()
 			e.rate = max(e.rate*7/8+r/8, 64<<10)
+		}
+		if e.started && k.seq >= e.playhead {
+			if exp, ok := e.expected(k.seq); ok {
+				e.play.arrived(now, exp.Add(e.play.target).Sub(now))
+			}
 		}
 		if pd != nil && pd.feed && !pd.first.IsZero() {
 			e.stripes[e.stripeOf(k.seq)].addBase(pd.first.Add(-time.Duration(h.MediaTime) * time.Microsecond))
@@ -967,9 +1123,8 @@ func (e *Engine) Publish(sealed []byte) error {
 	now := e.cfg.Clock()
 	en := &entry{k: k, h: h, sealed: sealed, at: now}
 	e.keep(now, en, nil)
-	pd := &pending{k: k}
 	for _, m := range en.pieces() {
-		e.forward(pd, m)
+		e.forward(now, k, m)
 	}
 	return nil
 }

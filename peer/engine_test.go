@@ -101,8 +101,11 @@ func TestForgedPiece(t *testing.T) {
 		if c.Stalls != 0 {
 			t.Errorf("peer %d stalled: %+v", id, c)
 		}
-		if subtree[id] && id != evil && c.BadChunks == 0 {
-			t.Errorf("peer %d in the forged subtree saw no bad chunk", id)
+		// Below the forger's children the forged pieces may never
+		// arrive: a child that finds the forgery drops what of it is
+		// still queued and sends the notice instead.
+		if subtree[id] && id != evil && c.BadChunks+c.Notices == 0 {
+			t.Errorf("peer %d in the forged subtree saw neither the bad chunk nor a notice", id)
 		}
 		if !subtree[id] && c.BadChunks != 0 {
 			t.Errorf("peer %d outside the subtree saw %d bad chunks", id, c.BadChunks)

@@ -19,6 +19,7 @@ const (
 	msgBad   = 'B'             // "a chunk I forwarded failed verification": do not blame me
 	msgPing  = 'I'             // RTT probe
 	msgPong  = 'O'             // RTT probe answer
+	msgHave  = 'H'             // child to parent: "stop sending this chunk, I have it (or gave up)"
 
 	msgVersion = 1
 )
@@ -76,7 +77,7 @@ func parseWant(b []byte) (want, error) {
 	return w, nil
 }
 
-// appendRef encodes the messages that name one chunk (nope, bad).
+// appendRef encodes the messages that name one chunk (nope, bad, have).
 func appendRef(dst []byte, typ byte, k key) []byte {
 	dst = append(dst, typ, msgVersion)
 	dst = binary.BigEndian.AppendUint32(dst, k.epoch)

@@ -23,6 +23,7 @@ func (e *Engine) Tick(now time.Time) {
 	}
 	e.expire(now)
 	if !e.cfg.Root {
+		e.play.tick(now)
 		e.checkStart(now)
 		e.deadlines(now)
 		e.repairAll(now)
@@ -156,7 +157,7 @@ func (e *Engine) liveDone(le LiveEdge, err error) {
 			// a live-edge sample even if no parent ever sends anything.
 			pd.feed, pd.first = true, now
 		}
-		e.fetchOrigin(now, pd)
+		e.fetchOrigin(now, pd, originStart)
 	}
 }
 
@@ -196,10 +197,10 @@ func (e *Engine) expected(seq uint64) (time.Time, bool) {
 	if !ok {
 		return time.Time{}, false
 	}
-	base, ok := e.stripes[e.stripeOf(seq)].minBase()
+	base, ok := e.stripes[e.stripeOf(seq)].liveBase()
 	if !ok {
 		for i := range e.stripes {
-			if b, ok2 := e.stripes[i].minBase(); ok2 && (!ok || b.Before(base)) {
+			if b, ok2 := e.stripes[i].liveBase(); ok2 && (!ok || b.Before(base)) {
 				base, ok = b, true
 			}
 		}
@@ -228,11 +229,13 @@ func (e *Engine) deadlines(now time.Time) {
 			return
 		}
 		exp, ok := e.expected(e.playhead)
-		if !ok || now.Before(exp.Add(e.cfg.PlayoutDelay)) {
+		if !ok || now.Before(exp.Add(e.play.target)) {
 			return
 		}
 		pd := e.pendOf(k)
 		pd.lost = true
+		e.play.stalled(now)
+		e.sendHave(k, originPeer)
 		e.ctr.Stalls++
 		e.st.stalledMS += e.avgDur.Milliseconds()
 		e.log.Debug("peer: chunk missed its deadline", "epoch", k.epoch, "seq", k.seq)
@@ -317,23 +320,46 @@ func (e *Engine) repairChunk(now time.Time, pd *pending) {
 		if !ok {
 			return
 		}
-		due = exp.Add(e.cfg.PlayoutDelay)
+		due = exp.Add(e.play.target)
 		if st.parent == nil && st.originFed {
 			if !now.Before(exp) {
-				e.fetchOrigin(now, pd)
+				e.fetchOrigin(now, pd, originFed)
 			}
 			return
 		}
-		urgent := pd.urgent || st.parent == nil || (st.hasFeed && st.newestFeed > pd.k.seq)
-		if !urgent && now.Before(exp.Add(e.cfg.RepairDelay)) && !e.gapped(now, pd) {
+		newer := st.hasFeed && st.newestFeed > pd.k.seq
+		urgent := pd.urgent || st.parent == nil || newer
+		// Late is about the first piece (what the estimate samples): a
+		// chunk whose pieces are still flowing from the parent is not
+		// late, and the gap rule covers one that stops flowing.
+		late := !pd.feed && !now.Before(exp.Add(e.cfg.RepairDelay))
+		gk := e.gap(now, pd)
+		gapped := gk != noGap
+		if !urgent && !late && !gapped {
 			return
+		}
+		if !pd.repairing {
+			pd.repairing = true
+			switch {
+			case pd.urgent || st.parent == nil:
+				e.ctr.RepairWhy[repairOther]++
+			case gk == gapHole:
+				e.ctr.RepairWhy[repairHole]++
+			case gapped:
+				e.ctr.RepairWhy[repairGap]++
+			case newer:
+				e.ctr.RepairWhy[repairSkipped]++
+			default:
+				e.ctr.RepairWhy[repairLate]++
+			}
 		}
 	}
 	if !now.Before(due.Add(-e.cfg.OriginLead)) {
-		e.fetchOrigin(now, pd)
+		e.fetchOrigin(now, pd, originLate)
 		return
 	}
-	if c := e.candidate(pd, s, e.gapped(now, pd)); c != nil {
+	c, busy := e.candidate(pd, s, e.gapped(now, pd))
+	if c != nil {
 		w := want{Epoch: pd.k.epoch, Seq: pd.k.seq}
 		if !pd.bad {
 			if missing, ok := e.asm.Missing(pd.k.epoch, pd.k.seq); ok {
@@ -348,7 +374,42 @@ func (e *Engine) repairChunk(now time.Time, pd *pending) {
 		pd.asked, pd.askUntil = c.id, now.Add(e.cfg.PeerTimeout)
 		return
 	}
-	e.fetchOrigin(now, pd)
+	if busy {
+		// A parent that has not been asked yet is busy with our other
+		// repairs: wait for it; the origin is for when peers cannot make
+		// the deadline (OriginLead above), not a reflex.
+		return
+	}
+	if len(pd.tried) > pd.round && !pd.bad && pd.k.seq != 0 {
+		// Every parent said no or timed out. One that did not hold the
+		// chunk may get it soon (it sits deeper in that stripe's tree):
+		// ask again after a pause, until OriginLead sends it to the
+		// origin.
+		if pd.roundEnd.IsZero() {
+			pd.roundEnd = now
+		}
+		if now.Sub(pd.roundEnd) >= e.cfg.PeerTimeout {
+			pd.round, pd.roundEnd = len(pd.tried), time.Time{}
+		}
+		return
+	}
+	e.fetchOrigin(now, pd, originNoPeer)
+}
+
+// maxAsks bounds the repair requests outstanding at one neighbour: its
+// spare upload is limited, and a request it cannot serve soon is better
+// sent elsewhere.
+const maxAsks = 2
+
+// asking counts the chunks we are waiting for from n.
+func (e *Engine) asking(n *nbr) int {
+	c := 0
+	for _, pd := range e.pend {
+		if pd.asked == n.id {
+			c++
+		}
+	}
+	return c
 }
 
 // candidate picks the next peer to ask for a chunk of stripe s: the parents
@@ -357,7 +418,10 @@ func (e *Engine) repairChunk(now time.Time, pd *pending) {
 //
 // A chunk that lost pieces on the way (gapped) asks its own parent first:
 // it sent the rest, so it holds the chunk.
-func (e *Engine) candidate(pd *pending, s int, gapped bool) *nbr {
+//
+// busy says a parent that could still be asked has maxAsks requests of
+// ours outstanding.
+func (e *Engine) candidate(pd *pending, s int, gapped bool) (c *nbr, busy bool) {
 	k := len(e.stripes)
 	for j := 1; j <= k; j++ {
 		i := (s + j) % k
@@ -365,22 +429,66 @@ func (e *Engine) candidate(pd *pending, s int, gapped bool) *nbr {
 			i = (s + j - 1) % k
 		}
 		p := e.stripes[i].parent
-		if p == nil || slices.Contains(pd.tried, p.id) {
+		if p == nil || slices.Contains(pd.tried[pd.round:], p.id) {
 			continue
 		}
 		if pd.bad && (slices.Contains(pd.notices, p.id) || pd.accused == p.id) {
 			continue
 		}
-		return p
+		if e.asking(p) >= maxAsks {
+			busy = true
+			continue
+		}
+		return p, false
 	}
-	return nil
+	return nil, busy
 }
 
 // gapped reports a chunk whose pieces came from its parent but stopped
 // short: a piece was lost on the link.
+//
+// A parent sends a child's chunks oldest first and each chunk's pieces in
+// order (sched.go), so a hole below the highest piece it sent, or any
+// missing piece once it sent a piece of a later chunk, is a loss once
+// reordering had its time (as QUIC declares a packet lost when later ones
+// were acknowledged). A chunk whose pieces stopped coming altogether is
+// gapped after the stripe's learned gap limit: a parent with many children
+// serves them one after the other, so long pauses are normal there and the
+// floor is generous.
 func (e *Engine) gapped(now time.Time, pd *pending) bool {
-	return pd.feed && !pd.bad && !pd.last.IsZero() && now.Sub(pd.last) >= e.cfg.PieceGap
+	return e.gap(now, pd) != noGap
 }
+
+// Gap kinds (gapped).
+const (
+	noGap   = iota
+	gapIdle // no piece for the stripe's gap limit
+	gapHole // a hole below a later piece
+)
+
+func (e *Engine) gap(now time.Time, pd *pending) int {
+	if !pd.feed || pd.bad || pd.last.IsZero() {
+		return noGap
+	}
+	if now.Sub(pd.last) >= e.stripes[e.stripeOf(pd.k.seq)].gap.limit(e.cfg.PieceGap) {
+		return gapIdle
+	}
+	// The parent moved on to a later chunk: it has sent all of this one.
+	if p := e.stripes[e.stripeOf(pd.k.seq)].parent; p != nil && pd.k.less(p.fedUpTo) && now.Sub(p.fedAt) >= reorderWait {
+		return gapHole
+	}
+	if now.Sub(pd.feedHiAt) < reorderWait {
+		return noGap
+	}
+	if missing, ok := e.asm.Missing(pd.k.epoch, pd.k.seq); ok && len(missing) > 0 && missing[0] < pd.feedHi {
+		return gapHole
+	}
+	return noGap
+}
+
+// reorderWait is how long a hole below a later piece may be reordering
+// (unordered data channels, jitter) before it counts as lost.
+const reorderWait = 40 * time.Millisecond
 
 func (e *Engine) onNope(now time.Time, n *nbr, msg []byte) {
 	k, err := parseRef(msg, msgNope)
@@ -412,6 +520,23 @@ func (e *Engine) onWant(now time.Time, n *nbr, msg []byte) {
 		_ = n.link.Send(appendRef(nil, msgNope, k))
 		return
 	}
+	// Our child in the chunk's stripe asking for pieces it lacks is owed
+	// them as feed (it lost them on the way, or joined mid-chunk): at its
+	// feed priority, and whatever of the chunk is still queued for it is
+	// dropped, since the answer carries it.
+	class, resend := classRepair, false
+	if n.childOf&(1<<e.stripeOf(k.seq)) != 0 && k.seq != 0 {
+		class, resend = classFeed, true
+		n.addCancel(k)
+	} else if e.up.backlog() > wantBacklog {
+		// Repair is served from spare upload only: with the feed already
+		// queued for longer than wantBacklog, say no at once so the
+		// requester asks someone else instead of waiting behind our
+		// children.
+		e.ctr.WantsRefused++
+		_ = n.link.Send(appendRef(nil, msgNope, k))
+		return
+	}
 	msgs := en.pieces()
 	idx := w.Pieces
 	if len(idx) == 0 {
@@ -434,22 +559,43 @@ func (e *Engine) onWant(now time.Time, n *nbr, msg []byte) {
 			}
 			return
 		}
-		if n.link.Send(m) != nil {
-			return
-		}
+		e.up.push(outMsg{class: class, resend: resend, k: k, rank: n.rank, idx: i, to: n, link: n.link, msg: m, at: now})
 		served = true
-		e.countUp(n, len(m))
 	}
 	e.ctr.WantsServed++
 }
 
+// wantBacklog is the queued upload above which repair requests are refused.
+const wantBacklog = 100 * time.Millisecond
+
+// Counters.RepairWhy indexes: why a chunk's repair started.
+const (
+	repairLate    = iota // nothing from the parent RepairDelay past its expected arrival
+	repairGap            // its pieces stopped coming (PieceGap)
+	repairSkipped        // the parent already sent a later chunk of the stripe
+	repairOther          // no parent, a forged copy, pieces that did not fit
+	repairHole           // a hole below a later piece from the parent
+)
+
+// originWhy says why a chunk was fetched from the origin.
+type originWhy uint8
+
+// Counters.OriginWhy indexes.
+const (
+	originStart  originWhy = iota // starting from the origin's live edge
+	originFed                     // the stripe has no parent with room
+	originLate                    // peers could not make the deadline (OriginLead)
+	originNoPeer                  // no parent left to ask
+)
+
 // fetchOrigin asks the origin for a whole chunk, at most MaxOriginFetches at
 // a time; the rest wait in order.
-func (e *Engine) fetchOrigin(now time.Time, pd *pending) {
+func (e *Engine) fetchOrigin(now time.Time, pd *pending, why originWhy) {
 	if e.cfg.Origin == nil || pd.originBusy || now.Before(pd.originAfter) {
 		return
 	}
 	pd.originBusy = true
+	e.ctr.OriginWhy[why]++
 	if e.originBusy >= e.cfg.MaxOriginFetches {
 		e.originQ = append(e.originQ, pd.k)
 		return
@@ -467,7 +613,7 @@ func (e *Engine) launchFetch(k key) {
 		})
 		return
 	}
-	timeout := e.cfg.PlayoutDelay + e.cfg.StartTimeout
+	timeout := e.play.ceil + e.cfg.StartTimeout
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -544,7 +690,7 @@ func (e *Engine) originDone(k key, sealed []byte, err error) {
 				if partial && !slices.Contains(missing, uint16(i)) {
 					continue
 				}
-				e.forward(pd, chunk.AppendPiece(nil, p))
+				e.forward(now, k, chunk.AppendPiece(nil, p))
 			}
 		}
 	}
@@ -553,6 +699,7 @@ func (e *Engine) originDone(k key, sealed []byte, err error) {
 		e.complete(now, k, sealed, pd, originPeer) // Open verifies again; origin chunks are the exception
 		return
 	}
+	e.sendHave(k, originPeer)
 	e.keep(now, &entry{k: k, h: h, sealed: sealed, at: now}, pd)
 }
 

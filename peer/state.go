@@ -61,18 +61,28 @@ type pending struct {
 	k     key
 	first time.Time // first accepted piece; zero if none yet
 	last  time.Time // last accepted piece
+	// feedLast is the last piece from the stripe's parent (its gaps teach
+	// the stripe's gap limit).
+	feedLast time.Time
+	// feedHi is one past the highest piece index the parent sent, at
+	// feedHiAt (a hole below it is a loss: see gapped).
+	feedHi   uint16
+	feedHiAt time.Time
 	// feed says a piece came from the stripe's parent (the arrival time is
 	// then a live-edge sample).
 	feed bool
 	// repaired: some piece came in answer to a want.
 	repaired bool
 	src      []PeerID // distinct senders of accepted pieces
-	// skip lists children this chunk is no longer forwarded to.
-	skip []PeerID
 
 	asked    PeerID // outstanding want, 0 if none
 	askUntil time.Time
+	// tried lists everyone asked (their answers are accepted); a repair
+	// round skips tried[round:], and a new round starts PeerTimeout after
+	// the last one ran out of parents (roundEnd).
 	tried    []PeerID
+	round    int
+	roundEnd time.Time
 
 	originBusy  bool
 	originAfter time.Time // retry an origin failure no sooner than this
@@ -80,6 +90,8 @@ type pending struct {
 
 	// urgent: repair without waiting for RepairDelay.
 	urgent bool
+	// repairing: its repair started (counted once in RepairWhy).
+	repairing bool
 	// bad: a version that failed verification was seen; only repair
 	// sources may send pieces now. asmDone says the main reassembler
 	// holds the chunk as done, so repairs go through retry.
@@ -106,8 +118,6 @@ func (pd *pending) addSrc(id PeerID) {
 	}
 }
 
-func (pd *pending) skipped(id PeerID) bool { return slices.Contains(pd.skip, id) }
-
 // nbr is one neighbour and its link.
 type nbr struct {
 	id   PeerID
@@ -129,6 +139,36 @@ type nbr struct {
 	notices               int // bad notices received this SlowPeriod
 	lastPieceFromParent   time.Time
 	bytesFromParentPeriod uint64
+	// fedUpTo is the newest chunk it fed us a piece of (as our parent in
+	// any stripe), at fedAt: it sends older chunks first, so it is done
+	// with every chunk before that one (see gapped).
+	fedUpTo key
+	fedAt   time.Time
+	// rank orders it among the children in the scheduler: a chunk goes to
+	// children in rank order. Fixed while it is a child, so its own
+	// pieces never overtake each other.
+	rank int
+	// cancel holds the chunks it told us it has (or gave up on) while it
+	// is our child: their queued pieces are dropped.
+	cancel  [16]key
+	ncancel int
+}
+
+// cancelled reports whether n told us it needs no more of chunk k.
+func (n *nbr) cancelled(k key) bool {
+	for i := range min(n.ncancel, len(n.cancel)) {
+		if n.cancel[i] == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *nbr) addCancel(k key) {
+	if !n.cancelled(k) {
+		n.cancel[n.ncancel%len(n.cancel)] = k
+		n.ncancel++
+	}
 }
 
 func (n *nbr) roles() uint32 { return n.parentOf | n.childOf }
@@ -182,10 +222,12 @@ type stripe struct {
 	hasFeed    bool
 	children   []*nbr
 	// base holds recent live-edge samples (arrival minus media time) of
-	// chunks that came from the parent; the minimum is the stripe's
-	// live-edge estimate.
+	// chunks that came from the parent; liveBase turns them into the
+	// stripe's live-edge estimate.
 	base  [16]time.Time
 	nbase int
+	// gap learns the parent's gaps between pieces of one chunk.
+	gap gapStats
 }
 
 func (s *stripe) addBase(t time.Time) {
@@ -193,18 +235,8 @@ func (s *stripe) addBase(t time.Time) {
 	s.nbase++
 }
 
-func (s *stripe) minBase() (time.Time, bool) {
-	c := min(s.nbase, len(s.base))
-	if c == 0 {
-		return time.Time{}, false
-	}
-	m := s.base[0]
-	for _, t := range s.base[1:c] {
-		if t.Before(m) {
-			m = t
-		}
-	}
-	return m, true
+func (s *stripe) liveBase() (time.Time, bool) {
+	return liveBase(s.base[:min(s.nbase, len(s.base))])
 }
 
 type fifoEnt struct {

@@ -38,13 +38,22 @@ type Counters struct {
 	OriginFetches  uint64
 	OriginErrors   uint64
 	OriginStarts   uint64 // starts from the origin's live edge
-	Undecryptable  uint64 // authentic chunks the keyring could not open
+	// OriginWhy counts origin requests by cause: start, origin-fed
+	// stripe, deadline near (OriginLead), no parent left to ask.
+	OriginWhy [4]uint64
+	// RepairWhy counts chunks whose repair started, by cause: late, a
+	// gap in its pieces, skipped by the parent, other (no parent, forged),
+	// a hole below a later piece.
+	RepairWhy     [5]uint64
+	Undecryptable uint64 // authentic chunks the keyring could not open
+	QueueDropped  uint64 // queued messages dropped unsent (child has it, too late, gone)
 	// StartedAt is when playback started (zero until it does).
 	StartedAt time.Time
 }
 
 type statsState struct {
 	bytesP2P, bytesTURN, bytesOrigin, bytesUp uint64
+	bytesDup                                  uint64 // pieces received twice
 	stalledMS                                 int64
 	last                                      time.Time
 	lastUp                                    uint64
@@ -63,6 +72,13 @@ type Traffic struct {
 	P2P, TURN, Origin uint64 // received: from peers (TURN included), over TURN, from the origin
 	Up                uint64 // sent to children and repair requesters
 	StalledMS         int64
+	// Dup is received bytes that were already held (wasted upload of
+	// whoever sent them); Unsent is bytes this engine queued for its
+	// children or requesters and dropped unsent (they had the chunk, it
+	// was too late, they left).
+	Dup, Unsent uint64
+	// UnsentWhy splits Unsent: gone, have, late, backpressure (dropWhy).
+	UnsentWhy [4]uint64
 }
 
 // Traffic returns the running totals. Unlike Stats it has no side effect,
@@ -70,7 +86,8 @@ type Traffic struct {
 func (e *Engine) Traffic() Traffic {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Traffic{P2P: e.st.bytesP2P, TURN: e.st.bytesTURN, Origin: e.st.bytesOrigin, Up: e.st.bytesUp, StalledMS: e.st.stalledMS}
+	return Traffic{P2P: e.st.bytesP2P, TURN: e.st.bytesTURN, Origin: e.st.bytesOrigin, Up: e.st.bytesUp, StalledMS: e.st.stalledMS,
+		Dup: e.st.bytesDup, Unsent: e.up.unsent(), UnsentWhy: [4]uint64(e.up.dropped[1:])}
 }
 
 // Stats returns the periodic report for the tracker. Rates (upload, parent
@@ -100,10 +117,10 @@ func (e *Engine) Stats() protocol.Stats {
 	e.st.lastUp = e.st.bytesUp
 	e.st.last = now
 	// Buffer: media time delivered beyond the current playback position,
-	// which runs PlayoutDelay behind the expected arrival.
+	// which runs the playout delay behind the expected arrival.
 	if e.started && e.lastPlay.Seq > 0 {
 		if exp, ok := e.expected(e.lastPlay.Seq); ok {
-			due := exp.Add(e.cfg.PlayoutDelay + time.Duration(e.lastPlay.Duration)*time.Microsecond)
+			due := exp.Add(e.play.target + time.Duration(e.lastPlay.Duration)*time.Microsecond)
 			s.BufferMS = max(0, int(due.Sub(now).Milliseconds()))
 		}
 		// Behind live: the newest chunk's end minus the playback

@@ -1,0 +1,275 @@
+package peer
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/banyan-live/banyan/chunk"
+)
+
+// The uplink scheduler: what a peer sends, in which order, and how fast.
+//
+// A home uplink is the scarce resource of the mesh. Handing every piece to
+// the links the moment it is ready fills their buffers (a WebRTC data
+// channel takes megabytes) and turns the uplink into one long FIFO: a child
+// sees its pieces interleaved with every other child's, a repair answer
+// queues behind seconds of feed, and bytes that nobody will use any more
+// (a chunk the child already repaired, a chunk past its deadline) still go
+// out. So the engine keeps its own queue and hands the links only what the
+// uplink drains in a short time (the budget); everything else waits where
+// it can still be reordered or dropped:
+//
+//   - feed (and pieces a child lost on the way and asks for again), then
+//     catch-up bursts, then repair answers (repair is served from spare
+//     upload only);
+//   - within a class, older chunks first (they are closer to their
+//     deadlines), then children in rank order, then pieces in index
+//     order (whatever order they arrived in): a
+//     chunk goes to one child after the other instead of piece-interleaved,
+//     which halves the mean completion time and lets the first children
+//     forward sooner;
+//   - a queued piece is dropped when its child said it has the chunk (a
+//     "have" notice), when it waited past its useful life, or when the
+//     child is gone.
+//
+// The budget follows the measured drain rate of the links (bytes that left
+// them per second while they were never empty), so the engine also knows
+// its uplink's capacity: Stats reports it and the tracker sizes the peer's
+// child slots from it.
+
+// sendClass orders the scheduler's queue: lower first.
+type sendClass uint8
+
+const (
+	classFeed   sendClass = iota // live pieces to children (and the init segment)
+	classBurst                   // a new child's catch-up
+	classRepair                  // answers to wants
+)
+
+// outMsg is one queued message.
+type outMsg struct {
+	class sendClass
+	k     key
+	rank  int    // the child's rank (feed, burst): lower first
+	idx   uint16 // piece index: a child's pieces go in order
+	// resend: feed a child asked for again (it lost pieces); its other
+	// queued pieces of the chunk were cancelled, these are not.
+	resend bool
+	to     *nbr
+	link   Link // the link it was queued for; a replaced link drops it
+	msg    []byte
+	at     time.Time // enqueued
+	ord    uint64    // enqueue order: ties keep it
+}
+
+// before is the scheduler's order.
+func (a *outMsg) before(b *outMsg) bool {
+	if a.class != b.class {
+		return a.class < b.class
+	}
+	if a.k != b.k {
+		return a.k.less(b.k)
+	}
+	if a.rank != b.rank {
+		return a.rank < b.rank
+	}
+	if a.idx != b.idx {
+		// Pieces reordered on the way in must not stay reordered: a
+		// child takes a hole below a later piece for a loss.
+		return a.idx < b.idx
+	}
+	return a.ord < b.ord
+}
+
+// outHeap is a binary min-heap of messages by before. Values, not
+// pointers: a simulation queues millions of them.
+type outHeap []outMsg
+
+func (h *outHeap) push(m outMsg) {
+	*h = append(*h, m)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q[i].before(&q[p]) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+}
+
+func (h *outHeap) pop() outMsg {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q[last] = outMsg{}
+	q = q[:last]
+	*h = q
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(q) && q[l].before(&q[m]) {
+			m = l
+		}
+		if r < len(q) && q[r].before(&q[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	return top
+}
+
+// pieceIndex is the index of a piece message (chunk.AppendPiece's layout).
+func pieceIndex(msg []byte) uint16 {
+	if len(msg) < chunk.PieceHeaderSize || msg[0] != msgPiece {
+		return 0
+	}
+	return binary.BigEndian.Uint16(msg[14:])
+}
+
+// Scheduler limits. The budget is how long the links' buffers may take to
+// drain at the measured rate: long enough that the uplink does not idle
+// between two pumps (the engine pumps on every message and every Tick),
+// short enough that what is in the links is still worth sending.
+const (
+	budgetTime = 100 * time.Millisecond
+	// minBudget holds a few pieces whatever the rate.
+	minBudget = 64 << 10
+	// minLinkCap is the least one link may hold: two pieces.
+	minLinkCap = 32 << 10
+	// maxBudget stays well under a data channel's high-water mark.
+	maxBudget = 768 << 10
+	// rateWindow is how much backlogged time makes one rate sample.
+	rateWindow = 100 * time.Millisecond
+	// rateBuckets one-second buckets hold the samples' maxima.
+	rateBuckets = 10
+)
+
+type rateBucket struct {
+	sec int64 // Unix second
+	max float64
+}
+
+// sample records a rate sample (bytes/s) at now and recomputes rate.
+func (u *uplink) sample(now time.Time, r float64) {
+	sec := now.Unix()
+	b := &u.buckets[sec%rateBuckets]
+	if b.sec != sec {
+		*b = rateBucket{sec: sec}
+	}
+	b.max = max(b.max, r)
+	u.rate = 0
+	for _, b := range u.buckets {
+		if sec-b.sec < rateBuckets {
+			u.rate = max(u.rate, b.max)
+		}
+	}
+}
+
+// uplink is the scheduler's state: the queue and the drain-rate estimate.
+type uplink struct {
+	q      outHeap
+	queued int // bytes in q
+	ord    uint64
+
+	// Drain-rate measurement: inLinks is what the links held after the
+	// previous pump; busyBytes/busyTime accumulate drain while they never
+	// ran empty.
+	inLinks   int
+	lastPump  time.Time
+	busyBytes int
+	busyTime  time.Duration
+	// rate is the uplink's estimated capacity in bytes/s (0 until
+	// measured): the largest sample of the last rateBuckets seconds, as
+	// BBR keeps a windowed maximum of delivery rate. A sample taken while
+	// only a slow child's link was backed up reads low; the maximum
+	// ignores it, and an uplink that got slower shows after the window.
+	rate    float64
+	buckets [rateBuckets]rateBucket
+	// waste counts bytes dropped from the queue (never sent).
+	// dropped counts bytes dropped from the queue unsent, by dropWhy.
+	dropped [5]uint64
+}
+
+func (u *uplink) len() int { return len(u.q) }
+
+func (u *uplink) unsent() (n uint64) {
+	for _, b := range u.dropped {
+		n += b
+	}
+	return n
+}
+
+func (u *uplink) push(m outMsg) {
+	u.ord++
+	m.ord = u.ord
+	u.requeue(m)
+}
+
+// requeue puts back a message that was popped, keeping its place.
+func (u *uplink) requeue(m outMsg) {
+	u.queued += len(m.msg)
+	u.q.push(m)
+}
+
+func (u *uplink) pop() outMsg {
+	m := u.q.pop()
+	u.queued -= len(m.msg)
+	return m
+}
+
+// linkCap is how many bytes one link may hold: half the budget, so one
+// child whose own path is slow cannot take the whole uplink's turn.
+func (u *uplink) linkCap() int { return max(u.budget()/2, minLinkCap) }
+
+// budget is how many bytes the links may hold.
+func (u *uplink) budget() int {
+	b := int(u.rate * budgetTime.Seconds())
+	return min(max(b, minBudget), maxBudget)
+}
+
+// observe updates the drain-rate estimate at a pump: the links held
+// u.inLinks bytes after the previous pump and hold inLinks now. waiting
+// says the queue held messages meanwhile (the uplink had work).
+func (u *uplink) observe(now time.Time, inLinks int, waiting bool) {
+	if u.lastPump.IsZero() {
+		u.lastPump = now
+		return
+	}
+	dt := now.Sub(u.lastPump)
+	u.lastPump = now
+	if dt <= 0 {
+		return
+	}
+	drained := u.inLinks - inLinks
+	switch {
+	case inLinks > 0 && drained > 0:
+		// Never empty since the last pump: the uplink ran flat out.
+		u.busyBytes += drained
+		u.busyTime += dt
+		if u.busyTime >= rateWindow {
+			u.sample(now, float64(u.busyBytes)/u.busyTime.Seconds())
+			u.busyBytes, u.busyTime = 0, 0
+		}
+	case inLinks == 0 && waiting && u.inLinks > 0:
+		// The links ran dry while messages waited here: the budget held
+		// the uplink back. What drained is a lower bound of its rate.
+		u.sample(now, float64(u.inLinks)/dt.Seconds())
+		u.busyBytes, u.busyTime = 0, 0
+	default:
+		u.busyBytes, u.busyTime = 0, 0
+	}
+}
+
+// backlog is how long the queue takes to drain at the measured rate (0
+// when the rate is unknown).
+func (u *uplink) backlog() time.Duration {
+	if u.rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(u.queued+u.inLinks) / u.rate * float64(time.Second))
+}

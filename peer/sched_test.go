@@ -1,0 +1,127 @@
+package peer
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSendOrder(t *testing.T) {
+	k := func(seq uint64) key { return key{1, seq} }
+	// Pushed in a scrambled order; popped in the scheduler's order.
+	in := []outMsg{
+		{class: classRepair, k: k(5), rank: 1, idx: 0},
+		{class: classFeed, k: k(7), rank: 2, idx: 1},
+		{class: classBurst, k: k(3), rank: 1, idx: 0},
+		{class: classFeed, k: k(7), rank: 2, idx: 0}, // reordered on the way in
+		{class: classFeed, k: k(6), rank: 9, idx: 3}, // an older chunk goes first
+		{class: classFeed, k: k(7), rank: 1, idx: 2},
+		{class: classFeed, k: k(7), rank: 1, idx: 1},
+	}
+	want := []struct {
+		c    sendClass
+		seq  uint64
+		rank int
+		idx  uint16
+	}{
+		{classFeed, 6, 9, 3},
+		{classFeed, 7, 1, 1}, // rank 1's copy completes before rank 2's starts
+		{classFeed, 7, 1, 2},
+		{classFeed, 7, 2, 0},
+		{classFeed, 7, 2, 1},
+		{classBurst, 3, 1, 0},
+		{classRepair, 5, 1, 0},
+	}
+	var u uplink
+	for _, m := range in {
+		m.msg = make([]byte, 10)
+		u.push(m)
+	}
+	if u.queued != 70 {
+		t.Fatalf("queued %d bytes, want 70", u.queued)
+	}
+	for i, w := range want {
+		m := u.pop()
+		if m.class != w.c || m.k.seq != w.seq || m.rank != w.rank || m.idx != w.idx {
+			t.Errorf("pop %d: class %d seq %d rank %d idx %d, want %+v", i, m.class, m.k.seq, m.rank, m.idx, w)
+		}
+	}
+	if u.len() != 0 || u.queued != 0 {
+		t.Errorf("left %d messages, %d bytes", u.len(), u.queued)
+	}
+}
+
+func TestSendOrderTiesKeepFIFO(t *testing.T) {
+	var u uplink
+	for i := range 50 {
+		u.push(outMsg{class: classRepair, k: key{1, 1}, msg: []byte{byte(i)}})
+	}
+	u.requeue(outMsg{class: classRepair, k: key{1, 1}, ord: 0, msg: []byte{255}}) // popped earlier: keeps its place
+	if m := u.pop(); m.msg[0] != 255 {
+		t.Fatalf("requeued message lost its place: got %d first", m.msg[0])
+	}
+	for i := range 50 {
+		if m := u.pop(); m.msg[0] != byte(i) {
+			t.Fatalf("pop %d: got %d", i, m.msg[0])
+		}
+	}
+}
+
+func TestUplinkRate(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	tests := []struct {
+		name string
+		// pumps: at ms, links hold this much before the pump, and this
+		// much after it (inLinks), with messages waiting or not.
+		pumps    [][4]int // at, before, after, waiting
+		wantRate float64  // bytes/s
+	}{
+		{"unknown until backlogged", [][4]int{{0, 0, 10_000, 0}, {50, 0, 0, 0}, {100, 0, 0, 0}}, 0},
+		{"backlogged 200 ms at 1 MB/s", [][4]int{
+			{0, 0, 300_000, 1}, {50, 250_000, 300_000, 1}, {100, 250_000, 300_000, 1}, {150, 250_000, 300_000, 1}, {200, 250_000, 300_000, 1},
+		}, 1e6},
+		{"ran dry while messages waited: a lower bound", [][4]int{{0, 0, 64_000, 1}, {40, 0, 64_000, 1}}, 1.6e6},
+		{"slow-link sample does not lower the max", [][4]int{
+			{0, 0, 300_000, 1}, {50, 250_000, 300_000, 1}, {100, 250_000, 300_000, 1},
+			{150, 295_000, 300_000, 1}, {200, 295_000, 300_000, 1}, {250, 295_000, 300_000, 1},
+		}, 1e6},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var u uplink
+			for _, p := range tc.pumps {
+				u.observe(ms(p[0]), p[1], p[3] == 1)
+				u.inLinks = p[2]
+			}
+			if d := u.rate - tc.wantRate; d > tc.wantRate/100+1 || d < -tc.wantRate/100-1 {
+				t.Errorf("rate %.0f B/s, want %.0f", u.rate, tc.wantRate)
+			}
+		})
+	}
+}
+
+func TestUplinkBudget(t *testing.T) {
+	tests := []struct {
+		rate       float64
+		budget     int
+		linkCap    int
+		backlogged time.Duration // of 200 kB queued, 100 kB in the links
+	}{
+		{0, minBudget, minLinkCap, 0},
+		{125e3, minBudget, minLinkCap, 2400 * time.Millisecond}, // 1 Mbit/s
+		{1.25e6, 125_000, 62_500, 240 * time.Millisecond},      // 10 Mbit/s
+		{100e6, maxBudget, maxBudget / 2, 3 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		u := uplink{rate: tc.rate, queued: 200_000, inLinks: 100_000}
+		if b := u.budget(); b != tc.budget {
+			t.Errorf("rate %.0f: budget %d, want %d", tc.rate, b, tc.budget)
+		}
+		if c := u.linkCap(); c != tc.linkCap {
+			t.Errorf("rate %.0f: link cap %d, want %d", tc.rate, c, tc.linkCap)
+		}
+		if b := u.backlog(); b != tc.backlogged {
+			t.Errorf("rate %.0f: backlog %v, want %v", tc.rate, b, tc.backlogged)
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package peer
+
+import (
+	"slices"
+	"time"
+)
+
+// Timing policies: when a chunk is expected, when a partly received chunk
+// has lost a piece, and how long playback waits for a late chunk. Each
+// learns from what the peer measures, because the right values depend on
+// things no default knows: how deep the peer sits, how loaded its parents'
+// uplinks are, K and the bitrate.
+
+// liveBase is a stripe's live-edge estimate from recent samples of
+// (arrival of a chunk's first piece − its media time): their 90th
+// percentile, as a jitter buffer sizes itself from a high percentile of
+// recent delays. The minimum would treat ordinary queueing at a loaded
+// parent as lateness and start repairs that load the mesh further.
+func liveBase(samples []time.Time) (time.Time, bool) {
+	n := len(samples)
+	if n == 0 {
+		return time.Time{}, false
+	}
+	s := slices.Clone(samples)
+	slices.SortFunc(s, func(a, b time.Time) int { return a.Compare(b) })
+	return s[(9*n+9)/10-1], true
+}
+
+// gapStats tracks the gaps between consecutive feed pieces of one chunk
+// (EWMA of mean and mean deviation, as TCP's RTT estimator): a piece is
+// taken for lost when the gap exceeds mean + 4 deviations, never sooner
+// than the configured floor.
+type gapStats struct {
+	mean, dev time.Duration
+	n         int
+}
+
+func (g *gapStats) add(d time.Duration) {
+	if g.n == 0 {
+		g.mean, g.dev = d, d/2
+	} else {
+		diff := d - g.mean
+		if diff < 0 {
+			diff = -diff
+		}
+		g.dev += (diff - g.dev) / 4
+		g.mean += (d - g.mean) / 8
+	}
+	g.n++
+}
+
+// maxGap bounds the learned gap: a parent that pauses longer than this
+// mid-chunk has lost the piece or stalled, whatever its history.
+const maxGap = time.Second
+
+func (g *gapStats) limit(floor time.Duration) time.Duration {
+	if g.n < 4 {
+		return floor
+	}
+	return min(max(floor, g.mean+4*g.dev), maxGap)
+}
+
+// playout is the adaptive playout delay: how long after its expected
+// arrival a chunk may still come before playback gives up on it. It starts
+// at the floor, grows when chunks miss their deadline or come close to it,
+// and shrinks slowly after a calm period, between floor and ceiling.
+type playout struct {
+	target, floor, ceil time.Duration
+	calm                time.Time // last growth or shrink step
+}
+
+// Playout steps.
+const (
+	playoutStall  = 250 * time.Millisecond // added when a chunk missed its deadline
+	playoutLate   = 50 * time.Millisecond  // added when one came within lateMargin of it
+	lateMargin    = 200 * time.Millisecond
+	playoutShrink = 50 * time.Millisecond // taken off per calmPeriod without either
+	calmPeriod    = 5 * time.Second
+)
+
+func newPlayout(floor, ceil time.Duration, now time.Time) playout {
+	return playout{target: floor, floor: floor, ceil: max(ceil, floor), calm: now}
+}
+
+func (p *playout) grow(now time.Time, d time.Duration) {
+	p.target = min(p.target+d, p.ceil)
+	p.calm = now
+}
+
+// stalled: a chunk missed its deadline.
+func (p *playout) stalled(now time.Time) { p.grow(now, playoutStall) }
+
+// arrived notes a chunk that came slack before its deadline.
+func (p *playout) arrived(now time.Time, slack time.Duration) {
+	if slack < lateMargin {
+		p.grow(now, playoutLate)
+	}
+}
+
+// tick shrinks the target after a calm period.
+func (p *playout) tick(now time.Time) {
+	if now.Sub(p.calm) >= calmPeriod && p.target > p.floor {
+		p.target = max(p.target-playoutShrink, p.floor)
+		p.calm = now
+	}
+}

@@ -1,0 +1,113 @@
+package peer
+
+import (
+	"testing"
+	"time"
+)
+
+func TestLiveBase(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	at := func(ms ...int) []time.Time {
+		var s []time.Time
+		for _, m := range ms {
+			s = append(s, t0.Add(time.Duration(m)*time.Millisecond))
+		}
+		return s
+	}
+	tests := []struct {
+		name    string
+		samples []time.Time
+		want    int // ms after t0
+		ok      bool
+	}{
+		{"none", nil, 0, false},
+		{"one", at(40), 40, true},
+		{"two: the later", at(40, 10), 40, true},
+		{"sixteen: the 15th smallest", at(0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 300, 900), 300, true},
+		{"ten: the 9th", at(90, 80, 70, 60, 50, 40, 30, 20, 10, 0), 80, true},
+	}
+	for _, tc := range tests {
+		got, ok := liveBase(tc.samples)
+		if ok != tc.ok || (ok && !got.Equal(t0.Add(time.Duration(tc.want)*time.Millisecond))) {
+			t.Errorf("%s: %v %v, want +%d ms %v", tc.name, got.Sub(t0), ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestGapLimit(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name  string
+		gaps  []time.Duration
+		floor time.Duration
+		want  time.Duration
+	}{
+		{"too few samples: the floor", []time.Duration{5 * ms, 5 * ms, 5 * ms}, 500 * ms, 500 * ms},
+		{"steady small gaps: the floor", []time.Duration{10 * ms, 10 * ms, 10 * ms, 10 * ms, 10 * ms}, 500 * ms, 500 * ms},
+		{"long gaps: learned, above the floor", []time.Duration{200 * ms, 220 * ms, 180 * ms, 400 * ms, 200 * ms, 210 * ms}, 100 * ms, 0},
+		{"capped", []time.Duration{900 * ms, 100 * ms, 900 * ms, 100 * ms, 900 * ms}, 100 * ms, maxGap},
+	}
+	for _, tc := range tests {
+		var g gapStats
+		for _, d := range tc.gaps {
+			g.add(d)
+		}
+		got := g.limit(tc.floor)
+		switch {
+		case tc.want == 0 && (got <= tc.floor || got >= maxGap):
+			t.Errorf("%s: %v, want between floor %v and %v", tc.name, got, tc.floor, maxGap)
+		case tc.want != 0 && got != tc.want:
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestPlayout(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	s := time.Second
+	type step struct {
+		at    time.Duration
+		event string // stall, late, ontime, tick
+		want  time.Duration
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"starts at the floor and stays there when calm", []step{
+			{0, "tick", s}, {10 * s, "ontime", s}, {20 * s, "tick", s},
+		}},
+		{"a stall grows it, calm shrinks it slowly back to the floor", []step{
+			{s, "stall", s + playoutStall},
+			{2 * s, "tick", s + playoutStall},
+			{6 * s, "tick", s + playoutStall - playoutShrink},
+			{8 * s, "tick", s + playoutStall - playoutShrink},
+			{11 * s, "tick", s + playoutStall - 2*playoutShrink},
+			{100 * s, "tick", s + playoutStall - 3*playoutShrink},
+		}},
+		{"a near miss grows it a little", []step{{s, "late", s + playoutLate}, {2 * s, "ontime", s + playoutLate}}},
+		{"never past the ceiling", []step{
+			{s, "stall", 1250 * time.Millisecond}, {s, "stall", 1500 * time.Millisecond}, {s, "stall", 1750 * time.Millisecond},
+			{s, "stall", 2 * s}, {s, "stall", 2 * s},
+		}},
+	}
+	for _, tc := range tests {
+		p := newPlayout(s, 2*s, t0)
+		for i, st := range tc.steps {
+			now := t0.Add(st.at)
+			switch st.event {
+			case "stall":
+				p.stalled(now)
+			case "late":
+				p.arrived(now, lateMargin/2)
+			case "ontime":
+				p.arrived(now, 2*lateMargin)
+			case "tick":
+				p.tick(now)
+			}
+			if p.target != st.want {
+				t.Errorf("%s: step %d (%s at %v): target %v, want %v", tc.name, i, st.event, st.at, p.target, st.want)
+			}
+		}
+	}
+}
