@@ -109,7 +109,7 @@ func TestUplinkBudget(t *testing.T) {
 	}{
 		{0, minBudget, minLinkCap, 0},
 		{125e3, minBudget, minLinkCap, 2400 * time.Millisecond}, // 1 Mbit/s
-		{1.25e6, 125_000, 62_500, 240 * time.Millisecond},      // 10 Mbit/s
+		{1.25e6, 125_000, 62_500, 240 * time.Millisecond},       // 10 Mbit/s
 		{100e6, maxBudget, maxBudget / 2, 3 * time.Millisecond},
 	}
 	for _, tc := range tests {
