@@ -53,8 +53,12 @@ type MemModel struct {
 	// ConnectTimeout is how long a link to a vanished peer tries before
 	// it fails (peer/rtc's default, 5 s).
 	ConnectTimeout time.Duration
-	// Headroom is the share of a viewer's upload the tracker keeps out of
-	// its capacity (default 0.2): capacity = upload×(1−Headroom)/(bitrate/K).
+	// Headroom is the share of a viewer's measured uplink the tracker
+	// keeps out of its child slots (0: the tracker's default,
+	// tracker.Capacity). The model's tracker sizes slots exactly as the
+	// real one does: one stream's worth of upload at join (browsers
+	// declare nothing), then from the uplink each engine measures and
+	// reports every StatsInterval; it never sees the upload the model drew.
 	Headroom float64
 	// RootCapacity is the seeder's children per stripe (default 8, the
 	// overlay's); the seeder's upload is RootCapacity × bitrate × 1.25.
@@ -155,9 +159,6 @@ func (m *MemModel) setDefaults() error {
 	}
 	if m.ConnectRTTs == 0 {
 		m.ConnectRTTs = 4
-	}
-	if m.Headroom == 0 {
-		m.Headroom = 0.2
 	}
 	if m.RootCapacity == 0 {
 		m.RootCapacity = 8
@@ -275,6 +276,9 @@ type simPeer struct {
 	inKill     bool
 	killStalls uint64
 	complaints map[peer.PeerID]time.Time // children's reports (demote)
+	// demotedUntil: complaints lowered its capacity; stats cannot raise
+	// it before then (tracker.DemoteHold).
+	demotedUntil time.Time
 }
 
 func (p *simPeer) live() bool { return p.state == stLive }
@@ -507,7 +511,7 @@ func (s *memSim) newPeer() *simPeer {
 		st:    make([]simStripe, s.k),
 		check: int(id)%s.m.CheckEvery == 0,
 	}
-	p.capacity = int(up * (1 - s.m.Headroom) / (s.cfg.Bitrate / float64(s.k)))
+	p.capacity = s.slots().Initial(protocol.Join{Kind: protocol.KindBrowser, NoUpload: up == 0})
 	for i := range p.st {
 		p.st[i].applied = noParent
 	}
@@ -597,6 +601,45 @@ func (s *memSim) welcome(p *simPeer) {
 	p.e, p.state, p.welcome = e, stLive, s.net.Now()
 	p.idx = len(s.alive)
 	s.alive = append(s.alive, p)
+	s.net.After(s.m.StatsInterval, func() { s.stats(p) })
+}
+
+// slots is the tracker's capacity policy at the stream's bitrate (the
+// real tracker learns it from the seeder's stats).
+func (s *memSim) slots() tracker.Capacity {
+	return tracker.Capacity{StreamKbps: int(s.cfg.Bitrate / 1000), Stripes: s.k, Headroom: s.m.Headroom}
+}
+
+// stats sends p's periodic stats, which reach the tracker one signaling
+// delay later and size its capacity there (tracker.streamState.stats).
+func (s *memSim) stats(p *simPeer) {
+	if !p.live() {
+		return
+	}
+	st := p.e.Stats()
+	s.net.After(s.m.StatsInterval, func() { s.stats(p) })
+	if !s.mesh || p.upload == 0 {
+		return
+	}
+	s.net.After(p.sig, func() {
+		if !p.inForest {
+			return
+		}
+		now := s.net.Now()
+		used := 0
+		if in, err := s.forest.Interior(overlay.PeerID(p.id)); err == nil && in >= 0 {
+			c, _ := s.forest.Children(nil, overlay.PeerID(p.id), in)
+			used = len(c)
+		}
+		c := s.slots().Update(p.capacity, used, st, !now.Before(p.demotedUntil))
+		if c == p.capacity {
+			return
+		}
+		p.capacity = c
+		if changes, err := s.forest.UpdateCapacity(overlay.PeerID(p.id), c, now); err == nil {
+			s.apply(append(s.chg[:0], changes...), now, nil)
+		}
+	})
 }
 
 // depart makes a live or joining viewer go. abrupt: it vanishes and the
@@ -972,6 +1015,7 @@ func (s *memSim) demote(accused, from *simPeer, now time.Time) {
 		accused.complaints = make(map[peer.PeerID]time.Time)
 	}
 	accused.complaints[from.id] = now
+	accused.demotedUntil = now.Add(tracker.DemoteHold)
 	accused.capacity /= 2
 	if changes, err := s.forest.UpdateCapacity(overlay.PeerID(accused.id), accused.capacity, now); err == nil {
 		s.apply(append(s.chg[:0], changes...), now, nil)

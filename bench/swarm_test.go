@@ -33,8 +33,11 @@ func runSwarm(t *testing.T, cfg SwarmConfig) SwarmResult {
 // nothing unverified is ever played.
 func TestSwarmMesh(t *testing.T) {
 	res := runSwarm(t, tuned(SwarmConfig{Peers: 200, Duration: 10 * time.Second, Seed: 3}))
-	if res.Offload <= 0.9 {
-		t.Errorf("offload %.4f, want > 0.9", res.Offload)
+	// The model's tracker now learns each viewer's uplink from its stats
+	// (tracker.Capacity) instead of being told the drawn upload, so a
+	// 10 s run spends much of its time learning: 0.84 at seed 3.
+	if res.Offload <= 0.8 {
+		t.Errorf("offload %.4f, want > 0.8", res.Offload)
 	}
 	if res.BadChunksPlayed != 0 || res.BadChunksDetected != 0 {
 		t.Errorf("%d bad chunks played, %d detected; want 0", res.BadChunksPlayed, res.BadChunksDetected)

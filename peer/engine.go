@@ -653,11 +653,15 @@ func (e *Engine) pump(now time.Time) {
 	linkCap := u.linkCap()
 	// What waits for the shared uplink: a link backed up by its own path
 	// (a slow child) counts up to linkCap, or it would hold back the rest.
-	in := 0
+	in, drained := 0, 0
 	for _, n := range e.nbrs {
-		in += min(n.link.Buffered(), linkCap)
+		b := min(n.link.Buffered(), linkCap)
+		if n.heldLink == n.link {
+			drained += max(n.held-b, 0) // links that came or went do not count
+		}
+		in += min(b, linkCap)
 	}
-	u.observe(now, in, u.len() > 0)
+	u.observe(now, in, drained)
 	var aside []outMsg
 	for u.len() > 0 && in < budget {
 		m := u.pop()
@@ -686,6 +690,9 @@ func (e *Engine) pump(now time.Time) {
 		u.requeue(m)
 	}
 	u.inLinks = in
+	for _, n := range e.nbrs {
+		n.held, n.heldLink = min(n.link.Buffered(), linkCap), n.link
+	}
 }
 
 // Why a queued message is dropped instead of sent.

@@ -143,8 +143,8 @@ const (
 	minLinkCap = 32 << 10
 	// maxBudget stays well under a data channel's high-water mark.
 	maxBudget = 768 << 10
-	// rateWindow is how much backlogged time makes one rate sample.
-	rateWindow = 100 * time.Millisecond
+	// rateWindow is how long one rate sample takes.
+	rateWindow = 500 * time.Millisecond
 	// rateBuckets one-second buckets hold the samples' maxima.
 	rateBuckets = 10
 )
@@ -177,12 +177,13 @@ type uplink struct {
 	ord    uint64
 
 	// Drain-rate measurement: inLinks is what the links held after the
-	// previous pump; busyBytes/busyTime accumulate drain while they never
-	// ran empty.
-	inLinks   int
-	lastPump  time.Time
-	busyBytes int
-	busyTime  time.Duration
+	// previous pump; winBytes/winTime accumulate drain over one sample
+	// window (see observe).
+	inLinks  int
+	lastPump time.Time
+	winBytes int
+	winTime  time.Duration
+	winBusy  bool // the links never ran empty in this window
 	// rate is the uplink's estimated capacity in bytes/s (0 until
 	// measured): the largest sample of the last rateBuckets seconds, as
 	// BBR keeps a windowed maximum of delivery rate. A sample taken while
@@ -190,6 +191,9 @@ type uplink struct {
 	// ignores it, and an uplink that got slower shows after the window.
 	rate    float64
 	buckets [rateBuckets]rateBucket
+	// busyAt is the last sample from a backed-up uplink: within the
+	// window, rate is a measurement; otherwise only a lower bound.
+	busyAt time.Time
 	// waste counts bytes dropped from the queue (never sent).
 	// dropped counts bytes dropped from the queue unsent, by dropWhy.
 	dropped [5]uint64
@@ -233,9 +237,17 @@ func (u *uplink) budget() int {
 }
 
 // observe updates the drain-rate estimate at a pump: the links held
-// u.inLinks bytes after the previous pump and hold inLinks now. waiting
-// says the queue held messages meanwhile (the uplink had work).
-func (u *uplink) observe(now time.Time, inLinks int, waiting bool) {
+// u.inLinks bytes after the previous pump, hold inLinks now, and drained
+// bytes left them meanwhile (counted per link, so a link that closed with
+// bytes in it does not read as drained).
+//
+// Links report a message as buffered until all of it has left, so drain
+// comes in whole messages: over a short interval it reads far above or
+// below the rate. Samples are therefore taken over rateWindow, less one
+// message (the one whose sending began before the window), which errs low.
+// A window in which the links never ran empty measures the uplink; any
+// other is a lower bound (what went out is at most what it carries).
+func (u *uplink) observe(now time.Time, inLinks, drained int) {
 	if u.lastPump.IsZero() {
 		u.lastPump = now
 		return
@@ -245,24 +257,28 @@ func (u *uplink) observe(now time.Time, inLinks int, waiting bool) {
 	if dt <= 0 {
 		return
 	}
-	drained := u.inLinks - inLinks
-	switch {
-	case inLinks > 0 && drained > 0:
-		// Never empty since the last pump: the uplink ran flat out.
-		u.busyBytes += drained
-		u.busyTime += dt
-		if u.busyTime >= rateWindow {
-			u.sample(now, float64(u.busyBytes)/u.busyTime.Seconds())
-			u.busyBytes, u.busyTime = 0, 0
-		}
-	case inLinks == 0 && waiting && u.inLinks > 0:
-		// The links ran dry while messages waited here: the budget held
-		// the uplink back. What drained is a lower bound of its rate.
-		u.sample(now, float64(u.inLinks)/dt.Seconds())
-		u.busyBytes, u.busyTime = 0, 0
-	default:
-		u.busyBytes, u.busyTime = 0, 0
+	if u.winTime == 0 {
+		u.winBusy = u.inLinks > 0
 	}
+	u.winBytes += drained
+	u.winTime += dt
+	u.winBusy = u.winBusy && inLinks > 0
+	if u.winTime < rateWindow {
+		return
+	}
+	if b := u.winBytes - chunk.MaxMessageSize; b > 0 {
+		u.sample(now, float64(b)/u.winTime.Seconds())
+		if u.winBusy {
+			u.busyAt = now
+		}
+	}
+	u.winBytes, u.winTime = 0, 0
+}
+
+// measured says rate comes from a backed-up uplink within the window, not
+// only from lower bounds.
+func (u *uplink) measured(now time.Time) bool {
+	return !u.busyAt.IsZero() && now.Sub(u.busyAt) < rateBuckets*time.Second
 }
 
 // backlog is how long the queue takes to drain at the measured rate (0

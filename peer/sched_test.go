@@ -71,30 +71,37 @@ func TestUplinkRate(t *testing.T) {
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 	tests := []struct {
 		name string
-		// pumps: at ms, links hold this much before the pump, and this
-		// much after it (inLinks), with messages waiting or not.
-		pumps    [][4]int // at, before, after, waiting
-		wantRate float64  // bytes/s
+		// pumps: at ms, the links hold in bytes, drained bytes left them
+		// since the last pump, and they hold after bytes after this one.
+		pumps        [][4]int // at, in, drained, after
+		wantRate     float64  // bytes/s
+		wantMeasured bool
 	}{
-		{"unknown until backlogged", [][4]int{{0, 0, 10_000, 0}, {50, 0, 0, 0}, {100, 0, 0, 0}}, 0},
-		{"backlogged 200 ms at 1 MB/s", [][4]int{
-			{0, 0, 300_000, 1}, {50, 250_000, 300_000, 1}, {100, 250_000, 300_000, 1}, {150, 250_000, 300_000, 1}, {200, 250_000, 300_000, 1},
-		}, 1e6},
-		{"ran dry while messages waited: a lower bound", [][4]int{{0, 0, 64_000, 1}, {40, 0, 64_000, 1}}, 1.6e6},
-		{"slow-link sample does not lower the max", [][4]int{
-			{0, 0, 300_000, 1}, {50, 250_000, 300_000, 1}, {100, 250_000, 300_000, 1},
-			{150, 295_000, 300_000, 1}, {200, 295_000, 300_000, 1}, {250, 295_000, 300_000, 1},
-		}, 1e6},
+		{"nothing sent: unknown", [][4]int{{0, 0, 0, 0}, {300, 0, 0, 0}, {600, 0, 0, 0}}, 0, false},
+		{"backed up 500 ms at 1 MB/s: measured, less one message", [][4]int{
+			{0, 0, 0, 300_000}, {250, 50_000, 250_000, 300_000}, {500, 50_000, 250_000, 300_000},
+		}, (500_000 - 16384) / 0.5, true},
+		{"ran dry: a lower bound only", [][4]int{{0, 0, 0, 64_000}, {250, 0, 64_000, 64_000}, {500, 0, 64_000, 0}}, (128_000 - 16384) / 0.5, false},
+		{"a link that closed with bytes in it is no drain", [][4]int{{0, 0, 0, 500_000}, {600, 0, 0, 0}}, 0, false},
+		{"a slow-link window does not lower the max", [][4]int{
+			{0, 0, 0, 300_000}, {250, 50_000, 250_000, 300_000}, {500, 50_000, 250_000, 300_000},
+			{750, 295_000, 5_000, 300_000}, {1000, 295_000, 5_000, 300_000},
+		}, (500_000 - 16384) / 0.5, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var u uplink
+			var last time.Time
 			for _, p := range tc.pumps {
-				u.observe(ms(p[0]), p[1], p[3] == 1)
-				u.inLinks = p[2]
+				last = ms(p[0])
+				u.observe(last, p[1], p[2])
+				u.inLinks = p[3]
 			}
 			if d := u.rate - tc.wantRate; d > tc.wantRate/100+1 || d < -tc.wantRate/100-1 {
 				t.Errorf("rate %.0f B/s, want %.0f", u.rate, tc.wantRate)
+			}
+			if m := u.measured(last); m != tc.wantMeasured {
+				t.Errorf("measured %v, want %v", m, tc.wantMeasured)
 			}
 		})
 	}

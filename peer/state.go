@@ -144,6 +144,10 @@ type nbr struct {
 	// with every chunk before that one (see gapped).
 	fedUpTo key
 	fedAt   time.Time
+	// held is what its link held after the last pump (heldLink), for the
+	// uplink's drain rate.
+	held     int
+	heldLink Link
 	// rank orders it among the children in the scheduler: a chunk goes to
 	// children in rank order. Fixed while it is a child, so its own
 	// pieces never overtake each other.

@@ -109,6 +109,11 @@ func (e *Engine) Stats() protocol.Stats {
 		BytesOrigin: e.st.bytesOrigin,
 		BytesUp:     e.st.bytesUp,
 		UploadKbps:  kbps(e.st.bytesUp - e.st.lastUp),
+		UplinkKbps:  int(e.up.rate * 8 / 1000),
+		UplinkBusy:  e.up.measured(now),
+		PlayoutMS:   int(e.play.target.Milliseconds()),
+		StreamKbps:  e.streamKbps(),
+		DupBytes:    e.st.bytesDup,
 		Stalls:      int(e.ctr.Stalls),
 		StalledMS:   int(e.st.stalledMS),
 		Epoch:       e.epoch,
@@ -158,6 +163,14 @@ func (e *Engine) Stats() protocol.Stats {
 		s.HopLatencyMS = int(rtts[len(rtts)/2].Milliseconds())
 	}
 	return s
+}
+
+// streamKbps is the measured stream bitrate (0 before the first chunk).
+func (e *Engine) streamKbps() int {
+	if e.newestEnt == nil {
+		return 0
+	}
+	return int(e.rate * 8 / 1000)
 }
 
 // ChildStats is what a parent sees of one child.

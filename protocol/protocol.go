@@ -176,7 +176,24 @@ type Stats struct {
 	BytesUp uint64 `json:"bytes_up"`
 	// UploadKbps is measured upload over the last period.
 	UploadKbps int `json:"upload_kbps"`
-	BufferMS   int `json:"buffer_ms"`
+	// UplinkKbps is the uplink's capacity as the peer measured it (the
+	// drain rate of its links while they were backed up); 0 while it has
+	// never been busy enough to tell. The tracker sizes the peer's child
+	// slots from it.
+	UplinkKbps int `json:"uplink_kbps,omitempty"`
+	// UplinkBusy says UplinkKbps was measured with the links backed up
+	// (the uplink's capacity); without it UplinkKbps is a lower bound
+	// (the links never stayed busy long enough to tell more).
+	UplinkBusy bool `json:"uplink_busy,omitempty"`
+	// StreamKbps is the stream's bitrate as the peer measured it (the
+	// seeder's tells the tracker how big a child slot is).
+	StreamKbps int `json:"stream_kbps,omitempty"`
+	// PlayoutMS is the adaptive playout delay the peer runs at.
+	PlayoutMS int `json:"playout_ms,omitempty"`
+	// DupBytes is what the peer received twice since join (wasted upload
+	// of its neighbours).
+	DupBytes uint64 `json:"dup_bytes,omitempty"`
+	BufferMS int    `json:"buffer_ms"`
 	// BehindLiveMS is how far playback is behind the newest chunk.
 	BehindLiveMS int `json:"behind_live_ms"`
 	Stalls       int `json:"stalls"`
@@ -389,7 +406,7 @@ func (m Signal) validate() error {
 }
 
 func (m Stats) validate() error {
-	if m.UploadKbps < 0 || m.UploadKbps > maxUploadKbps || m.BufferMS < 0 || m.Stalls < 0 ||
+	if m.UploadKbps < 0 || m.UploadKbps > maxUploadKbps || m.UplinkKbps < 0 || m.UplinkKbps > maxUploadKbps || m.StreamKbps < 0 || m.StreamKbps > maxUploadKbps || m.PlayoutMS < 0 || m.BufferMS < 0 || m.Stalls < 0 ||
 		m.StalledMS < 0 || m.HopLatencyMS < 0 || m.Children < 0 || m.BehindLiveMS < 0 {
 		return errors.New("stats: negative or impossible value")
 	}

@@ -110,7 +110,7 @@ func TestCapacityLiarDemoted(t *testing.T) {
 func TestFalseAccuserCostsHalf(t *testing.T) {
 	tt := newTestTracker(t, Config{Stripes: 1, RootCapacity: 1})
 	joinSeeder(t, tt, "fh")
-	p, _ := joinViewer(t, tt, protocol.Join{Stream: "fh", UploadKbps: 24_000}) // 8 slots
+	p, _ := joinViewer(t, tt, protocol.Join{Stream: "fh", UploadKbps: 32_000}) // 8 slots (25 % headroom)
 	liar, _ := joinViewer(t, tt, protocol.Join{Stream: "fh", NoUpload: true})
 	liar.next("parent P", func(m protocol.Message) bool { as, ok := m.(protocol.Assign); return ok && as.Parent == p.id })
 	for i := 0; i < 5; i++ {
@@ -119,7 +119,7 @@ func TestFalseAccuserCostsHalf(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	// Until its next stats (every 2 s) it is suspected gone and takes no
 	// new children; then it takes them again, at half capacity.
-	tt.statsClearSuspicion(t, "fh", p, 24_000)
+	tt.statsClearSuspicion(t, "fh", p, 32_000)
 	var honest []*client
 	for i := 0; i < 4; i++ {
 		c, _ := joinViewer(t, tt, protocol.Join{Stream: "fh", NoUpload: true})

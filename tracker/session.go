@@ -41,6 +41,7 @@ type session struct {
 	kind     protocol.ClientKind
 	joined   time.Time
 	capacity int
+	noUpload bool // declared it will not upload: capacity stays 0
 	stats    protocol.Stats
 	strikes  int
 	badMsgs  int

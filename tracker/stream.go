@@ -24,6 +24,10 @@ type streamState struct {
 	sessions map[protocol.PeerID]*session // viewers and the seeder
 	seeder   *session
 
+	// streamKbps is the bitrate the seeder's engine measured (0 until
+	// its first stats: the tracker's StreamKbps is assumed meanwhile).
+	streamKbps int
+
 	seederRTMP string // the current seeder's RTMP URL, for the stream manager
 	publicKey  string // base64 Ed25519 of the current seeder
 	pub        ed25519.PublicKey
@@ -106,19 +110,13 @@ var errFull = errors.New("stream is full")
 // join admits viewer s and assigns its parents.
 func (st *streamState) join(s *session, j protocol.Join) error {
 	t := st.t
-	upload := j.UploadKbps
-	if upload == 0 {
-		upload = t.cfg.DefaultUploadKbps
-	}
-	if j.Kind == protocol.KindRelay && j.UploadKbps > 0 {
-		upload = j.UploadKbps
-	}
 	info := overlay.PeerInfo{
-		ID: overlay.PeerID(s.id), Capacity: t.capacity(upload), NAT: natOf(j.NAT),
+		ID: overlay.PeerID(s.id), NAT: natOf(j.NAT),
 		Locality: j.Region, NoUpload: j.NoUpload,
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	info.Capacity = st.capacity().Initial(j)
 	if st.forest.Len() >= t.cfg.MaxPeersPerStream {
 		return errFull
 	}
@@ -128,7 +126,7 @@ func (st *streamState) join(s *session, j protocol.Join) error {
 		return err
 	}
 	t.metrics.assign.Observe(time.Since(start).Seconds())
-	s.st, s.joined, s.capacity = st, t.cfg.Now(), info.Capacity
+	s.st, s.joined, s.capacity, s.noUpload = st, t.cfg.Now(), info.Capacity, j.NoUpload
 	st.sessions[s.id] = s
 	s.send(st.welcomeLocked(s))
 	st.event(Event{Kind: EventJoin, Peer: s.id, Detail: string(j.Kind)})
@@ -373,23 +371,50 @@ func (st *streamState) demoteLocked(accused, from *session) {
 	}
 }
 
-// stats records a peer's report and lets measured upload raise its
-// capacity (proven bandwidth moves strong peers up).
+// stats records a peer's report and sizes its capacity from what its
+// engine measured (Capacity): proven bandwidth moves strong peers up, a
+// measured uplink below the slots it holds sheds children.
 func (st *streamState) stats(s *session, stats protocol.Stats) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.noteStats(s, stats)
 	s.stats = stats
 	if s.isSeeder {
+		if stats.StreamKbps > 0 {
+			st.streamKbps = stats.StreamKbps
+		}
 		return
 	}
 	if changes, err := st.forest.Alive(overlay.PeerID(s.id)); err == nil {
 		st.applyLocked(changes)
 	}
-	if c := st.t.capacity(stats.UploadKbps); c > s.capacity && !st.t.cfg.Now().Before(s.demotedUntil) {
+	if s.noUpload {
+		return
+	}
+	now := st.t.cfg.Now()
+	if c := st.capacity().Update(s.capacity, st.slotsUsed(s.id), stats, !now.Before(s.demotedUntil)); c != s.capacity {
 		s.capacity = c
-		if changes, err := st.forest.UpdateCapacity(overlay.PeerID(s.id), c, st.t.cfg.Now()); err == nil {
+		if changes, err := st.forest.UpdateCapacity(overlay.PeerID(s.id), c, now); err == nil {
 			st.applyLocked(changes)
 		}
 	}
+}
+
+// capacity is the slot policy at the stream's bitrate. Callers hold st.mu.
+func (st *streamState) capacity() Capacity {
+	c := st.t.capacity()
+	if st.streamKbps > 0 {
+		c.StreamKbps = st.streamKbps
+	}
+	return c
+}
+
+// slotsUsed is how many children id feeds in the stripe it is interior in.
+func (st *streamState) slotsUsed(id protocol.PeerID) int {
+	s, err := st.forest.Interior(overlay.PeerID(id))
+	if err != nil || s < 0 {
+		return 0
+	}
+	c, _ := st.forest.Children(nil, overlay.PeerID(id), s)
+	return len(c)
 }

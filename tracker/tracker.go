@@ -28,9 +28,9 @@ type Config struct {
 	// StreamKbps is the assumed stream bitrate before stats tell better
 	// (default 3000); it turns upload bandwidth into child slots.
 	StreamKbps int
-	// DefaultUploadKbps is assumed for a peer that declares none
-	// (default 2 × StreamKbps: enough to feed a few stripe children).
-	DefaultUploadKbps int
+	// Headroom is the share of a peer's measured uplink kept out of its
+	// child slots (default 0.25; see Capacity).
+	Headroom float64
 	// StatsInterval is how often peers report (default 2 s); a peer silent
 	// for three intervals is taken for dead.
 	StatsInterval time.Duration
@@ -116,7 +116,6 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	def(&cfg.RootCapacity, 4)
 	def(&cfg.StreamKbps, 3000)
-	def(&cfg.DefaultUploadKbps, 2*cfg.StreamKbps)
 	def(&cfg.MaxPeersPerStream, 100_000)
 	def(&cfg.MaxConnsPerIP, 32)
 	def(&cfg.MsgBurst, 60)
@@ -255,11 +254,9 @@ func (t *Tracker) Peers(stream string) (n int) {
 	return n
 }
 
-// capacity turns upload bandwidth into child slots: how many stripe
-// streams of StreamKbps/K the upload carries.
-func (t *Tracker) capacity(uploadKbps int) int {
-	per := max(t.cfg.StreamKbps/t.cfg.Stripes, 1)
-	return uploadKbps / per
+// capacity is the policy that sizes peers' child slots.
+func (t *Tracker) capacity() Capacity {
+	return Capacity{StreamKbps: t.cfg.StreamKbps, Stripes: t.cfg.Stripes, Headroom: t.cfg.Headroom}
 }
 
 // MaxDepth is the deepest tree of a stream's forest.

@@ -1,0 +1,78 @@
+package tracker
+
+import "github.com/banyan-live/banyan/protocol"
+
+// Capacity turns what a peer declares and measures into child slots (stripe
+// streams it feeds). Browsers cannot know their uplink, and a declared
+// figure is a promise, not a measurement, so a peer starts small and the
+// slots follow what its engine measures: the drain rate of its links while
+// they were backed up (protocol.Stats.UplinkKbps with UplinkBusy), less
+// Headroom for the repairs, catch-up bursts and control traffic that share
+// the uplink. A peer whose links never backed up reports a lower bound
+// (how fast they ran dry): its slots rise to what that carries, and by one
+// more per stats report while they are full, until a burst shows its rate.
+// The tracker and the mem swarm benchmark use this one policy.
+type Capacity struct {
+	// StreamKbps and Stripes size one slot: StreamKbps/Stripes.
+	StreamKbps, Stripes int
+	// Headroom is the share of the measured uplink kept free (default
+	// 0.25).
+	Headroom float64
+	// MaxProbe bounds the slots a peer reaches without a measurement
+	// (default 4 × Stripes).
+	MaxProbe int
+}
+
+func (c Capacity) slotKbps() float64 {
+	return float64(max(c.StreamKbps, 1)) / float64(max(c.Stripes, 1))
+}
+
+func (c Capacity) headroom() float64 {
+	if c.Headroom <= 0 || c.Headroom >= 1 {
+		return 0.25
+	}
+	return c.Headroom
+}
+
+// Slots is how many slots an uplink of kbps carries with headroom.
+func (c Capacity) Slots(kbps int) int {
+	return int(float64(kbps) * (1 - c.headroom()) / c.slotKbps())
+}
+
+// Initial is a joining peer's capacity: what it declares (operators'
+// relays and native peers given --capacity-mbps), else one stream's worth
+// of upload (Stripes slots), which most home uplinks carry; none when it
+// will not upload.
+func (c Capacity) Initial(j protocol.Join) int {
+	switch {
+	case j.NoUpload:
+		return 0
+	case j.UploadKbps > 0:
+		return c.Slots(j.UploadKbps)
+	}
+	return max(c.Stripes, 1)
+}
+
+// Update is the capacity after a stats report, from the current one and
+// the children the peer feeds now (stripe slots in use). raise false (a
+// parent demoted after complaints) lets it only fall.
+func (c Capacity) Update(cur, used int, st protocol.Stats, raise bool) int {
+	next := cur
+	switch {
+	case st.UplinkBusy && st.UplinkKbps > 0:
+		next = c.Slots(st.UplinkKbps)
+	case cur > 0:
+		next = max(cur, c.Slots(st.UplinkKbps))
+		probe := c.MaxProbe
+		if probe <= 0 {
+			probe = 4 * max(c.Stripes, 1)
+		}
+		if used >= next && next < probe {
+			next++
+		}
+	}
+	if next > cur && !raise {
+		return cur
+	}
+	return next
+}

@@ -1,0 +1,74 @@
+package tracker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/banyan-live/banyan/protocol"
+)
+
+func TestCapacityPolicy(t *testing.T) {
+	c := Capacity{StreamKbps: 3000, Stripes: 2} // slots of 1500 kbit/s, 25 % headroom
+	initial := []struct {
+		j    protocol.Join
+		want int
+	}{
+		{protocol.Join{Kind: protocol.KindBrowser}, 2},                     // one stream's worth
+		{protocol.Join{Kind: protocol.KindBrowser, NoUpload: true}, 0},     // opted out
+		{protocol.Join{Kind: protocol.KindRelay, UploadKbps: 100_000}, 50}, // declared
+		{protocol.Join{Kind: protocol.KindNative, UploadKbps: 2_000}, 1},   // declared, small
+		{protocol.Join{Kind: protocol.KindNative, UploadKbps: 1_000}, 0},   // below one slot
+	}
+	for _, tc := range initial {
+		if got := c.Initial(tc.j); got != tc.want {
+			t.Errorf("Initial(%+v) = %d, want %d", tc.j, got, tc.want)
+		}
+	}
+	updates := []struct {
+		name      string
+		cur, used int
+		st        protocol.Stats
+		raise     bool
+		want      int
+	}{
+		{"measured uplink sets it", 2, 2, protocol.Stats{UplinkKbps: 12_000, UplinkBusy: true}, true, 6},
+		{"measured below the slots held lowers it", 6, 6, protocol.Stats{UplinkKbps: 2_500, UplinkBusy: true}, true, 1},
+		{"a demoted parent cannot rise", 2, 2, protocol.Stats{UplinkKbps: 12_000, UplinkBusy: true}, false, 2},
+		{"a demoted parent still falls", 6, 2, protocol.Stats{UplinkKbps: 2_500, UplinkBusy: true}, false, 1},
+		{"a lower bound raises it, not lowers", 2, 1, protocol.Stats{UplinkKbps: 12_000}, true, 6},
+		{"a lower bound below the slots keeps them", 6, 3, protocol.Stats{UplinkKbps: 2_500}, true, 6},
+		{"a lower bound and full: one more", 6, 6, protocol.Stats{UplinkKbps: 12_000}, true, 7},
+		{"unmeasured and full: probe one up", 2, 2, protocol.Stats{UploadKbps: 3_000}, true, 3},
+		{"unmeasured with free slots: keep", 3, 1, protocol.Stats{}, true, 3},
+		{"probing stops at MaxProbe", 8, 8, protocol.Stats{}, true, 8},
+		{"zero stays zero", 0, 0, protocol.Stats{}, true, 0},
+	}
+	for _, tc := range updates {
+		if got := c.Update(tc.cur, tc.used, tc.st, tc.raise); got != tc.want {
+			t.Errorf("%s: Update(%d, %d, %+v, %v) = %d, want %d", tc.name, tc.cur, tc.used, tc.st, tc.raise, got, tc.want)
+		}
+	}
+}
+
+// TestMeasuredUplinkShedsChildren: a peer that declared more than its
+// engine then measures keeps only the children its measured uplink
+// carries (before, stats could only raise a capacity).
+func TestMeasuredUplinkShedsChildren(t *testing.T) {
+	tt := newTestTracker(t, Config{Stripes: 1, RootCapacity: 1})
+	joinSeeder(t, tt, "mu")
+	p, _ := joinViewer(t, tt, protocol.Join{Stream: "mu", UploadKbps: 32_000}) // 8 slots
+	for range 6 {
+		joinViewer(t, tt, protocol.Join{Stream: "mu", NoUpload: true})
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(tt.children("mu", p.id, 0)); n != 6 {
+		t.Fatalf("parent feeds %d children, want 6", n)
+	}
+	p.send(protocol.Stats{UploadKbps: 8_000, UplinkKbps: 8_000, UplinkBusy: true}) // 2 slots
+	for i := 0; len(tt.children("mu", p.id, 0)) > 2; i++ {
+		if i == 200 {
+			t.Fatalf("parent still feeds %d children after measuring 8 Mbit/s (2 slots)", len(tt.children("mu", p.id, 0)))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
