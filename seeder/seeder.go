@@ -134,6 +134,7 @@ func New(cfg Config) (*Seeder, error) {
 		cfg.Now = time.Now
 	}
 	s := &Seeder{cfg: cfg, log: cfg.Logger, origin: NewOrigin(cfg.Logger), streams: make(map[string]*stream)}
+	s.origin.Now = cfg.Now
 	s.metrics = newMetrics(cfg.Registerer)
 	return s, nil
 }
