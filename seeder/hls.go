@@ -431,3 +431,42 @@ func (v *hlsView) segmentBytes(epoch uint32, seq uint64) ([]byte, bool) {
 	}
 	return nil, false
 }
+
+// multivariant renders a multivariant playlist with the one variant,
+// index.m3u8, so that players can choose (and Safari can check) by CODECS
+// and RESOLUTION before loading media. BANDWIDTH is the peak bit rate of
+// the listed segments, AVERAGE-BANDWIDTH their mean.
+func (v *hlsView) multivariant() (string, bool) {
+	if len(v.epochs) == 0 {
+		return "", false
+	}
+	info := v.epochs[len(v.epochs)-1].info
+	var peak, bytes float64
+	var total time.Duration
+	for i := range v.epochs {
+		ev := &v.epochs[i]
+		for _, s := range ev.h.segs {
+			n := 0
+			for _, c := range ev.chunksOf(s) {
+				n += len(c.Plain)
+			}
+			if s.dur > 0 {
+				peak = max(peak, float64(n)*8/s.dur.Seconds())
+			}
+			bytes += float64(n)
+			total += s.dur
+		}
+	}
+	avg := peak
+	if total > 0 {
+		avg = bytes * 8 / total.Seconds()
+	}
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:9\n")
+	fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,AVERAGE-BANDWIDTH=%d,CODECS=\"%s\"", int(math.Ceil(max(peak, 1))), int(math.Ceil(max(avg, 1))), info.Codecs)
+	if info.Width > 0 && info.Height > 0 {
+		fmt.Fprintf(&b, ",RESOLUTION=%dx%d", info.Width, info.Height)
+	}
+	b.WriteString("\nindex.m3u8\n")
+	return b.String(), true
+}

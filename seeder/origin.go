@@ -87,6 +87,7 @@ func (o *Origin) Handler() http.Handler {
 	mux.HandleFunc("GET /chunks/{stream}/init", o.currentInit)
 	mux.HandleFunc("GET /chunks/{stream}/{epoch}/{seq}", o.chunk)
 	mux.HandleFunc("GET /hls/{stream}/index.m3u8", o.playlist)
+	mux.HandleFunc("GET /hls/{stream}/main.m3u8", o.multivariant)
 	mux.HandleFunc("GET /hls/{stream}/init/{file}", o.hlsInit)
 	mux.HandleFunc("GET /hls/{stream}/p/{epoch}/{file}", o.hlsPart)
 	mux.HandleFunc("GET /hls/{stream}/s/{epoch}/{file}", o.hlsSegment)
@@ -234,6 +235,25 @@ func (o *Origin) playlist(w http.ResponseWriter, r *http.Request) {
 	v, ok := s.w.hlsView()
 	if ok {
 		text, ok = v.playlist(o.endGrace(), skip != "")
+	}
+	if !ok {
+		notFound(w, "stream has not been published yet")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+	_, _ = w.Write([]byte(text))
+}
+
+func (o *Origin) multivariant(w http.ResponseWriter, r *http.Request) {
+	s, ok := o.publicStream(w, r)
+	if !ok {
+		return
+	}
+	var text string
+	v, ok := s.w.hlsView()
+	if ok {
+		text, ok = v.multivariant()
 	}
 	if !ok {
 		notFound(w, "stream has not been published yet")

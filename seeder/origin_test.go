@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -169,6 +170,29 @@ func TestPlaylistDelta(t *testing.T) {
 	}
 	if !strings.Contains(full, "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init/2.mp4\"") || !strings.Contains(full, "s/1/1.m4s") {
 		t.Errorf("full playlist:\n%s", full)
+	}
+}
+
+// TestMultivariant: the multivariant playlist names the variant's codecs
+// in RFC 6381 form ("Opus" for Opus in MP4, which Safari requires) and its
+// resolution.
+func TestMultivariant(t *testing.T) {
+	o := NewOrigin(nil)
+	w := o.Stream("pub", time.Minute, true)
+	w.StartEpoch(EpochInfo{Epoch: 5, Codecs: "avc1.42c01e,Opus", Width: 1280, Height: 720})
+	feed(w, 5, 1, 12, 4, time.Now())
+	rec := httptest.NewRecorder()
+	o.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/hls/pub/main.m3u8", nil))
+	body := rec.Body.String()
+	// Chunks of about 11 bytes per 0.25 s: some 350 bit/s.
+	want := regexp.MustCompile(`^#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-STREAM-INF:BANDWIDTH=3[0-9]{2},AVERAGE-BANDWIDTH=3[0-9]{2},CODECS="avc1.42c01e,Opus",RESOLUTION=1280x720\nindex.m3u8\n$`)
+	if rec.Code != http.StatusOK || !want.MatchString(body) {
+		t.Fatalf("multivariant: %d\n%s", rec.Code, body)
+	}
+	rec = httptest.NewRecorder()
+	o.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/hls/none/main.m3u8", nil))
+	if rec.Code != http.StatusNotFound || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("multivariant of an unknown stream: %d %q", rec.Code, rec.Header().Get("Cache-Control"))
 	}
 }
 

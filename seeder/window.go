@@ -23,9 +23,11 @@ type Entry struct {
 // EpochInfo describes one publishing epoch.
 type EpochInfo struct {
 	Epoch  uint32
-	Codecs string // for MSE, e.g. `avc1.64001f,mp4a.40.2`
-	Init   *Entry
-	Ended  bool // the publish of this epoch stopped (or a newer epoch began)
+	Codecs string // RFC 6381, for MSE and HLS CODECS, e.g. `avc1.64001f,mp4a.40.2`
+	// Width and Height of the video (0 without video).
+	Width, Height int
+	Init          *Entry
+	Ended         bool // the publish of this epoch stopped (or a newer epoch began)
 	// EndedAt is when Ended was set, on the window's clock.
 	EndedAt time.Time
 	// Discontinuity counts the epochs before this one in the window's life
