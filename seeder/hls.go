@@ -292,6 +292,13 @@ func (v *hlsView) playlist(grace time.Duration, skip bool) (string, bool) {
 	}
 	ended := v.ended(grace)
 	skipUntil := 6 * v.target
+	// Parts are listed only while the newest epoch is publishing. A
+	// playlist whose last segment is complete but that lists parts makes
+	// players (hls.js) expect the next segment on the same timeline, and
+	// then reject the new epoch's first segment after a reconnect as a
+	// "discontinuity sequence mismatch".
+	lastEp := len(v.epochs) - 1
+	live := !v.newest.Ended && v.epochs[lastEp].info.Epoch == v.newest.Epoch
 
 	type ref struct {
 		ei, si int
@@ -342,9 +349,9 @@ func (v *hlsView) playlist(grace time.Duration, skip bool) (string, bool) {
 			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"init/%d.mp4\"\n", ev.info.Epoch)
 		}
 		fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", ev.h.wall0.Add(s.start-ev.h.media0).UTC().Format(pdtFormat))
-		// Parts near the live edge only, and only when they keep the
-		// part target in force (an older epoch's may not).
-		if len(all)-i <= partsHistory+1 && !s.whole && ev.h.part == v.part {
+		// Parts near the live edge only, of the publishing epoch, and only
+		// when they keep the part target in force.
+		if live && r.ei == lastEp && len(all)-i <= partsHistory+1 && !s.whole && ev.h.part == v.part {
 			ev.writeParts(&b, s)
 		}
 		if s.closed {
@@ -356,7 +363,7 @@ func (v *hlsView) playlist(grace time.Duration, skip bool) (string, bool) {
 		return b.String(), true
 	}
 	// The next part, while the epoch being listed is still publishing.
-	if lastEp := v.epochs[len(v.epochs)-1]; !v.newest.Ended && lastEp.info.Epoch == v.newest.Epoch {
+	if live {
 		fmt.Fprintf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p/%d/%d.m4s\"\n", v.newest.Epoch, v.newestNext)
 	}
 	return b.String(), true

@@ -352,8 +352,15 @@ func TestLLHLSReconnect(t *testing.T) {
 		if code := h.poll(); code != http.StatusOK {
 			t.Fatalf("playlist %d during the reconnect gap: HTTP %d", i, code)
 		}
-		if pl := parsePlaylist(t, h.texts[len(h.texts)-1]); pl.ended {
+		pl := parsePlaylist(t, h.texts[len(h.texts)-1])
+		if pl.ended {
 			t.Fatalf("EXT-X-ENDLIST %v after the publisher left:\n%s", time.Duration(i+1)*250*time.Millisecond, pl.text)
+		}
+		// No parts and no hint while nobody publishes: hls.js would take
+		// listed parts to mean that the next segment continues this
+		// epoch's timeline, and reject the next epoch.
+		if strings.Contains(pl.text, "#EXT-X-PART:") || pl.preloadHint {
+			t.Fatalf("parts listed while no one publishes:\n%s", pl.text)
 		}
 	}
 	h.publish(spec, h.clk.Now())
