@@ -62,10 +62,13 @@ var codecSpellings = [][]string{{"Opus", "opus"}}
 // (isTypeSupported: MediaSource.isTypeSupported), trying the alternative
 // spellings of its codecs; ok is false when none is supported.
 func SupportedMIME(mime string, isTypeSupported func(string) bool) (string, bool) {
-	kind, codecs, found := strings.Cut(mime, `; codecs="`)
-	codecs, _, _ = strings.Cut(codecs, `"`)
-	if !found {
-		return mime, isTypeSupported(mime)
+	if isTypeSupported(mime) {
+		return mime, true
+	}
+	kind, rest, found := strings.Cut(mime, `; codecs="`)
+	codecs, tail, closed := strings.Cut(rest, `"`)
+	if !found || !closed {
+		return "", false
 	}
 	// Each codec's candidate spellings; mixed spellings are never needed
 	// (one codec per track), so the candidates are tried position-wise.
@@ -84,8 +87,7 @@ func SupportedMIME(mime string, isTypeSupported func(string) bool) (string, bool
 		for j, opts := range alts {
 			parts[j] = opts[min(i, len(opts)-1)]
 		}
-		m := kind + `; codecs="` + strings.Join(parts, ",") + `"`
-		if isTypeSupported(m) {
+		if m := kind + `; codecs="` + strings.Join(parts, ",") + `"` + tail; m != mime && isTypeSupported(m) {
 			return m, true
 		}
 	}

@@ -206,6 +206,29 @@ func TestDescriptorAndAOT(t *testing.T) {
 	}
 }
 
+// FuzzSupportedMIME: whatever the type string, SupportedMIME only ever
+// answers with a type the browser accepted, and finds the canonical one.
+func FuzzSupportedMIME(f *testing.F) {
+	f.Add(`video/mp4; codecs="avc1.42c01e,Opus"`, "opus")
+	f.Add(`audio/mp4; codecs="opus"`, "Opus")
+	f.Add(`audio/mp4; codecs="`, "")
+	f.Add(`video/mp4`, "mp4")
+	f.Fuzz(func(t *testing.T, mime, accept string) {
+		asked := 0
+		supported := func(m string) bool { asked++; return strings.Contains(m, accept) }
+		got, ok := SupportedMIME(mime, supported)
+		if ok && !supported(got) {
+			t.Fatalf("%q returned but not supported", got)
+		}
+		if asked > 2*(maxSpellings()+1) {
+			t.Fatalf("%d isTypeSupported calls", asked)
+		}
+		if !ok && supported(mime) {
+			t.Fatalf("%q itself is supported but was refused", mime)
+		}
+	})
+}
+
 func FuzzParseInit(f *testing.F) {
 	f.Add(packagerInit(f, vHigh, aLC).Data)
 	f.Add(packagerInit(f, nil, aOpus).Data)
