@@ -198,6 +198,9 @@ func checkParts(fail func(string, ...any), parts []float64, pt float64, complete
 type streamSpec struct {
 	video     bool
 	gopFrames int // keyframe every gopFrames frames at 30 fps
+	// From frame gopFrom on, a keyframe every gopLater frames instead (an
+	// encoder whose keyframe interval grows mid-stream).
+	gopFrom, gopLater int
 	audio     bool
 	seconds   float64
 	// audioGap skips audio frames in [gapAt, gapAt+gapLen) of media time:
@@ -283,6 +286,9 @@ func (h *hlsHarness) publish(spec streamSpec, start time.Time) *seeder.Publish {
 		var au media.AccessUnit
 		if spec.video && vd <= ad {
 			key := vi%spec.gopFrames == 0
+			if spec.gopLater > 0 && vi >= spec.gopFrom {
+				key = (vi-spec.gopFrom)%spec.gopLater == 0
+			}
 			nal := []byte{0x41, 0x9a, byte(vi), 0x01}
 			if key {
 				nal = []byte{0x65, 0x88, byte(vi), 0x00}
@@ -318,6 +324,9 @@ func TestLLHLSPlaylistInvariants(t *testing.T) {
 		{"gop250", streamSpec{video: true, gopFrames: 250, audio: true, seconds: 60}},
 		{"gop30", streamSpec{video: true, gopFrames: 30, audio: true, seconds: 45}},
 		{"audio-only long chunk", streamSpec{audio: true, seconds: 40, gapAt: 15 * time.Second, gapLen: 1200 * time.Millisecond}},
+		// The target duration stays 1: 3 s GOPs are cut into segments
+		// that do not all start with a keyframe.
+		{"gop grows 1 s to 3 s", streamSpec{video: true, gopFrames: 30, gopFrom: 300, gopLater: 90, audio: true, seconds: 40}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHLSHarness(t)
