@@ -201,8 +201,8 @@ type streamSpec struct {
 	// From frame gopFrom on, a keyframe every gopLater frames instead (an
 	// encoder whose keyframe interval grows mid-stream).
 	gopFrom, gopLater int
-	audio     bool
-	seconds   float64
+	audio             bool
+	seconds           float64
 	// audioGap skips audio frames in [gapAt, gapAt+gapLen) of media time:
 	// the packager makes one long sample (a long chunk).
 	gapAt, gapLen time.Duration
