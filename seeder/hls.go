@@ -39,6 +39,9 @@ const (
 	// lines besides the open one (parts are listed only near the live
 	// edge: within the last three segments).
 	partsHistory = 2
+	// maxUnlisted bounds the chunks an epoch keeps before its first
+	// keyframe (a minute of 250 ms chunks).
+	maxUnlisted = 240
 	// targetTolerance: see targetsOf.
 	targetTolerance = 100 * time.Millisecond
 	// DefaultEndGrace is how long the playlist of a publish that ended
@@ -140,9 +143,15 @@ func (w *Window) segmentLocked(ew *epochWindow, e *Entry) {
 	}
 	if h.fixed {
 		w.placeLocked(ew, e)
-		return
+	} else {
+		w.fixLocked(ew, false)
 	}
-	w.fixLocked(ew, false)
+	// Before the epoch's first segment (no keyframe yet: targets are
+	// decided within maxTarget of one) eviction has nothing to go by; the
+	// chunks are kept for the mesh, but not without bound.
+	if n := len(ew.chunks); len(h.segs) == 0 && n > maxUnlisted {
+		ew.drop(n - maxUnlisted)
+	}
 }
 
 // fixLocked sets the epoch's targets if its chunks tell them (always, if

@@ -62,6 +62,25 @@ func TestWindowEvictionAndOrder(t *testing.T) {
 	}
 }
 
+// TestWindowNoKeyframeBounded: an epoch that never gets a keyframe is not
+// listed in LL-HLS and keeps a bounded number of chunks.
+func TestWindowNoKeyframeBounded(t *testing.T) {
+	w := NewWindow(5 * time.Second)
+	w.StartEpoch(EpochInfo{Epoch: 1})
+	feed(w, 1, 1, 1000, 1<<62, time.Now()) // (seq-1)%kf == 0 only for seq 1
+	w.StartEpoch(EpochInfo{Epoch: 2})
+	for seq := uint64(1); seq <= 1000; seq++ {
+		w.Add(&Entry{Epoch: 2, Seq: seq, Duration: 250 * time.Millisecond, Added: time.Now()})
+	}
+	l, _ := w.Live()
+	if n := l.Seq - l.FirstSeq + 1; l.Seq != 1000 || n > maxUnlisted {
+		t.Fatalf("live %+v: %d chunks kept", l, n)
+	}
+	if v, _ := w.hlsView(); len(v.epochs) != 1 || v.epochs[0].info.Epoch != 1 {
+		t.Fatalf("listed epochs %+v", v.epochs)
+	}
+}
+
 func TestWindowBlockingGet(t *testing.T) {
 	w := NewWindow(0)
 	w.StartEpoch(EpochInfo{Epoch: 3})
