@@ -16,10 +16,19 @@ import (
 // over plain HTTP. Everything under /chunks/ is sealed; what is immutable is
 // marked so, so any CDN can cache it.
 type Origin struct {
-	// Wait bounds a blocking request for a chunk that is about to exist and
-	// a blocking playlist reload (default 3 s).
+	// Wait bounds a blocking request for a chunk that is about to exist
+	// (default 3 s), and a blocking playlist reload before the stream has
+	// a target duration; after that a reload blocks for up to three target
+	// durations (RFC 8216bis 6.2.5.2) and then answers 503.
 	Wait time.Duration
-	Log  *slog.Logger
+	// EndGrace is how long after a publish ends its playlist stays live
+	// (no EXT-X-ENDLIST), so a broadcaster reconnecting within it does not
+	// end HLS playback (DefaultEndGrace when zero).
+	EndGrace time.Duration
+	// Now is the clock for EndGrace and the windows (time.Now when nil).
+	// Set it before the first Stream call.
+	Now func() time.Time
+	Log *slog.Logger
 
 	mu      sync.Mutex
 	streams map[string]*originStream
@@ -46,6 +55,9 @@ func (o *Origin) Stream(name string, keep time.Duration, public bool) *Window {
 	s := o.streams[name]
 	if s == nil {
 		s = &originStream{w: NewWindow(keep)}
+		if o.Now != nil {
+			s.w.SetClock(o.Now)
+		}
 		o.streams[name] = s
 	}
 	s.public = public
@@ -75,6 +87,7 @@ func (o *Origin) Handler() http.Handler {
 	mux.HandleFunc("GET /chunks/{stream}/init", o.currentInit)
 	mux.HandleFunc("GET /chunks/{stream}/{epoch}/{seq}", o.chunk)
 	mux.HandleFunc("GET /hls/{stream}/index.m3u8", o.playlist)
+	mux.HandleFunc("GET /hls/{stream}/main.m3u8", o.multivariant)
 	mux.HandleFunc("GET /hls/{stream}/init/{file}", o.hlsInit)
 	mux.HandleFunc("GET /hls/{stream}/p/{epoch}/{file}", o.hlsPart)
 	mux.HandleFunc("GET /hls/{stream}/s/{epoch}/{file}", o.hlsSegment)
@@ -93,7 +106,7 @@ func (o *Origin) streamOf(w http.ResponseWriter, r *http.Request) (*originStream
 	}
 	s, ok := o.lookup(name)
 	if !ok {
-		http.Error(w, "no such stream on this seeder", http.StatusNotFound)
+		notFound(w, "no such stream on this seeder")
 		return nil, false
 	}
 	return s, true
@@ -165,34 +178,66 @@ func (o *Origin) publicStream(w http.ResponseWriter, r *http.Request) (*originSt
 	return s, ok
 }
 
+func (o *Origin) endGrace() time.Duration {
+	if o.EndGrace > 0 {
+		return o.EndGrace
+	}
+	return DefaultEndGrace
+}
+
+// notFound answers 404 with Cache-Control: no-store: what is missing now
+// may exist in a moment, and no cache may remember otherwise.
+func notFound(w http.ResponseWriter, msg string) {
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, msg, http.StatusNotFound)
+}
+
 func (o *Origin) playlist(w http.ResponseWriter, r *http.Request) {
 	s, ok := o.publicStream(w, r)
 	if !ok {
 		return
 	}
 	q := r.URL.Query()
-	if msnStr := q.Get("_HLS_msn"); msnStr != "" {
+	msnStr, partStr := q.Get("_HLS_msn"), q.Get("_HLS_part")
+	if msnStr == "" && partStr != "" {
+		http.Error(w, "_HLS_part without _HLS_msn", http.StatusBadRequest)
+		return
+	}
+	skip := q.Get("_HLS_skip")
+	if skip != "" && skip != "YES" && skip != "v2" {
+		http.Error(w, "bad _HLS_skip", http.StatusBadRequest)
+		return
+	}
+	if msnStr != "" {
 		msn, err := strconv.ParseUint(msnStr, 10, 64)
 		part := -1
-		if ps := q.Get("_HLS_part"); ps != "" && err == nil {
-			part, err = strconv.Atoi(ps)
+		if partStr != "" && err == nil {
+			part, err = strconv.Atoi(partStr)
 		}
 		if err != nil || part < -1 {
 			http.Error(w, "bad _HLS_msn or _HLS_part", http.StatusBadRequest)
 			return
 		}
-		if !o.waitFor(r, s.w, msn, part) {
+		switch o.waitFor(r, s.w, msn, part) {
+		case waitTooFar:
 			http.Error(w, "requested segment is not coming soon", http.StatusBadRequest)
+			return
+		case waitTimedOut:
+			// Not a stale 200: the player would take it as the answer.
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "requested part did not arrive in time", http.StatusServiceUnavailable)
+			return
+		case waitGone:
 			return
 		}
 	}
-	info, chunks, ok := s.w.Current()
 	var text string
+	v, ok := s.w.hlsView()
 	if ok {
-		text, ok = playlist(info, chunks)
+		text, ok = v.playlist(o.endGrace(), skip != "")
 	}
 	if !ok {
-		http.Error(w, "stream has not been published yet", http.StatusNotFound)
+		notFound(w, "stream has not been published yet")
 		return
 	}
 	w.Header().Set("Cache-Control", "no-cache")
@@ -200,28 +245,74 @@ func (o *Origin) playlist(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(text))
 }
 
-// waitFor blocks a playlist reload until segment msn's part exists. It
-// refuses (false) a request more than two segments ahead, as the spec asks.
-func (o *Origin) waitFor(r *http.Request, win *Window, msn uint64, part int) bool {
-	deadline := time.NewTimer(o.Wait)
-	defer deadline.Stop()
+func (o *Origin) multivariant(w http.ResponseWriter, r *http.Request) {
+	s, ok := o.publicStream(w, r)
+	if !ok {
+		return
+	}
+	var text string
+	v, ok := s.w.hlsView()
+	if ok {
+		text, ok = v.multivariant()
+	}
+	if !ok {
+		notFound(w, "stream has not been published yet")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+	_, _ = w.Write([]byte(text))
+}
+
+type waitResult int
+
+const (
+	waitReady waitResult = iota
+	waitTooFar
+	waitTimedOut
+	waitGone // the client left
+)
+
+// waitFor blocks a playlist reload until segment msn's part exists, for at
+// most three target durations (o.Wait before there is one). It refuses a
+// request more than two segments ahead at once, as the spec asks, and
+// wakes when the grace period of an ended publish runs out (the playlist
+// with EXT-X-ENDLIST answers every request).
+func (o *Origin) waitFor(r *http.Request, win *Window, msn uint64, part int) waitResult {
+	var deadline <-chan time.Time
 	for {
 		ch := win.Changed()
-		info, chunks, ok := win.Current()
+		v, ok := win.hlsView()
 		if ok {
-			if hasPart(info, chunks, msn, part) {
-				return true
+			if v.hasPart(o.endGrace(), msn, part) {
+				return waitReady
 			}
-			if segs := segmentsOf(chunks); len(segs) > 0 && msn > segs[len(segs)-1].msn+2 {
-				return false
+			if v.tooFar(msn) {
+				return waitTooFar
 			}
+		}
+		if deadline == nil {
+			limit := o.Wait
+			if v.target > 0 {
+				limit = 3 * v.target
+			}
+			t := time.NewTimer(limit)
+			defer t.Stop()
+			deadline = t.C
+		}
+		var graceEnd <-chan time.Time
+		if d, ok := v.endsIn(o.endGrace()); ok {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			graceEnd = t.C
 		}
 		select {
 		case <-ch:
-		case <-deadline.C:
-			return true // answer with what there is; the player retries
+		case <-graceEnd:
+		case <-deadline:
+			return waitTimedOut
 		case <-r.Context().Done():
-			return true
+			return waitGone
 		}
 	}
 }
@@ -248,7 +339,7 @@ func (o *Origin) hlsInit(w http.ResponseWriter, r *http.Request) {
 	}
 	e, ok := s.w.Get(uint32(epoch), 0, 0)
 	if !ok || e.Plain == nil {
-		http.Error(w, "no such init", http.StatusNotFound)
+		notFound(w, "no such init")
 		return
 	}
 	w.Header().Set("Cache-Control", immutable)
@@ -284,7 +375,7 @@ func (o *Origin) hlsPart(w http.ResponseWriter, r *http.Request) {
 	// A preload hint names the next part: block until it exists.
 	e, ok := s.w.Get(uint32(epoch), seq, o.Wait)
 	if !ok || e.Plain == nil {
-		http.Error(w, "no such part", http.StatusNotFound)
+		notFound(w, "no such part")
 		return
 	}
 	w.Header().Set("Cache-Control", immutable)
@@ -296,14 +387,10 @@ func (o *Origin) hlsSegment(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	info, chunks, ok := s.w.Current()
-	if !ok || info.Epoch != uint32(epoch) {
-		http.Error(w, "no such segment", http.StatusNotFound)
-		return
-	}
-	b, ok := segmentBytes(info, chunks, seq)
+	v, _ := s.w.hlsView()
+	b, ok := v.segmentBytes(uint32(epoch), seq)
 	if !ok {
-		http.Error(w, "no such segment", http.StatusNotFound)
+		notFound(w, "no such segment")
 		return
 	}
 	w.Header().Set("Cache-Control", immutable)

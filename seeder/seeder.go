@@ -134,6 +134,7 @@ func New(cfg Config) (*Seeder, error) {
 		cfg.Now = time.Now
 	}
 	s := &Seeder{cfg: cfg, log: cfg.Logger, origin: NewOrigin(cfg.Logger), streams: make(map[string]*stream)}
+	s.origin.Now = cfg.Now
 	s.metrics = newMetrics(cfg.Registerer)
 	return s, nil
 }
@@ -401,7 +402,7 @@ func (p *Publish) onInit(in cmaf.Init) error {
 	p.s.mu.Lock()
 	p.st.lastEpoch = in.Epoch
 	p.s.mu.Unlock()
-	p.st.window.StartEpoch(EpochInfo{Epoch: in.Epoch, Codecs: in.Codecs, Init: e})
+	p.st.window.StartEpoch(EpochInfo{Epoch: in.Epoch, Codecs: in.Codecs, Width: in.Width, Height: in.Height, Init: e})
 	p.s.log.Info("new epoch", "stream", p.st.name, "epoch", in.Epoch, "codecs", in.Codecs, "width", in.Width, "height", in.Height)
 	p.s.emit(Event{Kind: EpochStarted, Stream: p.st.name, Protocol: p.protocol, Epoch: in.Epoch, Codecs: in.Codecs, Keys: keysOf(p.st.keys)})
 	if p.s.cfg.Root != nil {

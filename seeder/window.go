@@ -18,26 +18,29 @@ type Entry struct {
 	// for public streams, for LL-HLS.
 	Plain []byte
 	Added time.Time
-	// Segment numbers LL-HLS segments (keyframe to keyframe) across epochs:
-	// it is the media sequence number of the segment this chunk is a part
-	// of. Set by Window.Add; 0 for chunks before the first keyframe.
-	Segment uint64
 }
 
 // EpochInfo describes one publishing epoch.
 type EpochInfo struct {
 	Epoch  uint32
-	Codecs string // for MSE, e.g. `avc1.64001f,mp4a.40.2`
-	Init   *Entry
-	Ended  bool // the publish of this epoch stopped
+	Codecs string // RFC 6381, for MSE and HLS CODECS, e.g. `avc1.64001f,mp4a.40.2`
+	// Width and Height of the video (0 without video).
+	Width, Height int
+	Init          *Entry
+	Ended         bool // the publish of this epoch stopped (or a newer epoch began)
+	// EndedAt is when Ended was set, on the window's clock.
+	EndedAt time.Time
 	// Discontinuity counts the epochs before this one in the window's life
 	// (EXT-X-DISCONTINUITY-SEQUENCE). Set by StartEpoch.
 	Discontinuity uint64
 }
 
 // Window is the origin's memory of one stream: the init segment and the
-// recent chunks of the current and previous epochs, bounded by age. It is
-// safe for concurrent use; readers can block until a chunk exists.
+// recent chunks of the current and previous epochs, and the LL-HLS
+// segmentation of them (hls.go). It keeps about keep of media, never less
+// than three LL-HLS target durations, across epochs, so that a player
+// still holds the previous epoch's segments after a reconnect. It is safe
+// for concurrent use; readers can block until a chunk exists.
 type Window struct {
 	keep time.Duration
 
@@ -46,7 +49,9 @@ type Window struct {
 	changed chan struct{}  // closed and replaced on every change
 	closed  bool
 	started uint64 // epochs started so far
-	segment uint64 // last segment number given out
+	segment uint64 // last LL-HLS media sequence number given out
+	listed  uint64 // epochs that got an LL-HLS segment so far
+	now     func() time.Time
 }
 
 type epochWindow struct {
@@ -54,6 +59,7 @@ type epochWindow struct {
 	first   uint64 // seq of chunks[0]
 	chunks  []*Entry
 	lastKey uint64 // newest keyframe seq, 0 if none yet
+	hls     hlsEpoch
 }
 
 // NewWindow keeps chunks for about keep (30 s when zero).
@@ -61,7 +67,14 @@ func NewWindow(keep time.Duration) *Window {
 	if keep <= 0 {
 		keep = 30 * time.Second
 	}
-	return &Window{keep: keep, changed: make(chan struct{})}
+	return &Window{keep: keep, changed: make(chan struct{}), now: time.Now}
+}
+
+// SetClock replaces the clock (time.Now) used for EndedAt and stale epochs.
+func (w *Window) SetClock(now func() time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.now = now
 }
 
 // maxEpochs bounds how many epochs a window remembers; older ones drop even
@@ -69,16 +82,27 @@ func NewWindow(keep time.Duration) *Window {
 const maxEpochs = 4
 
 // StartEpoch begins a new epoch with its init segment; the previous epoch is
-// marked ended.
+// marked ended. Previous epochs whose newest chunk is older than keep are
+// forgotten: a publish long after the last one does not list stale media.
 func (w *Window) StartEpoch(info EpochInfo) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if n := len(w.epochs); n > 0 {
-		w.epochs[n-1].info.Ended = true
+	now := w.now()
+	w.endLocked(now)
+	kept := w.epochs[:0]
+	for _, ew := range w.epochs {
+		if n := len(ew.chunks); n > 0 && now.Sub(ew.chunks[n-1].Added) <= w.keep {
+			kept = append(kept, ew)
+		}
 	}
+	clear(w.epochs[len(kept):])
+	w.epochs = kept
 	info.Discontinuity = w.started
+	info.Ended, info.EndedAt = false, time.Time{}
 	w.started++
-	w.epochs = append(w.epochs, &epochWindow{info: info, first: 1})
+	ew := &epochWindow{info: info, first: 1}
+	ew.hls.inherit(w.epochs)
+	w.epochs = append(w.epochs, ew)
 	if len(w.epochs) > maxEpochs {
 		w.epochs = w.epochs[len(w.epochs)-maxEpochs:]
 	}
@@ -89,10 +113,18 @@ func (w *Window) StartEpoch(info EpochInfo) {
 func (w *Window) EndEpoch() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if n := len(w.epochs); n > 0 {
-		w.epochs[n-1].info.Ended = true
-	}
+	w.endLocked(w.now())
 	w.notifyLocked()
+}
+
+func (w *Window) endLocked(now time.Time) {
+	n := len(w.epochs)
+	if n == 0 || w.epochs[n-1].info.Ended {
+		return
+	}
+	ew := w.epochs[n-1]
+	ew.info.Ended, ew.info.EndedAt = true, now
+	w.segmentEndLocked(ew)
 }
 
 // Add appends a media chunk to the current epoch. Chunks must come in
@@ -111,34 +143,60 @@ func (w *Window) Add(e *Entry) bool {
 	}
 	if e.Keyframe {
 		ew.lastKey = e.Seq
-		w.segment++
-	}
-	if ew.lastKey != 0 {
-		e.Segment = w.segment
 	}
 	ew.chunks = append(ew.chunks, e)
-	w.evictLocked(e.Added)
+	w.segmentLocked(ew, e)
+	w.evictLocked()
 	w.notifyLocked()
 	return true
 }
 
-// evictLocked drops chunks older than keep, and empty old epochs.
-func (w *Window) evictLocked(now time.Time) {
-	cut := now.Add(-w.keep)
+// evictLocked drops the oldest LL-HLS segments (and their chunks) while
+// what remains still covers keep and three target durations, and then
+// empty old epochs. Chunks that belong to no segment (before an epoch's
+// first keyframe) go with the segment after them.
+func (w *Window) evictLocked() {
+	keep := w.keep
+	if td := w.targetLocked(); 3*td > keep {
+		keep = 3 * td
+	}
+	var total time.Duration
 	for _, ew := range w.epochs {
-		i := 0
-		for i < len(ew.chunks) && ew.chunks[i].Added.Before(cut) {
-			ew.chunks[i] = nil
-			i++
+		for _, s := range ew.hls.segs {
+			total += s.dur
 		}
-		if i > 0 {
-			ew.chunks = ew.chunks[i:]
-			ew.first += uint64(i)
+	}
+	for i, ew := range w.epochs {
+		if i < len(w.epochs)-1 && len(ew.hls.segs) == 0 {
+			// An older epoch with nothing listed: nothing to keep it for.
+			ew.drop(len(ew.chunks))
+			continue
+		}
+		for len(ew.hls.segs) > 0 && total-ew.hls.segs[0].dur >= keep {
+			s := ew.hls.segs[0]
+			total -= s.dur
+			ew.hls.segs = ew.hls.segs[1:]
+			ew.drop(int(s.first + uint64(s.n) - ew.first))
+		}
+		if len(ew.hls.segs) > 0 {
+			break
+		}
+		if i < len(w.epochs)-1 {
+			ew.drop(len(ew.chunks))
 		}
 	}
 	for len(w.epochs) > 1 && len(w.epochs[0].chunks) == 0 {
+		w.epochs[0] = nil
 		w.epochs = w.epochs[1:]
 	}
+}
+
+// drop forgets the oldest n chunks.
+func (ew *epochWindow) drop(n int) {
+	n = min(n, len(ew.chunks))
+	clear(ew.chunks[:n])
+	ew.chunks = ew.chunks[n:]
+	ew.first += uint64(n)
 }
 
 func (w *Window) notifyLocked() {

@@ -336,9 +336,11 @@ func (p *Player) create(mime string) error {
 	if !ctor.Truthy() {
 		return errors.New("this browser has no Media Source Extensions")
 	}
-	if !ctor.Call("isTypeSupported", mime).Bool() {
+	supported, ok := mse.SupportedMIME(mime, func(m string) bool { return ctor.Call("isTypeSupported", m).Bool() })
+	if !ok {
 		return fmt.Errorf("this browser cannot play %s", mime)
 	}
+	mime = supported
 	p.unlisten(p.video)
 	if p.url != "" {
 		js.Global().Get("URL").Call("revokeObjectURL", p.url)
@@ -425,7 +427,14 @@ func (p *Player) pump() {
 				}
 				continue
 			}
-			if err := try(func() { p.sb.Call("changeType", op.MIME) }); err != nil {
+			mime := op.MIME
+			if ctor, _ := mediaSourceCtor(); ctor.Truthy() {
+				// The spelling this browser takes (Opus / opus).
+				if m, ok := mse.SupportedMIME(mime, func(m string) bool { return ctor.Call("isTypeSupported", m).Bool() }); ok {
+					mime = m
+				}
+			}
+			if err := try(func() { p.sb.Call("changeType", mime) }); err != nil {
 				p.log.Info("changeType failed; new media source", "mime", op.MIME, "err", err)
 				if err := p.create(op.MIME); err != nil {
 					p.fatal(err)

@@ -279,6 +279,28 @@ func TestSeederEndToEndFFmpeg(t *testing.T) {
 	t.Logf("figures: first chunk %v after ffmpeg start; %d chunks; chunk lag beyond the earliest p50 %v p95 %v",
 		firstChunk.Round(time.Millisecond), len(arrivals), lags[len(lags)/2], lags[len(lags)*95/100])
 
+	// The playlist outlives the publish by a grace period (a broadcaster
+	// may reconnect), then ends; ffprobe reads the whole ended playlist.
+	for i := 0; ; i++ {
+		req, _ := http.NewRequestWithContext(ctx, "GET", p.base+"/hls/demo/index.m3u8", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("playlist after the publish: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ended := strings.Contains(string(body), "#EXT-X-ENDLIST")
+		if i == 0 && (resp.StatusCode != http.StatusOK || ended) {
+			t.Fatalf("playlist right after the publish ended: HTTP %d, ended %v", resp.StatusCode, ended)
+		}
+		if ended {
+			break
+		}
+		if i == 60 {
+			t.Fatal("no EXT-X-ENDLIST 30 s after the publish ended")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	// LL-HLS decodes with ffprobe (the epoch has ended: the playlist is whole).
 	out, err := exec.CommandContext(ctx, ffprobe, "-v", "error", "-count_frames",
 		"-show_entries", "stream=codec_name,nb_read_frames", "-of", "json", p.base+"/hls/demo/index.m3u8").Output()

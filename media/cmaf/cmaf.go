@@ -115,7 +115,7 @@ type Init struct {
 	// Data is ftyp+moov.
 	Data []byte
 	// VideoCodec and AudioCodec are RFC 6381 codec strings ("avc1.64001f",
-	// "mp4a.40.2", "opus"); empty when the epoch lacks that track.
+	// "mp4a.40.2", "Opus"); empty when the epoch lacks that track.
 	VideoCodec string
 	AudioCodec string
 	// Codecs joins the present codec strings with "," for MSE.

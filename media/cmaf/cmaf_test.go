@@ -52,7 +52,7 @@ func TestPackagerAV(t *testing.T) {
 		{
 			name:  "opus",
 			o:     genOpts{dur: 10 * time.Second, fps: 30, bframes: true, gop: 90, audioRate: 48000, audioFrame: 960},
-			audio: audioOpus, flush: true, codecs: "avc1.64001f,opus", audioTS: 48000,
+			audio: audioOpus, flush: true, codecs: "avc1.64001f,Opus", audioTS: 48000,
 		},
 		{
 			name:  "one-hour-in",
@@ -379,7 +379,7 @@ func TestSingleTrack(t *testing.T) {
 			name:  "opus-only",
 			o:     genOpts{dur: 2 * time.Second, audioRate: 48000, audioFrame: 960},
 			audio: &audioOpus,
-			mimes: []string{`audio/mp4; codecs="opus"`},
+			mimes: []string{`audio/mp4; codecs="Opus"`},
 			checks: func(t *testing.T, eps []*gotEpoch, _, audio []fed) {
 				checkTrack(t, "audio", eps[0].samples[cmaf.AudioTrackID], audio, 0)
 			},
@@ -577,7 +577,7 @@ func TestCodecStrings(t *testing.T) {
 		{"high", &videoHigh, &audioAAC, "avc1.64001f,mp4a.40.2", 48000, 1280, 720},
 		{"baseline", &videoBase, &audioAAC2, "avc1.42c01e,mp4a.40.2", 44100, 640, 360},
 		{"he-aac", &videoBase, &media.AudioConfig{Codec: media.AAC, ASC: heASC}, "avc1.42c01e,mp4a.40.5", 48000, 640, 360},
-		{"opus-mono", nil, &media.AudioConfig{Codec: media.Opus, Channels: 1}, "opus", 48000, 0, 0},
+		{"opus-mono", nil, &media.AudioConfig{Codec: media.Opus, Channels: 1}, "Opus", 48000, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, r := newPackager(t, cmaf.Config{})

@@ -66,7 +66,7 @@ type audioParams struct {
 	src      media.AudioConfig // as given, with ASC cloned, for equality
 	rate     int               // track timescale
 	channels int
-	codec    string // mp4a.40.N or opus
+	codec    string // mp4a.40.N or Opus
 	mp4      codecs.Codec
 	defDur   uint32 // one frame, in timescale ticks
 }
@@ -119,7 +119,11 @@ func newAudioParams(c media.AudioConfig) (*audioParams, error) {
 			return nil, fmt.Errorf("Opus with %d channels is not supported (1 or 2)", c.Channels)
 		}
 		a.rate = 48000
-		a.codec = "opus"
+		// RFC 6381 names an MP4 track by its sample entry, "Opus"
+		// (Encapsulation of Opus in ISOBMFF, 4.4): Safari accepts only
+		// that spelling, and it is what an HLS CODECS attribute carries.
+		// Players that want "opus" try it themselves (mse.SupportedMIME).
+		a.codec = "Opus"
 		a.mp4 = &codecs.Opus{ChannelCount: a.channels}
 		a.defDur = 960
 	default:

@@ -66,6 +66,9 @@ type Stats struct {
 	DroppedVideo, DroppedAudio uint64
 	Discontinuities            uint64
 	Clamped                    uint64 // timestamps nudged to keep DTS increasing
+	// BackwardAudio counts AAC frames dropped because their timestamp
+	// stepped back over audio already passed on.
+	BackwardAudio uint64
 }
 
 type track struct {
@@ -97,6 +100,7 @@ type Converter struct {
 	haveAudio bool
 	asc       []byte
 	loggedNoA bool
+	aclock    sampleClock
 
 	// timeline
 	haveTS  bool
@@ -189,7 +193,7 @@ func (c *Converter) Video(ts uint32, body []byte) error {
 		}
 		c.waitKey = false
 	}
-	dts, err := c.timestamp(&c.video, ts)
+	dts, _, err := c.timestamp(&c.video, ts)
 	if err != nil {
 		return err
 	}
@@ -265,9 +269,16 @@ func (c *Converter) Audio(ts uint32, body []byte) error {
 	if len(tag.Data) == 0 {
 		return nil
 	}
-	dts, err := c.timestamp(&c.audio, ts)
+	dts, back, err := c.timestamp(&c.audio, ts)
 	if err != nil {
 		return err
+	}
+	dts, ok := c.aclock.place(dts, back, c.stats.Discontinuities)
+	if !ok {
+		// Like the WHIP path: a frame that would overlap audio already
+		// passed on is dropped, not squeezed in a millisecond later.
+		c.stats.BackwardAudio++
+		return nil
 	}
 	c.stats.AudioFrames++
 	return c.sink.WriteAU(media.AccessUnit{
@@ -295,6 +306,13 @@ func (c *Converter) audioConfig(data []byte) error {
 		return fmt.Errorf("flv: AAC sequence header: %w", err)
 	}
 	c.asc = bytes.Clone(data)
+	spf := int64(1024)
+	if asc.FrameLengthFlag {
+		spf = 960
+	}
+	// The core sample rate: with SBR a frame is 2048 output samples at
+	// twice the rate, the same time.
+	c.aclock = sampleClock{frame: spf, rate: int64(asc.SampleRate)}
 	cfg := media.AudioConfig{
 		Codec:      media.AAC,
 		ASC:        c.asc,
@@ -331,7 +349,8 @@ func (c *Converter) Metadata(body []byte) (Metadata, error) {
 }
 
 // timestamp maps an RTMP timestamp onto the publish timeline for one track.
-func (c *Converter) timestamp(tr *track, raw uint32) (time.Duration, error) {
+// back reports a step backwards (or a repeat) that was clamped.
+func (c *Converter) timestamp(tr *track, raw uint32) (t time.Duration, back bool, err error) {
 	if !c.haveTS {
 		c.haveTS = true
 		c.lastRaw = raw
@@ -343,7 +362,7 @@ func (c *Converter) timestamp(tr *track, raw uint32) (time.Duration, error) {
 		c.ext += int64(int32(raw - c.lastRaw))
 		c.lastRaw = raw
 	}
-	t := time.Duration(c.ext-c.base)*time.Millisecond + c.offset
+	t = time.Duration(c.ext-c.base)*time.Millisecond + c.offset
 
 	anyStarted := c.video.started || c.audio.started
 	if anyStarted && (t-c.newest > c.maxJump || (tr.started && tr.last-t > backJump)) {
@@ -358,7 +377,7 @@ func (c *Converter) timestamp(tr *track, raw uint32) (time.Duration, error) {
 		c.stats.Discontinuities++
 		if ds, ok := c.sink.(DiscontinuitySink); ok {
 			if err := ds.Discontinuity(t); err != nil {
-				return 0, err
+				return 0, false, err
 			}
 		}
 	}
@@ -366,6 +385,7 @@ func (c *Converter) timestamp(tr *track, raw uint32) (time.Duration, error) {
 	case tr.started && t <= tr.last:
 		t = tr.last + time.Millisecond
 		c.stats.Clamped++
+		back = true
 	case !tr.started && t < 0:
 		t = 0
 		c.stats.Clamped++
@@ -380,7 +400,54 @@ func (c *Converter) timestamp(tr *track, raw uint32) (time.Duration, error) {
 	if t > c.newest {
 		c.newest = t
 	}
-	return t, nil
+	return t, back, nil
+}
+
+// sampleClock times AAC frames by their sample count. RTMP carries whole
+// milliseconds, so a 48 kHz stream's 21.33 ms frames arrive 21, 21, 22 ms
+// apart; the packager would write those jittered durations into the MP4.
+// Frames are placed at anchor + n frames instead, as long as the RTMP time
+// agrees (see place); a later RTMP time (a hole in the audio) or a
+// timeline rebase starts the count again there.
+type sampleClock struct {
+	frame, rate int64 // samples per frame, samples per second
+	on          bool
+	anchor      time.Duration
+	n           int64  // frames placed since anchor
+	disc        uint64 // the converter's discontinuity count at anchor
+}
+
+// at is the time of n frames.
+func (s *sampleClock) at(n int64) time.Duration {
+	samples := n * s.frame
+	return time.Duration(samples/s.rate)*time.Second + time.Duration(samples%s.rate*int64(time.Second)/s.rate)
+}
+
+// place times a frame whose RTMP time is t (back: t was clamped after a
+// step backwards); ok is false for a frame to drop.
+func (s *sampleClock) place(t time.Duration, back bool, disc uint64) (time.Duration, bool) {
+	if s.rate <= 0 || s.frame <= 0 {
+		return t, true // not AAC-timed
+	}
+	if s.on && s.disc == disc {
+		if back {
+			return 0, false
+		}
+		// Up to a frame early is jitter (or the encoder's sample clock
+		// running ahead: one frame is dropped per frame of drift); more
+		// than half a frame late is missing audio, and the count starts
+		// again at t.
+		exp, frame := s.anchor+s.at(s.n), s.at(1)
+		switch d := t - exp; {
+		case d < -frame:
+			return 0, false // earlier than the frame before it ended
+		case d <= frame/2:
+			s.n++
+			return exp, true
+		}
+	}
+	s.on, s.anchor, s.n, s.disc = true, t, 1, disc
+	return t, true
 }
 
 // aacChannels maps an AAC channel configuration to a channel count; 0 means

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -320,7 +321,7 @@ func TestConverterBasicAV(t *testing.T) {
 		t.Fatalf("IDR NALUs: %x", v[0].NALUs)
 	}
 	a := s.kind(media.Audio)
-	if len(a) != 3 || a[0].DTS != 0 || a[1].DTS != 21*ms || a[2].DTS != 43*ms || !a[2].Key || a[2].PTS != a[2].DTS {
+	if len(a) != 3 || a[0].DTS != 0 || a[1].DTS != aacAt(1) || a[2].DTS != aacAt(2) || !a[2].Key || a[2].PTS != a[2].DTS {
 		t.Fatalf("audio: %+v", a)
 	}
 	if !bytes.Equal(a[1].Frame, []byte{0x21, 1, 0x42}) || a[1].NALUs != nil {
@@ -490,19 +491,19 @@ func TestConverterTimestamps(t *testing.T) {
 			name:   "32-bit wrap-around",
 			events: []ev{{true, math.MaxUint32 - 40}, {false, math.MaxUint32 - 30}, {true, math.MaxUint32 - 7}, {false, math.MaxUint32 - 9}, {true, 26}, {false, 12}},
 			wantV:  []time.Duration{0, 33 * ms, 67 * ms},
-			wantA:  []time.Duration{10 * ms, 31 * ms, 53 * ms},
+			wantA:  []time.Duration{10 * ms, 10*ms + aacAt(1), 10*ms + aacAt(2)},
 		},
 		{
 			name:   "interleave across tracks is fine",
 			events: []ev{{false, 0}, {false, 21}, {false, 43}, {true, 0}, {false, 64}, {true, 33}, {true, 67}, {false, 85}},
 			wantV:  []time.Duration{0, 33 * ms, 67 * ms},
-			wantA:  []time.Duration{0, 21 * ms, 43 * ms, 64 * ms, 85 * ms},
+			wantA:  []time.Duration{0, aacAt(1), aacAt(2), aacAt(3), aacAt(4)},
 		},
 		{
 			name:    "encoder restart: backwards jump rebases both tracks",
 			events:  []ev{{true, 5000}, {false, 5000}, {true, 5033}, {false, 5021}, {true, 0}, {false, 0}, {true, 33}, {false, 21}},
 			wantV:   []time.Duration{0, 33 * ms, 66 * ms, 99 * ms},
-			wantA:   []time.Duration{0, 21 * ms, 66 * ms, 87 * ms},
+			wantA:   []time.Duration{0, aacAt(1), 66 * ms, 66*ms + aacAt(1)},
 			discont: 1,
 		},
 		{
@@ -529,16 +530,16 @@ func TestConverterTimestamps(t *testing.T) {
 			clamped: 1,
 		},
 		{
-			name:    "equal timestamps are made increasing",
-			events:  []ev{{false, 0}, {false, 0}, {false, 21}},
-			wantA:   []time.Duration{0, 1 * ms, 21 * ms},
+			name:    "equal video timestamps are made increasing",
+			events:  []ev{{true, 0}, {true, 0}, {true, 33}},
+			wantV:   []time.Duration{0, 1 * ms, 33 * ms},
 			clamped: 1,
 		},
 		{
 			name:    "second track starting before the first is clamped to zero",
 			events:  []ev{{true, 100}, {false, 80}, {false, 101}},
 			wantV:   []time.Duration{0},
-			wantA:   []time.Duration{0, 1 * ms},
+			wantA:   []time.Duration{0, aacAt(1)}, // AAC: by the sample count
 			clamped: 1,
 		},
 	}
@@ -580,6 +581,57 @@ func TestConverterTimestamps(t *testing.T) {
 			}
 			if c.Stats().Clamped != tt.clamped {
 				t.Fatalf("clamped %d, want %d", c.Stats().Clamped, tt.clamped)
+			}
+		})
+	}
+}
+
+// aacAt is the time of AAC frame n at 48 kHz: 1024 samples each.
+func aacAt(n int) time.Duration { return time.Duration(n) * 1024 * time.Second / 48000 }
+
+// TestConverterAACSampleClock: AAC frame times follow the sample count,
+// not RTMP's whole milliseconds (which make durations alternate 21/22 ms),
+// a hole in the audio restarts the count at the frame after it, and a
+// frame whose timestamp steps back is dropped rather than squeezed in.
+func TestConverterAACSampleClock(t *testing.T) {
+	truncMs := func(n int) uint32 { return uint32(aacAt(n) / time.Millisecond) }
+	var steady []uint32
+	var want []time.Duration
+	for n := range 200 {
+		steady = append(steady, truncMs(n))
+		want = append(want, aacAt(n))
+	}
+	for _, tc := range []struct {
+		name     string
+		ts       []uint32
+		want     []time.Duration
+		backward uint64
+	}{
+		{"whole-millisecond timestamps", steady, want, 0},
+		{"hole of 200 ms", []uint32{0, 21, 42, 64, 264, 285, 307},
+			[]time.Duration{0, aacAt(1), aacAt(2), aacAt(3), 264 * ms, 264*ms + aacAt(1), 264*ms + aacAt(2)}, 0},
+		{"small step back drops the frame", []uint32{0, 21, 42, 40, 64, 85},
+			[]time.Duration{0, aacAt(1), aacAt(2), aacAt(3), aacAt(4)}, 1},
+		{"repeated timestamp drops the frame", []uint32{0, 21, 21, 42},
+			[]time.Duration{0, aacAt(1), aacAt(2)}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s, _ := newTestConverter()
+			_ = c.Audio(0, aacHeader())
+			for _, ts := range tc.ts {
+				if err := c.Audio(ts, aacFrame(0)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []time.Duration
+			for _, au := range s.kind(media.Audio) {
+				got = append(got, au.DTS)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("DTS %v\nwant %v", got, tc.want)
+			}
+			if b := c.Stats().BackwardAudio; b != tc.backward {
+				t.Fatalf("%d frames dropped for stepping back, want %d", b, tc.backward)
 			}
 		})
 	}

@@ -233,7 +233,7 @@ func (p *publish) end(cause error) {
 		attrs := []any{"stream", p.info.Stream, "publish", p.info.ID,
 			"duration", time.Since(p.info.Started).Round(time.Millisecond),
 			"video_aus", st.VideoAUs, "audio_frames", st.AudioFrames, "keyframes", st.Keyframes,
-			"dropped_video", st.DroppedVideo, "dropped_audio", st.DroppedAudio,
+			"dropped_video", st.DroppedVideo, "dropped_audio", st.DroppedAudio, "backward_audio", st.BackwardAudio,
 			"discontinuities", st.Discontinuities}
 		if cause != nil {
 			attrs = append(attrs, "cause", cause.Error())

@@ -629,7 +629,7 @@ func TestIntoPackager(t *testing.T) {
 	<-ps.ended
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if len(ps.inits) != 1 || ps.inits[0].VideoCodec != "avc1.42c00d" || ps.inits[0].AudioCodec != "opus" {
+	if len(ps.inits) != 1 || ps.inits[0].VideoCodec != "avc1.42c00d" || ps.inits[0].AudioCodec != "Opus" {
 		t.Fatalf("inits %+v", ps.inits)
 	}
 	var keys []time.Duration

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -25,7 +26,7 @@ const maxBoxes = 4096
 // InitInfo is what a player needs to know about an init segment.
 type InitInfo struct {
 	// VideoCodec and AudioCodec are RFC 6381 codec strings ("avc1.64001f",
-	// "mp4a.40.2", "opus"); empty when the track is absent.
+	// "mp4a.40.2", "Opus"); empty when the track is absent.
 	VideoCodec string
 	AudioCodec string
 }
@@ -50,6 +51,55 @@ func (i InitInfo) MIME() string {
 		kind = "audio/mp4"
 	}
 	return kind + `; codecs="` + i.Codecs() + `"`
+}
+
+// codecSpellings are codec names browsers disagree on, each with the
+// spellings to offer, the RFC 6381 one first: Safari accepts only "Opus"
+// in MP4 types, Firefox long accepted only "opus", Chromium both.
+var codecSpellings = [][]string{{"Opus", "opus"}}
+
+// SupportedMIME returns the spelling of mime that the browser supports
+// (isTypeSupported: MediaSource.isTypeSupported), trying the alternative
+// spellings of its codecs; ok is false when none is supported.
+func SupportedMIME(mime string, isTypeSupported func(string) bool) (string, bool) {
+	if isTypeSupported(mime) {
+		return mime, true
+	}
+	kind, rest, found := strings.Cut(mime, `; codecs="`)
+	codecs, tail, closed := strings.Cut(rest, `"`)
+	if !found || !closed {
+		return "", false
+	}
+	// Each codec's candidate spellings; mixed spellings are never needed
+	// (one codec per track), so the candidates are tried position-wise.
+	var alts [][]string
+	for _, c := range strings.Split(codecs, ",") {
+		opts := []string{c}
+		for _, sp := range codecSpellings {
+			if slices.ContainsFunc(sp, func(s string) bool { return strings.EqualFold(s, c) }) {
+				opts = sp
+			}
+		}
+		alts = append(alts, opts)
+	}
+	for i := range maxSpellings() {
+		parts := make([]string, len(alts))
+		for j, opts := range alts {
+			parts[j] = opts[min(i, len(opts)-1)]
+		}
+		if m := kind + `; codecs="` + strings.Join(parts, ",") + `"` + tail; m != mime && isTypeSupported(m) {
+			return m, true
+		}
+	}
+	return "", false
+}
+
+func maxSpellings() int {
+	n := 1
+	for _, sp := range codecSpellings {
+		n = max(n, len(sp))
+	}
+	return n
 }
 
 // ErrInit reports an init segment ParseInit cannot use.
@@ -238,7 +288,7 @@ func codecOf(e box, budget *int) (codec string, video bool, err error) {
 		c, err := esdsCodec(esds.body[4:]) // skip version and flags
 		return c, false, err
 	case "Opus":
-		return "opus", false, nil
+		return "Opus", false, nil
 	}
 	return "", false, initErr("unsupported sample entry %q", printable(e.typ))
 }

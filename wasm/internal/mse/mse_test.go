@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,11 +99,11 @@ func TestParseInitMatchesPackager(t *testing.T) {
 		want string
 	}{
 		{"high+aac", vHigh, aLC, `video/mp4; codecs="avc1.64001f,mp4a.40.2"`},
-		{"baseline+opus", vBase, aOpus, `video/mp4; codecs="avc1.42c01e,opus"`},
+		{"baseline+opus", vBase, aOpus, `video/mp4; codecs="avc1.42c01e,Opus"`},
 		{"video only", vHigh, nil, `video/mp4; codecs="avc1.64001f"`},
 		{"aac only", nil, aLC, `audio/mp4; codecs="mp4a.40.2"`},
 		{"he-aac only", nil, aHE, `audio/mp4; codecs="mp4a.40.5"`},
-		{"opus only", nil, aOpus, `audio/mp4; codecs="opus"`},
+		{"opus only", nil, aOpus, `audio/mp4; codecs="Opus"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := packagerInit(t, tc.v, tc.a)
@@ -112,6 +113,46 @@ func TestParseInitMatchesPackager(t *testing.T) {
 			}
 			if info.MIME() != in.MIME() || info.MIME() != tc.want {
 				t.Fatalf("MIME %q, packager %q, want %q", info.MIME(), in.MIME(), tc.want)
+			}
+		})
+	}
+}
+
+// TestSupportedMIME: the player offers the browser each spelling of a codec
+// that browsers disagree on (Safari takes only "Opus" in MP4, older
+// Firefox only "opus") and uses the first it accepts.
+func TestSupportedMIME(t *testing.T) {
+	const (
+		opusAV = `video/mp4; codecs="avc1.42c01e,Opus"`
+		aacAV  = `video/mp4; codecs="avc1.64001f,mp4a.40.2"`
+	)
+	accepts := func(ok ...string) func(string) bool {
+		return func(m string) bool {
+			for _, c := range ok {
+				if strings.Contains(m, c) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		mime    string
+		browser func(string) bool
+		want    string
+	}{
+		{"safari", opusAV, accepts(`,Opus"`), opusAV},
+		{"old firefox", opusAV, accepts(`,opus"`), `video/mp4; codecs="avc1.42c01e,opus"`},
+		{"chromium", opusAV, accepts(`,Opus"`, `,opus"`), opusAV},
+		{"lowercase in", `audio/mp4; codecs="opus"`, accepts(`"Opus"`), `audio/mp4; codecs="Opus"`},
+		{"aac", aacAV, accepts("mp4a.40.2"), aacAV},
+		{"none", opusAV, accepts(), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := SupportedMIME(tc.mime, tc.browser)
+			if got != tc.want || ok != (tc.want != "") {
+				t.Fatalf("SupportedMIME = %q %v, want %q", got, ok, tc.want)
 			}
 		})
 	}
@@ -163,6 +204,29 @@ func TestDescriptorAndAOT(t *testing.T) {
 	if _, _, _, err := descriptor([]byte{0x05, 0x80, 0x80, 0x80, 0x80, 0x01}); err == nil {
 		t.Fatal("5-byte length accepted")
 	}
+}
+
+// FuzzSupportedMIME: whatever the type string, SupportedMIME only ever
+// answers with a type the browser accepted, and finds the canonical one.
+func FuzzSupportedMIME(f *testing.F) {
+	f.Add(`video/mp4; codecs="avc1.42c01e,Opus"`, "opus")
+	f.Add(`audio/mp4; codecs="opus"`, "Opus")
+	f.Add(`audio/mp4; codecs="`, "")
+	f.Add(`video/mp4`, "mp4")
+	f.Fuzz(func(t *testing.T, mime, accept string) {
+		asked := 0
+		supported := func(m string) bool { asked++; return strings.Contains(m, accept) }
+		got, ok := SupportedMIME(mime, supported)
+		if ok && !supported(got) {
+			t.Fatalf("%q returned but not supported", got)
+		}
+		if asked > 2*(maxSpellings()+1) {
+			t.Fatalf("%d isTypeSupported calls", asked)
+		}
+		if !ok && supported(mime) {
+			t.Fatalf("%q itself is supported but was refused", mime)
+		}
+	})
 }
 
 func FuzzParseInit(f *testing.F) {
