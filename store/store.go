@@ -61,6 +61,12 @@ type Stream struct {
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
 	// Private streams need a viewer token to join.
 	Private bool `json:"private,omitempty"`
+	// KeyGen counts the stream's keys: creating, rotating and revoking
+	// bump it. An ingest remembers the generation its key was checked
+	// against and the seeder re-checks it (CheckKeyGen) when the publish
+	// starts, so a key revoked between the check and the start of
+	// publishing cannot publish (SECURITY.md, issue 18 #1).
+	KeyGen uint64 `json:"key_gen,omitempty"`
 }
 
 // Store is an open data directory. Its zero value is not usable; call Open.
@@ -144,7 +150,7 @@ func (s *Store) CreateStream(name string) (Stream, string, error) {
 	if err != nil {
 		return Stream{}, "", err
 	}
-	st := Stream{Name: name, CreatedAt: s.now().UTC(), KeyHash: hashKey(key)}
+	st := Stream{Name: name, CreatedAt: s.now().UTC(), KeyHash: hashKey(key), KeyGen: 1}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		streams := tx.Bucket(bucketStreams)
 		if old := streams.Get([]byte(name)); old != nil {
@@ -155,6 +161,8 @@ func (s *Store) CreateStream(name string) (Stream, string, error) {
 			if !prev.Revoked {
 				return ErrExists
 			}
+			// A grant taken under the revoked key must stay stale.
+			st.KeyGen = prev.KeyGen + 1
 		}
 		if err := tx.Bucket(bucketKeys).Put(st.KeyHash, []byte(name)); err != nil {
 			return err
@@ -187,6 +195,7 @@ func (s *Store) RotateKey(name string) (Stream, string, error) {
 			return err
 		}
 		st.KeyHash = hashKey(key)
+		st.KeyGen++
 		if err := keys.Put(st.KeyHash, []byte(name)); err != nil {
 			return err
 		}
@@ -210,6 +219,7 @@ func (s *Store) Revoke(name string) (Stream, error) {
 			return nil
 		}
 		st.Revoked, st.RevokedAt = true, s.now().UTC()
+		st.KeyGen++
 		if err := tx.Bucket(bucketKeys).Delete(st.KeyHash); err != nil {
 			return err
 		}
@@ -261,6 +271,20 @@ func (s *Store) Authorize(key string) (Stream, error) {
 		return Stream{}, fmt.Errorf("authorize stream key: %w", err)
 	}
 	return st, nil
+}
+
+// CheckKeyGen reports whether a key checked at generation gen still
+// holds: the stream exists, is not revoked and its key has not been
+// rotated since. Anything else is ErrBadKey (wrapped).
+func (s *Store) CheckKeyGen(name string, gen uint64) error {
+	st, err := s.Stream(name)
+	if err != nil {
+		return fmt.Errorf("check key of %q: %w", name, err)
+	}
+	if st.Revoked || st.KeyGen != gen {
+		return fmt.Errorf("check key of %q: revoked or rotated since it was checked: %w", name, ErrBadKey)
+	}
+	return nil
 }
 
 // Stream returns one stream record.

@@ -316,7 +316,7 @@ func (s *system) newSeeder(reg prometheus.Registerer) error {
 	}
 	s.seeder, err = seeder.New(seeder.Config{
 		SigningKey: ed25519.NewKeyFromSeed(seed), Logger: s.log.With("component", "seeder"), Registerer: reg,
-		MaxLive: s.opt.Limits.LiveStreams,
+		MaxLive: s.opt.Limits.LiveStreams, KeyCheck: s.store.CheckKeyGen,
 		Events: func(e seeder.Event) {
 			if s.announcer != nil {
 				s.announcer.Event(e)
@@ -349,7 +349,9 @@ func (s *system) startRTMP(ctx context.Context) error {
 			if err != nil {
 				return nil, nil, err
 			}
-			pub, err := s.seeder.StartPublish(p.Stream, "rtmp", !st.Private, p.Stop)
+			// A take-over may have waited seconds since the key check:
+			// the seeder re-checks p.KeyGen (Config.KeyCheck).
+			pub, err := s.seeder.StartPublish(p.Stream, "rtmp", !st.Private, p.KeyGen, p.Stop)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -366,13 +368,13 @@ func (s *system) startRTMP(ctx context.Context) error {
 	return nil
 }
 
-func (s *system) authorizeRTMP(ctx context.Context, key string) (string, error) {
+func (s *system) authorizeRTMP(ctx context.Context, key string) (rtmpingest.Grant, error) {
 	st, err := s.store.Authorize(key)
 	if err != nil {
 		s.seeder.Refused("rtmp", "bad_key")
-		return "", err
+		return rtmpingest.Grant{}, err
 	}
-	return st.Name, nil
+	return rtmpingest.Grant{Stream: st.Name, KeyGen: st.KeyGen}, nil
 }
 
 // startTURN runs the bundled TURN relay. Loopback relaying is allowed: the
@@ -422,15 +424,18 @@ func portOf(a net.Addr) string {
 // startWHIP makes the WHIP endpoint (browser and OBS 30+ publishers).
 func (s *system) startWHIP(reg prometheus.Registerer) (err error) {
 	s.whip, err = whip.New(whip.Config{
-		Authorize: func(ctx context.Context, key string) (string, bool, error) {
+		Authorize: func(ctx context.Context, key string) (whip.Grant, error) {
 			st, err := s.store.Authorize(key)
 			if err != nil && !errors.Is(err, store.ErrBadKey) {
-				return "", false, fmt.Errorf("%w: %v", whip.ErrUnavailable, err)
+				return whip.Grant{}, fmt.Errorf("%w: %v", whip.ErrUnavailable, err)
 			}
-			return st.Name, !st.Private, err
+			return whip.Grant{Stream: st.Name, Public: !st.Private, KeyGen: st.KeyGen}, err
 		},
-		Publisher: whip.PublisherFunc(func(stream string, public bool, stop func()) (whip.Session, error) {
-			p, err := s.seeder.StartPublish(stream, "whip", public, stop)
+		Publisher: whip.PublisherFunc(func(g whip.Grant, stop func()) (whip.Session, error) {
+			p, err := s.seeder.StartPublish(g.Stream, "whip", g.Public, g.KeyGen, stop)
+			if errors.Is(err, seeder.ErrKeyRevoked) {
+				return nil, fmt.Errorf("%w: %w", whip.ErrKeyRevoked, err)
+			}
 			if err != nil {
 				return nil, err // never a typed-nil *seeder.Publish inside the interface
 			}

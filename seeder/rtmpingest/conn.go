@@ -287,8 +287,9 @@ func (h *handler) OnPublish(sctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 		return err
 	}
 	actx, cancel := context.WithDeadline(c.ctx, c.accepted.Add(c.srv.cfg.HandshakeTimeout))
-	stream, err := c.srv.cfg.Authorize(actx, key)
+	grant, err := c.srv.cfg.Authorize(actx, key)
 	cancel()
+	stream := grant.Stream
 	if err == nil && stream == "" {
 		err = errors.New("no stream for the key")
 	}
@@ -304,7 +305,7 @@ func (h *handler) OnPublish(sctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 	c.mu.Unlock()
 
 	p := &publish{c: c, ended: make(chan struct{}),
-		info: Publish{Stream: stream, RemoteAddr: c.nc.RemoteAddr(), Started: time.Now(),
+		info: Publish{Stream: stream, KeyGen: grant.KeyGen, RemoteAddr: c.nc.RemoteAddr(), Started: time.Now(),
 			stop: func() { c.kill(ErrKicked) }}}
 	if old := c.srv.claim(p); old != nil {
 		c.log.Info("rtmp: publish takes over the stream", "stream", stream, "old_publish", old.info.ID)

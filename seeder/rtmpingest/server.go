@@ -46,9 +46,20 @@ const (
 	DefaultMaxMessageSize   = 8 << 20
 )
 
+// Grant is what a stream key check established.
+type Grant struct {
+	// Stream is the stream the key belongs to.
+	Stream string
+	// KeyGen is the key generation the key was checked at. A take-over
+	// waits up to 5 s after the check, so NewSink must re-check it (the
+	// seeder does, in StartPublish) before media is accepted.
+	KeyGen uint64
+}
+
 // Publish describes an accepted publish.
 type Publish struct {
 	Stream     string   // what Authorize returned for the key
+	KeyGen     uint64   // the key generation Authorize returned
 	ID         uint64   // unique and increasing within a Server
 	RemoteAddr net.Addr // the publisher
 	Started    time.Time
@@ -70,10 +81,10 @@ type Config struct {
 	// Addr to listen on; DefaultAddr when empty. "127.0.0.1:0" picks a
 	// free port (see Server.Addr).
 	Addr string
-	// Authorize maps a stream key to a stream name, or refuses it. It is
+	// Authorize maps a stream key to its Grant, or refuses it. It is
 	// called on publish, before any media is accepted; ctx ends with the
 	// handshake deadline. Required.
-	Authorize func(ctx context.Context, key string) (stream string, err error)
+	Authorize func(ctx context.Context, key string) (Grant, error)
 	// NewSink is called once the key is accepted. The sink receives every
 	// call of this publish from one goroutine; done (may be nil) is called
 	// once when the publish ends, with nil for a clean unpublish or the

@@ -366,7 +366,7 @@ func TestCloseEndsEverything(t *testing.T) {
 func TestServeStopsOnContextCancel(t *testing.T) {
 	srv, err := New(Config{
 		Addr:      "127.0.0.1:0",
-		Authorize: func(context.Context, string) (string, error) { return "", errors.New("no") },
+		Authorize: func(context.Context, string) (Grant, error) { return Grant{}, errors.New("no") },
 		NewSink: func(context.Context, Publish) (media.Sink, func(error), error) {
 			return nil, nil, errors.New("no")
 		},
