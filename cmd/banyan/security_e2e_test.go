@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -12,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/store"
 )
 
@@ -140,4 +144,120 @@ func TestRevokedKeyCannotStartWHIP(t *testing.T) {
 		})
 	}
 	up.stop(t, syscall.SIGTERM)
+}
+
+// joinDemo joins stream on the tracker as a viewer and returns its welcome.
+func joinDemo(t *testing.T, base, stream string) (protocol.Welcome, *websocket.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	b, err := protocol.Encode(protocol.Join{Stream: stream, Kind: protocol.KindNative})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("no welcome: %v", err)
+		}
+		m, err := protocol.Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, ok := m.(protocol.Welcome); ok {
+			return w, ws
+		}
+	}
+}
+
+// turnCreds picks the TURN-over-UDP server and its credentials from a welcome.
+func turnCreds(t *testing.T, w protocol.Welcome) (addr, user, pass string) {
+	t.Helper()
+	for _, is := range w.ICEServers {
+		for _, u := range is.URLs {
+			if rest, ok := strings.CutPrefix(u, "turn:"); ok && strings.HasSuffix(rest, "?transport=udp") {
+				return strings.TrimSuffix(rest, "?transport=udp"), is.Username, is.Credential
+			}
+		}
+	}
+	t.Fatalf("no TURN server in the welcome: %+v", w.ICEServers)
+	return
+}
+
+// relayTo allocates on the TURN server with the credentials and sends one
+// datagram through the relay to peer; it returns the error of that send
+// (a refused permission is a 403 there).
+func relayTo(t *testing.T, addr, user, pass string, peer net.Addr) error {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: addr, TURNServerAddr: addr, Conn: conn,
+		Username: user, Password: pass, Realm: "banyan", RTO: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { c.Close(); conn.Close() }()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		return fmt.Errorf("allocate: %w", err)
+	}
+	defer relay.Close()
+	_, err = relay.WriteTo([]byte("hello loopback"), peer)
+	return err
+}
+
+// TestUpTURNLoopback (issue 18 #3): `banyan up` hands every viewer TURN
+// credentials; by default they must not reach services on the server's
+// own loopback. Only --ice-loopback (tests, single-machine demos) lets the
+// relay send to 127.0.0.1. Before the fix loopback was always allowed and
+// the default row delivered the datagram.
+func TestUpTURNLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		allowed bool
+	}{
+		{"default", nil, false},
+		{"ice-loopback", []string{"--ice-loopback"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := startUp(t, t.TempDir(), tc.args...)
+			sink, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sink.Close()
+			w, _ := joinDemo(t, up.base, "demo")
+			addr, user, pass := turnCreds(t, w)
+			err = relayTo(t, addr, user, pass, sink.LocalAddr())
+			got := make(chan bool, 1)
+			go func() {
+				sink.SetReadDeadline(time.Now().Add(time.Second))
+				_, _, err := sink.ReadFrom(make([]byte, 100))
+				got <- err == nil
+			}()
+			delivered := <-got
+			if tc.allowed && (err != nil || !delivered) {
+				t.Fatalf("with --ice-loopback: send %v, delivered %v", err, delivered)
+			}
+			if !tc.allowed && (err == nil || delivered) {
+				t.Fatalf("default: relaying to 127.0.0.1 allowed (send err %v, delivered %v)", err, delivered)
+			}
+			t.Logf("figures: %s: send to %s through TURN: err=%v delivered=%v", tc.name, sink.LocalAddr(), err, delivered)
+			up.stop(t, syscall.SIGTERM)
+		})
+	}
 }

@@ -84,7 +84,7 @@ func (o *upOptions) register(c *command) {
 	c.String(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	c.Int(&o.Stripes, "stripes", 2, "stripe trees per stream (K): each viewer has K parents")
 	c.Int(&o.RootCap, "root-capacity", 4, "children the seeder feeds directly in each stripe")
-	c.Bool(&o.ICELoop, "ice-loopback", false, "WebRTC over loopback only (tests and single-machine demos)")
+	c.Bool(&o.ICELoop, "ice-loopback", false, "WebRTC over loopback only, and TURN may relay to loopback (tests and single-machine demos; never on a shared host)")
 	c.Bool(&o.TURNPriv, "turn-allow-private", false, "let TURN relay to private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7): a LAN or lab, never on the internet")
 	c.Bool(&o.PProf, "pprof", false, "serve /debug/pprof/ on the HTTP port (admin token required)")
 	l := &o.Limits
@@ -377,8 +377,11 @@ func (s *system) authorizeRTMP(ctx context.Context, key string) (rtmpingest.Gran
 	return rtmpingest.Grant{Stream: st.Name, KeyGen: st.KeyGen}, nil
 }
 
-// startTURN runs the bundled TURN relay. Loopback relaying is allowed: the
-// all-in-one mode is for one machine.
+// startTURN runs the bundled TURN relay. It relays to loopback only with
+// --ice-loopback: every viewer of a public stream gets credentials, and
+// relaying to 127.0.0.1 would hand them this machine's local services. A
+// browser on the same machine does not need it: its host candidates reach
+// the root peer directly.
 func (s *system) startTURN(reg prometheus.Registerer) error {
 	if s.opt.TURNSecret != "" {
 		s.turnSecret = []byte(s.opt.TURNSecret)
@@ -391,7 +394,7 @@ func (s *system) startTURN(reg prometheus.Registerer) error {
 	var err error
 	s.turn, err = turnserver.New(turnserver.Config{
 		UDPAddr: s.opt.TURN, TCPAddr: s.opt.TURN, Secret: s.turnSecret,
-		RelayIP: net.ParseIP(s.opt.PublicHost), AllowLoopback: true, AllowPrivate: s.opt.TURNPriv,
+		RelayIP: net.ParseIP(s.opt.PublicHost), AllowLoopback: s.opt.ICELoop, AllowPrivate: s.opt.TURNPriv,
 		MaxAllocationsPerUser: s.opt.Limits.TURNAllocs, MaxBandwidthBpsPerUser: s.opt.Limits.TURNBps,
 		MaxLifetime: s.opt.Limits.TURNLifetime, MaxConns: s.opt.Limits.TURNConns,
 		Logger: s.log.With("component", "turn"), Registerer: reg,
