@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/banyan-live/banyan/store"
 )
 
 var banyanBin string
@@ -87,6 +89,7 @@ func cleanEnv() []string {
 }
 
 type upProc struct {
+	data   string // --data
 	cmd    *exec.Cmd
 	base   string // http://127.0.0.1:PORT
 	banner string
@@ -103,7 +106,7 @@ func startUp(t *testing.T, data string, extra ...string) *upProc {
 	cmd := exec.Command(banyanBin, args...)
 	cmd.Env = cleanEnv()
 	stdout, _ := cmd.StdoutPipe()
-	p := &upProc{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	p := &upProc{data: data, cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -148,6 +151,16 @@ func startUp(t *testing.T, data string, extra ...string) *upProc {
 	return p
 }
 
+// adminToken is the admin token the server wrote into its data dir.
+func (p *upProc) adminToken(t *testing.T) string {
+	t.Helper()
+	tok, err := store.ReadAdminTokenFile(p.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 func (p *upProc) stop(t *testing.T, sig os.Signal) int {
 	t.Helper()
 	p.cmd.Process.Signal(sig)
@@ -179,8 +192,8 @@ func TestUpServesAndStopsCleanly(t *testing.T) {
 	if code, body := get("/healthz"); code != 200 || strings.TrimSpace(body) != "ok" {
 		t.Fatalf("healthz %d %q", code, body)
 	}
-	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "banyan_streams 1") || !strings.Contains(body, "go_goroutines") {
-		t.Fatalf("metrics %d:\n%.400s", code, body)
+	if body := string(metrics(t, p.base, p.adminToken(t))); !strings.Contains(body, "banyan_streams 1") || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("metrics:\n%.400s", body)
 	}
 	if code, body := get("/watch/demo"); code != 200 || !strings.Contains(body, "<title>demo") {
 		t.Fatalf("watch page %d", code)

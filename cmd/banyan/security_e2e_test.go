@@ -261,3 +261,38 @@ func TestUpTURNLoopback(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsNeedToken (issue 18 #10): /metrics names every stream,
+// private ones included, so on the public HTTP port it needs the admin
+// token or --metrics-token; --metrics serves it without a token on a
+// separate address meant for a private interface. Before the fix the
+// "no token" row got 200.
+func TestMetricsNeedToken(t *testing.T) {
+	ports := freePorts(t, 1)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	up := startUp(t, t.TempDir(), "--metrics-token", "scrape-secret", "--metrics", metricsAddr)
+	admin := up.adminToken(t)
+	for _, tc := range []struct {
+		name, url, token string
+		want             int
+	}{
+		{"no token", up.base + "/metrics", "", 401},
+		{"wrong token", up.base + "/metrics", "nope", 401},
+		{"too long a token", up.base + "/metrics", strings.Repeat("x", 1000), 401},
+		{"admin token", up.base + "/metrics", admin, 200},
+		{"metrics token", up.base + "/metrics", "scrape-secret", 200},
+		{"separate listener", "http://" + metricsAddr + "/metrics", "", 200},
+		{"separate listener serves nothing else", "http://" + metricsAddr + "/api/streams", admin, 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, b := adminDo(t, "GET", tc.url, tc.token, "")
+			if code != tc.want {
+				t.Fatalf("GET %s: %d, want %d", tc.url, code, tc.want)
+			}
+			if code == 200 && !strings.Contains(string(b), "banyan_streams") {
+				t.Fatalf("not the exposition: %.200s", b)
+			}
+		})
+	}
+	up.stop(t, syscall.SIGTERM)
+}

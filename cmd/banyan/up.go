@@ -49,6 +49,10 @@ type upOptions struct {
 	TURNPriv   bool
 	Limits     upLimits
 	PProf      bool
+	// MetricsToken opens /metrics on the HTTP port besides the admin
+	// token; MetricsAddr serves /metrics alone, without a token, on
+	// another listener (bind it to a private interface).
+	MetricsToken, MetricsAddr string
 
 	// OnSealed, not a flag, sees every chunk the seeder seals (in-process
 	// callers: the webrtc swarm benchmark times publish → play with it).
@@ -60,6 +64,7 @@ type upOptions struct {
 type upLimits struct {
 	HTTPConns, HTTPConnsPerIP, HTTPMaxHeader     int
 	HTTPHeaderTimeout, HTTPReadTimeout, HTTPIdle time.Duration
+	HTTPWriteTimeout                             time.Duration
 	WSConnsPerIP, WSMsgBurst, PeersPerStream     int
 	WSMsgRate                                    float64
 	WSJoinTimeout                                time.Duration
@@ -87,12 +92,15 @@ func (o *upOptions) register(c *command) {
 	c.Bool(&o.ICELoop, "ice-loopback", false, "WebRTC over loopback only, and TURN may relay to loopback (tests and single-machine demos; never on a shared host)")
 	c.Bool(&o.TURNPriv, "turn-allow-private", false, "let TURN relay to private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7): a LAN or lab, never on the internet")
 	c.Bool(&o.PProf, "pprof", false, "serve /debug/pprof/ on the HTTP port (admin token required)")
+	c.String(&o.MetricsToken, "metrics-token", "", "bearer token that opens /metrics on the HTTP port (the admin token always does); prefer BANYAN_METRICS_TOKEN to the command line")
+	c.String(&o.MetricsAddr, "metrics", "", "also serve /metrics without a token on this address (a private interface, e.g. 10.0.0.5:9100)")
 	l := &o.Limits
 	c.Int(&l.HTTPConns, "http-max-conns", 8192, "HTTP: connections open at once (0: no limit)")
 	c.Int(&l.HTTPConnsPerIP, "http-max-conns-per-ip", 64, "HTTP: connections open at once per remote address, loopback exempt (0: no limit)")
 	c.Int(&l.HTTPMaxHeader, "http-max-header-bytes", 16<<10, "HTTP: request line and headers, bytes")
 	c.Duration(&l.HTTPHeaderTimeout, "http-header-timeout", 5*time.Second, "HTTP: time to send the request headers (slow-header guard)")
 	c.Duration(&l.HTTPReadTimeout, "http-read-timeout", 30*time.Second, "HTTP: time to send a whole request, body included (slow-body guard)")
+	c.Duration(&l.HTTPWriteTimeout, "http-write-timeout", 60*time.Second, "HTTP: time to write a whole response to a slow reader (websockets and the dashboard's event stream bound each write instead)")
 	c.Duration(&l.HTTPIdle, "http-idle-timeout", 120*time.Second, "HTTP: keep-alive idle time between requests")
 	c.Int(&l.WSConnsPerIP, "ws-max-conns-per-ip", 32, "signaling: websockets per remote address, loopback exempt")
 	c.Float(&l.WSMsgRate, "ws-msg-rate", 20, "signaling: messages per second per websocket")
@@ -146,6 +154,8 @@ type system struct {
 	store   *store.Store
 	http    *http.Server
 	ln      net.Listener
+	metrics *http.Server // --metrics, nil without
+	metErr  chan error
 	seeder  *seeder.Seeder
 	rtmp    *rtmpingest.Server
 	tracker *tracker.Tracker
@@ -231,7 +241,13 @@ func (s *system) start(ctx context.Context) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// /metrics names every stream, private ones included, and shows the
+	// load: on the public port it needs the admin or the metrics token.
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	mux.Handle("GET /metrics", tokenGate(metricsTokenOK(s.store.CheckAdminToken, s.opt.MetricsToken), "admin or metrics token", metrics))
+	if err := s.startMetrics(ctx, metrics); err != nil {
+		return err
+	}
 	mux.Handle("/api/", tracker.NewAdminAPI(tracker.AdminConfig{
 		Store: s.store, Logger: s.log, OnRevoke: s.seeder.Kick, IsLive: s.seeder.Live,
 	}))
@@ -250,6 +266,7 @@ func (s *system) start(ctx context.Context) error {
 		Handler:           mux,
 		ReadHeaderTimeout: lim.HTTPHeaderTimeout,
 		ReadTimeout:       lim.HTTPReadTimeout,
+		WriteTimeout:      lim.HTTPWriteTimeout,
 		IdleTimeout:       lim.HTTPIdle,
 		MaxHeaderBytes:    lim.HTTPMaxHeader,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -279,6 +296,31 @@ func (s *system) start(ctx context.Context) error {
 		return err
 	}
 	s.tracker.AddIngest(tracker.IngestPoint{RTMPURL: "rtmp://" + hostPort(s.host(), s.rtmp.Addr().String()) + "/live"})
+	return nil
+}
+
+// startMetrics serves /metrics alone on --metrics, without a token: the
+// operator binds it where only the scraper reaches.
+func (s *system) startMetrics(ctx context.Context, h http.Handler) error {
+	if s.opt.MetricsAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.opt.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (--metrics): %w", s.opt.MetricsAddr, unwrapOpError(err))
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	lim := s.opt.Limits
+	s.metrics = &http.Server{
+		Handler: mux, ReadHeaderTimeout: lim.HTTPHeaderTimeout, ReadTimeout: lim.HTTPReadTimeout,
+		WriteTimeout: lim.HTTPWriteTimeout, IdleTimeout: lim.HTTPIdle, MaxHeaderBytes: lim.HTTPMaxHeader,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext: func(net.Listener) context.Context { return ctx },
+	}
+	s.metErr = make(chan error, 1)
+	go func() { s.metErr <- s.metrics.Serve(ln) }()
+	s.log.Info("metrics listening", "addr", ln.Addr().String())
 	return nil
 }
 
@@ -548,6 +590,14 @@ func (s *system) Close() error {
 	} else if s.tracker != nil {
 		s.tracker.Close()
 	}
+	if s.metrics != nil {
+		if err := s.metrics.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("metrics close: %w", err))
+		}
+		if err := <-s.metErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("metrics serve: %w", err))
+		}
+	}
 	if s.rtmp != nil {
 		s.rtmp.Close()
 		if s.rtmp.Addr() != nil {
@@ -602,7 +652,7 @@ func (s *system) printBanner(w io.Writer) {
 		fmt.Fprintf(w, "  LL-HLS:      %s/hls/%s/index.m3u8  (VLC, ffplay, Safari)\n", web, s.opt.DemoStream)
 	}
 	fmt.Fprintf(w, "  Dashboard:   %s/dashboard\n", web)
-	fmt.Fprintf(w, "  Metrics:     %s/metrics\n", web)
+	fmt.Fprintf(w, "  Metrics:     %s/metrics  (Authorization: Bearer <admin or --metrics-token>)\n", web)
 	fmt.Fprintf(w, "  New stream:  banyan key create NAME --data %s\n\n", s.store.Dir())
 }
 
