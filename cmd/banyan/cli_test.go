@@ -102,9 +102,15 @@ var dashRE = regexp.MustCompile(`Dashboard:\s+http://localhost:(\d+)/dashboard`)
 // startUp runs `banyan up` on ephemeral loopback ports and waits for its banner.
 func startUp(t *testing.T, data string, extra ...string) *upProc {
 	t.Helper()
+	return startUpEnv(t, data, nil, extra...)
+}
+
+// startUpEnv is startUp with BANYAN_* variables (KEY=VALUE) in the environment.
+func startUpEnv(t *testing.T, data string, env []string, extra ...string) *upProc {
+	t.Helper()
 	args := append([]string{"up", "--data", data, "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--turn", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(banyanBin, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	stdout, _ := cmd.StdoutPipe()
 	p := &upProc{data: data, cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr

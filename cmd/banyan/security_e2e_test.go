@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/store"
+	"github.com/banyan-live/banyan/turnserver"
 )
 
 // h264Offer is a real WHIP offer (pion, one send-only H.264 video
@@ -295,4 +297,79 @@ func TestMetricsNeedToken(t *testing.T) {
 		})
 	}
 	up.stop(t, syscall.SIGTERM)
+}
+
+// TestProductionSwitches (issue 18 #12): --demo=false starts with no demo
+// stream and no demo key file; the TURN secret comes from a file or the
+// environment instead of the command line (the credentials in a welcome
+// verify with it); giving a secret twice or an empty file is a one-line
+// error. The admin token is printed on the first start only
+// (TestUpServesAndStopsCleanly checks the second start). Before the fix
+// --demo and --turn-secret-file did not exist.
+func TestProductionSwitches(t *testing.T) {
+	tmp := t.TempDir()
+	secretFile := filepath.Join(tmp, "turn.secret")
+	if err := os.WriteFile(secretFile, []byte("file-secret-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(tmp, "empty")
+	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("demo off", func(t *testing.T) {
+		data := filepath.Join(tmp, "nodemo")
+		up := startUp(t, data, "--demo=false")
+		if strings.Contains(up.banner, "Stream Key") || strings.Contains(up.banner, "/watch/demo") {
+			t.Fatalf("banner shows a demo stream:\n%s", up.banner)
+		}
+		if !strings.Contains(up.banner, "Admin token (shown once") {
+			t.Fatalf("first start without the admin token:\n%s", up.banner)
+		}
+		if _, err := os.Stat(filepath.Join(data, "demo-stream.key")); !os.IsNotExist(err) {
+			t.Fatalf("demo-stream.key: %v, want none", err)
+		}
+		code, b := adminDo(t, "GET", up.base+"/api/streams", up.adminToken(t), "")
+		if code != 200 || strings.Contains(string(b), `"demo"`) {
+			t.Fatalf("streams: %d %s", code, b)
+		}
+		up.stop(t, syscall.SIGTERM)
+	})
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"secret file", nil, []string{"--turn-secret-file", secretFile}, "file-secret-0123456789abcdef"},
+		{"secret env", []string{"BANYAN_TURN_SECRET=env-secret-0123456789abcdef"}, nil, "env-secret-0123456789abcdef"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := startUpEnv(t, t.TempDir(), tc.env, tc.args...)
+			w, _ := joinDemo(t, up.base, "demo")
+			_, user, pass := turnCreds(t, w)
+			if turnserver.Password([]byte(tc.want), user) != pass {
+				t.Fatalf("TURN credential not minted with the %s", tc.name)
+			}
+			up.stop(t, syscall.SIGTERM)
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"secret twice", []string{"--turn-secret", "x", "--turn-secret-file", secretFile}, 2, "both given"},
+		{"empty secret file", []string{"--turn-secret-file", empty}, 1, "is empty"},
+		{"missing secret file", []string{"--turn-secret-file", filepath.Join(tmp, "nope")}, 1, "no such file"},
+		{"metrics token twice", []string{"--metrics-token", "x", "--metrics-token-file", secretFile}, 2, "both given"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"up", "--data", filepath.Join(tmp, "bad"), "--http", "127.0.0.1:0"}, tc.args...)
+			_, stderr, code := cli(t, args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+				t.Fatalf("exit %d stderr %q; want exit %d, one line containing %q", code, stderr, tc.code, tc.want)
+			}
+		})
+	}
 }

@@ -39,9 +39,13 @@ type upOptions struct {
 	RTMP       string
 	TURN       string
 	TURNSecret string
+	// TURNSecretFile and MetricsTokenFile hold those secrets in a file
+	// (a mounted secret), off the command line that ps shows.
+	TURNSecretFile, MetricsTokenFile string
 	Data       string
 	PublicHost string
 	DemoStream string
+	Demo       bool // false: no demo stream, no demo key file (production)
 	LogLevel   string
 	Stripes    int
 	RootCap    int
@@ -82,10 +86,12 @@ func (o *upOptions) register(c *command) {
 	c.String(&o.HTTP, "http", ":8080", "HTTP listen address (pages, signaling, origin, API, metrics)")
 	c.String(&o.RTMP, "rtmp", ":1935", "RTMP ingest listen address")
 	c.String(&o.TURN, "turn", ":3478", "TURN listen address (UDP and TCP)")
-	c.String(&o.TURNSecret, "turn-secret", "", "TURN shared secret (generated and kept in the data dir when empty)")
+	c.String(&o.TURNSecret, "turn-secret", "", "TURN shared secret (generated and kept in the data dir when empty); prefer BANYAN_TURN_SECRET or --turn-secret-file to the command line, which ps shows")
+	c.String(&o.TURNSecretFile, "turn-secret-file", "", "read the TURN shared secret from this file (surrounding whitespace ignored)")
 	c.String(&o.Data, "data", "./banyan-data", "data directory (bbolt database, admin token, secrets)")
 	c.String(&o.PublicHost, "public-host", "", "host name printed in URLs (default: localhost or the listen host)")
-	c.String(&o.DemoStream, "demo-stream", "demo", "stream created on first start with its key kept in the data dir (empty: none)")
+	c.Bool(&o.Demo, "demo", true, "create the demo stream on first start and keep its key in the data dir so the banner can show it (--demo=false in production)")
+	c.String(&o.DemoStream, "demo-stream", "demo", "name of the demo stream (empty: none)")
 	c.String(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	c.Int(&o.Stripes, "stripes", 2, "stripe trees per stream (K): each viewer has K parents")
 	c.Int(&o.RootCap, "root-capacity", 4, "children the seeder feeds directly in each stripe")
@@ -93,6 +99,7 @@ func (o *upOptions) register(c *command) {
 	c.Bool(&o.TURNPriv, "turn-allow-private", false, "let TURN relay to private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7): a LAN or lab, never on the internet")
 	c.Bool(&o.PProf, "pprof", false, "serve /debug/pprof/ on the HTTP port (admin token required)")
 	c.String(&o.MetricsToken, "metrics-token", "", "bearer token that opens /metrics on the HTTP port (the admin token always does); prefer BANYAN_METRICS_TOKEN to the command line")
+	c.String(&o.MetricsTokenFile, "metrics-token-file", "", "read the metrics token from this file (surrounding whitespace ignored)")
 	c.String(&o.MetricsAddr, "metrics", "", "also serve /metrics without a token on this address (a private interface, e.g. 10.0.0.5:9100)")
 	l := &o.Limits
 	c.Int(&l.HTTPConns, "http-max-conns", 8192, "HTTP: connections open at once (0: no limit)")
@@ -133,6 +140,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("banyan up: unexpected argument %q (see banyan up --help)", c.fs.Arg(0))}
 	}
+	if err := o.readSecretFiles(); err != nil {
+		return err
+	}
 	log, err := newLogger(stderr, o.LogLevel)
 	if err != nil {
 		return err
@@ -145,6 +155,35 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	<-ctx.Done()
 	log.Info("shutting down")
 	return sys.Close()
+}
+
+// readSecretFiles fills the secrets given as files. A secret given twice
+// is a mistake: which one wins would be a guess.
+func (o *upOptions) readSecretFiles() error {
+	for _, f := range []struct {
+		flag, file string
+		value      *string
+	}{
+		{"turn-secret", o.TURNSecretFile, &o.TURNSecret},
+		{"metrics-token", o.MetricsTokenFile, &o.MetricsToken},
+	} {
+		if f.file == "" {
+			continue
+		}
+		if *f.value != "" {
+			return usageError{fmt.Sprintf("banyan up: --%s and --%s-file both given (or %s set): use one", f.flag, f.flag, envName(f.flag))}
+		}
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			return fmt.Errorf("--%s-file: %w", f.flag, err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return fmt.Errorf("--%s-file: %s is empty", f.flag, f.file)
+		}
+		*f.value = v
+	}
+	return nil
 }
 
 // system is everything `banyan up` runs, with one Close for all of it.
@@ -540,10 +579,15 @@ const demoKeyFile = "demo-stream.key"
 
 func (s *system) ensureDemoStream() (string, error) {
 	name := s.opt.DemoStream
-	if name == "" {
+	path := filepath.Join(s.store.Dir(), demoKeyFile)
+	if !s.opt.Demo || name == "" {
+		if _, err := os.Stat(path); err == nil {
+			// Left by an earlier demo start: its key still publishes.
+			s.log.Warn("demo disabled, but a demo stream key is still on disk: delete the file and rotate or revoke that stream's key",
+				"file", path, "stream", name)
+		}
 		return "", nil
 	}
-	path := filepath.Join(s.store.Dir(), demoKeyFile)
 	if _, err := s.store.Stream(name); err == nil {
 		b, err := os.ReadFile(path)
 		if err != nil {
