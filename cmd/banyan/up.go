@@ -39,9 +39,6 @@ type upOptions struct {
 	RTMP       string
 	TURN       string
 	TURNSecret string
-	// TURNSecretFile and MetricsTokenFile hold those secrets in a file
-	// (a mounted secret), off the command line that ps shows.
-	TURNSecretFile, MetricsTokenFile string
 	Data       string
 	PublicHost string
 	DemoStream string
@@ -57,6 +54,9 @@ type upOptions struct {
 	// token; MetricsAddr serves /metrics alone, without a token, on
 	// another listener (bind it to a private interface).
 	MetricsToken, MetricsAddr string
+	// TURNSecretFile and MetricsTokenFile hold those secrets in a file
+	// (a mounted secret), off the command line that ps shows.
+	TURNSecretFile, MetricsTokenFile string
 
 	// OnSealed, not a flag, sees every chunk the seeder seals (in-process
 	// callers: the webrtc swarm benchmark times publish → play with it).
