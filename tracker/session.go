@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/banyan-live/banyan/internal/ipkey"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -99,12 +100,14 @@ func (s *session) evict(reason string) {
 // ServeHTTP is the /ws endpoint.
 func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip := remoteIP(r)
-	if !t.admitConn(ip) {
+	// Counted by ipkey: an IPv6 client is its /64, not one address of it.
+	key, loopback := ipkey.Of(r.RemoteAddr)
+	if !t.ipConns.Acquire(key, loopback) {
 		t.metrics.refused.WithLabelValues("conns_per_ip").Inc()
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
 	}
-	defer t.releaseConn(ip)
+	defer t.ipConns.Release(key)
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		// Any page may embed the player: /ws uses no cookies or ambient
 		// credentials, so cross-origin use grants nothing.
@@ -330,30 +333,6 @@ func remoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-func (t *Tracker) admitConn(ip string) bool {
-	if addr := net.ParseIP(ip); addr != nil && addr.IsLoopback() {
-		return true
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ipConns[ip] >= t.cfg.MaxConnsPerIP {
-		return false
-	}
-	t.ipConns[ip]++
-	return true
-}
-
-func (t *Tracker) releaseConn(ip string) {
-	if addr := net.ParseIP(ip); addr != nil && addr.IsLoopback() {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ipConns[ip]--; t.ipConns[ip] <= 0 {
-		delete(t.ipConns, ip)
-	}
 }
 
 // ErrNoStream is returned by an Access for an unknown stream.

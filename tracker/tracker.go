@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/banyan-live/banyan/internal/ipkey"
 	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
 )
@@ -43,8 +44,8 @@ type Config struct {
 	Access Access
 	// MaxPeersPerStream bounds a swarm (default 100 000).
 	MaxPeersPerStream int
-	// MaxConnsPerIP bounds websocket connections per remote IP; loopback
-	// is exempt (default 32).
+	// MaxConnsPerIP bounds websocket connections per remote address, IPv6
+	// grouped by /64 (internal/ipkey); loopback is exempt (default 32).
 	MaxConnsPerIP int
 	// MsgRate and MsgBurst bound each connection's messages per second
 	// (defaults 20 and 60).
@@ -86,11 +87,11 @@ type Tracker struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	nextID atomic.Uint64
+	nextID  atomic.Uint64
+	ipConns *ipkey.Counter // websockets per client address (MaxConnsPerIP)
 
 	mu      sync.Mutex
 	streams map[string]*streamState
-	ipConns map[string]int
 	ingests map[string]*ingestState // by RTMP URL
 	closed  bool
 
@@ -143,7 +144,7 @@ func New(cfg Config) (*Tracker, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Tracker{
 		cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer),
-		streams: make(map[string]*streamState), ipConns: make(map[string]int),
+		streams: make(map[string]*streamState), ipConns: ipkey.NewCounter(cfg.MaxConnsPerIP, true),
 		ctx: ctx, cancel: cancel,
 	}
 	t.wg.Add(1)

@@ -34,6 +34,8 @@ import (
 
 	"github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/banyan-live/banyan/internal/ipkey"
 )
 
 // Defaults for zero Config fields.
@@ -47,6 +49,7 @@ const (
 	DefaultMaxBandwidthBpsPerUser = 50_000_000
 	DefaultMaxLifetime            = 24 * time.Hour
 	DefaultMaxConns               = 4096
+	DefaultMaxConnsPerIP          = 16
 
 	// logEvery is the refusal log rate: one line per reason per interval.
 	logEvery = 10 * time.Second
@@ -93,6 +96,10 @@ type Config struct {
 	MaxLifetime time.Duration
 	// MaxConns caps concurrent TCP+TLS control connections (default 4096).
 	MaxConns int
+	// MaxConnsPerIP caps them per client address, IPv6 grouped by /64
+	// (internal/ipkey), loopback included (default 16; a browser opens
+	// one or two per peer connection that falls back to TURN over TCP).
+	MaxConnsPerIP int
 
 	// Logger receives refusals (rate-limited) and pion's warnings (default slog.Default()).
 	Logger *slog.Logger
@@ -123,6 +130,8 @@ type Server struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	connsPerIP *ipkey.Counter
+
 	mu     sync.Mutex
 	relays map[netip.AddrPort]*relayConn
 	conns  map[*trackedConn]struct{}
@@ -134,11 +143,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		policy: peerPolicy{allowLoopback: cfg.AllowLoopback, allowPrivate: cfg.AllowPrivate},
-		relays: make(map[netip.AddrPort]*relayConn),
-		conns:  make(map[*trackedConn]struct{}),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		policy:     peerPolicy{allowLoopback: cfg.AllowLoopback, allowPrivate: cfg.AllowPrivate},
+		relays:     make(map[netip.AddrPort]*relayConn),
+		conns:      make(map[*trackedConn]struct{}),
+		connsPerIP: ipkey.NewCounter(cfg.MaxConnsPerIP, false),
 	}
 	s.rate = newRateLog(s.log, logEvery)
 	s.users = &users{maxAllocs: cfg.MaxAllocationsPerUser, m: make(map[string]*user)}
@@ -203,6 +213,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = DefaultMaxConnsPerIP
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -492,18 +505,26 @@ func (s *Server) mirrorPermission(relay net.Addr, peer net.IP, on bool) {
 	}
 }
 
-// addConn registers a TCP/TLS control connection; false when closing or past MaxConns.
+// addConn registers a TCP/TLS control connection; false when closing, past MaxConns or
+// past MaxConnsPerIP for its address.
 func (s *Server) addConn(c *trackedConn) bool {
+	var loopback bool
+	c.ip, loopback = ipkey.OfNet(c.RemoteAddr())
 	s.mu.Lock()
-	n := len(s.conns)
-	ok := !s.closing.Load() && n < s.cfg.MaxConns
+	full := len(s.conns) >= s.cfg.MaxConns
+	ok := !s.closing.Load() && !full && s.connsPerIP.Acquire(c.ip, loopback)
 	if ok {
 		s.conns[c] = struct{}{}
 	}
 	s.mu.Unlock()
-	if !ok && !s.closing.Load() {
+	switch {
+	case ok, s.closing.Load():
+	case full:
 		s.refuse(ReasonCapacity, "connection refused: too many TCP/TLS connections",
 			slog.String("src", addrString(c.RemoteAddr())), slog.Int("max", s.cfg.MaxConns))
+	default:
+		s.refuse(ReasonCapacity, "connection refused: too many TCP/TLS connections from this address",
+			slog.String("src", addrString(c.RemoteAddr())), slog.Int("max_per_ip", s.cfg.MaxConnsPerIP))
 	}
 
 	return ok
@@ -511,7 +532,10 @@ func (s *Server) addConn(c *trackedConn) bool {
 
 func (s *Server) removeConn(c *trackedConn) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.connsPerIP.Release(c.ip)
+	}
 	s.mu.Unlock()
 }
 

@@ -77,7 +77,7 @@ type upLimits struct {
 	WHIPSessions, WHIPMaxBody                    int
 	WHIPNoMedia                                  time.Duration
 	LiveStreams                                  int
-	TURNAllocs, TURNConns                        int
+	TURNAllocs, TURNConns, TURNConnsPerIP        int
 	TURNBps                                      int64
 	TURNLifetime, TURNCredTTL                    time.Duration
 }
@@ -125,6 +125,7 @@ func (o *upOptions) register(c *command) {
 	c.Int(&l.LiveStreams, "max-live-streams", seeder.DefaultMaxLive, "streams live at once on this server")
 	c.Int(&l.TURNAllocs, "turn-max-allocations", turnserver.DefaultMaxAllocationsPerUser, "TURN: allocations per peer")
 	c.Int(&l.TURNConns, "turn-max-conns", turnserver.DefaultMaxConns, "TURN: TCP/TLS control connections")
+	c.Int(&l.TURNConnsPerIP, "turn-max-conns-per-ip", turnserver.DefaultMaxConnsPerIP, "TURN: TCP/TLS control connections per client address (IPv6 by /64)")
 	c.Int64(&l.TURNBps, "turn-max-bps", turnserver.DefaultMaxBandwidthBpsPerUser, "TURN: relayed bits per second per peer, both directions")
 	c.Duration(&l.TURNLifetime, "turn-max-lifetime", turnserver.DefaultMaxLifetime, "TURN: an allocation's total age")
 	c.Duration(&l.TURNCredTTL, "turn-credential-ttl", 12*time.Hour, "TURN: lifetime of the credentials handed to each peer")
@@ -477,7 +478,7 @@ func (s *system) startTURN(reg prometheus.Registerer) error {
 		UDPAddr: s.opt.TURN, TCPAddr: s.opt.TURN, Secret: s.turnSecret,
 		RelayIP: net.ParseIP(s.opt.PublicHost), AllowLoopback: s.opt.ICELoop, AllowPrivate: s.opt.TURNPriv,
 		MaxAllocationsPerUser: s.opt.Limits.TURNAllocs, MaxBandwidthBpsPerUser: s.opt.Limits.TURNBps,
-		MaxLifetime: s.opt.Limits.TURNLifetime, MaxConns: s.opt.Limits.TURNConns,
+		MaxLifetime: s.opt.Limits.TURNLifetime, MaxConns: s.opt.Limits.TURNConns, MaxConnsPerIP: s.opt.Limits.TURNConnsPerIP,
 		Logger: s.log.With("component", "turn"), Registerer: reg,
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	rtmp "github.com/yutopp/go-rtmp"
 	"github.com/yutopp/go-rtmp/message"
 
+	"github.com/banyan-live/banyan/internal/ipkey"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/flv"
 )
@@ -34,7 +35,7 @@ type conn struct {
 	nc       net.Conn
 	g        *guard
 	id       uint64
-	ip       string
+	ip       ipkey.Key
 	accepted time.Time
 	log      *slog.Logger
 	ctx      context.Context
@@ -65,7 +66,7 @@ type publish struct {
 	endOnce sync.Once
 }
 
-func newConn(s *Server, nc net.Conn, id uint64, ip string) *conn {
+func newConn(s *Server, nc net.Conn, id uint64, ip ipkey.Key) *conn {
 	c := &conn{srv: s, nc: nc, id: id, ip: ip, accepted: time.Now()}
 	c.ctx, c.cancel = context.WithCancel(s.baseCtx)
 	c.log = s.log.With("conn", id, "remote", nc.RemoteAddr().String())

@@ -20,6 +20,7 @@ import (
 
 	rtmp "github.com/yutopp/go-rtmp"
 
+	"github.com/banyan-live/banyan/internal/ipkey"
 	"github.com/banyan-live/banyan/media"
 )
 
@@ -123,7 +124,7 @@ type Server struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	conns    map[*conn]struct{}
-	perIP    map[string]int
+	perIP    *ipkey.Counter // connections per client address (IPv6 by /64)
 	pubs     map[string]*publish
 	nextID   uint64
 	nextPub  uint64
@@ -173,7 +174,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		conns:     make(map[*conn]struct{}),
-		perIP:     make(map[string]int),
+		perIP:     ipkey.NewCounter(cfg.MaxConnsPerIP, false),
 		pubs:      make(map[string]*publish),
 		serveDone: make(chan struct{}),
 	}
@@ -337,7 +338,7 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 }
 
 func (s *Server) handle(nc net.Conn) {
-	ip := hostOf(nc.RemoteAddr())
+	ip, loopback := ipkey.OfNet(nc.RemoteAddr())
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -348,7 +349,7 @@ func (s *Server) handle(nc net.Conn) {
 	switch {
 	case len(s.conns) >= s.cfg.MaxConns:
 		why = "too many connections"
-	case s.perIP[ip] >= s.cfg.MaxConnsPerIP:
+	case !s.perIP.Acquire(ip, loopback):
 		why = "too many connections from this address"
 	}
 	if why != "" {
@@ -369,7 +370,6 @@ func (s *Server) handle(nc net.Conn) {
 	s.nextID++
 	c := newConn(s, nc, s.nextID, ip)
 	s.conns[c] = struct{}{}
-	s.perIP[ip]++
 	s.wg.Add(1)
 	s.mu.Unlock()
 
@@ -386,9 +386,7 @@ func (s *Server) handle(nc net.Conn) {
 func (s *Server) connDone(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
-	if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
-		delete(s.perIP, c.ip)
-	}
+	s.perIP.Release(c.ip)
 	s.mu.Unlock()
 	s.wg.Done()
 }
@@ -419,17 +417,6 @@ func (s *Server) release(p *publish) {
 func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 	ac := nc.(*acceptedConn)
 	return ac.c.g, ac.c.rtmpConfig()
-}
-
-func hostOf(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	h, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return h
 }
 
 // acceptedConn carries our connection state through go-rtmp's Serve.
