@@ -34,6 +34,7 @@ import (
 
 	"github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/banyan-live/banyan/internal/ipkey"
 )
@@ -50,6 +51,9 @@ const (
 	DefaultMaxLifetime            = 24 * time.Hour
 	DefaultMaxConns               = 4096
 	DefaultMaxConnsPerIP          = 16
+	DefaultMaxAllocationsPerIP    = 128
+	DefaultMaxBandwidthBpsPerIP   = 200_000_000
+	DefaultMaxBandwidthBps        = 1_000_000_000
 
 	// logEvery is the refusal log rate: one line per reason per interval.
 	logEvery = 10 * time.Second
@@ -91,6 +95,21 @@ type Config struct {
 	// directions together, with a one-second burst (default 50 Mbit/s; negative:
 	// unlimited). Excess packets are dropped, as a congested link would.
 	MaxBandwidthBpsPerUser int64
+	// MaxAllocationsPerIP and MaxBandwidthBpsPerIP are the same caps per client address
+	// (IPv6 grouped by /64): every websocket join mints a new peer id, so per-user quotas
+	// alone do not bound one client (defaults 128 and 200 Mbit/s, room for a NAT with
+	// many viewers; negative: unlimited).
+	MaxAllocationsPerIP  int
+	MaxBandwidthBpsPerIP int64
+	// MaxBandwidthBps caps everything the server relays, both directions together, so
+	// that TURN cannot take the host's whole uplink (default 1 Gbit/s; negative:
+	// unlimited).
+	MaxBandwidthBps int64
+	// Alive, when set, keeps an expired credential working while the peer it was minted
+	// for is still connected to the tracker: pion's ICE agents refresh allocations with
+	// the credential they started with, so a short credential TTL would otherwise cut a
+	// long session's relay. Once the session ends, the credential dies at its expiry.
+	Alive func(peerID string) bool
 	// MaxLifetime caps an allocation's total age, refreshes included (default 24 h;
 	// negative: no cap beyond credential expiry, after which refreshes are refused).
 	MaxLifetime time.Duration
@@ -113,7 +132,9 @@ type Server struct {
 	log         *slog.Logger
 	rate        *rateLog
 	policy      peerPolicy
-	users       *users
+	users       *users        // per peer id
+	addrs       *users        // per client address (ipkey)
+	total       *rate.Limiter // everything relayed; nil: unlimited
 	maxLifetime time.Duration
 	counters    counters
 
@@ -151,11 +172,9 @@ func New(cfg Config) (*Server, error) {
 		connsPerIP: ipkey.NewCounter(cfg.MaxConnsPerIP, false),
 	}
 	s.rate = newRateLog(s.log, logEvery)
-	s.users = &users{maxAllocs: cfg.MaxAllocationsPerUser, m: make(map[string]*user)}
-	if cfg.MaxBandwidthBpsPerUser > 0 {
-		s.users.bytesPerS = float64(cfg.MaxBandwidthBpsPerUser) / 8
-		s.users.burst = max(int(s.users.bytesPerS), minBurstBytes)
-	}
+	s.users = newUsers(cfg.MaxAllocationsPerUser, cfg.MaxBandwidthBpsPerUser)
+	s.addrs = newUsers(cfg.MaxAllocationsPerIP, cfg.MaxBandwidthBpsPerIP)
+	s.total = newBucket(cfg.MaxBandwidthBps)
 	if cfg.MaxLifetime > 0 {
 		s.maxLifetime = cfg.MaxLifetime
 	}
@@ -210,6 +229,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxLifetime == 0 {
 		c.MaxLifetime = DefaultMaxLifetime
+	}
+	if c.MaxAllocationsPerIP == 0 {
+		c.MaxAllocationsPerIP = DefaultMaxAllocationsPerIP
+	}
+	if c.MaxBandwidthBpsPerIP == 0 {
+		c.MaxBandwidthBpsPerIP = DefaultMaxBandwidthBpsPerIP
+	}
+	if c.MaxBandwidthBps == 0 {
+		c.MaxBandwidthBps = DefaultMaxBandwidthBps
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
@@ -425,11 +453,13 @@ func clip(v string) string {
 	return v
 }
 
-// authenticate is pion's AuthHandler: it checks realm, username shape and expiry, and
+// authenticate is pion's AuthHandler: it checks realm, username shape and expiry (an
+// expired credential passes while Config.Alive says its peer is still connected), and
 // returns the long-term key of the coturn REST password. pion then verifies
 // MESSAGE-INTEGRITY with it; a wrong password is reported through onAuth. The user id given
-// back to pion (quotas, allocation ownership) is the peer id, so a peer that renews its
-// credentials keeps its allocations and its quota.
+// back to pion (quotas, allocation ownership) is the peer id and the client's address key
+// (userID), so a peer that renews its credentials keeps its allocations and its quota, and
+// the per-address quota knows the address.
 func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool) {
 	if ra.Realm != s.cfg.Realm {
 		s.refuse(ReasonAuth, "auth refused: wrong realm", slog.String("src", addrString(ra.SrcAddr)),
@@ -438,6 +468,11 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 		return "", nil, false
 	}
 	peerID, err := CheckUsername(ra.Username, time.Now())
+	if errors.Is(err, ErrExpired) && s.cfg.Alive != nil {
+		if _, id, perr := ParseUsername(ra.Username); perr == nil && s.cfg.Alive(id) {
+			peerID, err = id, nil
+		}
+	}
 	switch {
 	case errors.Is(err, ErrExpired):
 		s.refuse(ReasonExpired, "auth refused: credential expired", slog.String("src", addrString(ra.SrcAddr)),
@@ -451,7 +486,9 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 		return "", nil, false
 	}
 
-	return peerID, turn.GenerateAuthKey(ra.Username, s.cfg.Realm, Password(s.cfg.Secret, ra.Username)), true
+	addr, _ := ipkey.OfNet(ra.SrcAddr)
+
+	return userID(peerID, addr), turn.GenerateAuthKey(ra.Username, s.cfg.Realm, Password(s.cfg.Secret, ra.Username)), true
 }
 
 // onAuth counts failed MESSAGE-INTEGRITY checks (wrong password or secret).
@@ -464,12 +501,13 @@ func (s *Server) onAuth(src, _ net.Addr, _, username, _, method string, ok bool)
 }
 
 // quota is pion's QuotaHandler, asked before each Allocate.
-func (s *Server) quota(userID, _ string, src net.Addr) bool {
-	if s.users.canAllocate(userID) {
+func (s *Server) quota(uid, _ string, src net.Addr) bool {
+	peer, addr := splitUserID(uid)
+	if s.users.canAllocate(peer) && s.addrs.canAllocate(string(addr)) {
 		return true
 	}
 	s.refuse(ReasonQuota, "allocation refused: quota reached", slog.String("src", addrString(src)),
-		slog.String("user", userID), slog.Int("max", s.cfg.MaxAllocationsPerUser))
+		slog.String("user", peer), slog.Int("max", s.cfg.MaxAllocationsPerUser), slog.Int("max_per_ip", s.cfg.MaxAllocationsPerIP))
 
 	return false
 }
