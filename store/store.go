@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,7 @@ var (
 	bucketMeta    = []byte("meta")
 	bucketSecrets = []byte("secrets")
 	metaAdminHash = []byte("admin_token_sha256")
+	metaStarts    = []byte("starts")
 )
 
 // Stream is the durable record of one stream.
@@ -343,6 +345,26 @@ func (s *Store) EnsureAdminToken() (token string, created bool, err error) {
 		return "", false, fmt.Errorf("ensure admin token: %w", err)
 	}
 	return token, created, nil
+}
+
+// NextStart counts the starts of a server on this data dir and returns
+// the new count (1 on the first). It grows in a committed transaction, so
+// it never repeats, even across a crash, whatever the clock says: a tracker
+// derives its peer ids from it.
+func (s *Store) NextStart() (uint64, error) {
+	var n uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaStarts); len(v) == 8 {
+			n = binary.BigEndian.Uint64(v)
+		}
+		n++
+		return meta.Put(metaStarts, binary.BigEndian.AppendUint64(nil, n))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count starts: %w", err)
+	}
+	return n, nil
 }
 
 // AdminTokenPath is where the admin token is kept for local CLI use.

@@ -49,6 +49,34 @@ type session struct {
 	// or flooding; demotedUntil blocks capacity raises after one.
 	complaints   map[protocol.PeerID]time.Time
 	demotedUntil time.Time
+
+	iceTimer atomic.Pointer[time.Timer] // next protocol.ICE (refreshICE)
+}
+
+// refreshICE sends the viewer fresh ICE servers every Config.ICERefresh
+// while its session lives. A timer rather than a goroutine: a tracker
+// holds up to 100 000 viewers per stream.
+func (s *session) refreshICE() {
+	d, mint := s.t.cfg.ICERefresh, s.t.cfg.ICEServers
+	if d <= 0 || mint == nil {
+		return
+	}
+	var tick func()
+	tick = func() {
+		if s.ctx.Err() != nil {
+			return // ended: stopICE may have run already; do not re-arm
+		}
+		s.send(protocol.ICE{ICEServers: mint(s.id)})
+		s.iceTimer.Store(time.AfterFunc(d, tick))
+	}
+	s.iceTimer.Store(time.AfterFunc(d, tick))
+}
+
+// stopICE stops the refresh; a tick racing it finds the context done.
+func (s *session) stopICE() {
+	if t := s.iceTimer.Load(); t != nil {
+		t.Stop()
+	}
 }
 
 func (s *session) touch()              { s.seen.Store(s.t.cfg.Now().UnixNano()) }
@@ -135,6 +163,8 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.close(closeReason(err))
 	<-writerDone
+	s.stopICE()
+	t.viewers.Delete(s.id)
 	if s.st != nil {
 		s.st.leave(s)
 	}

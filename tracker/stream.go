@@ -131,6 +131,8 @@ func (st *streamState) join(s *session, j protocol.Join) error {
 	s.st, s.joined, s.capacity = st, t.cfg.Now(), info.Capacity
 	st.sessions[s.id] = s
 	s.send(st.welcomeLocked(s))
+	t.viewers.Store(s.id, struct{}{})
+	s.refreshICE()
 	st.event(Event{Kind: EventJoin, Peer: s.id, Detail: string(j.Kind)})
 	st.applyLocked(res.Changes)
 	t.metrics.joins.Inc()

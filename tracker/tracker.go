@@ -38,6 +38,14 @@ type Config struct {
 	// ICEServers returns the ICE servers (with fresh TURN credentials) for
 	// a peer. May be nil: no ICE servers.
 	ICEServers func(peer protocol.PeerID) []protocol.ICEServer
+	// ICERefresh is how often a connected viewer gets fresh ICE servers
+	// (protocol.ICE): TURN credentials are short-lived, and a session that
+	// lives keeps getting new ones (0: never).
+	ICERefresh time.Duration
+	// FirstPeerID is where peer ids start (the first is FirstPeerID+1).
+	// Ids name TURN users and credentials, so they must not repeat across
+	// restarts: `banyan up` passes a base that grows with every start.
+	FirstPeerID uint64
 	// SeederSecret authenticates seeders (see SeederAuth).
 	SeederSecret []byte
 	// Access decides who may watch a stream. May be nil: everyone.
@@ -88,6 +96,7 @@ type Tracker struct {
 	metrics *metrics
 
 	nextID  atomic.Uint64
+	viewers sync.Map       // protocol.PeerID → struct{}: joined viewers (Alive)
 	ipConns *ipkey.Counter // websockets per client address (MaxConnsPerIP)
 
 	mu      sync.Mutex
@@ -147,6 +156,7 @@ func New(cfg Config) (*Tracker, error) {
 		streams: make(map[string]*streamState), ipConns: ipkey.NewCounter(cfg.MaxConnsPerIP, true),
 		ctx: ctx, cancel: cancel,
 	}
+	t.nextID.Store(cfg.FirstPeerID)
 	t.wg.Add(1)
 	go t.reap()
 	return t, nil
@@ -204,6 +214,13 @@ func (t *Tracker) reap() {
 			}
 		}
 	}
+}
+
+// Alive reports whether viewer id is joined now: the TURN relay keeps an
+// expired credential of a live session working (turnserver.Config.Alive).
+func (t *Tracker) Alive(id protocol.PeerID) bool {
+	_, ok := t.viewers.Load(id)
+	return ok
 }
 
 func (t *Tracker) streamList() []*streamState {

@@ -373,3 +373,64 @@ func TestProductionSwitches(t *testing.T) {
 		})
 	}
 }
+
+// TestUpTURNCredentialsFollowSession (issue 18 #6): a viewer's TURN
+// credential is short-lived (--turn-credential-ttl), the tracker sends a
+// fresh one while the viewer stays, an expired one keeps working only
+// while its session lives, and peer ids (the TURN user) never repeat
+// across a restart. Before the fix credentials lived 12 h whatever the
+// session did and ids restarted at 1.
+func TestUpTURNCredentialsFollowSession(t *testing.T) {
+	data := t.TempDir()
+	up := startUp(t, data, "--ice-loopback", "--turn-credential-ttl", "2s")
+	sink, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	w, ws := joinDemo(t, up.base, "demo")
+	addr, user, pass := turnCreds(t, w)
+	expiry, _, err := turnserver.ParseUsername(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl := time.Until(expiry); ttl > 5*time.Second {
+		t.Fatalf("credential lives %v, want about 2 s", ttl)
+	}
+	// A fresh credential arrives over the websocket within the TTL.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var fresh string
+	for fresh == "" {
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("no ICE refresh: %v", err)
+		}
+		if m, err := protocol.Decode(b); err == nil {
+			if ice, ok := m.(protocol.ICE); ok && len(ice.ICEServers) > 1 {
+				fresh = ice.ICEServers[1].Username
+			}
+		}
+	}
+	if fresh == user {
+		t.Fatal("the refresh repeated the welcome's credential")
+	}
+	time.Sleep(time.Until(expiry) + 1500*time.Millisecond)
+	if err := relayTo(t, addr, user, pass, sink.LocalAddr()); err != nil {
+		t.Fatalf("expired credential of a joined viewer refused: %v", err)
+	}
+	ws.Close(websocket.StatusNormalClosure, "bye")
+	time.Sleep(300 * time.Millisecond)
+	if err := relayTo(t, addr, user, pass, sink.LocalAddr()); err == nil {
+		t.Fatal("expired credential still works after the session ended")
+	}
+	up.stop(t, syscall.SIGTERM)
+
+	up2 := startUp(t, data, "--ice-loopback")
+	w2, _ := joinDemo(t, up2.base, "demo")
+	if w2.Peer <= w.Peer {
+		t.Fatalf("peer id %d after a restart, %d before: ids repeat", w2.Peer, w.Peer)
+	}
+	t.Logf("figures: welcome credential TTL about 2 s, refreshed over the websocket; peer id %d, after a restart %d", w.Peer, w2.Peer)
+	up2.stop(t, syscall.SIGTERM)
+}

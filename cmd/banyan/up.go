@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,7 +79,8 @@ type upLimits struct {
 	WHIPNoMedia                                  time.Duration
 	LiveStreams                                  int
 	TURNAllocs, TURNConns, TURNConnsPerIP        int
-	TURNBps                                      int64
+	TURNAllocsPerIP                              int
+	TURNBps, TURNBpsPerIP, TURNTotalBps          int64
 	TURNLifetime, TURNCredTTL                    time.Duration
 }
 
@@ -128,7 +130,10 @@ func (o *upOptions) register(c *command) {
 	c.Int(&l.TURNConnsPerIP, "turn-max-conns-per-ip", turnserver.DefaultMaxConnsPerIP, "TURN: TCP/TLS control connections per client address (IPv6 by /64)")
 	c.Int64(&l.TURNBps, "turn-max-bps", turnserver.DefaultMaxBandwidthBpsPerUser, "TURN: relayed bits per second per peer, both directions")
 	c.Duration(&l.TURNLifetime, "turn-max-lifetime", turnserver.DefaultMaxLifetime, "TURN: an allocation's total age")
-	c.Duration(&l.TURNCredTTL, "turn-credential-ttl", 12*time.Hour, "TURN: lifetime of the credentials handed to each peer")
+	c.Int(&l.TURNAllocsPerIP, "turn-max-allocations-per-ip", turnserver.DefaultMaxAllocationsPerIP, "TURN: allocations per client address (IPv6 by /64), whatever the peer ids")
+	c.Int64(&l.TURNBpsPerIP, "turn-max-bps-per-ip", turnserver.DefaultMaxBandwidthBpsPerIP, "TURN: relayed bits per second per client address, both directions")
+	c.Int64(&l.TURNTotalBps, "turn-max-total-bps", turnserver.DefaultMaxBandwidthBps, "TURN: relayed bits per second in total, both directions")
+	c.Duration(&l.TURNCredTTL, "turn-credential-ttl", 10*time.Minute, "TURN: lifetime of a viewer's credentials; the tracker sends fresh ones every half of it while the viewer stays connected")
 }
 
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -250,10 +255,11 @@ func (s *system) start(ctx context.Context) error {
 	if err := s.newSeeder(reg); err != nil {
 		return err
 	}
-	if err := s.startTURN(reg); err != nil {
+	// The tracker first: the TURN relay asks it which peers are alive.
+	if err := s.startTracker(reg); err != nil {
 		return err
 	}
-	if err := s.startTracker(reg); err != nil {
+	if err := s.startTURN(reg); err != nil {
 		return err
 	}
 	if err := s.startWHIP(reg); err != nil {
@@ -478,6 +484,8 @@ func (s *system) startTURN(reg prometheus.Registerer) error {
 		UDPAddr: s.opt.TURN, TCPAddr: s.opt.TURN, Secret: s.turnSecret,
 		RelayIP: net.ParseIP(s.opt.PublicHost), AllowLoopback: s.opt.ICELoop, AllowPrivate: s.opt.TURNPriv,
 		MaxAllocationsPerUser: s.opt.Limits.TURNAllocs, MaxBandwidthBpsPerUser: s.opt.Limits.TURNBps,
+		MaxAllocationsPerIP: s.opt.Limits.TURNAllocsPerIP, MaxBandwidthBpsPerIP: s.opt.Limits.TURNBpsPerIP,
+		MaxBandwidthBps: s.opt.Limits.TURNTotalBps, Alive: s.turnPeerAlive,
 		MaxLifetime: s.opt.Limits.TURNLifetime, MaxConns: s.opt.Limits.TURNConns, MaxConnsPerIP: s.opt.Limits.TURNConnsPerIP,
 		Logger: s.log.With("component", "turn"), Registerer: reg,
 	})
@@ -487,11 +495,27 @@ func (s *system) startTURN(reg prometheus.Registerer) error {
 	return nil
 }
 
-// iceServers hands a peer the bundled TURN relay with credentials that
+// whipCredentialTTL is the lifetime of a WHIP publisher's TURN
+// credentials: they come with the key-checked POST and nothing refreshes
+// them, so they outlast a long broadcast.
+const whipCredentialTTL = 12 * time.Hour
+
+// turnPeerAlive keeps an expired viewer credential working while the
+// viewer is still joined (turnserver.Config.Alive).
+func (s *system) turnPeerAlive(peer string) bool {
+	id, err := strconv.ParseUint(peer, 10, 64)
+	return err == nil && s.tracker.Alive(protocol.PeerID(id))
+}
+
+// iceServers hands a viewer the bundled TURN relay with credentials that
 // expire after --turn-credential-ttl (coturn REST convention, so coturn
-// works too).
+// works too); the tracker sends fresh ones while the viewer stays.
 func (s *system) iceServers(peer protocol.PeerID) []protocol.ICEServer {
-	user, pass := turnserver.Credentials(s.turnSecret, fmt.Sprint(peer), s.opt.Limits.TURNCredTTL, time.Now())
+	return s.iceServersTTL(peer, s.opt.Limits.TURNCredTTL)
+}
+
+func (s *system) iceServersTTL(peer protocol.PeerID, ttl time.Duration) []protocol.ICEServer {
+	user, pass := turnserver.Credentials(s.turnSecret, fmt.Sprint(peer), ttl, time.Now())
 	host := s.turn.RelayIP().String()
 	udp := net.JoinHostPort(host, portOf(s.turn.UDPAddr()))
 	tcp := net.JoinHostPort(host, portOf(s.turn.TCPAddr()))
@@ -531,7 +555,7 @@ func (s *system) startWHIP(reg prometheus.Registerer) (err error) {
 		NoMediaTimeout: s.opt.Limits.WHIPNoMedia,
 		ICEServers: func(stream string) []webrtc.ICEServer {
 			var out []webrtc.ICEServer
-			for _, is := range s.iceServers(protocol.PeerID(0)) {
+			for _, is := range s.iceServersTTL(protocol.PeerID(0), whipCredentialTTL) {
 				out = append(out, webrtc.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
 			}
 			return out
@@ -556,10 +580,19 @@ func (s *system) startTracker(reg prometheus.Registerer) error {
 	if err != nil {
 		return err
 	}
+	// Peer ids name TURN users: each start takes the next 2^32 ids, so a
+	// credential minted before a restart never names a new peer (and ids
+	// stay below 2^53, exact in the browser's JSON numbers).
+	starts, err := s.store.NextStart()
+	if err != nil {
+		return err
+	}
 	s.tracker, err = tracker.New(tracker.Config{
 		Stripes:       s.opt.Stripes,
 		RootCapacity:  s.opt.RootCap,
 		ICEServers:    s.iceServers,
+		ICERefresh:    s.opt.Limits.TURNCredTTL / 2,
+		FirstPeerID:   starts << 32,
 		SeederSecret:  s.seederSecret,
 		Access:        tracker.StoreAccess{Store: s.store, TokenSecret: viewerSecret},
 		MaxConnsPerIP: s.opt.Limits.WSConnsPerIP, MsgRate: s.opt.Limits.WSMsgRate, MsgBurst: s.opt.Limits.WSMsgBurst,
