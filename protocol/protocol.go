@@ -45,6 +45,7 @@ const (
 	TypeLeave       = "leave"
 	TypeError       = "error"
 	TypeEnded       = "ended"
+	TypeICE         = "ice"
 )
 
 // PeerID names a peer within a tracker. 0 is never a valid peer; the
@@ -246,6 +247,13 @@ type Keys struct {
 	Live bool `json:"live"`
 }
 
+// ICE hands a viewer fresh ICE servers: the TURN credentials in a
+// welcome are short-lived, and the tracker re-mints them while the session
+// lives. A peer uses the newest ones for its next connections.
+type ICE struct {
+	ICEServers []ICEServer `json:"ice_servers"`
+}
+
 // Leave ends a session cleanly.
 type Leave struct{}
 
@@ -284,6 +292,7 @@ func (Keys) Type() string        { return TypeKeys }
 func (Leave) Type() string       { return TypeLeave }
 func (Ended) Type() string       { return TypeEnded }
 func (Error) Type() string       { return TypeError }
+func (ICE) Type() string         { return TypeICE }
 
 func (e Error) Error() string { return e.Code + ": " + e.Message }
 
@@ -363,6 +372,13 @@ func validateKeys(keys []ContentKey) error {
 		if len(k.Key) > 64 || len(k.Salt) > 64 {
 			return errors.New("content key too long")
 		}
+	}
+	return nil
+}
+
+func (m ICE) validate() error {
+	if len(m.ICEServers) > 8 {
+		return errors.New("ice: too many servers")
 	}
 	return nil
 }
@@ -512,6 +528,8 @@ func Decode(data []byte) (Message, error) {
 		m = &Ended{}
 	case TypeError:
 		m = &Error{}
+	case TypeICE:
+		m = &ICE{}
 	default:
 		return nil, fmt.Errorf("protocol: unknown message type %q", env.Type)
 	}
@@ -554,6 +572,8 @@ func deref(m Message) Message {
 	case *Ended:
 		return *v
 	case *Error:
+		return *v
+	case *ICE:
 		return *v
 	}
 	return m

@@ -12,6 +12,7 @@ func TestRoundTrip(t *testing.T) {
 		Join{Stream: "demo", UploadKbps: 5000, Kind: KindBrowser, NAT: "cone", Region: "eu", Client: "chromium"},
 		SeederHello{Stream: "demo", Auth: "x", UploadKbps: 100000, OriginURL: "http://127.0.0.1:8080", PublicKey: "pk", Keys: []ContentKey{{ID: 1, Key: "k", Salt: "s"}}, Epoch: 7},
 		Welcome{Peer: 42, Stripes: 2, ICEServers: []ICEServer{{URLs: []string{"turn:127.0.0.1:3478"}, Username: "1:42", Credential: "c"}}, PublicKey: "pk", OriginURL: "http://o", StatsMillis: 2000},
+		ICE{ICEServers: []ICEServer{{URLs: []string{"turn:127.0.0.1:3478"}, Username: "2:42", Credential: "c"}}},
 		Assign{Stripe: 1, Parent: 7, Depth: 3},
 		Assign{Stripe: 0, Child: 9, Remove: true},
 		Signal{To: 7, SDP: &SDP{Type: "offer", SDP: "v=0\r\n"}},

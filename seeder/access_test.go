@@ -107,7 +107,7 @@ func TestRotationLocksOutRemovedViewer(t *testing.T) {
 	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	clk := &clock{t: start}
 	s, c, pub := newSeeder(t, seeder.Config{Now: clk.Now, KeyRotation: 4 * time.Second, KeyGrace: time.Second})
-	p, err := s.StartPublish("vip", "rtmp", false, func() {})
+	p, err := s.StartPublish("vip", "rtmp", false, 0, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,24 +172,24 @@ func TestRotationLocksOutRemovedViewer(t *testing.T) {
 // taking over a live stream and a stream whose publish ended are not.
 func TestMaxLive(t *testing.T) {
 	s, _, _ := newSeeder(t, seeder.Config{MaxLive: 2})
-	a, err := s.StartPublish("a", "rtmp", true, func() {})
+	a, err := s.StartPublish("a", "rtmp", true, 0, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.StartPublish("b", "whip", true, func() {}); err != nil {
+	if _, err := s.StartPublish("b", "whip", true, 0, func() {}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.StartPublish("c", "rtmp", true, func() {}); !errors.Is(err, seeder.ErrTooManyStreams) {
+	if _, err := s.StartPublish("c", "rtmp", true, 0, func() {}); !errors.Is(err, seeder.ErrTooManyStreams) {
 		t.Fatalf("third stream: %v, want ErrTooManyStreams", err)
 	}
 	stopped := false
-	a2, err := s.StartPublish("a", "rtmp", true, func() { stopped = true })
+	a2, err := s.StartPublish("a", "rtmp", true, 0, func() { stopped = true })
 	if err != nil {
 		t.Fatalf("take-over at the limit: %v", err)
 	}
 	_ = a
 	a2.End(nil)
-	if _, err := s.StartPublish("c", "rtmp", true, func() {}); err != nil {
+	if _, err := s.StartPublish("c", "rtmp", true, 0, func() {}); err != nil {
 		t.Fatalf("after an end: %v", err)
 	}
 	if stopped {

@@ -18,7 +18,7 @@ func TestInfoRates(t *testing.T) {
 	if p, kbps, fps, live := s.Info("none"); p != "" || kbps != 0 || fps != 0 || live {
 		t.Fatalf("unknown stream: %q %v %v %v", p, kbps, fps, live)
 	}
-	pub, err := s.StartPublish("demo", "rtmp", true, func() {})
+	pub, err := s.StartPublish("demo", "rtmp", true, 0, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}

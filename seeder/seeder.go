@@ -41,6 +41,15 @@ type Config struct {
 	// the packager and sealer CPU against a leaked set of keys, not against
 	// strangers.
 	MaxLive int
+	// KeyCheck, when set, re-checks a publish's key as it starts: it gets
+	// the stream and the key generation the ingest checked the key at and
+	// refuses with an error when the key was revoked or rotated since.
+	// StartPublish calls it under the seeder's lock, which Kick takes too:
+	// a revoke commits (bumping the generation) before it kicks, so a
+	// publish is either refused here or live when Kick looks for it. A
+	// WHIP offer trickled for 30 s or an RTMP publish waiting out a
+	// take-over cannot start on a key revoked meanwhile.
+	KeyCheck func(stream string, keyGen uint64) error
 	// Events receives publish lifecycle events (the tracker listens). It is
 	// called synchronously from the publish; it must not block.
 	Events func(Event)
@@ -195,6 +204,10 @@ func (s *Seeder) Kick(name string) {
 // ErrClosed is returned by StartPublish after Close.
 var ErrClosed = errors.New("seeder: closed")
 
+// ErrKeyRevoked is returned by StartPublish when Config.KeyCheck refuses
+// the publish's key generation.
+var ErrKeyRevoked = errors.New("seeder: stream key revoked or rotated")
+
 // ErrTooManyStreams is returned by StartPublish when MaxLive streams are
 // live already.
 var ErrTooManyStreams = errors.New("seeder: too many live streams")
@@ -206,12 +219,20 @@ const DefaultMaxLive = 64
 // stream is taken over: it is stopped through its stop function and the new
 // one starts a new epoch. stop must make the ingest end its connection and
 // call End; it may be called from any goroutine. public says whether the
-// stream may be served as clear LL-HLS.
-func (s *Seeder) StartPublish(name, protocol string, public bool, stop func()) (*Publish, error) {
+// stream may be served as clear LL-HLS. keyGen is the key generation the
+// ingest checked the key at (see Config.KeyCheck).
+func (s *Seeder) StartPublish(name, protocol string, public bool, keyGen uint64, stop func()) (*Publish, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil, ErrClosed
+	}
+	if s.cfg.KeyCheck != nil {
+		if err := s.cfg.KeyCheck(name, keyGen); err != nil {
+			s.mu.Unlock()
+			s.metrics.refusals.WithLabelValues(protocol, "key_revoked").Inc()
+			return nil, fmt.Errorf("seeder: start publish of %s: %w: %w", name, ErrKeyRevoked, err)
+		}
 	}
 	if s.cfg.MaxLive > 0 && s.liveOthersLocked(name) >= s.cfg.MaxLive {
 		s.mu.Unlock()

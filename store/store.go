@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,7 @@ var (
 	bucketMeta    = []byte("meta")
 	bucketSecrets = []byte("secrets")
 	metaAdminHash = []byte("admin_token_sha256")
+	metaStarts    = []byte("starts")
 )
 
 // Stream is the durable record of one stream.
@@ -61,6 +63,12 @@ type Stream struct {
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
 	// Private streams need a viewer token to join.
 	Private bool `json:"private,omitempty"`
+	// KeyGen counts the stream's keys: creating, rotating and revoking
+	// bump it. An ingest remembers the generation its key was checked
+	// against and the seeder re-checks it (CheckKeyGen) when the publish
+	// starts, so a key revoked between the check and the start of
+	// publishing cannot publish (SECURITY.md, issue 18 #1).
+	KeyGen uint64 `json:"key_gen,omitempty"`
 }
 
 // Store is an open data directory. Its zero value is not usable; call Open.
@@ -144,7 +152,7 @@ func (s *Store) CreateStream(name string) (Stream, string, error) {
 	if err != nil {
 		return Stream{}, "", err
 	}
-	st := Stream{Name: name, CreatedAt: s.now().UTC(), KeyHash: hashKey(key)}
+	st := Stream{Name: name, CreatedAt: s.now().UTC(), KeyHash: hashKey(key), KeyGen: 1}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		streams := tx.Bucket(bucketStreams)
 		if old := streams.Get([]byte(name)); old != nil {
@@ -155,6 +163,8 @@ func (s *Store) CreateStream(name string) (Stream, string, error) {
 			if !prev.Revoked {
 				return ErrExists
 			}
+			// A grant taken under the revoked key must stay stale.
+			st.KeyGen = prev.KeyGen + 1
 		}
 		if err := tx.Bucket(bucketKeys).Put(st.KeyHash, []byte(name)); err != nil {
 			return err
@@ -187,6 +197,7 @@ func (s *Store) RotateKey(name string) (Stream, string, error) {
 			return err
 		}
 		st.KeyHash = hashKey(key)
+		st.KeyGen++
 		if err := keys.Put(st.KeyHash, []byte(name)); err != nil {
 			return err
 		}
@@ -210,6 +221,7 @@ func (s *Store) Revoke(name string) (Stream, error) {
 			return nil
 		}
 		st.Revoked, st.RevokedAt = true, s.now().UTC()
+		st.KeyGen++
 		if err := tx.Bucket(bucketKeys).Delete(st.KeyHash); err != nil {
 			return err
 		}
@@ -261,6 +273,20 @@ func (s *Store) Authorize(key string) (Stream, error) {
 		return Stream{}, fmt.Errorf("authorize stream key: %w", err)
 	}
 	return st, nil
+}
+
+// CheckKeyGen reports whether a key checked at generation gen still
+// holds: the stream exists, is not revoked and its key has not been
+// rotated since. Anything else is ErrBadKey (wrapped).
+func (s *Store) CheckKeyGen(name string, gen uint64) error {
+	st, err := s.Stream(name)
+	if err != nil {
+		return fmt.Errorf("check key of %q: %w", name, err)
+	}
+	if st.Revoked || st.KeyGen != gen {
+		return fmt.Errorf("check key of %q: revoked or rotated since it was checked: %w", name, ErrBadKey)
+	}
+	return nil
 }
 
 // Stream returns one stream record.
@@ -319,6 +345,26 @@ func (s *Store) EnsureAdminToken() (token string, created bool, err error) {
 		return "", false, fmt.Errorf("ensure admin token: %w", err)
 	}
 	return token, created, nil
+}
+
+// NextStart counts the starts of a server on this data dir and returns
+// the new count (1 on the first). It grows in a committed transaction, so
+// it never repeats, even across a crash, whatever the clock says: a tracker
+// derives its peer ids from it.
+func (s *Store) NextStart() (uint64, error) {
+	var n uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaStarts); len(v) == 8 {
+			n = binary.BigEndian.Uint64(v)
+		}
+		n++
+		return meta.Put(metaStarts, binary.BigEndian.AppendUint64(nil, n))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count starts: %w", err)
+	}
+	return n, nil
 }
 
 // AdminTokenPath is where the admin token is kept for local CLI use.

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -215,5 +216,80 @@ func TestLockedAndCorrupt(t *testing.T) {
 	}
 	if _, err := Open(bad, Options{}); err == nil {
 		t.Fatal("corrupt database opened without error")
+	}
+}
+
+// TestNextStart: the start counter grows by one per call and survives a
+// close and reopen (peer ids, and the TURN users named after them, must
+// not repeat across restarts: issue 18 #6).
+func TestNextStart(t *testing.T) {
+	dir := t.TempDir()
+	var got []uint64
+	for range 2 {
+		st, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			n, err := st.NextStart()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, n)
+		}
+		st.Close()
+	}
+	if fmt.Sprint(got) != "[1 2 3 4]" {
+		t.Fatalf("starts %v", got)
+	}
+}
+
+// TestKeyGenBumps: creating, rotating, revoking and re-creating a stream
+// each move its key generation on, and CheckKeyGen accepts only the
+// current one of an active stream (issue 18 #1).
+func TestKeyGenBumps(t *testing.T) {
+	st, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	seen := map[uint64]bool{}
+	step := func(what string, s Stream) {
+		t.Helper()
+		if seen[s.KeyGen] {
+			t.Fatalf("%s: generation %d repeated", what, s.KeyGen)
+		}
+		seen[s.KeyGen] = true
+	}
+	s, _, err := st.CreateStream("cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("create", s)
+	old := s.KeyGen
+	if s, _, err = st.RotateKey("cam"); err != nil {
+		t.Fatal(err)
+	}
+	step("rotate", s)
+	if err := st.CheckKeyGen("cam", old); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("rotated-out generation: %v", err)
+	}
+	if err := st.CheckKeyGen("cam", s.KeyGen); err != nil {
+		t.Fatalf("current generation: %v", err)
+	}
+	cur := s.KeyGen
+	if s, err = st.Revoke("cam"); err != nil {
+		t.Fatal(err)
+	}
+	step("revoke", s)
+	if err := st.CheckKeyGen("cam", cur); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("revoked: %v", err)
+	}
+	if s, _, err = st.CreateStream("cam"); err != nil {
+		t.Fatal(err)
+	}
+	step("re-create", s)
+	if err := st.CheckKeyGen("nope", 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown stream: %v", err)
 	}
 }

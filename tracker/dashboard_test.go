@@ -144,6 +144,7 @@ func TestSwarmEvents(t *testing.T) {
 	st.mu.Lock()
 	var bad *session
 	var kids []overlay.PeerID
+	stripe := 0 // where bad is the kids' parent: reports name it
 	for _, p := range peers[:len(peers)-1] {
 		if p == leaver {
 			continue
@@ -151,7 +152,7 @@ func TestSwarmEvents(t *testing.T) {
 		for s := range 2 {
 			kids, _ = st.forest.Children(kids[:0], overlay.PeerID(p.id), s)
 			if len(kids) >= 2 {
-				bad = p
+				bad, stripe = p, s
 				break
 			}
 		}
@@ -162,7 +163,7 @@ func TestSwarmEvents(t *testing.T) {
 	st.mu.Unlock()
 	if bad != nil {
 		for _, c := range kids[:2] {
-			st.report(st.sessions[protocol.PeerID(c)], protocol.Report{Kind: protocol.ReportBadChunk, Peer: bad.id, Chunk: []byte("junk")})
+			st.report(st.sessions[protocol.PeerID(c)], protocol.Report{Kind: protocol.ReportBadChunk, Peer: bad.id, Stripe: stripe, Chunk: []byte("junk")})
 		}
 		evs = eventsOf(tr, "ev")
 		found := false

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/banyan-live/banyan/internal/ipkey"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -49,6 +50,34 @@ type session struct {
 	// or flooding; demotedUntil blocks capacity raises after one.
 	complaints   map[protocol.PeerID]time.Time
 	demotedUntil time.Time
+
+	iceTimer atomic.Pointer[time.Timer] // next protocol.ICE (refreshICE)
+}
+
+// refreshICE sends the viewer fresh ICE servers every Config.ICERefresh
+// while its session lives. A timer rather than a goroutine: a tracker
+// holds up to 100 000 viewers per stream.
+func (s *session) refreshICE() {
+	d, mint := s.t.cfg.ICERefresh, s.t.cfg.ICEServers
+	if d <= 0 || mint == nil {
+		return
+	}
+	var tick func()
+	tick = func() {
+		if s.ctx.Err() != nil {
+			return // ended: stopICE may have run already; do not re-arm
+		}
+		s.send(protocol.ICE{ICEServers: mint(s.id)})
+		s.iceTimer.Store(time.AfterFunc(d, tick))
+	}
+	s.iceTimer.Store(time.AfterFunc(d, tick))
+}
+
+// stopICE stops the refresh; a tick racing it finds the context done.
+func (s *session) stopICE() {
+	if t := s.iceTimer.Load(); t != nil {
+		t.Stop()
+	}
 }
 
 func (s *session) touch()              { s.seen.Store(s.t.cfg.Now().UnixNano()) }
@@ -100,12 +129,14 @@ func (s *session) evict(reason string) {
 // ServeHTTP is the /ws endpoint.
 func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip := remoteIP(r)
-	if !t.admitConn(ip) {
+	// Counted by ipkey: an IPv6 client is its /64, not one address of it.
+	key, loopback := ipkey.Of(r.RemoteAddr)
+	if !t.ipConns.Acquire(key, loopback) {
 		t.metrics.refused.WithLabelValues("conns_per_ip").Inc()
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
 	}
-	defer t.releaseConn(ip)
+	defer t.ipConns.Release(key)
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		// Any page may embed the player: /ws uses no cookies or ambient
 		// credentials, so cross-origin use grants nothing.
@@ -133,6 +164,8 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.close(closeReason(err))
 	<-writerDone
+	s.stopICE()
+	t.viewers.Delete(s.id)
 	if s.st != nil {
 		s.st.leave(s)
 	}
@@ -331,30 +364,6 @@ func remoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-func (t *Tracker) admitConn(ip string) bool {
-	if addr := net.ParseIP(ip); addr != nil && addr.IsLoopback() {
-		return true
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ipConns[ip] >= t.cfg.MaxConnsPerIP {
-		return false
-	}
-	t.ipConns[ip]++
-	return true
-}
-
-func (t *Tracker) releaseConn(ip string) {
-	if addr := net.ParseIP(ip); addr != nil && addr.IsLoopback() {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ipConns[ip]--; t.ipConns[ip] <= 0 {
-		delete(t.ipConns, ip)
-	}
 }
 
 // ErrNoStream is returned by an Access for an unknown stream.

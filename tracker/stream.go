@@ -129,6 +129,8 @@ func (st *streamState) join(s *session, j protocol.Join) error {
 	s.st, s.joined, s.capacity, s.noUpload = st, t.cfg.Now(), info.Capacity, j.NoUpload
 	st.sessions[s.id] = s
 	s.send(st.welcomeLocked(s))
+	t.viewers.Store(s.id, struct{}{})
+	s.refreshICE()
 	st.event(Event{Kind: EventJoin, Peer: s.id, Detail: string(j.Kind)})
 	st.applyLocked(res.Changes)
 	t.metrics.joins.Inc()
@@ -274,6 +276,11 @@ var errNotPaired = errors.New("signal to a peer that is not your parent or child
 // itself moved.
 const accuserLimit = 2
 
+// accusationTTL is how long a bad-chunk accusation counts: two sybils
+// that were each a child of one peer at some time, minutes apart, must not
+// add up to an eviction.
+const accusationTTL = 2 * time.Minute
+
 // report handles a child's complaint about a parent (or a parent's about a
 // slow child).
 func (st *streamState) report(from *session, r protocol.Report) {
@@ -293,16 +300,17 @@ func (st *streamState) report(from *session, r protocol.Report) {
 		}
 		return
 	case protocol.ReportBadChunk:
+		// Only a child can have received bad bytes from the accused: a
+		// report about anyone but its own parent in that stripe is junk,
+		// and costs a strike like a false one.
+		if p, err := st.forest.Parent(st.ov(from), r.Stripe); err != nil || p != st.ov(accused) {
+			st.strikeLocked(from, "bad-chunk report about a peer that is not its parent")
+			return
+		}
 		if st.pub != nil {
 			if _, err := chunk.Verify(st.pub, st.name, r.Chunk); err == nil {
 				// The chunk is genuine: the accuser lied.
-				from.strikes++
-				m.falseReports.Inc()
-				if from.strikes >= 3 {
-					st.t.log.Warn("evicting peer for false bad-chunk reports", "stream", st.name, "peer", from.id)
-					st.event(Event{Kind: EventEvict, Peer: from.id, Detail: "false bad-chunk reports"})
-					from.evict("false bad-chunk reports")
-				}
+				st.strikeLocked(from, "genuine chunk reported as bad")
 				return
 			}
 		}
@@ -314,7 +322,13 @@ func (st *streamState) report(from *session, r protocol.Report) {
 			by = make(map[protocol.PeerID]time.Time)
 			st.accusations[r.Peer] = by
 		}
-		by[from.id] = st.t.cfg.Now()
+		now := st.t.cfg.Now()
+		for id, at := range by {
+			if now.Sub(at) >= accusationTTL {
+				delete(by, id)
+			}
+		}
+		by[from.id] = now
 		if len(by) >= accuserLimit && !accused.isSeeder {
 			st.t.log.Warn("evicting peer: bad chunks reported by several children", "stream", st.name, "peer", r.Peer, "accusers", len(by))
 			st.event(Event{Kind: EventEvict, Peer: r.Peer, Detail: "sent bad chunks"})
@@ -333,6 +347,19 @@ func (st *streamState) report(from *session, r protocol.Report) {
 	if changes, err := st.forest.ReportBadParent(overlay.PeerID(from.id), r.Stripe); err == nil {
 		st.applyLocked(changes)
 		m.reparents.Inc()
+	}
+}
+
+// strikeLocked counts a false or misdirected bad-chunk report; the third
+// evicts the reporter.
+func (st *streamState) strikeLocked(from *session, why string) {
+	from.strikes++
+	st.t.metrics.falseReports.Inc()
+	st.t.log.Info("bad-chunk report refused", "stream", st.name, "peer", from.id, "why", why, "strikes", from.strikes)
+	if from.strikes >= 3 {
+		st.t.log.Warn("evicting peer for false bad-chunk reports", "stream", st.name, "peer", from.id)
+		st.event(Event{Kind: EventEvict, Peer: from.id, Detail: "false bad-chunk reports"})
+		from.evict("false bad-chunk reports")
 	}
 }
 

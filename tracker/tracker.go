@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/banyan-live/banyan/internal/ipkey"
 	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
 )
@@ -37,14 +38,22 @@ type Config struct {
 	// ICEServers returns the ICE servers (with fresh TURN credentials) for
 	// a peer. May be nil: no ICE servers.
 	ICEServers func(peer protocol.PeerID) []protocol.ICEServer
+	// ICERefresh is how often a connected viewer gets fresh ICE servers
+	// (protocol.ICE): TURN credentials are short-lived, and a session that
+	// lives keeps getting new ones (0: never).
+	ICERefresh time.Duration
+	// FirstPeerID is where peer ids start (the first is FirstPeerID+1).
+	// Ids name TURN users and credentials, so they must not repeat across
+	// restarts: `banyan up` passes a base that grows with every start.
+	FirstPeerID uint64
 	// SeederSecret authenticates seeders (see SeederAuth).
 	SeederSecret []byte
 	// Access decides who may watch a stream. May be nil: everyone.
 	Access Access
 	// MaxPeersPerStream bounds a swarm (default 100 000).
 	MaxPeersPerStream int
-	// MaxConnsPerIP bounds websocket connections per remote IP; loopback
-	// is exempt (default 32).
+	// MaxConnsPerIP bounds websocket connections per remote address, IPv6
+	// grouped by /64 (internal/ipkey); loopback is exempt (default 32).
 	MaxConnsPerIP int
 	// MsgRate and MsgBurst bound each connection's messages per second
 	// (defaults 20 and 60).
@@ -86,11 +95,12 @@ type Tracker struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	nextID atomic.Uint64
+	nextID  atomic.Uint64
+	viewers sync.Map       // protocol.PeerID → struct{}: joined viewers (Alive)
+	ipConns *ipkey.Counter // websockets per client address (MaxConnsPerIP)
 
 	mu      sync.Mutex
 	streams map[string]*streamState
-	ipConns map[string]int
 	ingests map[string]*ingestState // by RTMP URL
 	closed  bool
 
@@ -142,9 +152,10 @@ func New(cfg Config) (*Tracker, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Tracker{
 		cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer),
-		streams: make(map[string]*streamState), ipConns: make(map[string]int),
+		streams: make(map[string]*streamState), ipConns: ipkey.NewCounter(cfg.MaxConnsPerIP, true),
 		ctx: ctx, cancel: cancel,
 	}
+	t.nextID.Store(cfg.FirstPeerID)
 	t.wg.Add(1)
 	go t.reap()
 	return t, nil
@@ -202,6 +213,13 @@ func (t *Tracker) reap() {
 			}
 		}
 	}
+}
+
+// Alive reports whether viewer id is joined now: the TURN relay keeps an
+// expired credential of a live session working (turnserver.Config.Alive).
+func (t *Tracker) Alive(id protocol.PeerID) bool {
+	_, ok := t.viewers.Load(id)
+	return ok
 }
 
 func (t *Tracker) streamList() []*streamState {

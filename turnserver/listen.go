@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/banyan-live/banyan/internal/ipkey"
 )
 
 // Timeouts for TCP and TLS control connections. pion sets none, so without these an idle or
@@ -95,7 +97,8 @@ type tlsControlConn struct{ net.Conn }
 type trackedConn struct {
 	net.Conn
 	s       *Server
-	started bool // first read done; only touched by the connection's single reader
+	ip      ipkey.Key // per-address count it holds (set by addConn)
+	started bool      // first read done; only touched by the connection's single reader
 
 	closeOnce sync.Once
 	closeErr  error

@@ -24,9 +24,10 @@ const (
 	// ReasonPeerAddress: a CreatePermission, ChannelBind or relayed packet towards a
 	// loopback, private, link-local or otherwise refused address.
 	ReasonPeerAddress Reason = "peer-address"
-	// ReasonQuota: an Allocate beyond MaxAllocationsPerUser.
+	// ReasonQuota: an Allocate beyond MaxAllocationsPerUser or MaxAllocationsPerIP.
 	ReasonQuota Reason = "quota"
-	// ReasonBandwidth: a relayed packet dropped by the user's bandwidth token bucket.
+	// ReasonBandwidth: a relayed packet dropped by a bandwidth token bucket (the user's, its
+	// client address's or the server's total).
 	ReasonBandwidth Reason = "bandwidth"
 	// ReasonTransport: an RFC 6062 TCP relay (Allocate with REQUESTED-TRANSPORT TCP or
 	// Connect); Banyan relays UDP only.

@@ -5,12 +5,15 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/turn/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/banyan-live/banyan/internal/ipkey"
 )
 
 var (
@@ -20,8 +23,8 @@ var (
 	errNotUDPAddr      = errors.New("turnserver: relay destination is not a UDP address")
 )
 
-// users tracks, per authenticated user (the peer id), how many relay sockets are open and
-// the token bucket they share. pion's QuotaHandler only sees the request, not the outcome,
+// users tracks, per authenticated user (the peer id) or per client address, how many relay
+// sockets are open and the token bucket they share. pion's QuotaHandler only sees the request, not the outcome,
 // so the authoritative count is taken where the relay socket is created and given back when
 // it closes: no allocation can slip past the quota, and no count is leaked when an Allocate
 // fails halfway.
@@ -38,6 +41,38 @@ type user struct {
 	id     string
 	allocs int
 	lim    *rate.Limiter // nil: unlimited
+}
+
+func newUsers(maxAllocs int, bps int64) *users {
+	u := &users{maxAllocs: maxAllocs, m: make(map[string]*user)}
+	if bps > 0 {
+		u.bytesPerS = float64(bps) / 8
+		u.burst = max(int(u.bytesPerS), minBurstBytes)
+	}
+
+	return u
+}
+
+// newBucket is a one-second-burst token bucket of bps bits per second, in bytes; nil when
+// bps <= 0 (unlimited).
+func newBucket(bps int64) *rate.Limiter {
+	if bps <= 0 {
+		return nil
+	}
+	b := float64(bps) / 8
+
+	return rate.NewLimiter(rate.Limit(b), max(int(b), minBurstBytes))
+}
+
+// userID is what authenticate hands pion as the user: the peer id and the client's address
+// key, separated by a space (which neither contains).
+func userID(peer string, addr ipkey.Key) string { return peer + " " + string(addr) }
+
+// splitUserID undoes userID.
+func splitUserID(id string) (peer string, addr ipkey.Key) {
+	peer, a, _ := strings.Cut(id, " ")
+
+	return peer, ipkey.Key(a)
 }
 
 // canAllocate is the QuotaHandler's early check (it answers 486 Allocation Quota Reached).
@@ -101,33 +136,41 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 	if s.closing.Load() {
 		return nil, nil, errClosed
 	}
-	u, err := s.users.acquire(conf.UserID)
+	peer, client := splitUserID(conf.UserID)
+	u, err := s.users.acquire(peer)
+	var a *user
+	if err == nil {
+		if a, err = s.addrs.acquire(string(client)); err != nil {
+			s.users.release(u)
+		}
+	}
 	if err != nil {
-		// Reached only when two Allocates of one user race past the QuotaHandler (UDP and
-		// TCP listeners run concurrently); the client gets 508 instead of 486.
-		s.refuse(ReasonQuota, "allocation refused: quota reached", slog.String("user", conf.UserID))
+		// Reached only when two Allocates race past the QuotaHandler (UDP and TCP listeners
+		// run concurrently); the client gets 508 instead of 486.
+		s.refuse(ReasonQuota, "allocation refused: quota reached", slog.String("user", peer))
 
 		return nil, nil, err
 	}
+	release := func() { s.users.release(u); s.addrs.release(a) }
 	conn, addr, err := g.inner.AllocatePacketConn(conf)
 	if err != nil {
-		s.users.release(u)
+		release()
 
 		return nil, nil, err
 	}
 	key, ok := addrKey(addr)
 	if !ok {
 		_ = conn.Close()
-		s.users.release(u)
+		release()
 
 		return nil, nil, errNotUDPAddr
 	}
-	rc := &relayConn{PacketConn: conn, s: s, u: u, key: key, perms: make(map[netip.Addr]struct{})}
+	rc := &relayConn{PacketConn: conn, s: s, u: u, a: a, key: key, perms: make(map[netip.Addr]struct{})}
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
 		_ = conn.Close()
-		s.users.release(u)
+		release()
 
 		return nil, nil, errClosed
 	}
@@ -180,7 +223,8 @@ func addrKey(a net.Addr) (netip.AddrPort, bool) {
 type relayConn struct {
 	net.PacketConn
 	s     *Server
-	u     *user
+	u     *user // the peer's budget
+	a     *user // the client address's budget
 	key   netip.AddrPort
 	timer atomic.Pointer[time.Timer] // MaxLifetime; set after the socket is handed out
 
@@ -203,9 +247,7 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 
 		return len(p), nil
 	}
-	if c.u.lim != nil && !c.u.lim.AllowN(time.Now(), len(p)) {
-		c.s.refuse(ReasonBandwidth, "relay dropped: user bandwidth quota exceeded", slog.String("user", c.u.id))
-
+	if !c.charge(len(p)) {
 		return len(p), nil
 	}
 	n, err := c.PacketConn.WriteTo(p, addr)
@@ -228,15 +270,33 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if !ok || !c.permitted(ua.AddrPort().Addr().Unmap()) {
 			continue
 		}
-		if c.u.lim != nil && !c.u.lim.AllowN(time.Now(), n) {
-			c.s.refuse(ReasonBandwidth, "relay dropped: user bandwidth quota exceeded", slog.String("user", c.u.id))
-
+		if !c.charge(n) {
 			continue
 		}
 		c.s.counters.bytesToClnt.Add(uint64(n))
 
 		return n, addr, nil
 	}
+}
+
+// charge takes n bytes from the peer's, the client address's and the server's token
+// buckets; false drops the packet. A packet dropped by a later bucket has still used the
+// earlier ones' tokens: dropping is rare and errs on the side of relaying less.
+func (c *relayConn) charge(n int) bool {
+	now := time.Now()
+	for _, b := range [...]struct {
+		lim  *rate.Limiter
+		what string
+	}{{c.u.lim, "user"}, {c.a.lim, "client address"}, {c.s.total, "server total"}} {
+		if b.lim != nil && !b.lim.AllowN(now, n) {
+			c.s.refuse(ReasonBandwidth, "relay dropped: "+b.what+" bandwidth quota exceeded",
+				slog.String("user", c.u.id), slog.String("client", c.a.id))
+
+			return false
+		}
+	}
+
+	return true
 }
 
 func (c *relayConn) permitted(a netip.Addr) bool {
@@ -276,6 +336,7 @@ func (c *relayConn) Close() error {
 		}
 		c.s.mu.Unlock()
 		c.s.users.release(c.u)
+		c.s.addrs.release(c.a)
 		c.s.counters.active.Add(-1)
 	})
 

@@ -34,6 +34,9 @@ import (
 
 	"github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/banyan-live/banyan/internal/ipkey"
 )
 
 // Defaults for zero Config fields.
@@ -47,6 +50,10 @@ const (
 	DefaultMaxBandwidthBpsPerUser = 50_000_000
 	DefaultMaxLifetime            = 24 * time.Hour
 	DefaultMaxConns               = 4096
+	DefaultMaxConnsPerIP          = 16
+	DefaultMaxAllocationsPerIP    = 128
+	DefaultMaxBandwidthBpsPerIP   = 200_000_000
+	DefaultMaxBandwidthBps        = 1_000_000_000
 
 	// logEvery is the refusal log rate: one line per reason per interval.
 	logEvery = 10 * time.Second
@@ -88,11 +95,30 @@ type Config struct {
 	// directions together, with a one-second burst (default 50 Mbit/s; negative:
 	// unlimited). Excess packets are dropped, as a congested link would.
 	MaxBandwidthBpsPerUser int64
+	// MaxAllocationsPerIP and MaxBandwidthBpsPerIP are the same caps per client address
+	// (IPv6 grouped by /64): every websocket join mints a new peer id, so per-user quotas
+	// alone do not bound one client (defaults 128 and 200 Mbit/s, room for a NAT with
+	// many viewers; negative: unlimited).
+	MaxAllocationsPerIP  int
+	MaxBandwidthBpsPerIP int64
+	// MaxBandwidthBps caps everything the server relays, both directions together, so
+	// that TURN cannot take the host's whole uplink (default 1 Gbit/s; negative:
+	// unlimited).
+	MaxBandwidthBps int64
+	// Alive, when set, keeps an expired credential working while the peer it was minted
+	// for is still connected to the tracker: pion's ICE agents refresh allocations with
+	// the credential they started with, so a short credential TTL would otherwise cut a
+	// long session's relay. Once the session ends, the credential dies at its expiry.
+	Alive func(peerID string) bool
 	// MaxLifetime caps an allocation's total age, refreshes included (default 24 h;
 	// negative: no cap beyond credential expiry, after which refreshes are refused).
 	MaxLifetime time.Duration
 	// MaxConns caps concurrent TCP+TLS control connections (default 4096).
 	MaxConns int
+	// MaxConnsPerIP caps them per client address, IPv6 grouped by /64
+	// (internal/ipkey), loopback included (default 16; a browser opens
+	// one or two per peer connection that falls back to TURN over TCP).
+	MaxConnsPerIP int
 
 	// Logger receives refusals (rate-limited) and pion's warnings (default slog.Default()).
 	Logger *slog.Logger
@@ -106,7 +132,9 @@ type Server struct {
 	log         *slog.Logger
 	rate        *rateLog
 	policy      peerPolicy
-	users       *users
+	users       *users        // per peer id
+	addrs       *users        // per client address (ipkey)
+	total       *rate.Limiter // everything relayed; nil: unlimited
 	maxLifetime time.Duration
 	counters    counters
 
@@ -123,6 +151,8 @@ type Server struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	connsPerIP *ipkey.Counter
+
 	mu     sync.Mutex
 	relays map[netip.AddrPort]*relayConn
 	conns  map[*trackedConn]struct{}
@@ -134,18 +164,17 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		policy: peerPolicy{allowLoopback: cfg.AllowLoopback, allowPrivate: cfg.AllowPrivate},
-		relays: make(map[netip.AddrPort]*relayConn),
-		conns:  make(map[*trackedConn]struct{}),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		policy:     peerPolicy{allowLoopback: cfg.AllowLoopback, allowPrivate: cfg.AllowPrivate},
+		relays:     make(map[netip.AddrPort]*relayConn),
+		conns:      make(map[*trackedConn]struct{}),
+		connsPerIP: ipkey.NewCounter(cfg.MaxConnsPerIP, false),
 	}
 	s.rate = newRateLog(s.log, logEvery)
-	s.users = &users{maxAllocs: cfg.MaxAllocationsPerUser, m: make(map[string]*user)}
-	if cfg.MaxBandwidthBpsPerUser > 0 {
-		s.users.bytesPerS = float64(cfg.MaxBandwidthBpsPerUser) / 8
-		s.users.burst = max(int(s.users.bytesPerS), minBurstBytes)
-	}
+	s.users = newUsers(cfg.MaxAllocationsPerUser, cfg.MaxBandwidthBpsPerUser)
+	s.addrs = newUsers(cfg.MaxAllocationsPerIP, cfg.MaxBandwidthBpsPerIP)
+	s.total = newBucket(cfg.MaxBandwidthBps)
 	if cfg.MaxLifetime > 0 {
 		s.maxLifetime = cfg.MaxLifetime
 	}
@@ -201,8 +230,20 @@ func (c *Config) setDefaults() error {
 	if c.MaxLifetime == 0 {
 		c.MaxLifetime = DefaultMaxLifetime
 	}
+	if c.MaxAllocationsPerIP == 0 {
+		c.MaxAllocationsPerIP = DefaultMaxAllocationsPerIP
+	}
+	if c.MaxBandwidthBpsPerIP == 0 {
+		c.MaxBandwidthBpsPerIP = DefaultMaxBandwidthBpsPerIP
+	}
+	if c.MaxBandwidthBps == 0 {
+		c.MaxBandwidthBps = DefaultMaxBandwidthBps
+	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = DefaultMaxConnsPerIP
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -412,11 +453,13 @@ func clip(v string) string {
 	return v
 }
 
-// authenticate is pion's AuthHandler: it checks realm, username shape and expiry, and
+// authenticate is pion's AuthHandler: it checks realm, username shape and expiry (an
+// expired credential passes while Config.Alive says its peer is still connected), and
 // returns the long-term key of the coturn REST password. pion then verifies
 // MESSAGE-INTEGRITY with it; a wrong password is reported through onAuth. The user id given
-// back to pion (quotas, allocation ownership) is the peer id, so a peer that renews its
-// credentials keeps its allocations and its quota.
+// back to pion (quotas, allocation ownership) is the peer id and the client's address key
+// (userID), so a peer that renews its credentials keeps its allocations and its quota, and
+// the per-address quota knows the address.
 func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool) {
 	if ra.Realm != s.cfg.Realm {
 		s.refuse(ReasonAuth, "auth refused: wrong realm", slog.String("src", addrString(ra.SrcAddr)),
@@ -425,6 +468,11 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 		return "", nil, false
 	}
 	peerID, err := CheckUsername(ra.Username, time.Now())
+	if errors.Is(err, ErrExpired) && s.cfg.Alive != nil {
+		if _, id, perr := ParseUsername(ra.Username); perr == nil && s.cfg.Alive(id) {
+			peerID, err = id, nil
+		}
+	}
 	switch {
 	case errors.Is(err, ErrExpired):
 		s.refuse(ReasonExpired, "auth refused: credential expired", slog.String("src", addrString(ra.SrcAddr)),
@@ -438,7 +486,9 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 		return "", nil, false
 	}
 
-	return peerID, turn.GenerateAuthKey(ra.Username, s.cfg.Realm, Password(s.cfg.Secret, ra.Username)), true
+	addr, _ := ipkey.OfNet(ra.SrcAddr)
+
+	return userID(peerID, addr), turn.GenerateAuthKey(ra.Username, s.cfg.Realm, Password(s.cfg.Secret, ra.Username)), true
 }
 
 // onAuth counts failed MESSAGE-INTEGRITY checks (wrong password or secret).
@@ -451,12 +501,13 @@ func (s *Server) onAuth(src, _ net.Addr, _, username, _, method string, ok bool)
 }
 
 // quota is pion's QuotaHandler, asked before each Allocate.
-func (s *Server) quota(userID, _ string, src net.Addr) bool {
-	if s.users.canAllocate(userID) {
+func (s *Server) quota(uid, _ string, src net.Addr) bool {
+	peer, addr := splitUserID(uid)
+	if s.users.canAllocate(peer) && s.addrs.canAllocate(string(addr)) {
 		return true
 	}
 	s.refuse(ReasonQuota, "allocation refused: quota reached", slog.String("src", addrString(src)),
-		slog.String("user", userID), slog.Int("max", s.cfg.MaxAllocationsPerUser))
+		slog.String("user", peer), slog.Int("max", s.cfg.MaxAllocationsPerUser), slog.Int("max_per_ip", s.cfg.MaxAllocationsPerIP))
 
 	return false
 }
@@ -492,18 +543,26 @@ func (s *Server) mirrorPermission(relay net.Addr, peer net.IP, on bool) {
 	}
 }
 
-// addConn registers a TCP/TLS control connection; false when closing or past MaxConns.
+// addConn registers a TCP/TLS control connection; false when closing, past MaxConns or
+// past MaxConnsPerIP for its address.
 func (s *Server) addConn(c *trackedConn) bool {
+	var loopback bool
+	c.ip, loopback = ipkey.OfNet(c.RemoteAddr())
 	s.mu.Lock()
-	n := len(s.conns)
-	ok := !s.closing.Load() && n < s.cfg.MaxConns
+	full := len(s.conns) >= s.cfg.MaxConns
+	ok := !s.closing.Load() && !full && s.connsPerIP.Acquire(c.ip, loopback)
 	if ok {
 		s.conns[c] = struct{}{}
 	}
 	s.mu.Unlock()
-	if !ok && !s.closing.Load() {
+	switch {
+	case ok, s.closing.Load():
+	case full:
 		s.refuse(ReasonCapacity, "connection refused: too many TCP/TLS connections",
 			slog.String("src", addrString(c.RemoteAddr())), slog.Int("max", s.cfg.MaxConns))
+	default:
+		s.refuse(ReasonCapacity, "connection refused: too many TCP/TLS connections from this address",
+			slog.String("src", addrString(c.RemoteAddr())), slog.Int("max_per_ip", s.cfg.MaxConnsPerIP))
 	}
 
 	return ok
@@ -511,7 +570,10 @@ func (s *Server) addConn(c *trackedConn) bool {
 
 func (s *Server) removeConn(c *trackedConn) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.connsPerIP.Release(c.ip)
+	}
 	s.mu.Unlock()
 }
 

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/banyan-live/banyan/store"
 )
 
 var banyanBin string
@@ -87,6 +89,7 @@ func cleanEnv() []string {
 }
 
 type upProc struct {
+	data   string // --data
 	cmd    *exec.Cmd
 	base   string // http://127.0.0.1:PORT
 	banner string
@@ -99,11 +102,17 @@ var dashRE = regexp.MustCompile(`Dashboard:\s+http://localhost:(\d+)/dashboard`)
 // startUp runs `banyan up` on ephemeral loopback ports and waits for its banner.
 func startUp(t *testing.T, data string, extra ...string) *upProc {
 	t.Helper()
+	return startUpEnv(t, data, nil, extra...)
+}
+
+// startUpEnv is startUp with BANYAN_* variables (KEY=VALUE) in the environment.
+func startUpEnv(t *testing.T, data string, env []string, extra ...string) *upProc {
+	t.Helper()
 	args := append([]string{"up", "--data", data, "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--turn", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(banyanBin, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	stdout, _ := cmd.StdoutPipe()
-	p := &upProc{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	p := &upProc{data: data, cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -148,6 +157,16 @@ func startUp(t *testing.T, data string, extra ...string) *upProc {
 	return p
 }
 
+// adminToken is the admin token the server wrote into its data dir.
+func (p *upProc) adminToken(t *testing.T) string {
+	t.Helper()
+	tok, err := store.ReadAdminTokenFile(p.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 func (p *upProc) stop(t *testing.T, sig os.Signal) int {
 	t.Helper()
 	p.cmd.Process.Signal(sig)
@@ -179,8 +198,8 @@ func TestUpServesAndStopsCleanly(t *testing.T) {
 	if code, body := get("/healthz"); code != 200 || strings.TrimSpace(body) != "ok" {
 		t.Fatalf("healthz %d %q", code, body)
 	}
-	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "banyan_streams 1") || !strings.Contains(body, "go_goroutines") {
-		t.Fatalf("metrics %d:\n%.400s", code, body)
+	if body := string(metrics(t, p.base, p.adminToken(t))); !strings.Contains(body, "banyan_streams 1") || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("metrics:\n%.400s", body)
 	}
 	if code, body := get("/watch/demo"); code != 200 || !strings.Contains(body, "<title>demo") {
 		t.Fatalf("watch page %d", code)

@@ -101,7 +101,7 @@ func TestMaliciousParentEvicted(t *testing.T) {
 	if detected == 0 {
 		t.Error("no honest peer detected a forged chunk")
 	}
-	if ev := metric(t, up.base, "banyan_tracker_evictions_total"); ev < 1 {
+	if ev := metric(t, up, "banyan_tracker_evictions_total"); ev < 1 {
 		t.Errorf("evictions metric %v", ev)
 	}
 	t.Logf("figures: forger evicted %v after its first link; %d pieces flipped, %d forged chunks detected by honest peers, none played",

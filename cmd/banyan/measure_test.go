@@ -49,7 +49,7 @@ func TestMeasureNativeOffload(t *testing.T) {
 		p2p, origin, turn, stalls = p2p+s.BytesP2P, origin+s.BytesOrigin, turn+s.BytesTURN, stalls+s.Stalls
 		maxDepth = max(maxDepth, s.MaxDepth)
 	}
-	sent := metric(t, up.base, "banyan_swarm_seeder_sent_bytes")
+	sent := metric(t, up, "banyan_swarm_seeder_sent_bytes")
 	total := float64(p2p + origin + turn)
 	t.Logf("figures: %d native peers, max depth %d: offload %.1f %% (seeder root %.0f B + origin %d B of %.0f B), stalls %d",
 		n, maxDepth, 100*(1-(sent+float64(origin))/total), sent, origin, total, stalls)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,9 +104,24 @@ func ffprobeFrames(t *testing.T, ffprobe, path string) int {
 	return n
 }
 
-func metric(t *testing.T, base, name string) float64 {
+// metrics reads /metrics with a bearer token (the admin token opens it).
+func metrics(t *testing.T, base, token string) []byte {
 	t.Helper()
-	_, b := httpGet(t, base+"/metrics")
+	code, b := adminDo(t, "GET", base+"/metrics", token, "")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", code, b)
+	}
+	return b
+}
+
+// metric reads one value from the server's /metrics.
+func metric(t *testing.T, p *upProc, name string) float64 {
+	t.Helper()
+	return metricIn(metrics(t, p.base, p.adminToken(t)), name)
+}
+
+// metricIn finds one value in a Prometheus exposition.
+func metricIn(b []byte, name string) float64 {
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
 			var v float64
@@ -189,7 +205,7 @@ func TestNativeMesh(t *testing.T) {
 	if got := ffprobeFrames(t, ffprobe, peers[deepest].record); got != frames || frames < 300 {
 		t.Errorf("depth-%d recording: ffprobe decodes %d frames, the fragments hold %d", d.MaxDepth, got, frames)
 	}
-	seederSent := metric(t, up.base, "banyan_swarm_seeder_sent_bytes")
+	seederSent := metric(t, up, "banyan_swarm_seeder_sent_bytes")
 	total := float64(p2p + origin + turn)
 	t.Logf("figures: %d peers, depth of the deepest %d (%d chunks, %d frames); p2p %d B, origin %d B, turn %d B; seeder root sent %.0f B; offload %.1f %%",
 		n, d.MaxDepth, len(seqs), frames, p2p, origin, turn, seederSent, 100*(1-(seederSent+float64(origin))/total))

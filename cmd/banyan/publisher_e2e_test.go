@@ -212,9 +212,9 @@ func TestBrowserPublisherWHIP(t *testing.T) {
 	if len(gaps) < 3 || slices.Max(gaps) > 5*time.Second {
 		t.Errorf("keyframe gaps %v in 12 s", gaps)
 	}
-	kfi := metric(t, up.base, `banyan_seeder_keyframe_interval_seconds{stream="demo"}`)
-	plis := metric(t, up.base, "banyan_whip_plis_total")
-	_, exposition := httpGet(t, up.base+"/metrics")
+	kfi := metric(t, up, `banyan_seeder_keyframe_interval_seconds{stream="demo"}`)
+	plis := metric(t, up, "banyan_whip_plis_total")
+	exposition := metrics(t, up.base, up.adminToken(t))
 	p50, p95, mean, n := histogram(exposition, "banyan_seeder_ingest_to_chunk_seconds")
 	t.Logf("figures: go live → connected %v ms (key checked %v, ICE gathered %v, answer %v), → first chunk at the origin %v; "+
 		"sending %s %vx%v at %.0f fps, %.0f kbps, encoder %s (limit %s); encode %.1f ms/frame, pacer %.1f ms/packet, RTT %.1f ms",
@@ -270,9 +270,9 @@ func TestBrowserPublisherWHIP(t *testing.T) {
 		t.Errorf("error after a clean stop: %q", msg)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for metric(t, up.base, `banyan_whip_sessions_ended_total{cause="deleted"}`) != 1 || metric(t, up.base, "banyan_whip_sessions") != 0 {
+	for metric(t, up, `banyan_whip_sessions_ended_total{cause="deleted"}`) != 1 || metric(t, up, "banyan_whip_sessions") != 0 {
 		if time.Now().After(deadline) {
-			_, m := httpGet(t, up.base+"/metrics")
+			m := metrics(t, up.base, up.adminToken(t))
 			t.Fatalf("the WHIP session did not end by DELETE:\n%s", grepLines(m, "banyan_whip_"))
 		}
 		time.Sleep(100 * time.Millisecond)

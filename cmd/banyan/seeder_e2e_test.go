@@ -321,10 +321,7 @@ func TestSeederEndToEndFFmpeg(t *testing.T) {
 	if got["h264"] != fmt.Sprint(seconds*30) || got["aac"] == "" {
 		t.Errorf("ffprobe of LL-HLS: %s", out)
 	}
-	if code, _ := httpGet(t, p.base+"/metrics"); code != 200 {
-		t.Fatal("metrics")
-	}
-	_, m := httpGet(t, p.base+"/metrics")
+	m := metrics(t, p.base, p.adminToken(t))
 	for _, want := range []string{`banyan_seeder_frames_total{kind="video",stream="demo"} 300`, `banyan_seeder_publish_refusals_total{protocol="rtmp",reason="bad_key"} 1`} {
 		if !bytes.Contains(m, []byte(want)) {
 			t.Errorf("metrics lack %s", want)

@@ -108,7 +108,7 @@ func sample(t *testing.T, base, token, dir string, at time.Duration) soakSample 
 	if gs, err := pprofGet(base, token, "goroutine?debug=2"); err == nil {
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("goroutines-%05ds.txt", int(at.Seconds()))), gs, 0o644)
 	}
-	s.Peers = metric(t, base, `banyan_tracker_peers`)
+	s.Peers = metricIn(metrics(t, base, token), `banyan_tracker_peers`)
 	return s
 }
 

@@ -13,7 +13,7 @@ import (
 func runTurn(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var addr, tlsAddr, cert, key, secret, realm, relayIP, level string
 	var allowLoopback, allowPrivate bool
-	var maxAlloc int
+	var maxAlloc, maxConnsPerIP int
 	var maxMbps float64
 	var maxLife time.Duration
 	c := newCommand("turn", "", "Runs the TURN relay alone. Credentials are short-lived and minted by the tracker with the\nsame --turn-secret (coturn REST convention: a coturn with use-auth-secret works too).")
@@ -27,6 +27,7 @@ func runTurn(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	c.Bool(&allowLoopback, "allow-loopback", false, "allow relaying to loopback addresses (local testing only)")
 	c.Bool(&allowPrivate, "allow-private", false, "allow relaying to private addresses (10/8, 172.16/12, 192.168/16, fc00::/7)")
 	c.Int(&maxAlloc, "max-allocations", 32, "allocations per user")
+	c.Int(&maxConnsPerIP, "max-conns-per-ip", turnserver.DefaultMaxConnsPerIP, "TCP/TLS control connections per client address (IPv6 by /64)")
 	c.Float(&maxMbps, "max-mbps", 50, "relayed bandwidth per user, Mbit/s")
 	c.Duration(&maxLife, "max-lifetime", 24*time.Hour, "longest an allocation may live")
 	c.String(&level, "log-level", "info", "log level")
@@ -43,7 +44,7 @@ func runTurn(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg := turnserver.Config{
 		UDPAddr: addr, TCPAddr: addr, Realm: realm, Secret: []byte(secret), RelayIP: net.ParseIP(relayIP),
 		AllowLoopback: allowLoopback, AllowPrivate: allowPrivate, MaxAllocationsPerUser: maxAlloc,
-		MaxBandwidthBpsPerUser: int64(maxMbps * 1e6), MaxLifetime: maxLife, Logger: log,
+		MaxBandwidthBpsPerUser: int64(maxMbps * 1e6), MaxLifetime: maxLife, MaxConnsPerIP: maxConnsPerIP, Logger: log,
 	}
 	if cert != "" || key != "" {
 		cfg.TLSAddr, cfg.CertFile, cfg.KeyFile = tlsAddr, cert, key

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +43,7 @@ type upOptions struct {
 	Data       string
 	PublicHost string
 	DemoStream string
+	Demo       bool // false: no demo stream, no demo key file (production)
 	LogLevel   string
 	Stripes    int
 	RootCap    int
@@ -49,6 +51,13 @@ type upOptions struct {
 	TURNPriv   bool
 	Limits     upLimits
 	PProf      bool
+	// MetricsToken opens /metrics on the HTTP port besides the admin
+	// token; MetricsAddr serves /metrics alone, without a token, on
+	// another listener (bind it to a private interface).
+	MetricsToken, MetricsAddr string
+	// TURNSecretFile and MetricsTokenFile hold those secrets in a file
+	// (a mounted secret), off the command line that ps shows.
+	TURNSecretFile, MetricsTokenFile string
 
 	// OnSealed, not a flag, sees every chunk the seeder seals (in-process
 	// callers: the webrtc swarm benchmark times publish → play with it).
@@ -60,6 +69,7 @@ type upOptions struct {
 type upLimits struct {
 	HTTPConns, HTTPConnsPerIP, HTTPMaxHeader     int
 	HTTPHeaderTimeout, HTTPReadTimeout, HTTPIdle time.Duration
+	HTTPWriteTimeout                             time.Duration
 	WSConnsPerIP, WSMsgBurst, PeersPerStream     int
 	WSMsgRate                                    float64
 	WSJoinTimeout                                time.Duration
@@ -68,8 +78,9 @@ type upLimits struct {
 	WHIPSessions, WHIPMaxBody                    int
 	WHIPNoMedia                                  time.Duration
 	LiveStreams                                  int
-	TURNAllocs, TURNConns                        int
-	TURNBps                                      int64
+	TURNAllocs, TURNConns, TURNConnsPerIP        int
+	TURNAllocsPerIP                              int
+	TURNBps, TURNBpsPerIP, TURNTotalBps          int64
 	TURNLifetime, TURNCredTTL                    time.Duration
 }
 
@@ -77,22 +88,28 @@ func (o *upOptions) register(c *command) {
 	c.String(&o.HTTP, "http", ":8080", "HTTP listen address (pages, signaling, origin, API, metrics)")
 	c.String(&o.RTMP, "rtmp", ":1935", "RTMP ingest listen address")
 	c.String(&o.TURN, "turn", ":3478", "TURN listen address (UDP and TCP)")
-	c.String(&o.TURNSecret, "turn-secret", "", "TURN shared secret (generated and kept in the data dir when empty)")
+	c.String(&o.TURNSecret, "turn-secret", "", "TURN shared secret (generated and kept in the data dir when empty); prefer BANYAN_TURN_SECRET or --turn-secret-file to the command line, which ps shows")
+	c.String(&o.TURNSecretFile, "turn-secret-file", "", "read the TURN shared secret from this file (surrounding whitespace ignored)")
 	c.String(&o.Data, "data", "./banyan-data", "data directory (bbolt database, admin token, secrets)")
 	c.String(&o.PublicHost, "public-host", "", "host name printed in URLs (default: localhost or the listen host)")
-	c.String(&o.DemoStream, "demo-stream", "demo", "stream created on first start with its key kept in the data dir (empty: none)")
+	c.Bool(&o.Demo, "demo", true, "create the demo stream on first start and keep its key in the data dir so the banner can show it (--demo=false in production)")
+	c.String(&o.DemoStream, "demo-stream", "demo", "name of the demo stream (empty: none)")
 	c.String(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	c.Int(&o.Stripes, "stripes", 2, "stripe trees per stream (K): each viewer has K parents")
 	c.Int(&o.RootCap, "root-capacity", 4, "children the seeder feeds directly in each stripe")
-	c.Bool(&o.ICELoop, "ice-loopback", false, "WebRTC over loopback only (tests and single-machine demos)")
+	c.Bool(&o.ICELoop, "ice-loopback", false, "WebRTC over loopback only, and TURN may relay to loopback (tests and single-machine demos; never on a shared host)")
 	c.Bool(&o.TURNPriv, "turn-allow-private", false, "let TURN relay to private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7): a LAN or lab, never on the internet")
 	c.Bool(&o.PProf, "pprof", false, "serve /debug/pprof/ on the HTTP port (admin token required)")
+	c.String(&o.MetricsToken, "metrics-token", "", "bearer token that opens /metrics on the HTTP port (the admin token always does); prefer BANYAN_METRICS_TOKEN to the command line")
+	c.String(&o.MetricsTokenFile, "metrics-token-file", "", "read the metrics token from this file (surrounding whitespace ignored)")
+	c.String(&o.MetricsAddr, "metrics", "", "also serve /metrics without a token on this address (a private interface, e.g. 10.0.0.5:9100)")
 	l := &o.Limits
 	c.Int(&l.HTTPConns, "http-max-conns", 8192, "HTTP: connections open at once (0: no limit)")
 	c.Int(&l.HTTPConnsPerIP, "http-max-conns-per-ip", 64, "HTTP: connections open at once per remote address, loopback exempt (0: no limit)")
 	c.Int(&l.HTTPMaxHeader, "http-max-header-bytes", 16<<10, "HTTP: request line and headers, bytes")
 	c.Duration(&l.HTTPHeaderTimeout, "http-header-timeout", 5*time.Second, "HTTP: time to send the request headers (slow-header guard)")
 	c.Duration(&l.HTTPReadTimeout, "http-read-timeout", 30*time.Second, "HTTP: time to send a whole request, body included (slow-body guard)")
+	c.Duration(&l.HTTPWriteTimeout, "http-write-timeout", 60*time.Second, "HTTP: time to write a whole response to a slow reader (websockets and the dashboard's event stream bound each write instead)")
 	c.Duration(&l.HTTPIdle, "http-idle-timeout", 120*time.Second, "HTTP: keep-alive idle time between requests")
 	c.Int(&l.WSConnsPerIP, "ws-max-conns-per-ip", 32, "signaling: websockets per remote address, loopback exempt")
 	c.Float(&l.WSMsgRate, "ws-msg-rate", 20, "signaling: messages per second per websocket")
@@ -110,9 +127,13 @@ func (o *upOptions) register(c *command) {
 	c.Int(&l.LiveStreams, "max-live-streams", seeder.DefaultMaxLive, "streams live at once on this server")
 	c.Int(&l.TURNAllocs, "turn-max-allocations", turnserver.DefaultMaxAllocationsPerUser, "TURN: allocations per peer")
 	c.Int(&l.TURNConns, "turn-max-conns", turnserver.DefaultMaxConns, "TURN: TCP/TLS control connections")
+	c.Int(&l.TURNConnsPerIP, "turn-max-conns-per-ip", turnserver.DefaultMaxConnsPerIP, "TURN: TCP/TLS control connections per client address (IPv6 by /64)")
 	c.Int64(&l.TURNBps, "turn-max-bps", turnserver.DefaultMaxBandwidthBpsPerUser, "TURN: relayed bits per second per peer, both directions")
 	c.Duration(&l.TURNLifetime, "turn-max-lifetime", turnserver.DefaultMaxLifetime, "TURN: an allocation's total age")
-	c.Duration(&l.TURNCredTTL, "turn-credential-ttl", 12*time.Hour, "TURN: lifetime of the credentials handed to each peer")
+	c.Int(&l.TURNAllocsPerIP, "turn-max-allocations-per-ip", turnserver.DefaultMaxAllocationsPerIP, "TURN: allocations per client address (IPv6 by /64), whatever the peer ids")
+	c.Int64(&l.TURNBpsPerIP, "turn-max-bps-per-ip", turnserver.DefaultMaxBandwidthBpsPerIP, "TURN: relayed bits per second per client address, both directions")
+	c.Int64(&l.TURNTotalBps, "turn-max-total-bps", turnserver.DefaultMaxBandwidthBps, "TURN: relayed bits per second in total, both directions")
+	c.Duration(&l.TURNCredTTL, "turn-credential-ttl", 10*time.Minute, "TURN: lifetime of a viewer's credentials; the tracker sends fresh ones every half of it while the viewer stays connected")
 }
 
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -124,6 +145,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if c.fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("banyan up: unexpected argument %q (see banyan up --help)", c.fs.Arg(0))}
+	}
+	if err := o.readSecretFiles(); err != nil {
+		return err
 	}
 	log, err := newLogger(stderr, o.LogLevel)
 	if err != nil {
@@ -139,6 +163,35 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return sys.Close()
 }
 
+// readSecretFiles fills the secrets given as files. A secret given twice
+// is a mistake: which one wins would be a guess.
+func (o *upOptions) readSecretFiles() error {
+	for _, f := range []struct {
+		flag, file string
+		value      *string
+	}{
+		{"turn-secret", o.TURNSecretFile, &o.TURNSecret},
+		{"metrics-token", o.MetricsTokenFile, &o.MetricsToken},
+	} {
+		if f.file == "" {
+			continue
+		}
+		if *f.value != "" {
+			return usageError{fmt.Sprintf("banyan up: --%s and --%s-file both given (or %s set): use one", f.flag, f.flag, envName(f.flag))}
+		}
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			return fmt.Errorf("--%s-file: %w", f.flag, err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return fmt.Errorf("--%s-file: %s is empty", f.flag, f.file)
+		}
+		*f.value = v
+	}
+	return nil
+}
+
 // system is everything `banyan up` runs, with one Close for all of it.
 type system struct {
 	opt     upOptions
@@ -146,6 +199,8 @@ type system struct {
 	store   *store.Store
 	http    *http.Server
 	ln      net.Listener
+	metrics *http.Server // --metrics, nil without
+	metErr  chan error
 	seeder  *seeder.Seeder
 	rtmp    *rtmpingest.Server
 	tracker *tracker.Tracker
@@ -200,10 +255,11 @@ func (s *system) start(ctx context.Context) error {
 	if err := s.newSeeder(reg); err != nil {
 		return err
 	}
-	if err := s.startTURN(reg); err != nil {
+	// The tracker first: the TURN relay asks it which peers are alive.
+	if err := s.startTracker(reg); err != nil {
 		return err
 	}
-	if err := s.startTracker(reg); err != nil {
+	if err := s.startTURN(reg); err != nil {
 		return err
 	}
 	if err := s.startWHIP(reg); err != nil {
@@ -231,7 +287,13 @@ func (s *system) start(ctx context.Context) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// /metrics names every stream, private ones included, and shows the
+	// load: on the public port it needs the admin or the metrics token.
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	mux.Handle("GET /metrics", tokenGate(metricsTokenOK(s.store.CheckAdminToken, s.opt.MetricsToken), "admin or metrics token", metrics))
+	if err := s.startMetrics(ctx, metrics); err != nil {
+		return err
+	}
 	mux.Handle("/api/", tracker.NewAdminAPI(tracker.AdminConfig{
 		Store: s.store, Logger: s.log, OnRevoke: s.seeder.Kick, IsLive: s.seeder.Live,
 	}))
@@ -250,6 +312,7 @@ func (s *system) start(ctx context.Context) error {
 		Handler:           mux,
 		ReadHeaderTimeout: lim.HTTPHeaderTimeout,
 		ReadTimeout:       lim.HTTPReadTimeout,
+		WriteTimeout:      lim.HTTPWriteTimeout,
 		IdleTimeout:       lim.HTTPIdle,
 		MaxHeaderBytes:    lim.HTTPMaxHeader,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -279,6 +342,31 @@ func (s *system) start(ctx context.Context) error {
 		return err
 	}
 	s.tracker.AddIngest(tracker.IngestPoint{RTMPURL: "rtmp://" + hostPort(s.host(), s.rtmp.Addr().String()) + "/live"})
+	return nil
+}
+
+// startMetrics serves /metrics alone on --metrics, without a token: the
+// operator binds it where only the scraper reaches.
+func (s *system) startMetrics(ctx context.Context, h http.Handler) error {
+	if s.opt.MetricsAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.opt.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (--metrics): %w", s.opt.MetricsAddr, unwrapOpError(err))
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	lim := s.opt.Limits
+	s.metrics = &http.Server{
+		Handler: mux, ReadHeaderTimeout: lim.HTTPHeaderTimeout, ReadTimeout: lim.HTTPReadTimeout,
+		WriteTimeout: lim.HTTPWriteTimeout, IdleTimeout: lim.HTTPIdle, MaxHeaderBytes: lim.HTTPMaxHeader,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext: func(net.Listener) context.Context { return ctx },
+	}
+	s.metErr = make(chan error, 1)
+	go func() { s.metErr <- s.metrics.Serve(ln) }()
+	s.log.Info("metrics listening", "addr", ln.Addr().String())
 	return nil
 }
 
@@ -316,7 +404,7 @@ func (s *system) newSeeder(reg prometheus.Registerer) error {
 	}
 	s.seeder, err = seeder.New(seeder.Config{
 		SigningKey: ed25519.NewKeyFromSeed(seed), Logger: s.log.With("component", "seeder"), Registerer: reg,
-		MaxLive: s.opt.Limits.LiveStreams,
+		MaxLive: s.opt.Limits.LiveStreams, KeyCheck: s.store.CheckKeyGen,
 		Events: func(e seeder.Event) {
 			if s.announcer != nil {
 				s.announcer.Event(e)
@@ -349,7 +437,9 @@ func (s *system) startRTMP(ctx context.Context) error {
 			if err != nil {
 				return nil, nil, err
 			}
-			pub, err := s.seeder.StartPublish(p.Stream, "rtmp", !st.Private, p.Stop)
+			// A take-over may have waited seconds since the key check:
+			// the seeder re-checks p.KeyGen (Config.KeyCheck).
+			pub, err := s.seeder.StartPublish(p.Stream, "rtmp", !st.Private, p.KeyGen, p.Stop)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -366,17 +456,20 @@ func (s *system) startRTMP(ctx context.Context) error {
 	return nil
 }
 
-func (s *system) authorizeRTMP(ctx context.Context, key string) (string, error) {
+func (s *system) authorizeRTMP(ctx context.Context, key string) (rtmpingest.Grant, error) {
 	st, err := s.store.Authorize(key)
 	if err != nil {
 		s.seeder.Refused("rtmp", "bad_key")
-		return "", err
+		return rtmpingest.Grant{}, err
 	}
-	return st.Name, nil
+	return rtmpingest.Grant{Stream: st.Name, KeyGen: st.KeyGen}, nil
 }
 
-// startTURN runs the bundled TURN relay. Loopback relaying is allowed: the
-// all-in-one mode is for one machine.
+// startTURN runs the bundled TURN relay. It relays to loopback only with
+// --ice-loopback: every viewer of a public stream gets credentials, and
+// relaying to 127.0.0.1 would hand them this machine's local services. A
+// browser on the same machine does not need it: its host candidates reach
+// the root peer directly.
 func (s *system) startTURN(reg prometheus.Registerer) error {
 	if s.opt.TURNSecret != "" {
 		s.turnSecret = []byte(s.opt.TURNSecret)
@@ -389,9 +482,11 @@ func (s *system) startTURN(reg prometheus.Registerer) error {
 	var err error
 	s.turn, err = turnserver.New(turnserver.Config{
 		UDPAddr: s.opt.TURN, TCPAddr: s.opt.TURN, Secret: s.turnSecret,
-		RelayIP: net.ParseIP(s.opt.PublicHost), AllowLoopback: true, AllowPrivate: s.opt.TURNPriv,
+		RelayIP: net.ParseIP(s.opt.PublicHost), AllowLoopback: s.opt.ICELoop, AllowPrivate: s.opt.TURNPriv,
 		MaxAllocationsPerUser: s.opt.Limits.TURNAllocs, MaxBandwidthBpsPerUser: s.opt.Limits.TURNBps,
-		MaxLifetime: s.opt.Limits.TURNLifetime, MaxConns: s.opt.Limits.TURNConns,
+		MaxAllocationsPerIP: s.opt.Limits.TURNAllocsPerIP, MaxBandwidthBpsPerIP: s.opt.Limits.TURNBpsPerIP,
+		MaxBandwidthBps: s.opt.Limits.TURNTotalBps, Alive: s.turnPeerAlive,
+		MaxLifetime: s.opt.Limits.TURNLifetime, MaxConns: s.opt.Limits.TURNConns, MaxConnsPerIP: s.opt.Limits.TURNConnsPerIP,
 		Logger: s.log.With("component", "turn"), Registerer: reg,
 	})
 	if err != nil {
@@ -400,11 +495,27 @@ func (s *system) startTURN(reg prometheus.Registerer) error {
 	return nil
 }
 
-// iceServers hands a peer the bundled TURN relay with credentials that
+// whipCredentialTTL is the lifetime of a WHIP publisher's TURN
+// credentials: they come with the key-checked POST and nothing refreshes
+// them, so they outlast a long broadcast.
+const whipCredentialTTL = 12 * time.Hour
+
+// turnPeerAlive keeps an expired viewer credential working while the
+// viewer is still joined (turnserver.Config.Alive).
+func (s *system) turnPeerAlive(peer string) bool {
+	id, err := strconv.ParseUint(peer, 10, 64)
+	return err == nil && s.tracker.Alive(protocol.PeerID(id))
+}
+
+// iceServers hands a viewer the bundled TURN relay with credentials that
 // expire after --turn-credential-ttl (coturn REST convention, so coturn
-// works too).
+// works too); the tracker sends fresh ones while the viewer stays.
 func (s *system) iceServers(peer protocol.PeerID) []protocol.ICEServer {
-	user, pass := turnserver.Credentials(s.turnSecret, fmt.Sprint(peer), s.opt.Limits.TURNCredTTL, time.Now())
+	return s.iceServersTTL(peer, s.opt.Limits.TURNCredTTL)
+}
+
+func (s *system) iceServersTTL(peer protocol.PeerID, ttl time.Duration) []protocol.ICEServer {
+	user, pass := turnserver.Credentials(s.turnSecret, fmt.Sprint(peer), ttl, time.Now())
 	host := s.turn.RelayIP().String()
 	udp := net.JoinHostPort(host, portOf(s.turn.UDPAddr()))
 	tcp := net.JoinHostPort(host, portOf(s.turn.TCPAddr()))
@@ -422,15 +533,18 @@ func portOf(a net.Addr) string {
 // startWHIP makes the WHIP endpoint (browser and OBS 30+ publishers).
 func (s *system) startWHIP(reg prometheus.Registerer) (err error) {
 	s.whip, err = whip.New(whip.Config{
-		Authorize: func(ctx context.Context, key string) (string, bool, error) {
+		Authorize: func(ctx context.Context, key string) (whip.Grant, error) {
 			st, err := s.store.Authorize(key)
 			if err != nil && !errors.Is(err, store.ErrBadKey) {
-				return "", false, fmt.Errorf("%w: %v", whip.ErrUnavailable, err)
+				return whip.Grant{}, fmt.Errorf("%w: %v", whip.ErrUnavailable, err)
 			}
-			return st.Name, !st.Private, err
+			return whip.Grant{Stream: st.Name, Public: !st.Private, KeyGen: st.KeyGen}, err
 		},
-		Publisher: whip.PublisherFunc(func(stream string, public bool, stop func()) (whip.Session, error) {
-			p, err := s.seeder.StartPublish(stream, "whip", public, stop)
+		Publisher: whip.PublisherFunc(func(g whip.Grant, stop func()) (whip.Session, error) {
+			p, err := s.seeder.StartPublish(g.Stream, "whip", g.Public, g.KeyGen, stop)
+			if errors.Is(err, seeder.ErrKeyRevoked) {
+				return nil, fmt.Errorf("%w: %w", whip.ErrKeyRevoked, err)
+			}
 			if err != nil {
 				return nil, err // never a typed-nil *seeder.Publish inside the interface
 			}
@@ -441,7 +555,7 @@ func (s *system) startWHIP(reg prometheus.Registerer) (err error) {
 		NoMediaTimeout: s.opt.Limits.WHIPNoMedia,
 		ICEServers: func(stream string) []webrtc.ICEServer {
 			var out []webrtc.ICEServer
-			for _, is := range s.iceServers(protocol.PeerID(0)) {
+			for _, is := range s.iceServersTTL(protocol.PeerID(0), whipCredentialTTL) {
 				out = append(out, webrtc.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
 			}
 			return out
@@ -466,10 +580,19 @@ func (s *system) startTracker(reg prometheus.Registerer) error {
 	if err != nil {
 		return err
 	}
+	// Peer ids name TURN users: each start takes the next 2^32 ids, so a
+	// credential minted before a restart never names a new peer (and ids
+	// stay below 2^53, exact in the browser's JSON numbers).
+	starts, err := s.store.NextStart()
+	if err != nil {
+		return err
+	}
 	s.tracker, err = tracker.New(tracker.Config{
 		Stripes:       s.opt.Stripes,
 		RootCapacity:  s.opt.RootCap,
 		ICEServers:    s.iceServers,
+		ICERefresh:    s.opt.Limits.TURNCredTTL / 2,
+		FirstPeerID:   starts << 32,
 		SeederSecret:  s.seederSecret,
 		Access:        tracker.StoreAccess{Store: s.store, TokenSecret: viewerSecret},
 		MaxConnsPerIP: s.opt.Limits.WSConnsPerIP, MsgRate: s.opt.Limits.WSMsgRate, MsgBurst: s.opt.Limits.WSMsgBurst,
@@ -490,10 +613,15 @@ const demoKeyFile = "demo-stream.key"
 
 func (s *system) ensureDemoStream() (string, error) {
 	name := s.opt.DemoStream
-	if name == "" {
+	path := filepath.Join(s.store.Dir(), demoKeyFile)
+	if !s.opt.Demo || name == "" {
+		if _, err := os.Stat(path); err == nil {
+			// Left by an earlier demo start: its key still publishes.
+			s.log.Warn("demo disabled, but a demo stream key is still on disk: delete the file and rotate or revoke that stream's key",
+				"file", path, "stream", name)
+		}
 		return "", nil
 	}
-	path := filepath.Join(s.store.Dir(), demoKeyFile)
 	if _, err := s.store.Stream(name); err == nil {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -539,6 +667,14 @@ func (s *system) Close() error {
 		}
 	} else if s.tracker != nil {
 		s.tracker.Close()
+	}
+	if s.metrics != nil {
+		if err := s.metrics.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("metrics close: %w", err))
+		}
+		if err := <-s.metErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("metrics serve: %w", err))
+		}
 	}
 	if s.rtmp != nil {
 		s.rtmp.Close()
@@ -594,7 +730,7 @@ func (s *system) printBanner(w io.Writer) {
 		fmt.Fprintf(w, "  LL-HLS:      %s/hls/%s/index.m3u8  (VLC, ffplay, Safari)\n", web, s.opt.DemoStream)
 	}
 	fmt.Fprintf(w, "  Dashboard:   %s/dashboard\n", web)
-	fmt.Fprintf(w, "  Metrics:     %s/metrics\n", web)
+	fmt.Fprintf(w, "  Metrics:     %s/metrics  (Authorization: Bearer <admin or --metrics-token>)\n", web)
 	fmt.Fprintf(w, "  New stream:  banyan key create NAME --data %s\n\n", s.store.Dir())
 }
 

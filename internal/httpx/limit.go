@@ -4,12 +4,14 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/banyan-live/banyan/internal/ipkey"
 )
 
 // LimitConfig bounds the connections a listener keeps open.
 type LimitConfig struct {
-	// PerIP is the most connections one remote IP may hold open at once
-	// (0: no per-address limit).
+	// PerIP is the most connections one remote address may hold open at
+	// once, IPv6 grouped by /64 (ipkey) (0: no per-address limit).
 	PerIP int
 	// ExemptLoopback leaves loopback addresses out of PerIP: on loopback
 	// the peer is this machine, usually a reverse proxy carrying many
@@ -31,16 +33,16 @@ func LimitListener(ln net.Listener, cfg LimitConfig) net.Listener {
 	if cfg.PerIP <= 0 && cfg.Total <= 0 {
 		return ln
 	}
-	return &limitListener{Listener: ln, cfg: cfg, perIP: make(map[string]int)}
+	return &limitListener{Listener: ln, cfg: cfg, perIP: ipkey.NewCounter(cfg.PerIP, cfg.ExemptLoopback)}
 }
 
 type limitListener struct {
 	net.Listener
-	cfg LimitConfig
+	cfg   LimitConfig
+	perIP *ipkey.Counter
 
 	mu    sync.Mutex
 	total int
-	perIP map[string]int
 }
 
 // Accept returns the next connection within the limits; refused ones are
@@ -51,8 +53,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ip := hostOf(c.RemoteAddr())
-		if reason := l.admit(ip); reason != "" {
+		ip, loopback := ipkey.OfNet(c.RemoteAddr())
+		if reason := l.admit(ip, loopback); reason != "" {
 			c.Close()
 			if l.cfg.OnRefuse != nil {
 				l.cfg.OnRefuse(reason)
@@ -63,27 +65,24 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *limitListener) admit(ip string) string {
+func (l *limitListener) admit(ip ipkey.Key, loopback bool) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cfg.Total > 0 && l.total >= l.cfg.Total {
 		return "total"
 	}
-	if l.cfg.PerIP > 0 && !(l.cfg.ExemptLoopback && isLoopback(ip)) && l.perIP[ip] >= l.cfg.PerIP {
+	if !l.perIP.Acquire(ip, loopback) {
 		return "per_ip"
 	}
 	l.total++
-	l.perIP[ip]++
 	return ""
 }
 
-func (l *limitListener) release(ip string) {
+func (l *limitListener) release(ip ipkey.Key) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.total--
-	if l.perIP[ip]--; l.perIP[ip] <= 0 {
-		delete(l.perIP, ip)
-	}
+	l.perIP.Release(ip)
 }
 
 // OpenConns reports how many connections are open and how many addresses hold
@@ -95,13 +94,13 @@ func OpenConns(ln net.Listener) (conns, addrs int) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.total, len(l.perIP)
+	return l.total, l.perIP.Keys()
 }
 
 type limitConn struct {
 	net.Conn
 	l    *limitListener
-	ip   string
+	ip   ipkey.Key
 	done atomic.Bool
 }
 
@@ -112,20 +111,4 @@ func (c *limitConn) Close() error {
 		c.l.release(c.ip)
 	}
 	return c.Conn.Close()
-}
-
-func hostOf(a net.Addr) string {
-	if a == nil {
-		return ""
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
-}
-
-func isLoopback(ip string) bool {
-	a := net.ParseIP(ip)
-	return a != nil && a.IsLoopback()
 }

@@ -114,3 +114,52 @@ func get(t *testing.T, addr string) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 }
+
+// addrConn is one end of a pipe that claims to come from addr.
+type addrConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c addrConn) RemoteAddr() net.Addr { return c.addr }
+
+// chanListener hands out the connections sent on it, then fails.
+type chanListener struct{ c chan net.Conn }
+
+func (l chanListener) Accept() (net.Conn, error) {
+	c, ok := <-l.c
+	if !ok {
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+func (l chanListener) Close() error   { return nil }
+func (l chanListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// TestLimitListenerGroupsIPv6 (issue 18 #7): an IPv6 client may use any
+// address of its /64; they all share one per-address budget. Before the
+// fix each of the 6 addresses had its own and all 6 were served.
+func TestLimitListenerGroupsIPv6(t *testing.T) {
+	raw := chanListener{c: make(chan net.Conn, 16)}
+	var refused []string
+	ln := LimitListener(raw, LimitConfig{PerIP: 2, OnRefuse: func(r string) { refused = append(refused, r) }})
+	for _, a := range []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2::3", "2001:db8:1:2:aaaa::4", "2001:db8:1:2::5", "2001:db8:1:2::6", "2001:db8:1:3::1", "192.0.2.1", "192.0.2.2"} {
+		c, _ := net.Pipe()
+		raw.c <- addrConn{Conn: c, addr: &net.TCPAddr{IP: net.ParseIP(a), Port: 1}}
+	}
+	close(raw.c)
+	var got []string
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			break
+		}
+		got = append(got, c.RemoteAddr().String())
+	}
+	if len(got) != 5 || len(refused) != 4 {
+		t.Fatalf("accepted %v, refused %d; want 2 from 2001:db8:1:2::/64, 1 from 2001:db8:1:3::/64 and both IPv4", got, len(refused))
+	}
+	if _, addrs := OpenConns(ln); addrs != 4 {
+		t.Fatalf("%d addresses hold connections, want 4", addrs)
+	}
+}

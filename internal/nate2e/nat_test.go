@@ -500,9 +500,12 @@ func TestPeersBehindSymmetricNATsUseTURN(t *testing.T) {
 	// 2. banyan up on the internet: TURN relays to the lab's private
 	// addresses (--turn-allow-private) and advertises the public address.
 	data := t.TempDir()
+	metricsAddr := pubIP + ":9100"
 	up := l.start("pub", banyanBin, cleanEnv(), "up", "--data", data,
 		"--http", httpAddr, "--rtmp", pubIP+":1935", "--turn", pubIP+":3478", "--public-host", pubIP,
-		"--turn-allow-private", "--stripes", "1", "--root-capacity", "1", "--demo-stream", stream, "--log-level", "debug")
+		"--turn-allow-private", "--stripes", "1", "--root-capacity", "1", "--demo-stream", stream, "--log-level", "debug",
+		"--metrics", metricsAddr) // /metrics without a token, on its own port
+
 	var key string
 	for end := time.Now().Add(15 * time.Second); key == ""; {
 		if b, err := os.ReadFile(filepath.Join(data, "demo-stream.key")); err == nil {
@@ -537,7 +540,7 @@ func TestPeersBehindSymmetricNATsUseTURN(t *testing.T) {
 	h1 := l.start("h1", banyanBin, cleanEnv(), "peer", "--tracker", tracker, "--stream", stream,
 		"--capacity-mbps", "20", "--duration", "26s", "--json", "--log-level", "debug")
 	metrics := func() string {
-		s, err := l.get("pub", "http://"+httpAddr+"/metrics")
+		s, err := l.get("pub", "http://"+metricsAddr+"/metrics")
 		if err != nil {
 			t.Logf("metrics: %v", err)
 		}

@@ -16,6 +16,7 @@ import (
 	rtmp "github.com/yutopp/go-rtmp"
 	"github.com/yutopp/go-rtmp/message"
 
+	"github.com/banyan-live/banyan/internal/ipkey"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/flv"
 )
@@ -34,7 +35,7 @@ type conn struct {
 	nc       net.Conn
 	g        *guard
 	id       uint64
-	ip       string
+	ip       ipkey.Key
 	accepted time.Time
 	log      *slog.Logger
 	ctx      context.Context
@@ -65,7 +66,7 @@ type publish struct {
 	endOnce sync.Once
 }
 
-func newConn(s *Server, nc net.Conn, id uint64, ip string) *conn {
+func newConn(s *Server, nc net.Conn, id uint64, ip ipkey.Key) *conn {
 	c := &conn{srv: s, nc: nc, id: id, ip: ip, accepted: time.Now()}
 	c.ctx, c.cancel = context.WithCancel(s.baseCtx)
 	c.log = s.log.With("conn", id, "remote", nc.RemoteAddr().String())
@@ -287,8 +288,9 @@ func (h *handler) OnPublish(sctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 		return err
 	}
 	actx, cancel := context.WithDeadline(c.ctx, c.accepted.Add(c.srv.cfg.HandshakeTimeout))
-	stream, err := c.srv.cfg.Authorize(actx, key)
+	grant, err := c.srv.cfg.Authorize(actx, key)
 	cancel()
+	stream := grant.Stream
 	if err == nil && stream == "" {
 		err = errors.New("no stream for the key")
 	}
@@ -304,7 +306,7 @@ func (h *handler) OnPublish(sctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 	c.mu.Unlock()
 
 	p := &publish{c: c, ended: make(chan struct{}),
-		info: Publish{Stream: stream, RemoteAddr: c.nc.RemoteAddr(), Started: time.Now(),
+		info: Publish{Stream: stream, KeyGen: grant.KeyGen, RemoteAddr: c.nc.RemoteAddr(), Started: time.Now(),
 			stop: func() { c.kill(ErrKicked) }}}
 	if old := c.srv.claim(p); old != nil {
 		c.log.Info("rtmp: publish takes over the stream", "stream", stream, "old_publish", old.info.ID)

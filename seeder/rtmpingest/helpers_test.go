@@ -199,11 +199,11 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	h := &harness{t: t, logs: &logBuffer{}, serve: make(chan error, 1)}
 	cfg := Config{
 		Addr: "127.0.0.1:0",
-		Authorize: func(ctx context.Context, key string) (string, error) {
+		Authorize: func(ctx context.Context, key string) (Grant, error) {
 			if name, ok := strings.CutPrefix(key, "k-"); ok && name != "" {
-				return name, nil
+				return Grant{Stream: name}, nil
 			}
-			return "", errors.New("unknown key")
+			return Grant{}, errors.New("unknown key")
 		},
 		NewSink: func(ctx context.Context, p Publish) (media.Sink, func(error), error) {
 			s := &recSink{pub: p, done: make(chan error, 1)}

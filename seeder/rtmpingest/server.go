@@ -20,6 +20,7 @@ import (
 
 	rtmp "github.com/yutopp/go-rtmp"
 
+	"github.com/banyan-live/banyan/internal/ipkey"
 	"github.com/banyan-live/banyan/media"
 )
 
@@ -46,9 +47,20 @@ const (
 	DefaultMaxMessageSize   = 8 << 20
 )
 
+// Grant is what a stream key check established.
+type Grant struct {
+	// Stream is the stream the key belongs to.
+	Stream string
+	// KeyGen is the key generation the key was checked at. A take-over
+	// waits up to 5 s after the check, so NewSink must re-check it (the
+	// seeder does, in StartPublish) before media is accepted.
+	KeyGen uint64
+}
+
 // Publish describes an accepted publish.
 type Publish struct {
 	Stream     string   // what Authorize returned for the key
+	KeyGen     uint64   // the key generation Authorize returned
 	ID         uint64   // unique and increasing within a Server
 	RemoteAddr net.Addr // the publisher
 	Started    time.Time
@@ -70,10 +82,10 @@ type Config struct {
 	// Addr to listen on; DefaultAddr when empty. "127.0.0.1:0" picks a
 	// free port (see Server.Addr).
 	Addr string
-	// Authorize maps a stream key to a stream name, or refuses it. It is
+	// Authorize maps a stream key to its Grant, or refuses it. It is
 	// called on publish, before any media is accepted; ctx ends with the
 	// handshake deadline. Required.
-	Authorize func(ctx context.Context, key string) (stream string, err error)
+	Authorize func(ctx context.Context, key string) (Grant, error)
 	// NewSink is called once the key is accepted. The sink receives every
 	// call of this publish from one goroutine; done (may be nil) is called
 	// once when the publish ends, with nil for a clean unpublish or the
@@ -112,7 +124,7 @@ type Server struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	conns    map[*conn]struct{}
-	perIP    map[string]int
+	perIP    *ipkey.Counter // connections per client address (IPv6 by /64)
 	pubs     map[string]*publish
 	nextID   uint64
 	nextPub  uint64
@@ -162,7 +174,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		conns:     make(map[*conn]struct{}),
-		perIP:     make(map[string]int),
+		perIP:     ipkey.NewCounter(cfg.MaxConnsPerIP, false),
 		pubs:      make(map[string]*publish),
 		serveDone: make(chan struct{}),
 	}
@@ -326,7 +338,7 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 }
 
 func (s *Server) handle(nc net.Conn) {
-	ip := hostOf(nc.RemoteAddr())
+	ip, loopback := ipkey.OfNet(nc.RemoteAddr())
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -337,7 +349,7 @@ func (s *Server) handle(nc net.Conn) {
 	switch {
 	case len(s.conns) >= s.cfg.MaxConns:
 		why = "too many connections"
-	case s.perIP[ip] >= s.cfg.MaxConnsPerIP:
+	case !s.perIP.Acquire(ip, loopback):
 		why = "too many connections from this address"
 	}
 	if why != "" {
@@ -358,7 +370,6 @@ func (s *Server) handle(nc net.Conn) {
 	s.nextID++
 	c := newConn(s, nc, s.nextID, ip)
 	s.conns[c] = struct{}{}
-	s.perIP[ip]++
 	s.wg.Add(1)
 	s.mu.Unlock()
 
@@ -375,9 +386,7 @@ func (s *Server) handle(nc net.Conn) {
 func (s *Server) connDone(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
-	if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
-		delete(s.perIP, c.ip)
-	}
+	s.perIP.Release(c.ip)
 	s.mu.Unlock()
 	s.wg.Done()
 }
@@ -408,17 +417,6 @@ func (s *Server) release(p *publish) {
 func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 	ac := nc.(*acceptedConn)
 	return ac.c.g, ac.c.rtmpConfig()
-}
-
-func hostOf(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	h, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return h
 }
 
 // acceptedConn carries our connection state through go-rtmp's Serve.

@@ -302,7 +302,7 @@ func TestPerIPLimit(t *testing.T) {
 	waitFor(t, 2*time.Second, "slot freed", func() bool {
 		h.srv.mu.Lock()
 		defer h.srv.mu.Unlock()
-		return h.srv.perIP["127.0.0.1"] == 1
+		return h.srv.perIP.Count("127.0.0.1") == 1
 	})
 	c := dialClient(t, h.addr())
 	if code, _ := c.publish("live", "k-x"); code != "NetStream.Publish.Start" {
@@ -366,7 +366,7 @@ func TestCloseEndsEverything(t *testing.T) {
 func TestServeStopsOnContextCancel(t *testing.T) {
 	srv, err := New(Config{
 		Addr:      "127.0.0.1:0",
-		Authorize: func(context.Context, string) (string, error) { return "", errors.New("no") },
+		Authorize: func(context.Context, string) (Grant, error) { return Grant{}, errors.New("no") },
 		NewSink: func(context.Context, Publish) (media.Sink, func(error), error) {
 			return nil, nil, errors.New("no")
 		},
@@ -480,5 +480,39 @@ func TestPublishStopEndsOnlyThatPublish(t *testing.T) {
 	}
 	if closedByServer(b.nc, 200*time.Millisecond) {
 		t.Fatal("the other publish was closed too")
+	}
+}
+
+// v6Conn is one end of a pipe that claims to come from addr.
+type v6Conn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c v6Conn) RemoteAddr() net.Addr { return c.addr }
+
+// TestPerIPLimitGroupsIPv6 (issue 18 #7): RTMP connections from addresses
+// of one IPv6 /64 share MaxConnsPerIP. Before the fix the third address
+// of the /64 got its own budget and was served.
+func TestPerIPLimitGroupsIPv6(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxConnsPerIP = 2 })
+	var clients []net.Conn
+	for _, a := range []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3", "2001:db8:1:3::1"} {
+		server, client := net.Pipe()
+		defer client.Close()
+		clients = append(clients, client)
+		h.srv.handle(v6Conn{Conn: server, addr: &net.TCPAddr{IP: net.ParseIP(a), Port: 1935}})
+	}
+	if !closedByServer(clients[2], time.Second) {
+		t.Fatal("third connection from one /64 not refused")
+	}
+	for _, i := range []int{0, 1, 3} {
+		_ = clients[i].SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := clients[i].Read(make([]byte, 1)); !isTimeout(err) {
+			t.Fatalf("connection %d: %v, want it open", i, err)
+		}
+	}
+	if n := h.srv.perIP.Count("2001:db8:1:2::/64"); n != 2 {
+		t.Fatalf("/64 holds %d, want 2", n)
 	}
 }

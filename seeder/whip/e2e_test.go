@@ -616,7 +616,7 @@ func TestIntoPackager(t *testing.T) {
 	}
 	ps.Packager = pkg
 	env := newTestEnv(t, func(c *Config) {
-		c.Publisher = PublisherFunc(func(string, bool, func()) (Session, error) { return ps, nil })
+		c.Publisher = PublisherFunc(func(Grant, func()) (Session, error) { return ps, nil })
 	})
 	c := newClient(t, clientOpts{})
 	c.publish(t, env.web.URL, "cmaf", "key-cmaf", true)

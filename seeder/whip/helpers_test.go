@@ -137,7 +137,8 @@ type recPublisher struct {
 	fail error
 }
 
-func (p *recPublisher) StartPublish(stream string, public bool, stop func()) (Session, error) {
+func (p *recPublisher) StartPublish(g Grant, stop func()) (Session, error) {
+	stream, public := g.Stream, g.Public
 	p.mu.Lock()
 	if p.fail != nil {
 		p.mu.Unlock()
@@ -174,14 +175,14 @@ func (p *recPublisher) last(t *testing.T) *recSession {
 
 // Test stream keys: key-<stream> is the key of <stream>; "private" keys
 // make non-public streams.
-func testAuthorize(_ context.Context, key string) (string, bool, error) {
+func testAuthorize(_ context.Context, key string) (Grant, error) {
 	switch {
 	case key == "down":
-		return "", false, ErrUnavailable
+		return Grant{}, ErrUnavailable
 	case strings.HasPrefix(key, "key-"):
-		return strings.TrimPrefix(key, "key-"), true, nil
+		return Grant{Stream: strings.TrimPrefix(key, "key-"), Public: true}, nil
 	}
-	return "", false, errors.New("unknown key")
+	return Grant{}, errors.New("unknown key")
 }
 
 type testEnv struct {

@@ -111,30 +111,30 @@ func (s *Server) fail(w http.ResponseWriter, e *httpError) {
 }
 
 // authorize checks the bearer key and that it is the key of stream.
-func (s *Server) authorize(ctx context.Context, r *http.Request, stream string) (public bool, e *httpError) {
+func (s *Server) authorize(ctx context.Context, r *http.Request, stream string) (g Grant, e *httpError) {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		return false, refuse(http.StatusUnauthorized, "no_key", "missing Authorization: Bearer <stream key>")
+		return Grant{}, refuse(http.StatusUnauthorized, "no_key", "missing Authorization: Bearer <stream key>")
 	}
 	scheme, key, ok := strings.Cut(auth, " ")
 	key = strings.TrimSpace(key)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
-		return false, refuse(http.StatusUnauthorized, "no_key", "the Authorization header must be: Bearer <stream key>")
+		return Grant{}, refuse(http.StatusUnauthorized, "no_key", "the Authorization header must be: Bearer <stream key>")
 	}
 	if len(key) > maxKeyLen {
-		return false, refuse(http.StatusUnauthorized, "bad_key", "stream key refused")
+		return Grant{}, refuse(http.StatusUnauthorized, "bad_key", "stream key refused")
 	}
-	name, public, err := s.cfg.Authorize(ctx, key)
+	g, err := s.cfg.Authorize(ctx, key)
 	switch {
 	case errors.Is(err, ErrUnavailable):
 		s.log.Warn("WHIP authorization unavailable", "err", err)
-		return false, refuse(http.StatusServiceUnavailable, "auth_unavailable", "stream keys cannot be checked right now; try again")
+		return Grant{}, refuse(http.StatusServiceUnavailable, "auth_unavailable", "stream keys cannot be checked right now; try again")
 	case err != nil:
-		return false, refuse(http.StatusUnauthorized, "bad_key", "stream key refused")
-	case name != stream:
-		return false, refuse(http.StatusForbidden, "wrong_stream", "this stream key is not the key of stream %q", stream)
+		return Grant{}, refuse(http.StatusUnauthorized, "bad_key", "stream key refused")
+	case g.Stream != stream:
+		return Grant{}, refuse(http.StatusForbidden, "wrong_stream", "this stream key is not the key of stream %q", stream)
 	}
-	return public, nil
+	return g, nil
 }
 
 func checkType(r *http.Request, want string) *httpError {
@@ -240,7 +240,7 @@ func quote(v string) (string, bool) {
 }
 
 func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, stream string) {
-	public, e := s.authorize(r.Context(), r, stream)
+	grant, e := s.authorize(r.Context(), r, stream)
 	if e == nil {
 		e = checkType(r, typeSDP)
 	}
@@ -267,7 +267,7 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, stream strin
 		s.fail(w, refuse(http.StatusServiceUnavailable, "busy", "%s", msg))
 		return
 	}
-	se, answer, e := s.negotiate(r.Context(), stream, public, body, sum)
+	se, answer, e := s.negotiate(r.Context(), grant, body, sum)
 	if e != nil {
 		s.release()
 		s.fail(w, e)
@@ -290,7 +290,8 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request, stream strin
 // negotiate applies the offer, answers it with the server's candidates
 // gathered, starts the publish and registers the session. On error
 // nothing is left behind.
-func (s *Server) negotiate(ctx context.Context, stream string, public bool, offer []byte, sum offerSummary) (*session, string, *httpError) {
+func (s *Server) negotiate(ctx context.Context, g Grant, offer []byte, sum offerSummary) (*session, string, *httpError) {
+	stream := g.Stream
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.cfg.ServerICEServers})
 	if err != nil {
 		return nil, "", refuse(http.StatusInternalServerError, "internal", "cannot create a peer connection: %v", err)
@@ -338,7 +339,10 @@ func (s *Server) negotiate(ctx context.Context, stream string, public bool, offe
 		return nil, "", refuse(http.StatusUnprocessableEntity, "no_h264",
 			"H.264 video is required, and none of the offered H.264 formats can be received (packetization-mode 0 or 1; baseline, main or high profile)")
 	}
-	pub, err := s.cfg.Publisher.StartPublish(stream, public, func() { se.cancel(ErrStopped) })
+	pub, err := s.cfg.Publisher.StartPublish(g, func() { se.cancel(ErrStopped) })
+	if errors.Is(err, ErrKeyRevoked) {
+		return nil, "", refuse(http.StatusUnauthorized, "key_revoked", "stream key revoked or rotated while the offer was read")
+	}
 	if err != nil || pub == nil {
 		return nil, "", refuse(http.StatusServiceUnavailable, "publish_refused", "the publish cannot start: %v", err)
 	}

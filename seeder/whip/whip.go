@@ -44,20 +44,33 @@ type Session interface {
 	End(cause error)
 }
 
+// Grant is what a stream key check established.
+type Grant struct {
+	// Stream is the stream the key belongs to.
+	Stream string
+	// Public says whether the stream may be served as clear LL-HLS.
+	Public bool
+	// KeyGen is the key generation the key was checked at. The offer is
+	// read (up to the HTTP read timeout) and answered after the check, so
+	// the Publisher re-checks it when the publish starts.
+	KeyGen uint64
+}
+
 // Publisher starts publishes. StartPublish takes over a live publish of
 // the same stream (whatever its protocol) by calling that publish's stop;
 // stop, which this package passes, ends the WHIP session and may be called
-// from any goroutine, any number of times.
+// from any goroutine, any number of times. It must refuse a grant whose
+// key was revoked or rotated since Authorize.
 type Publisher interface {
-	StartPublish(stream string, public bool, stop func()) (Session, error)
+	StartPublish(g Grant, stop func()) (Session, error)
 }
 
 // PublisherFunc adapts a function to Publisher.
-type PublisherFunc func(stream string, public bool, stop func()) (Session, error)
+type PublisherFunc func(g Grant, stop func()) (Session, error)
 
 // StartPublish implements Publisher.
-func (f PublisherFunc) StartPublish(stream string, public bool, stop func()) (Session, error) {
-	return f(stream, public, stop)
+func (f PublisherFunc) StartPublish(g Grant, stop func()) (Session, error) {
+	return f(g, stop)
 }
 
 // Errors a Session's End receives (nil is a clean DELETE).
@@ -67,6 +80,10 @@ var (
 	ErrConnectionFailed = errors.New("whip: WebRTC connection failed or closed")
 	ErrServerClosed     = errors.New("whip: server closed")
 )
+
+// ErrKeyRevoked, wrapped by a StartPublish error, answers 401: the key
+// was revoked or rotated after Authorize accepted it.
+var ErrKeyRevoked = errors.New("whip: stream key revoked or rotated")
 
 // ErrUnavailable, wrapped by an Authorize error, answers 503 instead of 401
 // (the key store is down, not the key wrong).
@@ -87,11 +104,10 @@ const (
 
 // Config configures a Server. Authorize and Publisher are required.
 type Config struct {
-	// Authorize maps a stream key to its stream name and whether the
-	// stream is public (may be served as clear LL-HLS), or refuses it. It
-	// runs before the offer is read. An error answers 401 (503 when it
-	// wraps ErrUnavailable).
-	Authorize func(ctx context.Context, key string) (stream string, public bool, err error)
+	// Authorize maps a stream key to its Grant, or refuses it. It runs
+	// before the offer is read. An error answers 401 (503 when it wraps
+	// ErrUnavailable).
+	Authorize func(ctx context.Context, key string) (Grant, error)
 	// Publisher receives each accepted publish.
 	Publisher Publisher
 	// OnRefused, when set, is told of every refused request with a short
