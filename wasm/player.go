@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/wasm/internal/mse"
 )
 
@@ -81,6 +82,7 @@ type Player struct {
 	video js.Value
 	log   *slog.Logger
 	fail  func(error) // fatal playback errors go to the page
+	guard *guard.Guard
 
 	mu      sync.Mutex
 	planner mse.Planner
@@ -123,6 +125,9 @@ type PlayerConfig struct {
 	// Fail receives errors that stop playback for good (an unplayable
 	// codec, a browser without MSE, repeated decoder failures).
 	Fail func(error)
+	// Guard runs the player's goroutines and browser callbacks (nil: a
+	// panic ends the program).
+	Guard *guard.Guard
 }
 
 // NewPlayer starts a player on cfg.Video. The element is muted so that
@@ -139,6 +144,7 @@ func NewPlayer(cfg PlayerConfig) *Player {
 		video:  cfg.Video,
 		log:    cfg.Log,
 		fail:   cfg.Fail,
+		guard:  cfg.Guard,
 		wake:   make(chan struct{}, 1),
 		events: make(chan event, 256),
 		edge:   mse.NewEdge(cfg.Edge),
@@ -146,17 +152,19 @@ func NewPlayer(cfg PlayerConfig) *Player {
 		done:   make(chan struct{}),
 	}
 	p.onEvent = js.FuncOf(func(this js.Value, args []js.Value) any {
-		if len(args) == 0 {
-			return nil
-		}
-		gen := 0
-		if g := this.Get("__banyanGen"); g.Type() == js.TypeNumber {
-			gen = g.Int()
-		}
-		select {
-		case p.events <- event{typ: args[0].Get("type").String(), gen: gen}:
-		default: // the tick catches up with whatever was dropped
-		}
+		_ = p.guard.Run("player event", func() {
+			if len(args) == 0 {
+				return
+			}
+			gen := 0
+			if g := this.Get("__banyanGen"); g.Type() == js.TypeNumber {
+				gen = g.Int()
+			}
+			select {
+			case p.events <- event{typ: args[0].Get("type").String(), gen: gen}:
+			default: // the tick catches up with whatever was dropped
+			}
+		})
 		return nil
 	})
 	p.video.Set("muted", true)
@@ -165,7 +173,7 @@ func NewPlayer(cfg PlayerConfig) *Player {
 	for _, typ := range []string{"waiting", "playing", "pause", "error"} {
 		p.listen(p.video, typ)
 	}
-	go p.run(ctx)
+	p.guard.Go("player", func() { p.run(ctx) })
 	return p
 }
 
@@ -607,7 +615,7 @@ func (p *Player) play() {
 	if err := try(func() { pr = p.video.Call("play") }); err != nil || !defined(pr) {
 		return
 	}
-	go func() {
+	p.guard.Go("player play", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, err := await(ctx, pr); err != nil && isJSError(err, "NotAllowedError") {
@@ -620,5 +628,5 @@ func (p *Player) play() {
 			default:
 			}
 		}
-	}()
+	})
 }

@@ -16,6 +16,11 @@
 // Events: "banyan-state" (detail {state, reason}), "banyan-stats" (detail:
 // the figures). States: connecting, waiting, live, buffering, paused,
 // reconnecting, ended, error.
+//
+// If the viewer crashes (it exits with a non-zero code: 3 after a panic it
+// recovered, 2 after one it could not), the element says so, counts it in
+// stats.restarts and starts a fresh viewer after a backoff, instead of
+// leaving a frozen picture.
 (() => {
   "use strict";
   if (customElements.get("banyan-player")) return;
@@ -80,6 +85,9 @@
     error: "Cannot play this stream",
   };
   const BUSY = new Set(["connecting", "buffering", "reconnecting"]);
+  // Restart backoff after a crash: 1 s, doubling up to 30 s; a viewer that
+  // ran a minute without crashing starts again from 1 s.
+  const RESTART_MIN_MS = 1000, RESTART_MAX_MS = 30000, RESTART_RESET_MS = 60000;
 
   const STYLE = `
 :host { display: block; position: relative; max-width: 100%; background: #000; color: #eef3f0;
@@ -142,6 +150,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
   <dt>Buffer</dt><dd data-k="buffer">–</dd>
   <dt>Stalls</dt><dd data-k="stalls">–</dd>
   <dt>First frame</dt><dd data-k="first">–</dd>
+  <dt>Restarts</dt><dd data-k="restarts">none</dd>
 </dl></details>`;
 
   function seconds(ms) { return (ms / 1000).toFixed(1) + " s"; }
@@ -175,6 +184,10 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this._stats = null;
       this._handle = null;
       this._firstFrame = null;
+      this._restarts = 0;
+      this._lastCrash = "";
+      this._restartDelay = RESTART_MIN_MS;
+      this._restartTimer = 0;
       this._unmute.addEventListener("click", () => this.unmute());
       this._play.addEventListener("click", () => this.play());
       this._video.addEventListener("volumechange", () => this._syncMute());
@@ -273,11 +286,17 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
         const token = this.getAttribute("token");
         if (token) go.env.BANYAN_TOKEN = token;
         if (this.hasAttribute("debug")) go.env.BANYAN_DEBUG = "1";
+        let exitCode = 0;
+        go.exit = (code) => { exitCode = code; };
         const inst = await WebAssembly.instantiate(module, go.importObject);
         if (this._handle !== handle) return;
+        const began = performance.now();
         go.run(inst)
-          .catch((e) => this._setState("error", "the viewer stopped: " + (e && e.message || e)))
-          .finally(() => { delete registry[id]; });
+          .catch((e) => { exitCode = exitCode || 1; this._lastCrash = String(e && e.message || e); })
+          .finally(() => {
+            delete registry[id];
+            if (this._handle === handle && exitCode !== 0) this._crashed(exitCode, performance.now() - began);
+          });
       } catch (e) {
         delete registry[id];
         if (this._handle === handle) this._setState("error", (e && e.message) || String(e));
@@ -287,7 +306,26 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
     _stop() {
       const h = this._handle;
       this._handle = null;
+      clearTimeout(this._restartTimer);
       if (h && h.stop) h.stop();
+    }
+
+    // _crashed: the viewer exited on its own with a non-zero code. Its
+    // last words (the state it reported) say why; a fresh one starts after
+    // the backoff, unless the element was removed or restarted meanwhile.
+    _crashed(code, ranMs) {
+      if (ranMs > RESTART_RESET_MS) this._restartDelay = RESTART_MIN_MS;
+      const why = this._state === "error" && this._reasonText ? this._reasonText : `exit code ${code}`;
+      this._lastCrash = why;
+      this._restarts++;
+      this._dd.restarts.textContent = `${this._restarts} (last: ${why})`;
+      const delay = this._restartDelay;
+      this._restartDelay = Math.min(RESTART_MAX_MS, delay * 2);
+      this._handle = null;
+      this._setState("reconnecting", `the viewer stopped (${why}); restarting in ${Math.round(delay / 1000)} s`);
+      this._restartTimer = setTimeout(() => {
+        if (this._handle === null && this.isConnected) this._start();
+      }, delay);
     }
 
     _setState(state, reason) {
@@ -310,6 +348,8 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
 
     _setStats(s) {
       s.firstFrameMs = this._firstFrame ? Math.round(this._firstFrame.sinceNavigation) : null;
+      s.restarts = this._restarts;
+      s.lastCrash = this._lastCrash;
       s.joinMs = this._firstFrame ? Math.round(this._firstFrame.sinceStart) : null;
       this._stats = s;
       const total = s.bytesP2P + s.bytesTURN + s.bytesOrigin;
