@@ -156,6 +156,18 @@ func TestFirefoxViewerInMesh(t *testing.T) {
 		}
 		t.Logf("%s panic: restarts %.0f (last %q), playing again at %.1f s (was %.1f s)", kind, back.Extra.Restarts, back.Extra.LastCrash, back.Time, before.Time)
 	}
+	// The dead instances left nothing calling into them: the page
+	// detached their handlers and closed their connections.
+	var ghosts []string
+	for _, l := range ff.Logs() {
+		if strings.Contains(l.Text, "already exited") {
+			ghosts = append(ghosts, l.String())
+		}
+	}
+	if len(ghosts) > 0 {
+		dumpLogs()
+		t.Fatalf("a crashed viewer's handlers still ran: %q", ghosts)
+	}
 	// The first player was not disturbed.
 	main := probeSel("banyan-player")
 	if main.State != "live" || main.Time < got.Time+5 {
