@@ -271,13 +271,14 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 		v.mu.Lock()
 		peer := v.peer
 		v.mu.Unlock()
-		p2p, turn, origin, parents, children := v.meshStats()
+		p2p, turn, origin, parents, children, paths := v.meshStats()
 		stats := map[string]any{
 			"peer":        float64(peer),
 			"bytesP2P":    float64(p2p),
 			"bytesTURN":   float64(turn),
 			"bytesOrigin": float64(origin),
 			"parents":     parents,
+			"paths":       strings.Join(paths, ","),
 			"children":    children,
 			"behindMs":    ps.BehindMS,
 			"bufferMs":    ps.BufferMS,

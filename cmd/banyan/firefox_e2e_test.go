@@ -21,6 +21,7 @@ type firefoxProbe struct {
 		Restarts  float64 `json:"restarts"`
 		LastCrash string  `json:"lastCrash"`
 		Panics    float64 `json:"panics"`
+		Paths     string  `json:"paths"`
 	} `json:"extra"`
 }
 
@@ -29,7 +30,7 @@ const firefoxProbeJS = `(() => { const p = document.querySelector(%q); if (!p) r
 	const v = p.video, s = p.stats;
 	return {state: p.state, reason: p.reason || '', time: v ? v.currentTime : 0, paused: v ? v.paused : true,
 		width: v ? v.videoWidth : 0, height: v ? v.videoHeight : 0, stats: s || null,
-		extra: s ? {restarts: s.restarts || 0, lastCrash: s.lastCrash || '', panics: s.panics || 0} : null}; })()`
+		extra: s ? {restarts: s.restarts || 0, lastCrash: s.lastCrash || '', panics: s.panics || 0, paths: s.paths || ''} : null}; })()`
 
 // TestFirefoxViewerInMesh opens the watch page of a live 1280x720 stream
 // in headless Firefox ESR, driven over WebDriver BiDi. The viewer joins
@@ -109,6 +110,11 @@ func TestFirefoxViewerInMesh(t *testing.T) {
 	got = waitSel("banyan-player", "bytes from a peer", 10*time.Second, func(fp firefoxProbe) bool {
 		return fp.Stats != nil && fp.Stats.Parents > 0 && fp.Stats.BytesP2P > 0
 	})
+	// Firefox has no getSelectedCandidatePair: the path comes from
+	// getStats' selected pair, on loopback a direct one.
+	if got.Extra.Paths != "direct,direct" {
+		t.Fatalf("parent paths %q, want direct,direct", got.Extra.Paths)
+	}
 	s := got.Stats
 	t.Logf("firefox viewer: p2p %.0f B, turn %.0f B, origin %.0f B, parents %.0f, behind %.0f ms, buffer %.0f ms, stalls %.0f, first frame %.0f ms",
 		s.BytesP2P, s.BytesTURN, s.BytesOrigin, s.Parents, s.BehindMs, s.BufferMs, s.Stalls, s.FirstMS)

@@ -401,7 +401,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this._dd.p2p.textContent = share(s.bytesP2P);
       this._dd.turn.textContent = share(s.bytesTURN);
       this._dd.origin.textContent = share(s.bytesOrigin);
-      this._dd.parents.textContent = String(s.parents);
+      this._dd.parents.textContent = String(s.parents) + (s.paths ? ` (${s.paths.split(",").join(", ")})` : "");
       this._dd.children.textContent = String(s.children);
       this._dd.behind.textContent = seconds(s.behindMs) + (s.rate > 1 ? ` (catching up ×${s.rate.toFixed(2)})` : "");
       this._dd.buffer.textContent = seconds(s.bufferMs);
