@@ -298,6 +298,7 @@ func iceServers(in []protocol.ICEServer) []webrtc.ICEServer {
 }
 
 func (l *Link) setupDC(dc *webrtc.DataChannel) {
+	prepareDC(dc)
 	l.mu.Lock()
 	l.dc = dc
 	l.mu.Unlock()
