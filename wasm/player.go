@@ -100,6 +100,7 @@ type Player struct {
 	pendingMIME string
 	offset      float64
 	edge        *mse.Edge
+	streaming   mse.Streaming // the ManagedMediaSource's hints
 	stall       mse.StallMeter
 	rebuilds    []time.Time
 	lastCur     float64
@@ -317,6 +318,12 @@ func (p *Player) handle(ev event) {
 		p.control(time.Now())
 	case "error":
 		p.mediaError()
+	case "startstreaming":
+		p.streaming.Start()
+		p.log.Debug("media source: startstreaming")
+	case "endstreaming":
+		p.streaming.End()
+		p.log.Debug("media source: endstreaming")
 	case "banyan:play":
 		p.blocked = false
 		p.play()
@@ -359,10 +366,14 @@ func (p *Player) create(mime string) error {
 	for _, typ := range []string{"sourceopen", "sourceended", "sourceclose"} {
 		p.listen(p.ms, typ)
 	}
+	p.streaming = mse.NewStreaming(managed)
 	if managed {
 		// ManagedMediaSource plays only without AirPlay or with an
 		// alternative source; we have none.
 		p.video.Set("disableRemotePlayback", true)
+		// Its hints: when to append and when the browser has enough.
+		p.listen(p.ms, "startstreaming")
+		p.listen(p.ms, "endstreaming")
 	}
 	p.url = js.Global().Get("URL").Call("createObjectURL", p.ms).String()
 	p.video.Set("src", p.url)
@@ -405,6 +416,12 @@ func (p *Player) pump() {
 			return
 		}
 		op := p.queue[0]
+		if op.Kind == mse.OpAppend && p.ready() && !p.appendAllowed() {
+			// The browser has enough (endstreaming): the next tick or
+			// startstreaming looks again.
+			p.mu.Unlock()
+			return
+		}
 		if op.Kind != mse.OpCreate && !p.ready() {
 			// Waiting for sourceopen or updateend; with no MediaSource at
 			// all (after a fatal error) there is nothing to wait for.
@@ -447,6 +464,15 @@ func (p *Player) pump() {
 			}
 		}
 	}
+}
+
+// appendAllowed follows the ManagedMediaSource's streaming hints.
+func (p *Player) appendAllowed() bool {
+	if !p.streaming.Managed() {
+		return true
+	}
+	ahead := mse.Ahead(mse.View{Current: p.video.Get("currentTime").Float(), Buffered: ranges(p.video.Get("buffered"))})
+	return p.streaming.AllowAppend(ahead)
 }
 
 // append starts one appendBuffer; it reports whether one is in progress.
