@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,8 @@ const firefoxProbeJS = `(() => { const p = document.querySelector(%q); if (!p) r
 // opens inside Firefox (where the wasm peer used to panic on
 // getSelectedCandidatePair and leave a black page). It must play at 1280
 // wide with currentTime advancing, take bytes from its peer parent, and
-// log no error or panic. Then a second player on the page, in debug mode,
+// log no error or panic; and relay to a native peer that joins after it.
+// Then a second player on the page, in debug mode,
 // is made to panic (recovered, then unrecovered): each time the page says
 // so, counts a restart and plays again without a reload.
 func TestFirefoxViewerInMesh(t *testing.T) {
@@ -53,7 +55,8 @@ func TestFirefoxViewerInMesh(t *testing.T) {
 	if err := ff.SetViewport(ctx, 1280, 900); err != nil {
 		t.Fatal(err)
 	}
-	p := startUp(t, t.TempDir(), "--ice-loopback", "--stripes", "2")
+	// The root feeds one child per stripe: Firefox, which joins first.
+	p := startUp(t, t.TempDir(), "--ice-loopback", "--stripes", "2", "--root-capacity", "1")
 	url, key := p.rtmpURL(t)
 	pub := publishSize(ctx, ffmpeg, url+"/"+key, "1280x720", 150)
 	if err := pub.Start(); err != nil {
@@ -118,6 +121,19 @@ func TestFirefoxViewerInMesh(t *testing.T) {
 	s := got.Stats
 	t.Logf("firefox viewer: p2p %.0f B, turn %.0f B, origin %.0f B, parents %.0f, behind %.0f ms, buffer %.0f ms, stalls %.0f, first frame %.0f ms",
 		s.BytesP2P, s.BytesTURN, s.BytesOrigin, s.Parents, s.BehindMs, s.BufferMs, s.Stalls, s.FirstMS)
+	// Firefox relays: a native peer that joins next hangs under it (depth
+	// 2) in at least one stripe, where the root is full, and plays with
+	// no byte from the origin.
+	native := startPeer(t, p.base, "--duration", "8s")
+	relay := waitSel("banyan-player", "a child", 15*time.Second, func(fp firefoxProbe) bool {
+		return fp.Stats != nil && fp.Stats.Children > 0
+	})
+	ns := native.summary(t)
+	t.Logf("native child of firefox: p2p %d B, origin %d B, chunks %d, stalls %d, depths %v; firefox children %.0f",
+		ns.BytesP2P, ns.BytesOrigin, ns.ChunksPlayed, ns.Stalls, ns.Depths, relay.Stats.Children)
+	if !slices.Contains(ns.Depths, 2) || ns.BytesP2P == 0 || ns.BytesP2P < ns.BytesOrigin || ns.BadChunks != 0 || ns.ChunksPlayed < 10 {
+		t.Fatalf("the native child of firefox: %+v", ns)
+	}
 	shot, err := ff.Screenshot(ctx)
 	if err != nil {
 		t.Fatal(err)
