@@ -14,6 +14,9 @@ const (
 	PathDirect = "direct" // a direct (host, srflx or prflx) ICE pair
 	PathTURN   = "turn"   // relayed through a TURN server
 	PathMem    = "mem"    // memnet, the in-process simulation
+	// PathUnknown: the transport cannot tell (a browser without the API
+	// that names the selected ICE pair). Its bytes count as peer bytes.
+	PathUnknown = "unknown"
 )
 
 var (
@@ -39,8 +42,8 @@ type Link interface {
 	// Buffered is how many bytes are queued and not yet handed to the
 	// network.
 	Buffered() int
-	// Path is PathDirect, PathTURN or PathMem. It may change once, when
-	// ICE selects a pair.
+	// Path is PathDirect, PathTURN, PathMem or PathUnknown. It may change
+	// once, when ICE selects a pair.
 	Path() string
 	Close() error
 }

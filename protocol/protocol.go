@@ -212,7 +212,8 @@ type ParentHealth struct {
 	Stripe int    `json:"stripe"`
 	Parent PeerID `json:"parent"`
 	Kbps   int    `json:"kbps"`
-	// Path is "direct", "turn" or "connecting".
+	// Path is "direct", "turn", "connecting", or "unknown" (a browser that
+	// does not tell which ICE pair it selected).
 	Path string `json:"path"`
 }
 

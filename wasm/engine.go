@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/protocol"
 )
@@ -26,19 +27,31 @@ var (
 	_ peer.Origin = engineOrigin{}
 )
 
-// engineOrigin adapts originClient to peer.Origin.
-type engineOrigin struct{ o *originClient }
-
-func (e engineOrigin) Fetch(ctx context.Context, epoch uint32, seq uint64) ([]byte, error) {
-	return e.o.Fetch(ctx, epoch, seq)
+// engineOrigin adapts originClient to peer.Origin. The engine calls it
+// from goroutines of its own, which the viewer's guard does not start, so
+// the calls run under the guard here.
+type engineOrigin struct {
+	o *originClient
+	g *guard.Guard
 }
 
-func (e engineOrigin) Live(ctx context.Context) (peer.LiveEdge, error) {
-	l, err := e.o.Live(ctx)
-	if err != nil {
-		return peer.LiveEdge{}, err
+func (e engineOrigin) Fetch(ctx context.Context, epoch uint32, seq uint64) (b []byte, err error) {
+	if perr := e.g.Run("origin fetch", func() { b, err = e.o.Fetch(ctx, epoch, seq) }); perr != nil {
+		return nil, perr
 	}
-	return peer.LiveEdge{Epoch: l.Epoch, Seq: l.Seq, Keyframe: l.KeyframeSeq}, nil
+	return b, err
+}
+
+func (e engineOrigin) Live(ctx context.Context) (le peer.LiveEdge, err error) {
+	if perr := e.g.Run("origin live", func() {
+		var l liveState
+		if l, err = e.o.Live(ctx); err == nil {
+			le = peer.LiveEdge{Epoch: l.Epoch, Seq: l.Seq, Keyframe: l.KeyframeSeq}
+		}
+	}); perr != nil {
+		return peer.LiveEdge{}, perr
+	}
+	return le, err
 }
 
 // errNotConnected: a message to the tracker while no session is up.

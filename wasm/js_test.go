@@ -79,6 +79,34 @@ func TestAwaitAndTry(t *testing.T) {
 	}
 }
 
+// A method or property one browser engine lacks is an error from try, not
+// a panic that ends the program.
+func TestTryMissingAPI(t *testing.T) {
+	obj := js.Global().Get("Object").New()
+	tests := []struct {
+		name string
+		f    func()
+	}{
+		{"missing method", func() { obj.Call("getSelectedCandidatePair") }},
+		{"property of undefined", func() { obj.Get("sctp").Get("transport") }},
+		{"call on undefined", func() { obj.Get("sctp").Call("close") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := try(tt.f); !isJSError(err, "MissingAPI") {
+				t.Fatalf("try: %v, want a MissingAPI error", err)
+			}
+		})
+	}
+	// A bug of ours still panics.
+	defer func() {
+		if r := recover(); r != "ours" {
+			t.Fatalf("recovered %v", r)
+		}
+	}()
+	_ = try(func() { panic("ours") })
+}
+
 func TestOriginBases(t *testing.T) {
 	o := newOriginClient("demo", "http://a:8080/", "ftp://x", "nonsense", "http://a:8080", "https://b")
 	if got := o.url("/chunks/demo/live"); got != "http://a:8080/chunks/demo/live" {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"syscall/js"
 )
 
@@ -49,15 +50,27 @@ func isJSError(err error, name string) bool {
 }
 
 // try runs f, turning a JS exception (syscall/js panics with js.Error)
-// into an error. Other panics propagate.
+// into an error, and so a browser that lacks an API: syscall/js panics
+// when a called method is missing ("Value.Call: property x is not a
+// function") or a value has the wrong type (*js.ValueError), and a
+// missing API must degrade the feature, not end the program. Those come
+// back as a jsError named "MissingAPI". Other panics propagate.
 func try(f func()) (err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			je, ok := r.(js.Error)
-			if !ok {
+		r := recover()
+		switch r := r.(type) {
+		case nil:
+		case js.Error:
+			err = errorFrom(r.Value)
+		case *js.ValueError:
+			err = &jsError{Name: "MissingAPI", Message: r.Error()}
+		case string:
+			if !strings.HasPrefix(r, "syscall/js: ") {
 				panic(r)
 			}
-			err = errorFrom(je.Value)
+			err = &jsError{Name: "MissingAPI", Message: r}
+		default:
+			panic(r)
 		}
 	}()
 	f()

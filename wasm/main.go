@@ -19,24 +19,42 @@
 // element, calls its onstate(state, reason) and onstats(stats) methods, and
 // sets stop() and play() on it for the page to call.
 //
-// For now chunks come from the origin only (originLoop); the peer engine
-// takes over as the source once it is plugged in (see viewer).
+// A panic in the viewer's goroutines or browser callbacks is recovered:
+// the viewer reports it in the page state, shuts down and exits with
+// exitRestart, and the page starts a fresh instance.
 package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"syscall/js"
 	"time"
 
+	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/protocol"
 )
 
-func main() {
+// Exit codes, which banyan-player.js acts on: 0 ends the viewer for good
+// (the page stopped it, a configuration error, a fatal refusal), and
+// exitRestart asks for a fresh instance after the guard recovered a
+// panic. A panic the guard did not see (in a goroutine of a library)
+// ends the program with the runtime's code 2, which the page restarts too.
+const exitRestart = 3
+
+// shutdownWait bounds the orderly shutdown after a panic: the goroutine
+// that panicked may have left a lock held.
+const shutdownWait = 2 * time.Second
+
+func main() { os.Exit(run()) }
+
+func run() int {
 	level := slog.LevelInfo
-	if os.Getenv("BANYAN_DEBUG") == "1" {
+	debug := os.Getenv("BANYAN_DEBUG") == "1"
+	if debug {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
@@ -44,14 +62,26 @@ func main() {
 	page, err := openPage(os.Getenv("BANYAN_HANDLE"))
 	if err != nil {
 		log.Error("banyan viewer", "err", err)
-		return
+		return 0
 	}
 	cfg, err := readConfig()
 	if err != nil {
 		page.setState(StateError, err.Error())
-		return
+		return 0
 	}
 	log = log.With("stream", cfg.Stream)
+
+	// A panic in any goroutine or callback of the viewer would end the
+	// program and freeze the page: the guard recovers it, and the viewer
+	// shuts down and asks the page for a fresh start.
+	crashed := make(chan *guard.PanicError, 1)
+	g := guard.New(func(pe *guard.PanicError) {
+		log.Error("panic recovered: restarting the viewer", "where", pe.Where, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+		select {
+		case crashed <- pe:
+		default:
+		}
+	})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -61,33 +91,90 @@ func main() {
 		Video: page.video,
 		Log:   log,
 		Fail:  func(err error) { v.fail(err) },
+		Guard: g,
 	})
-	v = newViewer(cfg, player, log)
+	v = newViewer(cfg, player, log, g)
 
-	stop := js.FuncOf(func(js.Value, []js.Value) any {
-		v.tracker.leave()
-		cancel()
-		return nil
-	})
-	defer stop.Release()
-	play := js.FuncOf(func(js.Value, []js.Value) any {
-		player.Play()
-		return nil
-	})
-	defer play.Release()
-	page.handle.Set("stop", stop)
-	page.handle.Set("play", play)
+	funcs := map[string]js.Func{
+		"stop": js.FuncOf(func(js.Value, []js.Value) any {
+			_ = g.Run("page stop", func() {
+				v.tracker.leave()
+				cancel()
+			})
+			return nil
+		}),
+		"play": js.FuncOf(func(js.Value, []js.Value) any {
+			_ = g.Run("page play", player.Play)
+			return nil
+		}),
+	}
+	if debug {
+		// debugPanic("guarded" | "unguarded") makes the viewer panic, so
+		// tests can watch the page recover; only with the debug attribute.
+		funcs["debugPanic"] = js.FuncOf(func(_ js.Value, args []js.Value) any {
+			if len(args) > 0 && args[0].String() == "unguarded" {
+				go func() { panic("debugPanic: unguarded") }()
+				return nil
+			}
+			g.Go("debugPanic", func() { panic("debugPanic: guarded") })
+			return nil
+		})
+	}
+	for name, f := range funcs {
+		page.handle.Set(name, f)
+	}
 
+	reported := make(chan struct{})
+	g.Go("page report", func() {
+		defer close(reported)
+		page.report(ctx, v, g)
+	})
+	ran := make(chan struct{})
+	g.Go("viewer", func() {
+		defer close(ran)
+		v.run(ctx)
+	})
+
+	code := 0
+	select {
+	case <-ctx.Done():
+		<-ran
+		<-reported
+		player.Close()
+	case pe := <-crashed:
+		code = exitRestart
+		page.setState(StateError, "the viewer crashed and restarts: "+pe.Error())
+		// Leave the tracker and close the links now, so that neighbours
+		// do not keep feeding a dead peer; bounded, as a lock may be held.
+		waitBounded(shutdownWait, func() {
+			v.tracker.leave()
+			cancel()
+			<-ran
+			<-reported
+			player.Close()
+		})
+	}
+	for name, f := range funcs {
+		page.handle.Delete(name)
+		f.Release()
+	}
+	return code
+}
+
+// waitBounded runs f on its own goroutine and waits for it at most d.
+func waitBounded(d time.Duration, f func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		page.report(ctx, v)
+		defer func() { _ = recover() }() // shutting down after a panic: a second one changes nothing
+		f()
 	}()
-	v.run(ctx)
-	<-done
-	player.Close()
-	page.handle.Delete("stop")
-	page.handle.Delete("play")
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // readConfig reads the page's settings from the environment, with
@@ -130,6 +217,8 @@ func (e *configError) Error() string { return "configuration: " + e.msg }
 type page struct {
 	handle js.Value
 	video  js.Value
+
+	mu     sync.Mutex // the report goroutine and main, after a panic
 	state  string
 	reason string
 }
@@ -148,6 +237,8 @@ func openPage(id string) (*page, error) {
 
 // setState calls the page's onstate when the state changes.
 func (p *page) setState(state, reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if state == p.state && reason == p.reason {
 		return
 	}
@@ -159,7 +250,7 @@ func (p *page) setState(state, reason string) {
 
 // report pushes the state (4 times a second, on change) and the stats
 // (once a second) to the page until ctx ends.
-func (p *page) report(ctx context.Context, v *viewer) {
+func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for n := 0; ; n++ {
@@ -180,13 +271,14 @@ func (p *page) report(ctx context.Context, v *viewer) {
 		v.mu.Lock()
 		peer := v.peer
 		v.mu.Unlock()
-		p2p, turn, origin, parents, children := v.meshStats()
+		p2p, turn, origin, parents, children, paths := v.meshStats()
 		stats := map[string]any{
 			"peer":        float64(peer),
 			"bytesP2P":    float64(p2p),
 			"bytesTURN":   float64(turn),
 			"bytesOrigin": float64(origin),
 			"parents":     parents,
+			"paths":       strings.Join(paths, ","),
 			"children":    children,
 			"behindMs":    ps.BehindMS,
 			"bufferMs":    ps.BufferMS,
@@ -199,6 +291,7 @@ func (p *page) report(ctx context.Context, v *viewer) {
 			"dropped":     float64(ps.Dropped),
 			"rebuilds":    ps.Rebuilds,
 			"blocked":     ps.Blocked,
+			"panics":      float64(g.Panics()),
 		}
 		_ = try(func() { f.Invoke(js.ValueOf(stats)) })
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/wasm/internal/mse"
 )
 
@@ -81,6 +82,7 @@ type Player struct {
 	video js.Value
 	log   *slog.Logger
 	fail  func(error) // fatal playback errors go to the page
+	guard *guard.Guard
 
 	mu      sync.Mutex
 	planner mse.Planner
@@ -98,6 +100,7 @@ type Player struct {
 	pendingMIME string
 	offset      float64
 	edge        *mse.Edge
+	streaming   mse.Streaming // the ManagedMediaSource's hints
 	stall       mse.StallMeter
 	rebuilds    []time.Time
 	lastCur     float64
@@ -123,6 +126,9 @@ type PlayerConfig struct {
 	// Fail receives errors that stop playback for good (an unplayable
 	// codec, a browser without MSE, repeated decoder failures).
 	Fail func(error)
+	// Guard runs the player's goroutines and browser callbacks (nil: a
+	// panic ends the program).
+	Guard *guard.Guard
 }
 
 // NewPlayer starts a player on cfg.Video. The element is muted so that
@@ -139,6 +145,7 @@ func NewPlayer(cfg PlayerConfig) *Player {
 		video:  cfg.Video,
 		log:    cfg.Log,
 		fail:   cfg.Fail,
+		guard:  cfg.Guard,
 		wake:   make(chan struct{}, 1),
 		events: make(chan event, 256),
 		edge:   mse.NewEdge(cfg.Edge),
@@ -146,17 +153,19 @@ func NewPlayer(cfg PlayerConfig) *Player {
 		done:   make(chan struct{}),
 	}
 	p.onEvent = js.FuncOf(func(this js.Value, args []js.Value) any {
-		if len(args) == 0 {
-			return nil
-		}
-		gen := 0
-		if g := this.Get("__banyanGen"); g.Type() == js.TypeNumber {
-			gen = g.Int()
-		}
-		select {
-		case p.events <- event{typ: args[0].Get("type").String(), gen: gen}:
-		default: // the tick catches up with whatever was dropped
-		}
+		_ = p.guard.Run("player event", func() {
+			if len(args) == 0 {
+				return
+			}
+			gen := 0
+			if g := this.Get("__banyanGen"); g.Type() == js.TypeNumber {
+				gen = g.Int()
+			}
+			select {
+			case p.events <- event{typ: args[0].Get("type").String(), gen: gen}:
+			default: // the tick catches up with whatever was dropped
+			}
+		})
 		return nil
 	})
 	p.video.Set("muted", true)
@@ -165,7 +174,7 @@ func NewPlayer(cfg PlayerConfig) *Player {
 	for _, typ := range []string{"waiting", "playing", "pause", "error"} {
 		p.listen(p.video, typ)
 	}
-	go p.run(ctx)
+	p.guard.Go("player", func() { p.run(ctx) })
 	return p
 }
 
@@ -309,6 +318,12 @@ func (p *Player) handle(ev event) {
 		p.control(time.Now())
 	case "error":
 		p.mediaError()
+	case "startstreaming":
+		p.streaming.Start()
+		p.log.Debug("media source: startstreaming")
+	case "endstreaming":
+		p.streaming.End()
+		p.log.Debug("media source: endstreaming")
 	case "banyan:play":
 		p.blocked = false
 		p.play()
@@ -353,10 +368,14 @@ func (p *Player) create(mime string) error {
 	for _, typ := range []string{"sourceopen", "sourceended", "sourceclose"} {
 		p.listen(p.ms, typ)
 	}
+	p.streaming = mse.NewStreaming(managed)
 	if managed {
 		// ManagedMediaSource plays only without AirPlay or with an
 		// alternative source; we have none.
 		p.video.Set("disableRemotePlayback", true)
+		// Its hints: when to append and when the browser has enough.
+		p.listen(p.ms, "startstreaming")
+		p.listen(p.ms, "endstreaming")
 	}
 	p.url = js.Global().Get("URL").Call("createObjectURL", p.ms).String()
 	p.video.Set("src", p.url)
@@ -399,6 +418,12 @@ func (p *Player) pump() {
 			return
 		}
 		op := p.queue[0]
+		if op.Kind == mse.OpAppend && p.ready() && !p.appendAllowed() {
+			// The browser has enough (endstreaming): the next tick or
+			// startstreaming looks again.
+			p.mu.Unlock()
+			return
+		}
 		if op.Kind != mse.OpCreate && !p.ready() {
 			// Waiting for sourceopen or updateend; with no MediaSource at
 			// all (after a fatal error) there is nothing to wait for.
@@ -448,6 +473,15 @@ func (p *Player) pump() {
 			}
 		}
 	}
+}
+
+// appendAllowed follows the ManagedMediaSource's streaming hints.
+func (p *Player) appendAllowed() bool {
+	if !p.streaming.Managed() {
+		return true
+	}
+	ahead := mse.Ahead(mse.View{Current: p.video.Get("currentTime").Float(), Buffered: ranges(p.video.Get("buffered"))})
+	return p.streaming.AllowAppend(ahead)
 }
 
 // append starts one appendBuffer; it reports whether one is in progress.
@@ -616,7 +650,7 @@ func (p *Player) play() {
 	if err := try(func() { pr = p.video.Call("play") }); err != nil || !defined(pr) {
 		return
 	}
-	go func() {
+	p.guard.Go("player play", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, err := await(ctx, pr); err != nil && isJSError(err, "NotAllowedError") {
@@ -629,5 +663,5 @@ func (p *Player) play() {
 			default:
 			}
 		}
-	}()
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -57,6 +58,8 @@ type trackerClient struct {
 	onMessage func(protocol.Message)
 	// nodeStats: the node sends the stats (and heartbeats) itself.
 	nodeStats bool
+	// guard runs the websocket's callbacks and the stats goroutine.
+	guard *guard.Guard
 }
 
 // Timeouts of the signaling session.
@@ -111,7 +114,7 @@ func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
-	c, err := dialWS(dctx, t.url, protocol.MaxMessage)
+	c, err := dialWS(dctx, t.url, protocol.MaxMessage, t.guard)
 	dcancel()
 	if err != nil {
 		return false, fmt.Errorf("tracker: dial: %w", err)
@@ -145,7 +148,7 @@ func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) 
 			every = defaultStats
 		}
 		if !t.nodeStats {
-			go t.reportStats(ctx, c, every)
+			t.guard.Go("tracker stats", func() { t.reportStats(ctx, c, every) })
 		}
 	case protocol.Error:
 		t.h.refused(m, fatalCode(m.Code))

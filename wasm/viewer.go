@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/peer/node"
 	"github.com/banyan-live/banyan/protocol"
@@ -46,6 +47,9 @@ type viewer struct {
 	player  *Player
 	origin  *originClient
 	tracker *trackerClient
+	// guard runs every goroutine and callback of the viewer; a panic it
+	// recovers restarts the whole peer (see main).
+	guard *guard.Guard
 
 	mu       sync.Mutex
 	pub      ed25519.PublicKey
@@ -63,8 +67,8 @@ type viewer struct {
 	lastPlayAt time.Time  // when it last grew
 }
 
-func newViewer(cfg Config, player *Player, log *slog.Logger) *viewer {
-	v := &viewer{cfg: cfg, log: log, player: player, welcomed: make(chan struct{})}
+func newViewer(cfg Config, player *Player, log *slog.Logger, g *guard.Guard) *viewer {
+	v := &viewer{cfg: cfg, log: log, player: player, guard: g, welcomed: make(chan struct{})}
 	v.origin = newOriginClient(cfg.Stream, cfg.OriginURL)
 	v.tracker = &trackerClient{
 		url: cfg.TrackerURL,
@@ -72,8 +76,9 @@ func newViewer(cfg Config, player *Player, log *slog.Logger) *viewer {
 			Stream: cfg.Stream, Token: cfg.Token, Kind: protocol.KindBrowser,
 			Client: truncate(cfg.Client, 200),
 		},
-		h:   v,
-		log: log,
+		h:     v,
+		log:   log,
+		guard: g,
 	}
 	v.tracker.onMessage = v.onTrackerMessage
 	v.tracker.nodeStats = true
@@ -91,10 +96,11 @@ func (v *viewer) onTrackerMessage(m protocol.Message) {
 					v.log.Debug("to tracker", "type", m.Type(), "err", err)
 				}
 			},
-			OriginFor: func(string) peer.Origin { return engineOrigin{v.origin} },
+			OriginFor: func(string) peer.Origin { return engineOrigin{v.origin, v.guard} },
 			Player:    v.player,
 			Decorate:  v.decorate,
 			Logger:    v.log,
+			Guard:     v.guard,
 		})
 		if err != nil {
 			v.fail(err)
@@ -185,21 +191,24 @@ func (v *viewer) source() (sourceState, string) {
 	return sourceFailing, "waiting for chunks"
 }
 
-// meshStats is what the page's stats panel shows of the mesh.
-func (v *viewer) meshStats() (p2p, turn, origin uint64, parents, children int) {
+// meshStats is what the page's stats panel shows of the mesh; paths has
+// each peer parent's path ("direct", "turn", "unknown" where the browser
+// does not tell, "connecting").
+func (v *viewer) meshStats() (p2p, turn, origin uint64, parents, children int, paths []string) {
 	v.mu.Lock()
 	n := v.node
 	v.mu.Unlock()
 	if n == nil {
-		return 0, 0, v.origin.bytes.Load(), 0, 0
+		return 0, 0, v.origin.bytes.Load(), 0, 0, nil
 	}
 	st := n.LastStats()
 	for _, p := range st.Parents {
 		if p.Parent != 0 {
 			parents++
+			paths = append(paths, p.Path)
 		}
 	}
-	return st.BytesP2P, st.BytesTURN, st.BytesOrigin, parents, st.Children
+	return st.BytesP2P, st.BytesTURN, st.BytesOrigin, parents, st.Children, paths
 }
 
 func truncate(s string, n int) string {
@@ -214,14 +223,14 @@ func (v *viewer) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(2)
-	go func() {
+	v.guard.Go("tracker", func() {
 		defer wg.Done()
 		v.tracker.run(ctx)
-	}()
-	go func() {
+	})
+	v.guard.Go("tick", func() {
 		defer wg.Done()
 		v.tick(ctx)
-	}()
+	})
 	<-ctx.Done()
 }
 

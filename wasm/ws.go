@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sync"
 	"syscall/js"
+
+	"github.com/banyan-live/banyan/internal/guard"
 )
 
 // wsConn is a message-oriented websocket on the browser's WebSocket.
@@ -30,6 +32,7 @@ type wsConn struct {
 	err     error
 	funcs   []js.Func
 	cleaned bool
+	guard   *guard.Guard
 }
 
 // Bounds on what the other side can make us hold.
@@ -43,12 +46,12 @@ const (
 var errWSClosed = errors.New("websocket closed")
 
 // dialWS opens a websocket and waits until it is open or ctx ends.
-func dialWS(ctx context.Context, url string, limit int) (*wsConn, error) {
+func dialWS(ctx context.Context, url string, limit int, g *guard.Guard) (*wsConn, error) {
 	ctor := js.Global().Get("WebSocket")
 	if ctor.Type() != js.TypeFunction {
 		return nil, errors.New("this browser has no WebSocket")
 	}
-	c := &wsConn{limit: limit, avail: make(chan struct{}, 1), closed: make(chan struct{})}
+	c := &wsConn{limit: limit, avail: make(chan struct{}, 1), closed: make(chan struct{}), guard: g}
 	if err := try(func() { c.ws = ctor.New(url) }); err != nil {
 		return nil, fmt.Errorf("websocket %s: %w", url, err)
 	}
@@ -79,7 +82,7 @@ func (c *wsConn) on(prop string, f func(js.Value)) {
 		if len(args) > 0 {
 			ev = args[0]
 		}
-		f(ev)
+		_ = c.guard.Run("websocket "+prop, func() { f(ev) })
 		return nil
 	})
 	c.funcs = append(c.funcs, fn)

@@ -48,13 +48,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needWASM: the browser tests will run (chromium is here, or CI demands it).
+// needWASM: the browser tests will run (chromium or firefox-esr is here,
+// or CI demands it).
 func needWASM() bool {
 	if testing.Short() {
 		return false
 	}
-	_, err := exec.LookPath("chromium")
-	return err == nil || os.Getenv("BANYAN_E2E") == "1"
+	for _, b := range []string{"chromium", "firefox-esr"} {
+		if _, err := exec.LookPath(b); err == nil {
+			return true
+		}
+	}
+	return os.Getenv("BANYAN_E2E") == "1"
 }
 
 // cli runs banyan to completion and returns stdout, stderr and exit code.

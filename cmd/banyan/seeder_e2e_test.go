@@ -41,10 +41,15 @@ func (p *upProc) rtmpURL(t *testing.T) (string, string) {
 	return "rtmp://127.0.0.1:" + m[1] + "/live", k[1]
 }
 
-// publish starts ffmpeg sending a test pattern with B-frames and AAC.
+// publish starts ffmpeg sending a 640x360 test pattern with B-frames and AAC.
 func publish(ctx context.Context, ffmpeg, url string, seconds int) *exec.Cmd {
+	return publishSize(ctx, ffmpeg, url, "640x360", seconds)
+}
+
+// publishSize is publish at another picture size ("1280x720").
+func publishSize(ctx context.Context, ffmpeg, url, size string, seconds int) *exec.Cmd {
 	return exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", fmt.Sprint(seconds),
 		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "main", "-bf", "2", "-g", "30", "-preset", "veryfast",

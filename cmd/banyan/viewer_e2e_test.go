@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ type viewerProbe struct {
 		Stalls      float64 `json:"stalls"`
 		FirstMS     float64 `json:"firstFrameMs"`
 		Epoch       float64 `json:"epoch"`
+		Paths       string  `json:"paths"`
 	} `json:"stats"`
 }
 
@@ -131,10 +133,15 @@ func TestBrowserViewersInMesh(t *testing.T) {
 		if s == nil {
 			t.Fatalf("viewer %d has no stats", i)
 		}
-		t.Logf("viewer %d: p2p %.0f B, turn %.0f B, origin %.0f B, parents %.0f, children %.0f, behind %.0f ms, buffer %.0f ms, stalls %.0f",
-			i, s.BytesP2P, s.BytesTURN, s.BytesOrigin, s.Parents, s.Children, s.BehindMs, s.BufferMs, s.Stalls)
+		t.Logf("viewer %d: p2p %.0f B, turn %.0f B, origin %.0f B, parents %.0f (%s), children %.0f, behind %.0f ms, buffer %.0f ms, stalls %.0f",
+			i, s.BytesP2P, s.BytesTURN, s.BytesOrigin, s.Parents, s.Paths, s.Children, s.BehindMs, s.BufferMs, s.Stalls)
 		if s.BytesP2P+s.BytesTURN > s.BytesOrigin {
 			fromPeers++
+		}
+		// Chromium names the selected ICE pair: no parent's path is
+		// unknown (that is for browsers without the API).
+		if strings.Contains(s.Paths, "unknown") {
+			t.Errorf("viewer %d: parent paths %q", i, s.Paths)
 		}
 	}
 	if fromPeers == 0 {

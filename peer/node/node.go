@@ -21,6 +21,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/peer/rtc"
 	"github.com/banyan-live/banyan/protocol"
@@ -60,6 +61,9 @@ type Config struct {
 	Decorate func(*protocol.Stats)
 	Logger   *slog.Logger
 	Clock    func() time.Time
+	// Guard, when set, recovers panics in the WebRTC callbacks
+	// (rtc.Config.Guard); the browser peer sets it, native ones crash.
+	Guard *guard.Guard
 }
 
 // Node is one peer in the mesh. Feed it the tracker's messages with
@@ -272,6 +276,7 @@ func (n *Node) startEngineLocked(pubB64 string) error {
 			OnOpen:    n.onOpen,
 			OnMessage: n.onMessage,
 			OnClose:   n.onClose,
+			Guard:     n.cfg.Guard,
 		})
 		if err != nil {
 			return err

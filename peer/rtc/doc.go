@@ -33,3 +33,17 @@ package rtc
 // (TestEnginesOverDataChannels, root -> A -> B, 3 Mbit/s, 94 KB chunks):
 // publish to A playing p50 ≈ 5 ms, p95 ≈ 8 ms; A playing to B playing
 // (the relay hop, cut-through) p50 ≈ 1.3 ms, p95 ≈ 2.6 ms.
+
+// # Browser differences
+//
+// In the js build pion wraps the browser's RTCPeerConnection and calls its
+// methods unchecked; a method one engine lacks panics in syscall/js and,
+// from a pion callback goroutine, ends the whole wasm program. The only
+// such call this package made was RTCIceTransport.getSelectedCandidatePair
+// (Firefox ESR 153 has none); path_js.go now feature-checks it and falls
+// back to the selected pair in getStats (Firefox flags the pair
+// "selected"; Chromium names it in the transport stats), else the path
+// is peer.PathUnknown. Everything else used here (createDataChannel,
+// offer/answer, addIceCandidate, the connection, data channel and
+// buffered-amount events, pc.sctp) is in Chromium, Firefox and WebKit.
+// Config.Guard turns a panic in any callback into a failed link.

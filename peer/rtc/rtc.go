@@ -25,6 +25,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/protocol"
 )
@@ -106,6 +107,12 @@ type Config struct {
 	OnMessage func(l *Link, msg []byte)
 	OnClose   func(l *Link, err error)
 	Logger    *slog.Logger
+	// Guard, when set, runs every callback (pion's and the link timers)
+	// and the link's goroutines: a panic in one fails that link with the
+	// *guard.PanicError and is reported to the Guard instead of ending
+	// the program. In the browser pion calls the callbacks from JS events,
+	// where a panic would kill the whole peer. nil: panics crash.
+	Guard *guard.Guard
 }
 
 // Transport owns the links of one peer.
@@ -219,7 +226,7 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool) (*Link, error) {
 		return nil, fmt.Errorf("rtc: link to %d exists", remote)
 	}
 	l := &Link{t: t, remote: remote, dialer: dialer, done: make(chan struct{})}
-	l.path.Store(peer.PathDirect)
+	l.path.Store(initialPath)
 	t.links[remote] = l
 	t.mu.Unlock()
 
@@ -234,39 +241,45 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool) (*Link, error) {
 	}
 	l.pc = pc
 	l.mu.Lock()
-	l.timer = time.AfterFunc(t.cfg.ConnectTimeout, func() {
+	l.timer = time.AfterFunc(t.cfg.ConnectTimeout, l.guarded("connect timeout", func() {
 		if !l.open.Load() {
 			l.fail(ErrConnectTimeout)
 		}
-	})
+	}))
 	l.mu.Unlock()
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c == nil {
-			return // gathering complete
-		}
-		b, err := json.Marshal(c.ToJSON())
-		if err != nil {
-			return
-		}
-		t.cfg.Signal(protocol.Signal{To: remote, Candidate: b})
+		l.guarded("ICE candidate", func() {
+			if c == nil {
+				return // gathering complete
+			}
+			b, err := json.Marshal(c.ToJSON())
+			if err != nil {
+				return
+			}
+			t.cfg.Signal(protocol.Signal{To: remote, Candidate: b})
+		})()
 	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		switch s {
-		case webrtc.PeerConnectionStateConnected:
-			l.updatePath()
-		case webrtc.PeerConnectionStateFailed:
-			l.fail(fmt.Errorf("rtc: link to %d: ICE failed", remote))
-		case webrtc.PeerConnectionStateClosed:
-			l.fail(ErrClosed)
-		}
+		l.guarded("connection state", func() {
+			switch s {
+			case webrtc.PeerConnectionStateConnected:
+				l.updatePath()
+			case webrtc.PeerConnectionStateFailed:
+				l.fail(fmt.Errorf("rtc: link to %d: ICE failed", remote))
+			case webrtc.PeerConnectionStateClosed:
+				l.fail(ErrClosed)
+			}
+		})()
 	})
 	if !dialer {
 		pc.OnDataChannel(func(dc *webrtc.DataChannel) {
-			if dc.Label() != "banyan" {
-				_ = dc.Close()
-				return
-			}
-			l.setupDC(dc)
+			l.guarded("data channel", func() {
+				if dc.Label() != "banyan" {
+					_ = dc.Close()
+					return
+				}
+				l.setupDC(dc)
+			})()
 		})
 	}
 	return l, nil
@@ -285,12 +298,13 @@ func iceServers(in []protocol.ICEServer) []webrtc.ICEServer {
 }
 
 func (l *Link) setupDC(dc *webrtc.DataChannel) {
+	prepareDC(dc)
 	l.mu.Lock()
 	l.dc = dc
 	l.mu.Unlock()
 	dc.SetBufferedAmountLowThreshold(uint64(l.t.cfg.LowWater))
 	dc.OnBufferedAmountLow(func() { l.congested.Store(false) })
-	dc.OnOpen(func() {
+	dc.OnOpen(l.guarded("open", func() {
 		l.mu.Lock()
 		if l.opened {
 			l.mu.Unlock()
@@ -312,42 +326,30 @@ func (l *Link) setupDC(dc *webrtc.DataChannel) {
 		if f := l.t.cfg.OnOpen; f != nil {
 			f(l)
 		}
-	})
+	}))
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
 		if m.IsString || len(m.Data) == 0 || len(m.Data) > chunk.MaxMessageSize {
 			return // hostile or foreign: the engine never sends these
 		}
 		if f := l.t.cfg.OnMessage; f != nil && l.open.Load() {
-			f(l, m.Data)
+			l.guarded("message", func() { f(l, m.Data) })()
 		}
 	})
-	dc.OnClose(func() { l.fail(ErrClosed) })
+	dc.OnClose(l.guarded("close", func() { l.fail(ErrClosed) }))
 }
 
-// updatePath reads the selected candidate pair: a relay candidate on
-// either side means the link goes through TURN. Browsers without
-// RTCIceTransport.getSelectedCandidatePair (Firefox) report direct.
-func (l *Link) updatePath() {
-	sctp := l.pc.SCTP()
-	if sctp == nil {
-		return
+// guarded wraps a callback of this link in the Transport's Guard: a panic
+// in it fails the link with the panic error (the Guard has reported it).
+// Without a Guard it is f itself, and a panic crashes as before.
+func (l *Link) guarded(where string, f func()) func() {
+	g := l.t.cfg.Guard
+	if g == nil {
+		return f
 	}
-	dtls := sctp.Transport()
-	if dtls == nil {
-		return
-	}
-	ice := dtls.ICETransport()
-	if ice == nil {
-		return
-	}
-	pair, err := ice.GetSelectedCandidatePair()
-	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
-		return
-	}
-	if pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
-		l.path.Store(peer.PathTURN)
-	} else {
-		l.path.Store(peer.PathDirect)
+	return func() {
+		if err := g.Run("rtc "+where, f); err != nil {
+			l.fail(fmt.Errorf("rtc: link to %d: %w", l.remote, err))
+		}
 	}
 }
 
@@ -485,7 +487,8 @@ func (l *Link) Buffered() int {
 	return int(dc.BufferedAmount())
 }
 
-// Path is peer.PathDirect or peer.PathTURN.
+// Path is peer.PathDirect or peer.PathTURN, or peer.PathUnknown where
+// the browser does not tell which pair ICE selected.
 func (l *Link) Path() string { return l.path.Load().(string) }
 
 // Close ends the link; OnClose is called with ErrClosed.
@@ -511,9 +514,11 @@ func (l *Link) fail(err error) {
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			if l.pc != nil {
-				_ = l.pc.Close()
-			}
+			_ = t.cfg.Guard.Run("rtc close", func() {
+				if l.pc != nil {
+					_ = l.pc.Close()
+				}
+			})
 		}()
 		if !errors.Is(err, ErrClosed) {
 			t.log.Debug("rtc: link ended", "remote", l.remote, "err", err)

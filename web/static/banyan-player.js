@@ -16,6 +16,11 @@
 // Events: "banyan-state" (detail {state, reason}), "banyan-stats" (detail:
 // the figures). States: connecting, waiting, live, buffering, paused,
 // reconnecting, ended, error.
+//
+// If the viewer crashes (it exits with a non-zero code: 3 after a panic it
+// recovered, 2 after one it could not), the element says so, counts it in
+// stats.restarts and starts a fresh viewer after a backoff, instead of
+// leaving a frozen picture.
 (() => {
   "use strict";
   if (customElements.get("banyan-player")) return;
@@ -69,6 +74,49 @@
     return modulePromise;
   }
 
+  // releaseOnCrash: when a viewer dies, the browser objects it made stay
+  // alive, and their handlers call into a program that has exited
+  // ("Go program has already exited"): its PeerConnections would keep
+  // neighbours sending to a dead peer, its websocket would keep the
+  // tracker session open. wasm_exec.js drops its table of the JS values
+  // the program holds just before it reports the exit, so this wraps that
+  // import to take the table first and, on a non-zero exit, detach the
+  // program's handlers and close its connections and timers. It leans on
+  // wasm_exec.js internals (_values, _scheduledTimeouts, the import's
+  // name) served with the same build; if they change, it does nothing.
+  // The events the viewer's player listens to with addEventListener on the
+  // video, MediaSource and SourceBuffer (wasm/player.go).
+  const PLAYER_EVENTS = ["waiting", "playing", "pause", "error", "sourceopen", "sourceended",
+    "sourceclose", "updateend", "startstreaming", "endstreaming"];
+  function releaseOnCrash(go, exitCode, video) {
+    const imports = go.importObject && go.importObject.gojs;
+    const wasmExit = imports && imports["runtime.wasmExit"];
+    if (typeof wasmExit !== "function") return;
+    imports["runtime.wasmExit"] = (sp) => {
+      const values = go._values;
+      wasmExit(sp);
+      if (exitCode() === 0 || !Array.isArray(values)) return;
+      if (go._scheduledTimeouts instanceof Map) {
+        for (const t of go._scheduledTimeouts.values()) clearTimeout(t);
+        go._scheduledTimeouts.clear();
+      }
+      const dead = new Set(values.filter((v) => typeof v === "function"));
+      const closable = [globalThis.RTCPeerConnection, globalThis.RTCDataChannel, globalThis.WebSocket].filter(Boolean);
+      for (const v of [video, ...values]) {
+        if (!v || typeof v !== "object" || !(v instanceof EventTarget)) continue;
+        try {
+          for (const f of dead) {
+            for (const t of PLAYER_EVENTS) v.removeEventListener(t, f);
+          }
+          for (const k in v) {
+            if (k.startsWith("on") && dead.has(v[k])) v[k] = null;
+          }
+          if (closable.some((c) => v instanceof c)) v.close();
+        } catch (e) { /* best effort: the page goes on either way */ }
+      }
+    };
+  }
+
   const LABELS = {
     connecting: "Connecting…",
     waiting: "Waiting for the broadcast to start",
@@ -80,6 +128,9 @@
     error: "Cannot play this stream",
   };
   const BUSY = new Set(["connecting", "buffering", "reconnecting"]);
+  // Restart backoff after a crash: 1 s, doubling up to 30 s; a viewer that
+  // ran a minute without crashing starts again from 1 s.
+  const RESTART_MIN_MS = 1000, RESTART_MAX_MS = 30000, RESTART_RESET_MS = 60000;
 
   const STYLE = `
 :host { display: block; position: relative; max-width: 100%; background: #000; color: #eef3f0;
@@ -142,6 +193,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
   <dt>Buffer</dt><dd data-k="buffer">–</dd>
   <dt>Stalls</dt><dd data-k="stalls">–</dd>
   <dt>First frame</dt><dd data-k="first">–</dd>
+  <dt>Restarts</dt><dd data-k="restarts">none</dd>
 </dl></details>`;
 
   function seconds(ms) { return (ms / 1000).toFixed(1) + " s"; }
@@ -175,6 +227,10 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this._stats = null;
       this._handle = null;
       this._firstFrame = null;
+      this._restarts = 0;
+      this._lastCrash = "";
+      this._restartDelay = RESTART_MIN_MS;
+      this._restartTimer = 0;
       this._unmute.addEventListener("click", () => this.unmute());
       this._play.addEventListener("click", () => this.play());
       this._video.addEventListener("volumechange", () => this._syncMute());
@@ -273,11 +329,18 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
         const token = this.getAttribute("token");
         if (token) go.env.BANYAN_TOKEN = token;
         if (this.hasAttribute("debug")) go.env.BANYAN_DEBUG = "1";
+        let exitCode = 0;
+        go.exit = (code) => { exitCode = code; };
+        releaseOnCrash(go, () => exitCode, this._video);
         const inst = await WebAssembly.instantiate(module, go.importObject);
         if (this._handle !== handle) return;
+        const began = performance.now();
         go.run(inst)
-          .catch((e) => this._setState("error", "the viewer stopped: " + (e && e.message || e)))
-          .finally(() => { delete registry[id]; });
+          .catch((e) => { exitCode = exitCode || 1; this._lastCrash = String(e && e.message || e); })
+          .finally(() => {
+            delete registry[id];
+            if (this._handle === handle && exitCode !== 0) this._crashed(exitCode, performance.now() - began);
+          });
       } catch (e) {
         delete registry[id];
         if (this._handle === handle) this._setState("error", (e && e.message) || String(e));
@@ -287,7 +350,26 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
     _stop() {
       const h = this._handle;
       this._handle = null;
+      clearTimeout(this._restartTimer);
       if (h && h.stop) h.stop();
+    }
+
+    // _crashed: the viewer exited on its own with a non-zero code. Its
+    // last words (the state it reported) say why; a fresh one starts after
+    // the backoff, unless the element was removed or restarted meanwhile.
+    _crashed(code, ranMs) {
+      if (ranMs > RESTART_RESET_MS) this._restartDelay = RESTART_MIN_MS;
+      const why = this._state === "error" && this._reasonText ? this._reasonText : `exit code ${code}`;
+      this._lastCrash = why;
+      this._restarts++;
+      this._dd.restarts.textContent = `${this._restarts} (last: ${why})`;
+      const delay = this._restartDelay;
+      this._restartDelay = Math.min(RESTART_MAX_MS, delay * 2);
+      this._handle = null;
+      this._setState("reconnecting", `the viewer stopped (${why}); restarting in ${Math.round(delay / 1000)} s`);
+      this._restartTimer = setTimeout(() => {
+        if (this._handle === null && this.isConnected) this._start();
+      }, delay);
     }
 
     _setState(state, reason) {
@@ -310,6 +392,8 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
 
     _setStats(s) {
       s.firstFrameMs = this._firstFrame ? Math.round(this._firstFrame.sinceNavigation) : null;
+      s.restarts = this._restarts;
+      s.lastCrash = this._lastCrash;
       s.joinMs = this._firstFrame ? Math.round(this._firstFrame.sinceStart) : null;
       this._stats = s;
       const total = s.bytesP2P + s.bytesTURN + s.bytesOrigin;
@@ -317,7 +401,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this._dd.p2p.textContent = share(s.bytesP2P);
       this._dd.turn.textContent = share(s.bytesTURN);
       this._dd.origin.textContent = share(s.bytesOrigin);
-      this._dd.parents.textContent = String(s.parents);
+      this._dd.parents.textContent = String(s.parents) + (s.paths ? ` (${s.paths.split(",").join(", ")})` : "");
       this._dd.children.textContent = String(s.children);
       this._dd.behind.textContent = seconds(s.behindMs) + (s.rate > 1 ? ` (catching up ×${s.rate.toFixed(2)})` : "");
       this._dd.buffer.textContent = seconds(s.bufferMs);

@@ -491,3 +491,52 @@ func BenchmarkEdgeDecide(b *testing.B) {
 		e.Decide(v)
 	}
 }
+
+func TestStreamingHints(t *testing.T) {
+	type step struct {
+		event string // "start", "end" or "" (no event)
+		ahead float64
+		want  bool
+	}
+	tests := []struct {
+		name    string
+		managed bool
+		steps   []step
+	}{
+		{"plain MediaSource never holds", false, []step{
+			{"", 0, true}, {"end", 30, true}, {"start", 30, true},
+		}},
+		{"managed: before startstreaming, only a full buffer holds", true, []step{
+			{"", 0, true}, {"", 2.9, true}, {"", 3, false},
+		}},
+		{"managed: startstreaming lets everything through", true, []step{
+			{"start", 0, true}, {"", 20, true},
+		}},
+		{"managed: endstreaming holds a full buffer, never an empty one", true, []step{
+			{"start", 1, true}, {"end", 1, true}, {"", 5, false}, {"", 0.5, true}, {"start", 5, true},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewStreaming(tt.managed)
+			if s.Managed() != tt.managed {
+				t.Fatalf("Managed() = %v", s.Managed())
+			}
+			for i, st := range tt.steps {
+				switch st.event {
+				case "start":
+					s.Start()
+				case "end":
+					s.End()
+				}
+				if got := s.AllowAppend(st.ahead); got != st.want {
+					t.Fatalf("step %d (%s, %.1f s ahead): AllowAppend = %v, want %v", i, st.event, st.ahead, got, st.want)
+				}
+			}
+		})
+	}
+	var zero Streaming
+	if !zero.AllowAppend(100) {
+		t.Fatal("the zero Streaming holds appends")
+	}
+}

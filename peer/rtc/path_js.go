@@ -1,0 +1,175 @@
+//go:build js
+
+package rtc
+
+import (
+	"fmt"
+	"syscall/js"
+	"time"
+
+	"github.com/banyan-live/banyan/peer"
+)
+
+// initialPath: in the browser the path is read once the link is up, and
+// not every browser can tell; until then it is not known.
+const initialPath = peer.PathUnknown
+
+// statsTimeout bounds the wait for getStats.
+const statsTimeout = 2 * time.Second
+
+// updatePath asks the browser for the selected candidate pair. pion's
+// ICETransport.GetSelectedCandidatePair calls
+// RTCIceTransport.getSelectedCandidatePair unchecked, and Firefox has no
+// such method: the call panics and ends the whole program. So every step
+// here is feature-checked: that method where it exists (Chromium, WebKit),
+// else the selected pair in getStats (Firefox), else the path stays
+// "unknown". A known path is never overwritten by an unknown one.
+func (l *Link) updatePath() {
+	pc := l.pc.JSValue()
+	local, remote, err := pairFromICETransport(pc)
+	if err != nil || local == "" {
+		local, remote, err = pairFromStats(pc, statsTimeout)
+	}
+	if err != nil {
+		l.t.log.Debug("rtc: path not known", "remote", l.remote, "err", err)
+	}
+	if p := pathOf(local, remote); p != peer.PathUnknown {
+		l.path.Store(p)
+	}
+}
+
+// pairFromICETransport reads pc.sctp.transport.iceTransport's selected
+// pair where the browser has getSelectedCandidatePair.
+func pairFromICETransport(pc js.Value) (local, remote string, err error) {
+	err = catch(func() {
+		ice, ok := walk(pc, "sctp", "transport", "iceTransport")
+		if !ok || ice.Get("getSelectedCandidatePair").Type() != js.TypeFunction {
+			return
+		}
+		pair := ice.Call("getSelectedCandidatePair")
+		local, remote = stringAt(pair, "local", "type"), stringAt(pair, "remote", "type")
+	})
+	return local, remote, err
+}
+
+// pairFromStats finds the selected pair in pc.getStats(), waiting at most
+// timeout for the promise.
+func pairFromStats(pc js.Value, timeout time.Duration) (local, remote string, err error) {
+	var p js.Value
+	if err := catch(func() {
+		if pc.Get("getStats").Type() == js.TypeFunction {
+			p = pc.Call("getStats")
+		}
+	}); err != nil || p.Type() != js.TypeObject || p.Get("then").Type() != js.TypeFunction {
+		return "", "", fmt.Errorf("rtc: getStats: %v", err)
+	}
+	report, err := awaitValue(p, timeout)
+	if err != nil {
+		return "", "", fmt.Errorf("rtc: getStats: %w", err)
+	}
+	var entries []statEntry
+	err = catch(func() {
+		if report.Get("values").Type() != js.TypeFunction {
+			return
+		}
+		all := js.Global().Get("Array").Call("from", report.Call("values"))
+		for i, n := 0, all.Length(); i < n && i < 1024; i++ {
+			s := all.Index(i)
+			entries = append(entries, statEntry{
+				ID: stringAt(s, "id"), Type: stringAt(s, "type"),
+				SelectedPairID: stringAt(s, "selectedCandidatePairId"),
+				LocalID:        stringAt(s, "localCandidateId"), RemoteID: stringAt(s, "remoteCandidateId"),
+				Selected: boolAt(s, "selected"), Nominated: boolAt(s, "nominated"), State: stringAt(s, "state"),
+				CandidateType: stringAt(s, "candidateType"),
+			})
+		}
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("rtc: getStats report: %w", err)
+	}
+	local, remote = selectedFromStats(entries)
+	return local, remote, nil
+}
+
+// awaitValue waits for promise p. Its callbacks release themselves when it
+// settles, never before: JS calling a released function ends the program.
+func awaitValue(p js.Value, timeout time.Duration) (js.Value, error) {
+	type result struct {
+		v   js.Value
+		err error
+	}
+	ch := make(chan result, 1)
+	var then, fail js.Func
+	release := func() { then.Release(); fail.Release() }
+	then = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		v := js.Undefined()
+		if len(args) > 0 {
+			v = args[0]
+		}
+		ch <- result{v: v}
+		release()
+		return nil
+	})
+	fail = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		ch <- result{err: fmt.Errorf("rejected: %v", args)}
+		release()
+		return nil
+	})
+	if err := catch(func() { p.Call("then", then, fail) }); err != nil {
+		release()
+		return js.Undefined(), err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-t.C:
+		return js.Undefined(), fmt.Errorf("no answer in %v", timeout)
+	}
+}
+
+// walk follows a chain of properties from v, stopping at the first that
+// is missing: reading a property of undefined panics in syscall/js.
+func walk(v js.Value, names ...string) (js.Value, bool) {
+	for _, n := range names {
+		if v.Type() != js.TypeObject {
+			return js.Undefined(), false
+		}
+		v = v.Get(n)
+	}
+	return v, v.Type() == js.TypeObject
+}
+
+// stringAt is the string at a chain of properties, or "".
+func stringAt(v js.Value, names ...string) string {
+	last := len(names) - 1
+	o, ok := walk(v, names[:last]...)
+	if !ok {
+		return ""
+	}
+	if s := o.Get(names[last]); s.Type() == js.TypeString {
+		return s.String()
+	}
+	return ""
+}
+
+// boolAt is the boolean property name of v, false when it is not one.
+func boolAt(v js.Value, name string) bool {
+	b := v.Get(name)
+	return b.Type() == js.TypeBoolean && b.Bool()
+}
+
+// catch runs f and turns any panic into an error. Here only: this code
+// probes browser objects whose shape differs between engines, and any
+// surprise (a getter that throws, a value of another type) must degrade
+// the path label, not end the program.
+func catch(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("rtc: browser API: %v", r)
+		}
+	}()
+	f()
+	return nil
+}
