@@ -74,6 +74,8 @@ type SwarmConfig struct {
 	// (heap profiles).
 	OnEnd func()
 
+	// Netns configures the netns transport (swarm_netns.go).
+	Netns NetnsModel
 	// Mem tunes the mem transport's network and tracker model.
 	Mem MemModel
 	// WebRTC configures the webrtc transport (its broadcast above all).

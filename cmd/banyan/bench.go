@@ -94,6 +94,7 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 	c.Float(&cfg.Mem.UploadScale, "upload-scale", 1, "mem: multiply every upload and the origin's bandwidth (scale model: --bitrate 250k --upload-scale 0.0833 mimics 3M)")
 	c.String(&profile, "engine", "default", "mem: viewer engine timings: default (the engine's) or tuned (gap 300ms, repair 1s, playout 2.5s); the three flags above override either")
 	c.String(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	c.Bool(&cfg.Netns.Unlimited, "unlimited", false, "netns: no tbf on the viewers' uplinks (loss still applies)")
 	c.String(&memProfile, "memprofile", "", "write a heap profile at the end of the run to this file")
 	c.Bool(&asJSON, "json", false, "print one JSON object on stdout")
 	if err := c.parse(args, stdout); err != nil {
@@ -126,6 +127,9 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cfg.Progress = stderr
 	cfg.WebRTC.Start = func(ctx context.Context, bc bench.BroadcastConfig) (*bench.Broadcast, error) {
 		return startBenchBroadcast(ctx, bc, stderr)
+	}
+	cfg.Netns.Start = func(ctx context.Context, host string, stripes, rootCap int) (*bench.Broadcast, error) {
+		return startNetnsBroadcast(ctx, host, stripes, rootCap, stderr)
 	}
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
