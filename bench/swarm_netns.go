@@ -42,15 +42,18 @@ type NetnsModel struct {
 
 // NetnsPeer is one viewer of a netns run.
 type NetnsPeer struct {
-	NS          string      `json:"ns"`
-	UplinkBps   float64     `json:"uplink_bps"` // tbf rate (0: --no-upload)
-	Limited     bool        `json:"limited"`
-	Summary     PeerSummary `json:"summary"`
-	UpKbps      float64     `json:"up_kbps"` // bytes_up × 8 / time in the swarm
-	AliveS      float64     `json:"alive_s"`
-	Err         string      `json:"err,omitempty"`
-	StderrTail  string      `json:"-"`
-	summaryRead bool
+	NS        string      `json:"ns"`
+	UplinkBps float64     `json:"uplink_bps"` // tbf rate (0: --no-upload)
+	Limited   bool        `json:"limited"`
+	Summary   PeerSummary `json:"summary"`
+	UpKbps    float64     `json:"up_kbps"` // bytes_up × 8 / time in the swarm
+	AliveS    float64     `json:"alive_s"`
+	// TbfSentBytes is what the tbf qdisc on the namespace's uplink
+	// passed (tc -s), read before teardown; 0 when not limited.
+	TbfSentBytes uint64 `json:"tbf_sent_bytes,omitempty"`
+	Err          string `json:"err,omitempty"`
+	StderrTail   string `json:"-"`
+	summaryRead  bool
 }
 
 // PeerSummary mirrors `banyan peer --json` (cmd/banyan/peer.go).
@@ -383,6 +386,11 @@ func swarmNetns(ctx context.Context, cfg SwarmConfig) (res SwarmResult, err erro
 	wg.Wait()
 	end := time.Now()
 	seederSent := bc.SeederSent()
+	for i := range peers {
+		if peers[i].Limited {
+			peers[i].TbfSentBytes = tbfSent(cleanup, peers[i].NS)
+		}
+	}
 
 	col := newCollector()
 	col.seederBytes = seederSent
@@ -450,4 +458,27 @@ func liveChunks(ctx context.Context, url string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// tbfSent reads the bytes the root tbf qdisc of ns's eth0 has sent.
+func tbfSent(ctx context.Context, ns string) uint64 {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "tc", "-s", "qdisc", "show", "dev", "eth0").Output()
+	if err != nil {
+		return 0
+	}
+	// "qdisc tbf 8001: root ... \n Sent 123 bytes 45 pkt ..."
+	f := strings.Fields(string(out))
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "tbf" {
+			for j := i; j+1 < len(f); j++ {
+				if f[j] == "Sent" {
+					n, _ := strconv.ParseUint(f[j+1], 10, 64)
+					return n
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +66,8 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 		cfg                          bench.SwarmConfig
 		churn, bitrate, profile      string
 		cpuProfile, memProfile       string
+		peersOut                     string
+		netnsPeers                   []bench.NetnsPeer
 		asJSON                       bool
 		seed                         int
 		duration, ramp, tick         time.Duration
@@ -95,6 +98,7 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 	c.String(&profile, "engine", "default", "mem: viewer engine timings: default (the engine's) or tuned (gap 300ms, repair 1s, playout 2.5s); the three flags above override either")
 	c.String(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	c.Bool(&cfg.Netns.Unlimited, "unlimited", false, "netns: no tbf on the viewers' uplinks (loss still applies)")
+	c.String(&peersOut, "netns-peers", "", "netns: write every viewer's uplink limit and --json summary to this file (JSON)")
 	c.String(&memProfile, "memprofile", "", "write a heap profile at the end of the run to this file")
 	c.Bool(&asJSON, "json", false, "print one JSON object on stdout")
 	if err := c.parse(args, stdout); err != nil {
@@ -149,7 +153,19 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 		}
 	}
+	if peersOut != "" {
+		cfg.Netns.Peers = &netnsPeers
+	}
 	res, err := bench.Swarm(ctx, cfg)
+	if peersOut != "" && netnsPeers != nil {
+		b, jerr := json.MarshalIndent(netnsPeers, "", " ")
+		if jerr == nil {
+			jerr = os.WriteFile(peersOut, b, 0o644)
+		}
+		if jerr != nil {
+			fmt.Fprintf(stderr, "bench swarm: --netns-peers: %v\n", jerr)
+		}
+	}
 	if errors.Is(err, bench.ErrNotAvailable) {
 		return err
 	}
