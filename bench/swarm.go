@@ -18,6 +18,7 @@ import (
 const (
 	TransportMem    = "mem"    // peer/memnet: discrete-event simulation on a virtual clock
 	TransportWebRTC = "webrtc" // real nodes, tracker and seeder over loopback WebRTC
+	TransportNetns  = "netns"  // native `banyan peer` processes in network namespaces (swarm_netns.go)
 
 	ModeMesh   = "mesh"   // viewers feed each other along the stripe forest
 	ModeOrigin = "origin" // baseline: every viewer fetches every chunk from the origin over HTTP
@@ -73,6 +74,8 @@ type SwarmConfig struct {
 	// (heap profiles).
 	OnEnd func()
 
+	// Netns configures the netns transport (swarm_netns.go).
+	Netns NetnsModel
 	// Mem tunes the mem transport's network and tracker model.
 	Mem MemModel
 	// WebRTC configures the webrtc transport (its broadcast above all).
@@ -208,6 +211,8 @@ func Swarm(ctx context.Context, cfg SwarmConfig) (SwarmResult, error) {
 		return swarmMem(ctx, cfg)
 	case TransportWebRTC:
 		return swarmWebRTC(ctx, cfg)
+	case TransportNetns:
+		return swarmNetns(ctx, cfg)
 	}
 	return SwarmResult{}, fmt.Errorf("bench swarm: unknown transport %q", cfg.Transport)
 }
@@ -247,8 +252,8 @@ func (c *SwarmConfig) setDefaults() error {
 		c.ProgressEvery = 5 * time.Second
 	}
 	switch {
-	case c.Transport != TransportMem && c.Transport != TransportWebRTC:
-		return fmt.Errorf("transport %q: mem or webrtc", c.Transport)
+	case c.Transport != TransportMem && c.Transport != TransportWebRTC && c.Transport != TransportNetns:
+		return fmt.Errorf("transport %q: mem, webrtc or netns", c.Transport)
 	case c.Mode != ModeMesh && c.Mode != ModeOrigin:
 		return fmt.Errorf("mode %q: mesh or origin", c.Mode)
 	case c.Source != SourceSynthetic && c.Source != SourceFFmpeg:

@@ -48,9 +48,9 @@ func (c swarmCollector) Collect(ch chan<- prometheus.Metric) {
 		var hist []int
 		for k := 0; k < st.forest.Stripes(); k++ {
 			hist = st.forest.DepthHistogram(hist[:0], k)
-			for d, n := range hist {
-				if n > 0 && d > 0 {
-					ch <- prometheus.MustNewConstMetric(descDepth, prometheus.GaugeValue, float64(n), st.name, strconv.Itoa(k), strconv.Itoa(d))
+			for i, n := range hist { // hist[0] is depth 1
+				if n > 0 {
+					ch <- prometheus.MustNewConstMetric(descDepth, prometheus.GaugeValue, float64(n), st.name, strconv.Itoa(k), strconv.Itoa(i+1))
 				}
 			}
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,19 +66,22 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 		cfg                          bench.SwarmConfig
 		churn, bitrate, profile      string
 		cpuProfile, memProfile       string
+		peersOut                     string
+		netnsPeers                   []bench.NetnsPeer
 		asJSON                       bool
 		seed                         int
 		duration, ramp, tick         time.Duration
 		window, repair, playout, gap time.Duration
 	)
 	c := newCommand("bench swarm", "", "Runs a swarm of viewers under one broadcast and measures offload, join time, latency per\ntree depth, stalls and re-parenting under churn. --transport mem simulates the network on a\nvirtual clock (peer/memnet: thousands of peers, per-link latency, loss and upload limits);\n--mode origin is the baseline where every viewer fetches from the origin over HTTP.")
-	c.String(&cfg.Transport, "transport", bench.TransportMem, "mem (simulation) or webrtc (real nodes on loopback)")
+	c.String(&cfg.Transport, "transport", bench.TransportMem, "mem (simulation), webrtc (real nodes on loopback) or netns (native peers in network namespaces; needs root)")
 	c.String(&cfg.Mode, "mode", bench.ModeMesh, "mesh (peer-to-peer stripe forest) or origin (HTTP only: the baseline)")
 	c.String(&cfg.Source, "source", "", "synthetic (sealed chunks at --bitrate; the mem default) or ffmpeg (a real encoder; the webrtc default)")
 	c.Int(&cfg.Peers, "peers", 1000, "viewers (churn keeps the count)")
 	c.Duration(&duration, "duration", time.Minute, "run length, ramp included (simulated time with mem)")
 	c.Duration(&ramp, "ramp", 0, "spread the initial joins over this long (default min(10s, duration/4))")
 	c.Int(&cfg.Stripes, "stripes", 2, "stripe trees K")
+	c.Int(&cfg.Mem.RootCapacity, "root-capacity", 0, "children the seeder feeds directly per stripe, as `banyan up --root-capacity` (default: mem 8, the overlay's)")
 	c.String(&bitrate, "bitrate", "3M", "stream bitrate (3M, 800k, ...)")
 	c.String(&churn, "churn", "0", "viewers leaving (and as many joining) per minute: a count, or a share of --peers like 10%")
 	c.String(&cfg.ChurnMode, "churn-mode", bench.ChurnAbrupt, "abrupt (vanish; the tracker notices) or clean (say goodbye)")
@@ -93,6 +97,8 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 	c.Float(&cfg.Mem.UploadScale, "upload-scale", 1, "mem: multiply every upload and the origin's bandwidth (scale model: --bitrate 250k --upload-scale 0.0833 mimics 3M)")
 	c.String(&profile, "engine", "default", "mem: viewer engine timings: default (the engine's) or tuned (gap 300ms, repair 1s, playout 2.5s); the three flags above override either")
 	c.String(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	c.Bool(&cfg.Netns.Unlimited, "unlimited", false, "netns: no tbf on the viewers' uplinks (loss still applies)")
+	c.String(&peersOut, "netns-peers", "", "netns: write every viewer's uplink limit and --json summary to this file (JSON)")
 	c.String(&memProfile, "memprofile", "", "write a heap profile at the end of the run to this file")
 	c.Bool(&asJSON, "json", false, "print one JSON object on stdout")
 	if err := c.parse(args, stdout); err != nil {
@@ -126,6 +132,9 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cfg.WebRTC.Start = func(ctx context.Context, bc bench.BroadcastConfig) (*bench.Broadcast, error) {
 		return startBenchBroadcast(ctx, bc, stderr)
 	}
+	cfg.Netns.Start = func(ctx context.Context, host string, stripes, rootCap int) (*bench.Broadcast, error) {
+		return startNetnsBroadcast(ctx, host, stripes, rootCap, stderr)
+	}
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
@@ -144,7 +153,19 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 		}
 	}
+	if peersOut != "" {
+		cfg.Netns.Peers = &netnsPeers
+	}
 	res, err := bench.Swarm(ctx, cfg)
+	if peersOut != "" && netnsPeers != nil {
+		b, jerr := json.MarshalIndent(netnsPeers, "", " ")
+		if jerr == nil {
+			jerr = os.WriteFile(peersOut, b, 0o644)
+		}
+		if jerr != nil {
+			fmt.Fprintf(stderr, "bench swarm: --netns-peers: %v\n", jerr)
+		}
+	}
 	if errors.Is(err, bench.ErrNotAvailable) {
 		return err
 	}

@@ -181,6 +181,12 @@ type peerSummary struct {
 	BytesTURN    uint64          `json:"bytes_turn"`
 	BytesOrigin  uint64          `json:"bytes_origin"`
 	BytesUp      uint64          `json:"bytes_up"`
+	// StalledMS is time spent stalled; WatchedMS runs from playback start
+	// to leaving (stall ratio = stalled_ms / watched_ms).
+	StalledMS   int64  `json:"stalled_ms"`
+	WatchedMS   int64  `json:"watched_ms"`
+	DupBytes    uint64 `json:"duplicate_bytes"`
+	UnsentBytes uint64 `json:"unsent_bytes"`
 	// ReparentMS: lost parent link → new parent assigned, per occurrence.
 	ReparentMS    []int64             `json:"reparent_ms,omitempty"`
 	ParentChanges []node.ParentChange `json:"parent_changes,omitempty"`
@@ -197,6 +203,10 @@ func (s *peerSummary) fill(n *node.Node) {
 		s.Stalls, s.BadChunks, s.Repaired = c.Stalls, c.BadChunks, c.RepairedOrigin
 		t := e.Traffic()
 		s.BytesP2P, s.BytesTURN, s.BytesOrigin, s.BytesUp = t.P2P, t.TURN, t.Origin, t.Up
+		s.StalledMS, s.DupBytes, s.UnsentBytes = t.StalledMS, t.Dup, t.Unsent
+		if !c.StartedAt.IsZero() {
+			s.WatchedMS = time.Since(c.StartedAt).Milliseconds()
+		}
 	}
 }
 
