@@ -254,7 +254,7 @@ func (h *hlsHarness) parsed() []parsedPlaylist {
 // follows the media), polling the playlist after every access unit.
 func (h *hlsHarness) publish(spec streamSpec, start time.Time) *seeder.Publish {
 	t := h.t
-	p, err := h.s.StartPublish("demo", "rtmp", true, func() {})
+	p, err := h.s.StartPublish("demo", "rtmp", true, 0, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
