@@ -39,8 +39,9 @@ lint:
 # real nodes (about 70 minutes on 2 cores, an hour of it the two 100k runs,
 # which hold 5–6 GB of heap; BENCH_MEMLIMIT sets GOMEMLIMIT), then
 # bench/REPORT.md and its plots. The swarm runs stay
-# out of `make test`: they are benchmarks, not tests. Main configuration:
-# tuned engine timings and 40 % upload headroom (see bench/analysis.md).
+# out of `make test`: they are benchmarks, not tests. Every run uses the
+# shipped defaults (the engine every viewer runs, the tracker's capacity
+# policy); M stays empty unless an experiment needs a knob.
 bench:
 	mkdir -p bench/results
 	$(GO) test -run '^$$' -bench . -benchtime 200ms ./store/ ./chunk/ ./overlay/ ./media/cmaf/ ./peer/ ./bench/ > bench/results/micro.txt
@@ -49,11 +50,8 @@ bench:
 	@set -e; R=bench/results; : > $$R/commands.txt; \
 	run() { n=$$1; shift; echo "== $$n: banyan bench swarm $$*"; echo "$$n: banyan bench swarm --json $$*" >> $$R/commands.txt; \
 		GOMEMLIMIT=$${BENCH_MEMLIMIT:-13GiB} bin/banyan-bench bench swarm --json "$$@" > $$R/$$n.json; }; \
-	M="--engine tuned --headroom 0.4"; \
+	M=""; \
 	run origin-1k           --mode origin --peers 1000 --duration 60s --churn 10%; \
-	run mesh-1k-default     --peers 1000 --duration 60s --churn 10%; \
-	run mesh-1k-default-h40 --peers 1000 --duration 60s --churn 10% --headroom 0.4; \
-	run mesh-1k-tuned-h20   --peers 1000 --duration 60s --churn 10% --engine tuned; \
 	run mesh-1k             --peers 1000 --duration 60s --churn 10% $$M; \
 	run mesh-1k-k1          --peers 1000 --duration 60s --churn 10% $$M --stripes 1; \
 	run mesh-1k-k4          --peers 1000 --duration 60s --churn 10% $$M --stripes 4; \
