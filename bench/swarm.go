@@ -108,11 +108,14 @@ type SwarmResult struct {
 
 	// Offload is the share of the bytes delivered to viewers that the
 	// seeder did not send: peer / (seeder + origin + peer).
-	Offload     float64 `json:"offload"`
-	SeederBytes uint64  `json:"seeder_bytes"` // sent by the seeder's root peer into the trees
-	PeerBytes   uint64  `json:"peer_bytes"`   // sent by viewers to viewers (TURN included)
-	OriginBytes uint64  `json:"origin_bytes"` // served by the origin over HTTP
-	TURNBytes   uint64  `json:"turn_bytes"`   // received over TURN-relayed links (part of peer_bytes)
+	Offload float64 `json:"offload"`
+	// OffloadAfterRamp is the offload of the bytes delivered after the
+	// ramp (the initial flash crowd), mem transport only.
+	OffloadAfterRamp float64 `json:"offload_after_ramp,omitempty"`
+	SeederBytes      uint64  `json:"seeder_bytes"` // sent by the seeder's root peer into the trees
+	PeerBytes        uint64  `json:"peer_bytes"`   // sent by viewers to viewers (TURN included)
+	OriginBytes      uint64  `json:"origin_bytes"` // served by the origin over HTTP
+	TURNBytes        uint64  `json:"turn_bytes"`   // received over TURN-relayed links (part of peer_bytes)
 
 	JoinP50ms   float64 `json:"join_p50_ms"` // join started → first chunk played
 	JoinP95ms   float64 `json:"join_p95_ms"`
@@ -124,8 +127,13 @@ type SwarmResult struct {
 
 	HopLatencyP50ms float64 `json:"hop_latency_p50_ms"` // chunk complete at parent → complete at child
 	HopLatencyP95ms float64 `json:"hop_latency_p95_ms"`
-	LatencyP50ms    float64 `json:"latency_p50_ms"` // publish → play, chunks published after the viewer started playing
+	LatencyP50ms    float64 `json:"latency_p50_ms"` // publish → delivered to the player, chunks published after the viewer started playing
 	LatencyP95ms    float64 `json:"latency_p95_ms"`
+	// BehindLive*: how far behind the broadcaster viewers watch (the
+	// playout clock: delivery plus the playout buffer), sampled at every
+	// stats report. Mem transport only.
+	BehindLiveP50ms float64 `json:"behind_live_p50_ms,omitempty"`
+	BehindLiveP95ms float64 `json:"behind_live_p95_ms,omitempty"`
 	// LatencyP95msByDepth maps the viewer's depth in the chunk's stripe
 	// ("1" = child of the seeder; "origin" = stripe fed over HTTP) to the
 	// p95 publish → play latency.
@@ -190,6 +198,10 @@ type SwarmResult struct {
 	// (nothing RepairDelay past the expected arrival), gap (pieces stopped
 	// coming), skipped (the parent sent a later chunk), other.
 	RepairWhy map[string]uint64 `json:"repair_why,omitempty"`
+	// MissWhy counts missed chunks by where their repair stood at the
+	// deadline: origin answer in flight, origin failed, never sent to the
+	// origin with some or with no pieces.
+	MissWhy map[string]uint64 `json:"miss_why,omitempty"`
 
 	WallS      float64 `json:"wall_s"`
 	SimSpeed   float64 `json:"sim_speed"` // simulated seconds per wall second (1 for webrtc)
@@ -376,7 +388,7 @@ func (h *hist) quantile(q float64) float64 {
 // into a SwarmResult with fill.
 type collector struct {
 	join, hop, play, reparent, detect   hist
-	reparentLink, joinLate              hist
+	reparentLink, joinLate, behind      hist
 	byDepth                             map[string]*hist
 	depthS                              []string // depthKey's names
 	stalledMS, watchedMS                float64
@@ -387,6 +399,7 @@ type collector struct {
 	dupBytes, unsentBytes               uint64
 	originWhy                           [4]uint64
 	repairWhy                           [5]uint64
+	missWhy                             [4]uint64
 	unsentWhy                           [4]uint64
 	seederBytes, peerBytes              uint64
 	originBytes, turnBytes              uint64
@@ -448,6 +461,9 @@ func (c *collector) engine(t peer.Traffic, n peer.Counters, now time.Time, playe
 	for i, v := range n.RepairWhy {
 		c.repairWhy[i] += v
 	}
+	for i, v := range n.MissWhy {
+		c.missWhy[i] += v
+	}
 	c.skips += n.Skips
 }
 
@@ -469,6 +485,7 @@ func (c *collector) fill(r *SwarmResult) {
 	r.JoinLateP50ms, r.JoinLateP95ms = c.joinLate.quantile(0.5), c.joinLate.quantile(0.95)
 	r.HopLatencyP50ms, r.HopLatencyP95ms = c.hop.quantile(0.5), c.hop.quantile(0.95)
 	r.LatencyP50ms, r.LatencyP95ms = c.play.quantile(0.5), c.play.quantile(0.95)
+	r.BehindLiveP50ms, r.BehindLiveP95ms = c.behind.quantile(0.5), c.behind.quantile(0.95)
 	r.LatencyP95msByDepth = make(map[string]float64, len(c.byDepth))
 	r.LatencyP50msByDepth = make(map[string]float64, len(c.byDepth))
 	for d, h := range c.byDepth {
@@ -498,6 +515,7 @@ func (c *collector) fill(r *SwarmResult) {
 	r.DuplicateBytes, r.UnsentBytes = c.dupBytes, c.unsentBytes
 	r.UnsentWhy = map[string]uint64{"gone": c.unsentWhy[0], "have": c.unsentWhy[1], "late": c.unsentWhy[2], "backpressure": c.unsentWhy[3]}
 	r.RepairWhy = map[string]uint64{"late": c.repairWhy[0], "gap": c.repairWhy[1], "skipped": c.repairWhy[2], "other": c.repairWhy[3], "hole": c.repairWhy[4]}
+	r.MissWhy = map[string]uint64{"origin_busy": c.missWhy[0], "origin_failed": c.missWhy[1], "partial": c.missWhy[2], "none": c.missWhy[3]}
 	r.OriginWhy = map[string]uint64{"start": c.originWhy[0], "origin_fed": c.originWhy[1], "deadline": c.originWhy[2], "no_peer": c.originWhy[3]}
 	if c.peerBytes > 0 {
 		r.DuplicateShare = round4(float64(c.dupBytes) / float64(c.peerBytes))

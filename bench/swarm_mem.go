@@ -329,8 +329,11 @@ type memSim struct {
 	joined, left, killed int
 	killDone             bool
 	peakHeap             uint64
-	chg                  []overlay.Change
-	t0                   time.Time
+	// atRamp holds the byte counters when the ramp ended, for the offload
+	// after it (the flash crowd's ramp costs the origin most).
+	atRamp collector
+	chg    []overlay.Change
+	t0     time.Time
 }
 
 func swarmMem(ctx context.Context, cfg SwarmConfig) (SwarmResult, error) {
@@ -412,6 +415,7 @@ func (s *memSim) run() (SwarmResult, error) {
 		at := time.Duration((float64(i) + s.rng.Float64()) / float64(cfg.Peers) * float64(cfg.Ramp))
 		s.net.At(s.t0.Add(at), s.startJoin)
 	}
+	s.net.At(s.t0.Add(cfg.Ramp), func() { s.atRamp = s.bytesNow() })
 	if cfg.ChurnPerMin > 0 {
 		s.scheduleChurn(s.t0.Add(cfg.Ramp), true)
 		s.scheduleChurn(s.t0.Add(cfg.Ramp), false)
@@ -475,14 +479,20 @@ func (s *memSim) sampleDepth() {
 	}
 }
 
-// offloadNow is the running offload, for progress lines.
-func (s *memSim) offloadNow() float64 {
+// bytesNow is the collector with the running byte counters filled in.
+func (s *memSim) bytesNow() collector {
 	c := *s.col
 	c.seederBytes = s.root.e.Traffic().Up
 	c.originBytes = s.orig.served
 	for _, p := range s.alive {
 		c.peerBytes += p.e.Traffic().Up
 	}
+	return c
+}
+
+// offloadNow is the running offload, for progress lines.
+func (s *memSim) offloadNow() float64 {
+	c := s.bytesNow()
 	return c.offload()
 }
 
@@ -618,6 +628,12 @@ func (s *memSim) stats(p *simPeer) {
 	}
 	st := p.e.Stats()
 	s.net.After(s.m.StatsInterval, func() { s.stats(p) })
+	if base, ok := p.e.PlayoutBase(); ok && len(s.src.pubAt) > 1 {
+		// Media time 0 left the broadcaster at pubAt[1] less chunk 1's
+		// media time.
+		pub0 := s.src.pubAt[1].Add(-time.Duration(s.src.hdr[1].MediaTime) * time.Microsecond)
+		s.col.behind.add(base.Sub(pub0))
+	}
 	if !s.mesh || p.upload == 0 {
 		return
 	}
@@ -1210,6 +1226,14 @@ func (s *memSim) result(wall time.Duration) SwarmResult {
 		}
 	}
 	s.col.fill(&res)
+	if cfg.Ramp < cfg.Duration {
+		after := collector{
+			seederBytes: s.col.seederBytes - s.atRamp.seederBytes,
+			originBytes: s.col.originBytes - s.atRamp.originBytes,
+			peerBytes:   s.col.peerBytes - s.atRamp.peerBytes,
+		}
+		res.OffloadAfterRamp = round4(after.offload())
+	}
 	return res
 }
 

@@ -11,11 +11,6 @@ import (
 
 // tuned gives the small swarms the engine timings REPORT.md found stable
 // with realistic uploads (the defaults are tuned for loopback).
-func tuned(cfg SwarmConfig) SwarmConfig {
-	cfg.Mem.Tune()
-	return cfg
-}
-
 func runSwarm(t *testing.T, cfg SwarmConfig) SwarmResult {
 	t.Helper()
 	res, err := Swarm(context.Background(), cfg)
@@ -32,12 +27,16 @@ func runSwarm(t *testing.T, cfg SwarmConfig) SwarmResult {
 // simulated: the mesh carries nearly everything, every viewer plays, and
 // nothing unverified is ever played.
 func TestSwarmMesh(t *testing.T) {
-	res := runSwarm(t, tuned(SwarmConfig{Peers: 200, Duration: 10 * time.Second, Seed: 3}))
-	// The model's tracker now learns each viewer's uplink from its stats
-	// (tracker.Capacity) instead of being told the drawn upload, so a
-	// 10 s run spends much of its time learning: 0.84 at seed 3.
-	if res.Offload <= 0.8 {
-		t.Errorf("offload %.4f, want > 0.8", res.Offload)
+	res := runSwarm(t, SwarmConfig{Peers: 200, Duration: 10 * time.Second, Seed: 3})
+	// Shipped defaults. The tracker learns each viewer's uplink from its
+	// stats (tracker.Capacity), so a 10 s run is mostly ramp and
+	// learning: 0.77 at seed 3 (the engine before the playout clock gave
+	// 0.79 too, with a 0.014 stall ratio).
+	if res.Offload <= 0.75 {
+		t.Errorf("offload %.4f, want > 0.75", res.Offload)
+	}
+	if res.StallRatio > 0.001 {
+		t.Errorf("stall ratio %.5f, want ≤ 0.001", res.StallRatio)
 	}
 	if res.BadChunksPlayed != 0 || res.BadChunksDetected != 0 {
 		t.Errorf("%d bad chunks played, %d detected; want 0", res.BadChunksPlayed, res.BadChunksDetected)
@@ -71,7 +70,7 @@ func TestSwarmMesh(t *testing.T) {
 
 // TestSwarmDeterministic: a mem run is a function of its seed.
 func TestSwarmDeterministic(t *testing.T) {
-	cfg := tuned(SwarmConfig{Peers: 120, Duration: 8 * time.Second, Seed: 42, ChurnPerMin: 60})
+	cfg := SwarmConfig{Peers: 120, Duration: 8 * time.Second, Seed: 42, ChurnPerMin: 60}
 	a, b := runSwarm(t, cfg), runSwarm(t, cfg)
 	cfg.Seed = 43
 	c := runSwarm(t, cfg)
@@ -92,35 +91,42 @@ func equalResults(a, b SwarmResult) bool { return reflect.DeepEqual(a, b) }
 // TestSwarmChurnAndKill: viewers come and go abruptly and a third vanish
 // at once; orphans are re-parented and survivors keep playing.
 func TestSwarmChurnAndKill(t *testing.T) {
-	res := runSwarm(t, tuned(SwarmConfig{
+	res := runSwarm(t, SwarmConfig{
 		Peers: 200, Duration: 16 * time.Second, Seed: 5,
 		ChurnPerMin: 60, Kill: 0.3, KillAt: 8 * time.Second,
-	}))
+	})
 	if res.Left == 0 || res.Killed < 50 || res.Killed > 70 || res.Joined <= 200 {
 		t.Errorf("left %d, killed %d, joined %d: churn or kill did not happen", res.Left, res.Killed, res.Joined)
 	}
 	if res.Reparents < 20 || res.ReparentP95ms <= 0 || len(res.ReparentCDFms) != 21 {
 		t.Errorf("%d re-parentings, p95 %.0f ms, cdf %v: want orphans timed", res.Reparents, res.ReparentP95ms, res.ReparentCDFms)
 	}
-	// Abrupt departures are noticed by a child's silent report (3 s) or
-	// missed stats (4–7.5 s).
-	if res.DetectP50ms < 2500 || res.DetectP95ms > 8000 {
-		t.Errorf("detection p50 %.0f ms, p95 %.0f ms: want 2.5–8 s", res.DetectP50ms, res.DetectP95ms)
+	// Abrupt departures are noticed by a child's silent report
+	// (SilentAfter, 1.5 s) or missed stats (4–7.5 s).
+	if res.DetectP50ms < 1400 || res.DetectP95ms > 8000 {
+		t.Errorf("detection p50 %.0f ms, p95 %.0f ms: want 1.4–8 s", res.DetectP50ms, res.DetectP95ms)
 	}
-	if res.KillSurvivors == 0 || res.KillStallFree < 0.5 {
-		t.Errorf("%d survivors, %.3f stall-free", res.KillSurvivors, res.KillStallFree)
+	// The playout clock and deadline-first origin repair keep survivors
+	// playing (0.76 stall-free before them).
+	if res.KillSurvivors == 0 || res.KillStallFree < 0.95 {
+		t.Errorf("%d survivors, %.3f stall-free, want ≥ 0.95", res.KillSurvivors, res.KillStallFree)
+	}
+	if res.StallRatio > 0.001 {
+		t.Errorf("stall ratio %.5f under churn and kill, want ≤ 0.001", res.StallRatio)
 	}
 	if res.BadChunksPlayed != 0 {
 		t.Errorf("%d bad chunks played", res.BadChunksPlayed)
 	}
-	if res.Offload < 0.8 {
-		t.Errorf("offload %.4f under churn, want ≥ 0.8", res.Offload)
+	// A 16 s run is ramp, kill and recovery: 0.70 with shipped defaults
+	// (0.73 before the playout clock, which stalled 1.6 % of the time).
+	if res.Offload < 0.65 {
+		t.Errorf("offload %.4f under churn, want ≥ 0.65", res.Offload)
 	}
 }
 
 // TestSwarmCleanChurn: goodbyes are acted on within one signaling delay.
 func TestSwarmCleanChurn(t *testing.T) {
-	res := runSwarm(t, tuned(SwarmConfig{Peers: 150, Duration: 12 * time.Second, Seed: 9, ChurnPerMin: 150, ChurnMode: ChurnClean}))
+	res := runSwarm(t, SwarmConfig{Peers: 150, Duration: 12 * time.Second, Seed: 9, ChurnPerMin: 150, ChurnMode: ChurnClean})
 	if res.Reparents == 0 || res.DetectP95ms > 50 {
 		t.Errorf("%d re-parentings, detection p95 %.0f ms: clean leaves are known at once", res.Reparents, res.DetectP95ms)
 	}
@@ -259,7 +265,7 @@ func TestHistQuantiles(t *testing.T) {
 // a 3 Mbit/s stream for 5 s of virtual time; peer-s/s is simulated viewer
 // seconds per wall second.
 func BenchmarkSwarmMem(b *testing.B) {
-	cfg := tuned(SwarmConfig{Peers: 100, Duration: 5 * time.Second, Seed: 1})
+	cfg := SwarmConfig{Peers: 100, Duration: 5 * time.Second, Seed: 1}
 	start := time.Now()
 	for b.Loop() {
 		if _, err := Swarm(context.Background(), cfg); err != nil {

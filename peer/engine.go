@@ -86,6 +86,8 @@ type Engine struct {
 	// delay (timing.go).
 	up   uplink
 	play playout
+	// clock is the playout clock deadlines are read from.
+	clock playClock
 	// ranks numbers children in attachment order (nbr.rank).
 	ranks int
 
@@ -989,14 +991,16 @@ func (e *Engine) keep(now time.Time, en *entry, pd *pending) {
 			e.rate = max(e.rate*7/8+r/8, 64<<10)
 		}
 		if e.started && k.seq >= e.playhead {
-			if exp, ok := e.expected(k.seq); ok {
-				e.play.arrived(now, exp.Add(e.play.target).Sub(now))
+			if due, ok := e.deadline(k.seq); ok {
+				e.play.arrived(now, due.Sub(now))
 			}
 		}
+		// A stripe's chunks come K chunk durations apart when live.
+		burstGap := time.Duration(len(e.stripes)) * e.avgDur / 2
 		if pd != nil && pd.feed && !pd.first.IsZero() {
-			e.stripes[e.stripeOf(k.seq)].addBase(pd.first.Add(-time.Duration(h.MediaTime) * time.Microsecond))
+			e.stripes[e.stripeOf(k.seq)].addBase(pd.first.Add(-time.Duration(h.MediaTime)*time.Microsecond), pd.first, burstGap)
 		} else if e.cfg.Root {
-			e.stripes[e.stripeOf(k.seq)].addBase(now.Add(-time.Duration(h.MediaTime) * time.Microsecond))
+			e.stripes[e.stripeOf(k.seq)].addBase(now.Add(-time.Duration(h.MediaTime)*time.Microsecond), now, burstGap)
 		}
 		e.moveFloor()
 	}
@@ -1018,6 +1022,7 @@ func (e *Engine) newEpoch(now time.Time, epoch uint32) {
 		e.stripes[i].hasFeed = false
 	}
 	e.hasFallback = false
+	e.clock.reset()
 	for k := range e.pend {
 		if k.epoch < epoch {
 			delete(e.pend, k)
@@ -1054,6 +1059,10 @@ func (e *Engine) advance(now time.Time) {
 		e.started = true
 		e.playhead = e.lastKey
 		e.ctr.StartedAt = now
+		// The schedule starts with playback.
+		e.clock.reset()
+		e.followClock(now)
+		e.log.Debug("peer: playback starts", "epoch", e.epoch, "seq", e.playhead, "newest", e.newest, "waited", now.Sub(e.created))
 		if e.cfg.Player != nil {
 			plain, ok := e.openEntry(e.init)
 			if ok {

@@ -24,6 +24,7 @@ func (e *Engine) Tick(now time.Time) {
 	e.expire(now)
 	if !e.cfg.Root {
 		e.play.tick(now)
+		e.followClock(now)
 		e.checkStart(now)
 		e.deadlines(now)
 		e.repairAll(now)
@@ -214,6 +215,43 @@ func (e *Engine) expected(seq uint64) (time.Time, bool) {
 	return base.Add(mt), true
 }
 
+// liveEstimate is the playout clock's target: the latest stripe's
+// live-edge estimate, else the fallback kept from a lost parent.
+func (e *Engine) liveEstimate() (time.Time, bool) {
+	var est time.Time
+	ok := false
+	for i := range e.stripes {
+		if b, ok2 := e.stripes[i].liveBase(); ok2 && (!ok || b.After(est)) {
+			est, ok = b, true
+		}
+	}
+	if !ok && e.hasFallback {
+		est, ok = e.fallbackBase, true
+	}
+	return est, ok
+}
+
+// followClock moves the playout clock toward the live-edge estimate plus
+// the playout target.
+func (e *Engine) followClock(now time.Time) {
+	if est, ok := e.liveEstimate(); ok {
+		e.clock.follow(now, est.Add(e.play.target))
+	}
+}
+
+// deadline is when playback gives up on seq: its media time on the
+// playout clock plus the playout target.
+func (e *Engine) deadline(seq uint64) (time.Time, bool) {
+	if !e.clock.set {
+		return time.Time{}, false
+	}
+	mt, ok := e.mediaTime(seq)
+	if !ok {
+		return time.Time{}, false
+	}
+	return e.clock.base.Add(mt), true
+}
+
 // deadlines gives up on the chunk at the playhead once it is due.
 func (e *Engine) deadlines(now time.Time) {
 	for e.started && !e.ended {
@@ -228,19 +266,34 @@ func (e *Engine) deadlines(now time.Time) {
 		if e.eos != 0 && e.playhead > e.eos {
 			return
 		}
-		exp, ok := e.expected(e.playhead)
-		if !ok || now.Before(exp.Add(e.play.target)) {
+		due, ok := e.deadline(e.playhead)
+		if !ok || now.Before(due) {
 			return
 		}
 		pd := e.pendOf(k)
 		pd.lost = true
-		e.play.stalled(now)
+		lateBy, target := now.Sub(due), e.play.target
+		e.clock.delay(e.play.stalled(now))
 		e.sendHave(k, originPeer)
 		e.ctr.Stalls++
+		e.ctr.MissWhy[missWhy(now, pd)]++
 		e.st.stalledMS += e.avgDur.Milliseconds()
-		e.log.Debug("peer: chunk missed its deadline", "epoch", k.epoch, "seq", k.seq)
+		// Say where its repair stood: the cause of a stall is otherwise
+		// invisible after the fact.
+		e.log.Debug("peer: chunk missed its deadline", "epoch", k.epoch, "seq", k.seq,
+			"late_by", lateBy, "target", target,
+			"pieces_from", pd.src, "first", since(now, pd.first), "last", since(now, pd.last),
+			"tried", pd.tried, "asked", pd.asked, "origin_busy", pd.originBusy, "repairing", pd.repairing)
 		e.advance(now)
 	}
+}
+
+// since is how long ago t was (0 for a zero t), for logs.
+func since(now, t time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	return now.Sub(t)
 }
 
 // horizon is the newest sequence that should have arrived by now.
@@ -250,8 +303,12 @@ func (e *Engine) horizon(now time.Time) uint64 {
 		if e.eos != 0 && h+1 > e.eos {
 			break
 		}
+		// Arrived by now on the stripe's estimate, or near its deadline
+		// on the playout clock (data running later than the schedule
+		// must still be repaired in time).
 		exp, ok := e.expected(h + 1)
-		if !ok || exp.After(now) {
+		due, ok2 := e.deadline(h + 1)
+		if (!ok || exp.After(now)) && (!ok2 || due.Add(-e.cfg.OriginLead).After(now)) {
 			break
 		}
 		h++
@@ -295,12 +352,45 @@ func (e *Engine) repairAll(now time.Time) {
 // the parent until RepairDelay past its expected arrival, then ask the other
 // parents one at a time (PeerTimeout each), then the origin, which is asked
 // no later than OriginLead before the deadline.
+//
+// The deadline comes first: a chunk still trickling from a slow parent, or
+// waiting on a want, goes to the origin at OriginLead all the same (the
+// first complete copy wins).
 func (e *Engine) repairChunk(now time.Time, pd *pending) {
 	if pd.lost || pd.originBusy || e.cfg.Root {
 		return
 	}
 	if _, ok := e.win[pd.k]; ok {
 		return
+	}
+	s := e.stripeOf(pd.k.seq)
+	st := &e.stripes[s]
+	var exp time.Time
+	if pd.k.seq != 0 { // the init segment has no deadline
+		var ok bool
+		if exp, ok = e.expected(pd.k.seq); !ok {
+			return
+		}
+		due, hasDue := e.deadline(pd.k.seq)
+		near := hasDue && !now.Before(due.Add(-e.cfg.OriginLead))
+		if st.parent == nil && st.originFed {
+			if near || !now.Before(exp) {
+				e.fetchOrigin(now, pd, originFed)
+			}
+			return
+		}
+		if near {
+			// The peers could not make it: as a near miss, this is
+			// what the playout target learns from (a deeper tree or
+			// loaded parents need more delay, or the origin carries
+			// the difference). The clock follows the target by
+			// slowing down, not by a jump.
+			if !pd.originBusy && !now.Before(pd.originAfter) {
+				e.play.grow(now, playoutLate)
+			}
+			e.fetchOrigin(now, pd, originLate)
+			return
+		}
 	}
 	if pd.asked != 0 {
 		if now.Before(pd.askUntil) {
@@ -310,23 +400,7 @@ func (e *Engine) repairChunk(now time.Time, pd *pending) {
 		pd.asked = 0
 		e.ctr.WantTimeouts++
 	}
-	s := e.stripeOf(pd.k.seq)
-	st := &e.stripes[s]
-	var due time.Time
-	if pd.k.seq == 0 {
-		due = now.Add(time.Hour) // the init segment has no deadline
-	} else {
-		exp, ok := e.expected(pd.k.seq)
-		if !ok {
-			return
-		}
-		due = exp.Add(e.play.target)
-		if st.parent == nil && st.originFed {
-			if !now.Before(exp) {
-				e.fetchOrigin(now, pd, originFed)
-			}
-			return
-		}
+	if pd.k.seq != 0 {
 		newer := st.hasFeed && st.newestFeed > pd.k.seq
 		urgent := pd.urgent || st.parent == nil || newer
 		// Late is about the first piece (what the estimate samples): a
@@ -353,10 +427,6 @@ func (e *Engine) repairChunk(now time.Time, pd *pending) {
 				e.ctr.RepairWhy[repairLate]++
 			}
 		}
-	}
-	if !now.Before(due.Add(-e.cfg.OriginLead)) {
-		e.fetchOrigin(now, pd, originLate)
-		return
 	}
 	c, busy := e.candidate(pd, s, e.gapped(now, pd))
 	if c != nil {
@@ -576,6 +646,26 @@ const (
 	repairOther          // no parent, a forged copy, pieces that did not fit
 	repairHole           // a hole below a later piece from the parent
 )
+
+// Counters.MissWhy indexes: where a missed chunk's repair stood.
+const (
+	missOriginBusy   = iota // the origin's answer was on its way
+	missOriginFailed        // the origin failed (or sent a bad copy)
+	missPartial             // never asked of the origin; some pieces came
+	missNone                // never asked of the origin; nothing came
+)
+
+func missWhy(now time.Time, pd *pending) int {
+	switch {
+	case pd.originBusy:
+		return missOriginBusy
+	case now.Before(pd.originAfter):
+		return missOriginFailed
+	case !pd.first.IsZero():
+		return missPartial
+	}
+	return missNone
+}
 
 // originWhy says why a chunk was fetched from the origin.
 type originWhy uint8

@@ -228,15 +228,25 @@ type stripe struct {
 	// base holds recent live-edge samples (arrival minus media time) of
 	// chunks that came from the parent; liveBase turns them into the
 	// stripe's live-edge estimate.
-	base  [16]time.Time
-	nbase int
+	base   [16]time.Time
+	nbase  int
+	baseAt time.Time // first-piece arrival of the last sample
 	// gap learns the parent's gaps between pieces of one chunk.
 	gap gapStats
 }
 
-func (s *stripe) addBase(t time.Time) {
-	s.base[s.nbase%len(s.base)] = t
-	s.nbase++
+// addBase adds the live-edge sample t of a chunk whose first piece came at
+// at. Chunks that come closer together than minGap are a catch-up burst
+// (old chunks sent back to back, each looking late): only the burst's last
+// one, the freshest, stays a sample.
+func (s *stripe) addBase(t, at time.Time, minGap time.Duration) {
+	if s.nbase > 0 && at.Sub(s.baseAt) < minGap {
+		s.base[(s.nbase-1)%len(s.base)] = t
+	} else {
+		s.base[s.nbase%len(s.base)] = t
+		s.nbase++
+	}
+	s.baseAt = at
 }
 
 func (s *stripe) liveBase() (time.Time, bool) {

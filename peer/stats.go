@@ -44,7 +44,11 @@ type Counters struct {
 	// RepairWhy counts chunks whose repair started, by cause: late, a
 	// gap in its pieces, skipped by the parent, other (no parent, forged),
 	// a hole below a later piece.
-	RepairWhy     [5]uint64
+	RepairWhy [5]uint64
+	// MissWhy counts chunks that missed their deadline by where their
+	// repair stood: an origin fetch in flight, an origin fetch that
+	// failed, never sent to the origin with some pieces, with none.
+	MissWhy       [4]uint64
 	Undecryptable uint64 // authentic chunks the keyring could not open
 	QueueDropped  uint64 // queued messages dropped unsent (child has it, too late, gone)
 	// StartedAt is when playback started (zero until it does).
@@ -121,11 +125,11 @@ func (e *Engine) Stats() protocol.Stats {
 	}
 	e.st.lastUp = e.st.bytesUp
 	e.st.last = now
-	// Buffer: media time delivered beyond the current playback position,
-	// which runs the playout delay behind the expected arrival.
+	// Buffer: media time delivered beyond the current playback position
+	// (the playout clock).
 	if e.started && e.lastPlay.Seq > 0 {
-		if exp, ok := e.expected(e.lastPlay.Seq); ok {
-			due := exp.Add(e.play.target + time.Duration(e.lastPlay.Duration)*time.Microsecond)
+		if due, ok := e.deadline(e.lastPlay.Seq); ok {
+			due = due.Add(time.Duration(e.lastPlay.Duration) * time.Microsecond)
 			s.BufferMS = max(0, int(due.Sub(now).Milliseconds()))
 		}
 		// Behind live: the newest chunk's end minus the playback
@@ -251,4 +255,13 @@ func (c *VerifyCache) Verify(sealed []byte) (chunk.Header, error) {
 	}
 	c.mu.Unlock()
 	return h, nil
+}
+
+// PlayoutBase is the playout clock once playing: media time mt plays at
+// base + mt. A benchmark compares it with the broadcaster's clock to say
+// how far behind live the viewer watches.
+func (e *Engine) PlayoutBase() (time.Time, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.clock.base, e.started && e.clock.set
 }

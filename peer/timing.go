@@ -82,19 +82,26 @@ func newPlayout(floor, ceil time.Duration, now time.Time) playout {
 	return playout{target: floor, floor: floor, ceil: max(ceil, floor), calm: now}
 }
 
-func (p *playout) grow(now time.Time, d time.Duration) {
+// grow raises the target by d (up to the ceiling) and says by how much.
+// The playout clock follows a raised target by slowing down; only a stall
+// (the player waited) moves it at once.
+func (p *playout) grow(now time.Time, d time.Duration) time.Duration {
+	old := p.target
 	p.target = min(p.target+d, p.ceil)
 	p.calm = now
+	return p.target - old
 }
 
-// stalled: a chunk missed its deadline.
-func (p *playout) stalled(now time.Time) { p.grow(now, playoutStall) }
+// stalled: a chunk missed its deadline. It returns the growth.
+func (p *playout) stalled(now time.Time) time.Duration { return p.grow(now, playoutStall) }
 
-// arrived notes a chunk that came slack before its deadline.
-func (p *playout) arrived(now time.Time, slack time.Duration) {
+// arrived notes a chunk that came slack before its deadline and returns
+// the growth.
+func (p *playout) arrived(now time.Time, slack time.Duration) time.Duration {
 	if slack < lateMargin {
-		p.grow(now, playoutLate)
+		return p.grow(now, playoutLate)
 	}
+	return 0
 }
 
 // tick shrinks the target after a calm period.
@@ -104,3 +111,65 @@ func (p *playout) tick(now time.Time) {
 		p.calm = now
 	}
 }
+
+// playClock is the player's schedule: chunk media time mt is due at
+// base + mt. It models what a player does, not what would be convenient:
+// it starts at the live-edge estimate plus the playout target; when it runs
+// further behind than that (a new parent higher in the tree, the target
+// shrinking) it catches up at catchUpRate, as a player does by playing a
+// little faster; and it falls back only when playback waits (delay: a
+// stall, or the target growing), never because data comes later. A chunk
+// that comes later than the schedule has eaten into the buffer, and a
+// stall is counted when it eats all of it.
+type playClock struct {
+	base time.Time
+	at   time.Time // last follow
+	set  bool
+}
+
+// catchUpRate is how fast the base may move earlier: 0.15 s per second, the
+// player's fastest catch-up (playbackRate 1.15).
+const catchUpRate = 0.15
+
+// slowDownRate is how fast the base may move later when data runs later
+// than the schedule: 0.05 s per second, a player at playbackRate 0.95
+// rebuilding its buffer without a stall.
+const slowDownRate = 0.05
+
+// follow moves the base toward goal (live-edge estimate + target) at now.
+func (c *playClock) follow(now, goal time.Time) {
+	if !c.set {
+		c.base, c.at, c.set = goal, now, true
+		return
+	}
+	dt := now.Sub(c.at)
+	c.at = now
+	if goal.Before(c.base) {
+		c.base = maxTime(goal, c.base.Add(-time.Duration(float64(dt)*catchUpRate)))
+	} else {
+		c.base = minTime(goal, c.base.Add(time.Duration(float64(dt)*slowDownRate)))
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// delay makes playback wait d: everything is due d later.
+func (c *playClock) delay(d time.Duration) {
+	if c.set && d > 0 {
+		c.base = c.base.Add(d)
+	}
+}
+
+func (c *playClock) reset() { *c = playClock{} }

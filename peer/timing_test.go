@@ -111,3 +111,41 @@ func TestPlayout(t *testing.T) {
 		}
 	}
 }
+
+func TestPlayClock(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	// Each step: at `now` (ms), follow goal (ms) or delay by `delay` ms;
+	// want the base (ms) after it.
+	steps := []struct {
+		name       string
+		now, goal  int
+		delay      int
+		wantBase   int
+		usesFollow bool
+	}{
+		{"first goal sets the base", 0, 1000, 0, 1000, true},
+		{"goal 1 s earlier: catch up at 0.15 s/s", 1000, 0, 0, 850, true},
+		{"another second", 2000, 0, 0, 700, true},
+		{"goal reached, no overshoot", 10000, 0, 0, 0, true},
+		{"goal 1 s later: slow down at 0.05 s/s", 11000, 1000, 0, 50, true},
+		{"ten seconds on", 21000, 1000, 0, 550, true},
+		{"a stall waits at once", 21000, 0, 250, 800, false},
+		{"goal below again", 22000, 700, 0, 700, true},
+	}
+	var c playClock
+	for _, s := range steps {
+		if s.usesFollow {
+			c.follow(ms(s.now), ms(s.goal))
+		} else {
+			c.delay(time.Duration(s.delay) * time.Millisecond)
+		}
+		if got := c.base.Sub(t0); got != time.Duration(s.wantBase)*time.Millisecond {
+			t.Fatalf("%s: base %v, want %d ms", s.name, got, s.wantBase)
+		}
+	}
+	c.reset()
+	if c.delay(time.Second); c.set {
+		t.Fatal("delay on an unset clock set it")
+	}
+}

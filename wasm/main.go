@@ -260,6 +260,9 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 		case <-tick.C:
 		}
 		p.setState(v.state())
+		if d := v.playout(); d > 0 {
+			v.player.SetTarget(d)
+		}
 		if n%4 != 0 {
 			continue
 		}

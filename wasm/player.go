@@ -90,8 +90,11 @@ type Player struct {
 	qbytes  int
 	stats   PlayerStats
 	live    bool // the broadcast is on: standing still is a stall
-	wake    chan struct{}
-	events  chan event
+	// target is the peer engine's playout delay (0: Edge's own), which
+	// live-edge control follows.
+	target time.Duration
+	wake   chan struct{}
+	events chan event
 
 	// Owned by the run goroutine.
 	ms, sb      js.Value
@@ -590,6 +593,14 @@ func ranges(tr js.Value) []mse.Range {
 	return out
 }
 
+// SetTarget makes live-edge control run d behind the newest media: the
+// peer engine's adaptive playout delay, which its deadlines assume.
+func (p *Player) SetTarget(d time.Duration) {
+	p.mu.Lock()
+	p.target = d
+	p.mu.Unlock()
+}
+
 // control runs live-edge control, eviction and stall accounting.
 func (p *Player) control(now time.Time) {
 	if !p.sb.Truthy() {
@@ -602,6 +613,12 @@ func (p *Player) control(now time.Time) {
 		Paused:   p.video.Get("paused").Bool(),
 		Seeking:  p.video.Get("seeking").Bool(),
 		Rate:     p.video.Get("playbackRate").Float(),
+	}
+	p.mu.Lock()
+	target := p.target
+	p.mu.Unlock()
+	if target > 0 {
+		p.edge.SetTarget(target)
 	}
 	a := p.edge.Decide(v)
 	if a.Seek {

@@ -211,6 +211,17 @@ func (v *viewer) meshStats() (p2p, turn, origin uint64, parents, children int, p
 	return st.BytesP2P, st.BytesTURN, st.BytesOrigin, parents, st.Children, paths
 }
 
+// playout is the engine's adaptive playout delay (0 before a session).
+func (v *viewer) playout() time.Duration {
+	v.mu.Lock()
+	n := v.node
+	v.mu.Unlock()
+	if n == nil {
+		return 0
+	}
+	return time.Duration(n.LastStats().PlayoutMS) * time.Millisecond
+}
+
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n]

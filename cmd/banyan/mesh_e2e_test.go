@@ -32,7 +32,7 @@ type peerProc struct {
 func startPeer(t *testing.T, base string, extra ...string) *peerProc {
 	t.Helper()
 	tracker := "ws" + strings.TrimPrefix(base, "http") + "/ws"
-	args := append([]string{"peer", "--tracker", tracker, "--stream", "demo", "--ice-loopback", "--json"}, extra...)
+	args := append([]string{"peer", "--tracker", tracker, "--stream", "demo", "--ice-loopback", "--json", "--log-level", "debug"}, extra...)
 	p := &peerProc{cmd: exec.Command(banyanBin, args...), done: make(chan error, 1)}
 	p.cmd.Env = cleanEnv()
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errb
@@ -180,7 +180,7 @@ func TestNativeMesh(t *testing.T) {
 			t.Errorf("peer %d: %+v", i, s)
 		}
 		if s.Stalls != 0 {
-			t.Errorf("peer %d stalled %d times", i, s.Stalls)
+			t.Errorf("peer %d stalled %d times; its missed chunks:\n%s", i, s.Stalls, grepLines(peers[i].errb.Bytes(), "missed its deadline"))
 		}
 		if deepest < 0 || s.MaxDepth > sums[deepest].MaxDepth {
 			deepest = i

@@ -428,10 +428,11 @@ func histogram(exposition []byte, name string) (p50, p95, mean float64, count in
 	return at(0.5), at(0.95), sum / total, int(total)
 }
 
-func grepLines(b []byte, prefix string) string {
+// grepLines keeps the lines of b that contain sub.
+func grepLines(b []byte, sub string) string {
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, prefix) {
+		if strings.Contains(l, sub) {
 			out = append(out, l)
 		}
 	}

@@ -20,6 +20,10 @@ type EdgeConfig struct {
 	// MaxRate caps playbackRate while catching up (default 1.15: faster
 	// speech starts to sound wrong).
 	MaxRate float64
+	// MinRate is the playbackRate while the buffer is well under Target
+	// (default 0.95): playing a little slower rebuilds it without a stall,
+	// as the peer engine's playout clock assumes.
+	MinRate float64
 	// StartBuffer is how much media must be buffered before playback starts
 	// (default 300 ms).
 	StartBuffer time.Duration
@@ -40,6 +44,9 @@ func (c *EdgeConfig) defaults() {
 	}
 	if c.MaxRate <= 1 {
 		c.MaxRate = 1.15
+	}
+	if c.MinRate <= 0 || c.MinRate >= 1 {
+		c.MinRate = 0.95
 	}
 	if c.StartBuffer <= 0 {
 		c.StartBuffer = 300 * time.Millisecond
@@ -76,6 +83,13 @@ type Edge struct {
 	started  bool
 	lastSeek time.Time
 	catching bool
+	slowing  bool
+}
+
+// SetTarget changes Target (the peer engine adapts its playout delay to
+// the mesh; the player follows it). It is kept between 100 ms and Jump.
+func (e *Edge) SetTarget(d time.Duration) {
+	e.cfg.Target = min(max(d, 100*time.Millisecond), e.cfg.Jump)
 }
 
 // NewEdge returns an Edge with cfg's zero values defaulted.
@@ -92,7 +106,7 @@ func (e *Edge) Started() bool { return e.started }
 
 // Restart makes the next Decide start playback afresh (after the media
 // source was rebuilt).
-func (e *Edge) Restart() { e.started, e.catching = false, false }
+func (e *Edge) Restart() { e.started, e.catching, e.slowing = false, false, false }
 
 // Behind is how far currentTime is behind the end of the buffer, in
 // seconds (0 with nothing buffered).
@@ -167,7 +181,7 @@ func (e *Edge) Decide(v View) Action {
 	}
 
 	if v.Paused {
-		e.catching = false
+		e.catching, e.slowing = false, false
 		a.Rate = 1
 		return a
 	}
@@ -185,7 +199,13 @@ func (e *Edge) Decide(v View) Action {
 	default:
 		e.catching = false
 	}
+	// Well under target (data came later than the schedule, or the
+	// target grew): slow down until the buffer is back.
+	e.slowing = !e.catching && (excess < -0.3 || (e.slowing && excess < -0.05))
 	a.Rate = 1
+	if e.slowing {
+		a.Rate = e.cfg.MinRate
+	}
 	if e.catching {
 		// Proportional: 0.5 s over target gives 1.05, 1.5 s and more the cap.
 		a.Rate = math.Min(e.cfg.MaxRate, 1+0.1*excess)
@@ -199,7 +219,7 @@ func (e *Edge) Decide(v View) Action {
 
 func (e *Edge) seek(a *Action, now time.Time, to float64) {
 	e.lastSeek = now
-	e.catching = false
+	e.catching, e.slowing = false, false
 	a.Seek, a.SeekTo, a.Rate = true, to, 1
 }
 

@@ -400,12 +400,28 @@ func TestEdge(t *testing.T) {
 		{"in a hole, cooling down", View{Now: at(3500), Current: 17.2, Buffered: []Range{{10, 17}, {17.5, 18.5}}, Rate: 1}, Action{Rate: 1}},
 		{"in a hole: skip it", View{Now: at(4100), Current: 17.2, Buffered: []Range{{10, 17}, {17.5, 18.5}}, Rate: 1}, Action{Seek: true, SeekTo: 17.5, Rate: 1}},
 		{"paused by the user: no speed-up", View{Now: at(5200), Current: 17.5, Buffered: []Range{{10, 20}}, Paused: true, Rate: 1}, Action{Rate: 1}},
+		{"well under target: slow down", View{Now: at(5400), Current: 19.5, Buffered: []Range{{10, 20}}, Rate: 1}, Action{Rate: 0.95}},
+		{"buffer growing back: keep slowing", View{Now: at(5600), Current: 19.5, Buffered: []Range{{10, 20.3}}, Rate: 0.95}, Action{Rate: 0.95}},
+		{"back near target", View{Now: at(5800), Current: 19.5, Buffered: []Range{{10, 20.47}}, Rate: 0.95}, Action{Rate: 1}},
+		{"slightly under: no change", View{Now: at(6000), Current: 19.5, Buffered: []Range{{10, 20.3}}, Rate: 1}, Action{Rate: 1}},
 	}
 	for _, s := range steps {
 		got := e.Decide(s.v)
 		if got.Seek != s.want.Seek || got.Play != s.want.Play || math.Abs(got.SeekTo-s.want.SeekTo) > 1e-9 || math.Abs(got.Rate-s.want.Rate) > 1e-9 {
 			t.Fatalf("%s: got %+v, want %+v", s.name, got, s.want)
 		}
+	}
+	// A target from the engine: 2 s behind is now on target, 0.9 s is
+	// well under it.
+	e.SetTarget(2 * time.Second)
+	if got := e.Decide(View{Now: at(6200), Current: 20, Buffered: []Range{{10, 22}}, Rate: 1}); got.Rate != 1 {
+		t.Fatalf("on a 2 s target: %+v", got)
+	}
+	if got := e.Decide(View{Now: at(6400), Current: 21.1, Buffered: []Range{{10, 22}}, Rate: 1}); got.Rate != 0.95 {
+		t.Fatalf("0.9 s behind a 2 s target: %+v", got)
+	}
+	if e.SetTarget(time.Hour); e.Config().Target != e.Config().Jump {
+		t.Fatalf("target %v above the jump %v", e.Config().Target, e.Config().Jump)
 	}
 	if v := (View{Current: 11, Buffered: []Range{{10, 12.5}}}); Behind(v) != 1.5 || Ahead(v) != 1.5 {
 		t.Fatalf("behind %v ahead %v", Behind(v), Ahead(v))
