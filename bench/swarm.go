@@ -202,6 +202,9 @@ type SwarmResult struct {
 	// deadline: origin answer in flight, origin failed, never sent to the
 	// origin with some or with no pieces.
 	MissWhy map[string]uint64 `json:"miss_why,omitempty"`
+	// OriginWhyAfterRamp is OriginWhy for the requests after the ramp
+	// (mem transport only).
+	OriginWhyAfterRamp map[string]uint64 `json:"origin_why_after_ramp,omitempty"`
 
 	WallS      float64 `json:"wall_s"`
 	SimSpeed   float64 `json:"sim_speed"` // simulated seconds per wall second (1 for webrtc)
@@ -516,7 +519,7 @@ func (c *collector) fill(r *SwarmResult) {
 	r.UnsentWhy = map[string]uint64{"gone": c.unsentWhy[0], "have": c.unsentWhy[1], "late": c.unsentWhy[2], "backpressure": c.unsentWhy[3]}
 	r.RepairWhy = map[string]uint64{"late": c.repairWhy[0], "gap": c.repairWhy[1], "skipped": c.repairWhy[2], "other": c.repairWhy[3], "hole": c.repairWhy[4]}
 	r.MissWhy = map[string]uint64{"origin_busy": c.missWhy[0], "origin_failed": c.missWhy[1], "partial": c.missWhy[2], "none": c.missWhy[3]}
-	r.OriginWhy = map[string]uint64{"start": c.originWhy[0], "origin_fed": c.originWhy[1], "deadline": c.originWhy[2], "no_peer": c.originWhy[3]}
+	r.OriginWhy = originWhyMap(c.originWhy)
 	if c.peerBytes > 0 {
 		r.DuplicateShare = round4(float64(c.dupBytes) / float64(c.peerBytes))
 	}
@@ -524,3 +527,7 @@ func (c *collector) fill(r *SwarmResult) {
 
 func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }
 func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+
+func originWhyMap(w [4]uint64) map[string]uint64 {
+	return map[string]uint64{"start": w[0], "origin_fed": w[1], "deadline": w[2], "no_peer": w[3]}
+}

@@ -415,7 +415,7 @@ func (s *memSim) run() (SwarmResult, error) {
 		at := time.Duration((float64(i) + s.rng.Float64()) / float64(cfg.Peers) * float64(cfg.Ramp))
 		s.net.At(s.t0.Add(at), s.startJoin)
 	}
-	s.net.At(s.t0.Add(cfg.Ramp), func() { s.atRamp = s.bytesNow() })
+	s.net.At(s.t0.Add(cfg.Ramp), func() { s.atRamp = s.countersNow() })
 	if cfg.ChurnPerMin > 0 {
 		s.scheduleChurn(s.t0.Add(cfg.Ramp), true)
 		s.scheduleChurn(s.t0.Add(cfg.Ramp), false)
@@ -487,6 +487,19 @@ func (s *memSim) bytesNow() collector {
 	for _, p := range s.alive {
 		c.peerBytes += p.e.Traffic().Up
 	}
+	return c
+}
+
+// countersNow is the collector as if every live viewer left now (the
+// collector itself is not changed).
+func (s *memSim) countersNow() collector {
+	c := *s.col
+	now := s.net.Now()
+	for _, p := range s.alive {
+		c.engine(p.e.Traffic(), p.e.Counters(), now, !p.first.IsZero())
+	}
+	c.seederBytes = s.root.e.Traffic().Up
+	c.originBytes = s.orig.served
 	return c
 }
 
@@ -1233,6 +1246,11 @@ func (s *memSim) result(wall time.Duration) SwarmResult {
 			peerBytes:   s.col.peerBytes - s.atRamp.peerBytes,
 		}
 		res.OffloadAfterRamp = round4(after.offload())
+		why := s.col.originWhy
+		for i := range why {
+			why[i] -= s.atRamp.originWhy[i]
+		}
+		res.OriginWhyAfterRamp = originWhyMap(why)
 	}
 	return res
 }

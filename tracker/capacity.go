@@ -41,8 +41,8 @@ func (c Capacity) Slots(kbps int) int {
 
 // Initial is a joining peer's capacity: what it declares (operators'
 // relays and native peers given --capacity-mbps), else one stream's worth
-// of upload (Stripes slots), which most home uplinks carry; none when it
-// will not upload.
+// of upload (Stripes slots), which most home uplinks carry, and at least
+// minInitial so that it can relay at all; none when it will not upload.
 func (c Capacity) Initial(j protocol.Join) int {
 	switch {
 	case j.NoUpload:
@@ -50,8 +50,14 @@ func (c Capacity) Initial(j protocol.Join) int {
 	case j.UploadKbps > 0:
 		return c.Slots(j.UploadKbps)
 	}
-	return max(c.Stripes, 1)
+	return max(c.Stripes, minInitial)
 }
+
+// minInitial is the overlay's default MinInteriorCapacity: a peer with
+// fewer slots is a leaf, feeds nobody, and so never measures an uplink
+// that could raise its slots (with one stripe, one stream's worth is a
+// single slot, and every viewer stayed a leaf on the origin).
+const minInitial = 2
 
 // Update is the capacity after a stats report, from the current one and
 // the children the peer feeds now (stripe slots in use). raise false (a

@@ -24,6 +24,11 @@ func TestCapacityPolicy(t *testing.T) {
 			t.Errorf("Initial(%+v) = %d, want %d", tc.j, got, tc.want)
 		}
 	}
+	// One stripe: one stream's worth is one slot, below the overlay's
+	// interior minimum; a viewer must still start able to relay.
+	if got := (Capacity{StreamKbps: 3000, Stripes: 1}).Initial(protocol.Join{Kind: protocol.KindBrowser}); got < 2 {
+		t.Errorf("K=1 browser starts with %d slots: a leaf forever", got)
+	}
 	updates := []struct {
 		name      string
 		cur, used int
