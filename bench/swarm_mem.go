@@ -1033,19 +1033,18 @@ func (s *memSim) trackerReport(from *simPeer, r protocol.Report) {
 	}
 }
 
-// demote halves the capacity of a parent a child reported silent or
-// flooding, each child counting once per tracker.DemoteHold, as the tracker
-// does.
+// demote lowers the capacity of a parent a child reported silent or
+// flooding by the tracker's policy (tracker.Demote).
 func (s *memSim) demote(accused, from *simPeer, now time.Time) {
-	if at, ok := accused.complaints[from.id]; ok && now.Sub(at) < tracker.DemoteHold {
-		return
-	}
 	if accused.complaints == nil {
 		accused.complaints = make(map[peer.PeerID]time.Time)
 	}
-	accused.complaints[from.id] = now
+	c, ok := tracker.Demote(accused.complaints, from.id, accused.capacity, now)
+	if !ok {
+		return
+	}
 	accused.demotedUntil = now.Add(tracker.DemoteHold)
-	accused.capacity /= 2
+	accused.capacity = c
 	if changes, err := s.forest.UpdateCapacity(overlay.PeerID(accused.id), accused.capacity, now); err == nil {
 		s.apply(append(s.chg[:0], changes...), now, nil)
 	}

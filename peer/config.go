@@ -148,11 +148,12 @@ type Config struct {
 	MaxOriginFetches int
 	// PingInterval is how often neighbours' RTT is probed (default 2 s);
 	// SilentAfter is how long a parent may send nothing before it is
-	// reported silent (default 1.5 s: three stripe intervals at K=2; the
-	// sooner a vanished parent is reported, the less the origin carries
-	// its orphans); ReportCooldown spaces repeated reports about one peer
-	// (default 10 s); BadGrace is how long a bad chunk's report waits for
-	// the parent's own "bad upstream" notice (default 500 ms).
+	// reported silent (default 3 s: silence runs down the tree, and at
+	// 1.5 s the children of a starved parent reported it too, which cost
+	// 7 points of offload after a mass kill in the mem benchmark);
+	// ReportCooldown spaces repeated reports about one peer (default
+	// 10 s); BadGrace is how long a bad chunk's report waits for the
+	// parent's own "bad upstream" notice (default 500 ms).
 	PingInterval   time.Duration
 	SilentAfter    time.Duration
 	ReportCooldown time.Duration
@@ -194,7 +195,7 @@ func (c *Config) setDefaults() error {
 	def(&c.StartTimeout, 2*time.Second)
 	def(&c.SlowPeriod, 10*time.Second)
 	def(&c.PingInterval, 2*time.Second)
-	def(&c.SilentAfter, 1500*time.Millisecond)
+	def(&c.SilentAfter, 3*time.Second)
 	def(&c.ReportCooldown, 10*time.Second)
 	def(&c.BadGrace, 500*time.Millisecond)
 	if c.SlowSkips <= 0 {

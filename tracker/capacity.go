@@ -1,6 +1,10 @@
 package tracker
 
-import "github.com/banyan-live/banyan/protocol"
+import (
+	"time"
+
+	"github.com/banyan-live/banyan/protocol"
+)
 
 // Capacity turns what a peer declares and measures into child slots (stripe
 // streams it feeds). Browsers cannot know their uplink, and a declared
@@ -81,4 +85,41 @@ func (c Capacity) Update(cur, used int, st protocol.Stats, raise bool) int {
 		return cur
 	}
 	return next
+}
+
+// DemoteHold is how long a parent its children complained about keeps its
+// lowered capacity: self-reported stats cannot raise it in that time.
+const DemoteHold = 2 * time.Minute
+
+// GoneWindow: when a second child reports the same parent silent (or
+// flooding) within this time of the first, the parent's uplink, or the
+// parent, is gone. Its capacity drops to nothing, so every child moves at
+// once instead of each waiting out its own silence (or the parent's
+// missed stats, 4–7.5 s).
+const GoneWindow = 2 * time.Second
+
+// Demote records child from's complaint about a parent that has cur slots
+// and says what the parent keeps: half per distinct complaining child
+// within DemoteHold, none from the second complaint within GoneWindow. ok
+// is false when from already complained within DemoteHold (a single false
+// accuser costs an honest parent at most half its slots). complaints maps
+// each complaining child to when; Demote expires old entries.
+func Demote(complaints map[protocol.PeerID]time.Time, from protocol.PeerID, cur int, now time.Time) (next int, ok bool) {
+	if at, seen := complaints[from]; seen && now.Sub(at) < DemoteHold {
+		return cur, false
+	}
+	recent := 0
+	for id, at := range complaints {
+		switch {
+		case now.Sub(at) >= DemoteHold:
+			delete(complaints, id)
+		case now.Sub(at) < GoneWindow:
+			recent++
+		}
+	}
+	complaints[from] = now
+	if recent > 0 {
+		return 0, true
+	}
+	return cur / 2, true
 }

@@ -77,3 +77,32 @@ func TestMeasuredUplinkShedsChildren(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestDemote(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	c := map[protocol.PeerID]time.Time{}
+	steps := []struct {
+		name   string
+		from   protocol.PeerID
+		cur    int
+		now    time.Time
+		want   int
+		wantOK bool
+	}{
+		{"first complaint halves", 7, 8, at(0), 4, true},
+		{"same child again: ignored", 7, 4, at(1), 4, false},
+		{"a second child 10 s later halves again", 8, 4, at(10), 2, true},
+		{"a third child within 2 s of the second: gone", 9, 2, at(11), 0, true},
+		{"the first child after the hold counts again", 7, 6, at(200), 3, true},
+	}
+	for _, s := range steps {
+		got, ok := Demote(c, s.from, s.cur, s.now)
+		if got != s.want || ok != s.wantOK {
+			t.Fatalf("%s: %d %v, want %d %v", s.name, got, ok, s.want, s.wantOK)
+		}
+	}
+	if len(c) != 1 {
+		t.Errorf("complaints older than the hold kept: %v", c)
+	}
+}

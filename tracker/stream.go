@@ -363,34 +363,23 @@ func (st *streamState) strikeLocked(from *session, why string) {
 	}
 }
 
-// DemoteHold is how long a parent its children complained about keeps its
-// lowered capacity: self-reported stats cannot raise it in that time.
-const DemoteHold = 2 * time.Minute
-
-// demoteLocked halves the capacity of a parent a child reported as silent
-// or flooding: a peer that promised more upload than it delivers (a
-// capacity liar, or just an optimist) stops attracting new children and
-// sheds some of the ones it has. Each child counts once per DemoteHold, so
-// a single false accuser costs an honest parent at most half its slots.
+// demoteLocked lowers the capacity of a parent a child reported as silent
+// or flooding (Demote): a peer that promised more upload than it delivers
+// (a capacity liar, or just an optimist) stops attracting new children and
+// sheds some of the ones it has; one two children lost at once sheds all.
 func (st *streamState) demoteLocked(accused, from *session) {
 	if accused.isSeeder {
 		return
 	}
 	now := st.t.cfg.Now()
-	if at, ok := accused.complaints[from.id]; ok && now.Sub(at) < DemoteHold {
-		return
-	}
 	if accused.complaints == nil {
 		accused.complaints = make(map[protocol.PeerID]time.Time)
 	}
-	for id, at := range accused.complaints {
-		if now.Sub(at) >= DemoteHold {
-			delete(accused.complaints, id)
-		}
+	c, ok := Demote(accused.complaints, from.id, accused.capacity, now)
+	if !ok {
+		return
 	}
-	accused.complaints[from.id] = now
 	accused.demotedUntil = now.Add(DemoteHold)
-	c := accused.capacity / 2
 	if changes, err := st.forest.UpdateCapacity(overlay.PeerID(accused.id), c, now); err == nil {
 		accused.capacity = c
 		st.applyLocked(changes)
