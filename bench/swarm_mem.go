@@ -97,6 +97,9 @@ type MemModel struct {
 	// model of one at B: the same slots per viewer and the same transfer
 	// times per chunk, with 1/x of the memory (but fewer pieces per chunk).
 	UploadScale float64
+	// NoUploadPct is the percentage of viewers that cannot upload
+	// (default DefaultNoUploadPct; 40 is the harsher mix).
+	NoUploadPct int
 	// RepairDelay, PlayoutDelay and PieceGap override the viewer engines' defaults
 	// (peer.Config; zero keeps them). Engine, when set, adjusts each
 	// viewer engine's configuration last.
@@ -172,6 +175,12 @@ func (m *MemModel) setDefaults() error {
 	if m.UploadScale == 0 {
 		m.UploadScale = 1
 	}
+	if m.NoUploadPct == 0 {
+		m.NoUploadPct = DefaultNoUploadPct
+	}
+	if m.NoUploadPct < 0 || m.NoUploadPct > 95 {
+		return fmt.Errorf("bench: %d %% of viewers without upload: want 0–95", m.NoUploadPct)
+	}
 	if m.HighWater == 0 {
 		m.HighWater = 1 << 20
 	}
@@ -198,18 +207,27 @@ func (m *MemModel) setDefaults() error {
 // Mbit/s. The mix is in bits, not slots, so K and the bitrate do not change
 // the audience; at the defaults (K=2, 3 Mbit/s, 20 % headroom) it gives the
 // overlay's SampleCapacity mix (0 / 1–2 / 3–6 / 10–50 slots).
-func sampleUpload(r *rand.Rand) float64 {
-	switch u := r.IntN(100); {
-	case u < 20:
+// sampleUpload draws one viewer's uplink: noUploadPct % cannot upload; the
+// rest split 30:40:10 into 2–5, 5–12 and 20–100 Mbit/s (at the default 20 %,
+// the draws are those of the model's original fixed mix).
+func sampleUpload(r *rand.Rand, noUploadPct int) float64 {
+	u := r.IntN(100)
+	if u < noUploadPct {
 		return 0
-	case u < 50:
+	}
+	switch v := (u - noUploadPct) * 80 / (100 - noUploadPct); {
+	case v < 30:
 		return (2 + 3*r.Float64()) * 1e6
-	case u < 90:
+	case v < 70:
 		return (5 + 7*r.Float64()) * 1e6
 	default:
 		return (20 + 80*r.Float64()) * 1e6
 	}
 }
+
+// DefaultNoUploadPct is the share of viewers that cannot upload in the
+// model's uplink mix.
+const DefaultNoUploadPct = 20
 
 var memRegions = []string{"eu-west", "eu-central", "us-east", "us-west", "ap-south", "ap-east", "sa-east"}
 
@@ -527,7 +545,7 @@ func (s *memSim) publish() {
 func (s *memSim) newPeer() *simPeer {
 	id := peer.PeerID(len(s.peers))
 	r := s.rng
-	up := sampleUpload(r) * s.m.UploadScale
+	up := sampleUpload(r, s.m.NoUploadPct) * s.m.UploadScale
 	p := &simPeer{
 		sim: s, id: id, upload: up, nat: overlay.SampleNAT(r), region: r.IntN(len(memRegions)+1) - 1,
 		sig:   s.m.SignalMin + time.Duration(r.Float64()*float64(s.m.SignalMax-s.m.SignalMin)),

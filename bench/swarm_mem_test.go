@@ -46,7 +46,7 @@ func TestUploadMix(t *testing.T) {
 	var zero, low, mid, high int
 	const n = 100000
 	for range n {
-		c := int(sampleUpload(r) * 0.8 / 1.5e6)
+		c := int(sampleUpload(r, DefaultNoUploadPct) * 0.8 / 1.5e6)
 		switch {
 		case c == 0:
 			zero++

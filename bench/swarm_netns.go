@@ -284,7 +284,7 @@ func swarmNetns(ctx context.Context, cfg SwarmConfig) (res SwarmResult, err erro
 	for i := range peers {
 		ns := fmt.Sprintf("%s-p%d", NetnsPrefix, i)
 		veth := fmt.Sprintf("%sv%d", NetnsPrefix, i)
-		peers[i] = NetnsPeer{NS: ns, UplinkBps: sampleUpload(rng)}
+		peers[i] = NetnsPeer{NS: ns, UplinkBps: sampleUpload(rng, DefaultNoUploadPct)}
 		p := &peers[i]
 		cmds := [][]string{
 			{"ip", "netns", "add", ns},
