@@ -51,8 +51,10 @@ type MemModel struct {
 	ConnectRTTs float64
 	TURNExtra   time.Duration
 	// ConnectTimeout is how long a link to a vanished peer tries before
-	// it fails (peer/rtc's default, 5 s).
-	ConnectTimeout time.Duration
+	// it fails (peer/rtc's default, 5 s); AnswerTimeout how long a new
+	// link waits for the answer to its offer (peer/rtc's default, 1.5 s),
+	// which a vanished peer never sends.
+	ConnectTimeout, AnswerTimeout time.Duration
 	// Headroom is the share of a viewer's measured uplink the tracker
 	// keeps out of its child slots (0: the tracker's default,
 	// tracker.Capacity). The model's tracker sizes slots exactly as the
@@ -152,6 +154,7 @@ func (m *MemModel) setDefaults() error {
 	def(&m.SignalMax, 40*time.Millisecond)
 	def(&m.TURNExtra, 10*time.Millisecond)
 	def(&m.ConnectTimeout, 5*time.Second)
+	def(&m.AnswerTimeout, 1500*time.Millisecond)
 	def(&m.StatsInterval, 2*time.Second)
 	def(&m.TrackerTick, time.Second)
 	def(&m.EngineTick, 50*time.Millisecond)
@@ -914,8 +917,9 @@ func (s *memSim) pairFor(a, b *simPeer, now time.Time) *pair {
 			return
 		}
 		if !a.live() || !b.live() {
-			// Nobody answers: ICE gives up after ConnectTimeout.
-			s.net.At(pr.start.Add(max(s.m.ConnectTimeout, setup)), func() { s.failPair(pr) })
+			// Nobody answers the offer: the dialer gives up after
+			// AnswerTimeout.
+			s.net.At(pr.start.Add(max(min(s.m.AnswerTimeout, s.m.ConnectTimeout), setup)), func() { s.failPair(pr) })
 			return
 		}
 		path := peer.PathDirect

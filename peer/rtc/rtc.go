@@ -68,8 +68,11 @@ func (r Reliability) init() *webrtc.DataChannelInit {
 // Errors.
 var (
 	ErrConnectTimeout = errors.New("rtc: not connected in time")
-	ErrNotOpen        = errors.New("rtc: data channel not open")
-	ErrClosed         = errors.New("rtc: link closed")
+	// ErrNoAnswer: the dialed peer did not answer the offer within
+	// AnswerTimeout. It wraps ErrConnectTimeout.
+	ErrNoAnswer = fmt.Errorf("%w: no answer to the offer", ErrConnectTimeout)
+	ErrNotOpen  = errors.New("rtc: data channel not open")
+	ErrClosed   = errors.New("rtc: link closed")
 )
 
 // Config configures a Transport.
@@ -82,6 +85,12 @@ type Config struct {
 	API *webrtc.API
 	// ConnectTimeout bounds how long a link may take to open (default 5 s).
 	ConnectTimeout time.Duration
+	// AnswerTimeout bounds how long a dialed peer may take to answer the
+	// offer (default 1.5 s). The answer is one signaling round trip, while
+	// ICE through TURN may take seconds: a parent that does not answer
+	// has vanished (the tracker does not know yet), and its child should
+	// not wait the whole ConnectTimeout on the origin.
+	AnswerTimeout time.Duration
 	// HighWater is the buffered amount above which Send returns
 	// peer.ErrBackpressure (default 1 MiB); sends resume once the buffer
 	// drains to LowWater (default HighWater/4).
@@ -135,6 +144,9 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 5 * time.Second
 	}
+	if cfg.AnswerTimeout <= 0 {
+		cfg.AnswerTimeout = 1500 * time.Millisecond
+	}
 	if cfg.HighWater <= 0 {
 		cfg.HighWater = 1 << 20
 	}
@@ -163,6 +175,7 @@ type Link struct {
 	haveDesc bool
 	cands    []webrtc.ICECandidateInit // arrived before the remote description
 	timer    *time.Timer
+	answerT  *time.Timer // dialer: the answer to our offer is due
 	opened   bool
 
 	open      atomic.Bool
@@ -246,6 +259,16 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool) (*Link, error) {
 			l.fail(ErrConnectTimeout)
 		}
 	}))
+	if dialer && t.cfg.AnswerTimeout < t.cfg.ConnectTimeout {
+		l.answerT = time.AfterFunc(t.cfg.AnswerTimeout, l.guarded("answer timeout", func() {
+			l.mu.Lock()
+			answered := l.haveDesc
+			l.mu.Unlock()
+			if !answered {
+				l.fail(ErrNoAnswer)
+			}
+		}))
+	}
 	l.mu.Unlock()
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		l.guarded("ICE candidate", func() {
@@ -506,6 +529,9 @@ func (l *Link) fail(err error) {
 		l.mu.Lock()
 		if l.timer != nil {
 			l.timer.Stop()
+		}
+		if l.answerT != nil {
+			l.answerT.Stop()
 		}
 		l.mu.Unlock()
 		close(l.done)

@@ -150,7 +150,7 @@ func TestLinkOpenSendBackpressureClose(t *testing.T) {
 func TestConnectTimeout(t *testing.T) {
 	b := newBus(t)
 	closed := make(chan error, 1)
-	ta := b.transport(t, 1, Config{ConnectTimeout: 300 * time.Millisecond, OnClose: func(l *Link, err error) { closed <- err }})
+	ta := b.transport(t, 1, Config{ConnectTimeout: 300 * time.Millisecond, AnswerTimeout: time.Minute, OnClose: func(l *Link, err error) { closed <- err }})
 	b.transport(t, 2, Config{})
 	b.mu.Lock()
 	b.drop[2] = true // the offer never arrives
@@ -172,6 +172,29 @@ func TestConnectTimeout(t *testing.T) {
 	}
 	if ta.Link(2) != nil {
 		t.Error("failed link still registered")
+	}
+}
+
+// TestAnswerTimeout: a dialed peer that never answers (it vanished and the
+// tracker does not know yet) fails the link well before ConnectTimeout.
+func TestAnswerTimeout(t *testing.T) {
+	b := newBus(t)
+	closed := make(chan error, 1)
+	ta := b.transport(t, 1, Config{ConnectTimeout: time.Minute, AnswerTimeout: 200 * time.Millisecond, OnClose: func(l *Link, err error) { closed <- err }})
+	b.transport(t, 2, Config{})
+	b.mu.Lock()
+	b.drop[2] = true // the offer never arrives
+	b.mu.Unlock()
+	if _, err := ta.Dial(2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		if !errors.Is(err, ErrNoAnswer) || !errors.Is(err, ErrConnectTimeout) {
+			t.Errorf("got %v, want ErrNoAnswer (a connect timeout)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer timeout within 10 s (ConnectTimeout is a minute)")
 	}
 }
 
