@@ -50,11 +50,21 @@
 //
 // Playback starts at the newest verified keyframe chunk once the init
 // segment is in (Player.Init, then Player.Chunk in sequence order). The
-// engine estimates the live edge per stripe as the minimum of (arrival time
-// of the first piece − media time) over the last 16 chunks that came from
-// that stripe's parent; a chunk is expected at live edge + media time and
-// due PlayoutDelay later. A chunk still missing when due is a stall: it is
-// skipped (the Player sees a gap in sequence numbers) and counted.
+// engine estimates the live edge per stripe as the 90th percentile of
+// (arrival time of the first piece − media time) over the last 16 chunks
+// that came from that stripe's parent (a catch-up burst counts once); a
+// chunk is expected at its stripe's live edge + media time (timing.go).
+//
+// Deadlines come from the playout clock (timing.go playClock), which models
+// the player: it starts at the latest stripe's live edge plus the adaptive
+// playout target (PlayoutDelay up to MaxPlayoutDelay), catches up at most
+// 0.15 s per second when the goal moves earlier, falls back at most 0.05 s
+// per second when it moves later (the browser player slows to 0.95 while
+// its buffer is under the target), and jumps only when a stall made the
+// player wait. A chunk still missing at base + media time is a stall: it is
+// skipped (the Player sees a gap in sequence numbers) and counted. An
+// estimate that jumps (a new parent higher in the tree) never makes chunks
+// overdue at once.
 //
 // # Repair
 //
@@ -64,8 +74,10 @@
 // for PieceGap asks its own parent first, since it lost a piece on the
 // way), then asks the other parents one at a time (want, PeerTimeout each,
 // a "nope" answer moves on at once), then the origin, which is asked in any
-// case OriginLead before the deadline. Origin-fed stripes fetch each chunk
-// when it is expected. A peer that got nothing from its parents within
+// case OriginLead before the deadline, even while a want is outstanding or
+// the parent is still sending (the first complete copy wins); such a rescue
+// raises the playout target a little. Origin-fed stripes fetch each chunk
+// when it is expected or near its deadline. A peer that got nothing from its parents within
 // StartTimeout starts from the origin's live edge. Repaired pieces are
 // forwarded to children like any others; origin chunks are forwarded after
 // verification.
