@@ -161,10 +161,20 @@ func (s *Source) ServerName() string { return s.domain }
 // same path on HTTPS at httpsPort ("443" leaves the port out).
 func (s *Source) HTTPHandler(httpsPort string) http.Handler {
 	h := Redirect(httpsPort)
-	if s.acme != nil {
-		return s.acme.HTTPHandler(h)
+	if s.acme == nil {
+		return h
 	}
-	return h
+	acmeH := s.acme.HTTPHandler(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// autocert checks the Host header against the domain list as it
+		// is, port included: "example.org:80" (sent by some clients, and
+		// by a CA validating on a port other than 80) would not match.
+		if host, _, err := net.SplitHostPort(r.Host); err == nil {
+			r = r.Clone(r.Context())
+			r.Host = host
+		}
+		acmeH.ServeHTTP(w, r)
+	})
 }
 
 // Redirect sends every request to the same host and path over HTTPS.
