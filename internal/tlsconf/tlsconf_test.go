@@ -207,7 +207,6 @@ func TestServerConfigALPN(t *testing.T) {
 	}
 }
 
-
 // testLogger logs through t, shown on failure or with -v.
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, nil))
