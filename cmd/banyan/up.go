@@ -51,6 +51,7 @@ type upOptions struct {
 	TURNPriv   bool
 	Limits     upLimits
 	PProf      bool
+	TLS        tlsOptions // the front door: TLS, redirect, HSTS, trusted proxies (tls.go)
 	// MetricsToken opens /metrics on the HTTP port besides the admin
 	// token; MetricsAddr serves /metrics alone, without a token, on
 	// another listener (bind it to a private interface).
@@ -103,6 +104,7 @@ func (o *upOptions) register(c *command) {
 	c.String(&o.MetricsToken, "metrics-token", "", "bearer token that opens /metrics on the HTTP port (the admin token always does); prefer BANYAN_METRICS_TOKEN to the command line")
 	c.String(&o.MetricsTokenFile, "metrics-token-file", "", "read the metrics token from this file (surrounding whitespace ignored)")
 	c.String(&o.MetricsAddr, "metrics", "", "also serve /metrics without a token on this address (a private interface, e.g. 10.0.0.5:9100)")
+	o.TLS.register(c)
 	l := &o.Limits
 	c.Int(&l.HTTPConns, "http-max-conns", 8192, "HTTP: connections open at once (0: no limit)")
 	c.Int(&l.HTTPConnsPerIP, "http-max-conns-per-ip", 64, "HTTP: connections open at once per remote address, loopback exempt (0: no limit)")
@@ -199,6 +201,7 @@ type system struct {
 	store   *store.Store
 	http    *http.Server
 	ln      net.Listener
+	front   *frontDoor
 	metrics *http.Server // --metrics, nil without
 	metErr  chan error
 	seeder  *seeder.Seeder
@@ -235,6 +238,10 @@ func startSystem(ctx context.Context, o upOptions, log *slog.Logger) (*system, e
 }
 
 func (s *system) start(ctx context.Context) error {
+	var err error
+	if s.front, err = newFrontDoor(s.opt.TLS, s.store.Dir(), s.log); err != nil {
+		return err
+	}
 	tok, created, err := s.store.EnsureAdminToken()
 	if err != nil {
 		return err
@@ -277,7 +284,7 @@ func (s *system) start(ctx context.Context) error {
 	}, []string{"limit"})
 	reg.MustRegister(httpRefused)
 	limited := httpx.LimitListener(ln, httpx.LimitConfig{
-		PerIP: lim.HTTPConnsPerIP, Total: lim.HTTPConns, ExemptLoopback: true,
+		PerIP: lim.HTTPConnsPerIP, Total: lim.HTTPConns, ExemptLoopback: true, Exempt: s.front.exemptProxy(),
 		OnRefuse: func(reason string) { httpRefused.WithLabelValues(reason).Inc() },
 	})
 
@@ -309,7 +316,7 @@ func (s *system) start(ctx context.Context) error {
 	}
 
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           s.front.wrap(mux),
 		ReadHeaderTimeout: lim.HTTPHeaderTimeout,
 		ReadTimeout:       lim.HTTPReadTimeout,
 		WriteTimeout:      lim.HTTPWriteTimeout,
@@ -318,8 +325,11 @@ func (s *system) start(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	go func() { s.serveErr <- s.http.Serve(limited) }()
-	s.log.Info("http listening", "addr", ln.Addr().String())
+	go func() { s.serveErr <- s.front.serve(s.http, limited) }()
+	s.log.Info("http listening", "addr", ln.Addr().String(), "tls", s.front.TLS())
+	if err := s.front.startRedirect(ctx, ln.Addr(), lim); err != nil {
+		return err
+	}
 
 	// The seeder registers each live stream with the tracker over the same
 	// websocket protocol a standalone seeder would use.
@@ -330,7 +340,8 @@ func (s *system) start(ctx context.Context) error {
 	}
 	roots := seeder.NewRoots(api, s.log.With("component", "root"))
 	s.announcer = seeder.NewAnnouncer(seeder.AnnouncerConfig{
-		TrackerURL: "ws://" + loopbackAddr(ln.Addr()) + "/ws",
+		TrackerURL: s.front.scheme("ws") + "://" + loopbackAddr(ln.Addr()) + "/ws",
+		HTTPClient: s.front.selfClient(),
 		Auth:       func(stream string) string { return tracker.SeederAuth(s.seederSecret, stream) },
 		PublicKey:  s.seeder.PublicKey(),
 		Logger:     s.log.With("component", "announce"),
@@ -668,6 +679,9 @@ func (s *system) Close() error {
 	} else if s.tracker != nil {
 		s.tracker.Close()
 	}
+	if err := s.front.Close(); err != nil {
+		errs = append(errs, err)
+	}
 	if s.metrics != nil {
 		if err := s.metrics.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("metrics close: %w", err))
@@ -716,7 +730,7 @@ func hostPort(host, addr string) string {
 }
 
 func (s *system) printBanner(w io.Writer) {
-	web := "http://" + hostPort(s.host(), s.ln.Addr().String())
+	web := s.front.scheme("http") + "://" + hostPort(s.host(), s.ln.Addr().String())
 	rtmp := "rtmp://" + hostPort(s.host(), s.rtmp.Addr().String()) + "/live"
 	fmt.Fprintf(w, "\nBanyan is up.\n\n")
 	if s.adminToken != "" {

@@ -6,6 +6,7 @@
 package tlsconf
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/acme"
@@ -64,6 +66,10 @@ type Source struct {
 	acme   *autocert.Manager // nil with files
 	log    *slog.Logger
 	domain string // the first ACME domain: the name in-process clients ask for
+
+	mu     sync.Mutex
+	served [8][32]byte // hashes of the leaves handed out lately (SelfClientConfig)
+	next   int
 }
 
 // New checks cfg and, with files, loads them once so that a bad
@@ -127,14 +133,65 @@ func newACME(a ACME, log *slog.Logger) (*Source, error) {
 
 // GetCertificate is the tls.Config hook: the certificate for this handshake.
 func (s *Source) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	var c *tls.Certificate
+	var err error
 	if s.acme != nil {
-		c, err := s.acme.GetCertificate(hello)
-		if err != nil {
+		if c, err = s.acme.GetCertificate(hello); err != nil {
 			s.log.Warn("tls: no certificate for handshake", "server_name", hello.ServerName, "err", err)
+			return nil, err
 		}
-		return c, err
+	} else if c, err = s.files.get(); err != nil {
+		return nil, err
 	}
-	return s.files.get()
+	if len(c.Certificate) > 0 {
+		s.remember(sha256.Sum256(c.Certificate[0]))
+	}
+	return c, nil
+}
+
+func (s *Source) remember(h [32]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.served {
+		if x == h {
+			return
+		}
+	}
+	s.served[s.next] = h
+	s.next = (s.next + 1) % len(s.served)
+}
+
+func (s *Source) hasServed(h [32]byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.served {
+		if x == h {
+			return true
+		}
+	}
+	return false
+}
+
+// SelfClientConfig is for this process's own clients of its own TLS
+// listeners (the in-process seeder's websocket to the tracker). It trusts
+// exactly the certificates this Source has handed out, whichever CA signed
+// them (a private one, or an ACME CA not in the system roots), and no
+// other: dialing loopback, the name in the certificate cannot be checked.
+func (s *Source) SelfClientConfig() *tls.Config {
+	return &tls.Config{
+		ServerName: s.domain,
+		// Verified below, against what this process served.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("tls: no server certificate")
+			}
+			if !s.hasServed(sha256.Sum256(cs.PeerCertificates[0].Raw)) {
+				return errors.New("tls: the server's certificate is not one this process serves")
+			}
+			return nil
+		},
+	}
 }
 
 // ServerConfig is the tls.Config of a listener speaking the given

@@ -219,3 +219,44 @@ func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(b), "\n"))
 	return len(b), nil
 }
+
+// TestSelfClientConfig: the in-process client trusts what this Source
+// serves, even across a rotation, and refuses another server's
+// certificate from the very same CA.
+func TestSelfClientConfig(t *testing.T) {
+	ca := testca.New(t)
+	dir := t.TempDir()
+	first := ca.Issue(t, "banyan.test")
+	certFile, keyFile := first.Write(t, dir)
+	src, err := New(Config{CertFile: certFile, KeyFile: keyFile, ReloadCheck: 10 * time.Millisecond, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, src)
+	dial := func(addr string) error {
+		c, err := tls.Dial("tcp", addr, src.SelfClientConfig())
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial(addr); err != nil {
+		t.Fatalf("self dial: %v", err)
+	}
+	second := ca.Issue(t, "banyan.test")
+	second.Write(t, dir)
+	waitSerial(t, addr, ca, second.Serial)
+	if err := dial(addr); err != nil {
+		t.Fatalf("self dial after rotation: %v", err)
+	}
+
+	impostorDir := t.TempDir()
+	ic, ik := ca.Issue(t, "banyan.test").Write(t, impostorDir)
+	impostor, err := New(Config{CertFile: ic, KeyFile: ik, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(serveTLS(t, impostor)); err == nil || !strings.Contains(err.Error(), "not one this process serves") {
+		t.Fatalf("dial to another server with a certificate of the same CA: %v, want refused", err)
+	}
+}

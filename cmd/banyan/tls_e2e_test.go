@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/banyan-live/banyan/internal/testca"
+)
+
+// tlsClient trusts only ca, speaks HTTP/2 when offered and never follows
+// redirects (the test looks at them).
+func tlsClient(ca *testca.CA) *http.Client {
+	return &http.Client{
+		Timeout:       10 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func noRedirect(tr http.RoundTripper) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// TestUpOverTLS: `banyan up --tls-cert/--tls-key` serves pages over HTTPS
+// (HTTP/2), prints https URLs, redirects plain HTTP, sends HSTS and a
+// Secure cookie; a broadcast reaches a native peer that joined over wss://
+// and trusts the test CA through SSL_CERT_FILE; the in-process seeder
+// reaches its own tracker over TLS.
+func TestUpOverTLS(t *testing.T) {
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	ca := testca.New(t)
+	dir := t.TempDir()
+	certFile, keyFile := ca.Issue(t, "localhost", "127.0.0.1").Write(t, dir)
+	caFile := ca.WriteCA(t, dir)
+	redirect := freePorts(t, 1)[0]
+	up := startUp(t, filepath.Join(dir, "data"), "--ice-loopback", "--tls-cert", certFile, "--tls-key", keyFile,
+		"--hsts", "--http-redirect", fmt.Sprintf("127.0.0.1:%d", redirect))
+	if !strings.HasPrefix(up.base, "https://") {
+		t.Fatalf("banner prints %s, want https URLs:\n%s", up.base, up.banner)
+	}
+	if strings.Contains(up.banner, "http://") {
+		t.Errorf("banner still prints a plain http URL:\n%s", up.banner)
+	}
+	c := tlsClient(ca)
+	defer c.CloseIdleConnections()
+
+	res, err := c.Get(up.base + "/watch/demo")
+	if err != nil {
+		t.Fatalf("GET over HTTPS: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Proto != "HTTP/2.0" {
+		t.Fatalf("watch page: %d over %s, want 200 over HTTP/2.0", res.StatusCode, res.Proto)
+	}
+	if hsts := res.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(hsts, "max-age=") {
+		t.Errorf("no HSTS header with --hsts: %q", hsts)
+	}
+	// Plain HTTP on the HTTPS port is refused; on --http-redirect it is
+	// sent to HTTPS.
+	if res, err := http.Get("http" + strings.TrimPrefix(up.base, "https") + "/healthz"); err == nil {
+		res.Body.Close()
+		if res.StatusCode == 200 {
+			t.Error("plain HTTP served on the HTTPS port")
+		}
+	}
+	res, err = c.Get(fmt.Sprintf("http://127.0.0.1:%d/watch/demo?x=1", redirect))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusMovedPermanently || loc != up.base+"/watch/demo?x=1" {
+		t.Errorf("--http-redirect answered %d %q, want 301 to %s/watch/demo?x=1", res.StatusCode, loc, up.base)
+	}
+	// The dashboard's session cookie is Secure over HTTPS.
+	if ck := login(t, c, up.base, up.adminToken(t), nil); !ck.Secure {
+		t.Errorf("session cookie over HTTPS without Secure: %+v", ck)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rtmp, key := up.rtmpURL(t)
+	ff := publish(ctx, ffmpeg, rtmp+"/"+key, 30)
+	if err := ff.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+
+	peer := exec.CommandContext(ctx, banyanBin, "peer", "--tracker", "wss"+strings.TrimPrefix(up.base, "https")+"/ws",
+		"--stream", "demo", "--ice-loopback", "--json", "--duration", "12s")
+	peer.Env = append(cleanEnv(), "SSL_CERT_FILE="+caFile)
+	var stderr strings.Builder
+	peer.Stderr = &stderr
+	out, err := peer.Output()
+	if err != nil {
+		t.Fatalf("banyan peer over wss: %v\n%s", err, stderr.String())
+	}
+	var sum peerSummary
+	if err := json.Unmarshal(out, &sum); err != nil {
+		t.Fatalf("peer summary %q: %v", out, err)
+	}
+	if sum.ChunksPlayed < 10 || sum.BadChunks != 0 {
+		t.Fatalf("peer over wss played %d chunks (%d bad); stderr:\n%s", sum.ChunksPlayed, sum.BadChunks, stderr.String())
+	}
+	// Without the CA the peer refuses the server.
+	bad := exec.CommandContext(ctx, banyanBin, "peer", "--tracker", "wss"+strings.TrimPrefix(up.base, "https")+"/ws",
+		"--stream", "demo", "--ice-loopback", "--json", "--duration", "3s")
+	bad.Env = append(cleanEnv(), "SSL_CERT_FILE="+filepath.Join(dir, "none.pem"))
+	if out, _ := bad.Output(); strings.Contains(string(out), `"chunks_played":`) {
+		var s peerSummary
+		if json.Unmarshal(out, &s) == nil && s.ChunksPlayed > 0 {
+			t.Fatalf("a peer not trusting the CA played %d chunks", s.ChunksPlayed)
+		}
+	}
+}
+
+// login posts the admin token to the dashboard and returns the session
+// cookie it sets.
+func login(t *testing.T, c *http.Client, base, token string, hdr http.Header) *http.Cookie {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/dashboard/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	res.Body.Close()
+	for _, ck := range res.Cookies() {
+		if ck.Value != "" {
+			return ck
+		}
+	}
+	t.Fatalf("login answered %d without a session cookie", res.StatusCode)
+	return nil
+}
+
+// TestUpBehindProxy: behind a TLS-terminating reverse proxy named with
+// --trusted-proxy, the cookie is Secure and the per-address websocket
+// limit counts the forwarded client addresses; the same headers from an
+// address that is not a trusted proxy are ignored.
+func TestUpBehindProxy(t *testing.T) {
+	up := startUp(t, t.TempDir(), "--trusted-proxy", "127.0.0.1", "--ws-max-conns-per-ip", "2")
+	backend, _ := url.Parse(up.base)
+
+	// The proxy: TLS to the clients, plain HTTP to banyan, and the
+	// client's address in X-Forwarded-For. Every test client is on
+	// loopback, so the proxy maps each to a public address it stands for
+	// (the X-Test-Client header), as a proxy on the internet would see it.
+	ca := testca.New(t)
+	proxy := httptest.NewUnstartedServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(backend)
+		r.SetXForwarded()
+		r.Out.Header.Set("X-Forwarded-For", r.In.Header.Get("X-Test-Client"))
+		r.Out.Header.Del("X-Test-Client")
+	}})
+	proxy.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "127.0.0.1").TLSCertificate(t)}}
+	proxy.StartTLS()
+	defer proxy.Close()
+	c := tlsClient(ca)
+	defer c.CloseIdleConnections()
+
+	if ck := login(t, c, proxy.URL, up.adminToken(t), http.Header{"X-Test-Client": {"203.0.113.9"}}); !ck.Secure {
+		t.Errorf("cookie through a TLS proxy without Secure: %+v", ck)
+	}
+	// Plain HTTP straight to banyan, no proxy: not Secure.
+	if ck := login(t, noRedirect(http.DefaultTransport), up.base, up.adminToken(t), nil); ck.Secure {
+		t.Errorf("cookie over plain HTTP is Secure: %+v", ck)
+	}
+
+	wsThroughProxy := func(client string) (*websocket.Conn, int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, res, err := websocket.Dial(ctx, "wss"+strings.TrimPrefix(proxy.URL, "https")+"/ws", &websocket.DialOptions{
+			HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}},
+			HTTPHeader: http.Header{"X-Test-Client": {client}},
+		})
+		if err != nil {
+			if res == nil {
+				t.Fatalf("dial through proxy: %v", err)
+			}
+			return nil, res.StatusCode
+		}
+		t.Cleanup(func() { conn.CloseNow() })
+		return conn, http.StatusSwitchingProtocols
+	}
+	for i, want := range []int{101, 101, http.StatusTooManyRequests} {
+		if _, code := wsThroughProxy("203.0.113.9"); code != want {
+			t.Fatalf("websocket %d from 203.0.113.9 via the proxy: %d, want %d", i+1, code, want)
+		}
+	}
+	if _, code := wsThroughProxy("198.51.100.4"); code != 101 {
+		t.Fatalf("another client via the same proxy refused: %d", code)
+	}
+
+	// From 127.0.0.2, not a trusted proxy: a forged X-Forwarded-For is
+	// ignored (the loopback peer is exempt, so nothing is refused) and so
+	// is a forged X-Forwarded-Proto (no Secure cookie).
+	from2 := noRedirect(&http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext})
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, res, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(up.base, "http")+"/ws", &websocket.DialOptions{
+			HTTPClient: from2, HTTPHeader: http.Header{"X-Forwarded-For": {"203.0.113.9"}},
+		})
+		cancel()
+		if err != nil {
+			code := 0
+			if res != nil {
+				code = res.StatusCode
+			}
+			t.Fatalf("websocket %d from an untrusted address with a forged X-Forwarded-For: %v (%d): the header was believed", i+1, err, code)
+		}
+		defer conn.CloseNow()
+	}
+	if ck := login(t, from2, up.base, up.adminToken(t), http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-For": {"203.0.113.9"}}); ck.Secure {
+		t.Errorf("forged X-Forwarded-Proto from an untrusted address made the cookie Secure")
+	}
+}
