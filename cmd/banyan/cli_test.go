@@ -102,7 +102,7 @@ type upProc struct {
 	done   chan error
 }
 
-var dashRE = regexp.MustCompile(`Dashboard:\s+(https?)://localhost:(\d+)/dashboard`)
+var dashRE = regexp.MustCompile(`Dashboard:\s+(https?)://[^/\s]+:(\d+)/dashboard`)
 
 // startUp runs `banyan up` on ephemeral loopback ports and waits for its banner.
 func startUp(t *testing.T, data string, extra ...string) *upProc {

@@ -105,6 +105,14 @@ func outboundClient(caFile string) (*http.Client, error) {
 	return &http.Client{Timeout: time.Minute, Transport: tr}, nil
 }
 
+// host is the name in the ACME certificate ("" without ACME).
+func (f *frontDoor) host() string {
+	if f == nil || f.src == nil {
+		return ""
+	}
+	return f.src.ServerName()
+}
+
 // TLS reports whether the HTTP port speaks HTTPS.
 func (f *frontDoor) TLS() bool { return f.src != nil }
 

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/banyan-live/banyan/internal/pebbletest"
 	"github.com/banyan-live/banyan/internal/testca"
 )
 
@@ -230,5 +232,37 @@ func TestUpBehindProxy(t *testing.T) {
 	}
 	if ck := login(t, from2, up.base, up.adminToken(t), http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-For": {"203.0.113.9"}}); ck.Secure {
 		t.Errorf("forged X-Forwarded-Proto from an untrusted address made the cookie Secure")
+	}
+}
+
+// TestUpACME: `banyan up --acme-domain` gets its certificate from a real
+// ACME CA (Pebble on loopback, validating TLS-ALPN-01 on the HTTPS port),
+// serves it, prints the domain in its URLs and caches it in the data dir.
+func TestUpACME(t *testing.T) {
+	port := freePorts(t, 1)[0]
+	pb := pebbletest.Start(t, port, pebbletest.FreePort(t), time.Hour)
+	data := filepath.Join(t.TempDir(), "data")
+	up := startUp(t, data, "--http", fmt.Sprintf("127.0.0.1:%d", port), "--acme-domain", "banyan.example",
+		"--acme-email", "ops@banyan.example", "--acme-ca", pb.Dir, "--ca", pb.CAFile, "--http-redirect", "off")
+	if want := fmt.Sprintf("https://banyan.example:%d/watch/demo", port); !strings.Contains(up.banner, want) {
+		t.Errorf("banner lacks %s:\n%s", want, up.banner)
+	}
+	c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pb.Roots},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", port))
+		},
+	}}
+	defer c.CloseIdleConnections()
+	res, err := c.Get(fmt.Sprintf("https://banyan.example:%d/healthz", port))
+	if err != nil {
+		t.Fatalf("GET with the ACME certificate: %v\n%s", err, up.stderr)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("healthz: %d", res.StatusCode)
+	}
+	if _, err := os.Stat(filepath.Join(data, "acme", "banyan.example")); err != nil {
+		t.Errorf("certificate not cached in the data dir: %v", err)
 	}
 }

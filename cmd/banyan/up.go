@@ -718,6 +718,9 @@ func (s *system) host() string {
 	if s.opt.PublicHost != "" {
 		return s.opt.PublicHost
 	}
+	if h := s.front.host(); h != "" {
+		return h // the certificate's name: the one browsers accept
+	}
 	return "localhost"
 }
 

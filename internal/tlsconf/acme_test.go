@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -13,152 +11,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/challtestsrv"
-
-	"github.com/banyan-live/banyan/internal/testca"
+	"github.com/banyan-live/banyan/internal/pebbletest"
 )
-
-// pebble is a Pebble ACME CA run by the test on loopback, with a DNS
-// server (Let's Encrypt's challtestsrv) that resolves every name to
-// 127.0.0.1, so that Pebble's validation connects to this test's server
-// and nowhere else.
-type pebble struct {
-	dir   string         // ACME directory URL
-	http  *http.Client   // trusts Pebble's own HTTPS certificate
-	roots *x509.CertPool // Pebble's issuing root: what clients of the issued certificates trust
-}
-
-// pebbleBinary builds the pinned Pebble tool (go.mod's tool directive)
-// and returns its path; the build is cached by the go command.
-func pebbleBinary(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "tool", "-n", "pebble").Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("go tool -n pebble: %v\n%s", err, ee.Stderr)
-		}
-		t.Fatalf("go tool -n pebble: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// startPebble runs Pebble validating tls-alpn-01 on tlsPort and http-01
-// on httpPort of 127.0.0.1, issuing certificates valid for validity.
-func startPebble(t *testing.T, tlsPort, httpPort int, validity time.Duration) *pebble {
-	t.Helper()
-	bin := pebbleBinary(t)
-	dir := t.TempDir()
-
-	dnsPort := freePort(t)
-	dns, err := challtestsrv.New(challtestsrv.Config{
-		DNSAddrs: []string{fmt.Sprintf("127.0.0.1:%d", dnsPort)},
-		Log:      log.New(io.Discard, "", 0),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dns.SetDefaultDNSIPv4("127.0.0.1")
-	dns.SetDefaultDNSIPv6("")
-	dns.Run()
-	t.Cleanup(dns.Shutdown)
-
-	ca := testca.New(t)
-	certFile, keyFile := ca.Issue(t, "127.0.0.1", "localhost").Write(t, dir)
-	apiPort, mgmtPort := freePort(t), freePort(t)
-	cfg := map[string]any{"pebble": map[string]any{
-		"listenAddress":                  fmt.Sprintf("127.0.0.1:%d", apiPort),
-		"managementListenAddress":        fmt.Sprintf("127.0.0.1:%d", mgmtPort),
-		"certificate":                    certFile,
-		"privateKey":                     keyFile,
-		"httpPort":                       httpPort,
-		"tlsPort":                        tlsPort,
-		"ocspResponderURL":               "",
-		"externalAccountBindingRequired": false,
-		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
-		"profiles": map[string]any{
-			"default": map[string]any{"description": "short-lived, to exercise renewal", "validityPeriod": int(validity.Seconds())},
-		},
-	}}
-	b, _ := json.Marshal(cfg)
-	cfgFile := filepath.Join(dir, "pebble.json")
-	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-config", cfgFile, "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dnsPort))
-	// No sleeps before validation, no injected bad nonces: the test is
-	// about Banyan's side of ACME, not the client's retry of Pebble's chaos.
-	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
-	logf, err := os.Create(filepath.Join(dir, "pebble.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start pebble: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("pebble log:\n%s", b)
-		}
-	})
-
-	p := &pebble{
-		dir:  fmt.Sprintf("https://127.0.0.1:%d/dir", apiPort),
-		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}},
-	}
-	t.Cleanup(p.http.CloseIdleConnections)
-	deadline := time.Now().Add(20 * time.Second)
-	for i := 0; ; i++ {
-		res, err := p.http.Get(p.dir)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) || i > 400 {
-			t.Fatalf("pebble did not come up: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	res, err := p.http.Get(fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmtPort))
-	if err != nil {
-		t.Fatalf("pebble root: %v", err)
-	}
-	pemRoot, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	p.roots = x509.NewCertPool()
-	if !p.roots.AppendCertsFromPEM(pemRoot) {
-		t.Fatalf("pebble root is not PEM: %q", pemRoot)
-	}
-	return p
-}
 
 // httpsServer serves src on ln (HTTP/2 and HTTP/1.1) and, when redirect
 // is not nil, src's plain-HTTP handler (http-01 answers, redirects) on it.
@@ -221,15 +80,15 @@ func TestACMEPebbleTLSALPN(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	// 6 s certificates: autocert renews a third of the lifetime early.
-	pb := startPebble(t, port, freePort(t), 6*time.Second)
+	pb := pebbletest.Start(t, port, pebbletest.FreePort(t), 6*time.Second)
 	cache := t.TempDir()
-	src, err := New(Config{ACME: ACME{Domains: []string{"banyan.example"}, Email: "ops@banyan.example", CA: pb.dir, CacheDir: cache, HTTPClient: pb.http}, Logger: testLogger(t)})
+	src, err := New(Config{ACME: ACME{Domains: []string{"banyan.example"}, Email: "ops@banyan.example", CA: pb.Dir, CacheDir: cache, HTTPClient: pb.HTTP}, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	httpsServer(t, src, ln, nil)
 
-	body, first, err := fetch(t, "banyan.example", port, pb.roots)
+	body, first, err := fetch(t, "banyan.example", port, pb.Roots)
 	if err != nil {
 		t.Fatalf("GET over the ACME certificate: %v", err)
 	}
@@ -240,13 +99,13 @@ func TestACMEPebbleTLSALPN(t *testing.T) {
 		t.Fatalf("certificate not cached in the data dir: %v", err)
 	}
 	// A name not configured gets no certificate (and costs no order).
-	if _, _, err := fetch(t, "other.example", port, pb.roots); err == nil {
+	if _, _, err := fetch(t, "other.example", port, pb.Roots); err == nil {
 		t.Fatal("a handshake for an unconfigured name succeeded")
 	}
 
 	deadline := time.Now().Add(40 * time.Second)
 	for i := 0; ; i++ {
-		_, serial, err := fetch(t, "banyan.example", port, pb.roots)
+		_, serial, err := fetch(t, "banyan.example", port, pb.Roots)
 		if err == nil && serial.Cmp(first) != 0 {
 			break // renewed, and the new certificate is served
 		}
@@ -271,14 +130,14 @@ func TestACMEPebbleHTTP01(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	redPort := red.Addr().(*net.TCPAddr).Port
-	pb := startPebble(t, freePort(t), redPort, time.Hour)
-	src, err := New(Config{ACME: ACME{Domains: []string{"banyan.example"}, CA: pb.dir, CacheDir: t.TempDir(), HTTPClient: pb.http}, Logger: testLogger(t)})
+	pb := pebbletest.Start(t, pebbletest.FreePort(t), redPort, time.Hour)
+	src, err := New(Config{ACME: ACME{Domains: []string{"banyan.example"}, CA: pb.Dir, CacheDir: t.TempDir(), HTTPClient: pb.HTTP}, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	httpsServer(t, src, ln, red)
 
-	if _, _, err := fetch(t, "banyan.example", port, pb.roots); err != nil {
+	if _, _, err := fetch(t, "banyan.example", port, pb.Roots); err != nil {
 		t.Fatalf("GET over the ACME certificate: %v", err)
 	}
 	noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
