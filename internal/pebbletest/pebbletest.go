@@ -137,7 +137,7 @@ func Start(t testing.TB, tlsPort, httpPort int, validity time.Duration) *Pebble 
 	p := &Pebble{
 		CAFile: ca.WriteCA(t, dir),
 		Dir:    fmt.Sprintf("https://127.0.0.1:%d/dir", apiPort),
-		HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}},
+		HTTP:   &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}},
 	}
 	t.Cleanup(p.HTTP.CloseIdleConnections)
 	deadline := time.Now().Add(20 * time.Second)
@@ -170,4 +170,3 @@ func Start(t testing.TB, tlsPort, httpPort int, validity time.Duration) *Pebble 
 	}
 	return p
 }
-
