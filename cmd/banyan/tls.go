@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/banyan-live/banyan/internal/realip"
 	"github.com/banyan-live/banyan/internal/tlsconf"
+	"github.com/banyan-live/banyan/seeder/rtmpingest"
 )
 
 // tlsOptions are the flags of `banyan up` about its front door: TLS
@@ -25,6 +27,7 @@ type tlsOptions struct {
 	CertFile, KeyFile                 string
 	ACMEDomains, ACMEEmail, ACMECA    string
 	HTTPRedirect, CAFile, TrustedProx string
+	RTMPS                             string
 	HSTS                              bool
 }
 
@@ -37,6 +40,7 @@ func (o *tlsOptions) register(c *command) {
 	c.String(&o.HTTPRedirect, "http-redirect", "", "with TLS, plain-HTTP listen address that answers ACME HTTP-01 challenges and redirects everything else to HTTPS (default :80 with --acme-domain, none with --tls-cert; \"off\": none)")
 	c.String(&o.CAFile, "ca", "", "PEM file of extra CA certificates trusted for outgoing TLS (a private ACME CA); SSL_CERT_FILE also works")
 	c.String(&o.TrustedProx, "trusted-proxy", "", "CIDR[,CIDR] of reverse proxies whose Forwarded / X-Forwarded-For / X-Forwarded-Proto headers give the client's address and scheme")
+	c.String(&o.RTMPS, "rtmps", "", "with TLS, RTMPS ingest listen address, the same keys and limits as RTMP (default :1936 when a certificate is configured; \"off\": none)")
 	c.Bool(&o.HSTS, "hsts", false, "send Strict-Transport-Security (one year) on HTTPS responses; browsers then refuse plain HTTP for the host")
 }
 
@@ -44,19 +48,23 @@ func (o *tlsOptions) register(c *command) {
 // through which proxies, and the plain-HTTP redirect listener.
 type frontDoor struct {
 	opt     tlsOptions
-	log     *slog.Logger
+	log     *slog.Logger // component=tls
+	base    *slog.Logger // the process's, for other components
 	src     *tlsconf.Source // nil: plain HTTP
 	trusted realip.Trusted
 
 	redirect    *http.Server // --http-redirect, nil without
 	redirectLn  net.Listener
 	redirectErr chan error
+
+	rtmps    *rtmpingest.Server // --rtmps, nil without
+	rtmpsErr chan error
 }
 
 // newFrontDoor checks the flags and loads the certificate (files) or
 // prepares ACME; nothing listens yet.
 func newFrontDoor(o tlsOptions, dataDir string, log *slog.Logger) (*frontDoor, error) {
-	f := &frontDoor{opt: o, log: log.With("component", "tls")}
+	f := &frontDoor{opt: o, log: log.With("component", "tls"), base: log}
 	var err error
 	if f.trusted, err = realip.ParseTrusted(o.TrustedProx); err != nil {
 		return nil, usageError{"banyan up: --" + err.Error()}
@@ -200,14 +208,69 @@ func (f *frontDoor) startRedirect(ctx context.Context, httpsAddr net.Addr, lim u
 	return nil
 }
 
-// Close stops the redirect listener.
-func (f *frontDoor) Close() error {
-	if f == nil || f.redirect == nil {
+// startRTMPS opens --rtmps with the RTMP ingest's configuration.
+func (f *frontDoor) startRTMPS(ctx context.Context, config func(addr string) rtmpingest.Config) error {
+	addr := f.opt.RTMPS
+	if f.src == nil {
+		if addr != "" && addr != "off" {
+			return usageError{"banyan up: --rtmps needs --tls-cert/--tls-key or --acme-domain"}
+		}
 		return nil
 	}
-	f.redirect.Close()
-	if err := <-f.redirectErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("http redirect serve: %w", err)
+	if addr == "off" {
+		return nil
 	}
+	if addr == "" {
+		addr = ":1936"
+	}
+	cfg := config(addr)
+	cfg.TLS = f.src.ServerConfig()
+	cfg.Logger = f.base.With("component", "rtmps")
+	srv, err := rtmpingest.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(); err != nil {
+		return fmt.Errorf("cannot listen on %s (--rtmps): %w", addr, unwrapOpError(err))
+	}
+	f.rtmps, f.rtmpsErr = srv, make(chan error, 1)
+	go func() { f.rtmpsErr <- srv.Serve(ctx) }()
 	return nil
+}
+
+// rtmpURL is the Server field for OBS: RTMPS when it is on.
+func (f *frontDoor) rtmpURL(host string, plain net.Addr) string {
+	if f.rtmps != nil {
+		return "rtmps://" + hostPort(host, f.rtmps.Addr().String()) + "/live"
+	}
+	return "rtmp://" + hostPort(host, plain.String()) + "/live"
+}
+
+// Close stops the redirect and RTMPS listeners.
+func (f *frontDoor) Close() error {
+	if f == nil {
+		return nil
+	}
+	var errs []error
+	if f.redirect != nil {
+		f.redirect.Close()
+		if err := <-f.redirectErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("http redirect serve: %w", err))
+		}
+	}
+	if f.rtmps != nil {
+		f.rtmps.Close()
+		if err := <-f.rtmpsErr; err != nil {
+			errs = append(errs, fmt.Errorf("rtmps serve: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// printPlainRTMP names the plain RTMP port too when RTMPS is the one
+// shown (older encoders without RTMPS).
+func (f *frontDoor) printPlainRTMP(w io.Writer, host string, plain net.Addr) {
+	if f.rtmps != nil {
+		fmt.Fprintf(w, "    (plain RTMP, unencrypted: rtmp://%s/live)\n", hostPort(host, plain.String()))
+	}
 }

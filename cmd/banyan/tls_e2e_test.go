@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -40,9 +41,9 @@ func noRedirect(tr http.RoundTripper) *http.Client {
 
 // TestUpOverTLS: `banyan up --tls-cert/--tls-key` serves pages over HTTPS
 // (HTTP/2), prints https URLs, redirects plain HTTP, sends HSTS and a
-// Secure cookie; a broadcast reaches a native peer that joined over wss://
-// and trusts the test CA through SSL_CERT_FILE; the in-process seeder
-// reaches its own tracker over TLS.
+// Secure cookie; ffmpeg broadcasts over RTMPS (verifying the certificate)
+// to a native peer that joined over wss:// and trusts the test CA through
+// SSL_CERT_FILE; the in-process seeder reaches its own tracker over TLS.
 func TestUpOverTLS(t *testing.T) {
 	ffmpeg := e2e.Require(t, "ffmpeg")
 	ca := testca.New(t)
@@ -51,7 +52,7 @@ func TestUpOverTLS(t *testing.T) {
 	caFile := ca.WriteCA(t, dir)
 	redirect := freePorts(t, 1)[0]
 	up := startUp(t, filepath.Join(dir, "data"), "--ice-loopback", "--tls-cert", certFile, "--tls-key", keyFile,
-		"--hsts", "--http-redirect", fmt.Sprintf("127.0.0.1:%d", redirect))
+		"--hsts", "--http-redirect", fmt.Sprintf("127.0.0.1:%d", redirect), "--rtmps", "127.0.0.1:0")
 	if !strings.HasPrefix(up.base, "https://") {
 		t.Fatalf("banner prints %s, want https URLs:\n%s", up.base, up.banner)
 	}
@@ -95,8 +96,18 @@ func TestUpOverTLS(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rtmp, key := up.rtmpURL(t)
-	ff := publish(ctx, ffmpeg, rtmp+"/"+key, 30)
+	// OBS's Server field is RTMPS now; ffmpeg publishes over it,
+	// verifying the certificate against the test CA.
+	m, k := regexp.MustCompile(`Server\s+rtmps://localhost:(\d+)/live`).FindStringSubmatch(up.banner), keyRE.FindStringSubmatch(up.banner)
+	if m == nil || k == nil {
+		t.Fatalf("no RTMPS server in the banner:\n%s", up.banner)
+	}
+	ff := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", "30", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "30", "-preset", "veryfast", "-c:a", "aac",
+		"-f", "flv", "-tls_verify", "1", "-ca_file", caFile, "rtmps://localhost:"+m[1]+"/live/"+k[1])
+	var ffErr strings.Builder
+	ff.Stderr = &ffErr
 	if err := ff.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +127,7 @@ func TestUpOverTLS(t *testing.T) {
 		t.Fatalf("peer summary %q: %v", out, err)
 	}
 	if sum.ChunksPlayed < 10 || sum.BadChunks != 0 {
-		t.Fatalf("peer over wss played %d chunks (%d bad); stderr:\n%s", sum.ChunksPlayed, sum.BadChunks, stderr.String())
+		t.Fatalf("peer over wss played %d chunks (%d bad); peer stderr:\n%s\nffmpeg over rtmps:\n%s", sum.ChunksPlayed, sum.BadChunks, stderr.String(), ffErr.String())
 	}
 	// Without the CA the peer refuses the server.
 	bad := exec.CommandContext(ctx, banyanBin, "peer", "--tracker", "wss"+strings.TrimPrefix(up.base, "https")+"/ws",
@@ -243,7 +254,7 @@ func TestUpACME(t *testing.T) {
 	pb := pebbletest.Start(t, port, pebbletest.FreePort(t), time.Hour)
 	data := filepath.Join(t.TempDir(), "data")
 	up := startUp(t, data, "--http", fmt.Sprintf("127.0.0.1:%d", port), "--acme-domain", "banyan.example",
-		"--acme-email", "ops@banyan.example", "--acme-ca", pb.Dir, "--ca", pb.CAFile, "--http-redirect", "off")
+		"--acme-email", "ops@banyan.example", "--acme-ca", pb.Dir, "--ca", pb.CAFile, "--http-redirect", "off", "--rtmps", "off")
 	if want := fmt.Sprintf("https://banyan.example:%d/watch/demo", port); !strings.Contains(up.banner, want) {
 		t.Errorf("banner lacks %s:\n%s", want, up.banner)
 	}

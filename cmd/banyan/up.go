@@ -352,7 +352,10 @@ func (s *system) start(ctx context.Context) error {
 	if err := s.startRTMP(ctx); err != nil {
 		return err
 	}
-	s.tracker.AddIngest(tracker.IngestPoint{RTMPURL: "rtmp://" + hostPort(s.host(), s.rtmp.Addr().String()) + "/live"})
+	if err := s.front.startRTMPS(ctx, s.rtmpConfig); err != nil {
+		return err
+	}
+	s.tracker.AddIngest(tracker.IngestPoint{RTMPURL: s.front.rtmpURL(s.host(), s.rtmp.Addr())})
 	return nil
 }
 
@@ -436,8 +439,22 @@ func (s *system) newSeeder(reg prometheus.Registerer) error {
 // startRTMP opens the RTMP listener feeding the seeder.
 func (s *system) startRTMP(ctx context.Context) error {
 	var err error
-	s.rtmp, err = rtmpingest.New(rtmpingest.Config{
-		Addr:      s.opt.RTMP,
+	s.rtmp, err = rtmpingest.New(s.rtmpConfig(s.opt.RTMP))
+	if err != nil {
+		return err
+	}
+	if err := s.rtmp.Listen(); err != nil {
+		return fmt.Errorf("cannot listen on %s (--rtmp): %w", s.opt.RTMP, unwrapOpError(err))
+	}
+	go func() { s.rtmpErr <- s.rtmp.Serve(ctx) }()
+	return nil
+}
+
+// rtmpConfig is the ingest configuration of RTMP and RTMPS alike: the
+// same keys, checks and limits.
+func (s *system) rtmpConfig(addr string) rtmpingest.Config {
+	return rtmpingest.Config{
+		Addr:      addr,
 		Logger:    s.log.With("component", "rtmp"),
 		Authorize: s.authorizeRTMP,
 		MaxConns:  s.opt.Limits.RTMPConns, MaxConnsPerIP: s.opt.Limits.RTMPConnsPerIP,
@@ -456,15 +473,7 @@ func (s *system) startRTMP(ctx context.Context) error {
 			}
 			return pub, pub.End, nil
 		},
-	})
-	if err != nil {
-		return err
 	}
-	if err := s.rtmp.Listen(); err != nil {
-		return fmt.Errorf("cannot listen on %s (--rtmp): %w", s.opt.RTMP, unwrapOpError(err))
-	}
-	go func() { s.rtmpErr <- s.rtmp.Serve(ctx) }()
-	return nil
 }
 
 func (s *system) authorizeRTMP(ctx context.Context, key string) (rtmpingest.Grant, error) {
@@ -734,7 +743,7 @@ func hostPort(host, addr string) string {
 
 func (s *system) printBanner(w io.Writer) {
 	web := s.front.scheme("http") + "://" + hostPort(s.host(), s.ln.Addr().String())
-	rtmp := "rtmp://" + hostPort(s.host(), s.rtmp.Addr().String()) + "/live"
+	rtmp := s.front.rtmpURL(s.host(), s.rtmp.Addr())
 	fmt.Fprintf(w, "\nBanyan is up.\n\n")
 	if s.adminToken != "" {
 		fmt.Fprintf(w, "  Admin token (shown once; also kept in %s):\n    %s\n\n", s.store.AdminTokenPath(), s.adminToken)
@@ -742,6 +751,7 @@ func (s *system) printBanner(w io.Writer) {
 	if s.demoKey != "" {
 		fmt.Fprintf(w, "  Broadcast from OBS (Settings > Stream > Service: Custom):\n")
 		fmt.Fprintf(w, "    Server      %s\n    Stream Key  %s\n", rtmp, s.demoKey)
+		s.front.printPlainRTMP(w, s.host(), s.rtmp.Addr())
 		fmt.Fprintf(w, "  or from a terminal:\n    ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine -c:v libx264 -pix_fmt yuv420p -g 60 -c:a aac -f flv %s/%s\n\n", rtmp, s.demoKey)
 		fmt.Fprintf(w, "  Watch:       %s/watch/%s\n", web, s.opt.DemoStream)
 		fmt.Fprintf(w, "  LL-HLS:      %s/hls/%s/index.m3u8  (VLC, ffplay, Safari)\n", web, s.opt.DemoStream)
