@@ -48,8 +48,8 @@ func (o *tlsOptions) register(c *command) {
 // through which proxies, and the plain-HTTP redirect listener.
 type frontDoor struct {
 	opt     tlsOptions
-	log     *slog.Logger // component=tls
-	base    *slog.Logger // the process's, for other components
+	log     *slog.Logger    // component=tls
+	base    *slog.Logger    // the process's, for other components
 	src     *tlsconf.Source // nil: plain HTTP
 	trusted realip.Trusted
 
