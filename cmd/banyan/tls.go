@@ -27,7 +27,7 @@ type tlsOptions struct {
 	CertFile, KeyFile                 string
 	ACMEDomains, ACMEEmail, ACMECA    string
 	HTTPRedirect, CAFile, TrustedProx string
-	RTMPS                             string
+	RTMPS, TURNS                      string
 	HSTS                              bool
 }
 
@@ -41,6 +41,7 @@ func (o *tlsOptions) register(c *command) {
 	c.String(&o.CAFile, "ca", "", "PEM file of extra CA certificates trusted for outgoing TLS (a private ACME CA); SSL_CERT_FILE also works")
 	c.String(&o.TrustedProx, "trusted-proxy", "", "CIDR[,CIDR] of reverse proxies whose Forwarded / X-Forwarded-For / X-Forwarded-Proto headers give the client's address and scheme")
 	c.String(&o.RTMPS, "rtmps", "", "with TLS, RTMPS ingest listen address, the same keys and limits as RTMP (default :1936 when a certificate is configured; \"off\": none)")
+	c.String(&o.TURNS, "turns", "", "with TLS, TURN-over-TLS listen address offered to viewers as turns: (default :5349 when a certificate is configured; \"off\": none)")
 	c.Bool(&o.HSTS, "hsts", false, "send Strict-Transport-Security (one year) on HTTPS responses; browsers then refuse plain HTTP for the host")
 }
 
@@ -65,6 +66,9 @@ type frontDoor struct {
 // prepares ACME; nothing listens yet.
 func newFrontDoor(o tlsOptions, dataDir string, log *slog.Logger) (*frontDoor, error) {
 	f := &frontDoor{opt: o, log: log.With("component", "tls"), base: log}
+	if o.TURNS != "" && o.TURNS != "off" && o.CertFile == "" && o.ACMEDomains == "" {
+		return nil, usageError{"banyan up: --turns needs --tls-cert/--tls-key or --acme-domain"}
+	}
 	var err error
 	if f.trusted, err = realip.ParseTrusted(o.TrustedProx); err != nil {
 		return nil, usageError{"banyan up: --" + err.Error()}
@@ -206,6 +210,26 @@ func (f *frontDoor) startRedirect(ctx context.Context, httpsAddr net.Addr, lim u
 	go func() { f.redirectErr <- f.redirect.Serve(ln) }()
 	f.log.Info("http redirect listening", "addr", ln.Addr().String())
 	return nil
+}
+
+// turnsAddr is the TURN-over-TLS listen address ("" for none).
+func (f *frontDoor) turnsAddr() string {
+	switch {
+	case f.src == nil || f.opt.TURNS == "off":
+		return ""
+	case f.opt.TURNS == "":
+		return ":5349"
+	}
+	return f.opt.TURNS
+}
+
+// getCertificate is the certificate hook of the other TLS listeners
+// (TURNS); nil without TLS.
+func (f *frontDoor) getCertificate() func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if f.turnsAddr() == "" {
+		return nil
+	}
+	return f.src.GetCertificate
 }
 
 // startRTMPS opens --rtmps with the RTMP ingest's configuration.

@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/turn/v5"
 
 	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/internal/pebbletest"
 	"github.com/banyan-live/banyan/internal/testca"
+	"github.com/banyan-live/banyan/protocol"
 )
 
 // tlsClient trusts only ca, speaks HTTP/2 when offered and never follows
@@ -52,7 +54,7 @@ func TestUpOverTLS(t *testing.T) {
 	caFile := ca.WriteCA(t, dir)
 	redirect := freePorts(t, 1)[0]
 	up := startUp(t, filepath.Join(dir, "data"), "--ice-loopback", "--tls-cert", certFile, "--tls-key", keyFile,
-		"--hsts", "--http-redirect", fmt.Sprintf("127.0.0.1:%d", redirect), "--rtmps", "127.0.0.1:0")
+		"--hsts", "--http-redirect", fmt.Sprintf("127.0.0.1:%d", redirect), "--rtmps", "127.0.0.1:0", "--turns", "127.0.0.1:0")
 	if !strings.HasPrefix(up.base, "https://") {
 		t.Fatalf("banner prints %s, want https URLs:\n%s", up.base, up.banner)
 	}
@@ -93,6 +95,8 @@ func TestUpOverTLS(t *testing.T) {
 	if ck := login(t, c, up.base, up.adminToken(t), nil); !ck.Secure {
 		t.Errorf("session cookie over HTTPS without Secure: %+v", ck)
 	}
+
+	turnsAllocate(t, up.base, ca)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -254,7 +258,7 @@ func TestUpACME(t *testing.T) {
 	pb := pebbletest.Start(t, port, pebbletest.FreePort(t), time.Hour)
 	data := filepath.Join(t.TempDir(), "data")
 	up := startUp(t, data, "--http", fmt.Sprintf("127.0.0.1:%d", port), "--acme-domain", "banyan.example",
-		"--acme-email", "ops@banyan.example", "--acme-ca", pb.Dir, "--ca", pb.CAFile, "--http-redirect", "off", "--rtmps", "off")
+		"--acme-email", "ops@banyan.example", "--acme-ca", pb.Dir, "--ca", pb.CAFile, "--http-redirect", "off", "--rtmps", "off", "--turns", "off")
 	if want := fmt.Sprintf("https://banyan.example:%d/watch/demo", port); !strings.Contains(up.banner, want) {
 		t.Errorf("banner lacks %s:\n%s", want, up.banner)
 	}
@@ -276,4 +280,77 @@ func TestUpACME(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "acme", "banyan.example")); err != nil {
 		t.Errorf("certificate not cached in the data dir: %v", err)
 	}
+}
+
+// turnsAllocate joins over wss, takes the welcome's turns: server and its
+// credentials, and allocates a relay over TLS with them (checking the
+// certificate against the test CA by the URL's name).
+func turnsAllocate(t *testing.T, base string, ca *testca.CA) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "wss"+strings.TrimPrefix(base, "https")+"/ws", &websocket.DialOptions{
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}},
+	})
+	if err != nil {
+		t.Fatalf("wss dial: %v", err)
+	}
+	defer conn.CloseNow()
+	b, _ := protocol.Encode(protocol.Join{Stream: "demo", Kind: protocol.KindNative, NoUpload: true})
+	if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+	var welcome protocol.Welcome
+	for i := 0; i < 20; i++ {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatalf("waiting for the welcome: %v", err)
+		}
+		m, err := protocol.Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, ok := m.(protocol.Welcome); ok {
+			welcome = w
+			break
+		}
+	}
+	var turnsURL, user, pass string
+	for _, is := range welcome.ICEServers {
+		for _, u := range is.URLs {
+			if strings.HasPrefix(u, "turns:") {
+				turnsURL, user, pass = u, is.Username, is.Credential
+			}
+		}
+	}
+	if turnsURL == "" {
+		t.Fatalf("welcome offers no turns: server: %+v", welcome.ICEServers)
+	}
+	hostPort := strings.TrimSuffix(strings.TrimPrefix(turnsURL, "turns:"), "?transport=tcp")
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		t.Fatalf("turns URL %q: %v", turnsURL, err)
+	}
+	tc, err := tls.Dial("tcp", net.JoinHostPort("127.0.0.1", port), &tls.Config{RootCAs: ca.Pool(), ServerName: host})
+	if err != nil {
+		t.Fatalf("TLS to %s: %v", turnsURL, err)
+	}
+	addr := tc.RemoteAddr()
+	client, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: addr.String(), TURNServerAddr: addr.String(), Conn: turn.NewSTUNConn(tc),
+		Username: user, Password: pass, RTO: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := client.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := client.Allocate()
+	if err != nil {
+		t.Fatalf("relay allocation over %s with the welcome's credentials: %v", turnsURL, err)
+	}
+	t.Logf("relay %s allocated over %s", relay.LocalAddr(), turnsURL)
+	relay.Close()
 }

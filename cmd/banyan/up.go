@@ -502,6 +502,7 @@ func (s *system) startTURN(reg prometheus.Registerer) error {
 	var err error
 	s.turn, err = turnserver.New(turnserver.Config{
 		UDPAddr: s.opt.TURN, TCPAddr: s.opt.TURN, Secret: s.turnSecret,
+		TLSAddr: s.front.turnsAddr(), GetCertificate: s.front.getCertificate(),
 		RelayIP: net.ParseIP(s.opt.PublicHost), AllowLoopback: s.opt.ICELoop, AllowPrivate: s.opt.TURNPriv,
 		MaxAllocationsPerUser: s.opt.Limits.TURNAllocs, MaxBandwidthBpsPerUser: s.opt.Limits.TURNBps,
 		MaxAllocationsPerIP: s.opt.Limits.TURNAllocsPerIP, MaxBandwidthBpsPerIP: s.opt.Limits.TURNBpsPerIP,
@@ -539,9 +540,14 @@ func (s *system) iceServersTTL(peer protocol.PeerID, ttl time.Duration) []protoc
 	host := s.turn.RelayIP().String()
 	udp := net.JoinHostPort(host, portOf(s.turn.UDPAddr()))
 	tcp := net.JoinHostPort(host, portOf(s.turn.TCPAddr()))
+	turn := []string{"turn:" + udp + "?transport=udp", "turn:" + tcp + "?transport=tcp"}
+	if a := s.turn.TLSAddr(); a != nil {
+		// By name: the client checks the certificate against it.
+		turn = append(turn, "turns:"+hostPort(s.host(), a.String())+"?transport=tcp")
+	}
 	return []protocol.ICEServer{
 		{URLs: []string{"stun:" + udp}},
-		{URLs: []string{"turn:" + udp + "?transport=udp", "turn:" + tcp + "?transport=tcp"}, Username: user, Credential: pass},
+		{URLs: turn, Username: user, Credential: pass},
 	}
 }
 
