@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 	"github.com/pion/turn/v5"
 
@@ -353,4 +354,50 @@ func turnsAllocate(t *testing.T, base string, ca *testca.CA) {
 	}
 	t.Logf("relay %s allocated over %s", relay.LocalAddr(), turnsURL)
 	relay.Close()
+}
+
+// TestBrowserViewerOverTLS: Chromium opens the watch page over HTTPS on a
+// non-localhost name (mapped to 127.0.0.1), and the wasm player signals
+// over wss:// and plays.
+func TestBrowserViewerOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping the browser TLS test in -short mode")
+	}
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ca := testca.New(t)
+	dir := t.TempDir()
+	leaf := ca.Issue(t, "banyan.test")
+	certFile, keyFile := leaf.Write(t, dir)
+	bctx := browser(t, ctx,
+		chromedp.Flag("host-resolver-rules", "MAP banyan.test 127.0.0.1"),
+		chromedp.Flag("ignore-certificate-errors-spki-list", leaf.SPKIHash(t)))
+	up := startUp(t, filepath.Join(dir, "data"), "--ice-loopback", "--tls-cert", certFile, "--tls-key", keyFile,
+		"--public-host", "banyan.test", "--rtmps", "off", "--turns", "off")
+	m, k := regexp.MustCompile(`Server\s+rtmp://banyan.test:(\d+)/live`).FindStringSubmatch(up.banner), keyRE.FindStringSubmatch(up.banner)
+	if m == nil || k == nil {
+		t.Fatalf("no RTMP settings in the banner:\n%s", up.banner)
+	}
+	ff := publish(ctx, ffmpeg, "rtmp://127.0.0.1:"+m[1]+"/live/"+k[1], 60)
+	if err := ff.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+
+	watch := "https://banyan.test:" + strings.TrimPrefix(up.base, "https://127.0.0.1:") + "/watch/demo"
+	v := openViewer(t, bctx, watch)
+	live := waitViewer(t, v, "viewer live over TLS", 40*time.Second, func(p viewerProbe) bool { return p.State == "live" && p.Time > 0 })
+	waitViewer(t, v, "3 s of playback over TLS", 20*time.Second, func(p viewerProbe) bool { return p.Time >= live.Time+3 })
+	secure, err := chromedp.Run(v, chromedp.Evaluate[bool](`window.isSecureContext`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proto, err := chromedp.Run(v, chromedp.Evaluate[string](`performance.getEntriesByType('navigation')[0].nextHopProtocol`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !secure || proto != "h2" {
+		t.Fatalf("page: secure context %v over %q, want a secure context over h2", secure, proto)
+	}
 }

@@ -7,9 +7,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -147,4 +149,18 @@ func serial(t testing.TB) *big.Int {
 		t.Fatalf("testca: serial: %v", err)
 	}
 	return n
+}
+
+// SPKIHash is base64(SHA-256(SubjectPublicKeyInfo)) of the leaf: what
+// Chromium's --ignore-certificate-errors-spki-list takes to trust exactly
+// this key (the test CA cannot be added to a fresh profile otherwise).
+func (l Leaf) SPKIHash(t testing.TB) string {
+	t.Helper()
+	c := l.TLSCertificate(t)
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:])
 }
