@@ -356,14 +356,15 @@ func turnsAllocate(t *testing.T, base string, ca *testca.CA) {
 	relay.Close()
 }
 
-// TestBrowserViewerOverTLS: Chromium opens the watch page over HTTPS on a
-// non-localhost name (mapped to 127.0.0.1), and the wasm player signals
-// over wss:// and plays.
-func TestBrowserViewerOverTLS(t *testing.T) {
+// TestBrowserOverTLS: on a non-localhost name (mapped to 127.0.0.1), over
+// HTTPS only, Chromium's publisher page gets the (fake) camera, which
+// browsers allow only in a secure context, and goes live over WHIP; a
+// second Chromium context opens the watch page, whose wasm player signals
+// over wss:// and plays it.
+func TestBrowserOverTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the browser TLS test in -short mode")
 	}
-	ffmpeg := e2e.Require(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ca := testca.New(t)
@@ -371,22 +372,26 @@ func TestBrowserViewerOverTLS(t *testing.T) {
 	leaf := ca.Issue(t, "banyan.test")
 	certFile, keyFile := leaf.Write(t, dir)
 	bctx := browser(t, ctx,
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("host-resolver-rules", "MAP banyan.test 127.0.0.1"),
 		chromedp.Flag("ignore-certificate-errors-spki-list", leaf.SPKIHash(t)))
 	up := startUp(t, filepath.Join(dir, "data"), "--ice-loopback", "--tls-cert", certFile, "--tls-key", keyFile,
 		"--public-host", "banyan.test", "--rtmps", "off", "--turns", "off")
-	m, k := regexp.MustCompile(`Server\s+rtmp://banyan.test:(\d+)/live`).FindStringSubmatch(up.banner), keyRE.FindStringSubmatch(up.banner)
-	if m == nil || k == nil {
-		t.Fatalf("no RTMP settings in the banner:\n%s", up.banner)
+	k := keyRE.FindStringSubmatch(up.banner)
+	if k == nil {
+		t.Fatalf("no stream key in the banner:\n%s", up.banner)
 	}
-	ff := publish(ctx, ffmpeg, "rtmp://127.0.0.1:"+m[1]+"/live/"+k[1], 60)
-	if err := ff.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+	site := "https://banyan.test:" + strings.TrimPrefix(up.base, "https://127.0.0.1:")
 
-	watch := "https://banyan.test:" + strings.TrimPrefix(up.base, "https://127.0.0.1:") + "/watch/demo"
-	v := openViewer(t, bctx, watch)
+	pctx := openViewer(t, bctx, site+"/publish/demo")
+	waitPublisher(t, pctx, "the camera preview over https", 30*time.Second, func(p publisherProbe) bool { return p.State == "ready" })
+	if err := chromedp.Do(pctx, chromedp.SetValue(chromedp.ID("key"), k[1]), chromedp.Click(chromedp.ID("golive"))); err != nil {
+		t.Fatalf("go live: %v", err)
+	}
+	waitPublisher(t, pctx, "live over WHIP on https", 40*time.Second, func(p publisherProbe) bool { return p.State == "live" && p.FramesSent > 0 })
+
+	v := openViewer(t, bctx, site+"/watch/demo")
 	live := waitViewer(t, v, "viewer live over TLS", 40*time.Second, func(p viewerProbe) bool { return p.State == "live" && p.Time > 0 })
 	waitViewer(t, v, "3 s of playback over TLS", 20*time.Second, func(p viewerProbe) bool { return p.Time >= live.Time+3 })
 	secure, err := chromedp.Run(v, chromedp.Evaluate[bool](`window.isSecureContext`))
