@@ -98,8 +98,19 @@ func newFrontDoor(o tlsOptions, dataDir string, log *slog.Logger) (*frontDoor, e
 
 // outboundClient trusts the system roots plus caFile.
 func outboundClient(caFile string) (*http.Client, error) {
+	tr, err := caTransport(caFile)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: time.Minute, Transport: tr}, nil
+}
+
+// caTransport is an HTTP transport trusting the system roots (and
+// SSL_CERT_FILE) plus the certificates in caFile; nil for no caFile (the
+// default transport).
+func caTransport(caFile string) (http.RoundTripper, error) {
 	if caFile == "" {
-		return &http.Client{Timeout: time.Minute}, nil
+		return nil, nil
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {
@@ -114,7 +125,7 @@ func outboundClient(caFile string) (*http.Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
-	return &http.Client{Timeout: time.Minute, Transport: tr}, nil
+	return tr, nil
 }
 
 // host is the name in the ACME certificate ("" without ACME).
