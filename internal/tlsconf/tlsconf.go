@@ -6,6 +6,7 @@
 package tlsconf
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -62,10 +64,11 @@ func (cfg Config) Enabled() bool {
 
 // Source hands out the current certificate to every TLS listener.
 type Source struct {
-	files  *keyPair          // nil with ACME
-	acme   *autocert.Manager // nil with files
-	log    *slog.Logger
-	domain string // the first ACME domain: the name in-process clients ask for
+	files   *keyPair          // nil with ACME
+	acme    *autocert.Manager // nil with files
+	log     *slog.Logger
+	domain  string   // the first ACME domain: the name in-process clients ask for
+	domains []string // every ACME domain, lower case
 
 	mu     sync.Mutex
 	served [8][32]byte // hashes of the leaves handed out lately (SelfClientConfig)
@@ -128,7 +131,7 @@ func newACME(a ACME, log *slog.Logger) (*Source, error) {
 	if a.CA == "" {
 		m.Client.DirectoryURL = autocert.DefaultACMEDirectory
 	}
-	return &Source{acme: m, log: log, domain: domains[0]}, nil
+	return &Source{acme: m, log: log, domain: domains[0], domains: domains}, nil
 }
 
 // GetCertificate is the tls.Config hook: the certificate for this handshake.
@@ -137,7 +140,15 @@ func (s *Source) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	var err error
 	if s.acme != nil {
 		if c, err = s.acme.GetCertificate(hello); err != nil {
-			s.log.Warn("tls: no certificate for handshake", "server_name", hello.ServerName, "err", err)
+			// A configured name without a certificate (the CA refused or
+			// is unreachable) is the operator's problem: a warning.
+			// Other names are scanners handshaking by IP or with made-up
+			// names all day: debug, or they would flood the log.
+			lvl := slog.LevelDebug
+			if slices.Contains(s.domains, strings.ToLower(hello.ServerName)) {
+				lvl = slog.LevelWarn
+			}
+			s.log.Log(context.Background(), lvl, "tls: no certificate for handshake", "server_name", hello.ServerName, "err", err)
 			return nil, err
 		}
 	} else if c, err = s.files.get(); err != nil {
