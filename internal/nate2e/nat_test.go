@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 // machine that cannot run the test does not pay for the build).
 func buildBanyan(t *testing.T) string {
 	t.Helper()
+	if binDir != "" { // built by an earlier test of this run
+		return filepath.Join(binDir, "banyan")
+	}
 	dir, err := os.MkdirTemp("", "banyan-nate2e-")
 	if err != nil {
 		t.Fatal(err)
