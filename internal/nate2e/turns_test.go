@@ -1,7 +1,6 @@
 package nate2e
 
 import (
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -46,22 +45,10 @@ func TestPeerThroughTURNSOnly(t *testing.T) {
 		"--tls-cert", certFile, "--tls-key", keyFile, "--public-host", pubIP,
 		"--turn-allow-private", "--stripes", "1", "--root-capacity", "1", "--demo-stream", stream, "--log-level", "debug",
 		"--metrics", metricsAddr)
-	var key string
-	for end := time.Now().Add(15 * time.Second); key == ""; {
-		if b, err := os.ReadFile(filepath.Join(data, "demo-stream.key")); err == nil {
-			if _, err := l.get("pub", "http://"+metricsAddr+"/metrics"); err == nil {
-				key = strings.TrimSpace(string(b))
-			}
-		}
-		if time.Now().After(end) {
-			t.Fatalf("banyan up did not start: %s", tail(up.stderr.String()))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	ff := l.start("pub", ffmpeg, os.Environ(), "-hide_banner", "-loglevel", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", "40", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-b:v", "300k", "-g", "15",
-		"-c:a", "aac", "-b:a", "48k", "-f", "flv", "rtmp://"+pubIP+":1935/live/"+key)
+	// Ready when the token-free metrics listener answers (plain HTTP,
+	// which the lab's fetch helper speaks).
+	key := l.demoKey(up, data, "http://"+metricsAddr+"/metrics")
+	ff := l.broadcast(ffmpeg, key, 40)
 	defer ff.stop(time.Second)
 	metrics := func() string { s, _ := l.get("pub", "http://"+metricsAddr+"/metrics"); return s }
 	recv := func(text, path string) float64 {
