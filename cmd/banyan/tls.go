@@ -66,12 +66,9 @@ type frontDoor struct {
 // prepares ACME; nothing listens yet.
 func newFrontDoor(o tlsOptions, dataDir string, log *slog.Logger) (*frontDoor, error) {
 	f := &frontDoor{opt: o, log: log.With("component", "tls"), base: log}
-	if o.TURNS != "" && o.TURNS != "off" && o.CertFile == "" && o.ACMEDomains == "" {
-		return nil, usageError{"banyan up: --turns needs --tls-cert/--tls-key or --acme-domain"}
-	}
 	var err error
 	if f.trusted, err = realip.ParseTrusted(o.TrustedProx); err != nil {
-		return nil, usageError{"banyan up: --" + err.Error()}
+		return nil, usageError{"banyan up: --trusted-proxy: " + err.Error()}
 	}
 	cfg := tlsconf.Config{CertFile: o.CertFile, KeyFile: o.KeyFile, Logger: f.log}
 	if o.ACMEDomains != "" {
@@ -85,13 +82,18 @@ func newFrontDoor(o tlsOptions, dataDir string, log *slog.Logger) (*frontDoor, e
 		}
 	}
 	if !cfg.Enabled() {
-		if o.HSTS {
+		if o.HSTS && f.trusted.Empty() {
 			return nil, usageError{"banyan up: --hsts needs HTTPS: give --tls-cert/--tls-key or --acme-domain, or --trusted-proxy for a TLS proxy in front"}
+		}
+		for _, fl := range []struct{ name, val string }{{"rtmps", o.RTMPS}, {"turns", o.TURNS}, {"http-redirect", o.HTTPRedirect}} {
+			if fl.val != "" && fl.val != "off" {
+				return nil, usageError{"banyan up: --" + fl.name + " needs a certificate: --tls-cert/--tls-key or --acme-domain"}
+			}
 		}
 		return f, nil
 	}
 	if f.src, err = tlsconf.New(cfg); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (--tls-cert, --tls-key, --acme-domain)", err)
 	}
 	return f, nil
 }
@@ -200,10 +202,7 @@ func (f *frontDoor) startRedirect(ctx context.Context, httpsAddr net.Addr, lim u
 		addr = ":80"
 	}
 	if f.src == nil || addr == "" || addr == "off" {
-		if f.src == nil && addr != "" && addr != "off" {
-			return usageError{"banyan up: --http-redirect needs --tls-cert/--tls-key or --acme-domain"}
-		}
-		return nil
+		return nil // without a certificate newFrontDoor refused the flag
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -246,13 +245,7 @@ func (f *frontDoor) getCertificate() func(*tls.ClientHelloInfo) (*tls.Certificat
 // startRTMPS opens --rtmps with the RTMP ingest's configuration.
 func (f *frontDoor) startRTMPS(ctx context.Context, config func(addr string) rtmpingest.Config) error {
 	addr := f.opt.RTMPS
-	if f.src == nil {
-		if addr != "" && addr != "off" {
-			return usageError{"banyan up: --rtmps needs --tls-cert/--tls-key or --acme-domain"}
-		}
-		return nil
-	}
-	if addr == "off" {
+	if f.src == nil || addr == "off" {
 		return nil
 	}
 	if addr == "" {

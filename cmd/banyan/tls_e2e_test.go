@@ -415,3 +415,44 @@ func TestBrowserOverTLS(t *testing.T) {
 		t.Fatalf("page: secure context %v over %q, want a secure context over h2", secure, proto)
 	}
 }
+
+// TestTLSOperatorMistakes: bad TLS flags are one-line errors before
+// anything starts.
+func TestTLSOperatorMistakes(t *testing.T) {
+	dir := t.TempDir()
+	ca := testca.New(t)
+	certFile, keyFile := ca.Issue(t, "localhost").Write(t, dir)
+	data := filepath.Join(dir, "data")
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"cert without key", []string{"--tls-cert", certFile}, 1, "needs its key"},
+		{"key is not a key", []string{"--tls-cert", certFile, "--tls-key", certFile}, 1, "load"},
+		{"missing cert file", []string{"--tls-cert", filepath.Join(dir, "nope.pem"), "--tls-key", keyFile}, 1, "no such file"},
+		{"files and acme", []string{"--tls-cert", certFile, "--tls-key", keyFile, "--acme-domain", "a.example"}, 1, "both given"},
+		{"acme for localhost", []string{"--acme-domain", "localhost"}, 1, "not a DNS name"},
+		{"hsts without https", []string{"--hsts"}, 2, "--hsts needs HTTPS"},
+		{"rtmps without a certificate", []string{"--rtmps", ":1936"}, 2, "--rtmps needs a certificate"},
+		{"turns without a certificate", []string{"--turns", ":5349"}, 2, "--turns needs a certificate"},
+		{"redirect without a certificate", []string{"--http-redirect", ":80"}, 2, "--http-redirect needs a certificate"},
+		{"bad trusted proxy", []string{"--trusted-proxy", "10.0.0.0/33"}, 2, "trusted proxy"},
+		{"bad --ca", []string{"--acme-domain", "a.example", "--ca", certFile + ".none"}, 1, "--ca"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"up", "--data", data, "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--turn", "127.0.0.1:0"}, c.args...)
+			_, stderr, code := cli(t, args...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Fatalf("exit %d stderr %q; want exit %d containing %q", code, stderr, c.code, c.want)
+			}
+			if strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+				t.Fatalf("want a one-line error, got:\n%s", stderr)
+			}
+		})
+	}
+	if _, err := os.Stat(data); err == nil {
+		t.Error("a refused start created the data dir")
+	}
+}

@@ -222,6 +222,11 @@ type system struct {
 }
 
 func startSystem(ctx context.Context, o upOptions, log *slog.Logger) (*system, error) {
+	// TLS flags first: a mistake there is reported before anything opens.
+	front, err := newFrontDoor(o.TLS, o.Data, log)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(o.Data, store.Options{})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
@@ -229,7 +234,7 @@ func startSystem(ctx context.Context, o upOptions, log *slog.Logger) (*system, e
 		}
 		return nil, fmt.Errorf("cannot use data dir %s: %w", o.Data, err)
 	}
-	s := &system{opt: o, log: log, store: st, serveErr: make(chan error, 1), rtmpErr: make(chan error, 1)}
+	s := &system{opt: o, log: log, store: st, front: front, serveErr: make(chan error, 1), rtmpErr: make(chan error, 1)}
 	if err := s.start(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -238,10 +243,6 @@ func startSystem(ctx context.Context, o upOptions, log *slog.Logger) (*system, e
 }
 
 func (s *system) start(ctx context.Context) error {
-	var err error
-	if s.front, err = newFrontDoor(s.opt.TLS, s.store.Dir(), s.log); err != nil {
-		return err
-	}
 	tok, created, err := s.store.EnsureAdminToken()
 	if err != nil {
 		return err
