@@ -56,6 +56,11 @@ func TestUpOverTLS(t *testing.T) {
 	redirect := freePorts(t, 1)[0]
 	up := startUp(t, filepath.Join(dir, "data"), "--ice-loopback", "--tls-cert", certFile, "--tls-key", keyFile,
 		"--hsts", "--http-redirect", fmt.Sprintf("127.0.0.1:%d", redirect), "--rtmps", "127.0.0.1:0", "--turns", "127.0.0.1:0")
+	defer func() {
+		if t.Failed() {
+			t.Logf("banyan up stderr:\n%s", up.stderr)
+		}
+	}()
 	if !strings.HasPrefix(up.base, "https://") {
 		t.Fatalf("banner prints %s, want https URLs:\n%s", up.base, up.banner)
 	}
@@ -98,6 +103,26 @@ func TestUpOverTLS(t *testing.T) {
 	}
 
 	turnsAllocate(t, up.base, ca)
+
+	// The certificate files are replaced (certbot renewing): the next
+	// handshakes get the new one, without a restart.
+	renewed := ca.Issue(t, "localhost", "127.0.0.1")
+	renewed.Write(t, dir)
+	for i := 0; ; i++ {
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(up.base, "https://"), &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial := conn.ConnectionState().PeerCertificates[0].SerialNumber
+		conn.Close()
+		if serial.Cmp(renewed.Serial) == 0 {
+			break
+		}
+		if i == 50 {
+			t.Fatalf("still serving serial %v 5 s after the files changed, want %v", serial, renewed.Serial)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
