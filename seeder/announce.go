@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -17,8 +18,12 @@ import (
 
 // AnnouncerConfig configures an Announcer.
 type AnnouncerConfig struct {
-	// TrackerURL is the tracker's signaling websocket (ws://host/ws).
+	// TrackerURL is the tracker's signaling websocket (ws://host/ws or
+	// wss://host/ws).
 	TrackerURL string
+	// HTTPClient dials TrackerURL (default: http.DefaultClient, which
+	// trusts the system roots and SSL_CERT_FILE).
+	HTTPClient *http.Client
 	// Auth returns the SeederHello auth for a stream (see
 	// tracker.SeederAuth).
 	Auth func(stream string) string
@@ -159,7 +164,7 @@ func (a *Announcer) session(l *announceLink) error {
 	ctx, cancel := context.WithCancel(a.ctx)
 	defer cancel()
 	dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
-	conn, _, err := websocket.Dial(dctx, a.cfg.TrackerURL, nil)
+	conn, _, err := websocket.Dial(dctx, a.cfg.TrackerURL, &websocket.DialOptions{HTTPClient: a.cfg.HTTPClient})
 	dcancel()
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/banyan-live/banyan/internal/httpx"
+	"github.com/banyan-live/banyan/internal/realip"
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/store"
 )
@@ -222,7 +223,7 @@ func (d *dashboard) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: tok, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode, Secure: realip.HTTPS(r),
 	})
 	d.cfg.Logger.Info("dashboard: operator logged in", "remote", remoteIP(r))
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
@@ -231,7 +232,7 @@ func (d *dashboard) login(w http.ResponseWriter, r *http.Request) {
 func (d *dashboard) logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode, Secure: realip.HTTPS(r),
 	})
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 }

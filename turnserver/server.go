@@ -71,6 +71,9 @@ type Config struct {
 	// and KeyFile are both set.
 	TLSAddr           string
 	CertFile, KeyFile string
+	// GetCertificate, instead of CertFile and KeyFile, supplies the
+	// certificate at each handshake (files reloaded on change, ACME).
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 
 	// Realm is the long-term credential realm (default "banyan").
 	Realm string
@@ -209,7 +212,10 @@ func (c *Config) setDefaults() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("turnserver: config: CertFile and KeyFile go together")
 	}
-	if c.CertFile != "" && c.TLSAddr == "" {
+	if c.CertFile != "" && c.GetCertificate != nil {
+		return errors.New("turnserver: config: CertFile and GetCertificate both set: use one")
+	}
+	if (c.CertFile != "" || c.GetCertificate != nil) && c.TLSAddr == "" {
 		c.TLSAddr = DefaultTLSAddr
 	}
 	if c.Realm == "" {
@@ -318,6 +324,9 @@ func (s *Server) start() error {
 			return fmt.Errorf("turnserver: load TLS certificate: %w", err)
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.GetCertificate != nil {
+		tlsCfg = &tls.Config{GetCertificate: cfg.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
 
 	lc := net.ListenConfig{}

@@ -282,9 +282,27 @@ func TestRelayTCP(t *testing.T) {
 
 func TestRelayTLS(t *testing.T) {
 	certFile, keyFile, pool := writeTestCert(t)
+	for _, tc := range []struct {
+		name string
+		set  func(c *Config)
+	}{
+		{"files", func(c *Config) { c.CertFile, c.KeyFile = certFile, keyFile }},
+		{"GetCertificate", func(c *Config) {
+			cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testRelayTLS(t, pool, tc.set) })
+	}
+}
+
+func testRelayTLS(t *testing.T, pool *x509.CertPool, set func(c *Config)) {
 	s := newTestServer(t, func(c *Config) {
 		c.TLSAddr = "127.0.0.1:0"
-		c.CertFile, c.KeyFile = certFile, keyFile
+		set(c)
 	})
 	if s.TLSAddr() == nil {
 		t.Fatal("no TLS listener")

@@ -102,7 +102,7 @@ type upProc struct {
 	done   chan error
 }
 
-var dashRE = regexp.MustCompile(`Dashboard:\s+http://localhost:(\d+)/dashboard`)
+var dashRE = regexp.MustCompile(`Dashboard:\s+(https?)://[^/\s]+:(\d+)/dashboard`)
 
 // startUp runs `banyan up` on ephemeral loopback ports and waits for its banner.
 func startUp(t *testing.T, data string, extra ...string) *upProc {
@@ -147,7 +147,7 @@ func startUpEnv(t *testing.T, data string, env []string, extra ...string) *upPro
 			}
 			banner.WriteString(l + "\n")
 			if m := dashRE.FindStringSubmatch(l); m != nil {
-				p.base = "http://127.0.0.1:" + m[1]
+				p.base = m[1] + "://127.0.0.1:" + m[2]
 			}
 		case <-deadline:
 			t.Fatalf("no banner from banyan up; stderr: %s", p.stderr)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -36,6 +37,7 @@ type peerOptions struct {
 	TURNOnly bool
 	JSON     bool
 	LogLevel string
+	CAFile   string
 }
 
 func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -58,7 +60,12 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	c.Bool(&o.TURNOnly, "relay-only", false, "connect to other peers only through TURN (hides this host's addresses)")
 	c.Bool(&o.JSON, "json", false, "print a summary as one JSON object on stdout when leaving")
 	c.String(&o.LogLevel, "log-level", "info", "log level")
+	c.String(&o.CAFile, "ca", "", "PEM file of extra CA certificates trusted for wss:// and https:// (besides the system roots and SSL_CERT_FILE)")
 	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	rt, err := caTransport(o.CAFile)
+	if err != nil {
 		return err
 	}
 	if !protocol.ValidStream(o.Stream) {
@@ -97,7 +104,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var cur *node.Node
 	var mu sync.Mutex
 	cfg := node.ClientConfig{
-		TrackerURL: o.Tracker, Join: join, Reconnect: true, Logger: log,
+		TrackerURL: o.Tracker, Join: join, Reconnect: true, Logger: log, HTTPClient: &http.Client{Transport: rt},
 		OnNode: func(n *node.Node) { mu.Lock(); cur = n; mu.Unlock() },
 		Node: node.Config{
 			API:       api,
@@ -114,7 +121,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 					}
 					base = scheme + "://" + tu.Host
 				}
-				return httporigin.New(base, o.Stream)
+				return httporigin.NewWithTransport(base, o.Stream, rt)
 			},
 			Player: playerFunc{
 				init: func(epoch uint32, data []byte) {

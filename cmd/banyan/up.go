@@ -51,6 +51,7 @@ type upOptions struct {
 	TURNPriv   bool
 	Limits     upLimits
 	PProf      bool
+	TLS        tlsOptions // the front door: TLS, redirect, HSTS, trusted proxies (tls.go)
 	// MetricsToken opens /metrics on the HTTP port besides the admin
 	// token; MetricsAddr serves /metrics alone, without a token, on
 	// another listener (bind it to a private interface).
@@ -103,6 +104,7 @@ func (o *upOptions) register(c *command) {
 	c.String(&o.MetricsToken, "metrics-token", "", "bearer token that opens /metrics on the HTTP port (the admin token always does); prefer BANYAN_METRICS_TOKEN to the command line")
 	c.String(&o.MetricsTokenFile, "metrics-token-file", "", "read the metrics token from this file (surrounding whitespace ignored)")
 	c.String(&o.MetricsAddr, "metrics", "", "also serve /metrics without a token on this address (a private interface, e.g. 10.0.0.5:9100)")
+	o.TLS.register(c)
 	l := &o.Limits
 	c.Int(&l.HTTPConns, "http-max-conns", 8192, "HTTP: connections open at once (0: no limit)")
 	c.Int(&l.HTTPConnsPerIP, "http-max-conns-per-ip", 64, "HTTP: connections open at once per remote address, loopback exempt (0: no limit)")
@@ -199,6 +201,7 @@ type system struct {
 	store   *store.Store
 	http    *http.Server
 	ln      net.Listener
+	front   *frontDoor
 	metrics *http.Server // --metrics, nil without
 	metErr  chan error
 	seeder  *seeder.Seeder
@@ -219,6 +222,11 @@ type system struct {
 }
 
 func startSystem(ctx context.Context, o upOptions, log *slog.Logger) (*system, error) {
+	// TLS flags first: a mistake there is reported before anything opens.
+	front, err := newFrontDoor(o.TLS, o.Data, log)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(o.Data, store.Options{})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
@@ -226,7 +234,7 @@ func startSystem(ctx context.Context, o upOptions, log *slog.Logger) (*system, e
 		}
 		return nil, fmt.Errorf("cannot use data dir %s: %w", o.Data, err)
 	}
-	s := &system{opt: o, log: log, store: st, serveErr: make(chan error, 1), rtmpErr: make(chan error, 1)}
+	s := &system{opt: o, log: log, store: st, front: front, serveErr: make(chan error, 1), rtmpErr: make(chan error, 1)}
 	if err := s.start(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -277,7 +285,7 @@ func (s *system) start(ctx context.Context) error {
 	}, []string{"limit"})
 	reg.MustRegister(httpRefused)
 	limited := httpx.LimitListener(ln, httpx.LimitConfig{
-		PerIP: lim.HTTPConnsPerIP, Total: lim.HTTPConns, ExemptLoopback: true,
+		PerIP: lim.HTTPConnsPerIP, Total: lim.HTTPConns, ExemptLoopback: true, Exempt: s.front.exemptProxy(),
 		OnRefuse: func(reason string) { httpRefused.WithLabelValues(reason).Inc() },
 	})
 
@@ -309,7 +317,7 @@ func (s *system) start(ctx context.Context) error {
 	}
 
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           s.front.wrap(mux),
 		ReadHeaderTimeout: lim.HTTPHeaderTimeout,
 		ReadTimeout:       lim.HTTPReadTimeout,
 		WriteTimeout:      lim.HTTPWriteTimeout,
@@ -318,8 +326,11 @@ func (s *system) start(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	go func() { s.serveErr <- s.http.Serve(limited) }()
-	s.log.Info("http listening", "addr", ln.Addr().String())
+	go func() { s.serveErr <- s.front.serve(s.http, limited) }()
+	s.log.Info("http listening", "addr", ln.Addr().String(), "tls", s.front.TLS())
+	if err := s.front.startRedirect(ctx, ln.Addr(), lim); err != nil {
+		return err
+	}
 
 	// The seeder registers each live stream with the tracker over the same
 	// websocket protocol a standalone seeder would use.
@@ -330,7 +341,8 @@ func (s *system) start(ctx context.Context) error {
 	}
 	roots := seeder.NewRoots(api, s.log.With("component", "root"))
 	s.announcer = seeder.NewAnnouncer(seeder.AnnouncerConfig{
-		TrackerURL: "ws://" + loopbackAddr(ln.Addr()) + "/ws",
+		TrackerURL: s.front.scheme("ws") + "://" + loopbackAddr(ln.Addr()) + "/ws",
+		HTTPClient: s.front.selfClient(),
 		Auth:       func(stream string) string { return tracker.SeederAuth(s.seederSecret, stream) },
 		PublicKey:  s.seeder.PublicKey(),
 		Logger:     s.log.With("component", "announce"),
@@ -341,7 +353,10 @@ func (s *system) start(ctx context.Context) error {
 	if err := s.startRTMP(ctx); err != nil {
 		return err
 	}
-	s.tracker.AddIngest(tracker.IngestPoint{RTMPURL: "rtmp://" + hostPort(s.host(), s.rtmp.Addr().String()) + "/live"})
+	if err := s.front.startRTMPS(ctx, s.rtmpConfig); err != nil {
+		return err
+	}
+	s.tracker.AddIngest(tracker.IngestPoint{RTMPURL: s.front.rtmpURL(s.host(), s.rtmp.Addr())})
 	return nil
 }
 
@@ -425,8 +440,22 @@ func (s *system) newSeeder(reg prometheus.Registerer) error {
 // startRTMP opens the RTMP listener feeding the seeder.
 func (s *system) startRTMP(ctx context.Context) error {
 	var err error
-	s.rtmp, err = rtmpingest.New(rtmpingest.Config{
-		Addr:      s.opt.RTMP,
+	s.rtmp, err = rtmpingest.New(s.rtmpConfig(s.opt.RTMP))
+	if err != nil {
+		return err
+	}
+	if err := s.rtmp.Listen(); err != nil {
+		return fmt.Errorf("cannot listen on %s (--rtmp): %w", s.opt.RTMP, unwrapOpError(err))
+	}
+	go func() { s.rtmpErr <- s.rtmp.Serve(ctx) }()
+	return nil
+}
+
+// rtmpConfig is the ingest configuration of RTMP and RTMPS alike: the
+// same keys, checks and limits.
+func (s *system) rtmpConfig(addr string) rtmpingest.Config {
+	return rtmpingest.Config{
+		Addr:      addr,
 		Logger:    s.log.With("component", "rtmp"),
 		Authorize: s.authorizeRTMP,
 		MaxConns:  s.opt.Limits.RTMPConns, MaxConnsPerIP: s.opt.Limits.RTMPConnsPerIP,
@@ -445,15 +474,7 @@ func (s *system) startRTMP(ctx context.Context) error {
 			}
 			return pub, pub.End, nil
 		},
-	})
-	if err != nil {
-		return err
 	}
-	if err := s.rtmp.Listen(); err != nil {
-		return fmt.Errorf("cannot listen on %s (--rtmp): %w", s.opt.RTMP, unwrapOpError(err))
-	}
-	go func() { s.rtmpErr <- s.rtmp.Serve(ctx) }()
-	return nil
 }
 
 func (s *system) authorizeRTMP(ctx context.Context, key string) (rtmpingest.Grant, error) {
@@ -482,6 +503,7 @@ func (s *system) startTURN(reg prometheus.Registerer) error {
 	var err error
 	s.turn, err = turnserver.New(turnserver.Config{
 		UDPAddr: s.opt.TURN, TCPAddr: s.opt.TURN, Secret: s.turnSecret,
+		TLSAddr: s.front.turnsAddr(), GetCertificate: s.front.getCertificate(),
 		RelayIP: net.ParseIP(s.opt.PublicHost), AllowLoopback: s.opt.ICELoop, AllowPrivate: s.opt.TURNPriv,
 		MaxAllocationsPerUser: s.opt.Limits.TURNAllocs, MaxBandwidthBpsPerUser: s.opt.Limits.TURNBps,
 		MaxAllocationsPerIP: s.opt.Limits.TURNAllocsPerIP, MaxBandwidthBpsPerIP: s.opt.Limits.TURNBpsPerIP,
@@ -519,9 +541,14 @@ func (s *system) iceServersTTL(peer protocol.PeerID, ttl time.Duration) []protoc
 	host := s.turn.RelayIP().String()
 	udp := net.JoinHostPort(host, portOf(s.turn.UDPAddr()))
 	tcp := net.JoinHostPort(host, portOf(s.turn.TCPAddr()))
+	turn := []string{"turn:" + udp + "?transport=udp", "turn:" + tcp + "?transport=tcp"}
+	if a := s.turn.TLSAddr(); a != nil {
+		// By name: the client checks the certificate against it.
+		turn = append(turn, "turns:"+hostPort(s.host(), a.String())+"?transport=tcp")
+	}
 	return []protocol.ICEServer{
 		{URLs: []string{"stun:" + udp}},
-		{URLs: []string{"turn:" + udp + "?transport=udp", "turn:" + tcp + "?transport=tcp"}, Username: user, Credential: pass},
+		{URLs: turn, Username: user, Credential: pass},
 	}
 }
 
@@ -668,6 +695,9 @@ func (s *system) Close() error {
 	} else if s.tracker != nil {
 		s.tracker.Close()
 	}
+	if err := s.front.Close(); err != nil {
+		errs = append(errs, err)
+	}
 	if s.metrics != nil {
 		if err := s.metrics.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("metrics close: %w", err))
@@ -704,6 +734,9 @@ func (s *system) host() string {
 	if s.opt.PublicHost != "" {
 		return s.opt.PublicHost
 	}
+	if h := s.front.host(); h != "" {
+		return h // the certificate's name: the one browsers accept
+	}
 	return "localhost"
 }
 
@@ -716,8 +749,8 @@ func hostPort(host, addr string) string {
 }
 
 func (s *system) printBanner(w io.Writer) {
-	web := "http://" + hostPort(s.host(), s.ln.Addr().String())
-	rtmp := "rtmp://" + hostPort(s.host(), s.rtmp.Addr().String()) + "/live"
+	web := s.front.scheme("http") + "://" + hostPort(s.host(), s.ln.Addr().String())
+	rtmp := s.front.rtmpURL(s.host(), s.rtmp.Addr())
 	fmt.Fprintf(w, "\nBanyan is up.\n\n")
 	if s.adminToken != "" {
 		fmt.Fprintf(w, "  Admin token (shown once; also kept in %s):\n    %s\n\n", s.store.AdminTokenPath(), s.adminToken)
@@ -725,6 +758,7 @@ func (s *system) printBanner(w io.Writer) {
 	if s.demoKey != "" {
 		fmt.Fprintf(w, "  Broadcast from OBS (Settings > Stream > Service: Custom):\n")
 		fmt.Fprintf(w, "    Server      %s\n    Stream Key  %s\n", rtmp, s.demoKey)
+		s.front.printPlainRTMP(w, s.host(), s.rtmp.Addr())
 		fmt.Fprintf(w, "  or from a terminal:\n    ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine -c:v libx264 -pix_fmt yuv420p -g 60 -c:a aac -f flv %s/%s\n\n", rtmp, s.demoKey)
 		fmt.Fprintf(w, "  Watch:       %s/watch/%s\n", web, s.opt.DemoStream)
 		fmt.Fprintf(w, "  LL-HLS:      %s/hls/%s/index.m3u8  (VLC, ffplay, Safari)\n", web, s.opt.DemoStream)

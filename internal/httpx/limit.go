@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -17,6 +18,9 @@ type LimitConfig struct {
 	// the peer is this machine, usually a reverse proxy carrying many
 	// clients (or a test swarm).
 	ExemptLoopback bool
+	// Exempt, when set, leaves more addresses out of PerIP: the trusted
+	// reverse proxies (--trusted-proxy), which carry many clients each.
+	Exempt func(netip.Addr) bool
 	// Total is the most connections open at once (0: no limit).
 	Total int
 	// OnRefuse, when set, is called with the reason ("per_ip", "total")
@@ -33,7 +37,8 @@ func LimitListener(ln net.Listener, cfg LimitConfig) net.Listener {
 	if cfg.PerIP <= 0 && cfg.Total <= 0 {
 		return ln
 	}
-	return &limitListener{Listener: ln, cfg: cfg, perIP: ipkey.NewCounter(cfg.PerIP, cfg.ExemptLoopback)}
+	// The counter's exemption is decided per connection in Accept.
+	return &limitListener{Listener: ln, cfg: cfg, perIP: ipkey.NewCounter(cfg.PerIP, true)}
 }
 
 type limitListener struct {
@@ -54,7 +59,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip, loopback := ipkey.OfNet(c.RemoteAddr())
-		if reason := l.admit(ip, loopback); reason != "" {
+		exempt := loopback && l.cfg.ExemptLoopback
+		if !exempt && l.cfg.Exempt != nil {
+			if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+				exempt = l.cfg.Exempt(ap.Addr().Unmap())
+			}
+		}
+		if reason := l.admit(ip, exempt); reason != "" {
 			c.Close()
 			if l.cfg.OnRefuse != nil {
 				l.cfg.OnRefuse(reason)
@@ -65,13 +76,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *limitListener) admit(ip ipkey.Key, loopback bool) string {
+func (l *limitListener) admit(ip ipkey.Key, exempt bool) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cfg.Total > 0 && l.total >= l.cfg.Total {
 		return "total"
 	}
-	if !l.perIP.Acquire(ip, loopback) {
+	if !l.perIP.Acquire(ip, exempt) {
 		return "per_ip"
 	}
 	l.total++

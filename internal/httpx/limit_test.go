@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -162,4 +163,67 @@ func TestLimitListenerGroupsIPv6(t *testing.T) {
 	if _, addrs := OpenConns(ln); addrs != 4 {
 		t.Fatalf("%d addresses hold connections, want 4", addrs)
 	}
+}
+
+// TestLimitListenerExemptProxy: a trusted reverse proxy (Exempt) may hold
+// more than PerIP connections; the clients behind it are limited per
+// address by the handlers, on their forwarded addresses.
+func TestLimitListenerExemptProxy(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		exempt func(netip.Addr) bool
+		want   int // connections held open
+	}{
+		{"not trusted", func(netip.Addr) bool { return false }, 2},
+		{"trusted proxy", func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.1") }, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			ln := LimitListener(raw, LimitConfig{PerIP: 2, Exempt: tc.exempt})
+			accepted := make(chan net.Conn, 8)
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						close(accepted)
+						return
+					}
+					accepted <- c
+				}
+			}()
+			var clients []net.Conn
+			for i := 0; i < 4; i++ {
+				c, err := net.Dial("tcp", raw.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				clients = append(clients, c)
+			}
+			// A refused connection is closed by the listener: its read ends.
+			open := 0
+			for _, c := range clients {
+				c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				if _, err := c.Read(make([]byte, 1)); err != nil && isTimeout(err) {
+					open++
+				}
+				c.Close()
+			}
+			if open != tc.want {
+				t.Fatalf("%d connections held open, want %d", open, tc.want)
+			}
+			// Drain what was accepted so the next case starts clean.
+			for len(accepted) > 0 {
+				(<-accepted).Close()
+			}
+		})
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }

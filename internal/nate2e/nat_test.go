@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 // machine that cannot run the test does not pay for the build).
 func buildBanyan(t *testing.T) string {
 	t.Helper()
+	if binDir != "" { // built by an earlier test of this run
+		return filepath.Join(binDir, "banyan")
+	}
 	dir, err := os.MkdirTemp("", "banyan-nate2e-")
 	if err != nil {
 		t.Fatal(err)
@@ -409,6 +412,32 @@ func metric(text, name, labels string) float64 {
 	return v
 }
 
+// demoKey waits until `banyan up` (proc up, --data data) answers ready
+// (a URL on pub) and returns the demo stream's key.
+func (l *lab) demoKey(up *proc, data, ready string) string {
+	l.t.Helper()
+	for end := time.Now().Add(15 * time.Second); ; {
+		if b, err := os.ReadFile(filepath.Join(data, "demo-stream.key")); err == nil {
+			if _, err := l.get("pub", ready); err == nil {
+				return strings.TrimSpace(string(b))
+			}
+		}
+		if time.Now().After(end) {
+			l.t.Fatalf("banyan up did not start: %s", tail(up.stderr.String()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// broadcast publishes a short, low-bitrate test stream with ffmpeg from
+// pub to the demo stream's RTMP ingest.
+func (l *lab) broadcast(ffmpeg, key string, seconds int) *proc {
+	return l.start("pub", ffmpeg, os.Environ(), "-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-b:v", "300k", "-g", "15",
+		"-c:a", "aac", "-b:a", "48k", "-f", "flv", "rtmp://"+pubIP+":1935/live/"+key)
+}
+
 // peerSummary is the part of `banyan peer --json` the test reads.
 type peerSummary struct {
 	Peer         uint64 `json:"peer"`
@@ -506,24 +535,10 @@ func TestPeersBehindSymmetricNATsUseTURN(t *testing.T) {
 		"--turn-allow-private", "--stripes", "1", "--root-capacity", "1", "--demo-stream", stream, "--log-level", "debug",
 		"--metrics", metricsAddr) // /metrics without a token, on its own port
 
-	var key string
-	for end := time.Now().Add(15 * time.Second); key == ""; {
-		if b, err := os.ReadFile(filepath.Join(data, "demo-stream.key")); err == nil {
-			if _, err := l.get("pub", "http://"+httpAddr+"/healthz"); err == nil {
-				key = strings.TrimSpace(string(b))
-			}
-		}
-		if time.Now().After(end) {
-			t.Fatalf("banyan up did not start: %s", tail(up.stderr.String()))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	key := l.demoKey(up, data, "http://"+httpAddr+"/healthz")
 
 	// 3. A short, low-bitrate broadcast from the internet side.
-	ff := l.start("pub", ffmpeg, os.Environ(), "-hide_banner", "-loglevel", "error", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", "45", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-b:v", "300k", "-g", "15",
-		"-c:a", "aac", "-b:a", "48k", "-f", "flv", "rtmp://"+pubIP+":1935/live/"+key)
+	ff := l.broadcast(ffmpeg, key, 45)
 	for end := time.Now().Add(20 * time.Second); ; {
 		if _, err := l.get("pub", "http://"+httpAddr+"/chunks/"+stream+"/live"); err == nil {
 			break

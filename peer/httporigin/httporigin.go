@@ -27,10 +27,16 @@ type Origin struct {
 
 // New returns an Origin for stream at base (http://host:port).
 func New(base, stream string) *Origin {
+	return NewWithTransport(base, stream, nil)
+}
+
+// NewWithTransport is New with the client's transport (nil: the default),
+// e.g. one trusting a private CA for https://.
+func NewWithTransport(base, stream string, tr http.RoundTripper) *Origin {
 	return &Origin{
 		base: strings.TrimRight(base, "/"), stream: stream,
 		// The origin long-polls for up to 3 s; allow for it.
-		client: &http.Client{Timeout: 10 * time.Second},
+		client: &http.Client{Timeout: 10 * time.Second, Transport: tr},
 	}
 }
 

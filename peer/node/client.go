@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/coder/websocket"
@@ -27,6 +28,9 @@ type ClientConfig struct {
 	// (with backoff) instead of returning.
 	Reconnect bool
 	Logger    *slog.Logger
+	// HTTPClient dials TrackerURL (default: http.DefaultClient; a
+	// client trusting a private CA for wss://).
+	HTTPClient *http.Client
 }
 
 // ErrRefused is returned by Run when the tracker refuses the join (no such
@@ -74,7 +78,7 @@ func session(ctx context.Context, cfg ClientConfig) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, _, err := websocket.Dial(dctx, cfg.TrackerURL, nil)
+	conn, _, err := websocket.Dial(dctx, cfg.TrackerURL, &websocket.DialOptions{HTTPClient: cfg.HTTPClient})
 	dcancel()
 	if err != nil {
 		return err

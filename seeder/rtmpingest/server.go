@@ -10,6 +10,7 @@ package rtmpingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -109,6 +110,9 @@ type Config struct {
 	MaxMessageSize uint32
 	// MaxTimestampJump is passed to flv.Config.MaxJump.
 	MaxTimestampJump time.Duration
+	// TLS, when set, makes this an RTMPS server: every connection is TLS
+	// first, its handshake within HandshakeTimeout like the rest.
+	TLS *tls.Config
 }
 
 // Server is an RTMP ingest server.
@@ -198,6 +202,9 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("rtmpingest: listen %s: %w", s.cfg.Addr, err)
 	}
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
 	s.ln = ln
 	s.cl.addr = ln.Addr()
 	return nil
@@ -238,7 +245,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, s.shutdown)
 	defer stop()
 
-	s.log.Info("rtmp: listening", "addr", ln.Addr().String(), "app", App)
+	s.log.Info("rtmp: listening", "addr", ln.Addr().String(), "app", App, "tls", s.cfg.TLS != nil)
 	err := s.acceptLoop(ln)
 	s.shutdown()
 	<-rtmpDone
