@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -138,9 +139,10 @@ func metricIn(b []byte, name string) float64 {
 func liveDemo(t *testing.T, ctx context.Context, seconds int, upArgs ...string) *upProc {
 	t.Helper()
 	ffmpeg := e2e.Require(t, "ffmpeg")
+	media := demoMedia(t, ffmpeg, seconds)
 	up := startUp(t, t.TempDir(), append([]string{"--ice-loopback"}, upArgs...)...)
 	url, key := up.rtmpURL(t)
-	ff := publish(ctx, ffmpeg, url+"/"+key, seconds)
+	ff := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", media, "-c", "copy", "-f", "flv", url+"/"+key)
 	if err := ff.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +150,38 @@ func liveDemo(t *testing.T, ctx context.Context, seconds int, upArgs ...string) 
 	viewerKeys(t, up.base, "demo")
 	return up
 }
+
+// demoMedia is the broadcast of publish (640x360, 1 s GOP, AAC) encoded
+// once per length into the test binary's directory: the mesh tests publish
+// it with -re -c copy, a real RTMP publish from ffmpeg without a live x264
+// encode taking a core from the 20 peers on a 2-core machine.
+func demoMedia(t *testing.T, ffmpeg string, seconds int) string {
+	t.Helper()
+	demoMediaMu.Lock()
+	defer demoMediaMu.Unlock()
+	path := filepath.Join(filepath.Dir(banyanBin), fmt.Sprintf("demo-%ds.flv", seconds))
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tmp := path + ".part.flv"
+	out, err := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", fmt.Sprint(seconds),
+		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "main", "-bf", "2", "-g", "30", "-preset", "veryfast",
+		"-c:a", "aac", "-b:a", "128k", "-f", "flv", tmp).CombinedOutput()
+	if err != nil {
+		t.Fatalf("encoding the demo broadcast: %v: %s", err, out)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+var demoMediaMu sync.Mutex
 
 func TestNativeMesh(t *testing.T) {
 	if testing.Short() {
