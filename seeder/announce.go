@@ -3,6 +3,7 @@ package seeder
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
@@ -19,15 +20,17 @@ import (
 type AnnouncerConfig struct {
 	// TrackerURL is the tracker's signaling websocket (ws://host/ws).
 	TrackerURL string
-	// Auth returns the SeederHello auth for a stream (see
-	// tracker.SeederAuth).
-	Auth func(stream string) string
+	// Auth fills a SeederHello's identity and proof (SeederID, Time,
+	// Nonce, Auth) just before it is sent: see MACAuth.
+	Auth func(h *protocol.SeederHello)
 	// OriginURL is this seeder's HTTP base, handed to viewers.
-	OriginURL  string
-	RTMPURL    string
-	UploadKbps int // default 100 000
-	PublicKey  ed25519.PublicKey
-	Logger     *slog.Logger
+	OriginURL string
+	// RTMPURL and WHIPURL are where broadcasters publish to this seeder;
+	// Region is where it stands (the stream manager's choice).
+	RTMPURL, WHIPURL, Region string
+	UploadKbps               int // default 100 000
+	PublicKey                ed25519.PublicKey
+	Logger                   *slog.Logger
 	// OnMessage receives what the tracker sends the root peer (Welcome,
 	// Assign, Signal) for the stream's root engine. May be nil: the
 	// announcer then sends the heartbeats itself (with a root peer, its
@@ -178,12 +181,14 @@ func (a *Announcer) session(l *announceLink) error {
 	l.mu.Lock()
 	sent := l.state
 	l.mu.Unlock()
-	err = write(protocol.SeederHello{
-		Stream: l.stream, Auth: a.cfg.Auth(l.stream), UploadKbps: a.cfg.UploadKbps,
-		OriginURL: a.cfg.OriginURL, RTMPURL: a.cfg.RTMPURL,
+	hello := protocol.SeederHello{
+		Stream: l.stream, UploadKbps: a.cfg.UploadKbps,
+		OriginURL: a.cfg.OriginURL, RTMPURL: a.cfg.RTMPURL, WHIPURL: a.cfg.WHIPURL, Region: a.cfg.Region,
 		PublicKey: base64.StdEncoding.EncodeToString(a.cfg.PublicKey),
 		Keys:      sent.Keys, Epoch: liveEpoch(sent),
-	})
+	}
+	a.cfg.Auth(&hello) // fresh time and nonce on every (re)connect
+	err = write(hello)
 	if err != nil {
 		return err
 	}
@@ -235,6 +240,17 @@ func (a *Announcer) session(l *announceLink) error {
 				return err
 			}
 		}
+	}
+}
+
+// MACAuth is the AnnouncerConfig.Auth of a seeder called id that shares
+// secret with its tracker: each hello carries the time and a random nonce
+// under protocol.SeederMAC.
+func MACAuth(id string, secret []byte) func(h *protocol.SeederHello) {
+	return func(h *protocol.SeederHello) {
+		var n [16]byte
+		_, _ = rand.Read(n[:]) // crypto/rand.Read never fails (Go 1.24+)
+		h.Sign(secret, id, time.Now(), base64.RawURLEncoding.EncodeToString(n[:]))
 	}
 }
 

@@ -106,3 +106,18 @@ func (t *Tracker) IngestHandler() http.Handler {
 		}{stream, p})
 	})
 }
+
+// Live reports whether a seeder has registered stream and says it is
+// being published (the admin API's "live" when no seeder runs in the
+// tracker's process).
+func (t *Tracker) Live(stream string) bool {
+	t.mu.Lock()
+	st := t.streams[stream]
+	t.mu.Unlock()
+	if st == nil {
+		return false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.seeder != nil && st.live
+}
