@@ -28,7 +28,7 @@ type Limits struct {
 
 // Config configures the role.
 type Config struct {
-	Store *store.Store
+	Store store.Backend
 	// Stripes and RootCapacity shape each stream's forest.
 	Stripes, RootCapacity int
 	Limits                Limits

@@ -1,0 +1,44 @@
+package etcdstore
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/banyan-live/banyan/internal/etcdtest"
+	"github.com/banyan-live/banyan/store"
+	"github.com/banyan-live/banyan/store/storetest"
+)
+
+// TestBackendEtcd runs the shared backend cases (package storetest, the
+// same the bbolt store passes) on the embedded etcd server of the
+// client's version and on Debian's etcd-server, each its own process.
+// Each case gets its own prefix, so one server serves them all.
+func TestBackendEtcd(t *testing.T) {
+	for _, kind := range []etcdtest.Kind{etcdtest.Embedded, etcdtest.Debian} {
+		t.Run(string(kind), func(t *testing.T) {
+			srv := etcdtest.Start(t, kind)
+			var n atomic.Int64
+			storetest.Run(t, func(t *testing.T) (store.Backend, func() store.Backend) {
+				cfg := Config{Endpoints: []string{srv.Endpoint}, Prefix: fmt.Sprintf("/t%d/", n.Add(1))}
+				open := func() store.Backend {
+					s, err := Open(cfg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return s
+				}
+				return open(), open
+			})
+		})
+	}
+}
+
+// TestOpenUnreachable: no etcd at the address is a clear error, soon.
+func TestOpenUnreachable(t *testing.T) {
+	_, err := Open(Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", etcdtest.FreePort(t))}, Timeout: 500 * time.Millisecond})
+	if err == nil {
+		t.Fatal("opened an etcd that is not there")
+	}
+}
