@@ -324,6 +324,11 @@ func TestOperatorMistakes(t *testing.T) {
 		{"data dir is a file", []string{"up", "--data", notDir, "--http", "127.0.0.1:0"}, 1, "cannot use data dir"},
 		{"key without action", []string{"key"}, 2, "missing action"},
 		{"key unknown action", []string{"key", "burn", "x"}, 2, "unknown action"},
+		{"tracker without etcd", []string{"tracker", "--http", "127.0.0.1:0"}, 2, "--etcd is required"},
+		{"tracker turn without secret", []string{"tracker", "--turn-url", "127.0.0.1:3478"}, 2, "needs --turn-secret"},
+		{"seeder without id", []string{"seeder", "--tracker", "ws://127.0.0.1:1/ws"}, 2, "--id is required"},
+		{"seeder bad tracker", []string{"seeder", "--id", "s1", "--tracker", "http://x/ws"}, 2, "--tracker must be"},
+		{"seeder etcd unreachable", []string{"seeder", "--id", "s1", "--tracker", "ws://127.0.0.1:1/ws", "--etcd", "http://127.0.0.1:1"}, 1, "open the store"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"sort"
-	"strings"
 	"syscall"
 )
 
@@ -93,9 +92,4 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 
 func version() string {
 	return "dev"
-}
-
-// notYet is the answer of a subcommand whose capability lands later.
-func notYet(what string) error {
-	return fmt.Errorf("%s is not available in this build yet; 'banyan up' runs everything that is", strings.TrimSpace(what))
 }

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/banyan-live/banyan/internal/etcdtest"
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// roleProc is a `banyan tracker` or `banyan seeder` process.
+type roleProc struct {
+	cmd    *exec.Cmd
+	banner string
+	stderr *syncBuffer
+	done   chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startRole runs banyan with args and waits for a banner line matching last.
+func startRole(t *testing.T, last *regexp.Regexp, args ...string) *roleProc {
+	t.Helper()
+	cmd := exec.Command(banyanBin, args...)
+	cmd.Env = cleanEnv()
+	stdout, _ := cmd.StdoutPipe()
+	p := &roleProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	var banner strings.Builder
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("banyan %s exited early: %s", args[0], p.stderr)
+			}
+			banner.WriteString(l + "\n")
+			if last.MatchString(l) {
+				p.banner = banner.String()
+				go func() {
+					for range lines {
+					}
+				}()
+				return p
+			}
+		case <-deadline:
+			t.Fatalf("no banner from banyan %s; stderr: %s", args[0], p.stderr)
+		}
+	}
+}
+
+func (p *roleProc) find(t *testing.T, re string) string {
+	t.Helper()
+	m := regexp.MustCompile(re).FindStringSubmatch(p.banner)
+	if m == nil {
+		t.Fatalf("%q not in banner:\n%s", re, p.banner)
+	}
+	return m[1]
+}
+
+// stop sends SIGTERM and wants a clean exit.
+func (p *roleProc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("banyan %s did not stop on SIGTERM", p.cmd.Args[1])
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("banyan %s exited %d: %s", p.cmd.Args[1], code, p.stderr)
+	}
+}
+
+// welcome joins the tracker as a silent viewer and returns the welcome
+// once the stream is live.
+func liveWelcome(t *testing.T, trackerWS, stream string) protocol.Welcome {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		conn, _, err := websocket.Dial(ctx, trackerWS, nil)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		b, _ := protocol.Encode(protocol.Join{Stream: stream, Kind: protocol.KindNative, NoUpload: true})
+		conn.Write(ctx, websocket.MessageText, b)
+		var w protocol.Welcome
+		for {
+			_, data, err := conn.Read(ctx)
+			if err != nil {
+				break
+			}
+			if m, err := protocol.Decode(data); err == nil {
+				if ww, ok := m.(protocol.Welcome); ok {
+					w = ww
+					break
+				}
+			}
+		}
+		conn.CloseNow()
+		cancel()
+		if w.Live {
+			return w
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("stream %s not live at the tracker within 30 s", stream)
+	return protocol.Welcome{}
+}
+
+// TestClusterTrackerSeederProcesses: an etcd, a tracker and a seeder, each
+// its own process on loopback. A key created through the tracker's admin
+// API publishes on the seeder (it checks keys in etcd); the seeder
+// registers with the tracker over the network with its own id; the
+// tracker's welcome names the seeder's origin; /api/ingest names the
+// seeder carrying the stream; a native peer joining through the tracker
+// plays from the seeder's root peer; both roles stop cleanly.
+func TestClusterTrackerSeederProcesses(t *testing.T) {
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	etcd := etcdtest.Start(t, etcdtest.Embedded)
+	tr := startRole(t, regexp.MustCompile(`Dashboard:`), "tracker", "--etcd", etcd.Endpoint, "--http", "127.0.0.1:0")
+	token := tr.find(t, `Admin token.*\n\s+(\S+)`)
+	trackerHost := tr.find(t, `Signaling:\s+ws://(\S+)/ws`)
+	trackerWS := "ws://" + trackerHost + "/ws"
+	base := "http://" + trackerHost
+
+	code, body := adminDo(t, "POST", base+"/api/streams", token, `{"name":"demo"}`, "Content-Type", "application/json")
+	if code != 201 && code != 200 {
+		t.Fatalf("create stream through the tracker: %d %s", code, body)
+	}
+	var created struct{ Key string }
+	json.Unmarshal(body, &created)
+
+	sd := startRole(t, regexp.MustCompile(`Tracker:`), "seeder", "--etcd", etcd.Endpoint, "--http", "127.0.0.1:0",
+		"--rtmp", "127.0.0.1:0", "--tracker", trackerWS, "--id", "eu1", "--region", "eu", "--ice-loopback")
+	rtmpURL := sd.find(t, `RTMP:\s+(\S+)`)
+	origin := sd.find(t, `Origin:\s+(\S+)`)
+	if strings.Contains(origin, trackerHost) {
+		t.Fatalf("seeder origin %s is the tracker's host", origin)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ff := publish(ctx, ffmpeg, strings.Replace(rtmpURL, "localhost", "127.0.0.1", 1)+"/"+created.Key, 25)
+	var ffErr bytes.Buffer
+	ff.Stderr = &ffErr
+	if err := ff.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+
+	w := liveWelcome(t, trackerWS, "demo")
+	if w.OriginURL != origin {
+		t.Errorf("welcome names origin %q, want the seeder's %q", w.OriginURL, origin)
+	}
+	code, body = adminDo(t, "GET", base+"/api/ingest?stream=demo", "", "")
+	var ing struct {
+		RTMPURL string `json:"rtmp_url"`
+		WHIPURL string `json:"whip_url"`
+		Region  string `json:"region"`
+	}
+	if json.Unmarshal(body, &ing); code != 200 || ing.RTMPURL != rtmpURL || ing.WHIPURL != origin+"/whip/" || ing.Region != "eu" {
+		t.Errorf("/api/ingest?stream=demo: %d %s, want the seeder's %s", code, body, rtmpURL)
+	}
+
+	peer := startPeer(t, base, "--duration", "8s")
+	s := peer.summary(t)
+	if s.ChunksPlayed < 16 || s.BadChunks != 0 || s.BytesP2P == 0 {
+		t.Errorf("peer through the tracker: %+v (want ≥ 16 chunks played, none bad, bytes from the seeder's root peer); ffmpeg: %s", s, ffErr.String())
+	}
+	t.Logf("figures: peer played %d chunks, first after %d ms; p2p %d B, origin %d B", s.ChunksPlayed, s.FirstChunkMS, s.BytesP2P, s.BytesOrigin)
+	sd.stop(t)
+	tr.stop(t)
+}

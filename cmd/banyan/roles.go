@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/banyan-live/banyan/internal/httpx"
+	"github.com/banyan-live/banyan/protocol"
+	"github.com/banyan-live/banyan/role/seederrole"
+	"github.com/banyan-live/banyan/role/trackerrole"
+	"github.com/banyan-live/banyan/store/etcdstore"
+	"github.com/banyan-live/banyan/turnserver"
+	"github.com/banyan-live/banyan/web"
+)
+
+// `banyan tracker` and `banyan seeder` run one role each, on separate
+// machines, sharing an etcd (docs/cluster.md). They build the same role
+// constructors `banyan up` composes in one process.
+
+// etcdOptions are the flags that name the shared store.
+type etcdOptions struct {
+	Endpoints, Prefix, User, Password string
+}
+
+func (o *etcdOptions) register(c *command) {
+	c.String(&o.Endpoints, "etcd", "", "etcd client URLs, comma-separated (required): the store trackers and seeders share")
+	c.String(&o.Prefix, "etcd-prefix", "/banyan/", "key prefix in etcd")
+	c.String(&o.User, "etcd-user", "", "etcd user (with --etcd-password; prefer BANYAN_ETCD_PASSWORD to the command line)")
+	c.String(&o.Password, "etcd-password", "", "etcd password")
+}
+
+func (o *etcdOptions) open(cmd string) (*etcdstore.Store, error) {
+	if o.Endpoints == "" {
+		return nil, usageError{fmt.Sprintf("banyan %s: --etcd is required (the cluster's store; `banyan up` runs everything on one machine without it)", cmd)}
+	}
+	st, err := etcdstore.Open(etcdstore.Config{
+		Endpoints: strings.Split(o.Endpoints, ","), Prefix: o.Prefix, Username: o.User, Password: o.Password,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open the store: %w", err)
+	}
+	return st, nil
+}
+
+// defaultLimits are `banyan up`'s limits, defaults only: the roles take
+// the same bounds (registering the flags sets the defaults).
+func defaultLimits() upLimits {
+	var o upOptions
+	o.register(newCommand("up", "", ""))
+	return o.Limits
+}
+
+// turnMint mints viewers' ICE servers for an external TURN relay
+// (`banyan turn` with the same secret, or coturn).
+type turnMint struct {
+	addr   string // host:port, UDP and TCP
+	secret []byte
+	ttl    time.Duration
+}
+
+func (m turnMint) iceServers(peer protocol.PeerID) []protocol.ICEServer {
+	if m.addr == "" {
+		return nil
+	}
+	user, pass := turnserver.Credentials(m.secret, fmt.Sprint(peer), m.ttl, time.Now())
+	return []protocol.ICEServer{
+		{URLs: []string{"stun:" + m.addr}},
+		{URLs: []string{"turn:" + m.addr + "?transport=udp", "turn:" + m.addr + "?transport=tcp"}, Username: user, Credential: pass},
+	}
+}
+
+// roleServer is the HTTP server of a standalone role, with `banyan up`'s
+// limits, /healthz and a token-gated /metrics.
+type roleServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	errc chan error
+}
+
+func serveRole(ctx context.Context, addr string, mux *http.ServeMux, reg *prometheus.Registry, adminOK func(string) bool, metricsToken string, log *slog.Logger) (*roleServer, error) {
+	lim := defaultLimits()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", tokenGate(metricsTokenOK(adminOK, metricsToken), "admin or metrics token",
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s (--http): %w", addr, unwrapOpError(err))
+	}
+	limited := httpx.LimitListener(ln, httpx.LimitConfig{PerIP: lim.HTTPConnsPerIP, Total: lim.HTTPConns, ExemptLoopback: true})
+	s := &roleServer{ln: ln, errc: make(chan error, 1), srv: &http.Server{
+		Handler: mux, ReadHeaderTimeout: lim.HTTPHeaderTimeout, ReadTimeout: lim.HTTPReadTimeout,
+		WriteTimeout: lim.HTTPWriteTimeout, IdleTimeout: lim.HTTPIdle, MaxHeaderBytes: lim.HTTPMaxHeader,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		BaseContext: func(net.Listener) context.Context { return ctx },
+	}}
+	go func() { s.errc <- s.srv.Serve(limited) }()
+	log.Info("http listening", "addr", ln.Addr().String())
+	return s, nil
+}
+
+func (s *roleServer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if serr := <-s.errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		e                                  etcdOptions
+		httpAddr, level, publicHost        string
+		turnAddr, turnSecret, metricsToken string
+		stripes, rootCap                   int
+		turnTTL                            time.Duration
+	)
+	c := newCommand("tracker", "", "Runs the tracker alone: websocket signaling at /ws, the overlay, the admin API, the stream\nmanager (/api/ingest) and the dashboard, on the cluster's etcd. Seeders name it with --tracker.")
+	e.register(c)
+	c.String(&httpAddr, "http", ":8080", "HTTP listen address (signaling, admin API, dashboard, pages)")
+	c.String(&publicHost, "public-host", "", "host name printed in URLs (default: localhost)")
+	c.Int(&stripes, "stripes", 2, "stripe trees per stream (K): each viewer has K parents")
+	c.Int(&rootCap, "root-capacity", 4, "children a seeder feeds directly in each stripe")
+	c.String(&turnAddr, "turn-url", "", "host:port of the TURN relay viewers get (`banyan turn` or coturn with the same secret; empty: none)")
+	c.String(&turnSecret, "turn-secret", "", "TURN shared secret (required with --turn-url; prefer BANYAN_TURN_SECRET)")
+	c.Duration(&turnTTL, "turn-credential-ttl", 10*time.Minute, "lifetime of a viewer's TURN credentials (refreshed every half of it)")
+	c.String(&metricsToken, "metrics-token", "", "bearer token that opens /metrics besides the admin token")
+	c.String(&level, "log-level", "info", "log level: debug, info, warn, error")
+	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	if turnAddr != "" && turnSecret == "" {
+		return usageError{"banyan tracker: --turn-url needs --turn-secret (the relay's shared secret)"}
+	}
+	log, err := newLogger(stderr, level)
+	if err != nil {
+		return err
+	}
+	st, err := e.open("tracker")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tok, created, err := st.EnsureAdminToken()
+	if err != nil {
+		return err
+	}
+	lim := defaultLimits()
+	reg := newRegistry()
+	mint := turnMint{addr: turnAddr, secret: []byte(turnSecret), ttl: turnTTL}
+	tr, err := trackerrole.New(trackerrole.Config{
+		Store: st, Stripes: stripes, RootCapacity: rootCap,
+		Limits: trackerrole.Limits{
+			WSConnsPerIP: lim.WSConnsPerIP, WSMsgRate: lim.WSMsgRate, WSMsgBurst: lim.WSMsgBurst,
+			WSJoinTimeout: lim.WSJoinTimeout, PeersPerStream: lim.PeersPerStream,
+		},
+		ICEServers: mint.iceServers, ICERefresh: turnTTL / 2,
+		Page: web.Handler(), Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	tr.Mount(mux)
+	srv, err := serveRole(ctx, httpAddr, mux, reg, st.CheckAdminToken, metricsToken, log)
+	if err != nil {
+		tr.Close()
+		return err
+	}
+	host := publicHost
+	if host == "" {
+		host = "localhost"
+	}
+	base := hostPort(host, srv.ln.Addr().String())
+	fmt.Fprintf(stdout, "\nBanyan tracker is up.\n\n")
+	if created {
+		fmt.Fprintf(stdout, "  Admin token (shown once, kept only hashed in etcd: save it now):\n    %s\n\n", tok)
+	}
+	fmt.Fprintf(stdout, "  Signaling:   ws://%s/ws  (seeders: --tracker)\n", base)
+	fmt.Fprintf(stdout, "  Ingest API:  http://%s/api/ingest?stream=NAME[&region=R]\n", base)
+	fmt.Fprintf(stdout, "  Dashboard:   http://%s/dashboard\n\n", base)
+	<-ctx.Done()
+	log.Info("shutting down")
+	// Websockets end first, so the HTTP Shutdown does not wait for them.
+	return errors.Join(tr.Close(), srv.Close())
+}
+
+func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		e                                    etcdOptions
+		httpAddr, rtmpAddr, trackerURL, id   string
+		region, publicURL, level, metricsTok string
+		iceLoop                              bool
+		maxLive                              int
+	)
+	c := newCommand("seeder", "", "Runs a seeder alone: RTMP/WHIP ingest, CMAF packaging and sealing, origin HTTP, LL-HLS and the\nroot peers, registered with a tracker (--tracker) and checking stream keys in the cluster's etcd.")
+	e.register(c)
+	c.String(&httpAddr, "http", ":8081", "HTTP listen address (origin, WHIP, LL-HLS)")
+	c.String(&rtmpAddr, "rtmp", ":1935", "RTMP ingest listen address")
+	c.String(&trackerURL, "tracker", "", "the tracker's signaling URL, ws://HOST:PORT/ws (required)")
+	c.String(&id, "id", "", "this seeder's name in the cluster: 1-64 of a-z, 0-9, '_', '-' (required)")
+	c.String(&region, "region", "", "region this seeder serves (the stream manager prefers a broadcaster's region)")
+	c.String(&publicURL, "public-url", "", "this seeder's public HTTP base, e.g. http://seed1.example.net:8081 (default http://localhost:PORT); viewers fetch chunks there")
+	c.Bool(&iceLoop, "ice-loopback", false, "WebRTC over loopback only (tests and single-machine demos)")
+	c.Int(&maxLive, "max-live-streams", defaultLimits().LiveStreams, "streams live at once on this seeder")
+	c.String(&metricsTok, "metrics-token", "", "bearer token that opens /metrics besides the admin token")
+	c.String(&level, "log-level", "info", "log level: debug, info, warn, error")
+	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	if !protocol.ValidSeederID(id) {
+		return usageError{"banyan seeder: --id is required: 1-64 of a-z, 0-9, '_' and '-'"}
+	}
+	if u, err := url.Parse(trackerURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return usageError{fmt.Sprintf("banyan seeder: --tracker must be ws://HOST:PORT/ws or wss://…, not %q", trackerURL)}
+	}
+	log, err := newLogger(stderr, level)
+	if err != nil {
+		return err
+	}
+	log = log.With("seeder", id)
+	st, err := e.open("seeder")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	// Each seeder signs with its own key (viewers learn it from the
+	// tracker's welcome); the MAC secret is the cluster's.
+	seed, err := st.Secret("seeder-ed25519-seed/"+id, ed25519.SeedSize)
+	if err != nil {
+		return err
+	}
+	secret, err := st.Secret("seeder-auth", 32)
+	if err != nil {
+		return err
+	}
+	lim := defaultLimits()
+	reg := newRegistry()
+	sd, err := seederrole.New(seederrole.Config{
+		SigningKey: ed25519.NewKeyFromSeed(seed), Keys: st, RTMPAddr: rtmpAddr,
+		Limits: seederrole.Limits{
+			RTMPConns: lim.RTMPConns, RTMPConnsPerIP: lim.RTMPConnsPerIP, RTMPMaxMessage: lim.RTMPMaxMessage,
+			RTMPHandshake: lim.RTMPHandshake, RTMPIdle: lim.RTMPIdle,
+			WHIPSessions: lim.WHIPSessions, WHIPMaxBody: lim.WHIPMaxBody, WHIPNoMedia: lim.WHIPNoMedia,
+			LiveStreams: maxLive,
+		},
+		ICELoopback: iceLoop, WHIPICEServers: func() []webrtc.ICEServer { return nil },
+		Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	sd.Mount(mux)
+	srv, err := serveRole(ctx, httpAddr, mux, reg, st.CheckAdminToken, metricsTok, log)
+	if err != nil {
+		sd.Close()
+		return err
+	}
+	closeAll := func() error {
+		sd.CloseLinks()
+		return errors.Join(srv.Close(), sd.Close())
+	}
+	if err := sd.Listen(); err != nil {
+		return errors.Join(err, closeAll())
+	}
+	if publicURL == "" {
+		publicURL = "http://" + hostPort("localhost", srv.ln.Addr().String())
+	}
+	pu, err := url.Parse(publicURL)
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return errors.Join(usageError{fmt.Sprintf("banyan seeder: bad --public-url %q", publicURL)}, closeAll())
+	}
+	publicURL = strings.TrimSuffix(publicURL, "/")
+	rtmpURL := "rtmp://" + hostPort(pu.Hostname(), sd.RTMPAddr().String()) + "/live"
+	link := seederrole.Link{
+		TrackerURL: trackerURL, ID: id, Secret: secret, Region: region,
+		OriginURL: publicURL, RTMPURL: rtmpURL, WHIPURL: publicURL + "/whip/",
+	}
+	if err := sd.Start(ctx, link); err != nil {
+		return errors.Join(err, closeAll())
+	}
+	fmt.Fprintf(stdout, "\nBanyan seeder %q is up", id)
+	if region != "" {
+		fmt.Fprintf(stdout, " (region %s)", region)
+	}
+	fmt.Fprintf(stdout, ".\n\n  RTMP:        %s\n  WHIP:        %s\n  Origin:      %s\n  Tracker:     %s\n\n", rtmpURL, link.WHIPURL, publicURL, trackerURL)
+	<-ctx.Done()
+	log.Info("shutting down")
+	return closeAll()
+}
