@@ -88,6 +88,10 @@ type Event struct {
 	Keys []chunk.MasterKey
 	// Err is why a publish ended, nil for a clean end.
 	Err error
+	// KeyGen is the key generation the publish was granted at
+	// (PublishStarted only): a cluster member watches the stream's record
+	// and ends the publish when the generation moves on.
+	KeyGen uint64
 }
 
 // Seeder is a running seeder. Create it with New; Close ends every publish.
@@ -267,7 +271,7 @@ func (s *Seeder) StartPublish(name, protocol string, public bool, keyGen uint64,
 	}
 	s.metrics.publishes.WithLabelValues(protocol).Inc()
 	s.log.Info("publish started", "stream", name, "protocol", protocol, "first_epoch", first)
-	s.emit(Event{Kind: PublishStarted, Stream: name, Protocol: protocol, Keys: keysOf(st.keys)})
+	s.emit(Event{Kind: PublishStarted, Stream: name, Protocol: protocol, KeyGen: keyGen, Keys: keysOf(st.keys)})
 	return p, nil
 }
 

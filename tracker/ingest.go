@@ -13,6 +13,8 @@ type IngestPoint struct {
 	RTMPURL string `json:"rtmp_url"` // rtmp://host:1935/live (the key follows)
 	WHIPURL string `json:"whip_url,omitempty"`
 	Region  string `json:"region,omitempty"`
+	// Seeder is the chosen seeder's id (cluster only).
+	Seeder string `json:"seeder,omitempty"`
 }
 
 type ingestState struct {
@@ -95,7 +97,11 @@ func (t *Tracker) IngestHandler() http.Handler {
 			httpx.Error(w, http.StatusBadRequest, "stream= must be a valid stream name")
 			return
 		}
-		p, ok := t.pickIngest(stream, r.URL.Query().Get("region"))
+		pick := t.pickIngest
+		if t.cfg.Ingest != nil {
+			pick = t.cfg.Ingest
+		}
+		p, ok := pick(stream, r.URL.Query().Get("region"))
 		if !ok {
 			httpx.Error(w, http.StatusServiceUnavailable, "no seeder available")
 			return

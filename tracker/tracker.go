@@ -47,6 +47,10 @@ type Config struct {
 	SeederSecret []byte
 	// Access decides who may watch a stream. May be nil: everyone.
 	Access Access
+	// Ingest, when set, answers /api/ingest: the cluster's stream manager
+	// (package cluster). Nil: the seeders this tracker has seen itself
+	// (AddIngest, seeder sessions).
+	Ingest func(stream, region string) (IngestPoint, bool)
 	// MaxPeersPerStream bounds a swarm (default 100 000).
 	MaxPeersPerStream int
 	// MaxConnsPerIP bounds websocket connections per remote address, IPv6

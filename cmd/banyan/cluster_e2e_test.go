@@ -154,13 +154,47 @@ func liveWelcome(t *testing.T, trackerWS, stream string) protocol.Welcome {
 	return protocol.Welcome{}
 }
 
-// TestClusterTrackerSeederProcesses: an etcd, a tracker and a seeder, each
-// its own process on loopback. A key created through the tracker's admin
-// API publishes on the seeder (it checks keys in etcd); the seeder
-// registers with the tracker over the network with its own id; the
-// tracker's welcome names the seeder's origin; /api/ingest names the
-// seeder carrying the stream; a native peer joining through the tracker
-// plays from the seeder's root peer; both roles stop cleanly.
+type ingestAnswer struct {
+	RTMPURL string `json:"rtmp_url"`
+	WHIPURL string `json:"whip_url"`
+	Region  string `json:"region"`
+	Seeder  string `json:"seeder"`
+}
+
+func askIngest(t *testing.T, base, query string) (int, ingestAnswer) {
+	t.Helper()
+	code, body := adminDo(t, "GET", base+"/api/ingest?"+query, "", "")
+	var a ingestAnswer
+	json.Unmarshal(body, &a)
+	return code, a
+}
+
+// waitIngest polls /api/ingest until want accepts the answer.
+func waitIngest(t *testing.T, base, query string, within time.Duration, want func(int, ingestAnswer) bool) (ingestAnswer, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		code, a := askIngest(t, base, query)
+		if want(code, a) {
+			return a, time.Since(start)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("/api/ingest?%s: %d %+v after %v", query, code, a, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestClusterTrackerSeederProcesses: an etcd, a tracker and two seeders
+// (regions eu and us), each its own process on loopback. /api/ingest
+// picks by region; a key created through the tracker's admin API
+// publishes on the chosen seeder (which checks keys in etcd and registers
+// with the tracker over the network with its own id); the tracker's
+// welcome names that seeder's origin and /api/ingest keeps answering it
+// for the stream, whatever the region; a native peer joining through the
+// tracker plays from the seeder's root peer; a revoke through the tracker
+// ends the publish on the seeder; a seeder killed with SIGKILL leaves
+// /api/ingest within its lease; the rest stop cleanly.
 func TestClusterTrackerSeederProcesses(t *testing.T) {
 	ffmpeg := e2e.Require(t, "ffmpeg")
 	etcd := etcdtest.Start(t, etcdtest.Embedded)
@@ -177,37 +211,41 @@ func TestClusterTrackerSeederProcesses(t *testing.T) {
 	var created struct{ Key string }
 	json.Unmarshal(body, &created)
 
-	sd := startRole(t, regexp.MustCompile(`Tracker:`), "seeder", "--etcd", etcd.Endpoint, "--http", "127.0.0.1:0",
-		"--rtmp", "127.0.0.1:0", "--tracker", trackerWS, "--id", "eu1", "--region", "eu", "--ice-loopback")
-	rtmpURL := sd.find(t, `RTMP:\s+(\S+)`)
-	origin := sd.find(t, `Origin:\s+(\S+)`)
+	const lease = 2 * time.Second
+	seeder := func(id, region string) *roleProc {
+		return startRole(t, regexp.MustCompile(`Tracker:`), "seeder", "--etcd", etcd.Endpoint, "--http", "127.0.0.1:0",
+			"--rtmp", "127.0.0.1:0", "--tracker", trackerWS, "--id", id, "--region", region, "--ice-loopback", "--lease", lease.String())
+	}
+	eu, us := seeder("eu1", "eu"), seeder("us1", "us")
+	rtmpURL := us.find(t, `RTMP:\s+(\S+)`)
+	origin := us.find(t, `Origin:\s+(\S+)`)
 	if strings.Contains(origin, trackerHost) {
 		t.Fatalf("seeder origin %s is the tracker's host", origin)
 	}
+	ing, _ := waitIngest(t, base, "stream=demo&region=us", 10*time.Second, func(c int, a ingestAnswer) bool { return c == 200 && a.Seeder == "us1" })
+	if ing.RTMPURL != rtmpURL || ing.WHIPURL != origin+"/whip/" || ing.Region != "us" {
+		t.Errorf("/api/ingest for us: %+v, want us1's %s", ing, rtmpURL)
+	}
+	waitIngest(t, base, "stream=demo&region=eu", 5*time.Second, func(c int, a ingestAnswer) bool { return c == 200 && a.Seeder == "eu1" })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	ff := publish(ctx, ffmpeg, strings.Replace(rtmpURL, "localhost", "127.0.0.1", 1)+"/"+created.Key, 25)
+	ff := publish(ctx, ffmpeg, strings.Replace(rtmpURL, "localhost", "127.0.0.1", 1)+"/"+created.Key, 60)
 	var ffErr bytes.Buffer
 	ff.Stderr = &ffErr
 	if err := ff.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+	ffDone := make(chan struct{})
+	go func() { ff.Wait(); close(ffDone) }()
+	t.Cleanup(func() { ff.Process.Kill(); <-ffDone })
 
 	w := liveWelcome(t, trackerWS, "demo")
 	if w.OriginURL != origin {
 		t.Errorf("welcome names origin %q, want the seeder's %q", w.OriginURL, origin)
 	}
-	code, body = adminDo(t, "GET", base+"/api/ingest?stream=demo", "", "")
-	var ing struct {
-		RTMPURL string `json:"rtmp_url"`
-		WHIPURL string `json:"whip_url"`
-		Region  string `json:"region"`
-	}
-	if json.Unmarshal(body, &ing); code != 200 || ing.RTMPURL != rtmpURL || ing.WHIPURL != origin+"/whip/" || ing.Region != "eu" {
-		t.Errorf("/api/ingest?stream=demo: %d %s, want the seeder's %s", code, body, rtmpURL)
-	}
+	// The stream stays where it is live, whatever region asks.
+	waitIngest(t, base, "stream=demo&region=eu", 5*time.Second, func(c int, a ingestAnswer) bool { return c == 200 && a.Seeder == "us1" })
 
 	peer := startPeer(t, base, "--duration", "8s")
 	s := peer.summary(t)
@@ -215,6 +253,25 @@ func TestClusterTrackerSeederProcesses(t *testing.T) {
 		t.Errorf("peer through the tracker: %+v (want ≥ 16 chunks played, none bad, bytes from the seeder's root peer); ffmpeg: %s", s, ffErr.String())
 	}
 	t.Logf("figures: peer played %d chunks, first after %d ms; p2p %d B, origin %d B", s.ChunksPlayed, s.FirstChunkMS, s.BytesP2P, s.BytesOrigin)
-	sd.stop(t)
+
+	// A revoke through the tracker ends the publish on the seeder.
+	revoked := time.Now()
+	if code, body := adminDo(t, "DELETE", base+"/api/streams/demo", token, ""); code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	select {
+	case <-ffDone:
+		t.Logf("figures: publish on the seeder ended %v after the revoke through the tracker", time.Since(revoked).Round(10*time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("publish on the seeder still running 10 s after the revoke")
+	}
+
+	// SIGKILL: the seeder leaves the stream manager when its lease expires.
+	eu.cmd.Process.Kill()
+	<-eu.done
+	_, gone := waitIngest(t, base, "stream=other&region=eu", lease+5*time.Second, func(c int, a ingestAnswer) bool { return c == 200 && a.Seeder == "us1" })
+	t.Logf("figures: killed seeder left /api/ingest %v after SIGKILL (lease %v)", gone.Round(10*time.Millisecond), lease)
+	us.stop(t)
+	waitIngest(t, base, "stream=other", 5*time.Second, func(c int, a ingestAnswer) bool { return c == 503 })
 	tr.stop(t)
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -18,11 +19,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/banyan-live/banyan/cluster"
 	"github.com/banyan-live/banyan/internal/httpx"
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/role/seederrole"
 	"github.com/banyan-live/banyan/role/trackerrole"
+	"github.com/banyan-live/banyan/seeder"
 	"github.com/banyan-live/banyan/store/etcdstore"
+	"github.com/banyan-live/banyan/tracker"
 	"github.com/banyan-live/banyan/turnserver"
 	"github.com/banyan-live/banyan/web"
 )
@@ -169,6 +173,12 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	// The stream manager: the seeders registered in etcd, kept by a watch.
+	dir, err := cluster.StartDirectory(cluster.DirectoryConfig{Client: st.Client(), Prefix: st.Prefix(), Logger: log.With("component", "cluster")})
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
 	lim := defaultLimits()
 	reg := newRegistry()
 	mint := turnMint{addr: turnAddr, secret: []byte(turnSecret), ttl: turnTTL}
@@ -179,6 +189,10 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			WSJoinTimeout: lim.WSJoinTimeout, PeersPerStream: lim.PeersPerStream,
 		},
 		ICEServers: mint.iceServers, ICERefresh: turnTTL / 2,
+		Ingest: func(stream, region string) (tracker.IngestPoint, bool) {
+			r, err := dir.Pick(stream, region)
+			return tracker.IngestPoint{RTMPURL: r.RTMPURL, WHIPURL: r.WHIPURL, Region: r.Region, Seeder: r.ID}, err == nil
+		},
 		Page: web.Handler(), Logger: log, Registerer: reg,
 	})
 	if err != nil {
@@ -216,6 +230,8 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		region, publicURL, level, metricsTok string
 		iceLoop                              bool
 		maxLive                              int
+		lease                                time.Duration
+		member                               atomic.Pointer[cluster.Member]
 	)
 	c := newCommand("seeder", "", "Runs a seeder alone: RTMP/WHIP ingest, CMAF packaging and sealing, origin HTTP, LL-HLS and the\nroot peers, registered with a tracker (--tracker) and checking stream keys in the cluster's etcd.")
 	e.register(c)
@@ -225,6 +241,7 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	c.String(&id, "id", "", "this seeder's name in the cluster: 1-64 of a-z, 0-9, '_', '-' (required)")
 	c.String(&region, "region", "", "region this seeder serves (the stream manager prefers a broadcaster's region)")
 	c.String(&publicURL, "public-url", "", "this seeder's public HTTP base, e.g. http://seed1.example.net:8081 (default http://localhost:PORT); viewers fetch chunks there")
+	c.Duration(&lease, "lease", 10*time.Second, "etcd lease: a seeder silent this long leaves the stream manager, and its streams' claims go")
 	c.Bool(&iceLoop, "ice-loopback", false, "WebRTC over loopback only (tests and single-machine demos)")
 	c.Int(&maxLive, "max-live-streams", defaultLimits().LiveStreams, "streams live at once on this seeder")
 	c.String(&metricsTok, "metrics-token", "", "bearer token that opens /metrics besides the admin token")
@@ -269,6 +286,18 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			LiveStreams: maxLive,
 		},
 		ICELoopback: iceLoop, WHIPICEServers: func() []webrtc.ICEServer { return nil },
+		// Each publish claims its stream in etcd (a take-over elsewhere,
+		// or a revoke through any tracker, ends it here).
+		OnEvent: func(ev seeder.Event) {
+			m := member.Load()
+			switch {
+			case m == nil:
+			case ev.Kind == seeder.PublishStarted:
+				m.Carry(ev.Stream, ev.KeyGen)
+			case ev.Kind == seeder.PublishEnded:
+				m.Drop(ev.Stream)
+			}
+		},
 		Logger: log, Registerer: reg,
 	})
 	if err != nil {
@@ -282,8 +311,12 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	closeAll := func() error {
+		var err error
+		if m := member.Swap(nil); m != nil {
+			err = m.Close() // leaves the stream manager at once
+		}
 		sd.CloseLinks()
-		return errors.Join(srv.Close(), sd.Close())
+		return errors.Join(err, srv.Close(), sd.Close())
 	}
 	if err := sd.Listen(); err != nil {
 		return errors.Join(err, closeAll())
@@ -301,6 +334,25 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		TrackerURL: trackerURL, ID: id, Secret: secret, Region: region,
 		OriginURL: publicURL, RTMPURL: rtmpURL, WHIPURL: publicURL + "/whip/",
 	}
+	m, err := cluster.StartMember(cluster.MemberConfig{
+		Client: st.Client(), Prefix: st.Prefix(), TTL: lease,
+		Record: func() cluster.SeederRecord {
+			live, kbps := sd.Seeder().Load()
+			return cluster.SeederRecord{
+				ID: id, Region: region, OriginURL: publicURL, RTMPURL: rtmpURL, WHIPURL: link.WHIPURL,
+				Live: len(live), MaxLive: maxLive, IngestKbps: kbps,
+			}
+		},
+		Lost: func(stream, why string) {
+			log.Warn("ending publish: the cluster took the stream", "stream", stream, "why", why)
+			sd.Seeder().Kick(stream)
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return errors.Join(err, closeAll())
+	}
+	member.Store(m)
 	if err := sd.Start(ctx, link); err != nil {
 		return errors.Join(err, closeAll())
 	}

@@ -59,7 +59,10 @@ type Config struct {
 	// May be nil: none.
 	WHIPICEServers func() []webrtc.ICEServer
 	// OnSealed, when set, sees every sealed chunk (benchmarks).
-	OnSealed   func(stream string, e *seeder.Entry)
+	OnSealed func(stream string, e *seeder.Entry)
+	// OnEvent, when set, sees every publish event after the tracker link
+	// (the cluster membership claims streams with it). Must not block.
+	OnEvent    func(seeder.Event)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -113,6 +116,9 @@ func New(cfg Config) (*Role, error) {
 		Events: func(e seeder.Event) {
 			if a := r.announcer.Load(); a != nil {
 				a.Event(e)
+			}
+			if cfg.OnEvent != nil {
+				cfg.OnEvent(e)
 			}
 		},
 		Root: func(stream string, e *seeder.Entry) {

@@ -41,6 +41,9 @@ type Config struct {
 	// admin API and dashboard read its live state. Nil for a standalone
 	// tracker, which learns liveness from seeder sessions.
 	Local Local
+	// Ingest answers /api/ingest (tracker.Config.Ingest); nil: the
+	// seeders this tracker has seen.
+	Ingest func(stream, region string) (tracker.IngestPoint, bool)
 	// Page serves the web pages (viewer, dashboard); nil: none.
 	Page       http.Handler
 	Logger     *slog.Logger
@@ -96,6 +99,7 @@ func New(cfg Config) (*Role, error) {
 		ICERefresh:    cfg.ICERefresh,
 		FirstPeerID:   starts << 32,
 		SeederSecret:  r.seederSecret,
+		Ingest:        cfg.Ingest,
 		Access:        tracker.StoreAccess{Store: cfg.Store, TokenSecret: viewerSecret},
 		MaxConnsPerIP: l.WSConnsPerIP, MsgRate: l.WSMsgRate, MsgBurst: l.WSMsgBurst,
 		JoinTimeout: l.WSJoinTimeout, MaxPeersPerStream: l.PeersPerStream,
