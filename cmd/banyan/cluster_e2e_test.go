@@ -271,7 +271,24 @@ func TestClusterTrackerSeederProcesses(t *testing.T) {
 	<-eu.done
 	_, gone := waitIngest(t, base, "stream=other&region=eu", lease+5*time.Second, func(c int, a ingestAnswer) bool { return c == 200 && a.Seeder == "us1" })
 	t.Logf("figures: killed seeder left /api/ingest %v after SIGKILL (lease %v)", gone.Round(10*time.Millisecond), lease)
-	us.stop(t)
+	// Draining the last seeder leaves the stream manager nowhere to send
+	// a new stream.
+	usBase := strings.Replace(origin, "localhost", "127.0.0.1", 1)
+	if code, body := adminDo(t, "POST", usBase+"/drain", "", ""); code != 401 {
+		t.Fatalf("drain without the admin token: %d %s", code, body)
+	}
+	if code, body := adminDo(t, "POST", usBase+"/drain", token, ""); code != 200 {
+		t.Fatalf("drain: %d %s", code, body)
+	}
 	waitIngest(t, base, "stream=other", 5*time.Second, func(c int, a ingestAnswer) bool { return c == 503 })
+
+	// banyan key works on the cluster's store directly.
+	if out, errb, code := cli(t, "key", "create", "direct", "--etcd", etcd.Endpoint, "--json"); code != 0 || !strings.Contains(out, `"key"`) {
+		t.Fatalf("banyan key create --etcd: %d %s %s", code, out, errb)
+	}
+	if code, body := adminDo(t, "GET", base+"/api/streams", token, ""); code != 200 || !strings.Contains(string(body), `"direct"`) {
+		t.Fatalf("the tracker does not list the stream made with --etcd: %d %s", code, body)
+	}
+	us.stop(t)
 	tr.stop(t)
 }

@@ -41,7 +41,7 @@ type etcdOptions struct {
 }
 
 func (o *etcdOptions) register(c *command) {
-	c.String(&o.Endpoints, "etcd", "", "etcd client URLs, comma-separated (required): the store trackers and seeders share")
+	c.String(&o.Endpoints, "etcd", "", "etcd client URLs, comma-separated: the store a cluster's trackers and seeders share")
 	c.String(&o.Prefix, "etcd-prefix", "/banyan/", "key prefix in etcd")
 	c.String(&o.User, "etcd-user", "", "etcd user (with --etcd-password; prefer BANYAN_ETCD_PASSWORD to the command line)")
 	c.String(&o.Password, "etcd-password", "", "etcd password")
@@ -305,6 +305,18 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	mux := http.NewServeMux()
 	sd.Mount(mux)
+	// POST /drain (admin token): the stream manager sends no new stream
+	// here; what is live stays until it ends (docs/cluster.md).
+	var draining atomic.Bool
+	mux.Handle("POST /drain", tokenGate(st.CheckAdminToken, "admin token", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		draining.Store(true)
+		if m := member.Load(); m != nil {
+			m.Update()
+		}
+		log.Info("draining: no new streams")
+		live, _ := sd.Seeder().Load()
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"draining": true, "live": len(live)})
+	})))
 	srv, err := serveRole(ctx, httpAddr, mux, reg, st.CheckAdminToken, metricsTok, log)
 	if err != nil {
 		sd.Close()
@@ -340,7 +352,7 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			live, kbps := sd.Seeder().Load()
 			return cluster.SeederRecord{
 				ID: id, Region: region, OriginURL: publicURL, RTMPURL: rtmpURL, WHIPURL: link.WHIPURL,
-				Live: len(live), MaxLive: maxLive, IngestKbps: kbps,
+				Live: len(live), MaxLive: maxLive, IngestKbps: kbps, Draining: draining.Load(),
 			}
 		},
 		Lost: func(stream, why string) {
