@@ -46,6 +46,7 @@ const (
 	TypeError       = "error"
 	TypeEnded       = "ended"
 	TypeICE         = "ice"
+	TypeMoved       = "moved"
 )
 
 // PeerID names a peer within a tracker. 0 is never a valid peer; the
@@ -301,6 +302,7 @@ func (Leave) Type() string       { return TypeLeave }
 func (Ended) Type() string       { return TypeEnded }
 func (Error) Type() string       { return TypeError }
 func (ICE) Type() string         { return TypeICE }
+func (Moved) Type() string       { return TypeMoved }
 
 func (e Error) Error() string { return e.Code + ": " + e.Message }
 
@@ -541,6 +543,8 @@ func Decode(data []byte) (Message, error) {
 		m = &Error{}
 	case TypeICE:
 		m = &ICE{}
+	case TypeMoved:
+		m = &Moved{}
 	default:
 		return nil, fmt.Errorf("protocol: unknown message type %q", env.Type)
 	}
@@ -585,6 +589,8 @@ func deref(m Message) Message {
 	case *Error:
 		return *v
 	case *ICE:
+		return *v
+	case *Moved:
 		return *v
 	}
 	return m

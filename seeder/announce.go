@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -20,6 +21,10 @@ import (
 type AnnouncerConfig struct {
 	// TrackerURL is the tracker's signaling websocket (ws://host/ws).
 	TrackerURL string
+	// TrackerURLs, when set, are several trackers of a cluster, tried in
+	// turn after a lost session (TrackerURL is then ignored). A tracker
+	// that does not own a stream answers protocol.Moved, which is followed.
+	TrackerURLs []string
 	// Auth fills a SeederHello's identity and proof (SeederID, Time,
 	// Nonce, Auth) just before it is sent: see MACAuth.
 	Auth func(h *protocol.SeederHello)
@@ -136,15 +141,39 @@ func contentKeys(keys []chunk.MasterKey) []protocol.ContentKey {
 	return out
 }
 
+// maxMoves bounds the protocol.Moved answers followed in a row.
+const maxMoves = 3
+
+// movedError ends a session the tracker answered with protocol.Moved.
+type movedError struct{ url string }
+
+func (e movedError) Error() string { return "stream moved to " + e.url }
+
 // run keeps the stream's session up, reconnecting with backoff.
 func (a *Announcer) run(l *announceLink) {
 	backoff := 250 * time.Millisecond
+	urls := a.cfg.TrackerURLs
+	if len(urls) == 0 {
+		urls = []string{a.cfg.TrackerURL}
+	}
+	next, hops := 0, 0
+	url := urls[0]
 	for a.ctx.Err() == nil {
 		start := time.Now()
-		err := a.session(l)
+		err := a.session(l, url)
 		if a.ctx.Err() != nil {
 			return
 		}
+		var mv movedError
+		if errors.As(err, &mv) && hops < maxMoves {
+			a.log.Info("stream is on another tracker", "stream", l.stream, "url", mv.url)
+			url, hops = mv.url, hops+1
+			continue
+		}
+		// Start over at the next configured tracker: it knows the owner
+		// of the moment.
+		next, hops = (next+1)%len(urls), 0
+		url = urls[next]
 		if time.Since(start) > 10*time.Second {
 			backoff = 250 * time.Millisecond
 		}
@@ -158,11 +187,11 @@ func (a *Announcer) run(l *announceLink) {
 	}
 }
 
-func (a *Announcer) session(l *announceLink) error {
+func (a *Announcer) session(l *announceLink, url string) error {
 	ctx, cancel := context.WithCancel(a.ctx)
 	defer cancel()
 	dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
-	conn, _, err := websocket.Dial(dctx, a.cfg.TrackerURL, nil)
+	conn, _, err := websocket.Dial(dctx, url, nil)
 	dcancel()
 	if err != nil {
 		return err
@@ -203,6 +232,10 @@ func (a *Announcer) session(l *announceLink) error {
 			m, err := protocol.Decode(data)
 			if err != nil {
 				continue
+			}
+			if mv, ok := m.(protocol.Moved); ok {
+				readErr <- movedError{mv.URL}
+				return
 			}
 			if e, ok := m.(protocol.Error); ok {
 				a.log.Warn("tracker error for the seeder", "stream", l.stream, "code", e.Code, "msg", e.Message)

@@ -127,3 +127,25 @@ func (t *Tracker) Live(stream string) bool {
 	defer st.mu.Unlock()
 	return st.seeder != nil && st.live
 }
+
+// CloseStream ends every session of a stream (viewers and seeder): this
+// tracker no longer owns it (Config.Owner), and its clients come back
+// through any tracker to the new owner.
+func (t *Tracker) CloseStream(stream, reason string) {
+	t.mu.Lock()
+	st := t.streams[stream]
+	t.mu.Unlock()
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	sessions := make([]*session, 0, len(st.sessions))
+	for _, s := range st.sessions {
+		sessions = append(sessions, s)
+	}
+	st.mu.Unlock()
+	for _, s := range sessions {
+		s.close(reason)
+	}
+	t.log.Info("stream sessions closed", "stream", stream, "sessions", len(sessions), "reason", reason)
+}

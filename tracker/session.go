@@ -313,6 +313,9 @@ func (s *session) handleFirst(m protocol.Message) error {
 				return s.refuse(protocol.CodeUnauthorized, "viewer token required or invalid")
 			}
 		}
+		if err := s.routeToOwner(m.Stream); err != nil {
+			return err
+		}
 		st, err := t.stream(m.Stream)
 		if err != nil {
 			return s.refuse(protocol.CodeInternal, "tracker closing")
@@ -330,6 +333,9 @@ func (s *session) handleFirst(m protocol.Message) error {
 			t.log.Warn("seeder refused", "stream", m.Stream, "seeder", m.SeederID, "remote", s.remote, "err", err)
 			return s.refuse(protocol.CodeUnauthorized, "seeder authentication failed")
 		}
+		if err := s.routeToOwner(m.Stream); err != nil {
+			return err
+		}
 		st, err := t.stream(m.Stream)
 		if err != nil {
 			return s.refuse(protocol.CodeInternal, "tracker closing")
@@ -344,6 +350,25 @@ func (s *session) handleFirst(m protocol.Message) error {
 		return nil
 	}
 	return s.refuse(protocol.CodeBadMessage, "first message must be join or seeder_hello")
+}
+
+// routeToOwner sends the client to the tracker that owns stream
+// (Config.Owner) and ends the session; nil when this tracker owns it.
+func (s *session) routeToOwner(stream string) error {
+	if s.t.cfg.Owner == nil {
+		return nil
+	}
+	url, err := s.t.cfg.Owner(stream)
+	if err != nil {
+		s.t.log.Warn("stream owner", "stream", stream, "err", err)
+		return s.refuse(protocol.CodeInternal, "stream owner unknown, try again")
+	}
+	if url == "" {
+		return nil
+	}
+	s.t.metrics.refused.WithLabelValues("moved").Inc()
+	s.send(protocol.Moved{URL: url})
+	return protocolError{"moved to " + url}
 }
 
 func (s *session) handle(m protocol.Message) error {

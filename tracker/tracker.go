@@ -51,6 +51,11 @@ type Config struct {
 	// (package cluster). Nil: the seeders this tracker has seen itself
 	// (AddIngest, seeder sessions).
 	Ingest func(stream, region string) (IngestPoint, bool)
+	// Owner, when set, shards streams over trackers (package cluster): it
+	// returns "" when this tracker owns stream, else the owner's
+	// signaling URL, which a joining viewer or seeder is sent to with
+	// protocol.Moved. Nil: this tracker owns every stream.
+	Owner func(stream string) (string, error)
 	// MaxPeersPerStream bounds a swarm (default 100 000).
 	MaxPeersPerStream int
 	// MaxConnsPerIP bounds websocket connections per remote address, IPv6

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/banyan-live/banyan/cluster"
 	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/internal/etcdtest"
 	"github.com/banyan-live/banyan/protocol"
@@ -291,4 +292,84 @@ func TestClusterTrackerSeederProcesses(t *testing.T) {
 	}
 	us.stop(t)
 	tr.stop(t)
+}
+
+// TestClusterTrackerSharding: two trackers share the streams by
+// rendezvous hashing. A seeder and a native peer that name only the
+// tracker that does not own the stream are moved (in-band) to the owner
+// and play; when the owner is killed with SIGKILL, its lease expires, the
+// other tracker claims the stream, and the seeder and the peer re-home
+// there and play on.
+func TestClusterTrackerSharding(t *testing.T) {
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	etcd := etcdtest.Start(t, etcdtest.Embedded)
+	const lease = 2 * time.Second
+	ownerID := cluster.Rendezvous("demo", []string{"ta", "tb"})
+	otherID := map[string]string{"ta": "tb", "tb": "ta"}[ownerID]
+	trackerProc := func(id string) (*roleProc, string) {
+		p := startRole(t, regexp.MustCompile(`Dashboard:`), "tracker", "--etcd", etcd.Endpoint, "--http", "127.0.0.1:0",
+			"--id", id, "--lease", lease.String(), "--public-host", "127.0.0.1")
+		return p, p.find(t, `Signaling:\s+ws://(\S+)/ws`)
+	}
+	owner, ownerHost := trackerProc(ownerID)
+	token := owner.find(t, `Admin token.*\n\s+(\S+)`)
+	other, otherHost := trackerProc(otherID)
+	ownerWS, otherWS := "ws://"+ownerHost+"/ws", "ws://"+otherHost+"/ws"
+
+	// Keys through either tracker: the store is shared.
+	code, body := adminDo(t, "POST", "http://"+otherHost+"/api/streams", token, `{"name":"demo"}`, "Content-Type", "application/json")
+	if code != 201 && code != 200 {
+		t.Fatalf("create stream through the non-owner: %d %s", code, body)
+	}
+	var created struct{ Key string }
+	json.Unmarshal(body, &created)
+
+	// A viewer at the non-owner is told where the stream lives.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, otherWS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := protocol.Encode(protocol.Join{Stream: "demo", Kind: protocol.KindNative, NoUpload: true})
+	conn.Write(ctx, websocket.MessageText, b)
+	_, data, err := conn.Read(ctx)
+	conn.CloseNow()
+	if m, derr := protocol.Decode(data); err != nil || derr != nil || m != (protocol.Moved{URL: ownerWS}) {
+		t.Fatalf("join at the non-owner: %v %s, want moved to %s", err, data, ownerWS)
+	}
+
+	sd := startRole(t, regexp.MustCompile(`Tracker:`), "seeder", "--etcd", etcd.Endpoint, "--http", "127.0.0.1:0",
+		"--rtmp", "127.0.0.1:0", "--tracker", otherWS, "--id", "s1", "--ice-loopback", "--lease", lease.String())
+	rtmpURL := sd.find(t, `RTMP:\s+(\S+)`)
+	ff := publish(ctx, ffmpeg, strings.Replace(rtmpURL, "localhost", "127.0.0.1", 1)+"/"+created.Key, 60)
+	if err := ff.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+	liveWelcome(t, ownerWS, "demo") // the seeder followed the move
+
+	peer := startPeer(t, "http://"+otherHost, "--duration", "16s")
+	time.Sleep(5 * time.Second)
+	owner.cmd.Process.Kill()
+	<-owner.done
+	killed := time.Now()
+	liveWelcome(t, otherWS, "demo") // the other tracker owns it now, and the seeder is back
+	rehomed := time.Since(killed)
+	if rehomed > lease+5*time.Second {
+		t.Errorf("stream live at the other tracker %v after the owner's death, want within lease + 5 s", rehomed)
+	}
+	s := peer.summary(t)
+	// The 5 s before the kill make about 20 chunks: 30 or more means it
+	// played on after re-homing (before the root peer's init fix it
+	// stopped at the kill).
+	if s.ChunksPlayed < 30 || s.BadChunks != 0 {
+		t.Errorf("peer across the owner's death: %+v (want ≥ 30 chunks: it re-homed and played on)", s)
+	}
+	t.Logf("figures: stream live again at the other tracker %v after SIGKILL of its owner (lease %v); peer played %d chunks in 16 s",
+		rehomed.Round(10*time.Millisecond), lease, s.ChunksPlayed)
+	stopAt := time.Now()
+	sd.stop(t)
+	other.stop(t)
+	t.Logf("roles stopped in %v", time.Since(stopAt).Round(10*time.Millisecond))
 }

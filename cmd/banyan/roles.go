@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -140,13 +141,18 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		e                                  etcdOptions
 		httpAddr, level, publicHost        string
 		turnAddr, turnSecret, metricsToken string
+		id, publicURL                      string
 		stripes, rootCap                   int
-		turnTTL                            time.Duration
+		turnTTL, lease                     time.Duration
+		shard                              atomic.Pointer[cluster.Shard]
 	)
 	c := newCommand("tracker", "", "Runs the tracker alone: websocket signaling at /ws, the overlay, the admin API, the stream\nmanager (/api/ingest) and the dashboard, on the cluster's etcd. Seeders name it with --tracker.")
 	e.register(c)
 	c.String(&httpAddr, "http", ":8080", "HTTP listen address (signaling, admin API, dashboard, pages)")
 	c.String(&publicHost, "public-host", "", "host name printed in URLs (default: localhost)")
+	c.String(&id, "id", "", "this tracker's name in the cluster: 1-64 of a-z, 0-9, '_', '-' (default: random per start)")
+	c.String(&publicURL, "public-url", "", "this tracker's signaling URL as clients reach it, ws(s)://HOST:PORT/ws (default ws://PUBLIC-HOST:PORT/ws): other trackers send a stream's clients here")
+	c.Duration(&lease, "lease", 10*time.Second, "etcd lease: a tracker silent this long loses its streams to the others")
 	c.Int(&stripes, "stripes", 2, "stripe trees per stream (K): each viewer has K parents")
 	c.Int(&rootCap, "root-capacity", 4, "children a seeder feeds directly in each stripe")
 	c.String(&turnAddr, "turn-url", "", "host:port of the TURN relay viewers get (`banyan turn` or coturn with the same secret; empty: none)")
@@ -156,6 +162,12 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	c.String(&level, "log-level", "info", "log level: debug, info, warn, error")
 	if err := c.parse(args, stdout); err != nil {
 		return err
+	}
+	if id == "" {
+		id = "t-" + strings.ToLower(rand.Text()[:10])
+	}
+	if !protocol.ValidSeederID(id) {
+		return usageError{"banyan tracker: --id: 1-64 of a-z, 0-9, '_' and '-'"}
 	}
 	if turnAddr != "" && turnSecret == "" {
 		return usageError{"banyan tracker: --turn-url needs --turn-secret (the relay's shared secret)"}
@@ -189,6 +201,15 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			WSJoinTimeout: lim.WSJoinTimeout, PeersPerStream: lim.PeersPerStream,
 		},
 		ICEServers: mint.iceServers, ICERefresh: turnTTL / 2,
+		// Streams are sharded over the trackers (cluster.Shard): a client
+		// of a stream another tracker owns is sent there.
+		Owner: func(stream string) (string, error) {
+			sh := shard.Load()
+			if sh == nil {
+				return "", errors.New("not in the cluster yet")
+			}
+			return sh.Owner(stream)
+		},
 		Ingest: func(stream, region string) (tracker.IngestPoint, bool) {
 			r, err := dir.Pick(stream, region)
 			return tracker.IngestPoint{RTMPURL: r.RTMPURL, WHIPURL: r.WHIPURL, Region: r.Region, Seeder: r.ID}, err == nil
@@ -210,7 +231,22 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		host = "localhost"
 	}
 	base := hostPort(host, srv.ln.Addr().String())
-	fmt.Fprintf(stdout, "\nBanyan tracker is up.\n\n")
+	if publicURL == "" {
+		publicURL = "ws://" + base + "/ws"
+	}
+	sh, err := cluster.StartShard(cluster.ShardConfig{
+		Client: st.Client(), Prefix: st.Prefix(), Self: cluster.TrackerRecord{ID: id, URL: publicURL}, TTL: lease,
+		Lost: func(stream string) {
+			tr.Tracker().CloseStream(stream, "this tracker no longer owns the stream")
+		},
+		Logger: log.With("component", "cluster"),
+	})
+	if err != nil {
+		return errors.Join(err, tr.Close(), srv.Close())
+	}
+	shard.Store(sh)
+	defer sh.Close()
+	fmt.Fprintf(stdout, "\nBanyan tracker %q is up.\n\n", id)
 	if created {
 		fmt.Fprintf(stdout, "  Admin token (shown once, kept only hashed in etcd: save it now):\n    %s\n\n", tok)
 	}
@@ -237,7 +273,7 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	e.register(c)
 	c.String(&httpAddr, "http", ":8081", "HTTP listen address (origin, WHIP, LL-HLS)")
 	c.String(&rtmpAddr, "rtmp", ":1935", "RTMP ingest listen address")
-	c.String(&trackerURL, "tracker", "", "the tracker's signaling URL, ws://HOST:PORT/ws (required)")
+	c.String(&trackerURL, "tracker", "", "the cluster's trackers' signaling URLs, ws://HOST:PORT/ws[,…] (required; tried in turn, and a tracker that does not own a stream names the one that does)")
 	c.String(&id, "id", "", "this seeder's name in the cluster: 1-64 of a-z, 0-9, '_', '-' (required)")
 	c.String(&region, "region", "", "region this seeder serves (the stream manager prefers a broadcaster's region)")
 	c.String(&publicURL, "public-url", "", "this seeder's public HTTP base, e.g. http://seed1.example.net:8081 (default http://localhost:PORT); viewers fetch chunks there")
@@ -252,8 +288,11 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !protocol.ValidSeederID(id) {
 		return usageError{"banyan seeder: --id is required: 1-64 of a-z, 0-9, '_' and '-'"}
 	}
-	if u, err := url.Parse(trackerURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return usageError{fmt.Sprintf("banyan seeder: --tracker must be ws://HOST:PORT/ws or wss://…, not %q", trackerURL)}
+	trackerURLs := strings.Split(trackerURL, ",")
+	for _, tu := range trackerURLs {
+		if u, err := url.Parse(tu); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return usageError{fmt.Sprintf("banyan seeder: --tracker must be ws://HOST:PORT/ws or wss://…, not %q", tu)}
+		}
 	}
 	log, err := newLogger(stderr, level)
 	if err != nil {
@@ -343,7 +382,7 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	publicURL = strings.TrimSuffix(publicURL, "/")
 	rtmpURL := "rtmp://" + hostPort(pu.Hostname(), sd.RTMPAddr().String()) + "/live"
 	link := seederrole.Link{
-		TrackerURL: trackerURL, ID: id, Secret: secret, Region: region,
+		TrackerURLs: trackerURLs, ID: id, Secret: secret, Region: region,
 		OriginURL: publicURL, RTMPURL: rtmpURL, WHIPURL: publicURL + "/whip/",
 	}
 	m, err := cluster.StartMember(cluster.MemberConfig{

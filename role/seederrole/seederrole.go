@@ -69,8 +69,10 @@ type Config struct {
 
 // Link is how the seeder registers its live streams with a tracker.
 type Link struct {
-	// TrackerURL is the tracker's signaling websocket, ws://host/ws.
-	TrackerURL string
+	// TrackerURL is the tracker's signaling websocket, ws://host/ws;
+	// TrackerURLs, when set, are a cluster's trackers, tried in turn.
+	TrackerURL  string
+	TrackerURLs []string
 	// ID names this seeder to the tracker; Secret is the seeder secret the
 	// tracker shares (protocol.SeederMAC).
 	ID     string
@@ -202,10 +204,10 @@ func (r *Role) Start(ctx context.Context, link Link) error {
 	}
 	roots := seeder.NewRoots(api, r.log.With("component", "root"))
 	a := seeder.NewAnnouncer(seeder.AnnouncerConfig{
-		TrackerURL: link.TrackerURL,
-		Auth:       seeder.MACAuth(link.ID, link.Secret),
-		PublicKey:  r.seed.PublicKey(),
-		OriginURL:  link.OriginURL, RTMPURL: link.RTMPURL, WHIPURL: link.WHIPURL, Region: link.Region,
+		TrackerURL: link.TrackerURL, TrackerURLs: link.TrackerURLs,
+		Auth:      seeder.MACAuth(link.ID, link.Secret),
+		PublicKey: r.seed.PublicKey(),
+		OriginURL: link.OriginURL, RTMPURL: link.RTMPURL, WHIPURL: link.WHIPURL, Region: link.Region,
 		Logger:    r.log.With("component", "announce"),
 		OnMessage: roots.OnMessage,
 	})

@@ -44,6 +44,9 @@ type Config struct {
 	// Ingest answers /api/ingest (tracker.Config.Ingest); nil: the
 	// seeders this tracker has seen.
 	Ingest func(stream, region string) (tracker.IngestPoint, bool)
+	// Owner shards streams over trackers (tracker.Config.Owner); nil:
+	// this tracker owns every stream.
+	Owner func(stream string) (string, error)
 	// Page serves the web pages (viewer, dashboard); nil: none.
 	Page       http.Handler
 	Logger     *slog.Logger
@@ -100,6 +103,7 @@ func New(cfg Config) (*Role, error) {
 		FirstPeerID:   starts << 32,
 		SeederSecret:  r.seederSecret,
 		Ingest:        cfg.Ingest,
+		Owner:         cfg.Owner,
 		Access:        tracker.StoreAccess{Store: cfg.Store, TokenSecret: viewerSecret},
 		MaxConnsPerIP: l.WSConnsPerIP, MsgRate: l.WSMsgRate, MsgBurst: l.WSMsgBurst,
 		JoinTimeout: l.WSJoinTimeout, MaxPeersPerStream: l.PeersPerStream,
