@@ -350,6 +350,15 @@ func TestClusterTrackerSharding(t *testing.T) {
 	liveWelcome(t, ownerWS, "demo") // the seeder followed the move
 
 	peer := startPeer(t, "http://"+otherHost, "--duration", "16s")
+	// A Chromium viewer opens the non-owner's watch page: it is moved to
+	// the owner (the page's CSP allows the cluster's trackers and seeder
+	// origins) and plays. Not in -short mode, which builds no wasm.
+	var viewer context.Context
+	if !testing.Short() {
+		viewer = openViewer(t, browser(t, ctx), "http://"+otherHost+"/watch/demo")
+		live := waitViewer(t, viewer, "browser live through the non-owner", 30*time.Second, func(p viewerProbe) bool { return p.State == "live" && p.Time > 0 })
+		waitViewer(t, viewer, "browser 2 s of playback", 15*time.Second, func(p viewerProbe) bool { return p.Time >= live.Time+2 })
+	}
 	time.Sleep(5 * time.Second)
 	owner.cmd.Process.Kill()
 	<-owner.done
@@ -358,6 +367,11 @@ func TestClusterTrackerSharding(t *testing.T) {
 	rehomed := time.Since(killed)
 	if rehomed > lease+5*time.Second {
 		t.Errorf("stream live at the other tracker %v after the owner's death, want within lease + 5 s", rehomed)
+	}
+	if viewer != nil {
+		// The browser re-homes too, through its page's tracker.
+		before := probe(t, viewer).Time
+		waitViewer(t, viewer, "browser playing on after the owner's death", 30*time.Second, func(p viewerProbe) bool { return p.State == "live" && p.Time >= before+3 })
 	}
 	s := peer.summary(t)
 	// The 5 s before the kill make about 20 chunks: 30 or more means it

@@ -214,7 +214,21 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			r, err := dir.Pick(stream, region)
 			return tracker.IngestPoint{RTMPURL: r.RTMPURL, WHIPURL: r.WHIPURL, Region: r.Region, Seeder: r.ID}, err == nil
 		},
-		Page: web.Handler(), Logger: log, Registerer: reg,
+		// The viewer may be moved to another tracker and fetch from any
+		// seeder's origin: the pages' CSP lets it connect there.
+		Page: web.NewHandler(web.Config{ConnectSrc: func() []string {
+			var out []string
+			if sh := shard.Load(); sh != nil {
+				for _, r := range sh.Trackers() {
+					out = append(out, originOf(r.URL))
+				}
+			}
+			for _, r := range dir.Seeders() {
+				out = append(out, originOf(r.OriginURL))
+			}
+			return out
+		}}),
+		Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -415,4 +429,13 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	<-ctx.Done()
 	log.Info("shutting down")
 	return closeAll()
+}
+
+// originOf is a URL's scheme://host[:port] ("" when it has none).
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
