@@ -228,6 +228,10 @@ func TestClusterTrackerSeederProcesses(t *testing.T) {
 		t.Errorf("/api/ingest for us: %+v, want us1's %s", ing, rtmpURL)
 	}
 	waitIngest(t, base, "stream=demo&region=eu", 5*time.Second, func(c int, a ingestAnswer) bool { return c == 200 && a.Seeder == "eu1" })
+	if out, errb, code := cli(t, "ingest", "demo", "--server", base, "--region", "us"); code != 0 ||
+		!strings.Contains(out, "OBS Server:  "+rtmpURL) || !strings.Contains(out, "WHIP URL:    "+origin+"/whip/demo") || !strings.Contains(out, "us1 (region us)") {
+		t.Errorf("banyan ingest demo --region us: %d %q %s", code, out, errb)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -23,6 +23,7 @@ func subcommands() map[string]subcommand {
 	return map[string]subcommand{
 		"up":      {"run tracker, seeder, TURN and web pages in one process (the main job)", runUp},
 		"key":     {"create, list and revoke stream keys", runKey},
+		"ingest":  {"ask the stream manager where to publish a stream", runIngest},
 		"tracker": {"run the tracker alone (signaling, overlay, admin API, dashboard)", runTracker},
 		"seeder":  {"run a seeder alone (RTMP/WHIP ingest, origin HTTP, LL-HLS)", runSeeder},
 		"turn":    {"run the TURN relay alone", runTurn},

@@ -278,6 +278,7 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		e                                    etcdOptions
 		httpAddr, rtmpAddr, trackerURL, id   string
 		region, publicURL, level, metricsTok string
+		turnAddr, turnSecret                 string
 		iceLoop                              bool
 		maxLive                              int
 		lease                                time.Duration
@@ -293,6 +294,8 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	c.String(&publicURL, "public-url", "", "this seeder's public HTTP base, e.g. http://seed1.example.net:8081 (default http://localhost:PORT); viewers fetch chunks there")
 	c.Duration(&lease, "lease", 10*time.Second, "etcd lease: a seeder silent this long leaves the stream manager, and its streams' claims go")
 	c.Bool(&iceLoop, "ice-loopback", false, "WebRTC over loopback only (tests and single-machine demos)")
+	c.String(&turnAddr, "turn-url", "", "host:port of the TURN relay WHIP publishers get (`banyan turn` or coturn; empty: none)")
+	c.String(&turnSecret, "turn-secret", "", "TURN shared secret (required with --turn-url; prefer BANYAN_TURN_SECRET)")
 	c.Int(&maxLive, "max-live-streams", defaultLimits().LiveStreams, "streams live at once on this seeder")
 	c.String(&metricsTok, "metrics-token", "", "bearer token that opens /metrics besides the admin token")
 	c.String(&level, "log-level", "info", "log level: debug, info, warn, error")
@@ -302,6 +305,12 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !protocol.ValidSeederID(id) {
 		return usageError{"banyan seeder: --id is required: 1-64 of a-z, 0-9, '_' and '-'"}
 	}
+	if turnAddr != "" && turnSecret == "" {
+		return usageError{"banyan seeder: --turn-url needs --turn-secret (the relay's shared secret)"}
+	}
+	// WHIP publishers' credentials come with the key-checked POST and
+	// nothing refreshes them: they outlast a long broadcast.
+	whipTURN := turnMint{addr: turnAddr, secret: []byte(turnSecret), ttl: whipCredentialTTL}
 	trackerURLs := strings.Split(trackerURL, ",")
 	for _, tu := range trackerURLs {
 		if u, err := url.Parse(tu); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
@@ -338,7 +347,14 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			WHIPSessions: lim.WHIPSessions, WHIPMaxBody: lim.WHIPMaxBody, WHIPNoMedia: lim.WHIPNoMedia,
 			LiveStreams: maxLive,
 		},
-		ICELoopback: iceLoop, WHIPICEServers: func() []webrtc.ICEServer { return nil },
+		ICELoopback: iceLoop,
+		WHIPICEServers: func() []webrtc.ICEServer {
+			var out []webrtc.ICEServer
+			for _, is := range whipTURN.iceServers(0) {
+				out = append(out, webrtc.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
+			}
+			return out
+		},
 		// Each publish claims its stream in etcd (a take-over elsewhere,
 		// or a revoke through any tracker, ends it here).
 		OnEvent: func(ev seeder.Event) {
