@@ -246,3 +246,24 @@ func BenchmarkPick(b *testing.B) {
 		}
 	}
 }
+
+// TestEpochFloor: the last epoch any seeder recorded for a stream is what
+// the next publish must start above; a lower one never lowers it.
+func TestEpochFloor(t *testing.T) {
+	e := newEnv(t)
+	a := e.member(t, SeederRecord{ID: "a"}, 10*time.Second, nil)
+	b := e.member(t, SeederRecord{ID: "b"}, 10*time.Second, nil)
+	if f := b.EpochFloor("s"); f != 0 {
+		t.Fatalf("floor of a new stream: %d", f)
+	}
+	a.Epoch("s", 1_800_000_000)
+	eventually(t, "a's epoch recorded", func() bool { return b.EpochFloor("s") == 1_800_000_000 })
+	b.Epoch("s", 1_700_000_000) // a seeder with a clock behind
+	b.Epoch("s", 1_800_000_005)
+	eventually(t, "b's later epoch recorded", func() bool { return a.EpochFloor("s") == 1_800_000_005 })
+	a.Epoch("s", 1_800_000_001)
+	time.Sleep(200 * time.Millisecond)
+	if f := a.EpochFloor("s"); f != 1_800_000_005 {
+		t.Fatalf("floor lowered to %d", f)
+	}
+}

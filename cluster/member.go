@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -128,16 +129,67 @@ func (m *Member) putClaim(ctx context.Context, lease clientv3.LeaseID, stream st
 	return nil
 }
 
-// claimOp is a Carry (carry true) or a Drop waiting to be written.
+// claimOp is a Carry (carry true), a Drop or (epoch set) an Epoch
+// waiting to be written.
 type claimOp struct {
 	stream string
 	keyGen uint64
 	carry  bool
+	epoch  uint32
+}
+
+// Epoch records that stream started epoch here, soon: the next seeder to
+// publish the stream starts above it (EpochFloor).
+func (m *Member) Epoch(stream string, epoch uint32) { m.enqueue(claimOp{stream: stream, epoch: epoch}) }
+
+// EpochFloor is the last epoch any seeder recorded for stream (0 when
+// none, or when etcd does not answer within a second: the clock then
+// decides, as on one machine).
+func (m *Member) EpochFloor(stream string) uint32 {
+	ctx, cancel := context.WithTimeout(m.ctx, time.Second)
+	defer cancel()
+	resp, err := m.cfg.Client.Get(ctx, epochsPrefix(m.cfg.Prefix)+stream)
+	if err != nil || len(resp.Kvs) == 0 {
+		return 0
+	}
+	n, err := strconv.ParseUint(string(resp.Kvs[0].Value), 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
+}
+
+// putEpoch raises the stream's recorded epoch to epoch (never lowers it).
+func (m *Member) putEpoch(stream string, epoch uint32) error {
+	ctx, cancel := m.opCtx()
+	defer cancel()
+	key := epochsPrefix(m.cfg.Prefix) + stream
+	for range 5 { // a conflicting writer: read again, a few times
+		resp, err := m.cfg.Client.Get(ctx, key)
+		if err != nil {
+			return fmt.Errorf("cluster: read epoch of %s: %w", stream, err)
+		}
+		cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+		if len(resp.Kvs) > 0 {
+			if cur, err := strconv.ParseUint(string(resp.Kvs[0].Value), 10, 32); err == nil && uint32(cur) >= epoch {
+				return nil
+			}
+			cmp = clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)
+		}
+		t, err := m.cfg.Client.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, strconv.FormatUint(uint64(epoch), 10))).Commit()
+		if err != nil {
+			return fmt.Errorf("cluster: record epoch of %s: %w", stream, err)
+		}
+		if t.Succeeded {
+			return nil
+		}
+	}
+	return fmt.Errorf("cluster: record epoch of %s: too many conflicts", stream)
 }
 
 // Carry is Claim for callers that must not block (a seeder's event
 // callback): the claim is written soon, by the member's own goroutine.
-func (m *Member) Carry(stream string, keyGen uint64) { m.enqueue(claimOp{stream, keyGen, true}) }
+func (m *Member) Carry(stream string, keyGen uint64) { m.enqueue(claimOp{stream: stream, keyGen: keyGen, carry: true}) }
 
 // Drop is Release, written soon.
 func (m *Member) Drop(stream string) { m.enqueue(claimOp{stream: stream}) }
@@ -157,7 +209,9 @@ func (m *Member) flush() {
 	m.mu.Unlock()
 	for _, op := range ops {
 		var err error
-		if op.carry {
+		if op.epoch != 0 {
+			err = m.putEpoch(op.stream, op.epoch)
+		} else if op.carry {
 			err = m.Claim(op.stream, op.keyGen)
 		} else {
 			err = m.Release(op.stream)

@@ -10,6 +10,7 @@
 //
 //	seeders/ID     JSON SeederRecord, under the seeder's lease
 //	claims/STREAM  the carrying seeder's ID, under its lease
+//	epochs/STREAM  the last epoch any seeder started for it (no lease)
 package cluster
 
 import (
@@ -56,6 +57,7 @@ func (r SeederRecord) validate() error {
 func seedersPrefix(prefix string) string { return prefix + "seeders/" }
 func claimsPrefix(prefix string) string  { return prefix + "claims/" }
 func streamsPrefix(prefix string) string { return prefix + "streams/" }
+func epochsPrefix(prefix string) string  { return prefix + "epochs/" }
 
 // last is the final path element of an etcd key.
 func last(key string) string { return key[strings.LastIndexByte(key, '/')+1:] }

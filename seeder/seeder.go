@@ -50,6 +50,12 @@ type Config struct {
 	// WHIP offer trickled for 30 s or an RTMP publish waiting out a
 	// take-over cannot start on a key revoked meanwhile.
 	KeyCheck func(stream string, keyGen uint64) error
+	// EpochFloor, when set, returns the last epoch any seeder of a cluster
+	// used for a stream (kept in etcd): a publish starts above it, so
+	// epochs, and the chunk URLs they name, never repeat across seeders,
+	// even behind one CDN hostname and within one second. Called under
+	// the seeder's lock, like KeyCheck; 0 when unknown.
+	EpochFloor func(stream string) uint32
 	// Events receives publish lifecycle events (the tracker listens). It is
 	// called synchronously from the publish; it must not block.
 	Events func(Event)
@@ -250,6 +256,9 @@ func (s *Seeder) StartPublish(name, protocol string, public bool, keyGen uint64,
 	}
 	old := st.pub
 	first := max(uint32(s.cfg.Now().Unix()), st.lastEpoch+1)
+	if s.cfg.EpochFloor != nil {
+		first = max(first, s.cfg.EpochFloor(name)+1)
+	}
 	p := &Publish{s: s, st: st, protocol: protocol, stop: stop, started: s.cfg.Now()}
 	st.pub = p
 	s.mu.Unlock()

@@ -365,7 +365,17 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				m.Carry(ev.Stream, ev.KeyGen)
 			case ev.Kind == seeder.PublishEnded:
 				m.Drop(ev.Stream)
+			case ev.Kind == seeder.EpochStarted:
+				m.Epoch(ev.Stream, ev.Epoch)
 			}
+		},
+		// Epochs never repeat across the cluster's seeders (chunk URLs
+		// stay unique behind one CDN hostname).
+		EpochFloor: func(stream string) uint32 {
+			if m := member.Load(); m != nil {
+				return m.EpochFloor(stream)
+			}
+			return 0
 		},
 		Logger: log, Registerer: reg,
 	})

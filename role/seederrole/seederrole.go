@@ -60,6 +60,9 @@ type Config struct {
 	WHIPICEServers func() []webrtc.ICEServer
 	// OnSealed, when set, sees every sealed chunk (benchmarks).
 	OnSealed func(stream string, e *seeder.Entry)
+	// EpochFloor: seeder.Config.EpochFloor (a cluster's last epoch of a
+	// stream). May be nil.
+	EpochFloor func(stream string) uint32
 	// OnEvent, when set, sees every publish event after the tracker link
 	// (the cluster membership claims streams with it). Must not block.
 	OnEvent    func(seeder.Event)
@@ -114,7 +117,7 @@ func New(cfg Config) (*Role, error) {
 	var err error
 	r.seed, err = seeder.New(seeder.Config{
 		SigningKey: cfg.SigningKey, Logger: r.log.With("component", "seeder"), Registerer: cfg.Registerer,
-		MaxLive: cfg.Limits.LiveStreams, KeyCheck: cfg.Keys.CheckKeyGen,
+		MaxLive: cfg.Limits.LiveStreams, KeyCheck: cfg.Keys.CheckKeyGen, EpochFloor: cfg.EpochFloor,
 		Events: func(e seeder.Event) {
 			if a := r.announcer.Load(); a != nil {
 				a.Event(e)
