@@ -61,6 +61,9 @@ func StartMember(cfg MemberConfig) (*Member, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Lost == nil {
+		cfg.Lost = func(string, string) {}
+	}
 	rec := cfg.Record()
 	if err := rec.validate(); err != nil {
 		return nil, fmt.Errorf("cluster: seeder record: %w", err)

@@ -84,6 +84,9 @@ func StartShard(cfg ShardConfig) (*Shard, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Lost == nil {
+		cfg.Lost = func(string) {}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Shard{cfg: cfg, log: cfg.Logger, trackers: map[string]TrackerRecord{}, owned: map[string]bool{}, ctx: ctx, cancel: cancel}
 	if err := s.register(); err != nil {
