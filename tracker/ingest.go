@@ -117,9 +117,7 @@ func (t *Tracker) IngestHandler() http.Handler {
 // being published (the admin API's "live" when no seeder runs in the
 // tracker's process).
 func (t *Tracker) Live(stream string) bool {
-	t.mu.Lock()
-	st := t.streams[stream]
-	t.mu.Unlock()
+	st := t.lookup(stream)
 	if st == nil {
 		return false
 	}
@@ -128,13 +126,19 @@ func (t *Tracker) Live(stream string) bool {
 	return st.seeder != nil && st.live
 }
 
+// lookup returns a stream's state, nil when the tracker has none (it
+// creates nothing, unlike stream).
+func (t *Tracker) lookup(name string) *streamState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.streams[name]
+}
+
 // CloseStream ends every session of a stream (viewers and seeder): this
 // tracker no longer owns it (Config.Owner), and its clients come back
 // through any tracker to the new owner.
 func (t *Tracker) CloseStream(stream, reason string) {
-	t.mu.Lock()
-	st := t.streams[stream]
-	t.mu.Unlock()
+	st := t.lookup(stream)
 	if st == nil {
 		return
 	}

@@ -273,14 +273,7 @@ func (s *Store) Authorize(key string) (store.Stream, error) {
 
 // CheckKeyGen implements store.Backend.
 func (s *Store) CheckKeyGen(name string, gen uint64) error {
-	st, err := s.Stream(name)
-	if err != nil {
-		return fmt.Errorf("check key of %q: %w", name, err)
-	}
-	if st.Revoked || st.KeyGen != gen {
-		return fmt.Errorf("check key of %q: revoked or rotated since it was checked: %w", name, store.ErrBadKey)
-	}
-	return nil
+	return store.CheckKeyGenOf(s, name, gen)
 }
 
 // Stream implements store.Backend.
