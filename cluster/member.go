@@ -192,7 +192,9 @@ func (m *Member) putEpoch(stream string, epoch uint32) error {
 
 // Carry is Claim for callers that must not block (a seeder's event
 // callback): the claim is written soon, by the member's own goroutine.
-func (m *Member) Carry(stream string, keyGen uint64) { m.enqueue(claimOp{stream: stream, keyGen: keyGen, carry: true}) }
+func (m *Member) Carry(stream string, keyGen uint64) {
+	m.enqueue(claimOp{stream: stream, keyGen: keyGen, carry: true})
+}
 
 // Drop is Release, written soon.
 func (m *Member) Drop(stream string) { m.enqueue(claimOp{stream: stream}) }
