@@ -39,6 +39,7 @@ import (
 // etcdOptions are the flags that name the shared store.
 type etcdOptions struct {
 	Endpoints, Prefix, User, Password string
+	CA, Cert, Key                     string
 }
 
 func (o *etcdOptions) register(c *command) {
@@ -46,6 +47,9 @@ func (o *etcdOptions) register(c *command) {
 	c.String(&o.Prefix, "etcd-prefix", "/banyan/", "key prefix in etcd")
 	c.String(&o.User, "etcd-user", "", "etcd user (with --etcd-password; prefer BANYAN_ETCD_PASSWORD to the command line)")
 	c.String(&o.Password, "etcd-password", "", "etcd password")
+	c.String(&o.CA, "etcd-cacert", "", "CA file etcd's server certificate must chain to (https:// --etcd URLs)")
+	c.String(&o.Cert, "etcd-cert", "", "client certificate file, for an etcd that demands one (with --etcd-key)")
+	c.String(&o.Key, "etcd-key", "", "client key file")
 }
 
 func (o *etcdOptions) open(cmd string) (*etcdstore.Store, error) {
@@ -54,6 +58,7 @@ func (o *etcdOptions) open(cmd string) (*etcdstore.Store, error) {
 	}
 	st, err := etcdstore.Open(etcdstore.Config{
 		Endpoints: strings.Split(o.Endpoints, ","), Prefix: o.Prefix, Username: o.User, Password: o.Password,
+		CAFile: o.CA, CertFile: o.Cert, KeyFile: o.Key,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open the store: %w", err)

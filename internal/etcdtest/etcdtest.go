@@ -75,12 +75,24 @@ func FreePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// StartTLS runs the embedded etcd serving clients over mutual TLS with
+// the certificates of f; Endpoint is https://127.0.0.1:PORT.
+func StartTLS(t testing.TB, f TLSFiles) *Server {
+	t.Helper()
+	return start(t, Embedded, "https", "--cert", f.ServerCert, "--key", f.ServerKey, "--ca", f.CA)
+}
+
 // Start runs an etcd of kind in its own process with a fresh data dir
 // and stops it when the test ends. Debian's is skipped when not
 // installed (it fails under BANYAN_E2E=1, where CI installs it).
 func Start(t testing.TB, kind Kind) *Server {
 	t.Helper()
-	client := fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
+	return start(t, kind, "http")
+}
+
+func start(t testing.TB, kind Kind, scheme string, extra ...string) *Server {
+	t.Helper()
+	client := fmt.Sprintf("%s://127.0.0.1:%d", scheme, FreePort(t))
 	peer := fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
 	data := t.TempDir()
 	var cmd *exec.Cmd
@@ -90,7 +102,7 @@ func Start(t testing.TB, kind Kind) *Server {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd = exec.Command(bin, "--data", data, "--client", client, "--peer", peer)
+		cmd = exec.Command(bin, append([]string{"--data", data, "--client", client, "--peer", peer}, extra...)...)
 	case Debian:
 		bin := e2e.Require(t, "etcd")
 		cmd = exec.Command(bin, "--name", "test", "--data-dir", data,

@@ -22,6 +22,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -32,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
@@ -47,6 +49,10 @@ type Config struct {
 	Prefix string
 	// Username and Password, when set, authenticate to etcd.
 	Username, Password string
+	// CAFile, when set, is the CA etcd's server certificate must chain to
+	// (client URLs are then https://); CertFile and KeyFile are this
+	// client's certificate, for an etcd that demands one.
+	CAFile, CertFile, KeyFile string
 	// Timeout bounds each operation, retries of a conflicted transaction
 	// included (default 5 s).
 	Timeout time.Duration
@@ -76,9 +82,17 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	var tlsCfg *tls.Config
+	if cfg.CAFile != "" || cfg.CertFile != "" {
+		var err error
+		tlsCfg, err = transport.TLSInfo{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, TrustedCAFile: cfg.CAFile}.ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("etcd TLS: %w", err)
+		}
+	}
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints: cfg.Endpoints, DialTimeout: cfg.Timeout,
-		Username: cfg.Username, Password: cfg.Password,
+		Username: cfg.Username, Password: cfg.Password, TLS: tlsCfg,
 		Logger: zap.NewNop(),
 	})
 	if err != nil {

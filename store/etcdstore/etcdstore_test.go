@@ -42,3 +42,32 @@ func TestOpenUnreachable(t *testing.T) {
 		t.Fatal("opened an etcd that is not there")
 	}
 }
+
+// TestOpenTLS: an etcd that serves clients over mutual TLS is reached
+// with the CA and a client certificate, and refuses a client without
+// either.
+func TestOpenTLS(t *testing.T) {
+	f := etcdtest.WriteTLS(t)
+	srv := etcdtest.StartTLS(t, f)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"CA and client certificate", Config{CAFile: f.CA, CertFile: f.ClientCert, KeyFile: f.ClientKey}, true},
+		{"no client certificate", Config{CAFile: f.CA}, false},
+		{"unknown CA", Config{CertFile: f.ClientCert, KeyFile: f.ClientKey}, false},
+	} {
+		tc.cfg.Endpoints, tc.cfg.Timeout, tc.cfg.Prefix = []string{srv.Endpoint}, 2*time.Second, "/tls/"
+		s, err := Open(tc.cfg)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if err == nil {
+			if _, _, err := s.CreateStream("x" + fmt.Sprint(len(tc.name))); err != nil {
+				t.Errorf("%s: create over TLS: %v", tc.name, err)
+			}
+			s.Close()
+		}
+	}
+}

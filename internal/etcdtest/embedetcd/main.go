@@ -2,7 +2,7 @@
 // client is (go.etcd.io/etcd/server/v3/embed, pinned in go.mod) for
 // tests: they start it as its own process, so killing it is what a
 // crashed etcd is. It prints "ready CLIENT_URL" on stdout when it serves
-// and stops on SIGINT or SIGTERM (or when stdin closes, so it never
+// (--cert, --key and --ca serve clients over mutual TLS) and stops on SIGINT or SIGTERM (or when stdin closes, so it never
 // outlives the test that started it).
 package main
 
@@ -25,6 +25,9 @@ func main() {
 	dir := flag.String("data", "", "data directory (required)")
 	client := flag.String("client", "http://127.0.0.1:0", "client URL (port 0 is not allowed by etcd: pass a free port)")
 	peer := flag.String("peer", "", "peer URL (a free loopback port)")
+	cert := flag.String("cert", "", "server certificate (an https --client URL)")
+	key := flag.String("key", "", "server key")
+	ca := flag.String("ca", "", "CA that client certificates must chain to (mutual TLS)")
 	flag.Parse()
 	if *dir == "" || *peer == "" {
 		log.Fatal("embedetcd: --data and --peer are required")
@@ -44,6 +47,10 @@ func main() {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = cfg.Name + "=" + pu.String()
 	cfg.LogLevel = "error"
+	if *cert != "" {
+		cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = *cert, *key
+		cfg.ClientTLSInfo.TrustedCAFile, cfg.ClientTLSInfo.ClientCertAuth = *ca, *ca != ""
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		log.Fatalf("embedetcd: start: %v", err)
