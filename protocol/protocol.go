@@ -46,6 +46,7 @@ const (
 	TypeError       = "error"
 	TypeEnded       = "ended"
 	TypeICE         = "ice"
+	TypeMoved       = "moved"
 )
 
 // PeerID names a peer within a tracker. 0 is never a valid peer; the
@@ -88,7 +89,14 @@ type Join struct {
 // SeederHello registers a seeder as the root peer of a stream it publishes.
 type SeederHello struct {
 	Stream string `json:"stream"`
-	// Auth proves the seeder shares the tracker's secret.
+	// SeederID names the seeder; Time (Unix milliseconds) and Nonce make
+	// each hello fresh. Auth is SeederMAC over them: the tracker refuses
+	// a hello whose time is off by more than SeederAuthSkew or whose
+	// nonce it has seen, so a captured hello cannot be replayed to take
+	// over a stream's root.
+	SeederID   string `json:"seeder_id"`
+	Time       int64  `json:"time"`
+	Nonce      string `json:"nonce"`
 	Auth       string `json:"auth"`
 	UploadKbps int    `json:"upload_kbps"`
 	Region     string `json:"region,omitempty"`
@@ -294,6 +302,7 @@ func (Leave) Type() string       { return TypeLeave }
 func (Ended) Type() string       { return TypeEnded }
 func (Error) Type() string       { return TypeError }
 func (ICE) Type() string         { return TypeICE }
+func (Moved) Type() string       { return TypeMoved }
 
 func (e Error) Error() string { return e.Code + ": " + e.Message }
 
@@ -356,8 +365,11 @@ func (m SeederHello) validate() error {
 	if m.UploadKbps <= 0 || m.UploadKbps > maxUploadKbps {
 		return errors.New("seeder_hello: impossible upload_kbps")
 	}
-	if m.Auth == "" || m.PublicKey == "" {
-		return errors.New("seeder_hello: auth and public_key are required")
+	if m.Auth == "" || m.PublicKey == "" || m.SeederID == "" || m.Nonce == "" || m.Time <= 0 {
+		return errors.New("seeder_hello: seeder_id, time, nonce, auth and public_key are required")
+	}
+	if !ValidSeederID(m.SeederID) || len(m.Nonce) > 64 {
+		return errors.New("seeder_hello: bad seeder_id or nonce")
 	}
 	if len(m.Auth) > 512 || len(m.PublicKey) > 128 || len(m.OriginURL) > 1024 || len(m.RTMPURL) > 1024 || len(m.WHIPURL) > 1024 || len(m.Region) > 64 {
 		return errors.New("seeder_hello: field too long")
@@ -531,6 +543,8 @@ func Decode(data []byte) (Message, error) {
 		m = &Error{}
 	case TypeICE:
 		m = &ICE{}
+	case TypeMoved:
+		m = &Moved{}
 	default:
 		return nil, fmt.Errorf("protocol: unknown message type %q", env.Type)
 	}
@@ -575,6 +589,8 @@ func deref(m Message) Message {
 	case *Error:
 		return *v
 	case *ICE:
+		return *v
+	case *Moved:
 		return *v
 	}
 	return m

@@ -10,9 +10,10 @@ import (
 func TestRoundTrip(t *testing.T) {
 	msgs := []Message{
 		Join{Stream: "demo", UploadKbps: 5000, Kind: KindBrowser, NAT: "cone", Region: "eu", Client: "chromium"},
-		SeederHello{Stream: "demo", Auth: "x", UploadKbps: 100000, OriginURL: "http://127.0.0.1:8080", PublicKey: "pk", Keys: []ContentKey{{ID: 1, Key: "k", Salt: "s"}}, Epoch: 7},
+		SeederHello{Stream: "demo", SeederID: "eu1", Time: 1_800_000_000_000, Nonce: "n0", Auth: "x", UploadKbps: 100000, OriginURL: "http://127.0.0.1:8080", PublicKey: "pk", Keys: []ContentKey{{ID: 1, Key: "k", Salt: "s"}}, Epoch: 7},
 		Welcome{Peer: 42, Stripes: 2, ICEServers: []ICEServer{{URLs: []string{"turn:127.0.0.1:3478"}, Username: "1:42", Credential: "c"}}, PublicKey: "pk", OriginURL: "http://o", StatsMillis: 2000},
 		ICE{ICEServers: []ICEServer{{URLs: []string{"turn:127.0.0.1:3478"}, Username: "2:42", Credential: "c"}}},
+		Moved{URL: "ws://10.0.0.2:8080/ws"},
 		Assign{Stripe: 1, Parent: 7, Depth: 3},
 		Assign{Stripe: 0, Child: 9, Remove: true},
 		Signal{To: 7, SDP: &SDP{Type: "offer", SDP: "v=0\r\n"}},
@@ -66,6 +67,12 @@ func TestDecodeRejects(t *testing.T) {
 		"assign both":       `{"v":1,"type":"assign","stripe":0,"parent":1,"child":2}`,
 		"assign stripe":     `{"v":1,"type":"assign","stripe":99,"parent":1}`,
 		"seeder no auth":    `{"v":1,"type":"seeder_hello","stream":"a","upload_kbps":1,"public_key":"p","origin_url":"o"}`,
+		"seeder no id":      `{"v":1,"type":"seeder_hello","stream":"a","time":1,"nonce":"n","auth":"x","upload_kbps":1,"public_key":"p"}`,
+		"seeder bad id":     `{"v":1,"type":"seeder_hello","stream":"a","seeder_id":"../x","time":1,"nonce":"n","auth":"x","upload_kbps":1,"public_key":"p"}`,
+		"seeder no time":    `{"v":1,"type":"seeder_hello","stream":"a","seeder_id":"s","nonce":"n","auth":"x","upload_kbps":1,"public_key":"p"}`,
+		"seeder no nonce":   `{"v":1,"type":"seeder_hello","stream":"a","seeder_id":"s","time":1,"auth":"x","upload_kbps":1,"public_key":"p"}`,
+		"moved http":        `{"v":1,"type":"moved","url":"http://x/ws"}`,
+		"moved empty":       `{"v":1,"type":"moved"}`,
 		"array":             `[1,2,3]`,
 		"null":              `null`,
 	}

@@ -3,8 +3,10 @@ package seeder
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -21,18 +23,24 @@ type AnnouncerConfig struct {
 	// TrackerURL is the tracker's signaling websocket (ws://host/ws or
 	// wss://host/ws).
 	TrackerURL string
-	// HTTPClient dials TrackerURL (default: http.DefaultClient, which
+	// HTTPClient dials the trackers (default: http.DefaultClient, which
 	// trusts the system roots and SSL_CERT_FILE).
 	HTTPClient *http.Client
-	// Auth returns the SeederHello auth for a stream (see
-	// tracker.SeederAuth).
-	Auth func(stream string) string
+	// TrackerURLs, when set, are several trackers of a cluster, tried in
+	// turn after a lost session (TrackerURL is then ignored). A tracker
+	// that does not own a stream answers protocol.Moved, which is followed.
+	TrackerURLs []string
+	// Auth fills a SeederHello's identity and proof (SeederID, Time,
+	// Nonce, Auth) just before it is sent: see MACAuth.
+	Auth func(h *protocol.SeederHello)
 	// OriginURL is this seeder's HTTP base, handed to viewers.
-	OriginURL  string
-	RTMPURL    string
-	UploadKbps int // default 100 000
-	PublicKey  ed25519.PublicKey
-	Logger     *slog.Logger
+	OriginURL string
+	// RTMPURL and WHIPURL are where broadcasters publish to this seeder;
+	// Region is where it stands (the stream manager's choice).
+	RTMPURL, WHIPURL, Region string
+	UploadKbps               int // default 100 000
+	PublicKey                ed25519.PublicKey
+	Logger                   *slog.Logger
 	// OnMessage receives what the tracker sends the root peer (Welcome,
 	// Assign, Signal) for the stream's root engine. May be nil: the
 	// announcer then sends the heartbeats itself (with a root peer, its
@@ -138,15 +146,39 @@ func contentKeys(keys []chunk.MasterKey) []protocol.ContentKey {
 	return out
 }
 
+// maxMoves bounds the protocol.Moved answers followed in a row.
+const maxMoves = 3
+
+// movedError ends a session the tracker answered with protocol.Moved.
+type movedError struct{ url string }
+
+func (e movedError) Error() string { return "stream moved to " + e.url }
+
 // run keeps the stream's session up, reconnecting with backoff.
 func (a *Announcer) run(l *announceLink) {
 	backoff := 250 * time.Millisecond
+	urls := a.cfg.TrackerURLs
+	if len(urls) == 0 {
+		urls = []string{a.cfg.TrackerURL}
+	}
+	next, hops := 0, 0
+	url := urls[0]
 	for a.ctx.Err() == nil {
 		start := time.Now()
-		err := a.session(l)
+		err := a.session(l, url)
 		if a.ctx.Err() != nil {
 			return
 		}
+		var mv movedError
+		if errors.As(err, &mv) && hops < maxMoves {
+			a.log.Info("stream is on another tracker", "stream", l.stream, "url", mv.url)
+			url, hops = mv.url, hops+1
+			continue
+		}
+		// Start over at the next configured tracker: it knows the owner
+		// of the moment.
+		next, hops = (next+1)%len(urls), 0
+		url = urls[next]
 		if time.Since(start) > 10*time.Second {
 			backoff = 250 * time.Millisecond
 		}
@@ -160,11 +192,11 @@ func (a *Announcer) run(l *announceLink) {
 	}
 }
 
-func (a *Announcer) session(l *announceLink) error {
+func (a *Announcer) session(l *announceLink, url string) error {
 	ctx, cancel := context.WithCancel(a.ctx)
 	defer cancel()
 	dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
-	conn, _, err := websocket.Dial(dctx, a.cfg.TrackerURL, &websocket.DialOptions{HTTPClient: a.cfg.HTTPClient})
+	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{HTTPClient: a.cfg.HTTPClient})
 	dcancel()
 	if err != nil {
 		return err
@@ -183,12 +215,14 @@ func (a *Announcer) session(l *announceLink) error {
 	l.mu.Lock()
 	sent := l.state
 	l.mu.Unlock()
-	err = write(protocol.SeederHello{
-		Stream: l.stream, Auth: a.cfg.Auth(l.stream), UploadKbps: a.cfg.UploadKbps,
-		OriginURL: a.cfg.OriginURL, RTMPURL: a.cfg.RTMPURL,
+	hello := protocol.SeederHello{
+		Stream: l.stream, UploadKbps: a.cfg.UploadKbps,
+		OriginURL: a.cfg.OriginURL, RTMPURL: a.cfg.RTMPURL, WHIPURL: a.cfg.WHIPURL, Region: a.cfg.Region,
 		PublicKey: base64.StdEncoding.EncodeToString(a.cfg.PublicKey),
 		Keys:      sent.Keys, Epoch: liveEpoch(sent),
-	})
+	}
+	a.cfg.Auth(&hello) // fresh time and nonce on every (re)connect
+	err = write(hello)
 	if err != nil {
 		return err
 	}
@@ -203,6 +237,10 @@ func (a *Announcer) session(l *announceLink) error {
 			m, err := protocol.Decode(data)
 			if err != nil {
 				continue
+			}
+			if mv, ok := m.(protocol.Moved); ok {
+				readErr <- movedError{mv.URL}
+				return
 			}
 			if e, ok := m.(protocol.Error); ok {
 				a.log.Warn("tracker error for the seeder", "stream", l.stream, "code", e.Code, "msg", e.Message)
@@ -240,6 +278,17 @@ func (a *Announcer) session(l *announceLink) error {
 				return err
 			}
 		}
+	}
+}
+
+// MACAuth is the AnnouncerConfig.Auth of a seeder called id that shares
+// secret with its tracker: each hello carries the time and a random nonce
+// under protocol.SeederMAC.
+func MACAuth(id string, secret []byte) func(h *protocol.SeederHello) {
+	return func(h *protocol.SeederHello) {
+		var n [16]byte
+		_, _ = rand.Read(n[:]) // crypto/rand.Read never fails (Go 1.24+)
+		h.Sign(secret, id, time.Now(), base64.RawURLEncoding.EncodeToString(n[:]))
 	}
 }
 

@@ -30,6 +30,12 @@ func (s *Seeder) Info(name string) (protocol string, kbps, fps float64, live boo
 		return "", 0, 0, false
 	}
 	fps = p.rate.fps(s.cfg.Now(), p.started)
+	return p.protocol, windowKbps(st), fps, true
+}
+
+// windowKbps is the bitrate of a stream's last few seconds of sealed
+// chunks.
+func windowKbps(st *stream) (kbps float64) {
 	if _, chunks, ok := st.window.Current(); ok {
 		var bytes int
 		var media time.Duration
@@ -41,7 +47,25 @@ func (s *Seeder) Info(name string) (protocol string, kbps, fps float64, live boo
 			kbps = float64(bytes) * 8 / 1000 / media.Seconds()
 		}
 	}
-	return p.protocol, kbps, fps, true
+	return kbps
+}
+
+// Load is what the seeder carries: its live streams and their summed
+// ingest bitrate (kbit/s), for the cluster's stream manager.
+func (s *Seeder) Load() (live []string, ingestKbps float64) {
+	s.mu.Lock()
+	var sts []*stream
+	for name, st := range s.streams {
+		if st.pub != nil {
+			live = append(live, name)
+			sts = append(sts, st)
+		}
+	}
+	s.mu.Unlock()
+	for _, st := range sts {
+		ingestKbps += windowKbps(st)
+	}
+	return live, ingestKbps
 }
 
 // infoRate is what a publish keeps for Info's frame rate: a count of video

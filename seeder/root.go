@@ -23,6 +23,10 @@ type Roots struct {
 
 	mu    sync.Mutex
 	nodes map[string]*node.Node
+	// inits is each stream's latest init segment: a root peer made anew
+	// (the seeder re-registered, with another tracker say) starts with
+	// it, or its children could never start the running epoch.
+	inits map[string]*Entry
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -36,7 +40,7 @@ func NewRoots(api *webrtc.API, log *slog.Logger) *Roots {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Roots{api: api, log: log, nodes: make(map[string]*node.Node), ctx: ctx, cancel: cancel}
+	r := &Roots{api: api, log: log, nodes: make(map[string]*node.Node), inits: make(map[string]*Entry), ctx: ctx, cancel: cancel}
 	r.wg.Add(1)
 	go r.tick()
 	return r
@@ -49,7 +53,9 @@ func (r *Roots) SetSend(send func(stream string, m protocol.Message)) { r.send =
 func (r *Roots) OnMessage(stream string, m protocol.Message) {
 	r.mu.Lock()
 	n := r.nodes[stream]
+	var init *Entry
 	if _, welcome := m.(protocol.Welcome); welcome {
+		init = r.inits[stream]
 		// A (re)registration: start a fresh root peer.
 		if n != nil {
 			n.Close()
@@ -70,12 +76,20 @@ func (r *Roots) OnMessage(stream string, m protocol.Message) {
 	if n != nil {
 		n.Handle(m)
 	}
+	if n != nil && init != nil {
+		if err := n.Publish(init.Sealed); err != nil {
+			r.log.Debug("root: init for a new root peer", "stream", stream, "epoch", init.Epoch, "err", err)
+		}
+	}
 }
 
 // Publish feeds a sealed chunk (or init) of stream into its tree.
 func (r *Roots) Publish(stream string, e *Entry) {
 	r.mu.Lock()
 	n := r.nodes[stream]
+	if e.Seq == 0 {
+		r.inits[stream] = e
+	}
 	r.mu.Unlock()
 	if n == nil {
 		return // not registered yet: viewers start from the origin

@@ -50,6 +50,12 @@ type Config struct {
 	// WHIP offer trickled for 30 s or an RTMP publish waiting out a
 	// take-over cannot start on a key revoked meanwhile.
 	KeyCheck func(stream string, keyGen uint64) error
+	// EpochFloor, when set, returns the last epoch any seeder of a cluster
+	// used for a stream (kept in etcd): a publish starts above it, so
+	// epochs, and the chunk URLs they name, never repeat across seeders,
+	// even behind one CDN hostname and within one second. Called under
+	// the seeder's lock, like KeyCheck; 0 when unknown.
+	EpochFloor func(stream string) uint32
 	// Events receives publish lifecycle events (the tracker listens). It is
 	// called synchronously from the publish; it must not block.
 	Events func(Event)
@@ -88,6 +94,10 @@ type Event struct {
 	Keys []chunk.MasterKey
 	// Err is why a publish ended, nil for a clean end.
 	Err error
+	// KeyGen is the key generation the publish was granted at
+	// (PublishStarted only): a cluster member watches the stream's record
+	// and ends the publish when the generation moves on.
+	KeyGen uint64
 }
 
 // Seeder is a running seeder. Create it with New; Close ends every publish.
@@ -246,6 +256,9 @@ func (s *Seeder) StartPublish(name, protocol string, public bool, keyGen uint64,
 	}
 	old := st.pub
 	first := max(uint32(s.cfg.Now().Unix()), st.lastEpoch+1)
+	if s.cfg.EpochFloor != nil {
+		first = max(first, s.cfg.EpochFloor(name)+1)
+	}
 	p := &Publish{s: s, st: st, protocol: protocol, stop: stop, started: s.cfg.Now()}
 	st.pub = p
 	s.mu.Unlock()
@@ -267,7 +280,7 @@ func (s *Seeder) StartPublish(name, protocol string, public bool, keyGen uint64,
 	}
 	s.metrics.publishes.WithLabelValues(protocol).Inc()
 	s.log.Info("publish started", "stream", name, "protocol", protocol, "first_epoch", first)
-	s.emit(Event{Kind: PublishStarted, Stream: name, Protocol: protocol, Keys: keysOf(st.keys)})
+	s.emit(Event{Kind: PublishStarted, Stream: name, Protocol: protocol, KeyGen: keyGen, Keys: keysOf(st.keys)})
 	return p, nil
 }
 

@@ -279,7 +279,12 @@ func (s *Store) Authorize(key string) (Stream, error) {
 // holds: the stream exists, is not revoked and its key has not been
 // rotated since. Anything else is ErrBadKey (wrapped).
 func (s *Store) CheckKeyGen(name string, gen uint64) error {
-	st, err := s.Stream(name)
+	return CheckKeyGenOf(s, name, gen)
+}
+
+// CheckKeyGenOf is CheckKeyGen on any Backend's stream records.
+func CheckKeyGenOf(b interface{ Stream(string) (Stream, error) }, name string, gen uint64) error {
+	st, err := b.Stream(name)
 	if err != nil {
 		return fmt.Errorf("check key of %q: %w", name, err)
 	}

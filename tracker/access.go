@@ -12,7 +12,7 @@ import (
 // StoreAccess admits viewers to streams that exist in the store; private
 // streams need a viewer token minted with TokenSecret.
 type StoreAccess struct {
-	Store       *store.Store
+	Store       store.Backend
 	TokenSecret []byte
 	Now         func() time.Time
 }

@@ -12,7 +12,7 @@ import (
 
 // AdminConfig configures the admin API.
 type AdminConfig struct {
-	Store *store.Store
+	Store store.Backend
 	// OnRevoke is called after a stream's key is revoked or rotated, so a live
 	// publish with the old key can be ended. May be nil.
 	OnRevoke func(stream string)

@@ -24,7 +24,7 @@ import (
 type DashboardConfig struct {
 	// Store checks the admin token and lists the streams that have keys.
 	// Required.
-	Store *store.Store
+	Store store.Backend
 	// Page serves the dashboard page itself (the web package's handler)
 	// to a logged-in GET /dashboard. Nil: a one-line placeholder.
 	Page http.Handler

@@ -13,6 +13,8 @@ type IngestPoint struct {
 	RTMPURL string `json:"rtmp_url"` // rtmp://host:1935/live (the key follows)
 	WHIPURL string `json:"whip_url,omitempty"`
 	Region  string `json:"region,omitempty"`
+	// Seeder is the chosen seeder's id (cluster only).
+	Seeder string `json:"seeder,omitempty"`
 }
 
 type ingestState struct {
@@ -95,7 +97,11 @@ func (t *Tracker) IngestHandler() http.Handler {
 			httpx.Error(w, http.StatusBadRequest, "stream= must be a valid stream name")
 			return
 		}
-		p, ok := t.pickIngest(stream, r.URL.Query().Get("region"))
+		pick := t.pickIngest
+		if t.cfg.Ingest != nil {
+			pick = t.cfg.Ingest
+		}
+		p, ok := pick(stream, r.URL.Query().Get("region"))
 		if !ok {
 			httpx.Error(w, http.StatusServiceUnavailable, "no seeder available")
 			return
@@ -105,4 +111,45 @@ func (t *Tracker) IngestHandler() http.Handler {
 			IngestPoint
 		}{stream, p})
 	})
+}
+
+// Live reports whether a seeder has registered stream and says it is
+// being published (the admin API's "live" when no seeder runs in the
+// tracker's process).
+func (t *Tracker) Live(stream string) bool {
+	st := t.lookup(stream)
+	if st == nil {
+		return false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.seeder != nil && st.live
+}
+
+// lookup returns a stream's state, nil when the tracker has none (it
+// creates nothing, unlike stream).
+func (t *Tracker) lookup(name string) *streamState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.streams[name]
+}
+
+// CloseStream ends every session of a stream (viewers and seeder): this
+// tracker no longer owns it (Config.Owner), and its clients come back
+// through any tracker to the new owner.
+func (t *Tracker) CloseStream(stream, reason string) {
+	st := t.lookup(stream)
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	sessions := make([]*session, 0, len(st.sessions))
+	for _, s := range st.sessions {
+		sessions = append(sessions, s)
+	}
+	st.mu.Unlock()
+	for _, s := range sessions {
+		s.close(reason)
+	}
+	t.log.Info("stream sessions closed", "stream", stream, "sessions", len(sessions), "reason", reason)
 }

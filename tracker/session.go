@@ -2,7 +2,6 @@ package tracker
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"net"
 	"net/http"
@@ -52,6 +51,18 @@ type session struct {
 	demotedUntil time.Time
 
 	iceTimer atomic.Pointer[time.Timer] // next protocol.ICE (refreshICE)
+
+	// ipKey is the slot of Config.MaxConnsPerIP this session holds while
+	// ipHeld; an authenticated seeder gives it back (releaseIPSlot).
+	ipKey  ipkey.Key
+	ipHeld atomic.Bool
+}
+
+// releaseIPSlot gives back the session's slot of MaxConnsPerIP, once.
+func (s *session) releaseIPSlot() {
+	if s.ipHeld.CompareAndSwap(true, false) {
+		s.t.ipConns.Release(s.ipKey)
+	}
 }
 
 // refreshICE sends the viewer fresh ICE servers every Config.ICERefresh
@@ -136,13 +147,13 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
 	}
-	defer t.ipConns.Release(key)
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		// Any page may embed the player: /ws uses no cookies or ambient
 		// credentials, so cross-origin use grants nothing.
 		InsecureSkipVerify: true,
 	})
 	if err != nil {
+		t.ipConns.Release(key)
 		return
 	}
 	conn.SetReadLimit(protocol.MaxMessage)
@@ -150,8 +161,11 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := &session{
 		t: t, id: protocol.PeerID(t.nextID.Add(1)), conn: conn, remote: ip,
 		out: make(chan []byte, sendQueue), ctx: ctx, cancel: cancel,
-		lim: rate.NewLimiter(rate.Limit(t.cfg.MsgRate), t.cfg.MsgBurst),
+		lim:   rate.NewLimiter(rate.Limit(t.cfg.MsgRate), t.cfg.MsgBurst),
+		ipKey: key,
 	}
+	s.ipHeld.Store(true)
+	defer s.releaseIPSlot()
 	s.touch()
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); s.writeLoop() }()
@@ -299,6 +313,9 @@ func (s *session) handleFirst(m protocol.Message) error {
 				return s.refuse(protocol.CodeUnauthorized, "viewer token required or invalid")
 			}
 		}
+		if err := s.routeToOwner(m.Stream); err != nil {
+			return err
+		}
 		st, err := t.stream(m.Stream)
 		if err != nil {
 			return s.refuse(protocol.CodeInternal, "tracker closing")
@@ -312,9 +329,12 @@ func (s *session) handleFirst(m protocol.Message) error {
 		}
 		return nil
 	case protocol.SeederHello:
-		want := SeederAuth(t.cfg.SeederSecret, m.Stream)
-		if len(t.cfg.SeederSecret) == 0 || subtle.ConstantTimeCompare([]byte(want), []byte(m.Auth)) != 1 {
+		if err := t.checkSeederHello(m); err != nil {
+			t.log.Warn("seeder refused", "stream", m.Stream, "seeder", m.SeederID, "remote", s.remote, "err", err)
 			return s.refuse(protocol.CodeUnauthorized, "seeder authentication failed")
+		}
+		if err := s.routeToOwner(m.Stream); err != nil {
+			return err
 		}
 		st, err := t.stream(m.Stream)
 		if err != nil {
@@ -325,10 +345,30 @@ func (s *session) handleFirst(m protocol.Message) error {
 		if err := st.registerSeeder(s, m); err != nil {
 			return s.refuse(protocol.CodeBadMessage, err.Error())
 		}
-		t.log.Info("seeder registered", "stream", m.Stream, "peer", s.id, "origin", m.OriginURL, "epoch", m.Epoch)
+		s.releaseIPSlot() // a seeder carries many streams: no per-address cap
+		t.log.Info("seeder registered", "stream", m.Stream, "seeder", m.SeederID, "peer", s.id, "origin", m.OriginURL, "epoch", m.Epoch)
 		return nil
 	}
 	return s.refuse(protocol.CodeBadMessage, "first message must be join or seeder_hello")
+}
+
+// routeToOwner sends the client to the tracker that owns stream
+// (Config.Owner) and ends the session; nil when this tracker owns it.
+func (s *session) routeToOwner(stream string) error {
+	if s.t.cfg.Owner == nil {
+		return nil
+	}
+	url, err := s.t.cfg.Owner(stream)
+	if err != nil {
+		s.t.log.Warn("stream owner", "stream", stream, "err", err)
+		return s.refuse(protocol.CodeInternal, "stream owner unknown, try again")
+	}
+	if url == "" {
+		return nil
+	}
+	s.t.metrics.refused.WithLabelValues("moved").Inc()
+	s.send(protocol.Moved{URL: url})
+	return protocolError{"moved to " + url}
 }
 
 func (s *session) handle(m protocol.Message) error {

@@ -145,6 +145,13 @@ type seederPeer struct {
 	key  chunk.MasterKey
 }
 
+// signedHello signs h as seeder "s1" at the tracker's now, with a fresh
+// nonce.
+func (tt *testTracker) signedHello(h protocol.SeederHello) protocol.SeederHello {
+	h.Sign(seederSecret, "s1", tt.t.cfg.Now(), rand.Text())
+	return h
+}
+
 func joinSeeder(t *testing.T, tt *testTracker, stream string) *seederPeer {
 	t.Helper()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
@@ -153,11 +160,11 @@ func joinSeeder(t *testing.T, tt *testTracker, stream string) *seederPeer {
 	var ck protocol.ContentKey
 	json.Unmarshal(kb, &ck)
 	c := dial(t, tt.url)
-	c.send(protocol.SeederHello{
-		Stream: stream, Auth: SeederAuth(seederSecret, stream), UploadKbps: 100_000,
+	c.send(tt.signedHello(protocol.SeederHello{
+		Stream: stream, UploadKbps: 100_000,
 		OriginURL: "http://127.0.0.1:1", PublicKey: base64.StdEncoding.EncodeToString(pub),
 		Keys: []protocol.ContentKey{ck}, Epoch: 77,
-	})
+	}))
 	w := c.next("welcome", isType[protocol.Welcome]).(protocol.Welcome)
 	c.id = w.Peer
 	return &seederPeer{client: c, priv: priv, key: mk}
@@ -377,7 +384,8 @@ func TestBadInput(t *testing.T) {
 		{"unknown type first", `{"v":1,"type":"reboot"}`, nil, protocol.CodeBadMessage, false},
 		{"stats first", `{"v":1,"type":"stats"}`, nil, protocol.CodeBadMessage, false},
 		{"impossible capacity", `{"v":1,"type":"join","stream":"s","kind":"native","upload_kbps":99999999999}`, nil, protocol.CodeBadMessage, false},
-		{"bad seeder auth", `{"v":1,"type":"seeder_hello","stream":"s","auth":"x","upload_kbps":1,"public_key":"p","origin_url":"o"}`, nil, protocol.CodeUnauthorized, false},
+		{"bad seeder auth", `{"v":1,"type":"seeder_hello","stream":"s","seeder_id":"s1","time":1,"nonce":"n","auth":"x","upload_kbps":1,"public_key":"p","origin_url":"o"}`, nil, protocol.CodeUnauthorized, false},
+		{"v1 seeder hello (no id, time, nonce)", `{"v":1,"type":"seeder_hello","stream":"s","auth":"x","upload_kbps":1,"public_key":"p","origin_url":"o"}`, nil, protocol.CodeBadMessage, false},
 		{"unknown type after join", join, []string{`{"v":1,"type":"reboot"}`}, protocol.CodeBadMessage, true},
 		{"invalid json after join", join, []string{`nope`}, protocol.CodeBadMessage, true},
 		{"unexpected welcome", join, []string{`{"v":1,"type":"welcome","peer":1,"stripes":2}`}, protocol.CodeBadMessage, true},
@@ -506,8 +514,8 @@ func TestStreamManager(t *testing.T) {
 	// Load us1 with a live stream through a real seeder session.
 	c := dial(t, tt.url)
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	c.send(protocol.SeederHello{Stream: "busy", Auth: SeederAuth(seederSecret, "busy"), UploadKbps: 1000,
-		PublicKey: base64.StdEncoding.EncodeToString(pub), RTMPURL: "rtmp://us1/live", Epoch: 5})
+	c.send(tt.signedHello(protocol.SeederHello{Stream: "busy", UploadKbps: 1000,
+		PublicKey: base64.StdEncoding.EncodeToString(pub), RTMPURL: "rtmp://us1/live", Epoch: 5}))
 	c.next("welcome", isType[protocol.Welcome])
 	for _, tc := range []struct{ q, want string }{
 		{"stream=busy", "rtmp://us1/live"},            // stays where it is live

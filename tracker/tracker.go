@@ -2,9 +2,6 @@ package tracker
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,10 +43,19 @@ type Config struct {
 	// Ids name TURN users and credentials, so they must not repeat across
 	// restarts: `banyan up` passes a base that grows with every start.
 	FirstPeerID uint64
-	// SeederSecret authenticates seeders (see SeederAuth).
+	// SeederSecret authenticates seeders (protocol.SeederMAC).
 	SeederSecret []byte
 	// Access decides who may watch a stream. May be nil: everyone.
 	Access Access
+	// Ingest, when set, answers /api/ingest: the cluster's stream manager
+	// (package cluster). Nil: the seeders this tracker has seen itself
+	// (AddIngest, seeder sessions).
+	Ingest func(stream, region string) (IngestPoint, bool)
+	// Owner, when set, shards streams over trackers (package cluster): it
+	// returns "" when this tracker owns stream, else the owner's
+	// signaling URL, which a joining viewer or seeder is sent to with
+	// protocol.Moved. Nil: this tracker owns every stream.
+	Owner func(stream string) (string, error)
 	// MaxPeersPerStream bounds a swarm (default 100 000).
 	MaxPeersPerStream int
 	// MaxConnsPerIP bounds websocket connections per remote address, IPv6
@@ -82,13 +88,6 @@ type Access interface {
 // ErrNotAdmitted is returned by an Access that refuses a viewer.
 var ErrNotAdmitted = errors.New("viewer not admitted")
 
-// SeederAuth is the Auth a seeder sends in SeederHello for stream.
-func SeederAuth(secret []byte, stream string) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("banyan seeder v1:" + stream))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
 // Tracker is the signaling hub. Create it with New, serve Handler, Close it.
 type Tracker struct {
 	cfg     Config
@@ -103,6 +102,8 @@ type Tracker struct {
 	streams map[string]*streamState
 	ingests map[string]*ingestState // by RTMP URL
 	closed  bool
+
+	nonces nonceCache // seeder hellos seen (checkSeederHello)
 
 	dashOnce sync.Once // starts the dashboard's sampler (dashboard.go)
 

@@ -44,7 +44,9 @@ type trackerHandler interface {
 // with backoff. In the origin-only build it joins as a leaf (NoUpload) and
 // ignores Assign and Signal, which the peer engine will handle.
 type trackerClient struct {
-	url    string
+	url string
+	// moved is where the last protocol.Moved sent the client (nil: url).
+	moved  atomic.Pointer[string]
 	join   protocol.Join
 	h      trackerHandler
 	log    *slog.Logger
@@ -74,12 +76,24 @@ func (t *trackerClient) State() trackerState { return trackerState(t.state.Load(
 
 // run keeps a session up until ctx ends or the tracker refuses for good.
 func (t *trackerClient) run(ctx context.Context) {
-	failures := 0
+	failures, hops := 0, 0
 	for ctx.Err() == nil {
 		welcomed, err := t.session(ctx)
 		if ctx.Err() != nil {
 			return
 		}
+		// A tracker that does not own the stream names the one that does:
+		// go there at once, a few hops at most. Anything else starts over
+		// at the page's tracker, which knows the owner of the moment.
+		var mv movedError
+		if errors.As(err, &mv) && hops < maxMoves {
+			t.log.Info("tracker: stream is on another tracker", "url", mv.url)
+			t.moved.Store(&mv.url)
+			hops++
+			continue
+		}
+		t.moved.Store(nil)
+		hops = 0
 		var perr *protocol.Error
 		if errors.As(err, &perr) && fatalCode(perr.Code) {
 			t.state.Store(int32(trackerRefused))
@@ -110,11 +124,23 @@ func fatalCode(code string) bool {
 	return false
 }
 
+// maxMoves bounds the protocol.Moved answers followed in a row.
+const maxMoves = 3
+
+// movedError ends a session the tracker answered with protocol.Moved.
+type movedError struct{ url string }
+
+func (e movedError) Error() string { return "tracker: stream moved to " + e.url }
+
 func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	url := t.url
+	if m := t.moved.Load(); m != nil {
+		url = *m
+	}
 	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
-	c, err := dialWS(dctx, t.url, protocol.MaxMessage, t.guard)
+	c, err := dialWS(dctx, url, protocol.MaxMessage, t.guard)
 	dcancel()
 	if err != nil {
 		return false, fmt.Errorf("tracker: dial: %w", err)
@@ -131,6 +157,9 @@ func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) 
 	wcancel()
 	if err != nil {
 		return false, fmt.Errorf("tracker: waiting for welcome: %w", err)
+	}
+	if mv, ok := m.(protocol.Moved); ok {
+		return false, movedError{mv.URL}
 	}
 	if t.onMessage != nil {
 		t.onMessage(m)

@@ -29,6 +29,8 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +65,12 @@ type Config struct {
 	// Dist holds the built assets (manifest.json and the .gz files); nil
 	// means the ones embedded at build time.
 	Dist fs.FS
+	// ConnectSrc, when set, lists more origins the pages may connect to
+	// (content security policy connect-src), e.g. ws://t2.example.net:8080
+	// and http://eu1.example.net:8081: a cluster's other trackers, which
+	// the viewer is moved to, and its seeders' origins. Origins that are
+	// not a plain scheme://host[:port] are left out.
+	ConnectSrc func() []string
 }
 
 // Handler serves the pages, /static/ assets and the built viewer from the
@@ -75,7 +83,7 @@ func NewHandler(cfg Config) http.Handler {
 		sub, _ := fs.Sub(dist, "dist")
 		cfg.Dist = sub
 	}
-	h := &handler{files: loadAssets(cfg.Dist)}
+	h := &handler{files: loadAssets(cfg.Dist), connectSrc: cfg.ConnectSrc}
 	h.script, h.scriptETag = h.playerScript()
 	sub, _ := fs.Sub(static, "static")
 	h.staticFS = http.StripPrefix("/static/", http.FileServerFS(sub))
@@ -90,6 +98,7 @@ func NewHandler(cfg Config) http.Handler {
 }
 
 type handler struct {
+	connectSrc func() []string
 	files      *assets
 	staticFS   http.Handler
 	script     []byte
@@ -118,7 +127,7 @@ func (h *handler) page(name string, needStream bool) http.HandlerFunc {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'"+h.extraConnect())
 		_ = pages.ExecuteTemplate(w, name, data)
 	}
 }
@@ -312,4 +321,22 @@ func AcceptsGzip(values []string) bool {
 		return gz > 0
 	}
 	return star > 0
+}
+
+// extraConnect is Config.ConnectSrc as CSP sources, each a plain
+// scheme://host[:port] (anything else could inject a directive).
+func (h *handler) extraConnect() string {
+	if h.connectSrc == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, src := range h.connectSrc() {
+		u, err := url.Parse(src)
+		if err != nil || u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" ||
+			!slices.Contains([]string{"ws", "wss", "http", "https"}, u.Scheme) || strings.ContainsAny(src, " ;,'\"\t\r\n") {
+			continue
+		}
+		b.WriteString(" " + u.Scheme + "://" + u.Host)
+	}
+	return b.String()
 }

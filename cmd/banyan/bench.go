@@ -236,8 +236,8 @@ func startBenchBroadcast(ctx context.Context, bc bench.BroadcastConfig, stderr i
 		Stream:     o.DemoStream,
 		TrackerURL: "ws://" + base + "/ws",
 		OriginURL:  "http://" + base,
-		PublishURL: "rtmp://127.0.0.1:" + portOf(sys.rtmp.Addr()) + "/live/" + sys.demoKey,
-		SeederSent: func() uint64 { return sys.roots.Sent(o.DemoStream) },
+		PublishURL: "rtmp://127.0.0.1:" + portOf(sys.seed.RTMPAddr()) + "/live/" + sys.demoKey,
+		SeederSent: func() uint64 { return sys.seed.RootSent(o.DemoStream) },
 		Close: func() error {
 			err := sys.Close()
 			os.RemoveAll(dir)

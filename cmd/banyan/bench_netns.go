@@ -42,8 +42,8 @@ func startNetnsBroadcast(ctx context.Context, host string, stripes, rootCap int,
 		Stream:     o.DemoStream,
 		TrackerURL: "ws://" + base + "/ws",
 		OriginURL:  "http://" + base,
-		PublishURL: "rtmp://" + host + ":" + portOf(sys.rtmp.Addr()) + "/live/" + sys.demoKey,
-		SeederSent: func() uint64 { return sys.roots.Sent(o.DemoStream) },
+		PublishURL: "rtmp://" + host + ":" + portOf(sys.seed.RTMPAddr()) + "/live/" + sys.demoKey,
+		SeederSent: func() uint64 { return sys.seed.RootSent(o.DemoStream) },
 		Close: func() error {
 			err := sys.Close()
 			os.RemoveAll(dir)

@@ -324,6 +324,13 @@ func TestOperatorMistakes(t *testing.T) {
 		{"data dir is a file", []string{"up", "--data", notDir, "--http", "127.0.0.1:0"}, 1, "cannot use data dir"},
 		{"key without action", []string{"key"}, 2, "missing action"},
 		{"key unknown action", []string{"key", "burn", "x"}, 2, "unknown action"},
+		{"ingest without a name", []string{"ingest"}, 2, "one stream NAME is required"},
+		{"ingest nobody answers", []string{"ingest", "demo", "--server", "http://127.0.0.1:1"}, 1, "ask http://127.0.0.1:1"},
+		{"tracker without etcd", []string{"tracker", "--http", "127.0.0.1:0"}, 2, "--etcd is required"},
+		{"tracker turn without secret", []string{"tracker", "--turn-url", "127.0.0.1:3478"}, 2, "needs --turn-secret"},
+		{"seeder without id", []string{"seeder", "--tracker", "ws://127.0.0.1:1/ws"}, 2, "--id is required"},
+		{"seeder bad tracker", []string{"seeder", "--id", "s1", "--tracker", "http://x/ws"}, 2, "--tracker must be"},
+		{"seeder etcd unreachable", []string{"seeder", "--id", "s1", "--tracker", "ws://127.0.0.1:1/ws", "--etcd", "http://127.0.0.1:1"}, 1, "open the store"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -356,7 +363,7 @@ func TestOperatorMistakes(t *testing.T) {
 		}
 	})
 
-	for _, sub := range []string{"up", "key", "tracker", "seeder", "turn", "peer", "bench"} {
+	for _, sub := range []string{"up", "key", "ingest", "tracker", "seeder", "turn", "peer", "bench"} {
 		out, _, code := cli(t, sub, "--help")
 		if code != 0 || !strings.Contains(out, "Usage: banyan "+sub) {
 			t.Errorf("%s --help: exit %d\n%s", sub, code, out)

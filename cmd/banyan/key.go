@@ -22,6 +22,7 @@ type keyOptions struct {
 	Data   string
 	RTMP   string
 	JSON   bool
+	Etcd   etcdOptions // --etcd: a cluster's store, directly
 }
 
 func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -34,6 +35,7 @@ func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	c.String(&o.Data, "data", "./banyan-data", "data directory, used for the token and when no server answers")
 	c.String(&o.RTMP, "rtmp", "rtmp://localhost:1935/live", "RTMP server URL printed with new keys")
 	c.Bool(&o.JSON, "json", false, "print exactly one JSON object on stdout")
+	o.Etcd.register(c)
 	if err := c.parse(interleaveFlags(args), stdout); err != nil {
 		return err
 	}
@@ -57,6 +59,15 @@ func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	var b keyBackend
+	if o.Etcd.Endpoints != "" {
+		// A cluster's store, directly (roles.go): no server needed.
+		st, err := o.Etcd.open("key")
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return runKeyAction(ctx, storeBackend{st}, action, name, o, stdout)
+	}
 	if serverAnswers(ctx, o.Server) {
 		tok := o.Token
 		if tok == "" {
@@ -178,7 +189,7 @@ type keyBackend interface {
 	list(ctx context.Context) ([]tracker.StreamInfo, error)
 }
 
-type storeBackend struct{ st *store.Store }
+type storeBackend struct{ st store.Backend }
 
 func (b storeBackend) create(_ context.Context, name string) (tracker.CreatedStream, error) {
 	s, key, err := b.st.CreateStream(name)

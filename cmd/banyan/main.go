@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"sort"
-	"strings"
 	"syscall"
 )
 
@@ -24,6 +23,7 @@ func subcommands() map[string]subcommand {
 	return map[string]subcommand{
 		"up":      {"run tracker, seeder, TURN and web pages in one process (the main job)", runUp},
 		"key":     {"create, list and revoke stream keys", runKey},
+		"ingest":  {"ask the stream manager where to publish a stream", runIngest},
 		"tracker": {"run the tracker alone (signaling, overlay, admin API, dashboard)", runTracker},
 		"seeder":  {"run a seeder alone (RTMP/WHIP ingest, origin HTTP, LL-HLS)", runSeeder},
 		"turn":    {"run the TURN relay alone", runTurn},
@@ -93,9 +93,4 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 
 func version() string {
 	return "dev"
-}
-
-// notYet is the answer of a subcommand whose capability lands later.
-func notYet(what string) error {
-	return fmt.Errorf("%s is not available in this build yet; 'banyan up' runs everything that is", strings.TrimSpace(what))
 }

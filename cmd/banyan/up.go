@@ -22,9 +22,9 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/banyan-live/banyan/internal/httpx"
-	"github.com/banyan-live/banyan/media"
-	"github.com/banyan-live/banyan/peer/rtc"
 	"github.com/banyan-live/banyan/protocol"
+	"github.com/banyan-live/banyan/role/seederrole"
+	"github.com/banyan-live/banyan/role/trackerrole"
 	"github.com/banyan-live/banyan/seeder"
 	"github.com/banyan-live/banyan/seeder/rtmpingest"
 	"github.com/banyan-live/banyan/seeder/whip"
@@ -204,21 +204,16 @@ type system struct {
 	front   *frontDoor
 	metrics *http.Server // --metrics, nil without
 	metErr  chan error
-	seeder  *seeder.Seeder
-	rtmp    *rtmpingest.Server
-	tracker *tracker.Tracker
-
-	announcer    *seeder.Announcer
-	roots        *seeder.Roots
-	seederSecret []byte
-	turn         *turnserver.Server
-	whip         *whip.Server
-	turnSecret   []byte
+	// The roles (role/trackerrole, role/seederrole): `banyan tracker` and
+	// `banyan seeder` build the same ones, each in its own process.
+	tracker    *trackerrole.Role
+	seed       *seederrole.Role
+	turn       *turnserver.Server
+	turnSecret []byte
 
 	adminToken string // set only on the start that created it
 	demoKey    string
 	serveErr   chan error
-	rtmpErr    chan error
 }
 
 func startSystem(ctx context.Context, o upOptions, log *slog.Logger) (*system, error) {
@@ -234,7 +229,7 @@ func startSystem(ctx context.Context, o upOptions, log *slog.Logger) (*system, e
 		}
 		return nil, fmt.Errorf("cannot use data dir %s: %w", o.Data, err)
 	}
-	s := &system{opt: o, log: log, store: st, front: front, serveErr: make(chan error, 1), rtmpErr: make(chan error, 1)}
+	s := &system{opt: o, log: log, store: st, front: front, serveErr: make(chan error, 1)}
 	if err := s.start(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -256,9 +251,6 @@ func (s *system) start(ctx context.Context) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "banyan_streams", Help: "Streams with an active (not revoked) key.",
-	}, s.activeStreams))
 
 	if err := s.newSeeder(reg); err != nil {
 		return err
@@ -268,9 +260,6 @@ func (s *system) start(ctx context.Context) error {
 		return err
 	}
 	if err := s.startTURN(reg); err != nil {
-		return err
-	}
-	if err := s.startWHIP(reg); err != nil {
 		return err
 	}
 
@@ -289,7 +278,6 @@ func (s *system) start(ctx context.Context) error {
 		OnRefuse: func(reason string) { httpRefused.WithLabelValues(reason).Inc() },
 	})
 
-	origin := s.seeder.Origin().Handler()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -302,16 +290,10 @@ func (s *system) start(ctx context.Context) error {
 	if err := s.startMetrics(ctx, metrics); err != nil {
 		return err
 	}
-	mux.Handle("/api/", tracker.NewAdminAPI(tracker.AdminConfig{
-		Store: s.store, Logger: s.log, OnRevoke: s.seeder.Kick, IsLive: s.seeder.Live,
-	}))
-	mux.Handle("GET /api/ingest", s.tracker.IngestHandler())
-	mux.Handle("/whip/", s.whip.Handler())
-	mux.Handle("/chunks/", origin)
-	mux.Handle("/hls/", origin)
-	mux.Handle("/ws", s.tracker)
-	s.tracker.MountDashboard(mux, tracker.DashboardConfig{Store: s.store, Page: web.Handler(), Ingest: s.seeder.Info, Logger: s.log.With("component", "dashboard")})
-	mux.Handle("/", web.Handler())
+	// The roles' routes: the tracker's (/ws, /api/, /dashboard, the web
+	// pages at /) and the seeder's (/whip/, /chunks/, /hls/).
+	s.tracker.Mount(mux)
+	s.seed.Mount(mux)
 	if s.opt.PProf {
 		mux.Handle("/debug/pprof/", pprofHandler(s.store))
 	}
@@ -333,30 +315,24 @@ func (s *system) start(ctx context.Context) error {
 	}
 
 	// The seeder registers each live stream with the tracker over the same
-	// websocket protocol a standalone seeder would use.
-	// Each stream's root peer rides that session.
-	var api *webrtc.API
-	if s.opt.ICELoop {
-		api = rtc.LoopbackAPI()
+	// websocket protocol a standalone seeder uses (its id "local", the
+	// tracker's own secret); each stream's root peer rides that session.
+	// No origin URL: viewers fetch chunks from the tracker's host.
+	if err := s.seed.Listen(); err != nil {
+		return err
 	}
-	roots := seeder.NewRoots(api, s.log.With("component", "root"))
-	s.announcer = seeder.NewAnnouncer(seeder.AnnouncerConfig{
+	if err := s.front.startRTMPS(ctx, s.seed.RTMPConfig); err != nil {
+		return err
+	}
+	rtmpURL := s.front.rtmpURL(s.host(), s.seed.RTMPAddr())
+	if err := s.seed.Start(ctx, seederrole.Link{
 		TrackerURL: s.front.scheme("ws") + "://" + loopbackAddr(ln.Addr()) + "/ws",
 		HTTPClient: s.front.selfClient(),
-		Auth:       func(stream string) string { return tracker.SeederAuth(s.seederSecret, stream) },
-		PublicKey:  s.seeder.PublicKey(),
-		Logger:     s.log.With("component", "announce"),
-		OnMessage:  roots.OnMessage,
-	})
-	roots.SetSend(s.announcer.Send)
-	s.roots = roots
-	if err := s.startRTMP(ctx); err != nil {
+		ID:         "local", Secret: s.tracker.SeederSecret(), RTMPURL: rtmpURL,
+	}); err != nil {
 		return err
 	}
-	if err := s.front.startRTMPS(ctx, s.rtmpConfig); err != nil {
-		return err
-	}
-	s.tracker.AddIngest(tracker.IngestPoint{RTMPURL: s.front.rtmpURL(s.host(), s.rtmp.Addr())})
+	s.tracker.Tracker().AddIngest(tracker.IngestPoint{RTMPURL: rtmpURL})
 	return nil
 }
 
@@ -397,93 +373,27 @@ func loopbackAddr(a net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-func (s *system) activeStreams() float64 {
-	streams, err := s.store.Streams()
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, st := range streams {
-		if !st.Revoked {
-			n++
-		}
-	}
-	return float64(n)
-}
-
-// newSeeder makes the seeder; its events go to the announcer.
+// newSeeder makes the seeder role (role/seederrole) on the local store.
 func (s *system) newSeeder(reg prometheus.Registerer) error {
 	seed, err := s.store.Secret("seeder-ed25519-seed", ed25519.SeedSize)
 	if err != nil {
 		return err
 	}
-	s.seeder, err = seeder.New(seeder.Config{
-		SigningKey: ed25519.NewKeyFromSeed(seed), Logger: s.log.With("component", "seeder"), Registerer: reg,
-		MaxLive: s.opt.Limits.LiveStreams, KeyCheck: s.store.CheckKeyGen,
-		Events: func(e seeder.Event) {
-			if s.announcer != nil {
-				s.announcer.Event(e)
-			}
+	l := s.opt.Limits
+	s.seed, err = seederrole.New(seederrole.Config{
+		SigningKey: ed25519.NewKeyFromSeed(seed), Keys: s.store, RTMPAddr: s.opt.RTMP,
+		Limits: seederrole.Limits{
+			RTMPConns: l.RTMPConns, RTMPConnsPerIP: l.RTMPConnsPerIP, RTMPMaxMessage: l.RTMPMaxMessage,
+			RTMPHandshake: l.RTMPHandshake, RTMPIdle: l.RTMPIdle,
+			WHIPSessions: l.WHIPSessions, WHIPMaxBody: l.WHIPMaxBody, WHIPNoMedia: l.WHIPNoMedia,
+			LiveStreams: l.LiveStreams,
 		},
-		Root: func(stream string, e *seeder.Entry) {
-			if s.opt.OnSealed != nil {
-				s.opt.OnSealed(stream, e)
-			}
-			if s.roots != nil {
-				s.roots.Publish(stream, e)
-			}
-		},
+		ICELoopback:    s.opt.ICELoop,
+		WHIPICEServers: s.whipICEServers,
+		OnSealed:       s.opt.OnSealed,
+		Logger:         s.log, Registerer: reg,
 	})
 	return err
-}
-
-// startRTMP opens the RTMP listener feeding the seeder.
-func (s *system) startRTMP(ctx context.Context) error {
-	var err error
-	s.rtmp, err = rtmpingest.New(s.rtmpConfig(s.opt.RTMP))
-	if err != nil {
-		return err
-	}
-	if err := s.rtmp.Listen(); err != nil {
-		return fmt.Errorf("cannot listen on %s (--rtmp): %w", s.opt.RTMP, unwrapOpError(err))
-	}
-	go func() { s.rtmpErr <- s.rtmp.Serve(ctx) }()
-	return nil
-}
-
-// rtmpConfig is the ingest configuration of RTMP and RTMPS alike: the
-// same keys, checks and limits.
-func (s *system) rtmpConfig(addr string) rtmpingest.Config {
-	return rtmpingest.Config{
-		Addr:      addr,
-		Logger:    s.log.With("component", "rtmp"),
-		Authorize: s.authorizeRTMP,
-		MaxConns:  s.opt.Limits.RTMPConns, MaxConnsPerIP: s.opt.Limits.RTMPConnsPerIP,
-		MaxMessageSize:   uint32(max(s.opt.Limits.RTMPMaxMessage, 0)),
-		HandshakeTimeout: s.opt.Limits.RTMPHandshake, IdleTimeout: s.opt.Limits.RTMPIdle,
-		NewSink: func(ctx context.Context, p rtmpingest.Publish) (media.Sink, func(error), error) {
-			st, err := s.store.Stream(p.Stream)
-			if err != nil {
-				return nil, nil, err
-			}
-			// A take-over may have waited seconds since the key check:
-			// the seeder re-checks p.KeyGen (Config.KeyCheck).
-			pub, err := s.seeder.StartPublish(p.Stream, "rtmp", !st.Private, p.KeyGen, p.Stop)
-			if err != nil {
-				return nil, nil, err
-			}
-			return pub, pub.End, nil
-		},
-	}
-}
-
-func (s *system) authorizeRTMP(ctx context.Context, key string) (rtmpingest.Grant, error) {
-	st, err := s.store.Authorize(key)
-	if err != nil {
-		s.seeder.Refused("rtmp", "bad_key")
-		return rtmpingest.Grant{}, err
-	}
-	return rtmpingest.Grant{Stream: st.Name, KeyGen: st.KeyGen}, nil
 }
 
 // startTURN runs the bundled TURN relay. It relays to loopback only with
@@ -522,11 +432,20 @@ func (s *system) startTURN(reg prometheus.Registerer) error {
 // them, so they outlast a long broadcast.
 const whipCredentialTTL = 12 * time.Hour
 
+// whipICEServers hands a WHIP publisher the bundled TURN relay.
+func (s *system) whipICEServers() []webrtc.ICEServer {
+	var out []webrtc.ICEServer
+	for _, is := range s.iceServersTTL(protocol.PeerID(0), whipCredentialTTL) {
+		out = append(out, webrtc.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
+	}
+	return out
+}
+
 // turnPeerAlive keeps an expired viewer credential working while the
 // viewer is still joined (turnserver.Config.Alive).
 func (s *system) turnPeerAlive(peer string) bool {
 	id, err := strconv.ParseUint(peer, 10, 64)
-	return err == nil && s.tracker.Alive(protocol.PeerID(id))
+	return err == nil && s.tracker.Tracker().Alive(protocol.PeerID(id))
 }
 
 // iceServers hands a viewer the bundled TURN relay with credentials that
@@ -557,79 +476,20 @@ func portOf(a net.Addr) string {
 	return port
 }
 
-// startWHIP makes the WHIP endpoint (browser and OBS 30+ publishers).
-func (s *system) startWHIP(reg prometheus.Registerer) (err error) {
-	s.whip, err = whip.New(whip.Config{
-		Authorize: func(ctx context.Context, key string) (whip.Grant, error) {
-			st, err := s.store.Authorize(key)
-			if err != nil && !errors.Is(err, store.ErrBadKey) {
-				return whip.Grant{}, fmt.Errorf("%w: %v", whip.ErrUnavailable, err)
-			}
-			return whip.Grant{Stream: st.Name, Public: !st.Private, KeyGen: st.KeyGen}, err
+// startTracker makes the tracker role (role/trackerrole) on the local
+// store, with the in-process seeder as its Local.
+func (s *system) startTracker(reg prometheus.Registerer) (err error) {
+	l := s.opt.Limits
+	s.tracker, err = trackerrole.New(trackerrole.Config{
+		Store: s.store, Stripes: s.opt.Stripes, RootCapacity: s.opt.RootCap,
+		Limits: trackerrole.Limits{
+			WSConnsPerIP: l.WSConnsPerIP, WSMsgRate: l.WSMsgRate, WSMsgBurst: l.WSMsgBurst,
+			WSJoinTimeout: l.WSJoinTimeout, PeersPerStream: l.PeersPerStream,
 		},
-		Publisher: whip.PublisherFunc(func(g whip.Grant, stop func()) (whip.Session, error) {
-			p, err := s.seeder.StartPublish(g.Stream, "whip", g.Public, g.KeyGen, stop)
-			if errors.Is(err, seeder.ErrKeyRevoked) {
-				return nil, fmt.Errorf("%w: %w", whip.ErrKeyRevoked, err)
-			}
-			if err != nil {
-				return nil, err // never a typed-nil *seeder.Publish inside the interface
-			}
-			return p, nil
-		}),
-		OnRefused:   func(reason string) { s.seeder.Refused("whip", reason) },
-		MaxSessions: s.opt.Limits.WHIPSessions, MaxBody: int64(s.opt.Limits.WHIPMaxBody),
-		NoMediaTimeout: s.opt.Limits.WHIPNoMedia,
-		ICEServers: func(stream string) []webrtc.ICEServer {
-			var out []webrtc.ICEServer
-			for _, is := range s.iceServersTTL(protocol.PeerID(0), whipCredentialTTL) {
-				out = append(out, webrtc.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
-			}
-			return out
-		},
-		Configure: func(se *webrtc.SettingEngine) {
-			if s.opt.ICELoop {
-				rtc.LoopbackSettings(se)
-			}
-		},
-		Logger: s.log.With("component", "whip"), Registerer: reg,
+		ICEServers: s.iceServers, ICERefresh: l.TURNCredTTL / 2,
+		Local: s.seed.Seeder(), Page: web.Handler(),
+		Logger: s.log, Registerer: reg,
 	})
-	return err
-}
-
-func (s *system) startTracker(reg prometheus.Registerer) error {
-	var err error
-	s.seederSecret, err = s.store.Secret("seeder-auth", 32)
-	if err != nil {
-		return err
-	}
-	viewerSecret, err := s.store.Secret("viewer-token", 32)
-	if err != nil {
-		return err
-	}
-	// Peer ids name TURN users: each start takes the next 2^32 ids, so a
-	// credential minted before a restart never names a new peer (and ids
-	// stay below 2^53, exact in the browser's JSON numbers).
-	starts, err := s.store.NextStart()
-	if err != nil {
-		return err
-	}
-	s.tracker, err = tracker.New(tracker.Config{
-		Stripes:       s.opt.Stripes,
-		RootCapacity:  s.opt.RootCap,
-		ICEServers:    s.iceServers,
-		ICERefresh:    s.opt.Limits.TURNCredTTL / 2,
-		FirstPeerID:   starts << 32,
-		SeederSecret:  s.seederSecret,
-		Access:        tracker.StoreAccess{Store: s.store, TokenSecret: viewerSecret},
-		MaxConnsPerIP: s.opt.Limits.WSConnsPerIP, MsgRate: s.opt.Limits.WSMsgRate, MsgBurst: s.opt.Limits.WSMsgBurst,
-		JoinTimeout: s.opt.Limits.WSJoinTimeout, MaxPeersPerStream: s.opt.Limits.PeersPerStream,
-		Logger:     s.log.With("component", "tracker"),
-		Registerer: reg,
-	})
-	if err == nil {
-		reg.MustRegister(s.tracker.Collector())
-	}
 	return err
 }
 
@@ -670,23 +530,17 @@ func (s *system) ensureDemoStream() (string, error) {
 // Close stops every listener and closes the store.
 func (s *system) Close() error {
 	var errs []error
-	if s.announcer != nil {
-		s.announcer.Close()
-	}
-	if s.roots != nil {
-		s.roots.Close()
+	if s.seed != nil {
+		// Tracker sessions and root peers end, and blocked origin
+		// requests, so the HTTP Shutdown does not wait for them.
+		s.seed.CloseLinks()
 	}
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		// Blocked origin requests and websockets end first, so Shutdown
-		// does not wait for them.
-		s.seeder.Origin().Close()
+		// Websockets end first, so Shutdown does not wait for them.
 		s.tracker.Close()
 		if err := s.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-		}
-		if s.whip != nil {
-			s.whip.Close()
 		}
 		cancel()
 		if err := <-s.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -706,16 +560,11 @@ func (s *system) Close() error {
 			errs = append(errs, fmt.Errorf("metrics serve: %w", err))
 		}
 	}
-	if s.rtmp != nil {
-		s.rtmp.Close()
-		if s.rtmp.Addr() != nil {
-			if err := <-s.rtmpErr; err != nil {
-				errs = append(errs, fmt.Errorf("rtmp serve: %w", err))
-			}
+	if s.seed != nil {
+		// WHIP, RTMP and every publish.
+		if err := s.seed.Close(); err != nil {
+			errs = append(errs, err)
 		}
-	}
-	if s.seeder != nil {
-		s.seeder.Close()
 	}
 	if s.turn != nil {
 		if err := s.turn.Close(); err != nil {
@@ -750,7 +599,7 @@ func hostPort(host, addr string) string {
 
 func (s *system) printBanner(w io.Writer) {
 	web := s.front.scheme("http") + "://" + hostPort(s.host(), s.ln.Addr().String())
-	rtmp := s.front.rtmpURL(s.host(), s.rtmp.Addr())
+	rtmp := s.front.rtmpURL(s.host(), s.seed.RTMPAddr())
 	fmt.Fprintf(w, "\nBanyan is up.\n\n")
 	if s.adminToken != "" {
 		fmt.Fprintf(w, "  Admin token (shown once; also kept in %s):\n    %s\n\n", s.store.AdminTokenPath(), s.adminToken)
@@ -758,7 +607,7 @@ func (s *system) printBanner(w io.Writer) {
 	if s.demoKey != "" {
 		fmt.Fprintf(w, "  Broadcast from OBS (Settings > Stream > Service: Custom):\n")
 		fmt.Fprintf(w, "    Server      %s\n    Stream Key  %s\n", rtmp, s.demoKey)
-		s.front.printPlainRTMP(w, s.host(), s.rtmp.Addr())
+		s.front.printPlainRTMP(w, s.host(), s.seed.RTMPAddr())
 		fmt.Fprintf(w, "  or from a terminal:\n    ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine -c:v libx264 -pix_fmt yuv420p -g 60 -c:a aac -f flv %s/%s\n\n", rtmp, s.demoKey)
 		fmt.Fprintf(w, "  Watch:       %s/watch/%s\n", web, s.opt.DemoStream)
 		fmt.Fprintf(w, "  LL-HLS:      %s/hls/%s/index.m3u8  (VLC, ffplay, Safari)\n", web, s.opt.DemoStream)

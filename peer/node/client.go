@@ -49,12 +49,25 @@ func Run(ctx context.Context, cfg ClientConfig) error {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	backoff := 500 * time.Millisecond
+	url, hops := cfg.TrackerURL, 0
 	for {
 		start := time.Now()
-		err := session(ctx, cfg)
+		err := session(ctx, cfg, url)
 		if ctx.Err() != nil {
 			return nil
 		}
+		// A tracker that does not own the stream names the one that does:
+		// go there at once (a few hops at most, so two trackers that
+		// disagree cannot bounce the peer for ever).
+		var mv movedError
+		if errors.As(err, &mv) && hops < maxMoves {
+			cfg.Logger.Info("stream is on another tracker", "url", mv.url)
+			url, hops = mv.url, hops+1
+			continue
+		}
+		// Anything else: start over at the configured tracker, which
+		// knows the owner of the moment.
+		url, hops = cfg.TrackerURL, 0
 		if errors.Is(err, ErrRefused) || !cfg.Reconnect {
 			return err
 		}
@@ -74,11 +87,19 @@ func Run(ctx context.Context, cfg ClientConfig) error {
 	}
 }
 
-func session(ctx context.Context, cfg ClientConfig) error {
+// maxMoves bounds the protocol.Moved answers followed in a row.
+const maxMoves = 3
+
+// movedError ends a session the tracker answered with protocol.Moved.
+type movedError struct{ url string }
+
+func (e movedError) Error() string { return "stream moved to " + e.url }
+
+func session(ctx context.Context, cfg ClientConfig, url string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, _, err := websocket.Dial(dctx, cfg.TrackerURL, &websocket.DialOptions{HTTPClient: cfg.HTTPClient})
+	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{HTTPClient: cfg.HTTPClient})
 	dcancel()
 	if err != nil {
 		return err
@@ -146,6 +167,9 @@ func session(ctx context.Context, cfg ClientConfig) error {
 		case m, ok := <-in:
 			if !ok {
 				return <-readErr
+			}
+			if mv, ok := m.(protocol.Moved); ok {
+				return movedError{mv.URL}
 			}
 			if e, isErr := m.(protocol.Error); isErr && (!welcomed || e.Code == protocol.CodeEvicted) {
 				// Refused at the door, or thrown out: coming back would not help.

@@ -1,0 +1,382 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/banyan-live/banyan/store"
+)
+
+// MemberConfig configures a seeder's membership.
+type MemberConfig struct {
+	Client *clientv3.Client
+	// Prefix is the store's key prefix ("/banyan/").
+	Prefix string
+	// TTL is the lease: a seeder silent this long disappears (default
+	// 10 s, at least 2 s).
+	TTL time.Duration
+	// Record returns the seeder's current record; it is written at once
+	// and every TTL/3.
+	Record func() SeederRecord
+	// Lost is called when the cluster takes a live stream from this
+	// seeder: another seeder claimed it, or its key was revoked or
+	// rotated. The seeder ends that publish. Must not block.
+	Lost   func(stream, why string)
+	Logger *slog.Logger
+}
+
+// Member keeps a seeder's lease, record and claims in etcd. Make it with
+// StartMember; Close it (its lease is revoked, so it leaves at once).
+type Member struct {
+	cfg MemberConfig
+	id  string
+	log *slog.Logger
+
+	mu      sync.Mutex
+	lease   clientv3.LeaseID
+	claimed map[string]uint64 // stream → key generation of its publish
+	pending []claimOp         // Carry and Drop, for keep to write
+
+	wake   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// StartMember registers the seeder and keeps it registered until Close.
+func StartMember(cfg MemberConfig) (*Member, error) {
+	if cfg.TTL == 0 {
+		cfg.TTL = 10 * time.Second
+	}
+	if cfg.TTL < 2*time.Second {
+		return nil, fmt.Errorf("cluster: lease TTL %v below 2 s", cfg.TTL)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Lost == nil {
+		cfg.Lost = func(string, string) {}
+	}
+	rec := cfg.Record()
+	if err := rec.validate(); err != nil {
+		return nil, fmt.Errorf("cluster: seeder record: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Member{cfg: cfg, id: rec.ID, log: cfg.Logger, claimed: map[string]uint64{}, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	if err := m.register(); err != nil {
+		cancel()
+		return nil, err
+	}
+	m.wg.Add(2)
+	go func() { defer m.wg.Done(); m.keep() }()
+	go func() { defer m.wg.Done(); m.watch() }()
+	return m, nil
+}
+
+func (m *Member) opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(m.ctx, 5*time.Second)
+}
+
+// register takes a new lease and writes the record and every claim
+// under it.
+func (m *Member) register() error {
+	ctx, cancel := m.opCtx()
+	defer cancel()
+	g, err := m.cfg.Client.Grant(ctx, int64((m.cfg.TTL+time.Second-1)/time.Second))
+	if err != nil {
+		return fmt.Errorf("cluster: grant lease: %w", err)
+	}
+	m.mu.Lock()
+	m.lease = g.ID
+	streams := make([]string, 0, len(m.claimed))
+	for s := range m.claimed {
+		streams = append(streams, s)
+	}
+	m.mu.Unlock()
+	if err := m.putRecord(ctx, g.ID); err != nil {
+		return err
+	}
+	for _, s := range streams {
+		if err := m.putClaim(ctx, g.ID, s); err != nil {
+			return err
+		}
+	}
+	m.log.Info("registered in the cluster", "seeder", m.id, "lease", fmt.Sprintf("%x", g.ID), "ttl", m.cfg.TTL)
+	return nil
+}
+
+func (m *Member) putRecord(ctx context.Context, lease clientv3.LeaseID) error {
+	rec := m.cfg.Record()
+	rec.UpdatedAt = time.Now().UTC()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := m.cfg.Client.Put(ctx, seedersPrefix(m.cfg.Prefix)+m.id, string(b), clientv3.WithLease(lease)); err != nil {
+		return fmt.Errorf("cluster: write seeder record: %w", err)
+	}
+	return nil
+}
+
+func (m *Member) putClaim(ctx context.Context, lease clientv3.LeaseID, stream string) error {
+	if _, err := m.cfg.Client.Put(ctx, claimsPrefix(m.cfg.Prefix)+stream, m.id, clientv3.WithLease(lease)); err != nil {
+		return fmt.Errorf("cluster: claim %s: %w", stream, err)
+	}
+	return nil
+}
+
+// claimOp is a Carry (carry true), a Drop or (epoch set) an Epoch
+// waiting to be written.
+type claimOp struct {
+	stream string
+	keyGen uint64
+	carry  bool
+	epoch  uint32
+}
+
+// Epoch records that stream started epoch here, soon: the next seeder to
+// publish the stream starts above it (EpochFloor).
+func (m *Member) Epoch(stream string, epoch uint32) { m.enqueue(claimOp{stream: stream, epoch: epoch}) }
+
+// EpochFloor is the last epoch any seeder recorded for stream (0 when
+// none, or when etcd does not answer within a second: the clock then
+// decides, as on one machine).
+func (m *Member) EpochFloor(stream string) uint32 {
+	ctx, cancel := context.WithTimeout(m.ctx, time.Second)
+	defer cancel()
+	resp, err := m.cfg.Client.Get(ctx, epochsPrefix(m.cfg.Prefix)+stream)
+	if err != nil || len(resp.Kvs) == 0 {
+		return 0
+	}
+	n, err := strconv.ParseUint(string(resp.Kvs[0].Value), 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
+}
+
+// putEpoch raises the stream's recorded epoch to epoch (never lowers it).
+func (m *Member) putEpoch(stream string, epoch uint32) error {
+	ctx, cancel := m.opCtx()
+	defer cancel()
+	key := epochsPrefix(m.cfg.Prefix) + stream
+	for range 5 { // a conflicting writer: read again, a few times
+		resp, err := m.cfg.Client.Get(ctx, key)
+		if err != nil {
+			return fmt.Errorf("cluster: read epoch of %s: %w", stream, err)
+		}
+		cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+		if len(resp.Kvs) > 0 {
+			if cur, err := strconv.ParseUint(string(resp.Kvs[0].Value), 10, 32); err == nil && uint32(cur) >= epoch {
+				return nil
+			}
+			cmp = clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)
+		}
+		t, err := m.cfg.Client.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, strconv.FormatUint(uint64(epoch), 10))).Commit()
+		if err != nil {
+			return fmt.Errorf("cluster: record epoch of %s: %w", stream, err)
+		}
+		if t.Succeeded {
+			return nil
+		}
+	}
+	return fmt.Errorf("cluster: record epoch of %s: too many conflicts", stream)
+}
+
+// Carry is Claim for callers that must not block (a seeder's event
+// callback): the claim is written soon, by the member's own goroutine.
+func (m *Member) Carry(stream string, keyGen uint64) {
+	m.enqueue(claimOp{stream: stream, keyGen: keyGen, carry: true})
+}
+
+// Drop is Release, written soon.
+func (m *Member) Drop(stream string) { m.enqueue(claimOp{stream: stream}) }
+
+func (m *Member) enqueue(op claimOp) {
+	m.mu.Lock()
+	m.pending = append(m.pending, op)
+	m.mu.Unlock()
+	m.Update()
+}
+
+// flush writes the queued claims and releases, in order.
+func (m *Member) flush() {
+	m.mu.Lock()
+	ops := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	for _, op := range ops {
+		var err error
+		if op.epoch != 0 {
+			err = m.putEpoch(op.stream, op.epoch)
+		} else if op.carry {
+			err = m.Claim(op.stream, op.keyGen)
+		} else {
+			err = m.Release(op.stream)
+		}
+		if err != nil {
+			m.log.Warn("cluster claim", "stream", op.stream, "carry", op.carry, "err", err)
+		}
+	}
+}
+
+// keep refreshes the lease and the record every TTL/3 (and at once
+// after a change); a lost lease is replaced by a new one.
+func (m *Member) keep() {
+	t := time.NewTicker(m.cfg.TTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+		case <-m.wake:
+		}
+		m.flush()
+		m.mu.Lock()
+		lease := m.lease
+		m.mu.Unlock()
+		ctx, cancel := m.opCtx()
+		_, err := m.cfg.Client.KeepAliveOnce(ctx, lease)
+		if err == nil {
+			err = m.putRecord(ctx, lease)
+		} else if m.ctx.Err() == nil {
+			m.log.Warn("cluster lease lost, registering again", "err", err)
+			err = m.register()
+		}
+		cancel()
+		if err != nil && m.ctx.Err() == nil {
+			m.log.Warn("cluster registration", "err", err)
+		}
+	}
+}
+
+// Update rewrites the record soon (the load changed).
+func (m *Member) Update() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Claim records that this seeder carries stream, published under key
+// generation keyGen. Another seeder's claim is overwritten: a publish
+// with a valid key takes the stream over, and the old seeder, watching,
+// ends its publish.
+func (m *Member) Claim(stream string, keyGen uint64) error {
+	m.mu.Lock()
+	m.claimed[stream] = keyGen
+	lease := m.lease
+	m.mu.Unlock()
+	ctx, cancel := m.opCtx()
+	defer cancel()
+	err := m.putClaim(ctx, lease, stream)
+	m.Update()
+	return err
+}
+
+// Release drops this seeder's claim on stream (the publish ended), unless
+// another seeder holds it by now.
+func (m *Member) Release(stream string) error {
+	m.mu.Lock()
+	delete(m.claimed, stream)
+	m.mu.Unlock()
+	ctx, cancel := m.opCtx()
+	defer cancel()
+	key := claimsPrefix(m.cfg.Prefix) + stream
+	_, err := m.cfg.Client.Txn(ctx).If(clientv3.Compare(clientv3.Value(key), "=", m.id)).Then(clientv3.OpDelete(key)).Commit()
+	m.Update()
+	if err != nil {
+		return fmt.Errorf("cluster: release %s: %w", stream, err)
+	}
+	return nil
+}
+
+// watch ends publishes the cluster takes away: a claim by another seeder,
+// a key revoked or rotated.
+func (m *Member) watch() {
+	for m.ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(m.ctx))
+		claims := m.cfg.Client.Watch(wctx, claimsPrefix(m.cfg.Prefix), clientv3.WithPrefix())
+		streams := m.cfg.Client.Watch(wctx, streamsPrefix(m.cfg.Prefix), clientv3.WithPrefix())
+		m.watchLoop(claims, streams)
+		cancel()
+		select {
+		case <-m.ctx.Done():
+		case <-time.After(time.Second): // etcd away: try again, bounded by Close
+		}
+	}
+}
+
+func (m *Member) watchLoop(claims, streams clientv3.WatchChan) {
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case wr, ok := <-claims:
+			if !ok || wr.Err() != nil {
+				return
+			}
+			for _, ev := range wr.Events {
+				if ev.Type != clientv3.EventTypePut || string(ev.Kv.Value) == m.id {
+					continue
+				}
+				if m.drop(last(string(ev.Kv.Key))) {
+					m.cfg.Lost(last(string(ev.Kv.Key)), "taken over by seeder "+string(ev.Kv.Value))
+				}
+			}
+		case wr, ok := <-streams:
+			if !ok || wr.Err() != nil {
+				return
+			}
+			for _, ev := range wr.Events {
+				name := last(string(ev.Kv.Key))
+				m.mu.Lock()
+				gen, carried := m.claimed[name]
+				m.mu.Unlock()
+				if !carried {
+					continue
+				}
+				var st store.Stream
+				if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &st) == nil && !st.Revoked && st.KeyGen == gen {
+					continue // a key's last use, say
+				}
+				if m.drop(name) {
+					m.cfg.Lost(name, "key revoked or rotated")
+				}
+			}
+		}
+	}
+}
+
+// drop forgets a claim; it reports whether there was one.
+func (m *Member) drop(stream string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.claimed[stream]
+	delete(m.claimed, stream)
+	return ok
+}
+
+// Close stops the membership and revokes the lease: the record and the
+// claims go at once.
+func (m *Member) Close() error {
+	m.cancel()
+	m.wg.Wait()
+	m.mu.Lock()
+	lease := m.lease
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := m.cfg.Client.Revoke(ctx, lease); err != nil {
+		return fmt.Errorf("cluster: revoke lease: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package tracker
+
+import (
+	"crypto/subtle"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// nonceCache remembers the nonces of accepted seeder hellos for twice
+// protocol.SeederAuthSkew, so a captured hello cannot be replayed while
+// its time would still pass. Only hellos with a valid MAC reach it, so
+// its size is bounded by what real seeders send.
+type nonceCache struct {
+	mu   sync.Mutex
+	seen map[string]time.Time // nonce → when it may be forgotten
+}
+
+// checkSeederHello verifies a seeder's identity and freshness: the MAC
+// under the seeder secret, the time within protocol.SeederAuthSkew of
+// now, and a nonce not seen before.
+func (t *Tracker) checkSeederHello(m protocol.SeederHello) error {
+	if len(t.cfg.SeederSecret) == 0 {
+		return errors.New("no seeder secret configured")
+	}
+	want := protocol.SeederMAC(t.cfg.SeederSecret, m.SeederID, m.Stream, m.Time, m.Nonce)
+	if subtle.ConstantTimeCompare([]byte(want), []byte(m.Auth)) != 1 {
+		return errors.New("bad MAC")
+	}
+	now := t.cfg.Now()
+	at := time.UnixMilli(m.Time)
+	if d := now.Sub(at); d > protocol.SeederAuthSkew || d < -protocol.SeederAuthSkew {
+		return errors.New("hello time too far from the tracker's clock (check NTP)")
+	}
+	c := &t.nonces
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = make(map[string]time.Time)
+	}
+	for n, exp := range c.seen {
+		if now.After(exp) {
+			delete(c.seen, n)
+		}
+	}
+	if _, dup := c.seen[m.Nonce]; dup {
+		return errors.New("replayed hello")
+	}
+	c.seen[m.Nonce] = now.Add(2 * protocol.SeederAuthSkew)
+	return nil
+}
