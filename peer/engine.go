@@ -94,6 +94,7 @@ type Engine struct {
 	sweepAt   time.Time
 	ctr       Counters
 	st        statsState
+	src       sourceState // bytes by sender kind (sources.go)
 }
 
 // New returns an engine for cfg. It starts nothing; the owner drives it with
@@ -606,6 +607,7 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 }
 
 func (e *Engine) countIn(n *nbr, b int) {
+	e.src.count(n, b)
 	if n == nil {
 		e.st.bytesOrigin += uint64(b)
 		return

@@ -254,23 +254,17 @@ type StreamOverview struct {
 	// started. Nil when viewers received nothing.
 	Offload      *float64 `json:"offload"`
 	OffloadTotal *float64 `json:"offload_total"`
-	// Bytes viewers received by path, and what the seeder sent (root peer
-	// and origin fallback), since the tracker started.
-	Bytes       PathBytes `json:"bytes"`
-	SeederBytes uint64    `json:"seeder_bytes"`
-	EgressBps   float64   `json:"egress_bps"`
-	Stalls      uint64    `json:"stalls"`
+	// Bytes viewers received by sender (protocol.Sources), and what the
+	// seeder sent (root peer and origin fallback), since the tracker
+	// started.
+	Bytes       protocol.Sources `json:"bytes"`
+	SeederBytes uint64           `json:"seeder_bytes"`
+	EgressBps   float64          `json:"egress_bps"`
+	Stalls      uint64           `json:"stalls"`
 	// StallsPerViewerHour is stalls over the viewer-hours watched since
 	// the tracker started; nil before a viewer-minute.
 	StallsPerViewerHour *float64     `json:"stalls_per_viewer_hour"`
 	Health              HealthCounts `json:"health"`
-}
-
-// PathBytes is bytes by delivery path.
-type PathBytes struct {
-	P2P    uint64 `json:"p2p"`
-	TURN   uint64 `json:"turn"`
-	Origin uint64 `json:"origin"`
 }
 
 // overviewLocked summarises a stream. Callers hold st.mu.
@@ -279,7 +273,7 @@ func (st *streamState) overviewLocked(in IngestStat) StreamOverview {
 	o := StreamOverview{
 		Name: st.name, Live: st.live || in.Live, Seeder: st.seeder != nil, Ingest: in,
 		Viewers: st.forest.Len(), Stripes: st.forest.Stripes(), OffloadTotal: d.total.offload(),
-		Bytes:       PathBytes{P2P: d.total.P2P, TURN: d.total.TURN, Origin: d.total.Origin},
+		Bytes:       d.total.Src,
 		SeederBytes: d.total.fromSeeder(), Stalls: d.total.Stalls,
 	}
 	for s := 0; s < o.Stripes; s++ {

@@ -191,15 +191,16 @@ func (v *viewer) source() (sourceState, string) {
 	return sourceFailing, "waiting for chunks"
 }
 
-// meshStats is what the page's stats panel shows of the mesh; paths has
-// each peer parent's path ("direct", "turn", "unknown" where the browser
-// does not tell, "connecting").
-func (v *viewer) meshStats() (p2p, turn, origin uint64, parents, children int, paths []string) {
+// meshStats is what the page's stats panel shows of the mesh: bytes by
+// sender (protocol.Sources, the definition the dashboard and /metrics
+// use); paths has each peer parent's path ("direct", "turn", "unknown"
+// where the browser does not tell, "connecting").
+func (v *viewer) meshStats() (src protocol.Sources, parents, children int, paths []string) {
 	v.mu.Lock()
 	n := v.node
 	v.mu.Unlock()
 	if n == nil {
-		return 0, 0, v.origin.bytes.Load(), 0, 0, nil
+		return protocol.Sources{Origin: v.origin.bytes.Load()}, 0, 0, nil
 	}
 	st := n.LastStats()
 	for _, p := range st.Parents {
@@ -208,7 +209,7 @@ func (v *viewer) meshStats() (p2p, turn, origin uint64, parents, children int, p
 			paths = append(paths, p.Path)
 		}
 	}
-	return st.BytesP2P, st.BytesTURN, st.BytesOrigin, parents, st.Children, paths
+	return protocol.SourcesOf(st), parents, st.Children, paths
 }
 
 func truncate(s string, n int) string {

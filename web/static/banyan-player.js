@@ -184,9 +184,11 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
   <button class="play" part="play" type="button" hidden>&#9654; Play</button>
 </div>
 <details part="stats"><summary>Stats</summary><dl>
-  <dt>From peers</dt><dd data-k="p2p">–</dd>
-  <dt>Via TURN</dt><dd data-k="turn">–</dd>
-  <dt>From origin</dt><dd data-k="origin">–</dd>
+  <dt title="Other viewers, over WebRTC">From viewers</dt><dd data-k="viewers">–</dd>
+  <dt title="The operator's relay edges, over WebRTC">From edges</dt><dd data-k="edges">–</dd>
+  <dt title="The seeder's own peer, over WebRTC">From seeder</dt><dd data-k="seeder">–</dd>
+  <dt title="The seeder's HTTP origin">From origin (HTTP)</dt><dd data-k="origin">–</dd>
+  <dt title="Part of the WebRTC bytes relayed through a TURN server">Via TURN</dt><dd data-k="turn">–</dd>
   <dt>Parents</dt><dd data-k="parents">–</dd>
   <dt>Children</dt><dd data-k="children">–</dd>
   <dt>Behind live</dt><dd data-k="behind">–</dd>
@@ -396,11 +398,16 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       s.lastCrash = this._lastCrash;
       s.joinMs = this._firstFrame ? Math.round(this._firstFrame.sinceStart) : null;
       this._stats = s;
-      const total = s.bytesP2P + s.bytesTURN + s.bytesOrigin;
+      // The one definition of byte sources (protocol.Sources): viewers,
+      // edges, seeder (its peer over WebRTC) and origin add up to all
+      // received; TURN is the relayed part of the WebRTC bytes.
+      const total = s.bytesViewers + s.bytesEdges + s.bytesSeeder + s.bytesOrigin;
       const share = (n) => total > 0 ? `${Math.round(100 * n / total)} % (${bytes(n)})` : "–";
-      this._dd.p2p.textContent = share(s.bytesP2P);
-      this._dd.turn.textContent = share(s.bytesTURN);
+      this._dd.viewers.textContent = share(s.bytesViewers);
+      this._dd.edges.textContent = share(s.bytesEdges);
+      this._dd.seeder.textContent = share(s.bytesSeeder);
       this._dd.origin.textContent = share(s.bytesOrigin);
+      this._dd.turn.textContent = share(s.bytesTURN);
       this._dd.parents.textContent = String(s.parents) + (s.paths ? ` (${s.paths.split(",").join(", ")})` : "");
       this._dd.children.textContent = String(s.children);
       this._dd.behind.textContent = seconds(s.behindMs) + (s.rate > 1 ? ` (catching up ×${s.rate.toFixed(2)})` : "");

@@ -56,6 +56,14 @@
     while (bps >= 1000 && i < u.length - 1) { bps /= 1000; i++; }
     return bps.toFixed(bps < 10 && i ? 2 : 0) + " " + u[i];
   };
+  // Bytes by sender from a stats report: the one definition (protocol.Sources)
+  // the viewer's panel and /metrics use. bytes_p2p and bytes_turn hold every
+  // WebRTC byte; bytes_seeder and bytes_edge are parts of them.
+  const sourcesText = (st) => {
+    const webrtc = (st.bytes_p2p || 0) + (st.bytes_turn || 0);
+    const seeder = st.bytes_seeder || 0, edges = st.bytes_edge || 0;
+    return [webrtc - seeder - edges, edges, seeder, st.bytes_origin || 0].map(fmtBytes).join(" / ");
+  };
   const pct = (v) => (v == null ? "—" : (100 * v).toFixed(1) + " %");
   const hms = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
   const ref = (id) => (id === 0 ? "seeder" : id === -1 ? "origin" : id === -2 ? "—" : "peer " + id);
@@ -143,9 +151,11 @@
         el("td", { class: "num" }, s.ingest && s.ingest.fps ? s.ingest.fps.toFixed(1) : "—"),
         el("td", { class: "num viewers" }, s.viewers),
         el("td", { class: "num" }, pct(s.offload)),
-        el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.p2p)),
-        el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.turn)),
+        el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.viewers)),
+        el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.edges)),
+        el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.seeder)),
         el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.origin)),
+        el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.turn)),
         el("td", { class: "num" }, s.stalls_per_viewer_hour == null ? "—" : s.stalls_per_viewer_hour.toFixed(2)),
         el("td", { class: "num" }, fmtBits(8 * (s.egress_bps || 0))));
       if (s.name === selected) tr.classList.add("selected");
@@ -386,7 +396,7 @@
         ["capacity", p.capacity + " slots"], ["children", String(p.children)],
         ["buffer", (st.buffer_ms || 0) + " ms"], ["behind live", (st.behind_live_ms || 0) + " ms"],
         ["receiving", (p.kbps || 0) + " kb/s"], ["upload", (st.upload_kbps || 0) + " kb/s"],
-        ["bytes p2p / TURN / origin", `${fmtBytes(st.bytes_p2p)} / ${fmtBytes(st.bytes_turn)} / ${fmtBytes(st.bytes_origin)}`],
+        ...(p.seeder ? [] : [["received from viewers / edges / seeder / origin", sourcesText(st)], ["of which via TURN", fmtBytes(st.bytes_turn)]]),
         ["bytes up", fmtBytes(st.bytes_up)], ["stalls", `${st.stalls || 0} (${st.stalled_ms || 0} ms)`],
         ["hop latency", (st.hop_latency_ms || 0) + " ms"],
         ["joined", p.joined ? hms(p.joined) : "—"], ["last report", p.last_seen ? hms(p.last_seen) : "—"],

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// TestByteSourcesAgree runs one stream with a relay edge under the seeder
+// and a viewer under the edge (one stripe, root capacity 1), and checks
+// that `banyan peer --json`, /metrics and the dashboard's API use the one
+// definition of byte sources (issue 21): what the seeder's root peer sends
+// over WebRTC is seeder bytes, what the edge sends is edge bytes, and
+// nobody counts either as viewer (P2P) bytes.
+func TestByteSourcesAgree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping a live stream in -short mode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	up := liveDemo(t, ctx, 40, "--root-capacity", "1", "--stripes", "1")
+	tok := up.adminToken(t)
+
+	edge := startPeer(t, up.base, "--relay", "--capacity-mbps", "20", "--duration", "14s")
+	time.Sleep(2 * time.Second)
+	viewer := startPeer(t, up.base, "--duration", "10s")
+
+	// While both watch: /metrics and the dashboard see seeder and edge
+	// bytes, and no viewer bytes (no viewer sends to another).
+	var mt []byte
+	defer func() {
+		if t.Failed() {
+			t.Logf("last /metrics:\n%s", grepLines(mt, "banyan_swarm"))
+			t.Logf("edge stderr:\n%s", edge.errb.String())
+			t.Logf("up stderr:\n%s", up.stderr.String())
+		}
+	}()
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		mt = metrics(t, up.base, tok)
+		if metricIn(mt, `banyan_swarm_received_source_bytes{source="seeder",stream="demo"}`) > 0 &&
+			metricIn(mt, `banyan_swarm_received_source_bytes{source="edges",stream="demo"}`) > 0 {
+			break
+		}
+	}
+	if v := metricIn(mt, `banyan_swarm_received_source_bytes{source="viewers",stream="demo"}`); v != 0 {
+		t.Errorf("/metrics: %v bytes from viewers, want 0 (only the seeder and an edge send)", v)
+	}
+	edgesM := metricIn(mt, `banyan_swarm_received_source_bytes{source="edges",stream="demo"}`)
+	seederM := metricIn(mt, `banyan_swarm_received_source_bytes{source="seeder",stream="demo"}`)
+	originM := metricIn(mt, `banyan_swarm_received_source_bytes{source="origin",stream="demo"}`)
+	if off, want := metricIn(mt, `banyan_swarm_offload_ratio{stream="demo"}`), edgesM/(edgesM+seederM+originM); off < want-0.01 || off > want+0.01 {
+		t.Errorf("/metrics offload %.3f, want edges/total %.3f", off, want)
+	}
+	code, body := adminDo(t, "GET", up.base+"/dashboard/api/streams", tok, "")
+	if code != http.StatusOK {
+		t.Fatalf("dashboard streams: %d %s", code, body)
+	}
+	var ov struct {
+		Streams []struct {
+			Name  string           `json:"name"`
+			Bytes protocol.Sources `json:"bytes"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal(body, &ov); err != nil {
+		t.Fatalf("dashboard streams: %v: %s", err, body)
+	}
+	for _, s := range ov.Streams {
+		if s.Name == "demo" && (s.Bytes.Viewers != 0 || s.Bytes.Seeder == 0 || s.Bytes.Edges == 0) {
+			t.Errorf("dashboard bytes %+v, want seeder and edges, no viewers", s.Bytes)
+		}
+	}
+
+	es, vs := edge.summary(t), viewer.summary(t)
+	for _, c := range []struct {
+		who  string
+		s    peerSummary
+		want string
+	}{{"edge", es, "seeder"}, {"viewer", vs, "edges"}} {
+		f := c.s.From
+		t.Logf("%s: from %+v, offload %s, by path p2p %d turn %d origin %d", c.who, f, fmtPtr(c.s.Offload), c.s.BytesP2P, c.s.BytesTURN, c.s.BytesOrigin)
+		if f.Total() != c.s.BytesP2P+c.s.BytesTURN+c.s.BytesOrigin {
+			t.Errorf("%s: sources add up to %d, paths to %d", c.who, f.Total(), c.s.BytesP2P+c.s.BytesTURN+c.s.BytesOrigin)
+		}
+		if f.Viewers != 0 {
+			t.Errorf("%s: %d bytes from viewers, want 0", c.who, f.Viewers)
+		}
+		got := map[string]uint64{"seeder": f.Seeder, "edges": f.Edges}[c.want]
+		if got == 0 || got < f.Total()/2 {
+			t.Errorf("%s: %d of %d bytes from the %s, want most", c.who, got, f.Total(), c.want)
+		}
+		if c.s.MaxDepth == 0 || c.s.MaxDepth < slicesMax(c.s.Depths) {
+			t.Errorf("%s: max_depth %d next to depths %v", c.who, c.s.MaxDepth, c.s.Depths)
+		}
+	}
+	if es.Offload == nil || *es.Offload != 0 {
+		t.Errorf("edge fed by the seeder alone: offload %v, want 0", fmtPtr(es.Offload))
+	}
+}
+
+func slicesMax(s []int) int {
+	m := 0
+	for _, v := range s {
+		m = max(m, v)
+	}
+	return m
+}
+
+func fmtPtr(p *float64) string {
+	if p == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*p)
+}
