@@ -27,14 +27,14 @@ type viewerProbe struct {
 		BytesSeeder  float64 `json:"bytesSeeder"`
 		BytesTURN    float64 `json:"bytesTURN"`
 		BytesOrigin  float64 `json:"bytesOrigin"`
-		Parents     float64 `json:"parents"`
-		Children    float64 `json:"children"`
-		BehindMs    float64 `json:"behindMs"`
-		BufferMs    float64 `json:"bufferMs"`
-		Stalls      float64 `json:"stalls"`
-		FirstMS     float64 `json:"firstFrameMs"`
-		Epoch       float64 `json:"epoch"`
-		Paths       string  `json:"paths"`
+		Parents      float64 `json:"parents"`
+		Children     float64 `json:"children"`
+		BehindMs     float64 `json:"behindMs"`
+		BufferMs     float64 `json:"bufferMs"`
+		Stalls       float64 `json:"stalls"`
+		FirstMS      float64 `json:"firstFrameMs"`
+		Epoch        float64 `json:"epoch"`
+		Paths        string  `json:"paths"`
 	} `json:"stats"`
 }
 
