@@ -139,7 +139,7 @@ func startUpEnv(t *testing.T, data string, env []string, extra ...string) *upPro
 	}()
 	var banner strings.Builder
 	deadline := time.After(20 * time.Second)
-	for p.base == "" {
+	for done := false; !done; {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -149,6 +149,8 @@ func startUpEnv(t *testing.T, data string, env []string, extra ...string) *upPro
 			if m := dashRE.FindStringSubmatch(l); m != nil {
 				p.base = "http://127.0.0.1:" + m[1]
 			}
+			// The banner's last line.
+			done = p.base != "" && strings.Contains(l, "New stream:")
 		case <-deadline:
 			t.Fatalf("no banner from banyan up; stderr: %s", p.stderr)
 		}
@@ -186,7 +188,7 @@ func (p *upProc) stop(t *testing.T, sig os.Signal) int {
 func TestUpServesAndStopsCleanly(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	p := startUp(t, data)
-	for _, want := range []string{"Admin token (shown once", "rtmp://localhost:", "/live", "Stream Key", "/watch/demo", "/dashboard"} {
+	for _, want := range []string{"Admin token (new; kept in", "rtmp://localhost:", "/live", "Stream Key", "/watch/demo", "/dashboard"} {
 		if !strings.Contains(p.banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, p.banner)
 		}

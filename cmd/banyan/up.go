@@ -155,7 +155,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	sys, err := startSystem(ctx, o, log)
 	if err != nil {
-		return err
+		return startFailed(err, o.Data)
 	}
 	sys.printBanner(stdout)
 	<-ctx.Done()
@@ -719,9 +719,7 @@ func (s *system) printBanner(w io.Writer) {
 	web := "http://" + hostPort(s.host(), s.ln.Addr().String())
 	rtmp := "rtmp://" + hostPort(s.host(), s.rtmp.Addr().String()) + "/live"
 	fmt.Fprintf(w, "\nBanyan is up.\n\n")
-	if s.adminToken != "" {
-		fmt.Fprintf(w, "  Admin token (shown once; also kept in %s):\n    %s\n\n", s.store.AdminTokenPath(), s.adminToken)
-	}
+	s.printAdminToken(w, web)
 	if s.demoKey != "" {
 		fmt.Fprintf(w, "  Broadcast from OBS (Settings > Stream > Service: Custom):\n")
 		fmt.Fprintf(w, "    Server      %s\n    Stream Key  %s\n", rtmp, s.demoKey)
@@ -731,7 +729,7 @@ func (s *system) printBanner(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  Dashboard:   %s/dashboard\n", web)
 	fmt.Fprintf(w, "  Metrics:     %s/metrics  (Authorization: Bearer <admin or --metrics-token>)\n", web)
-	fmt.Fprintf(w, "  New stream:  banyan key create NAME --data %s\n\n", s.store.Dir())
+	fmt.Fprintf(w, "  New stream:  %s\n\n", keyCreateLine(s.ln.Addr(), s.store.Dir()))
 }
 
 // unwrapOpError drops the "listen tcp :8080:" prefix the caller already says.
