@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -39,6 +40,17 @@ func TestBannerTokenAndKeyCreate(t *testing.T) {
 	for _, want := range []string{"Admin token: kept in " + tokenPath, "Log in at http://localhost" + port + "/dashboard"} {
 		if !strings.Contains(p.banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, p.banner)
+		}
+	}
+	// The pages know the server's streams: no stream, 404.
+	for path, want := range map[string]int{"/watch/demo": 200, "/watch/nosuch": 404, "/publish/nosuch": 404} {
+		resp, err := http.Get(p.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
 	m := newStreamRE.FindStringSubmatch(p.banner)

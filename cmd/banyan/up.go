@@ -303,7 +303,7 @@ func (s *system) start(ctx context.Context) error {
 	mux.Handle("/hls/", origin)
 	mux.Handle("/ws", s.tracker)
 	s.tracker.MountDashboard(mux, tracker.DashboardConfig{Store: s.store, Page: web.Handler(), Ingest: s.seeder.Info, Logger: s.log.With("component", "dashboard")})
-	mux.Handle("/", web.Handler())
+	mux.Handle("/", web.NewHandler(s.webConfig()))
 	if s.opt.PProf {
 		mux.Handle("/debug/pprof/", pprofHandler(s.store))
 	}
