@@ -270,6 +270,7 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 		ps := v.player.Stats()
 		v.mu.Lock()
 		peer := v.peer
+		cause, timerLag := v.stall.cause, v.stall.lag
 		v.mu.Unlock()
 		src, parents, children, paths := v.meshStats()
 		stats := map[string]any{
@@ -294,6 +295,8 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 			"rebuilds":     ps.Rebuilds,
 			"blocked":      ps.Blocked,
 			"panics":       float64(g.Panics()),
+			"cause":        cause,
+			"timerLagMs":   float64(timerLag.Milliseconds()),
 		}
 		_ = try(func() { f.Invoke(js.ValueOf(stats)) })
 	}

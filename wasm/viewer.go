@@ -65,6 +65,7 @@ type viewer struct {
 	node       *node.Node // the current session's, nil before a welcome
 	played     uint64     // engine's played count at the last look
 	lastPlayAt time.Time  // when it last grew
+	stall      stallWatch // why playback stands still (stall.go)
 }
 
 func newViewer(cfg Config, player *Player, log *slog.Logger, g *guard.Guard) *viewer {
@@ -148,6 +149,7 @@ func (v *viewer) tick(ctx context.Context) {
 		case now := <-t.C:
 			v.mu.Lock()
 			n := v.node
+			v.stall.noteTick(now)
 			v.mu.Unlock()
 			if n != nil {
 				n.Tick(now)
@@ -188,7 +190,7 @@ func (v *viewer) source() (sourceState, string) {
 	case v.lastPlayAt.IsZero():
 		return sourceUnknown, "" // live, first chunks on their way
 	}
-	return sourceFailing, "waiting for chunks"
+	return v.stall.stalledLocked(now, v.node, eng)
 }
 
 // meshStats is what the page's stats panel shows of the mesh: bytes by
@@ -389,10 +391,12 @@ func (v *viewer) state() (state, reason string) {
 		return StateConnecting, ""
 	case src == sourceKeyError:
 		return StateError, "cannot open the stream: " + srcErr
-	case src == sourceFailing:
-		return StateReconnecting, srcErr
 	case ts == trackerReconnecting && !ps.Playing:
 		return StateReconnecting, "lost the connection to the tracker"
+	case src == sourceFailing:
+		return StateReconnecting, srcErr
+	case src == sourceLate:
+		return StateBuffering, srcErr
 	case src == sourceWaiting || (!live && !ps.Started):
 		return StateWaiting, ""
 	case ps.Started && ps.Stalled:

@@ -23,7 +23,7 @@ import (
 func (s *system) printAdminToken(w io.Writer, web string) {
 	path := s.store.AdminTokenPath()
 	if s.adminToken != "" {
-		fmt.Fprintf(w, "  Admin token (new; kept in %s):\n    %s\n", path, s.adminToken)
+		fmt.Fprintf(w, "  Admin token (shown once; also kept in %s):\n    %s\n", path, s.adminToken)
 	} else {
 		fmt.Fprintf(w, "  Admin token: kept in %s  (show it: cat %s)\n", path, shellQuote(path))
 	}

@@ -188,7 +188,7 @@ func (p *upProc) stop(t *testing.T, sig os.Signal) int {
 func TestUpServesAndStopsCleanly(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	p := startUp(t, data)
-	for _, want := range []string{"Admin token (new; kept in", "rtmp://localhost:", "/live", "Stream Key", "/watch/demo", "/dashboard"} {
+	for _, want := range []string{"Admin token (shown once", "rtmp://localhost:", "/live", "Stream Key", "/watch/demo", "/dashboard"} {
 		if !strings.Contains(p.banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, p.banner)
 		}

@@ -170,6 +170,23 @@ func TestBrowserViewersInMesh(t *testing.T) {
 	if f := e2e.BrightFraction(t, shot); f < 0.05 {
 		t.Fatalf("screenshot is black (%.3f of pixels lit)", f)
 	}
+	// The LIVE badge sits under the picture, not over its corner, and the
+	// stats panel says the state (issue 21).
+	type badgeProbe struct {
+		Overlap bool   `json:"overlap"`
+		Badge   string `json:"badge"`
+		State   string `json:"state"`
+	}
+	bp, err := chromedp.Run(viewers[0], chromedp.Evaluate[badgeProbe](`(() => { const r = document.querySelector('banyan-player').shadowRoot;
+		const b = r.querySelector('.badge').getBoundingClientRect(), v = r.querySelector('video').getBoundingClientRect();
+		return {overlap: !(b.bottom <= v.top || b.top >= v.bottom || b.right <= v.left || b.left >= v.right),
+			badge: r.querySelector('.badge').textContent, state: r.querySelector('dd[data-k=state]').textContent}; })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bp.Overlap || bp.Badge != "Live" || bp.State != "Live" {
+		t.Errorf("badge %+v: want \"Live\" outside the picture, and the panel saying Live", bp)
+	}
 
 	// The broadcaster stops and comes back: viewers wait, then play the new
 	// epoch without a reload.
