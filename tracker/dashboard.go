@@ -263,8 +263,11 @@ type StreamOverview struct {
 	Stalls      uint64           `json:"stalls"`
 	// StallsPerViewerHour is stalls over the viewer-hours watched since
 	// the tracker started; nil before a viewer-minute.
-	StallsPerViewerHour *float64     `json:"stalls_per_viewer_hour"`
-	Health              HealthCounts `json:"health"`
+	StallsPerViewerHour *float64 `json:"stalls_per_viewer_hour"`
+	// StalledShare is the share of watch time viewers spent stalled since
+	// the tracker started; nil before a viewer-minute.
+	StalledShare *float64     `json:"stalled_share"`
+	Health       HealthCounts `json:"health"`
 }
 
 // overviewLocked summarises a stream. Callers hold st.mu.
@@ -285,6 +288,8 @@ func (st *streamState) overviewLocked(in IngestStat) StreamOverview {
 	if d.viewerSeconds >= 60 {
 		v := float64(d.total.Stalls) / (d.viewerSeconds / 3600)
 		o.StallsPerViewerHour = &v
+		share := min(1, float64(d.total.StalledMS)/1000/d.viewerSeconds)
+		o.StalledShare = &share
 	}
 	for _, s := range st.sessions {
 		if !s.isSeeder {

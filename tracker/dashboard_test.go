@@ -215,7 +215,7 @@ func TestTimeSeries(t *testing.T) {
 	// Deltas, not totals: a second report adds only what is new, and a
 	// departed peer's bytes stay counted.
 	for _, p := range peers {
-		st.stats(p, protocol.Stats{BytesP2P: 3000, BytesSeeder: 75, BytesOrigin: 100, BufferMS: 900, Stalls: 1})
+		st.stats(p, protocol.Stats{BytesP2P: 3000, BytesSeeder: 75, BytesOrigin: 100, BufferMS: 900, Stalls: 1, StalledMS: 1870})
 	}
 	peers[0].close("left")
 	st.leave(peers[0])
@@ -254,6 +254,10 @@ func TestTimeSeries(t *testing.T) {
 	// 4 stalls over (4+3+60×3) viewer-seconds.
 	if ov.StallsPerViewerHour == nil || math.Abs(*ov.StallsPerViewerHour-4/(187.0/3600)) > 1e-6 {
 		t.Errorf("stalls per viewer-hour %v", ov.StallsPerViewerHour)
+	}
+	// 4×1.87 s stalled over 187 viewer-seconds: 4 % of watch time.
+	if ov.StalledShare == nil || math.Abs(*ov.StalledShare-0.04) > 1e-9 {
+		t.Errorf("stalled share %v", ov.StalledShare)
 	}
 	if len(series) != 62 || series[0].T+61 != series[61].T {
 		t.Errorf("series of %d points", len(series))

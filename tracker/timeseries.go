@@ -40,15 +40,17 @@ type Point struct {
 type pathCounters struct {
 	// Src is what viewers received, by sender (protocol.Sources: the one
 	// definition the viewer panel, /metrics and `banyan peer` share).
-	Src      protocol.Sources
-	SeederUp uint64 // sent by the seeder's root peer
-	Stalls   uint64
+	Src       protocol.Sources
+	SeederUp  uint64 // sent by the seeder's root peer
+	Stalls    uint64
+	StalledMS uint64 // time viewers spent stalled
 }
 
 func (a *pathCounters) add(b pathCounters) {
 	a.Src.Add(b.Src)
 	a.SeederUp += b.SeederUp
 	a.Stalls += b.Stalls
+	a.StalledMS += b.StalledMS
 }
 
 // received is what viewers got, every source.
@@ -118,6 +120,9 @@ func (st *streamState) noteStats(s *session, n protocol.Stats) {
 			Seeder: delta(os.Seeder, ns.Seeder), Origin: delta(os.Origin, ns.Origin), TURN: delta(os.TURN, ns.TURN)}
 		if n.Stalls > o.Stalls {
 			c.Stalls = uint64(n.Stalls - o.Stalls)
+		}
+		if n.StalledMS > o.StalledMS {
+			c.StalledMS = uint64(n.StalledMS - o.StalledMS)
 		}
 		if o.BytesP2P+o.BytesTURN+o.BytesOrigin == 0 && n.BytesP2P+n.BytesTURN+n.BytesOrigin > 0 && !s.joined.IsZero() {
 			ms := st.t.cfg.Now().Sub(s.joined).Milliseconds()

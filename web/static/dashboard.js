@@ -20,6 +20,8 @@
     frames: 0, streams: [], stream: "", peers: 0, drawnNodes: 0, nodes: 0, aggregated: false, connected: false,
     render: { count: 0, last: 0, max: 0, total: 0, first: 0, topoLast: 0, parseLast: 0, bytesLast: 0 },
     selectPeer: (id) => showPeer(id),
+    hits: () => hits, // topology glyphs: {x, y, r, id, s, path} in canvas pixels
+    tip: "",
   });
 
   let selected = new URLSearchParams(location.search).get("stream") || "";
@@ -64,6 +66,9 @@
     const seeder = st.bytes_seeder || 0, edges = st.bytes_edge || 0;
     return [webrtc - seeder - edges, edges, seeder, st.bytes_origin || 0].map(fmtBytes).join(" / ");
   };
+  // Health counts in words, as the legend colours them.
+  const healthWords = (h) => [[h.good, "healthy"], [h.low, "low"], [h.bad, "starving"], [h.unknown, "no media yet"]]
+    .filter(([n]) => n > 0).map(([n, w]) => `${n} ${w}`).join(", ") || "none";
   const pct = (v) => (v == null ? "—" : (100 * v).toFixed(1) + " %");
   const hms = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
   const ref = (id) => (id === 0 ? "seeder" : id === -1 ? "origin" : id === -2 ? "—" : "peer " + id);
@@ -156,7 +161,7 @@
         el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.seeder)),
         el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.origin)),
         el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.turn)),
-        el("td", { class: "num" }, s.stalls_per_viewer_hour == null ? "—" : s.stalls_per_viewer_hour.toFixed(2)),
+        el("td", { class: "num", title: s.stalls_per_viewer_hour == null ? "" : `${s.stalls} stalls, ${s.stalls_per_viewer_hour.toFixed(1)} per viewer-hour` }, s.stalled_share == null ? "—" : pct(s.stalled_share)),
         el("td", { class: "num" }, fmtBits(8 * (s.egress_bps || 0))));
       if (s.name === selected) tr.classList.add("selected");
       return tr;
@@ -202,8 +207,8 @@
     $("#topo-title").textContent = t.stream;
     const shown = t.shown_depth.map((d, s) => `stripe ${s}: depth ≤ ${d}`).join(", ");
     $("#topo-summary").textContent = `${t.peers} peers · ${t.stripes} stripes · max depth ${t.forest.max_depth}` +
-      (t.aggregated ? ` · aggregated (${t.nodes.length} drawn; ${shown})` : "") +
-      ` · health ${t.health.good}/${t.health.low}/${t.health.bad}/${t.health.unknown} · built in ${(t.build_us / 1000).toFixed(1)} ms`;
+      (t.aggregated ? ` · aggregated (${t.nodes.length} drawn; ${shown})` : "") + " · buffers: " + healthWords(t.health);
+    $("#topo-summary").title = `snapshot built in ${(t.build_us / 1000).toFixed(1)} ms`;
     const nodes = new Map(t.nodes.map((n) => [n.id, n]));
     const maxShown = Math.max(1, ...t.shown_depth);
     const levelH = maxShown > 8 ? 44 : 60;
@@ -293,7 +298,7 @@
             g.fillText("+" + e.hidden, x, y + r + 13 + hgt); g.textAlign = "start";
           }
         }
-        hits.push({ x, y, r, id });
+        hits.push({ x, y, r, id, s, path: e.path, kbps: e.kbps });
         drawn++;
       }
     }
@@ -347,12 +352,47 @@
           el("td", {}, "under " + ref(st.parent)),
           el("td", { class: "num" }, st.size + " peers"),
           el("td", { class: "num" }, "to depth " + st.max_depth),
-          el("td", { class: "num" }, `${st.health.good}/${st.health.low}/${st.health.bad}/${st.health.unknown}`)));
+          el("td", {}, healthWords(st.health))));
       }
     });
-    box.replaceChildren(el("h3", {}, "Largest subtrees (collapsed)", el("span", { class: "muted" }, " health good/low/bad/unknown")),
+    box.replaceChildren(el("h3", {}, "Largest subtrees (collapsed)", el("span", { class: "muted" }, " buffers by health")),
       el("table", { class: "grid" }, el("tbody", {}, ...rows)));
   }
+
+  // Hover: what a glyph is (kind, locality, path, buffer), without a click.
+  const tip = el("div", { class: "tip", hidden: true });
+  $("#topo-wrap").append(tip);
+  const hitAt = (ev) => {
+    const b = topo.getBoundingClientRect();
+    const x = ev.clientX - b.left, y = ev.clientY - b.top;
+    let best = null, bd = Infinity;
+    for (const h of hits) {
+      const d = Math.hypot(h.x - x, h.y - y);
+      if (d < Math.max(h.r + 4, 8) && d < bd) { best = h; bd = d; }
+    }
+    return best;
+  };
+  const KIND = { browser: "browser", native: "native peer", relay: "edge (relay)" };
+  topo.addEventListener("mousemove", (ev) => {
+    const h = hitAt(ev);
+    if (!h || !lastTopo) { tip.hidden = true; return; }
+    let text;
+    if (h.id === 0) text = "seeder (root of every stripe)";
+    else if (h.id == null) text = "origin (HTTP fallback)";
+    else {
+      const n = lastTopo.nodes.find((m) => m.id === h.id) || {};
+      text = [`peer ${h.id}`, KIND[n.kind] || n.kind || "unknown client", n.locality ? "region " + n.locality : null,
+        `stripe ${h.s}: ${h.path}` + (h.kbps ? ` ${fmtBits(h.kbps * 1000)}` : ""),
+        n.buffer_ms != null ? `buffer ${n.buffer_ms} ms` : null].filter(Boolean).join(" · ");
+    }
+    tip.textContent = text;
+    tip.hidden = false;
+    const wrap = $("#topo-wrap").getBoundingClientRect();
+    tip.style.left = Math.min(ev.clientX - wrap.left + 12, wrap.width - 260) + "px";
+    tip.style.top = ev.clientY - wrap.top + 12 + "px";
+    dash.tip = text;
+  });
+  topo.addEventListener("mouseleave", () => { tip.hidden = true; });
 
   topo.addEventListener("click", (ev) => {
     const b = topo.getBoundingClientRect();
@@ -411,8 +451,8 @@
   const charts = (() => {
     const defs = [
       ["viewers", "Viewers", (p) => p.viewers, ""],
-      ["offload", "Offload (share not from the seeder)", (p) => (p.offload == null ? null : 100 * p.offload), "%"],
-      ["egress", "Seeder egress", (p) => (8 * p.egress_bps) / 1000, "kb/s"],
+      ["offload", "Offload (share viewers and edges sent, not the seeder)", (p) => (p.offload == null ? null : 100 * p.offload), "%"],
+      ["egress", "Seeder egress (root peer and origin)", (p) => (8 * p.egress_bps) / 1e6, "Mb/s"],
       ["join", "Join time (median, to first media report)", (p) => p.join_ms, "ms"],
       ["behind", "Latency behind live (median)", (p) => p.behind_ms, "ms"],
       ["stalls", "Stalls", (p) => p.stalls, "/s"],
@@ -429,7 +469,13 @@
         return new uPlot({
           width: w, height: 150, legend: { show: false }, cursor: { y: false },
           scales: { x: { time: true } },
-          axes: [axis, { ...axis, size: 76, values: (u, v) => v.map((x) => x + (unit ? " " + unit : "")) }],
+          // Ticks with as many decimals as their spacing needs, and room
+          // for the widest label: a long one was clipped ("0000 kb/s").
+          axes: [axis, { ...axis, size: 92, values: (u, v) => {
+            const step = v.length > 1 ? Math.abs(v[1] - v[0]) : 1;
+            const dec = Math.max(0, Math.min(3, -Math.floor(Math.log10(step || 1))));
+            return v.map((x) => (x == null ? "" : x.toFixed(dec) + (unit ? " " + unit : "")));
+          } }],
           series: [{}, { stroke: C.good, fill: "rgba(63,191,127,0.12)", width: 1.5, spanGaps: false }],
         }, [[], []], div);
       });
