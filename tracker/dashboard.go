@@ -91,6 +91,7 @@ func (t *Tracker) DashboardHandler(cfg DashboardConfig) http.Handler {
 	mux.HandleFunc("GET /dashboard/api/streams", d.authed(d.apiStreams))
 	mux.HandleFunc("GET /dashboard/api/stream", d.authed(d.apiStream))
 	mux.HandleFunc("GET /dashboard/api/peer", d.authed(d.apiPeer))
+	mux.HandleFunc("GET /dashboard/api/report", d.authed(d.apiReport))
 	mux.HandleFunc("GET /dashboard/events", d.authed(d.events))
 	mux.HandleFunc("/dashboard/", d.authed(func(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusNotFound, "no such dashboard resource")

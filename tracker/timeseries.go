@@ -98,6 +98,12 @@ type dashState struct {
 
 	series  []Point // a ring of SeriesLen
 	nSeries int
+
+	// minute sums the current minute; minutes is a ring of ReportMinutes
+	// closed ones (report.go).
+	minute   minuteAcc
+	minutes  []ReportRow
+	nMinutes int
 }
 
 func delta(old, cur uint64) uint64 {
@@ -147,6 +153,7 @@ func (st *streamState) sample(now time.Time, in IngestStat) Point {
 	d.recent[d.nRecent%window] = sampleDelta{d.pending, dt}
 	d.nRecent++
 	stalls := d.pending.Stalls
+	d.rollMinute(now, d.pending, dt, viewers)
 	d.pending = pathCounters{}
 
 	p := Point{T: now.Unix(), Viewers: viewers, Stalls: stalls, IngestKbps: in.Kbps, FPS: in.FPS}

@@ -106,7 +106,7 @@ func interleaveFlags(args []string) []string {
 
 func isBoolFlag(a string) bool {
 	n := strings.TrimLeft(a, "-")
-	return n == "json" || n == "h" || n == "help"
+	return n == "json" || n == "csv" || n == "h" || n == "help"
 }
 
 // errExistsHint marks a create refused because the stream exists; it adds

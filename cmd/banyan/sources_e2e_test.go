@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +101,36 @@ func TestByteSourcesAgree(t *testing.T) {
 	if es.Offload == nil || *es.Offload != 0 {
 		t.Errorf("edge fed by the seeder alone: offload %v, want 0", fmtPtr(es.Offload))
 	}
+
+	// banyan report says the same, by minute and in total, as JSON and CSV.
+	out, stderr, code := cli(t, "report", "demo", "--json", "--server", up.base, "--data", up.data)
+	if code != 0 {
+		t.Fatalf("banyan report --json: %d %s", code, stderr)
+	}
+	var rep struct {
+		Rows  []json.RawMessage `json:"rows"`
+		Total struct {
+			Received     protocol.Sources `json:"received"`
+			SeederEgress uint64           `json:"seeder_egress"`
+			EgressSaved  uint64           `json:"egress_saved"`
+		} `json:"total"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, out)
+	}
+	tot := rep.Total
+	if len(rep.Rows) == 0 || tot.Received.Viewers != 0 || tot.Received.Edges == 0 || tot.Received.Seeder == 0 || tot.SeederEgress == 0 {
+		t.Errorf("report total %+v (%d rows)", tot, len(rep.Rows))
+	}
+	out, stderr, code = cli(t, "report", "--csv", "demo", "--server", up.base, "--data", up.data)
+	if code != 0 || !strings.HasPrefix(out, "minute,viewers_avg,viewers_max,from_viewers,from_edges,from_seeder") || !strings.Contains(out, "\ntotal,") {
+		t.Errorf("banyan report --csv: %d %s\n%s", code, stderr, out)
+	}
+	out, stderr, code = cli(t, "report", "demo", "--server", up.base, "--data", up.data)
+	if code != 0 || !strings.Contains(out, "saved") || !strings.Contains(out, "Offload") {
+		t.Errorf("banyan report: %d %s\n%s", code, stderr, out)
+	}
+	t.Logf("banyan report:\n%s", out)
 }
 
 func slicesMax(s []int) int {

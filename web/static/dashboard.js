@@ -130,6 +130,9 @@
       return;
     }
     dash.stream = selected;
+    const rep = "/dashboard/api/report?since=24h&stream=" + encodeURIComponent(selected);
+    $("#export-csv").href = rep + "&format=csv";
+    $("#export-json").href = rep + "&format=json";
     const v = f.stream;
     for (const id of ["#topology-section", "#charts-section", "#events-section"]) $(id).hidden = !v;
     if (!v) { dash.peers = 0; return; }
