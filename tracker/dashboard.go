@@ -387,6 +387,9 @@ type StreamView struct {
 	Topology *Snapshot      `json:"topology"`
 	Series   []Point        `json:"series"`
 	Events   []Event        `json:"events"`
+	// Experience is join time, behind-live and stalled share by client
+	// and by path, p50/p95 over the current viewers.
+	Experience []Experience `json:"experience"`
 }
 
 // maxEventsPerFrame bounds the events one answer or frame carries.
@@ -403,7 +406,7 @@ func (d *dashboard) streamView(name string, withSeries bool, after uint64) (*Str
 	}
 	in := d.ingest(name)
 	st.mu.Lock()
-	v := &StreamView{Overview: st.overviewLocked(in), Topology: snap}
+	v := &StreamView{Overview: st.overviewLocked(in), Topology: snap, Experience: st.experienceLocked(d.t.cfg.Now())}
 	if withSeries {
 		v.Series = st.dash.seriesLocked()
 	} else if p, ok := st.dash.latestLocked(); ok {

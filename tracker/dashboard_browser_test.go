@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -203,6 +204,7 @@ func checkReadable(t *testing.T, tctx context.Context) {
 		Summary string   `json:"summary"`
 		Heads   []string `json:"heads"`
 		Tip     string   `json:"tip"`
+		Groups  []string `json:"groups"`
 	}
 	r, err := chromedp.Run(tctx, chromedp.Evaluate[readable](`(() => {
 		const c = document.querySelector('#topo'), b = c.getBoundingClientRect();
@@ -210,7 +212,8 @@ func checkReadable(t *testing.T, tctx context.Context) {
 		if (h) c.dispatchEvent(new MouseEvent('mousemove', {clientX: b.left + h.x, clientY: b.top + h.y, bubbles: true}));
 		return {summary: document.querySelector('#topo-summary').textContent,
 			heads: [...document.querySelectorAll('#streams th')].map((th) => th.textContent),
-			tip: window.banyanDash.tip}; })()`))
+			tip: window.banyanDash.tip,
+			groups: [...document.querySelectorAll('#experience tbody tr')].map((tr) => tr.dataset.group)}; })()`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,5 +228,9 @@ func checkReadable(t *testing.T, tctx context.Context) {
 	}
 	if !strings.Contains(r.Tip, "native peer") || !strings.Contains(r.Tip, "stripe ") {
 		t.Errorf("hover on a peer says %q, want its kind and path", r.Tip)
+	}
+	// The viewer-experience table: the simulated peers are native ones.
+	if !slices.Contains(r.Groups, "client/native") {
+		t.Errorf("viewer experience groups %v, want client/native", r.Groups)
 	}
 }

@@ -133,6 +133,7 @@ func (st *streamState) noteStats(s *session, n protocol.Stats) {
 		if o.BytesP2P+o.BytesTURN+o.BytesOrigin == 0 && n.BytesP2P+n.BytesTURN+n.BytesOrigin > 0 && !s.joined.IsZero() {
 			ms := st.t.cfg.Now().Sub(s.joined).Milliseconds()
 			d.joins[d.nJoins%len(d.joins)] = int32(min(ms, 1<<31-1))
+			s.joinMS = int32(max(1, min(ms, 1<<31-1)))
 			d.nJoins++
 		}
 	}

@@ -134,7 +134,7 @@
     $("#export-csv").href = rep + "&format=csv";
     $("#export-json").href = rep + "&format=json";
     const v = f.stream;
-    for (const id of ["#topology-section", "#charts-section", "#events-section"]) $(id).hidden = !v;
+    for (const id of ["#topology-section", "#experience-section", "#charts-section", "#events-section"]) $(id).hidden = !v;
     if (!v) { dash.peers = 0; return; }
     if (f.type === "init") series = v.series || [];
     else for (const p of v.series || []) if (!series.length || p.t > series[series.length - 1].t) series.push(p);
@@ -143,6 +143,7 @@
     renderTopology(v.topology);
     dash.render.topoLast = performance.now() - t0;
     charts.update(series);
+    renderExperience(v.experience || []);
     renderEvents(v.events || []);
     if (peerOpen != null && dash.frames % 2 === 0) showPeer(peerOpen, true);
   }
@@ -501,6 +502,20 @@
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(() => { charts.resize(); if (lastTopo) renderTopology(lastTopo); }, 150);
   });
+
+  // ---------- viewer experience ----------
+  const GROUP = { client: "client", path: "path" };
+  function renderExperience(list) {
+    const dist = (d, f) => (d && d.p50 != null ? `${f(d.p50)} / ${f(d.p95)}` : "—");
+    const ms = (v) => (v >= 10000 ? (v / 1000).toFixed(0) + " s" : v >= 1000 ? (v / 1000).toFixed(1) + " s" : Math.round(v) + " ms");
+    const share = (v) => (100 * v).toFixed(v < 0.01 ? 2 : 1) + " %";
+    $("#experience tbody").replaceChildren(...list.map((e) => el("tr", { data: { group: e.by + "/" + e.name } },
+      el("td", {}, el("span", { class: "muted" }, (GROUP[e.by] || e.by) + " "), e.name),
+      el("td", { class: "num" }, e.viewers),
+      el("td", { class: "num" }, dist(e.join_ms, ms)),
+      el("td", { class: "num" }, dist(e.behind_ms, ms)),
+      el("td", { class: "num" }, dist(e.stalled, share)))));
+  }
 
   // ---------- events ----------
   function describe(e) {
