@@ -89,3 +89,23 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCLIMistakes: `banyan report` refuses bad input with a clear
+// message, before or without a server.
+func TestReportCLIMistakes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report"}, "give one STREAM"},
+		{[]string{"report", "demo", "--json", "--csv"}, "exclude each other"},
+		{[]string{"report", "demo", "--since", "-1h"}, "--since must be positive"},
+		{[]string{"report", "demo", "--token", "x", "--server", "http://127.0.0.1:1"}, "no server answers at http://127.0.0.1:1"},
+		{[]string{"report", "demo", "--data", "/nonexistent"}, "no admin token"},
+	} {
+		_, stderr, code := cli(t, tc.args...)
+		if code == 0 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("banyan %v: exit %d, stderr %q, want %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
