@@ -248,7 +248,8 @@ type StreamOverview struct {
 	Live    bool       `json:"live"`
 	Seeder  bool       `json:"seeder"` // a seeder session is the root
 	Ingest  IngestStat `json:"ingest"`
-	Viewers int        `json:"viewers"`
+	Viewers int        `json:"viewers"` // in the overlay, edges included
+	Edges   int        `json:"edges"`   // operators' relay edges among them
 	Stripes int        `json:"stripes"`
 	Depth   int        `json:"max_depth"`
 	// Offload is over the last 10 s; OffloadTotal since the tracker
@@ -295,6 +296,9 @@ func (st *streamState) overviewLocked(in IngestStat) StreamOverview {
 	for _, s := range st.sessions {
 		if !s.isSeeder {
 			o.Health.add(healthOf(&s.stats))
+			if s.kind == protocol.KindRelay {
+				o.Edges++
+			}
 		}
 	}
 	return o

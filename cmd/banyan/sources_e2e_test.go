@@ -63,8 +63,10 @@ func TestByteSourcesAgree(t *testing.T) {
 	}
 	var ov struct {
 		Streams []struct {
-			Name  string           `json:"name"`
-			Bytes protocol.Sources `json:"bytes"`
+			Name    string           `json:"name"`
+			Viewers int              `json:"viewers"`
+			Edges   int              `json:"edges"`
+			Bytes   protocol.Sources `json:"bytes"`
 		} `json:"streams"`
 	}
 	if err := json.Unmarshal(body, &ov); err != nil {
@@ -73,6 +75,9 @@ func TestByteSourcesAgree(t *testing.T) {
 	for _, s := range ov.Streams {
 		if s.Name == "demo" && (s.Bytes.Viewers != 0 || s.Bytes.Seeder == 0 || s.Bytes.Edges == 0) {
 			t.Errorf("dashboard bytes %+v, want seeder and edges, no viewers", s.Bytes)
+		}
+		if s.Name == "demo" && (s.Viewers != 2 || s.Edges != 1) {
+			t.Errorf("dashboard: %d in the overlay, %d edges; want 2 and 1", s.Viewers, s.Edges)
 		}
 	}
 

@@ -158,7 +158,7 @@
         el("td", {}, s.ingest && s.ingest.protocol ? s.ingest.protocol.toUpperCase() : "—"),
         el("td", { class: "num" }, s.ingest && s.ingest.kbps ? fmtBits(s.ingest.kbps * 1000) : "—"),
         el("td", { class: "num" }, s.ingest && s.ingest.fps ? s.ingest.fps.toFixed(1) : "—"),
-        el("td", { class: "num viewers" }, s.viewers),
+        el("td", { class: "num viewers", title: "viewers in the mesh; relay edges counted apart" }, s.viewers - (s.edges || 0), s.edges ? el("span", { class: "muted" }, ` +${s.edges} edge${s.edges > 1 ? "s" : ""}`) : null),
         el("td", { class: "num" }, pct(s.offload)),
         el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.viewers)),
         el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.edges)),
