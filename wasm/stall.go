@@ -66,3 +66,14 @@ func (w *stallWatch) stalledLocked(now time.Time, n *node.Node, eng *peer.Engine
 	}
 	return sourceLate, why
 }
+
+// starvedLocked is the cause of a stall while data flows, when the tab
+// itself is the cause ("" otherwise).
+func (w *stallWatch) starvedLocked() string {
+	if w.lag < health.StarvedLag {
+		return ""
+	}
+	_, why := health.Stalled(health.Input{TimerLag: w.lag})
+	w.cause = why
+	return why
+}

@@ -400,7 +400,10 @@ func (v *viewer) state() (state, reason string) {
 	case src == sourceWaiting || (!live && !ps.Started):
 		return StateWaiting, ""
 	case ps.Started && ps.Stalled:
-		return StateBuffering, ""
+		v.mu.Lock()
+		why := v.stall.starvedLocked()
+		v.mu.Unlock()
+		return StateBuffering, why
 	case ps.Blocked:
 		return StatePaused, "autoplay was blocked"
 	}

@@ -39,7 +39,7 @@ const recent = 3 * time.Second
 func Stalled(in Input) (state, reason string) {
 	switch {
 	case in.TimerLag >= StarvedLag:
-		return Buffering, fmt.Sprintf("this tab is short of CPU: its timers run %d ms late", in.TimerLag.Milliseconds())
+		return Buffering, fmt.Sprintf("this tab is short of CPU (a busy machine, or a tab in the background): its timers run %d ms late", in.TimerLag.Milliseconds())
 	case in.SinceBytes >= 0 && in.SinceBytes < recent:
 		return Buffering, "data is arriving late" + from(in)
 	case in.Parents > 0:
