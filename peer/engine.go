@@ -96,6 +96,7 @@ type Engine struct {
 	sweepAt   time.Time
 	ctr       Counters
 	st        statsState
+	src       sourceState // bytes by sender kind (sources.go)
 }
 
 // New returns an engine for cfg. It starts nothing; the owner drives it with
@@ -608,6 +609,7 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 }
 
 func (e *Engine) countIn(n *nbr, b int) {
+	e.src.count(n, b)
 	if n == nil {
 		e.st.bytesOrigin += uint64(b)
 		return

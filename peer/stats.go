@@ -73,7 +73,7 @@ func (e *Engine) Counters() Counters {
 // Traffic is what an engine has moved since New, in bytes, and how long
 // its playback has stalled.
 type Traffic struct {
-	P2P, TURN, Origin uint64 // received: from peers (TURN included), over TURN, from the origin
+	P2P, TURN, Origin uint64 // received by path: WebRTC direct (any sender, the seeder too), WebRTC over TURN, HTTP origin; Sources splits by sender
 	Up                uint64 // sent to children and repair requesters
 	StalledMS         int64
 	// Dup is received bytes that were already held (wasted upload of
@@ -111,6 +111,8 @@ func (e *Engine) Stats() protocol.Stats {
 		BytesP2P:    e.st.bytesP2P,
 		BytesTURN:   e.st.bytesTURN,
 		BytesOrigin: e.st.bytesOrigin,
+		BytesSeeder: e.src.seeder,
+		BytesEdge:   e.src.edges,
 		BytesUp:     e.st.bytesUp,
 		UploadKbps:  kbps(e.st.bytesUp - e.st.lastUp),
 		UplinkKbps:  int(e.up.rate * 8 / 1000),

@@ -66,6 +66,9 @@ const (
 	KindBrowser ClientKind = "browser"
 	KindNative  ClientKind = "native"
 	KindRelay   ClientKind = "relay" // a high-capacity edge an operator runs
+	// KindSeeder is never a joining peer's kind: the tracker uses it in
+	// Assign.ParentKind for the seeder's root peer.
+	KindSeeder ClientKind = "seeder"
 )
 
 // Join asks to watch (and relay) a stream.
@@ -156,6 +159,10 @@ type Assign struct {
 	Remove bool   `json:"remove,omitempty"`
 	// Depth is the receiving peer's depth in the stripe tree (root 0).
 	Depth int `json:"depth,omitempty"`
+	// ParentKind is what Parent is (KindSeeder for the seeder's root
+	// peer, KindRelay for an edge; empty for a viewer), so the child can
+	// tell peer bytes from seeder bytes (peer.Source).
+	ParentKind ClientKind `json:"parent_kind,omitempty"`
 }
 
 // Signal carries WebRTC negotiation between two paired peers. The tracker
@@ -181,6 +188,11 @@ type Stats struct {
 	BytesP2P    uint64 `json:"bytes_p2p"`
 	BytesTURN   uint64 `json:"bytes_turn"`
 	BytesOrigin uint64 `json:"bytes_origin"`
+	// BytesSeeder and BytesEdge are the parts of BytesP2P+BytesTURN the
+	// seeder's root peer and operator edges sent (peer.Source): the rest
+	// came from other viewers.
+	BytesSeeder uint64 `json:"bytes_seeder,omitempty"`
+	BytesEdge   uint64 `json:"bytes_edge,omitempty"`
 	// BytesUp is what the peer sent to its children since join.
 	BytesUp uint64 `json:"bytes_up"`
 	// UploadKbps is measured upload over the last period.
@@ -413,6 +425,11 @@ func (m Assign) validate() error {
 	if m.Parent != 0 && m.Child != 0 {
 		return errors.New("assign: parent and child are exclusive")
 	}
+	switch m.ParentKind {
+	case "", KindBrowser, KindNative, KindRelay, KindSeeder:
+	default:
+		return fmt.Errorf("assign: unknown parent_kind %q", m.ParentKind)
+	}
 	return nil
 }
 
@@ -438,6 +455,11 @@ func (m Stats) validate() error {
 	if m.UploadKbps < 0 || m.UploadKbps > maxUploadKbps || m.UplinkKbps < 0 || m.UplinkKbps > maxUploadKbps || m.StreamKbps < 0 || m.StreamKbps > maxUploadKbps || m.PlayoutMS < 0 || m.BufferMS < 0 || m.Stalls < 0 ||
 		m.StalledMS < 0 || m.HopLatencyMS < 0 || m.Children < 0 || m.BehindLiveMS < 0 {
 		return errors.New("stats: negative or impossible value")
+	}
+	// The seeder's and edges' shares are parts of the WebRTC bytes
+	// (compared without overflow: a hostile peer picks the values).
+	if webrtc := m.BytesP2P + m.BytesTURN; webrtc < m.BytesP2P || m.BytesSeeder > webrtc || m.BytesEdge > webrtc-m.BytesSeeder {
+		return errors.New("stats: seeder and edge bytes exceed the WebRTC bytes")
 	}
 	if len(m.Parents) > MaxStripes {
 		return errors.New("stats: too many parents")

@@ -3,6 +3,7 @@ package tracker
 import (
 	"strconv"
 
+	"github.com/banyan-live/banyan/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,17 +17,19 @@ var (
 	descDepth = prometheus.NewDesc("banyan_tracker_depth_peers",
 		"Viewers at each depth of each stripe tree.", []string{"stream", "stripe", "depth"}, nil)
 	descBytes = prometheus.NewDesc("banyan_swarm_received_bytes",
-		"Bytes viewers report having received, by path (p2p, turn, origin), since they joined.", []string{"stream", "path"}, nil)
+		"Bytes current viewers report having received, by path (p2p: WebRTC direct from any sender, the seeder too; turn: WebRTC relayed; origin: HTTP), since they joined.", []string{"stream", "path"}, nil)
+	descSource = prometheus.NewDesc("banyan_swarm_received_source_bytes",
+		"Bytes current viewers report having received, by sender (viewers, edges, seeder: its root peer over WebRTC, origin: HTTP), since they joined.", []string{"stream", "source"}, nil)
 	descSeederUp = prometheus.NewDesc("banyan_swarm_seeder_sent_bytes",
 		"Bytes the seeder's root peer reports having sent to its children.", []string{"stream"}, nil)
 	descOffload = prometheus.NewDesc("banyan_swarm_offload_ratio",
-		"Share of viewer bytes not sent by the seeder (neither by its root peer nor over HTTP).", []string{"stream"}, nil)
+		"Share of current viewers' received bytes that other peers (viewers and edges) sent, not the seeder (neither its root peer nor HTTP).", []string{"stream"}, nil)
 	descStalls = prometheus.NewDesc("banyan_swarm_stalls",
 		"Stalls reported by current viewers.", []string{"stream"}, nil)
 )
 
 func (swarmCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDepth, descBytes, descSeederUp, descOffload, descStalls} {
+	for _, d := range []*prometheus.Desc{descDepth, descBytes, descSource, descSeederUp, descOffload, descStalls} {
 		ch <- d
 	}
 }
@@ -34,15 +37,15 @@ func (swarmCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c swarmCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range c.t.streamList() {
 		st.mu.Lock()
-		var p2p, turn, origin, seederUp, stalls uint64
+		var p2p, seederUp, stalls uint64
+		var src protocol.Sources
 		for _, s := range st.sessions {
 			if s.isSeeder {
 				seederUp += s.stats.BytesUp
 				continue
 			}
 			p2p += s.stats.BytesP2P
-			turn += s.stats.BytesTURN
-			origin += s.stats.BytesOrigin
+			src.Add(protocol.SourcesOf(s.stats))
 			stalls += uint64(s.stats.Stalls)
 		}
 		var hist []int
@@ -55,15 +58,19 @@ func (c swarmCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		st.mu.Unlock()
-		total := p2p + turn + origin
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(p2p), st.name, "p2p")
-		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(turn), st.name, "turn")
-		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(origin), st.name, "origin")
+		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(src.TURN), st.name, "turn")
+		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(src.Origin), st.name, "origin")
+		for _, x := range []struct {
+			name string
+			v    uint64
+		}{{"viewers", src.Viewers}, {"edges", src.Edges}, {"seeder", src.Seeder}, {"origin", src.Origin}} {
+			ch <- prometheus.MustNewConstMetric(descSource, prometheus.GaugeValue, float64(x.v), st.name, x.name)
+		}
 		ch <- prometheus.MustNewConstMetric(descSeederUp, prometheus.GaugeValue, float64(seederUp), st.name)
 		ch <- prometheus.MustNewConstMetric(descStalls, prometheus.GaugeValue, float64(stalls), st.name)
-		if total > 0 {
-			fromSeeder := min(float64(seederUp+origin), float64(total))
-			ch <- prometheus.MustNewConstMetric(descOffload, prometheus.GaugeValue, 1-fromSeeder/float64(total), st.name)
+		if off, ok := src.Offload(); ok {
+			ch <- prometheus.MustNewConstMetric(descOffload, prometheus.GaugeValue, off, st.name)
 		}
 	}
 }

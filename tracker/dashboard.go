@@ -92,6 +92,7 @@ func (t *Tracker) DashboardHandler(cfg DashboardConfig) http.Handler {
 	mux.HandleFunc("GET /dashboard/api/streams", d.authed(d.apiStreams))
 	mux.HandleFunc("GET /dashboard/api/stream", d.authed(d.apiStream))
 	mux.HandleFunc("GET /dashboard/api/peer", d.authed(d.apiPeer))
+	mux.HandleFunc("GET /dashboard/api/report", d.authed(d.apiReport))
 	mux.HandleFunc("GET /dashboard/events", d.authed(d.events))
 	mux.HandleFunc("/dashboard/", d.authed(func(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusNotFound, "no such dashboard resource")
@@ -248,30 +249,28 @@ type StreamOverview struct {
 	Live    bool       `json:"live"`
 	Seeder  bool       `json:"seeder"` // a seeder session is the root
 	Ingest  IngestStat `json:"ingest"`
-	Viewers int        `json:"viewers"`
+	Viewers int        `json:"viewers"` // in the overlay, edges included
+	Edges   int        `json:"edges"`   // operators' relay edges among them
 	Stripes int        `json:"stripes"`
 	Depth   int        `json:"max_depth"`
 	// Offload is over the last 10 s; OffloadTotal since the tracker
 	// started. Nil when viewers received nothing.
 	Offload      *float64 `json:"offload"`
 	OffloadTotal *float64 `json:"offload_total"`
-	// Bytes viewers received by path, and what the seeder sent (root peer
-	// and origin fallback), since the tracker started.
-	Bytes       PathBytes `json:"bytes"`
-	SeederBytes uint64    `json:"seeder_bytes"`
-	EgressBps   float64   `json:"egress_bps"`
-	Stalls      uint64    `json:"stalls"`
+	// Bytes viewers received by sender (protocol.Sources), and what the
+	// seeder sent (root peer and origin fallback), since the tracker
+	// started.
+	Bytes       protocol.Sources `json:"bytes"`
+	SeederBytes uint64           `json:"seeder_bytes"`
+	EgressBps   float64          `json:"egress_bps"`
+	Stalls      uint64           `json:"stalls"`
 	// StallsPerViewerHour is stalls over the viewer-hours watched since
 	// the tracker started; nil before a viewer-minute.
-	StallsPerViewerHour *float64     `json:"stalls_per_viewer_hour"`
-	Health              HealthCounts `json:"health"`
-}
-
-// PathBytes is bytes by delivery path.
-type PathBytes struct {
-	P2P    uint64 `json:"p2p"`
-	TURN   uint64 `json:"turn"`
-	Origin uint64 `json:"origin"`
+	StallsPerViewerHour *float64 `json:"stalls_per_viewer_hour"`
+	// StalledShare is the share of watch time viewers spent stalled since
+	// the tracker started; nil before a viewer-minute.
+	StalledShare *float64     `json:"stalled_share"`
+	Health       HealthCounts `json:"health"`
 }
 
 // overviewLocked summarises a stream. Callers hold st.mu.
@@ -280,7 +279,7 @@ func (st *streamState) overviewLocked(in IngestStat) StreamOverview {
 	o := StreamOverview{
 		Name: st.name, Live: st.live || in.Live, Seeder: st.seeder != nil, Ingest: in,
 		Viewers: st.forest.Len(), Stripes: st.forest.Stripes(), OffloadTotal: d.total.offload(),
-		Bytes:       PathBytes{P2P: d.total.P2P, TURN: d.total.TURN, Origin: d.total.Origin},
+		Bytes:       d.total.Src,
 		SeederBytes: d.total.fromSeeder(), Stalls: d.total.Stalls,
 	}
 	for s := 0; s < o.Stripes; s++ {
@@ -292,10 +291,15 @@ func (st *streamState) overviewLocked(in IngestStat) StreamOverview {
 	if d.viewerSeconds >= 60 {
 		v := float64(d.total.Stalls) / (d.viewerSeconds / 3600)
 		o.StallsPerViewerHour = &v
+		share := min(1, float64(d.total.StalledMS)/1000/d.viewerSeconds)
+		o.StalledShare = &share
 	}
 	for _, s := range st.sessions {
 		if !s.isSeeder {
 			o.Health.add(healthOf(&s.stats))
+			if s.kind == protocol.KindRelay {
+				o.Edges++
+			}
 		}
 	}
 	return o
@@ -388,6 +392,9 @@ type StreamView struct {
 	Topology *Snapshot      `json:"topology"`
 	Series   []Point        `json:"series"`
 	Events   []Event        `json:"events"`
+	// Experience is join time, behind-live and stalled share by client
+	// and by path, p50/p95 over the current viewers.
+	Experience []Experience `json:"experience"`
 }
 
 // maxEventsPerFrame bounds the events one answer or frame carries.
@@ -404,7 +411,7 @@ func (d *dashboard) streamView(name string, withSeries bool, after uint64) (*Str
 	}
 	in := d.ingest(name)
 	st.mu.Lock()
-	v := &StreamView{Overview: st.overviewLocked(in), Topology: snap}
+	v := &StreamView{Overview: st.overviewLocked(in), Topology: snap, Experience: st.experienceLocked(d.t.cfg.Now())}
 	if withSeries {
 		v.Series = st.dash.seriesLocked()
 	} else if p, ok := st.dash.latestLocked(); ok {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -182,10 +183,54 @@ func TestDashboardRendersSimulatedSwarm(t *testing.T) {
 			if err != nil || !strings.Contains(text, "Seeder") || !strings.Contains(text, "Children") {
 				t.Errorf("seeder panel: %q %v", text, err)
 			}
+			if n == 300 {
+				checkReadable(t, tctx)
+			}
 			shot, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
 			if err == nil {
 				e2e.SaveArtifact(t, fmt.Sprintf("dashboard-sim-%d.png", n), shot)
 			}
 		})
+	}
+}
+
+// checkReadable is issue 21's defect 6: what the page says an operator can
+// read. The summary says buffers in words (no "health 0/0/3/0", no build
+// time), the table says where bytes came from and the stalled share of
+// watch time, and hovering a peer's glyph says what it is.
+func checkReadable(t *testing.T, tctx context.Context) {
+	t.Helper()
+	type readable struct {
+		Summary string   `json:"summary"`
+		Heads   []string `json:"heads"`
+		Tip     string   `json:"tip"`
+		Groups  []string `json:"groups"`
+	}
+	r, err := chromedp.Run(tctx, chromedp.Evaluate[readable](`(() => {
+		const c = document.querySelector('#topo'), b = c.getBoundingClientRect();
+		const h = window.banyanDash.hits().find((h) => h.id > 0);
+		if (h) c.dispatchEvent(new MouseEvent('mousemove', {clientX: b.left + h.x, clientY: b.top + h.y, bubbles: true}));
+		return {summary: document.querySelector('#topo-summary').textContent,
+			heads: [...document.querySelectorAll('#streams th')].map((th) => th.textContent),
+			tip: window.banyanDash.tip,
+			groups: [...document.querySelectorAll('#experience tbody tr')].map((tr) => tr.dataset.group)}; })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.Summary, "buffers: ") || strings.Contains(r.Summary, "health ") || strings.Contains(r.Summary, "built in") {
+		t.Errorf("topology summary %q", r.Summary)
+	}
+	heads := strings.Join(r.Heads, "|")
+	for _, want := range []string{"From viewers", "From edges", "From seeder", "Origin HTTP", "Via TURN", "Stalled"} {
+		if !strings.Contains(heads, want) {
+			t.Errorf("streams table lacks %q: %s", want, heads)
+		}
+	}
+	if !strings.Contains(r.Tip, "native peer") || !strings.Contains(r.Tip, "stripe ") {
+		t.Errorf("hover on a peer says %q, want its kind and path", r.Tip)
+	}
+	// The viewer-experience table: the simulated peers are native ones.
+	if !slices.Contains(r.Groups, "client/native") {
+		t.Errorf("viewer experience groups %v, want client/native", r.Groups)
 	}
 }

@@ -192,7 +192,7 @@ func TestTimeSeries(t *testing.T) {
 	// The first report with media, 800 ms after the join.
 	now = now.Add(800 * time.Millisecond)
 	for i, p := range peers {
-		st.stats(p, protocol.Stats{BytesP2P: 1000, BytesOrigin: 100, BufferMS: 900, BehindLiveMS: 1000 + 100*i})
+		st.stats(p, protocol.Stats{BytesP2P: 1000, BytesSeeder: 75, BytesOrigin: 100, BufferMS: 900, BehindLiveMS: 1000 + 100*i})
 	}
 	st.stats(seeder, protocol.Stats{BytesUp: 300})
 	now = now.Add(time.Second)
@@ -200,8 +200,9 @@ func TestTimeSeries(t *testing.T) {
 	st.mu.Lock()
 	p := st.sample(now, in)
 	st.mu.Unlock()
-	// Received 4×1100, from the seeder 300 + 4×100.
-	if p.Offload == nil || math.Abs(*p.Offload-(1-700.0/4400)) > 1e-9 {
+	// Received 4×1100, from the seeder's root peer 4×75 and the origin
+	// 4×100: peers sent 4×925.
+	if p.Offload == nil || math.Abs(*p.Offload-3700.0/4400) > 1e-9 {
 		t.Fatalf("offload %v", p.Offload)
 	}
 	if p.Viewers != 4 || p.JoinMS == nil || *p.JoinMS != 800 || p.BehindMS == nil || *p.BehindMS != 1200 {
@@ -214,7 +215,7 @@ func TestTimeSeries(t *testing.T) {
 	// Deltas, not totals: a second report adds only what is new, and a
 	// departed peer's bytes stay counted.
 	for _, p := range peers {
-		st.stats(p, protocol.Stats{BytesP2P: 3000, BytesOrigin: 100, BufferMS: 900, Stalls: 1})
+		st.stats(p, protocol.Stats{BytesP2P: 3000, BytesSeeder: 75, BytesOrigin: 100, BufferMS: 900, Stalls: 1, StalledMS: 1870})
 	}
 	peers[0].close("left")
 	st.leave(peers[0])
@@ -226,11 +227,11 @@ func TestTimeSeries(t *testing.T) {
 	if p.Viewers != 3 || p.Stalls != 4 {
 		t.Fatalf("viewers %d stalls %d", p.Viewers, p.Stalls)
 	}
-	if ov.Bytes.P2P != 4*3000 || ov.Bytes.Origin != 400 || ov.SeederBytes != 700 || ov.Stalls != 4 {
+	if ov.Bytes.Viewers != 4*2925 || ov.Bytes.Seeder != 300 || ov.Bytes.Origin != 400 || ov.SeederBytes != 700 || ov.Stalls != 4 {
 		t.Fatalf("overview bytes %+v seeder %d stalls %d", ov.Bytes, ov.SeederBytes, ov.Stalls)
 	}
-	// Over the last two seconds: received 12400, from the seeder 700.
-	if math.Abs(*p.Offload-(1-700.0/12400)) > 1e-9 || p.EgressBps != 350 {
+	// Over the last two seconds: received 12400, from peers 11700.
+	if math.Abs(*p.Offload-11700.0/12400) > 1e-9 || p.EgressBps != 350 {
 		t.Fatalf("offload %v egress %v", *p.Offload, p.EgressBps)
 	}
 	if ov.StallsPerViewerHour != nil {
@@ -253,6 +254,10 @@ func TestTimeSeries(t *testing.T) {
 	// 4 stalls over (4+3+60×3) viewer-seconds.
 	if ov.StallsPerViewerHour == nil || math.Abs(*ov.StallsPerViewerHour-4/(187.0/3600)) > 1e-6 {
 		t.Errorf("stalls per viewer-hour %v", ov.StallsPerViewerHour)
+	}
+	// 4×1.87 s stalled over 187 viewer-seconds: 4 % of watch time.
+	if ov.StalledShare == nil || math.Abs(*ov.StalledShare-0.04) > 1e-9 {
+		t.Errorf("stalled share %v", ov.StalledShare)
 	}
 	if len(series) != 62 || series[0].T+61 != series[61].T {
 		t.Errorf("series of %d points", len(series))

@@ -39,6 +39,8 @@ type session struct {
 	st       *streamState
 	isSeeder bool
 	kind     protocol.ClientKind
+	engine   string // client group for the dashboard (experience.go)
+	joinMS   int32  // join to the first report with media, 0 until then
 	joined   time.Time
 	capacity int
 	noUpload bool // declared it will not upload: capacity stays 0
@@ -320,7 +322,7 @@ func (s *session) handleFirst(m protocol.Message) error {
 		if err != nil {
 			return s.refuse(protocol.CodeInternal, "tracker closing")
 		}
-		s.kind = m.Kind
+		s.kind, s.engine = m.Kind, clientEngine(m.Kind, m.Client)
 		if err := st.join(s, m); err != nil {
 			if errors.Is(err, errFull) {
 				return s.refuse(protocol.CodeFull, "stream is full")

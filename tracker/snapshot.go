@@ -49,7 +49,8 @@ type NodeInfo struct {
 	BehindMS int                 `json:"behind_ms"`
 	Kbps     int                 `json:"kbps"`    // received from all parents, last period
 	UpKbps   int                 `json:"up_kbps"` // sent to children, last period
-	Bytes    [3]uint64           `json:"bytes"`   // received since join: p2p, TURN, origin
+	From     protocol.Sources    `json:"from"`    // received since join, by sender
+	Locality string              `json:"locality,omitempty"`
 	Stalls   int                 `json:"stalls"`
 	Children int                 `json:"children"` // in every stripe together
 }
@@ -379,12 +380,15 @@ func (st *streamState) nodeInfoLocked(id protocol.PeerID) NodeInfo {
 		ni.Children += len(kids)
 	}
 	ni.Interior, _ = f.Interior(ov)
+	if info, err := f.Info(ov); err == nil {
+		ni.Locality = info.Locality
+	}
 	if sess := st.sessions[id]; sess != nil {
 		ss := &sess.stats
 		ni.Kind = sess.kind
 		ni.Health = healthOf(ss)
 		ni.BufferMS, ni.BehindMS, ni.UpKbps, ni.Stalls = ss.BufferMS, ss.BehindLiveMS, ss.UploadKbps, ss.Stalls
-		ni.Bytes = [3]uint64{ss.BytesP2P, ss.BytesTURN, ss.BytesOrigin}
+		ni.From = protocol.SourcesOf(*ss)
 		for _, p := range ss.Parents {
 			ni.Kbps += p.Kbps
 		}

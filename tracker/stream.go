@@ -66,6 +66,22 @@ func (st *streamState) pid(id overlay.PeerID) protocol.PeerID {
 	return protocol.PeerID(id)
 }
 
+// kindOfLocked is what Assign.ParentKind says of overlay node id: the
+// seeder for the root, an edge's kind for an edge, empty for a viewer or
+// the origin.
+func (st *streamState) kindOfLocked(id overlay.PeerID) protocol.ClientKind {
+	switch id {
+	case overlay.Origin:
+		return ""
+	case overlay.Root:
+		return protocol.KindSeeder
+	}
+	if s := st.sessions[protocol.PeerID(id)]; s != nil && s.kind == protocol.KindRelay {
+		return protocol.KindRelay
+	}
+	return ""
+}
+
 // applyLocked turns overlay changes into Assign messages for both ends.
 func (st *streamState) applyLocked(changes []overlay.Change) {
 	m := st.t.metrics
@@ -76,7 +92,7 @@ func (st *streamState) applyLocked(changes []overlay.Change) {
 		if child != nil {
 			if c.Added {
 				depth, _ := st.forest.Depth(c.Child, c.Stripe)
-				child.send(protocol.Assign{Stripe: c.Stripe, Parent: parentID, Depth: depth})
+				child.send(protocol.Assign{Stripe: c.Stripe, Parent: parentID, Depth: depth, ParentKind: st.kindOfLocked(c.Parent)})
 			} else if parentID != 0 {
 				child.send(protocol.Assign{Stripe: c.Stripe, Parent: parentID, Remove: true})
 			}
@@ -188,7 +204,7 @@ func (st *streamState) registerSeeder(s *session, h protocol.SeederHello) error 
 		kids, _ = st.forest.Children(kids[:0], overlay.Root, k)
 		for _, c := range kids {
 			if child := st.sessions[protocol.PeerID(c)]; child != nil {
-				child.send(protocol.Assign{Stripe: k, Parent: s.id, Depth: 1})
+				child.send(protocol.Assign{Stripe: k, Parent: s.id, Depth: 1, ParentKind: protocol.KindSeeder})
 			}
 			s.send(protocol.Assign{Stripe: k, Child: protocol.PeerID(c)})
 		}

@@ -16,8 +16,9 @@ const SeriesLen = 600
 type Point struct {
 	T       int64 `json:"t"` // unix seconds
 	Viewers int   `json:"viewers"`
-	// Offload is the share of viewer bytes not sent by the seeder (neither
-	// its root peer nor the origin), over the last 10 s.
+	// Offload is the share of viewer bytes other peers (viewers, edges)
+	// sent rather than the seeder (its root peer or the origin), over the
+	// last 10 s (protocol.Sources).
 	Offload *float64 `json:"offload"`
 	// EgressBps is what the seeder sent (root peer + origin fallback), in
 	// bytes per second over the last 4 s.
@@ -37,33 +38,35 @@ type Point struct {
 
 // pathCounters are byte and stall counts folded in from stats reports.
 type pathCounters struct {
-	P2P, TURN, Origin uint64 // received by viewers, by path
-	SeederUp          uint64 // sent by the seeder's root peer
-	Stalls            uint64
+	// Src is what viewers received, by sender (protocol.Sources: the one
+	// definition the viewer panel, /metrics and `banyan peer` share).
+	Src       protocol.Sources
+	SeederUp  uint64 // sent by the seeder's root peer
+	Stalls    uint64
+	StalledMS uint64 // time viewers spent stalled
 }
 
 func (a *pathCounters) add(b pathCounters) {
-	a.P2P += b.P2P
-	a.TURN += b.TURN
-	a.Origin += b.Origin
+	a.Src.Add(b.Src)
 	a.SeederUp += b.SeederUp
 	a.Stalls += b.Stalls
+	a.StalledMS += b.StalledMS
 }
 
-// received is what viewers got, every path.
-func (a pathCounters) received() uint64 { return a.P2P + a.TURN + a.Origin }
+// received is what viewers got, every source.
+func (a pathCounters) received() uint64 { return a.Src.Total() }
 
 // fromSeeder is what the seeder sent: its root peer's upload and every
-// origin fetch.
-func (a pathCounters) fromSeeder() uint64 { return a.SeederUp + a.Origin }
+// origin fetch (its egress, duplicates and all).
+func (a pathCounters) fromSeeder() uint64 { return a.SeederUp + a.Src.Origin }
 
-// offload is 1 - fromSeeder/received, nil when nothing was received.
+// offload is the share of received bytes other peers (viewers and edges)
+// sent, nil when nothing was received.
 func (a pathCounters) offload() *float64 {
-	r := a.received()
-	if r == 0 {
+	v, ok := a.Src.Offload()
+	if !ok {
 		return nil
 	}
-	v := 1 - float64(min(a.fromSeeder(), r))/float64(r)
 	return &v
 }
 
@@ -95,6 +98,12 @@ type dashState struct {
 
 	series  []Point // a ring of SeriesLen
 	nSeries int
+
+	// minute sums the current minute; minutes is a ring of ReportMinutes
+	// closed ones (report.go).
+	minute   minuteAcc
+	minutes  []ReportRow
+	nMinutes int
 }
 
 func delta(old, cur uint64) uint64 {
@@ -112,15 +121,19 @@ func (st *streamState) noteStats(s *session, n protocol.Stats) {
 	if s.isSeeder {
 		c.SeederUp = delta(o.BytesUp, n.BytesUp)
 	} else {
-		c.P2P = delta(o.BytesP2P, n.BytesP2P)
-		c.TURN = delta(o.BytesTURN, n.BytesTURN)
-		c.Origin = delta(o.BytesOrigin, n.BytesOrigin)
+		os, ns := protocol.SourcesOf(o), protocol.SourcesOf(n)
+		c.Src = protocol.Sources{Viewers: delta(os.Viewers, ns.Viewers), Edges: delta(os.Edges, ns.Edges),
+			Seeder: delta(os.Seeder, ns.Seeder), Origin: delta(os.Origin, ns.Origin), TURN: delta(os.TURN, ns.TURN)}
 		if n.Stalls > o.Stalls {
 			c.Stalls = uint64(n.Stalls - o.Stalls)
+		}
+		if n.StalledMS > o.StalledMS {
+			c.StalledMS = uint64(n.StalledMS - o.StalledMS)
 		}
 		if o.BytesP2P+o.BytesTURN+o.BytesOrigin == 0 && n.BytesP2P+n.BytesTURN+n.BytesOrigin > 0 && !s.joined.IsZero() {
 			ms := st.t.cfg.Now().Sub(s.joined).Milliseconds()
 			d.joins[d.nJoins%len(d.joins)] = int32(min(ms, 1<<31-1))
+			s.joinMS = int32(max(1, min(ms, 1<<31-1)))
 			d.nJoins++
 		}
 	}
@@ -141,6 +154,7 @@ func (st *streamState) sample(now time.Time, in IngestStat) Point {
 	d.recent[d.nRecent%window] = sampleDelta{d.pending, dt}
 	d.nRecent++
 	stalls := d.pending.Stalls
+	d.rollMinute(now, d.pending, dt, viewers)
 	d.pending = pathCounters{}
 
 	p := Point{T: now.Unix(), Viewers: viewers, Stalls: stalls, IngestKbps: in.Kbps, FPS: in.FPS}

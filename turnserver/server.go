@@ -446,10 +446,15 @@ func (s *Server) Stats() Stats { return s.counters.snapshot() }
 
 // refuse counts a refusal and logs it, at most once per reason per logEvery.
 func (s *Server) refuse(r Reason, msg string, args ...any) {
+	s.refuseAt(slog.LevelInfo, r, msg, args...)
+}
+
+// refuseAt is refuse at another log level.
+func (s *Server) refuseAt(level slog.Level, r Reason, msg string, args ...any) {
 	if i := reasonIndex(r); i >= 0 {
 		s.counters.refusals[i].Add(1)
 	}
-	s.rate.logf(string(r), slog.LevelInfo, "turn: "+msg, append(args, slog.String("reason", string(r)))...)
+	s.rate.logf(string(r), level, "turn: "+msg, append(args, slog.String("reason", string(r)))...)
 }
 
 // clip bounds attacker-chosen strings in log lines.
@@ -526,7 +531,10 @@ func (s *Server) quota(uid, _ string, src net.Addr) bool {
 func (s *Server) permission(client net.Addr, peer net.IP) bool {
 	class, ok := s.policy.allowIP(peer)
 	if !ok {
-		s.refuse(ReasonPeerAddress, "permission refused: peer address not allowed",
+		// Browsers ask for permissions towards every candidate of the other
+		// peer, private and loopback host candidates too, so this refusal is
+		// routine during normal playback: counted, logged at debug only.
+		s.refuseAt(slog.LevelDebug, ReasonPeerAddress, "permission refused: peer address not allowed",
 			slog.String("src", addrString(client)), slog.String("peer", peer.String()), slog.String("class", class.String()))
 	}
 

@@ -273,28 +273,33 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 		ps := v.player.Stats()
 		v.mu.Lock()
 		peer := v.peer
+		cause, timerLag := v.stall.cause, v.stall.lag
 		v.mu.Unlock()
-		p2p, turn, origin, parents, children, paths := v.meshStats()
+		src, parents, children, paths := v.meshStats()
 		stats := map[string]any{
-			"peer":        float64(peer),
-			"bytesP2P":    float64(p2p),
-			"bytesTURN":   float64(turn),
-			"bytesOrigin": float64(origin),
-			"parents":     parents,
-			"paths":       strings.Join(paths, ","),
-			"children":    children,
-			"behindMs":    ps.BehindMS,
-			"bufferMs":    ps.BufferMS,
-			"stalls":      ps.Stalls,
-			"stalledMs":   ps.StalledMS,
-			"rate":        ps.Rate,
-			"epoch":       float64(ps.Epoch),
-			"seq":         float64(ps.Seq),
-			"gaps":        float64(ps.Gaps),
-			"dropped":     float64(ps.Dropped),
-			"rebuilds":    ps.Rebuilds,
-			"blocked":     ps.Blocked,
-			"panics":      float64(g.Panics()),
+			"peer":         float64(peer),
+			"bytesViewers": float64(src.Viewers),
+			"bytesEdges":   float64(src.Edges),
+			"bytesSeeder":  float64(src.Seeder),
+			"bytesOrigin":  float64(src.Origin),
+			"bytesTURN":    float64(src.TURN),
+			"parents":      parents,
+			"paths":        strings.Join(paths, ","),
+			"children":     children,
+			"behindMs":     ps.BehindMS,
+			"bufferMs":     ps.BufferMS,
+			"stalls":       ps.Stalls,
+			"stalledMs":    ps.StalledMS,
+			"rate":         ps.Rate,
+			"epoch":        float64(ps.Epoch),
+			"seq":          float64(ps.Seq),
+			"gaps":         float64(ps.Gaps),
+			"dropped":      float64(ps.Dropped),
+			"rebuilds":     ps.Rebuilds,
+			"blocked":      ps.Blocked,
+			"panics":       float64(g.Panics()),
+			"cause":        cause,
+			"timerLagMs":   float64(timerLag.Milliseconds()),
 		}
 		_ = try(func() { f.Invoke(js.ValueOf(stats)) })
 	}

@@ -134,6 +134,7 @@ const (
 	sourceEnded                // the publish ended
 	sourceFailing              // the origin does not answer
 	sourceKeyError             // chunks do not open with the keys we have
+	sourceLate                 // live, data late or the tab short of CPU (stall.go)
 )
 
 // originLoop plays a stream from the origin alone: it starts at the newest

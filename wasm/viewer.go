@@ -65,6 +65,7 @@ type viewer struct {
 	node       *node.Node // the current session's, nil before a welcome
 	played     uint64     // engine's played count at the last look
 	lastPlayAt time.Time  // when it last grew
+	stall      stallWatch // why playback stands still (stall.go)
 }
 
 func newViewer(cfg Config, player *Player, log *slog.Logger, g *guard.Guard) *viewer {
@@ -148,6 +149,7 @@ func (v *viewer) tick(ctx context.Context) {
 		case now := <-t.C:
 			v.mu.Lock()
 			n := v.node
+			v.stall.noteTick(now)
 			v.mu.Unlock()
 			if n != nil {
 				n.Tick(now)
@@ -188,18 +190,19 @@ func (v *viewer) source() (sourceState, string) {
 	case v.lastPlayAt.IsZero():
 		return sourceUnknown, "" // live, first chunks on their way
 	}
-	return sourceFailing, "waiting for chunks"
+	return v.stall.stalledLocked(now, v.node, eng)
 }
 
-// meshStats is what the page's stats panel shows of the mesh; paths has
-// each peer parent's path ("direct", "turn", "unknown" where the browser
-// does not tell, "connecting").
-func (v *viewer) meshStats() (p2p, turn, origin uint64, parents, children int, paths []string) {
+// meshStats is what the page's stats panel shows of the mesh: bytes by
+// sender (protocol.Sources, the definition the dashboard and /metrics
+// use); paths has each peer parent's path ("direct", "turn", "unknown"
+// where the browser does not tell, "connecting").
+func (v *viewer) meshStats() (src protocol.Sources, parents, children int, paths []string) {
 	v.mu.Lock()
 	n := v.node
 	v.mu.Unlock()
 	if n == nil {
-		return 0, 0, v.origin.bytes.Load(), 0, 0, nil
+		return protocol.Sources{Origin: v.origin.bytes.Load()}, 0, 0, nil
 	}
 	st := n.LastStats()
 	for _, p := range st.Parents {
@@ -208,7 +211,7 @@ func (v *viewer) meshStats() (p2p, turn, origin uint64, parents, children int, p
 			paths = append(paths, p.Path)
 		}
 	}
-	return st.BytesP2P, st.BytesTURN, st.BytesOrigin, parents, st.Children, paths
+	return protocol.SourcesOf(st), parents, st.Children, paths
 }
 
 // playout is the engine's adaptive playout delay (0 before a session).
@@ -399,14 +402,19 @@ func (v *viewer) state() (state, reason string) {
 		return StateConnecting, ""
 	case src == sourceKeyError:
 		return StateError, "cannot open the stream: " + srcErr
-	case src == sourceFailing:
-		return StateReconnecting, srcErr
 	case ts == trackerReconnecting && !ps.Playing:
 		return StateReconnecting, "lost the connection to the tracker"
+	case src == sourceFailing:
+		return StateReconnecting, srcErr
+	case src == sourceLate:
+		return StateBuffering, srcErr
 	case src == sourceWaiting || (!live && !ps.Started):
 		return StateWaiting, ""
 	case ps.Started && ps.Stalled:
-		return StateBuffering, ""
+		v.mu.Lock()
+		why := v.stall.starvedLocked()
+		v.mu.Unlock()
+		return StateBuffering, why
 	case ps.Blocked:
 		return StatePaused, "autoplay was blocked"
 	}

@@ -71,6 +71,19 @@ type Config struct {
 	// the viewer is moved to, and its seeders' origins. Origins that are
 	// not a plain scheme://host[:port] are left out.
 	ConnectSrc func() []string
+	// Stream, when set, says what the server knows of a stream: the watch
+	// and publish pages of a stream it does not know answer 404 (the same
+	// page, saying so), and the publish page says when the stream is
+	// already live. Nil: every valid name is served as if it existed.
+	Stream func(name string) StreamInfo
+}
+
+// StreamInfo is what the pages show of a stream.
+type StreamInfo struct {
+	Known bool   // it has an active key
+	Live  bool   // a broadcaster publishes now
+	Via   string // over what: "rtmp", "whip" (when Live)
+	Demo  bool   // the demo stream `banyan up` made, its key in the banner
 }
 
 // Handler serves the pages, /static/ assets and the built viewer from the
@@ -83,7 +96,7 @@ func NewHandler(cfg Config) http.Handler {
 		sub, _ := fs.Sub(dist, "dist")
 		cfg.Dist = sub
 	}
-	h := &handler{files: loadAssets(cfg.Dist), connectSrc: cfg.ConnectSrc}
+	h := &handler{files: loadAssets(cfg.Dist), connectSrc: cfg.ConnectSrc, stream: cfg.Stream}
 	h.script, h.scriptETag = h.playerScript()
 	sub, _ := fs.Sub(static, "static")
 	h.staticFS = http.StripPrefix("/static/", http.FileServerFS(sub))
@@ -99,6 +112,7 @@ func NewHandler(cfg Config) http.Handler {
 
 type handler struct {
 	connectSrc func() []string
+	stream     func(string) StreamInfo
 	files      *assets
 	staticFS   http.Handler
 	script     []byte
@@ -111,6 +125,10 @@ type pageData struct {
 	// Ready says the viewer is built; Wasm is its URL, for a preload.
 	Ready bool
 	Wasm  string
+	// Info is what the server knows of the stream; Missing says it knows
+	// it does not exist.
+	Info    StreamInfo
+	Missing bool
 }
 
 func (h *handler) page(name string, needStream bool) http.HandlerFunc {
@@ -124,10 +142,18 @@ func (h *handler) page(name string, needStream bool) http.HandlerFunc {
 		if data.Ready {
 			data.Wasm = "/static/" + h.files.m.Assets[AssetWasm].File
 		}
+		status := http.StatusOK
+		if needStream && h.stream != nil {
+			data.Info = h.stream(stream)
+			if !data.Info.Known {
+				data.Missing, status = true, http.StatusNotFound
+			}
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'"+h.extraConnect())
+		w.WriteHeader(status)
 		_ = pages.ExecuteTemplate(w, name, data)
 	}
 }

@@ -139,7 +139,7 @@ func startUpEnv(t *testing.T, data string, env []string, extra ...string) *upPro
 	}()
 	var banner strings.Builder
 	deadline := time.After(20 * time.Second)
-	for p.base == "" {
+	for done := false; !done; {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -149,6 +149,8 @@ func startUpEnv(t *testing.T, data string, env []string, extra ...string) *upPro
 			if m := dashRE.FindStringSubmatch(l); m != nil {
 				p.base = m[1] + "://127.0.0.1:" + m[2]
 			}
+			// The banner's last line.
+			done = p.base != "" && strings.Contains(l, "New stream:")
 		case <-deadline:
 			t.Fatalf("no banner from banyan up; stderr: %s", p.stderr)
 		}

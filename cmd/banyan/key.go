@@ -117,8 +117,12 @@ func interleaveFlags(args []string) []string {
 
 func isBoolFlag(a string) bool {
 	n := strings.TrimLeft(a, "-")
-	return n == "json" || n == "h" || n == "help"
+	return n == "json" || n == "csv" || n == "h" || n == "help"
 }
+
+// errExistsHint marks a create refused because the stream exists; it adds
+// no text of its own.
+var errExistsHint = errors.New("")
 
 func runKeyAction(ctx context.Context, b keyBackend, action, name string, o keyOptions, stdout io.Writer) error {
 	switch action {
@@ -127,6 +131,12 @@ func runKeyAction(ctx context.Context, b keyBackend, action, name string, o keyO
 		var err error
 		if action == "create" {
 			cs, err = b.create(ctx, name)
+			if errors.Is(err, store.ErrExists) {
+				err = fmt.Errorf("%w%w", err, errExistsHint)
+			}
+			if errors.Is(err, errExistsHint) {
+				return fmt.Errorf("%w (to issue it a new key: banyan key rotate %s)", err, name)
+			}
 		} else {
 			cs, err = b.rotate(ctx, name)
 		}
@@ -241,10 +251,14 @@ func (b *apiBackend) do(ctx context.Context, method, path string, body, out any)
 		var e struct {
 			Error string `json:"error"`
 		}
+		msg := resp.Status
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("server: %s", e.Error)
+			msg = e.Error
 		}
-		return fmt.Errorf("server: %s", resp.Status)
+		if resp.StatusCode == http.StatusConflict {
+			return fmt.Errorf("server: %s%w", msg, errExistsHint)
+		}
+		return fmt.Errorf("server: %s", msg)
 	}
 	return json.Unmarshal(data, out)
 }

@@ -29,6 +29,7 @@ func subcommands() map[string]subcommand {
 		"turn":    {"run the TURN relay alone", runTurn},
 		"peer":    {"run a native peer: headless viewer, recorder or relay edge", runPeer},
 		"bench":   {"run swarm and tracker benchmarks that print JSON", runBench},
+		"report":  {"print a stream's savings by minute: bytes by sender, seeder egress, offload (--json, --csv)", runReport},
 	}
 }
 

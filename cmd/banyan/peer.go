@@ -184,10 +184,16 @@ type peerSummary struct {
 	Stalls       uint64          `json:"stalls"`
 	BadChunks    uint64          `json:"bad_chunks"`
 	Repaired     uint64          `json:"repaired_from_origin"`
-	BytesP2P     uint64          `json:"bytes_p2p"`
-	BytesTURN    uint64          `json:"bytes_turn"`
-	BytesOrigin  uint64          `json:"bytes_origin"`
-	BytesUp      uint64          `json:"bytes_up"`
+	// BytesP2P, BytesTURN and BytesOrigin are by path (p2p: WebRTC
+	// direct from any sender, the seeder's root peer too); From splits the
+	// same bytes by sender (protocol.Sources), and Offload is the share
+	// other peers sent.
+	BytesP2P    uint64           `json:"bytes_p2p"`
+	BytesTURN   uint64           `json:"bytes_turn"`
+	BytesOrigin uint64           `json:"bytes_origin"`
+	From        protocol.Sources `json:"from"`
+	Offload     *float64         `json:"offload"`
+	BytesUp     uint64           `json:"bytes_up"`
 	// StalledMS is time spent stalled; WatchedMS runs from playback start
 	// to leaving (stall ratio = stalled_ms / watched_ms).
 	StalledMS   int64  `json:"stalled_ms"`
@@ -201,6 +207,11 @@ type peerSummary struct {
 
 func (s *peerSummary) fill(n *node.Node) {
 	s.Peer, s.Depths = n.Self(), n.Depths()
+	// The depth now counts too: an assignment handled before OnAssign
+	// saw it (a seeder hand-off, a reconnect) still sets Depths.
+	for _, d := range s.Depths {
+		s.MaxDepth = max(s.MaxDepth, d)
+	}
 	for _, d := range n.Reparents() {
 		s.ReparentMS = append(s.ReparentMS, d.Milliseconds())
 	}
@@ -210,6 +221,10 @@ func (s *peerSummary) fill(n *node.Node) {
 		s.Stalls, s.BadChunks, s.Repaired = c.Stalls, c.BadChunks, c.RepairedOrigin
 		t := e.Traffic()
 		s.BytesP2P, s.BytesTURN, s.BytesOrigin, s.BytesUp = t.P2P, t.TURN, t.Origin, t.Up
+		s.From = e.Sources()
+		if off, ok := s.From.Offload(); ok {
+			s.Offload = &off
+		}
 		s.StalledMS, s.DupBytes, s.UnsentBytes = t.StalledMS, t.Dup, t.Unsent
 		if !c.StartedAt.IsZero() {
 			s.WatchedMS = time.Since(c.StartedAt).Milliseconds()

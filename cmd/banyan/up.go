@@ -157,7 +157,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	sys, err := startSystem(ctx, o, log)
 	if err != nil {
-		return err
+		return startFailed(err, o.Data)
 	}
 	sys.printBanner(stdout)
 	<-ctx.Done()
@@ -487,7 +487,7 @@ func (s *system) startTracker(reg prometheus.Registerer) (err error) {
 			WSJoinTimeout: l.WSJoinTimeout, PeersPerStream: l.PeersPerStream,
 		},
 		ICEServers: s.iceServers, ICERefresh: l.TURNCredTTL / 2,
-		Local: s.seed.Seeder(), Page: web.Handler(),
+		Local: s.seed.Seeder(), Page: web.NewHandler(s.webConfig()),
 		Logger: s.log, Registerer: reg,
 	})
 	return err
@@ -601,9 +601,7 @@ func (s *system) printBanner(w io.Writer) {
 	web := s.front.scheme("http") + "://" + hostPort(s.host(), s.ln.Addr().String())
 	rtmp := s.front.rtmpURL(s.host(), s.seed.RTMPAddr())
 	fmt.Fprintf(w, "\nBanyan is up.\n\n")
-	if s.adminToken != "" {
-		fmt.Fprintf(w, "  Admin token (shown once; also kept in %s):\n    %s\n\n", s.store.AdminTokenPath(), s.adminToken)
-	}
+	s.printAdminToken(w, web)
 	if s.demoKey != "" {
 		fmt.Fprintf(w, "  Broadcast from OBS (Settings > Stream > Service: Custom):\n")
 		fmt.Fprintf(w, "    Server      %s\n    Stream Key  %s\n", rtmp, s.demoKey)
@@ -614,7 +612,13 @@ func (s *system) printBanner(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  Dashboard:   %s/dashboard\n", web)
 	fmt.Fprintf(w, "  Metrics:     %s/metrics  (Authorization: Bearer <admin or --metrics-token>)\n", web)
-	fmt.Fprintf(w, "  New stream:  banyan key create NAME --data %s\n\n", s.store.Dir())
+	// Over TLS the CLI must use the certificate's name; plain HTTP is
+	// reached on loopback.
+	server := cliServerURL(s.ln.Addr())
+	if s.front.TLS() {
+		server = web
+	}
+	fmt.Fprintf(w, "  New stream:  %s\n\n", keyCreateLine(server, s.store.Dir()))
 }
 
 // unwrapOpError drops the "listen tcp :8080:" prefix the caller already says.

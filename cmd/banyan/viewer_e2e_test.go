@@ -21,17 +21,20 @@ type viewerProbe struct {
 	Reason string  `json:"reason"`
 	Time   float64 `json:"time"`
 	Stats  *struct {
-		BytesP2P    float64 `json:"bytesP2P"`
-		BytesTURN   float64 `json:"bytesTURN"`
-		BytesOrigin float64 `json:"bytesOrigin"`
-		Parents     float64 `json:"parents"`
-		Children    float64 `json:"children"`
-		BehindMs    float64 `json:"behindMs"`
-		BufferMs    float64 `json:"bufferMs"`
-		Stalls      float64 `json:"stalls"`
-		FirstMS     float64 `json:"firstFrameMs"`
-		Epoch       float64 `json:"epoch"`
-		Paths       string  `json:"paths"`
+		// Bytes by sender (protocol.Sources); TURN is the relayed part.
+		BytesViewers float64 `json:"bytesViewers"`
+		BytesEdges   float64 `json:"bytesEdges"`
+		BytesSeeder  float64 `json:"bytesSeeder"`
+		BytesTURN    float64 `json:"bytesTURN"`
+		BytesOrigin  float64 `json:"bytesOrigin"`
+		Parents      float64 `json:"parents"`
+		Children     float64 `json:"children"`
+		BehindMs     float64 `json:"behindMs"`
+		BufferMs     float64 `json:"bufferMs"`
+		Stalls       float64 `json:"stalls"`
+		FirstMS      float64 `json:"firstFrameMs"`
+		Epoch        float64 `json:"epoch"`
+		Paths        string  `json:"paths"`
 	} `json:"stats"`
 }
 
@@ -127,25 +130,41 @@ func TestBrowserViewersInMesh(t *testing.T) {
 	}
 	// Stats are refreshed every second: give the counters time to settle.
 	time.Sleep(2 * time.Second)
-	fromPeers := 0
+	fromMesh, fromPeers, seederSum := 0, 0, 0.0
 	for i, v := range viewers {
 		s := probe(t, v).Stats
 		if s == nil {
 			t.Fatalf("viewer %d has no stats", i)
 		}
-		t.Logf("viewer %d: p2p %.0f B, turn %.0f B, origin %.0f B, parents %.0f (%s), children %.0f, behind %.0f ms, buffer %.0f ms, stalls %.0f",
-			i, s.BytesP2P, s.BytesTURN, s.BytesOrigin, s.Parents, s.Paths, s.Children, s.BehindMs, s.BufferMs, s.Stalls)
-		if s.BytesP2P+s.BytesTURN > s.BytesOrigin {
+		t.Logf("viewer %d: from viewers %.0f B, seeder %.0f B, origin %.0f B (turn %.0f B), parents %.0f (%s), children %.0f, behind %.0f ms, buffer %.0f ms, stalls %.0f",
+			i, s.BytesViewers, s.BytesSeeder, s.BytesOrigin, s.BytesTURN, s.Parents, s.Paths, s.Children, s.BehindMs, s.BufferMs, s.Stalls)
+		// The mesh (WebRTC, the seeder's root peer included) rather than
+		// the origin delivers most; and viewers relay to each other. Peer
+		// bytes are what other viewers sent: the seeder's root peer is
+		// not a peer (issue 21).
+		if s.BytesViewers+s.BytesEdges+s.BytesSeeder > s.BytesOrigin {
+			fromMesh++
+		}
+		if s.BytesViewers > 0 {
 			fromPeers++
 		}
+		seederSum += s.BytesSeeder
 		// Chromium names the selected ICE pair: no parent's path is
 		// unknown (that is for browsers without the API).
 		if strings.Contains(s.Paths, "unknown") {
 			t.Errorf("viewer %d: parent paths %q", i, s.Paths)
 		}
 	}
+	if fromMesh == 0 {
+		t.Fatal("no viewer got the majority of its bytes over WebRTC")
+	}
 	if fromPeers == 0 {
-		t.Fatal("no viewer got the majority of its bytes from a peer")
+		t.Fatal("no viewer got bytes from another viewer")
+	}
+	// Root capacity 1: the seeder's root peer feeds one viewer per
+	// stripe, and those bytes show as the seeder's.
+	if seederSum == 0 {
+		t.Error("no viewer shows bytes from the seeder, whose root peer feeds the first in each stripe")
 	}
 	slices.Sort(firsts)
 	t.Logf("figures: join to first frame %v ms; behind live %v ms", firsts, behind)
@@ -158,6 +177,25 @@ func TestBrowserViewersInMesh(t *testing.T) {
 	e2e.SaveArtifact(t, "mesh-viewer.png", shot)
 	if f := e2e.BrightFraction(t, shot); f < 0.05 {
 		t.Fatalf("screenshot is black (%.3f of pixels lit)", f)
+	}
+	// The LIVE badge sits under the picture, not over its corner, and the
+	// stats panel says the state (issue 21).
+	type badgeProbe struct {
+		Overlap bool   `json:"overlap"`
+		Badge   string `json:"badge"`
+		State   string `json:"state"`
+	}
+	bp, err := chromedp.Run(viewers[0], chromedp.Evaluate[badgeProbe](`(() => { const r = document.querySelector('banyan-player').shadowRoot;
+		const b = r.querySelector('.badge').getBoundingClientRect(), v = r.querySelector('video').getBoundingClientRect();
+		return {overlap: !(b.bottom <= v.top || b.top >= v.bottom || b.right <= v.left || b.left >= v.right),
+			badge: r.querySelector('.badge').textContent, state: r.querySelector('dd[data-k=state]').textContent}; })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (On a loaded machine the viewer may be buffering just then: the
+	// badge and the panel must agree, whatever the state.)
+	if bp.Overlap || bp.Badge == "" || !strings.HasPrefix(bp.State, bp.Badge) {
+		t.Errorf("badge %+v: want it outside the picture, saying what the panel says", bp)
 	}
 
 	// The broadcaster stops and comes back: viewers wait, then play the new

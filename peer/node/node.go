@@ -116,6 +116,9 @@ type nbr struct {
 	dialing  bool
 	parentOf uint32 // stripes where it is our parent
 	childOf  uint32 // stripes where it is our child
+	// src is what kind of sender it is as our parent (the tracker says
+	// with each assignment), for the engine's bytes by source.
+	src peer.Source
 }
 
 // New makes a Node; it becomes useful once the welcome arrives.
@@ -363,7 +366,9 @@ func (n *Node) assign(a protocol.Assign) {
 		}
 		nb := n.nbrLocked(a.Parent)
 		nb.parentOf |= bit
+		nb.src = peer.SourceOf(a.ParentKind)
 		if nb.open && n.eng != nil {
+			n.eng.SetSource(nb.id, nb.src)
 			n.eng.SetParent(a.Stripe, nb.id, nb.elink)
 		} else {
 			n.connectLocked(nb)
@@ -428,6 +433,7 @@ func (n *Node) attachLocked(nb *nbr) {
 	for s := 0; s < n.stripes; s++ {
 		bit := uint32(1) << s
 		if nb.parentOf&bit != 0 {
+			n.eng.SetSource(nb.id, nb.src)
 			n.eng.SetParent(s, nb.id, nb.elink)
 		}
 		if nb.childOf&bit != 0 {

@@ -137,7 +137,7 @@
   font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; border-radius: 8px; overflow: hidden; }
 .stage { position: relative; width: 100%; aspect-ratio: 16 / 9; background: #000; }
 video { display: block; width: 100%; height: 100%; background: #000; }
-.badge { position: absolute; top: .5rem; left: .5rem; padding: .1rem .5rem; border-radius: 4px;
+.badge { display: inline-block; margin-right: .4rem; padding: 0 .45rem; border-radius: 4px; line-height: 1.5;
   background: rgba(0,0,0,.65); font-size: .75rem; font-weight: 700; letter-spacing: .04em;
   text-transform: uppercase; pointer-events: none; }
 .badge[data-state="live"] { background: #c62828; }
@@ -176,17 +176,21 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
   const TEMPLATE = `<style>${STYLE}</style>
 <div class="stage">
   <video part="video" controls muted playsinline></video>
-  <div class="badge" part="badge" aria-hidden="true"></div>
   <div class="overlay" part="overlay" role="status" aria-live="polite">
     <div class="spin"></div><div class="label"></div><div class="reason"></div>
   </div>
   <button class="unmute" part="unmute" type="button" hidden>${MUTED_ICON}<span>Tap to unmute</span></button>
   <button class="play" part="play" type="button" hidden>&#9654; Play</button>
 </div>
-<details part="stats"><summary>Stats</summary><dl>
-  <dt>From peers</dt><dd data-k="p2p">–</dd>
-  <dt>Via TURN</dt><dd data-k="turn">–</dd>
-  <dt>From origin</dt><dd data-k="origin">–</dd>
+<details part="stats"><summary><span class="badge" part="badge" aria-hidden="true"></span> Stats</summary><dl>
+  <dt>State</dt><dd data-k="state">–</dd>
+  <dt title="A stall's cause, kept after playback resumes">Last stall</dt><dd data-k="cause">none</dd>
+  <dt title="How late this tab's timers ran lately: a tab short of CPU delivers video late">Tab timers</dt><dd data-k="lag">–</dd>
+  <dt title="Other viewers, over WebRTC">From viewers</dt><dd data-k="viewers">–</dd>
+  <dt title="The operator's relay edges, over WebRTC">From edges</dt><dd data-k="edges">–</dd>
+  <dt title="The seeder's own peer, over WebRTC">From seeder</dt><dd data-k="seeder">–</dd>
+  <dt title="The seeder's HTTP origin">From origin (HTTP)</dt><dd data-k="origin">–</dd>
+  <dt title="Part of the WebRTC bytes relayed through a TURN server">Via TURN</dt><dd data-k="turn">–</dd>
   <dt>Parents</dt><dd data-k="parents">–</dd>
   <dt>Children</dt><dd data-k="children">–</dd>
   <dt>Behind live</dt><dd data-k="behind">–</dd>
@@ -379,6 +383,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this.setAttribute("data-state", state);
       this._badge.dataset.state = state;
       this._badge.textContent = state === "live" ? "Live" : (LABELS[state] || state).replace(/…$/, "");
+      this._dd.state.textContent = (LABELS[state] || state).replace(/…$/, "") + (this._reasonText ? ": " + this._reasonText : "");
       const quiet = state === "live" || state === "paused";
       this._overlay.hidden = quiet;
       this._overlay.dataset.state = state;
@@ -396,16 +401,23 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       s.lastCrash = this._lastCrash;
       s.joinMs = this._firstFrame ? Math.round(this._firstFrame.sinceStart) : null;
       this._stats = s;
-      const total = s.bytesP2P + s.bytesTURN + s.bytesOrigin;
+      // The one definition of byte sources (protocol.Sources): viewers,
+      // edges, seeder (its peer over WebRTC) and origin add up to all
+      // received; TURN is the relayed part of the WebRTC bytes.
+      const total = s.bytesViewers + s.bytesEdges + s.bytesSeeder + s.bytesOrigin;
       const share = (n) => total > 0 ? `${Math.round(100 * n / total)} % (${bytes(n)})` : "–";
-      this._dd.p2p.textContent = share(s.bytesP2P);
-      this._dd.turn.textContent = share(s.bytesTURN);
+      this._dd.viewers.textContent = share(s.bytesViewers);
+      this._dd.edges.textContent = share(s.bytesEdges);
+      this._dd.seeder.textContent = share(s.bytesSeeder);
       this._dd.origin.textContent = share(s.bytesOrigin);
+      this._dd.turn.textContent = share(s.bytesTURN);
       this._dd.parents.textContent = String(s.parents) + (s.paths ? ` (${s.paths.split(",").join(", ")})` : "");
       this._dd.children.textContent = String(s.children);
       this._dd.behind.textContent = seconds(s.behindMs) + (s.rate > 1 ? ` (catching up ×${s.rate.toFixed(2)})` : "");
       this._dd.buffer.textContent = seconds(s.bufferMs);
       this._dd.stalls.textContent = s.stalls ? `${s.stalls} (${seconds(s.stalledMs)})` : "none";
+      if (s.cause) this._dd.cause.textContent = s.cause;
+      this._dd.lag.textContent = s.timerLagMs >= 250 ? `${s.timerLagMs} ms late (short of CPU)` : s.timerLagMs > 0 ? `${s.timerLagMs} ms late` : "on time";
       if (s.blocked && this._video.paused) this._play.hidden = false;
       this.dispatchEvent(new CustomEvent("banyan-stats", { detail: s }));
     }

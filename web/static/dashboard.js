@@ -20,6 +20,8 @@
     frames: 0, streams: [], stream: "", peers: 0, drawnNodes: 0, nodes: 0, aggregated: false, connected: false,
     render: { count: 0, last: 0, max: 0, total: 0, first: 0, topoLast: 0, parseLast: 0, bytesLast: 0 },
     selectPeer: (id) => showPeer(id),
+    hits: () => hits, // topology glyphs: {x, y, r, id, s, path} in canvas pixels
+    tip: "",
   });
 
   let selected = new URLSearchParams(location.search).get("stream") || "";
@@ -56,6 +58,17 @@
     while (bps >= 1000 && i < u.length - 1) { bps /= 1000; i++; }
     return bps.toFixed(bps < 10 && i ? 2 : 0) + " " + u[i];
   };
+  // Bytes by sender from a stats report: the one definition (protocol.Sources)
+  // the viewer's panel and /metrics use. bytes_p2p and bytes_turn hold every
+  // WebRTC byte; bytes_seeder and bytes_edge are parts of them.
+  const sourcesText = (st) => {
+    const webrtc = (st.bytes_p2p || 0) + (st.bytes_turn || 0);
+    const seeder = st.bytes_seeder || 0, edges = st.bytes_edge || 0;
+    return [webrtc - seeder - edges, edges, seeder, st.bytes_origin || 0].map(fmtBytes).join(" / ");
+  };
+  // Health counts in words, as the legend colours them.
+  const healthWords = (h) => [[h.good, "healthy"], [h.low, "low"], [h.bad, "starving"], [h.unknown, "no media yet"]]
+    .filter(([n]) => n > 0).map(([n, w]) => `${n} ${w}`).join(", ") || "none";
   const pct = (v) => (v == null ? "—" : (100 * v).toFixed(1) + " %");
   const hms = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
   const ref = (id) => (id === 0 ? "seeder" : id === -1 ? "origin" : id === -2 ? "—" : "peer " + id);
@@ -117,8 +130,11 @@
       return;
     }
     dash.stream = selected;
+    const rep = "/dashboard/api/report?since=24h&stream=" + encodeURIComponent(selected);
+    $("#export-csv").href = rep + "&format=csv";
+    $("#export-json").href = rep + "&format=json";
     const v = f.stream;
-    for (const id of ["#topology-section", "#charts-section", "#events-section"]) $(id).hidden = !v;
+    for (const id of ["#topology-section", "#experience-section", "#charts-section", "#events-section"]) $(id).hidden = !v;
     if (!v) { dash.peers = 0; return; }
     if (f.type === "init") series = v.series || [];
     else for (const p of v.series || []) if (!series.length || p.t > series[series.length - 1].t) series.push(p);
@@ -127,6 +143,7 @@
     renderTopology(v.topology);
     dash.render.topoLast = performance.now() - t0;
     charts.update(series);
+    renderExperience(v.experience || []);
     renderEvents(v.events || []);
     if (peerOpen != null && dash.frames % 2 === 0) showPeer(peerOpen, true);
   }
@@ -141,12 +158,14 @@
         el("td", {}, s.ingest && s.ingest.protocol ? s.ingest.protocol.toUpperCase() : "—"),
         el("td", { class: "num" }, s.ingest && s.ingest.kbps ? fmtBits(s.ingest.kbps * 1000) : "—"),
         el("td", { class: "num" }, s.ingest && s.ingest.fps ? s.ingest.fps.toFixed(1) : "—"),
-        el("td", { class: "num viewers" }, s.viewers),
+        el("td", { class: "num viewers", title: "viewers in the mesh; relay edges counted apart" }, s.viewers - (s.edges || 0), s.edges ? el("span", { class: "muted" }, ` +${s.edges} edge${s.edges > 1 ? "s" : ""}`) : null),
         el("td", { class: "num" }, pct(s.offload)),
-        el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.p2p)),
-        el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.turn)),
+        el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.viewers)),
+        el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.edges)),
+        el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.seeder)),
         el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.origin)),
-        el("td", { class: "num" }, s.stalls_per_viewer_hour == null ? "—" : s.stalls_per_viewer_hour.toFixed(2)),
+        el("td", { class: "num" }, fmtBytes(s.bytes && s.bytes.turn)),
+        el("td", { class: "num", title: s.stalls_per_viewer_hour == null ? "" : `${s.stalls} stalls, ${s.stalls_per_viewer_hour.toFixed(1)} per viewer-hour` }, s.stalled_share == null ? "—" : pct(s.stalled_share)),
         el("td", { class: "num" }, fmtBits(8 * (s.egress_bps || 0))));
       if (s.name === selected) tr.classList.add("selected");
       return tr;
@@ -192,8 +211,8 @@
     $("#topo-title").textContent = t.stream;
     const shown = t.shown_depth.map((d, s) => `stripe ${s}: depth ≤ ${d}`).join(", ");
     $("#topo-summary").textContent = `${t.peers} peers · ${t.stripes} stripes · max depth ${t.forest.max_depth}` +
-      (t.aggregated ? ` · aggregated (${t.nodes.length} drawn; ${shown})` : "") +
-      ` · health ${t.health.good}/${t.health.low}/${t.health.bad}/${t.health.unknown} · built in ${(t.build_us / 1000).toFixed(1)} ms`;
+      (t.aggregated ? ` · aggregated (${t.nodes.length} drawn; ${shown})` : "") + " · buffers: " + healthWords(t.health);
+    $("#topo-summary").title = `snapshot built in ${(t.build_us / 1000).toFixed(1)} ms`;
     const nodes = new Map(t.nodes.map((n) => [n.id, n]));
     const maxShown = Math.max(1, ...t.shown_depth);
     const levelH = maxShown > 8 ? 44 : 60;
@@ -283,7 +302,7 @@
             g.fillText("+" + e.hidden, x, y + r + 13 + hgt); g.textAlign = "start";
           }
         }
-        hits.push({ x, y, r, id });
+        hits.push({ x, y, r, id, s, path: e.path, kbps: e.kbps });
         drawn++;
       }
     }
@@ -337,12 +356,47 @@
           el("td", {}, "under " + ref(st.parent)),
           el("td", { class: "num" }, st.size + " peers"),
           el("td", { class: "num" }, "to depth " + st.max_depth),
-          el("td", { class: "num" }, `${st.health.good}/${st.health.low}/${st.health.bad}/${st.health.unknown}`)));
+          el("td", {}, healthWords(st.health))));
       }
     });
-    box.replaceChildren(el("h3", {}, "Largest subtrees (collapsed)", el("span", { class: "muted" }, " health good/low/bad/unknown")),
+    box.replaceChildren(el("h3", {}, "Largest subtrees (collapsed)", el("span", { class: "muted" }, " buffers by health")),
       el("table", { class: "grid" }, el("tbody", {}, ...rows)));
   }
+
+  // Hover: what a glyph is (kind, locality, path, buffer), without a click.
+  const tip = el("div", { class: "tip", hidden: true });
+  $("#topo-wrap").append(tip);
+  const hitAt = (ev) => {
+    const b = topo.getBoundingClientRect();
+    const x = ev.clientX - b.left, y = ev.clientY - b.top;
+    let best = null, bd = Infinity;
+    for (const h of hits) {
+      const d = Math.hypot(h.x - x, h.y - y);
+      if (d < Math.max(h.r + 4, 8) && d < bd) { best = h; bd = d; }
+    }
+    return best;
+  };
+  const KIND = { browser: "browser", native: "native peer", relay: "edge (relay)" };
+  topo.addEventListener("mousemove", (ev) => {
+    const h = hitAt(ev);
+    if (!h || !lastTopo) { tip.hidden = true; return; }
+    let text;
+    if (h.id === 0) text = "seeder (root of every stripe)";
+    else if (h.id == null) text = "origin (HTTP fallback)";
+    else {
+      const n = lastTopo.nodes.find((m) => m.id === h.id) || {};
+      text = [`peer ${h.id}`, KIND[n.kind] || n.kind || "unknown client", n.locality ? "region " + n.locality : null,
+        `stripe ${h.s}: ${h.path}` + (h.kbps ? ` ${fmtBits(h.kbps * 1000)}` : ""),
+        n.buffer_ms != null ? `buffer ${n.buffer_ms} ms` : null].filter(Boolean).join(" · ");
+    }
+    tip.textContent = text;
+    tip.hidden = false;
+    const wrap = $("#topo-wrap").getBoundingClientRect();
+    tip.style.left = Math.min(ev.clientX - wrap.left + 12, wrap.width - 260) + "px";
+    tip.style.top = ev.clientY - wrap.top + 12 + "px";
+    dash.tip = text;
+  });
+  topo.addEventListener("mouseleave", () => { tip.hidden = true; });
 
   topo.addEventListener("click", (ev) => {
     const b = topo.getBoundingClientRect();
@@ -386,7 +440,7 @@
         ["capacity", p.capacity + " slots"], ["children", String(p.children)],
         ["buffer", (st.buffer_ms || 0) + " ms"], ["behind live", (st.behind_live_ms || 0) + " ms"],
         ["receiving", (p.kbps || 0) + " kb/s"], ["upload", (st.upload_kbps || 0) + " kb/s"],
-        ["bytes p2p / TURN / origin", `${fmtBytes(st.bytes_p2p)} / ${fmtBytes(st.bytes_turn)} / ${fmtBytes(st.bytes_origin)}`],
+        ...(p.seeder ? [] : [["received from viewers / edges / seeder / origin", sourcesText(st)], ["of which via TURN", fmtBytes(st.bytes_turn)]]),
         ["bytes up", fmtBytes(st.bytes_up)], ["stalls", `${st.stalls || 0} (${st.stalled_ms || 0} ms)`],
         ["hop latency", (st.hop_latency_ms || 0) + " ms"],
         ["joined", p.joined ? hms(p.joined) : "—"], ["last report", p.last_seen ? hms(p.last_seen) : "—"],
@@ -401,8 +455,8 @@
   const charts = (() => {
     const defs = [
       ["viewers", "Viewers", (p) => p.viewers, ""],
-      ["offload", "Offload (share not from the seeder)", (p) => (p.offload == null ? null : 100 * p.offload), "%"],
-      ["egress", "Seeder egress", (p) => (8 * p.egress_bps) / 1000, "kb/s"],
+      ["offload", "Offload (share viewers and edges sent, not the seeder)", (p) => (p.offload == null ? null : 100 * p.offload), "%"],
+      ["egress", "Seeder egress (root peer and origin)", (p) => (8 * p.egress_bps) / 1e6, "Mb/s"],
       ["join", "Join time (median, to first media report)", (p) => p.join_ms, "ms"],
       ["behind", "Latency behind live (median)", (p) => p.behind_ms, "ms"],
       ["stalls", "Stalls", (p) => p.stalls, "/s"],
@@ -419,7 +473,13 @@
         return new uPlot({
           width: w, height: 150, legend: { show: false }, cursor: { y: false },
           scales: { x: { time: true } },
-          axes: [axis, { ...axis, size: 76, values: (u, v) => v.map((x) => x + (unit ? " " + unit : "")) }],
+          // Ticks with as many decimals as their spacing needs, and room
+          // for the widest label: a long one was clipped ("0000 kb/s").
+          axes: [axis, { ...axis, size: 92, values: (u, v) => {
+            const step = v.length > 1 ? Math.abs(v[1] - v[0]) : 1;
+            const dec = Math.max(0, Math.min(3, -Math.floor(Math.log10(step || 1))));
+            return v.map((x) => (x == null ? "" : x.toFixed(dec) + (unit ? " " + unit : "")));
+          } }],
           series: [{}, { stroke: C.good, fill: "rgba(63,191,127,0.12)", width: 1.5, spanGaps: false }],
         }, [[], []], div);
       });
@@ -442,6 +502,20 @@
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(() => { charts.resize(); if (lastTopo) renderTopology(lastTopo); }, 150);
   });
+
+  // ---------- viewer experience ----------
+  const GROUP = { client: "client", path: "path" };
+  function renderExperience(list) {
+    const dist = (d, f) => (d && d.p50 != null ? `${f(d.p50)} / ${f(d.p95)}` : "—");
+    const ms = (v) => (v >= 10000 ? (v / 1000).toFixed(0) + " s" : v >= 1000 ? (v / 1000).toFixed(1) + " s" : Math.round(v) + " ms");
+    const share = (v) => (100 * v).toFixed(v < 0.01 ? 2 : 1) + " %";
+    $("#experience tbody").replaceChildren(...list.map((e) => el("tr", { data: { group: e.by + "/" + e.name } },
+      el("td", {}, el("span", { class: "muted" }, (GROUP[e.by] || e.by) + " "), e.name),
+      el("td", { class: "num" }, e.viewers),
+      el("td", { class: "num" }, dist(e.join_ms, ms)),
+      el("td", { class: "num" }, dist(e.behind_ms, ms)),
+      el("td", { class: "num" }, dist(e.stalled, share)))));
+  }
 
   // ---------- events ----------
   function describe(e) {
