@@ -186,6 +186,15 @@ func (s *Seeder) Live(name string) bool {
 	return st != nil && st.pub != nil
 }
 
+// SetPublic applies a stream's private flag at once: LL-HLS in the clear
+// stops (or starts) with the next request, whether or not the stream is
+// live. The next publish takes the flag from its caller as before.
+func (s *Seeder) SetPublic(name string, public bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.origin.SetPublic(name, public)
+}
+
 // Kick ends the live publish of a stream (its key was revoked).
 func (s *Seeder) Kick(name string) {
 	s.mu.Lock()

@@ -24,6 +24,9 @@ func subcommands() map[string]subcommand {
 	return map[string]subcommand{
 		"up":      {"run tracker, seeder, TURN and web pages in one process (the main job)", runUp},
 		"key":     {"create, list and revoke stream keys", runKey},
+		"stream":  {"make a stream private or public", runStream},
+		"token":   {"mint viewer tokens for private streams; print the token secret", runToken},
+		"admin":   {"rotate the admin token; read the audit log", runAdmin},
 		"tracker": {"run the tracker alone (signaling, overlay, admin API, dashboard)", runTracker},
 		"seeder":  {"run a seeder alone (RTMP/WHIP ingest, origin HTTP, LL-HLS)", runSeeder},
 		"turn":    {"run the TURN relay alone", runTurn},

@@ -296,6 +296,7 @@ func (s *system) start(ctx context.Context) error {
 	}
 	mux.Handle("/api/", tracker.NewAdminAPI(tracker.AdminConfig{
 		Store: s.store, Logger: s.log, OnRevoke: s.seeder.Kick, IsLive: s.seeder.Live,
+		OnPrivate: func(name string, private bool) { s.seeder.SetPublic(name, !private) },
 	}))
 	mux.Handle("GET /api/ingest", s.tracker.IngestHandler())
 	mux.Handle("/whip/", s.whip.Handler())
