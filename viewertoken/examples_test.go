@@ -32,7 +32,9 @@ func TestMintExamples(t *testing.T) {
 		name, file string
 		cmd        func() []string
 	}{
-		{"go", "main.go", func() []string { return []string{filepath.Join(runtime.GOROOT(), "bin", "go"), "run", "./" + filepath.ToSlash(dir)} }},
+		{"go", "main.go", func() []string {
+			return []string{filepath.Join(runtime.GOROOT(), "bin", "go"), "run", "./" + filepath.ToSlash(dir)}
+		}},
 		{"node", "mint.mjs", func() []string { return []string{e2e.Require(t, "node"), filepath.Join(dir, "mint.mjs")} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
