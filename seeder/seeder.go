@@ -50,6 +50,13 @@ type Config struct {
 	// WHIP offer trickled for 30 s or an RTMP publish waiting out a
 	// take-over cannot start on a key revoked meanwhile.
 	KeyCheck func(stream string, keyGen uint64) error
+	// ReserveEpochs, when set, reserves n epoch numbers of a stream, the
+	// first at least atLeast, durably (store.ReserveEpochs): a publish
+	// takes a block of EpochBlock when it starts and another when it
+	// runs past it, so epoch numbers never repeat or go back across
+	// restarts, even with the clock stepped back (issue 18 #4). Without
+	// it epochs start at the clock's Unix seconds.
+	ReserveEpochs func(stream string, atLeast, n uint32) (uint32, error)
 	// Events receives publish lifecycle events (the tracker listens). It is
 	// called synchronously from the publish; it must not block.
 	Events func(Event)
@@ -255,7 +262,18 @@ func (s *Seeder) StartPublish(name, protocol string, public bool, keyGen uint64,
 	}
 	old := st.pub
 	first := max(uint32(s.cfg.Now().Unix()), st.lastEpoch+1)
-	p := &Publish{s: s, st: st, protocol: protocol, stop: stop, started: s.cfg.Now()}
+	var reservedEnd uint32
+	if s.cfg.ReserveEpochs != nil {
+		// Under the lock: a take-over racing this one reserves after us.
+		f, err := s.cfg.ReserveEpochs(name, first, EpochBlock)
+		if err != nil {
+			s.mu.Unlock()
+			s.metrics.refusals.WithLabelValues(protocol, "epochs").Inc()
+			return nil, fmt.Errorf("seeder: start publish of %s: %w", name, err)
+		}
+		first, reservedEnd = f, f+EpochBlock
+	}
+	p := &Publish{s: s, st: st, protocol: protocol, stop: stop, started: s.cfg.Now(), reservedEnd: reservedEnd}
 	st.pub = p
 	s.mu.Unlock()
 
@@ -349,6 +367,10 @@ type Publish struct {
 
 	endOnce sync.Once
 	lastKey time.Duration // media time of the previous keyframe chunk
+	// reservedEnd is one past the last epoch reserved for this publish
+	// (Config.ReserveEpochs); 0 without reservations. Touched by the
+	// publish's goroutine only, after StartPublish.
+	reservedEnd uint32
 
 	// arrivals remembers when recent access units came in, by DTS, so each
 	// chunk's ingest-to-chunk latency (first sample in → chunk sealed) can
@@ -421,7 +443,23 @@ func (p *Publish) End(cause error) {
 	})
 }
 
+// EpochBlock is how many epoch numbers a publish reserves at a time.
+const EpochBlock = 64
+
 func (p *Publish) onInit(in cmaf.Init) error {
+	if p.reservedEnd != 0 && in.Epoch >= p.reservedEnd {
+		// Past the block: reserve from this epoch on. Nothing else
+		// reserves for this stream meanwhile, so the store answers
+		// in.Epoch; anything else would reuse a number.
+		f, err := p.s.cfg.ReserveEpochs(p.st.name, in.Epoch, EpochBlock)
+		if err == nil && f != in.Epoch {
+			err = fmt.Errorf("store reserved %d, not %d", f, in.Epoch)
+		}
+		if err != nil {
+			return fmt.Errorf("reserve epoch %d: %w", in.Epoch, err)
+		}
+		p.reservedEnd = f + EpochBlock
+	}
 	h := chunk.Header{Flags: chunk.FlagInit, Epoch: in.Epoch, Seq: 0}
 	sealed, err := p.st.sealer.Seal(h, in.Data)
 	if err != nil {

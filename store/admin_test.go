@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -116,4 +117,41 @@ func TestAuditLog(t *testing.T) {
 	if err := s.Check(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestReserveEpochs: reservations never overlap or go back, across a
+// reopen, whatever atLeast (the clock) says.
+func TestReserveEpochs(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		atLeast, n, want uint32
+	}{
+		{1000, 16, 1000},
+		{1000, 16, 1016}, // the same clock: after the last block
+		{500, 1, 1032},   // a clock stepped back
+		{5000, 4, 5000},  // the clock ahead of the reservations
+	}
+	for i, st := range steps {
+		if i == 3 { // a restart
+			s.Close()
+			if s, err = Open(dir, Options{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.ReserveEpochs("cam", st.atLeast, st.n)
+		if err != nil || got != st.want {
+			t.Fatalf("step %d: ReserveEpochs(%d, %d) = %d, %v; want %d", i, st.atLeast, st.n, got, err, st.want)
+		}
+	}
+	if got, _ := s.ReserveEpochs("other", 7, 1); got != 7 {
+		t.Fatalf("another stream: %d", got)
+	}
+	if _, err := s.ReserveEpochs("cam", 1<<32-2, 4); !errors.Is(err, ErrEpochsExhausted) {
+		t.Fatalf("overflow: %v", err)
+	}
+	s.Close()
 }

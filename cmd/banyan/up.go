@@ -405,7 +405,7 @@ func (s *system) newSeeder(reg prometheus.Registerer) error {
 	}
 	s.seeder, err = seeder.New(seeder.Config{
 		SigningKey: ed25519.NewKeyFromSeed(seed), Logger: s.log.With("component", "seeder"), Registerer: reg,
-		MaxLive: s.opt.Limits.LiveStreams, KeyCheck: s.store.CheckKeyGen,
+		MaxLive: s.opt.Limits.LiveStreams, KeyCheck: s.store.CheckKeyGen, ReserveEpochs: s.store.ReserveEpochs,
 		Events: func(e seeder.Event) {
 			if s.announcer != nil {
 				s.announcer.Event(e)
