@@ -172,6 +172,8 @@ func (n *Node) Handle(m protocol.Message) {
 		n.updateKeys(m.PublicKey, m.Keys, m.Live)
 	case protocol.Assign:
 		n.assign(m)
+	case protocol.ICE:
+		n.setICE(m.ICEServers)
 	case protocol.Signal:
 		n.mu.Lock()
 		tr := n.tr
@@ -206,6 +208,19 @@ func (n *Node) welcome(w protocol.Welcome) {
 	}
 	n.mu.Unlock()
 	n.updateKeys(w.PublicKey, w.Keys, w.Live)
+}
+
+// setICE takes fresh ICE servers from the tracker (short-lived TURN
+// credentials, re-minted while the session lives): the links dialed or
+// accepted from now on use them. Without this a viewer's credentials
+// expired minutes after its welcome and every later TURN link failed.
+func (n *Node) setICE(servers []protocol.ICEServer) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ice = servers
+	if n.tr != nil {
+		n.tr.SetICEServers(servers)
+	}
 }
 
 // updateKeys adds content keys and (re)builds the engine when the stream's
