@@ -174,6 +174,9 @@ func TestDashboardInChromium(t *testing.T) {
 	if code, _ := httpGet(t, p.base+"/hls/fromdash/index.m3u8"); code != http.StatusForbidden {
 		t.Fatalf("LL-HLS of the private stream: %d", code)
 	}
+	if shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)); err == nil {
+		e2e.SaveArtifact(t, "dashboard-private-audit.png", shot)
+	}
 }
 
 // TestDashboardRefusedWithoutToken: without the session cookie the page
