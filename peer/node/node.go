@@ -76,6 +76,7 @@ type Node struct {
 	self       protocol.PeerID
 	stripes    int
 	pub        string // base64 public key the engine verifies with
+	epoch      uint32 // newest epoch the tracker announced (Engine.AnnounceEpoch)
 	keys       *chunk.Keyring
 	ice        []protocol.ICEServer
 	eng        *peer.Engine
@@ -169,6 +170,7 @@ func (n *Node) Handle(m protocol.Message) {
 	case protocol.Welcome:
 		n.welcome(m)
 	case protocol.Keys:
+		n.announce(m.Epoch)
 		n.updateKeys(m.PublicKey, m.Keys, m.Live)
 	case protocol.Assign:
 		n.assign(m)
@@ -207,7 +209,25 @@ func (n *Node) welcome(w protocol.Welcome) {
 		n.cfg.Origin = n.cfg.OriginFor(w.OriginURL)
 	}
 	n.mu.Unlock()
+	n.announce(w.Epoch)
 	n.updateKeys(w.PublicKey, w.Keys, w.Live)
+}
+
+// announce passes the tracker's current epoch to the engine (and keeps it
+// for an engine made later): the engine moves to a higher epoch only once
+// the tracker has announced it, so a replayed chunk of an old, higher
+// epoch cannot switch it (issue 18 #4).
+func (n *Node) announce(epoch uint32) {
+	if epoch == 0 {
+		return
+	}
+	n.mu.Lock()
+	n.epoch = max(n.epoch, epoch)
+	eng := n.eng
+	n.mu.Unlock()
+	if eng != nil {
+		eng.AnnounceEpoch(epoch)
+	}
 }
 
 // setICE takes fresh ICE servers from the tracker (short-lived TURN
@@ -283,6 +303,9 @@ func (n *Node) startEngineLocked(pubB64 string) error {
 		return err
 	}
 	n.eng, n.pub = eng, pubB64
+	if n.epoch != 0 && !n.cfg.Root {
+		eng.AnnounceEpoch(n.epoch)
+	}
 	if n.tr == nil {
 		n.tr, err = rtc.New(rtc.Config{
 			Self: n.self, ICEServers: n.ice, API: n.cfg.API, RelayOnly: n.cfg.RelayOnly, Logger: n.log,
