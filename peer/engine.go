@@ -97,6 +97,7 @@ type Engine struct {
 	ctr       Counters
 	st        statsState
 	src       sourceState // bytes by sender kind (sources.go)
+	ann       announce    // epochs the tracker announced (announce.go)
 }
 
 // New returns an engine for cfg. It starts nothing; the owner drives it with
@@ -488,7 +489,7 @@ func (e *Engine) accepts(k key) bool {
 // newest verified chunk, or of a newer epoch.
 func (e *Engine) recent(k key) bool {
 	if !e.hasEpoch || k.epoch > e.epoch {
-		return true
+		return e.announced(k.epoch)
 	}
 	if k.epoch < e.epoch {
 		return false
@@ -516,7 +517,7 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 		e.ctr.Unsolicited++
 		return
 	}
-	if feed && e.recent(k) {
+	if feed && e.recent(k) && e.genuineIfHeld(k, p) {
 		// Even a duplicate shows the parent is alive and forwarding, as
 		// long as it is of a recent chunk: a parent that replays old
 		// chunks, or whose pieces trickle in seconds late (it promised
@@ -958,6 +959,9 @@ func (e *Engine) keep(now time.Time, en *entry, pd *pending) {
 	k, h := en.k, en.h
 	if e.hasEpoch && k.epoch < e.epoch {
 		delete(e.pend, k)
+		return
+	}
+	if e.holdUnannounced(now, en) {
 		return
 	}
 	if !e.hasEpoch || k.epoch > e.epoch {

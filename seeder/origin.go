@@ -64,6 +64,20 @@ func (o *Origin) Stream(name string, keep time.Duration, public bool) *Window {
 	return s.w
 }
 
+// SetPublic changes at once whether stream name's LL-HLS is served in
+// the clear, for a stream the origin already has (a stream made private
+// while live must stop serving clear HLS now, not at its next publish).
+// It reports whether the origin had the stream.
+func (o *Origin) SetPublic(name string, public bool) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s := o.streams[name]
+	if s != nil {
+		s.public = public
+	}
+	return s != nil
+}
+
 func (o *Origin) lookup(name string) (*originStream, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

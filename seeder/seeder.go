@@ -56,6 +56,13 @@ type Config struct {
 	// even behind one CDN hostname and within one second. Called under
 	// the seeder's lock, like KeyCheck; 0 when unknown.
 	EpochFloor func(stream string) uint32
+	// ReserveEpochs, when set, reserves n epoch numbers of a stream, the
+	// first at least atLeast, durably (store.ReserveEpochs): a publish
+	// takes a block of EpochBlock when it starts and another when it
+	// runs past it, so epoch numbers never repeat or go back across
+	// restarts, even with the clock stepped back (issue 18 #4). Without
+	// it epochs start at the clock's Unix seconds.
+	ReserveEpochs func(stream string, atLeast, n uint32) (uint32, error)
 	// Events receives publish lifecycle events (the tracker listens). It is
 	// called synchronously from the publish; it must not block.
 	Events func(Event)
@@ -196,6 +203,15 @@ func (s *Seeder) Live(name string) bool {
 	return st != nil && st.pub != nil
 }
 
+// SetPublic applies a stream's private flag at once: LL-HLS in the clear
+// stops (or starts) with the next request, whether or not the stream is
+// live. The next publish takes the flag from its caller as before.
+func (s *Seeder) SetPublic(name string, public bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.origin.SetPublic(name, public)
+}
+
 // Kick ends the live publish of a stream (its key was revoked).
 func (s *Seeder) Kick(name string) {
 	s.mu.Lock()
@@ -259,7 +275,18 @@ func (s *Seeder) StartPublish(name, protocol string, public bool, keyGen uint64,
 	if s.cfg.EpochFloor != nil {
 		first = max(first, s.cfg.EpochFloor(name)+1)
 	}
-	p := &Publish{s: s, st: st, protocol: protocol, stop: stop, started: s.cfg.Now()}
+	var reservedEnd uint32
+	if s.cfg.ReserveEpochs != nil {
+		// Under the lock: a take-over racing this one reserves after us.
+		f, err := s.cfg.ReserveEpochs(name, first, EpochBlock)
+		if err != nil {
+			s.mu.Unlock()
+			s.metrics.refusals.WithLabelValues(protocol, "epochs").Inc()
+			return nil, fmt.Errorf("seeder: start publish of %s: %w", name, err)
+		}
+		first, reservedEnd = f, f+EpochBlock
+	}
+	p := &Publish{s: s, st: st, protocol: protocol, stop: stop, started: s.cfg.Now(), reservedEnd: reservedEnd}
 	st.pub = p
 	s.mu.Unlock()
 
@@ -353,6 +380,10 @@ type Publish struct {
 
 	endOnce sync.Once
 	lastKey time.Duration // media time of the previous keyframe chunk
+	// reservedEnd is one past the last epoch reserved for this publish
+	// (Config.ReserveEpochs); 0 without reservations. Touched by the
+	// publish's goroutine only, after StartPublish.
+	reservedEnd uint32
 
 	// arrivals remembers when recent access units came in, by DTS, so each
 	// chunk's ingest-to-chunk latency (first sample in → chunk sealed) can
@@ -425,7 +456,23 @@ func (p *Publish) End(cause error) {
 	})
 }
 
+// EpochBlock is how many epoch numbers a publish reserves at a time.
+const EpochBlock = 64
+
 func (p *Publish) onInit(in cmaf.Init) error {
+	if p.reservedEnd != 0 && in.Epoch >= p.reservedEnd {
+		// Past the block: reserve from this epoch on. Nothing else
+		// reserves for this stream meanwhile, so the store answers
+		// in.Epoch; anything else would reuse a number.
+		f, err := p.s.cfg.ReserveEpochs(p.st.name, in.Epoch, EpochBlock)
+		if err == nil && f != in.Epoch {
+			err = fmt.Errorf("store reserved %d, not %d", f, in.Epoch)
+		}
+		if err != nil {
+			return fmt.Errorf("reserve epoch %d: %w", in.Epoch, err)
+		}
+		p.reservedEnd = f + EpochBlock
+	}
 	h := chunk.Header{Flags: chunk.FlagInit, Epoch: in.Epoch, Seq: 0}
 	sealed, err := p.st.sealer.Seal(h, in.Data)
 	if err != nil {

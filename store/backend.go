@@ -1,5 +1,7 @@
 package store
 
+import "time"
+
 // Backend is the durable state every tracker and seeder shares: stream
 // records, hashed stream keys, the hashed admin token, generated secrets
 // and the start counter that peer ids come from. *Store (bbolt, one
@@ -27,6 +29,17 @@ type Backend interface {
 	Secret(name string, n int) ([]byte, error)
 	// NextStart counts server starts; it never repeats.
 	NextStart() (uint64, error)
+
+	// Operator state (admin.go): dashboard sessions, the admin token's
+	// rotation, the audit log and the viewer-token secret.
+	ViewerTokenSecret() ([]byte, error)
+	CreateAdminSession(ttl time.Duration) (token string, expires time.Time, err error)
+	CheckAdminSession(token string) bool
+	DeleteAdminSession(token string) error
+	RotateAdminToken() (string, error)
+	AppendAudit(e AuditEntry) (AuditEntry, error)
+	Audit(limit int) ([]AuditEntry, error)
+
 	Close() error
 }
 

@@ -18,7 +18,12 @@ type AdminConfig struct {
 	OnRevoke func(stream string)
 	// IsLive reports whether a stream is being published right now. May be nil.
 	IsLive func(stream string) bool
-	Logger *slog.Logger
+	// OnPrivate is called after a stream's private flag changed, so the
+	// origin stops (or starts) serving clear LL-HLS at once. May be nil.
+	OnPrivate func(stream string, private bool)
+	Logger    *slog.Logger
+	// Now is the clock of minted viewer tokens (time.Now when nil).
+	Now func() time.Time
 }
 
 // maxAdminBody bounds admin request bodies; they carry a name at most.
@@ -54,6 +59,11 @@ func NewAdminAPI(cfg AdminConfig) http.Handler {
 	mux.HandleFunc("GET /api/streams", a.list)
 	mux.HandleFunc("DELETE /api/streams/{name}", a.revoke)
 	mux.HandleFunc("POST /api/streams/{name}/key", a.rotate)
+	mux.HandleFunc("PUT /api/streams/{name}/private", a.setPrivate)
+	mux.HandleFunc("POST /api/streams/{name}/tokens", a.mintToken)
+	mux.HandleFunc("GET /api/viewer-token-secret", a.tokenSecret)
+	mux.HandleFunc("POST /api/admin/token", a.rotateAdminToken)
+	mux.HandleFunc("GET /api/audit", a.audit)
 	return a.auth(mux)
 }
 
@@ -65,20 +75,18 @@ func (a *adminAPI) auth(next http.Handler) http.Handler {
 			httpx.Error(w, http.StatusForbidden, "cross-site request refused")
 			return
 		}
-		tok, ok := httpx.BearerToken(r)
-		if !ok {
-			tok = sessionToken(r)
-		}
-		if tok == "" || !a.cfg.Store.CheckAdminToken(tok) {
+		via := adminVia(a.cfg.Store, r)
+		if via == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="banyan"`)
 			httpx.Error(w, http.StatusUnauthorized, "admin token required (Authorization: Bearer <token>)")
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(withVia(r.Context(), via)))
 	})
 }
 
-// SessionCookie is the dashboard's cookie holding the admin token.
+// SessionCookie is the dashboard's cookie: a session token, never the
+// admin token (see store.CreateAdminSession).
 const SessionCookie = "banyan_admin"
 
 func sessionToken(r *http.Request) string {
@@ -114,6 +122,7 @@ func (a *adminAPI) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.cfg.Logger.Info("stream created", "stream", st.Name)
+	a.record(r, "create", st.Name, "")
 	w.Header().Set("Location", "/api/streams/"+st.Name)
 	httpx.WriteJSON(w, http.StatusCreated, CreatedStream{Name: st.Name, Key: key})
 }
@@ -146,6 +155,7 @@ func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.cfg.Logger.Info("stream key revoked", "stream", name)
+	a.record(r, "revoke", name, "")
 	if a.cfg.OnRevoke != nil {
 		a.cfg.OnRevoke(name)
 	}
@@ -164,6 +174,7 @@ func (a *adminAPI) rotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.cfg.Logger.Info("stream key rotated", "stream", name)
+	a.record(r, "rotate", name, "")
 	if a.cfg.OnRevoke != nil {
 		a.cfg.OnRevoke(name)
 	}

@@ -38,8 +38,15 @@ type DashboardConfig struct {
 	// StreamLifetime bounds one server-sent-events connection; the browser
 	// reconnects on its own (5 minutes when zero).
 	StreamLifetime time.Duration
-	Logger         *slog.Logger
+	// SessionTTL is how long a dashboard login lasts (DefaultSessionTTL
+	// when zero); the session lives in the store, the browser holds only
+	// its random token.
+	SessionTTL time.Duration
+	Logger     *slog.Logger
 }
+
+// DefaultSessionTTL is DashboardConfig.SessionTTL's default.
+const DefaultSessionTTL = 12 * time.Hour
 
 // MountDashboard serves the dashboard on mux under /dashboard.
 func (t *Tracker) MountDashboard(mux *http.ServeMux, cfg DashboardConfig) {
@@ -51,15 +58,17 @@ func (t *Tracker) MountDashboard(mux *http.ServeMux, cfg DashboardConfig) {
 // DashboardHandler serves /dashboard and everything under it:
 //
 //	GET  /dashboard                       the page, or a login form (401) without a session
-//	POST /dashboard/login                 token=<admin token> (form): sets the session cookie
-//	POST /dashboard/logout                clears it
+//	POST /dashboard/login                 token=<admin token> (form): starts a session, sets its cookie
+//	POST /dashboard/logout                ends the session, clears the cookie
 //	GET  /dashboard/api/streams           streams overview
 //	GET  /dashboard/api/stream?name=S     overview, topology snapshot, series, events of one stream
 //	GET  /dashboard/api/peer?stream=S&id=N one peer (0: the seeder)
 //	GET  /dashboard/events?stream=S       text/event-stream, one JSON frame a second
 //
-// Everything but the login form needs the admin token, in the session
-// cookie (SessionCookie: HttpOnly, SameSite=Strict) or as a Bearer token;
+// Everything but the login form needs a live session (its random token in
+// SessionCookie: HttpOnly, SameSite=Strict, expiring with the session)
+// or the admin token as a Bearer token; logins and logouts go to the
+// audit log;
 // cross-site browser requests are refused. The first call starts the
 // once-a-second sampler that feeds the time series; it stops with the
 // tracker.
@@ -72,6 +81,9 @@ func (t *Tracker) DashboardHandler(cfg DashboardConfig) http.Handler {
 	}
 	if cfg.StreamLifetime <= 0 {
 		cfg.StreamLifetime = 5 * time.Minute
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
 	}
 	d := &dashboard{t: t, cfg: cfg, logins: rate.NewLimiter(2, 10), snaps: make(map[string]cachedSnap)}
 	t.dashOnce.Do(func() {
@@ -128,18 +140,8 @@ func (d *dashboard) ingest(stream string) IngestStat {
 	return IngestStat{Live: live, Protocol: p, Kbps: kbps, FPS: fps}
 }
 
-// token is the admin token the request carries, from the Authorization
-// header or the session cookie.
-func requestToken(r *http.Request) string {
-	if tok, ok := httpx.BearerToken(r); ok {
-		return tok
-	}
-	return sessionToken(r)
-}
-
 func (d *dashboard) loggedIn(r *http.Request) bool {
-	tok := requestToken(r)
-	return tok != "" && len(tok) <= 256 && d.cfg.Store.CheckAdminToken(tok)
+	return adminVia(d.cfg.Store, r) != ""
 }
 
 // authed guards a handler: same-site requests with the admin token only.
@@ -222,15 +224,28 @@ func (d *dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, http.StatusUnauthorized, "That is not the admin token.")
 		return
 	}
+	sess, exp, err := d.cfg.Store.CreateAdminSession(d.cfg.SessionTTL)
+	if err != nil {
+		d.cfg.Logger.Error("dashboard: start session", "err", err)
+		d.showLogin(w, http.StatusInternalServerError, "The session could not be started; see the server log.")
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Value: tok, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: realip.HTTPS(r),
+		Name: SessionCookie, Value: sess, Path: "/", HttpOnly: true, Expires: exp,
+		MaxAge: int(d.cfg.SessionTTL / time.Second), SameSite: http.SameSiteStrictMode, Secure: realip.HTTPS(r),
 	})
 	d.cfg.Logger.Info("dashboard: operator logged in", "remote", remoteIP(r))
+	auditAction(d.cfg.Store, d.cfg.Logger, r, "dashboard", "login", "", "")
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 }
 
 func (d *dashboard) logout(w http.ResponseWriter, r *http.Request) {
+	if tok := sessionToken(r); tok != "" {
+		if err := d.cfg.Store.DeleteAdminSession(tok); err != nil {
+			d.cfg.Logger.Error("dashboard: end session", "err", err)
+		}
+		auditAction(d.cfg.Store, d.cfg.Logger, r, "dashboard", "logout", "", "")
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: realip.HTTPS(r),

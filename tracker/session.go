@@ -51,6 +51,9 @@ type session struct {
 	// or flooding; demotedUntil blocks capacity raises after one.
 	complaints   map[protocol.PeerID]time.Time
 	demotedUntil time.Time
+	// reportMoves budgets the moves this peer's own reports buy it
+	// (ReportMoveBurst); nil until its first report.
+	reportMoves *rate.Limiter
 
 	iceTimer atomic.Pointer[time.Timer] // next protocol.ICE (refreshICE)
 

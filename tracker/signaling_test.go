@@ -295,13 +295,18 @@ func TestEvictions(t *testing.T) {
 	if tt.t.Peers("ev") != 4 {
 		t.Fatalf("peers %d", tt.t.Peers("ev"))
 	}
-	// Two distinct children with forged (unverifiable) chunks: P is evicted.
-	kids[1].send(protocol.Report{Kind: protocol.ReportBadChunk, Peer: p.id, Stripe: 0, Chunk: forged})
-	kids[2].send(protocol.Report{Kind: protocol.ReportBadChunk, Peer: p.id, Stripe: 0, Chunk: forged})
-	p.next("evicted", errCode(protocol.CodeEvicted))
-	p.closed()
-	if n := tt.t.Peers("ev"); n != 3 {
-		t.Fatalf("peers after eviction: %d", n)
+	// Two more children with forged (unverifiable) chunks: nothing proves
+	// P sent them, so P is demoted and left by its children, not evicted
+	// (issue 18 #2; TestBadChunkAccusations).
+	for _, k := range kids[1:] {
+		k.send(protocol.Report{Kind: protocol.ReportBadChunk, Peer: p.id, Stripe: 0, Chunk: forged})
+		k.next("moved", func(m protocol.Message) bool {
+			as, ok := m.(protocol.Assign)
+			return ok && !as.Remove && as.Parent != p.id
+		})
+	}
+	if n := tt.t.Peers("ev"); n != 4 || !tt.t.Alive(p.id) {
+		t.Fatalf("peers %d, P alive %v", n, tt.t.Alive(p.id))
 	}
 }
 

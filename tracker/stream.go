@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/banyan-live/banyan/chunk"
 	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
@@ -35,10 +37,6 @@ type streamState struct {
 	originURL  string
 	epoch      uint32
 	live       bool
-
-	// accusations[parent] holds the distinct children that reported a bad
-	// chunk from it which the tracker could not verify.
-	accusations map[protocol.PeerID]map[protocol.PeerID]time.Time
 
 	dash dashState // events and time series for the dashboard (dashboard.go)
 }
@@ -246,7 +244,6 @@ func (st *streamState) leave(s *session) {
 		return
 	}
 	delete(st.sessions, s.id)
-	delete(st.accusations, s.id)
 	st.noteLeave(s)
 	if s.isSeeder {
 		st.seeder, st.live = nil, false
@@ -287,15 +284,17 @@ func (st *streamState) relay(from *session, sig protocol.Signal) error {
 
 var errNotPaired = errors.New("signal to a peer that is not your parent or child")
 
-// accuserLimit is how many distinct children must report unverifiable
-// chunks from one parent before it is evicted; a single liar can only get
-// itself moved.
-const accuserLimit = 2
-
-// accusationTTL is how long a bad-chunk accusation counts: two sybils
-// that were each a child of one peer at some time, minutes apart, must not
-// add up to an eviction.
-const accusationTTL = 2 * time.Minute
+// ReportMoveBurst and ReportMoveEvery cap how often a peer's own
+// reports move it to a new parent (issue 18 #8): each move shows it a new
+// parent's address, so unbounded moves would let one viewer harvest the
+// addresses of the swarm. The reporter stays where it is until its
+// budget refills. Past the cap a report is ignored whole (a demotion's
+// shedding could move the reporter too); a false bad-chunk report still
+// costs its strike.
+const (
+	ReportMoveBurst = 4
+	ReportMoveEvery = 30 * time.Second
+)
 
 // report handles a child's complaint about a parent (or a parent's about a
 // slow child).
@@ -330,28 +329,26 @@ func (st *streamState) report(from *session, r protocol.Report) {
 				return
 			}
 		}
-		if st.accusations == nil {
-			st.accusations = make(map[protocol.PeerID]map[protocol.PeerID]time.Time)
-		}
-		by := st.accusations[r.Peer]
-		if by == nil {
-			by = make(map[protocol.PeerID]time.Time)
-			st.accusations[r.Peer] = by
-		}
-		now := st.t.cfg.Now()
-		for id, at := range by {
-			if now.Sub(at) >= accusationTTL {
-				delete(by, id)
-			}
-		}
-		by[from.id] = now
-		if len(by) >= accuserLimit && !accused.isSeeder {
-			st.t.log.Warn("evicting peer: bad chunks reported by several children", "stream", st.name, "peer", r.Peer, "accusers", len(by))
-			st.event(Event{Kind: EventEvict, Peer: r.Peer, Detail: "sent bad chunks"})
-			accused.evict("sent bad chunks")
-		}
+		// The bytes fail to verify, but nothing proves the accused sent
+		// them: the accuser may have made them up (issue 18 #2). So no
+		// eviction, however many children say so (they may be one
+		// person's sybils): the accused is demoted (each child counts once
+		// per DemoteHold) and the child moves. A forger's children all
+		// leave it and its slots shrink to none; an honest parent loses
+		// half its slots per distinct liar, for DemoteHold. Eviction
+		// needs proof the tracker can check (SECURITY.md, "open").
+		st.t.log.Info("bad chunk reported: demoting the parent, moving the child", "stream", st.name, "parent", r.Peer, "child", from.id)
 	}
-	if r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportFlood {
+	// Past its move budget a report does nothing: not even the demotion,
+	// whose shedding could move the reporter all the same.
+	if from.reportMoves == nil {
+		from.reportMoves = rate.NewLimiter(rate.Every(ReportMoveEvery), ReportMoveBurst)
+	}
+	if !from.reportMoves.AllowN(st.t.cfg.Now(), 1) {
+		m.reportMovesCapped.Inc()
+		return
+	}
+	if r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportFlood || r.Kind == protocol.ReportBadChunk {
 		st.demoteLocked(accused, from)
 	}
 	if (r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportNoConn) && !accused.isSeeder {

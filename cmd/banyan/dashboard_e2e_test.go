@@ -37,13 +37,19 @@ type dashProbe struct {
 	Rows   []string `json:"rows"`   // stream rows: "name live viewers"
 	NewKey string   `json:"newKey"` // the key shown once after a create
 	Server string   `json:"server"` // the RTMP server shown with it
+	// Private are the streams whose private switch is on; Audit the
+	// actions in the audit log table, newest first.
+	Private []string `json:"private"`
+	Audit   []string `json:"audit"`
 }
 
 const dashProbeJS = `(() => { const d = window.banyanDash; if (!d) return {};
 	const rows = [...document.querySelectorAll('#streams tbody tr')].map((tr) => tr.dataset.stream + ' ' + tr.dataset.live + ' ' + tr.dataset.viewers);
 	const key = document.querySelector('#new-key code.stream-key'), srv = document.querySelector('#new-key code.server');
 	return {frames: d.frames, stream: d.stream, peers: d.peers, streams: d.streams, rows,
-		newKey: key ? key.textContent : '', server: srv ? srv.textContent : ''}; })()`
+		newKey: key ? key.textContent : '', server: srv ? srv.textContent : '',
+		private: [...document.querySelectorAll('#keys tbody tr')].filter((tr) => tr.querySelector('.private-toggle')?.checked).map((tr) => tr.dataset.stream),
+		audit: [...document.querySelectorAll('#audit tbody tr')].map((tr) => tr.dataset.action)}; })()`
 
 // TestDashboardInChromium drives the dashboard of a running `banyan up`
 // with an ffmpeg broadcast and five native peers: after logging in with
@@ -155,6 +161,21 @@ func TestDashboardInChromium(t *testing.T) {
 	shot, err = chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	if err == nil {
 		e2e.SaveArtifact(t, "dashboard-two-streams.png", shot)
+	}
+
+	// Its private switch (issue 18 #9): clear LL-HLS stops at once, and
+	// the audit log in the page shows the switch and the login (#11).
+	if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#keys tr[data-stream="fromdash"] .private-toggle`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("fromdash private and audited", 10*time.Second, func(d dashProbe) bool {
+		return strings.Join(d.Private, ",") == "fromdash" && len(d.Audit) == 3 && strings.Join(d.Audit, " ") == "private_on create login"
+	})
+	if code, _ := httpGet(t, p.base+"/hls/fromdash/index.m3u8"); code != http.StatusForbidden {
+		t.Fatalf("LL-HLS of the private stream: %d", code)
+	}
+	if shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)); err == nil {
+		e2e.SaveArtifact(t, "dashboard-private-audit.png", shot)
 	}
 }
 

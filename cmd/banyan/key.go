@@ -58,37 +58,43 @@ func runKey(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError{fmt.Sprintf("banyan key: unknown action %q: create, list, revoke or rotate", action)}
 	}
 
-	var b keyBackend
+	b, closeB, err := openKeyBackend(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer closeB()
+	return runKeyAction(ctx, b, action, name, o, stdout)
+}
+
+// openKeyBackend picks where admin actions happen: a cluster's store
+// directly (--etcd, roles.go), the server answering at o.Server with the
+// admin token, or else the data dir directly.
+func openKeyBackend(ctx context.Context, o keyOptions) (keyBackend, func(), error) {
 	if o.Etcd.Endpoints != "" {
-		// A cluster's store, directly (roles.go): no server needed.
 		st, err := o.Etcd.open("key")
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		defer st.Close()
-		return runKeyAction(ctx, storeBackend{st}, action, name, o, stdout)
+		return storeBackend{st}, func() { st.Close() }, nil
 	}
 	if serverAnswers(ctx, o.Server) {
 		tok := o.Token
 		if tok == "" {
 			var err error
 			if tok, err = store.ReadAdminTokenFile(o.Data); err != nil {
-				return fmt.Errorf("a server answers at %s but no admin token was given: pass --token or BANYAN_TOKEN (the server printed it on first start and keeps it in its data dir's admin.token)", o.Server)
+				return nil, nil, fmt.Errorf("a server answers at %s but no admin token was given: pass --token or BANYAN_TOKEN (the server printed it on first start and keeps it in its data dir's admin.token)", o.Server)
 			}
 		}
-		b = &apiBackend{base: strings.TrimRight(o.Server, "/"), token: tok}
-	} else {
-		st, err := store.Open(o.Data, store.Options{LockTimeout: 500 * time.Millisecond})
-		if errors.Is(err, store.ErrLocked) {
-			return fmt.Errorf("the data dir %s is held by a running banyan, but no server answers at %s: pass --server with that process's HTTP address", o.Data, o.Server)
-		}
-		if err != nil {
-			return fmt.Errorf("no server answers at %s and the data dir cannot be opened: %w", o.Server, err)
-		}
-		defer st.Close()
-		b = storeBackend{st}
+		return &apiBackend{base: strings.TrimRight(o.Server, "/"), token: tok}, func() {}, nil
 	}
-	return runKeyAction(ctx, b, action, name, o, stdout)
+	st, err := store.Open(o.Data, store.Options{LockTimeout: 500 * time.Millisecond})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, nil, fmt.Errorf("the data dir %s is held by a running banyan, but no server answers at %s: pass --server with that process's HTTP address", o.Data, o.Server)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("no server answers at %s and the data dir cannot be opened: %w", o.Server, err)
+	}
+	return storeBackend{st}, func() { st.Close() }, nil
 }
 
 // interleaveFlags lets flags follow the action and name
@@ -197,22 +203,36 @@ type keyBackend interface {
 	rotate(ctx context.Context, name string) (tracker.CreatedStream, error)
 	revoke(ctx context.Context, name string) (tracker.StreamInfo, error)
 	list(ctx context.Context) ([]tracker.StreamInfo, error)
+	setPrivate(ctx context.Context, name string, private bool) (tracker.StreamInfo, error)
+	mintToken(ctx context.Context, name string, ttl time.Duration) (tracker.MintedToken, error)
+	tokenSecret(ctx context.Context) (string, error)
+	rotateAdminToken(ctx context.Context) (string, error)
+	audit(ctx context.Context) ([]store.AuditEntry, error)
 }
 
 type storeBackend struct{ st store.Backend }
 
 func (b storeBackend) create(_ context.Context, name string) (tracker.CreatedStream, error) {
 	s, key, err := b.st.CreateStream(name)
+	if err == nil {
+		b.record("create", name, "")
+	}
 	return tracker.CreatedStream{Name: s.Name, Key: key}, err
 }
 
 func (b storeBackend) rotate(_ context.Context, name string) (tracker.CreatedStream, error) {
 	s, key, err := b.st.RotateKey(name)
+	if err == nil {
+		b.record("rotate", name, "")
+	}
 	return tracker.CreatedStream{Name: s.Name, Key: key}, err
 }
 
 func (b storeBackend) revoke(_ context.Context, name string) (tracker.StreamInfo, error) {
 	s, err := b.st.Revoke(name)
+	if err == nil {
+		b.record("revoke", name, "")
+	}
 	return tracker.StreamInfo{Name: s.Name, CreatedAt: s.CreatedAt, LastUsed: s.LastUsed, Revoked: s.Revoked, Private: s.Private}, err
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -33,7 +32,13 @@ func (l flipLink) Send(msg []byte) error {
 	return l.Link.Send(msg)
 }
 
-func TestMaliciousParentEvicted(t *testing.T) {
+// TestMaliciousParentContained: a relay that flips a byte of every piece
+// it forwards. Its children detect the forged chunks (none is played),
+// report them, and move away; the tracker demotes the forger to no slots
+// but does not evict it, since nothing proves it sent the bytes (issue 18
+// #2: two sybil children could say the same of an honest parent). Before
+// that fix the forger was evicted, and so would an honest parent have been.
+func TestMaliciousParentContained(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the malicious-parent test in -short mode")
 	}
@@ -44,7 +49,6 @@ func TestMaliciousParentEvicted(t *testing.T) {
 
 	// The forger joins first with a big uplink: the root's only child.
 	var flipped atomic.Int64
-	var firstFlip atomic.Int64
 	evilDone := make(chan error, 1)
 	go func() {
 		evilDone <- node.Run(ctx, node.ClientConfig{
@@ -53,7 +57,6 @@ func TestMaliciousParentEvicted(t *testing.T) {
 			Node: node.Config{
 				API: rtc.LoopbackAPI(),
 				WrapLink: func(l peer.Link) peer.Link {
-					firstFlip.CompareAndSwap(0, time.Now().UnixNano())
 					return flipLink{Link: l, flipped: &flipped}
 				},
 			},
@@ -70,25 +73,15 @@ func TestMaliciousParentEvicted(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	// Detected, reported and evicted.
-	var evictedAfter time.Duration
-	select {
-	case err := <-evilDone:
-		if !errors.Is(err, node.ErrRefused) || !strings.Contains(err.Error(), protocol.CodeEvicted) {
-			t.Fatalf("the forger ended with %v, want an eviction", err)
-		}
-		evictedAfter = time.Since(time.Unix(0, firstFlip.Load()))
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the forger was not evicted (%d pieces flipped)", flipped.Load())
-	}
-	if flipped.Load() == 0 {
-		t.Fatal("the forger never relayed anything: the test proves nothing")
-	}
-
 	detected := uint64(0)
 	for i, p := range honest {
 		s := p.summary(t)
 		detected += s.BadChunks
+		// It left the forger after its first reports: about 80 chunks
+		// went by in its 20 s, not all of them forged.
+		if s.BadChunks > 20 {
+			t.Errorf("honest peer %d met %d forged chunks: it stayed under the forger", i, s.BadChunks)
+		}
 		if s.ChunksPlayed < 40 {
 			t.Errorf("honest peer %d played only %d chunks: %+v\n%s", i, s.ChunksPlayed, s, p.errb.String())
 		}
@@ -98,13 +91,27 @@ func TestMaliciousParentEvicted(t *testing.T) {
 			t.Errorf("honest peer %d: recording holds %d frames, ffprobe decodes %d", i, frames, got)
 		}
 	}
+	// Detected, reported, demoted and left; not evicted.
+	select {
+	case err := <-evilDone:
+		t.Fatalf("the forger ended with %v; it must be contained, not evicted", err)
+	default:
+	}
+	if flipped.Load() == 0 {
+		t.Fatal("the forger never relayed anything: the test proves nothing")
+	}
 	if detected == 0 {
 		t.Error("no honest peer detected a forged chunk")
 	}
-	if ev := metric(t, up, "banyan_tracker_evictions_total"); ev < 1 {
-		t.Errorf("evictions metric %v", ev)
+	if ev := metric(t, up, "banyan_tracker_evictions_total"); ev != 0 {
+		t.Errorf("evictions metric %v, want 0", ev)
 	}
-	t.Logf("figures: forger evicted %v after its first link; %d pieces flipped, %d forged chunks detected by honest peers, none played",
-		evictedAfter.Round(time.Millisecond), flipped.Load(), detected)
+	if d := metric(t, up, "banyan_tracker_demotions_total"); d < 1 {
+		t.Errorf("demotions metric %v: the forger was not demoted", d)
+	}
+	t.Logf("figures: %d pieces flipped, %d forged chunks detected by honest peers, none played; forger demoted, still connected",
+		flipped.Load(), detected)
+	cancel()
+	<-evilDone
 	up.stop(t, syscall.SIGTERM)
 }

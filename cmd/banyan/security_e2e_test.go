@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -433,4 +434,32 @@ func TestUpTURNCredentialsFollowSession(t *testing.T) {
 	}
 	t.Logf("figures: welcome credential TTL about 2 s, refreshed over the websocket; peer id %d, after a restart %d", w.Peer, w2.Peer)
 	up2.stop(t, syscall.SIGTERM)
+}
+
+// TestHomePageLinksOpen: every same-site link on the home page opens
+// without a token (the dashboard answers its login form, 401 with a
+// form, which is a page a person can use; everything else 200). Before
+// the fix the page linked /metrics, which answers a bare 401 since
+// /metrics needs a token (issue 18 #10).
+func TestHomePageLinksOpen(t *testing.T) {
+	up := startUp(t, t.TempDir())
+	code, page := adminDo(t, "GET", up.base+"/", "", "")
+	if code != 200 {
+		t.Fatalf("GET /: %d", code)
+	}
+	links := regexp.MustCompile(`href="(/[^"]*)"`).FindAllStringSubmatch(string(page), -1)
+	if len(links) < 3 {
+		t.Fatalf("only %d links on the home page", len(links))
+	}
+	for _, l := range links {
+		path := l[1]
+		code, b := adminDo(t, "GET", up.base+path, "", "")
+		switch {
+		case path == "/dashboard" && code == 401 && strings.Contains(string(b), `action="/dashboard/login"`):
+		case code == 200:
+		default:
+			t.Errorf("home page links %s, which answers %d without a token", path, code)
+		}
+	}
+	up.stop(t, syscall.SIGTERM)
 }

@@ -391,6 +391,7 @@ func (s *system) newSeeder(reg prometheus.Registerer) error {
 		ICELoopback:    s.opt.ICELoop,
 		WHIPICEServers: s.whipICEServers,
 		OnSealed:       s.opt.OnSealed,
+		ReserveEpochs:  s.store.ReserveEpochs,
 		Logger:         s.log, Registerer: reg,
 	})
 	return err

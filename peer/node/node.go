@@ -76,6 +76,7 @@ type Node struct {
 	self       protocol.PeerID
 	stripes    int
 	pub        string // base64 public key the engine verifies with
+	epoch      uint32 // newest epoch the tracker announced (Engine.AnnounceEpoch)
 	keys       *chunk.Keyring
 	ice        []protocol.ICEServer
 	eng        *peer.Engine
@@ -172,9 +173,12 @@ func (n *Node) Handle(m protocol.Message) {
 	case protocol.Welcome:
 		n.welcome(m)
 	case protocol.Keys:
+		n.announce(m.Epoch)
 		n.updateKeys(m.PublicKey, m.Keys, m.Live)
 	case protocol.Assign:
 		n.assign(m)
+	case protocol.ICE:
+		n.setICE(m.ICEServers)
 	case protocol.Signal:
 		n.mu.Lock()
 		tr := n.tr
@@ -208,7 +212,38 @@ func (n *Node) welcome(w protocol.Welcome) {
 		n.cfg.Origin = n.cfg.OriginFor(w.OriginURL)
 	}
 	n.mu.Unlock()
+	n.announce(w.Epoch)
 	n.updateKeys(w.PublicKey, w.Keys, w.Live)
+}
+
+// announce passes the tracker's current epoch to the engine (and keeps it
+// for an engine made later): the engine moves to a higher epoch only once
+// the tracker has announced it, so a replayed chunk of an old, higher
+// epoch cannot switch it (issue 18 #4).
+func (n *Node) announce(epoch uint32) {
+	if epoch == 0 {
+		return
+	}
+	n.mu.Lock()
+	n.epoch = max(n.epoch, epoch)
+	eng := n.eng
+	n.mu.Unlock()
+	if eng != nil {
+		eng.AnnounceEpoch(epoch)
+	}
+}
+
+// setICE takes fresh ICE servers from the tracker (short-lived TURN
+// credentials, re-minted while the session lives): the links dialed or
+// accepted from now on use them. Without this a viewer's credentials
+// expired minutes after its welcome and every later TURN link failed.
+func (n *Node) setICE(servers []protocol.ICEServer) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ice = servers
+	if n.tr != nil {
+		n.tr.SetICEServers(servers)
+	}
 }
 
 // updateKeys adds content keys and (re)builds the engine when the stream's
@@ -271,6 +306,9 @@ func (n *Node) startEngineLocked(pubB64 string) error {
 		return err
 	}
 	n.eng, n.pub = eng, pubB64
+	if n.epoch != 0 && !n.cfg.Root {
+		eng.AnnounceEpoch(n.epoch)
+	}
 	if n.tr == nil {
 		n.tr, err = rtc.New(rtc.Config{
 			Self: n.self, ICEServers: n.ice, API: n.cfg.API, RelayOnly: n.cfg.RelayOnly, Logger: n.log,

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,6 +135,9 @@ type Transport struct {
 	links  map[peer.PeerID]*Link
 	closed bool
 	wg     sync.WaitGroup
+	// ice is what the next PeerConnection uses: Config.ICEServers until
+	// SetICEServers replaces it (the tracker re-mints TURN credentials).
+	ice []protocol.ICEServer
 }
 
 // New returns a Transport.
@@ -160,7 +164,24 @@ func New(cfg Config) (*Transport, error) {
 	if api == nil {
 		api = defaultAPI(cfg.RelayOnly)
 	}
-	return &Transport{cfg: cfg, api: api, log: cfg.Logger, links: make(map[peer.PeerID]*Link)}, nil
+	return &Transport{cfg: cfg, api: api, log: cfg.Logger, links: make(map[peer.PeerID]*Link), ice: cfg.ICEServers}, nil
+}
+
+// SetICEServers replaces the ICE servers of the links made from now on.
+// TURN credentials are short-lived and the tracker sends fresh ones
+// (protocol.ICE) while the session lasts; links already up keep theirs
+// (a TURN allocation is refreshed on its own once made).
+func (t *Transport) SetICEServers(s []protocol.ICEServer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ice = slices.Clone(s)
+}
+
+// ICEServers returns the ICE servers the next link will use.
+func (t *Transport) ICEServers() []protocol.ICEServer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.ice)
 }
 
 // Link is one PeerConnection and its data channel; it implements peer.Link.
@@ -241,9 +262,10 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool) (*Link, error) {
 	l := &Link{t: t, remote: remote, dialer: dialer, done: make(chan struct{})}
 	l.path.Store(initialPath)
 	t.links[remote] = l
+	ice := t.ice
 	t.mu.Unlock()
 
-	pcfg := webrtc.Configuration{ICEServers: iceServers(t.cfg.ICEServers)}
+	pcfg := webrtc.Configuration{ICEServers: iceServers(ice)}
 	if t.cfg.RelayOnly {
 		pcfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}

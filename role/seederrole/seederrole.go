@@ -63,6 +63,9 @@ type Config struct {
 	// EpochFloor: seeder.Config.EpochFloor (a cluster's last epoch of a
 	// stream). May be nil.
 	EpochFloor func(stream string) uint32
+	// ReserveEpochs: seeder.Config.ReserveEpochs (epochs reserved in the
+	// local store, monotonic across restarts). May be nil.
+	ReserveEpochs func(stream string, atLeast, n uint32) (uint32, error)
 	// OnEvent, when set, sees every publish event after the tracker link
 	// (the cluster membership claims streams with it). Must not block.
 	OnEvent    func(seeder.Event)
@@ -122,6 +125,7 @@ func New(cfg Config) (*Role, error) {
 	r.seed, err = seeder.New(seeder.Config{
 		SigningKey: cfg.SigningKey, Logger: r.log.With("component", "seeder"), Registerer: cfg.Registerer,
 		MaxLive: cfg.Limits.LiveStreams, KeyCheck: cfg.Keys.CheckKeyGen, EpochFloor: cfg.EpochFloor,
+		ReserveEpochs: cfg.ReserveEpochs,
 		Events: func(e seeder.Event) {
 			if a := r.announcer.Load(); a != nil {
 				a.Event(e)

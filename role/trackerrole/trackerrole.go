@@ -58,6 +58,9 @@ type Local interface {
 	Kick(stream string)
 	Live(stream string) bool
 	Info(stream string) (protocol string, kbps, fps float64, live bool)
+	// SetPublic applies a stream's private switch to its origin and
+	// LL-HLS at once.
+	SetPublic(stream string, public bool)
 }
 
 // Role is a running tracker. Make it with New, Mount its routes, Close it.
@@ -135,6 +138,9 @@ func (r *Role) Mount(mux *http.ServeMux) {
 	dash := tracker.DashboardConfig{Store: r.cfg.Store, Page: r.cfg.Page, Logger: r.log.With("component", "dashboard")}
 	if l := r.cfg.Local; l != nil {
 		admin.OnRevoke, admin.IsLive, dash.Ingest = l.Kick, l.Live, l.Info
+		// A stream made private stops being served to anyone without a
+		// token at once, not at its next publish.
+		admin.OnPrivate = func(name string, private bool) { l.SetPublic(name, !private) }
 	}
 	mux.Handle("/api/", tracker.NewAdminAPI(admin))
 	mux.Handle("GET /api/ingest", r.tracker.IngestHandler())

@@ -406,3 +406,149 @@ func (s *Store) NextStart() (uint64, error) {
 	}
 	return n, nil
 }
+
+// ViewerTokenSecret implements store.Backend.
+func (s *Store) ViewerTokenSecret() ([]byte, error) {
+	return s.Secret(store.SecretViewerToken, 32)
+}
+
+func (s *Store) sessionKey(token string) string {
+	return s.prefix + "admin_sessions/" + hex.EncodeToString(hashKey(token))
+}
+
+// CreateAdminSession implements store.Backend: the session's key (the
+// token's SHA-256) lives on an etcd lease of ttl, so etcd drops it when it
+// expires.
+func (s *Store) CreateAdminSession(ttl time.Duration) (string, time.Time, error) {
+	if ttl <= 0 {
+		return "", time.Time{}, errors.New("create admin session: ttl must be positive")
+	}
+	tok, err := newSecretString()
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	now := s.now().UTC()
+	sess := store.AdminSession{Created: now, Expires: now.Add(ttl)}
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	lease, err := s.c.Grant(ctx, int64((ttl+time.Second-1)/time.Second))
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("create admin session: %w", err)
+	}
+	if _, err := s.c.Put(ctx, s.sessionKey(tok), string(b), clientv3.WithLease(lease.ID)); err != nil {
+		return "", time.Time{}, fmt.Errorf("create admin session: %w", err)
+	}
+	return tok, sess.Expires, nil
+}
+
+// CheckAdminSession implements store.Backend.
+func (s *Store) CheckAdminSession(token string) bool {
+	if token == "" || len(token) > 256 {
+		return false
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	resp, err := s.c.Get(ctx, s.sessionKey(token))
+	if err != nil || len(resp.Kvs) == 0 {
+		return false
+	}
+	var sess store.AdminSession
+	return json.Unmarshal(resp.Kvs[0].Value, &sess) == nil && s.now().Before(sess.Expires)
+}
+
+// DeleteAdminSession implements store.Backend.
+func (s *Store) DeleteAdminSession(token string) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if _, err := s.c.Delete(ctx, s.sessionKey(token)); err != nil {
+		return fmt.Errorf("delete admin session: %w", err)
+	}
+	return nil
+}
+
+// RotateAdminToken implements store.Backend: one transaction replaces the
+// token's hash and ends every session. Unlike the bbolt store it writes no
+// file; the caller prints the token.
+func (s *Store) RotateAdminToken() (string, error) {
+	t, err := newSecretString()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	_, err = s.c.Txn(ctx).Then(
+		clientv3.OpPut(s.metaKey("admin_token_sha256"), string(hashKey(t))),
+		clientv3.OpDelete(s.prefix+"admin_sessions/", clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return "", fmt.Errorf("rotate admin token: %w", err)
+	}
+	return t, nil
+}
+
+// auditKey orders entries by sequence (zero-padded, so keys sort as
+// numbers).
+func (s *Store) auditKey(seq uint64) string {
+	return fmt.Sprintf("%saudit/%020d", s.prefix, seq)
+}
+
+// AppendAudit implements store.Backend: the sequence is a counter under
+// meta/, taken in the same transaction as the entry; entries more than
+// store.MaxAuditEntries behind are deleted as new ones come.
+func (s *Store) AppendAudit(e store.AuditEntry) (store.AuditEntry, error) {
+	if e.Time.IsZero() {
+		e.Time = s.now().UTC()
+	}
+	err := s.update(func(stm concurrency.STM) error {
+		var seq uint64
+		if v := stm.Get(s.metaKey("audit_seq")); v != "" {
+			var err error
+			if seq, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return fmt.Errorf("decode audit sequence: %w", err)
+			}
+		}
+		seq++
+		e.Seq = seq
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		stm.Put(s.metaKey("audit_seq"), strconv.FormatUint(seq, 10))
+		stm.Put(s.auditKey(seq), string(b))
+		if seq > store.MaxAuditEntries {
+			stm.Del(s.auditKey(seq - store.MaxAuditEntries))
+		}
+		return nil
+	})
+	if err != nil {
+		return store.AuditEntry{}, fmt.Errorf("append audit entry %q: %w", e.Action, err)
+	}
+	return e, nil
+}
+
+// Audit implements store.Backend: up to limit entries, newest first.
+func (s *Store) Audit(limit int) ([]store.AuditEntry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	resp, err := s.c.Get(ctx, s.prefix+"audit/", clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	out := make([]store.AuditEntry, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var e store.AuditEntry
+		if err := json.Unmarshal(kv.Value, &e); err != nil {
+			return nil, fmt.Errorf("decode audit entry %s: %w", kv.Key, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/banyan-live/banyan/store"
 )
@@ -39,6 +40,7 @@ var cases = []struct {
 	{"starts", starts},
 	{"concurrent creates of one name", concurrentCreate},
 	{"concurrent starts", concurrentStarts},
+	{"operator state: sessions, rotation, audit", operator},
 }
 
 // must(f())(t) is f's value, or the test's end when f failed.
@@ -288,5 +290,54 @@ func concurrentStarts(t *testing.T, b store.Backend, _ func() store.Backend) {
 	wg.Wait()
 	if len(seen) != 8 {
 		t.Fatal(fmt.Sprint("distinct starts: ", len(seen)))
+	}
+}
+
+// operator: dashboard sessions, the admin token's rotation (which ends
+// them), the audit log (newest first, with sequence numbers) and the
+// viewer-token secret, which persist.
+func operator(t *testing.T, b store.Backend, reopen func() store.Backend) {
+	tok := must(func() (string, error) { tok, _, err := b.EnsureAdminToken(); return tok, err }())(t)
+	sess, exp, err := b.CreateAdminSession(time.Hour)
+	if err != nil || sess == "" || time.Until(exp) < 59*time.Minute {
+		t.Fatalf("create session: %q %v %v", sess, exp, err)
+	}
+	if _, _, err := b.CreateAdminSession(0); err == nil {
+		t.Error("a session without a lifetime was made")
+	}
+	if !b.CheckAdminSession(sess) || b.CheckAdminSession(sess+"x") || b.CheckAdminSession("") {
+		t.Fatal("session check wrong")
+	}
+	other := must2(b.CreateAdminSession(time.Hour))
+	gone, _ := other(t)
+	if err := b.DeleteAdminSession(gone); err != nil || b.CheckAdminSession(gone) || !b.CheckAdminSession(sess) {
+		t.Fatalf("logout: %v; deleted one still checks or the other stopped", err)
+	}
+	for i, a := range []string{"create", "revoke", "login"} {
+		e, err := b.AppendAudit(store.AuditEntry{Action: a, Stream: "s", Via: "api"})
+		if err != nil || e.Seq != uint64(i+1) || e.Time.IsZero() {
+			t.Fatalf("append %s: %+v %v", a, e, err)
+		}
+	}
+	vs := must(b.ViewerTokenSecret())(t)
+	b.Close()
+	b = reopen()
+	defer b.Close()
+	log := must(b.Audit(2))(t)
+	if len(log) != 2 || log[0].Action != "login" || log[1].Action != "revoke" || log[0].Seq != 3 {
+		t.Fatalf("audit newest first, limit 2: %+v", log)
+	}
+	if again := must(b.ViewerTokenSecret())(t); string(again) != string(vs) || len(vs) != 32 {
+		t.Fatal("viewer-token secret changed or wrong size")
+	}
+	if !b.CheckAdminSession(sess) {
+		t.Fatal("session lost on reopen")
+	}
+	nt := must(b.RotateAdminToken())(t)
+	if nt == tok || !b.CheckAdminToken(nt) || b.CheckAdminToken(tok) {
+		t.Fatal("rotation: the new token must work and the old one not")
+	}
+	if b.CheckAdminSession(sess) {
+		t.Fatal("a session survived the admin token's rotation")
 	}
 }

@@ -560,9 +560,45 @@
         el("td", {}, new Date(s.created_at).toLocaleString()),
         el("td", {}, s.last_used ? new Date(s.last_used).toLocaleString() : "never"),
         el("td", {}, s.revoked ? "revoked" : s.live ? "live" : "active"),
-        el("td", {}, s.revoked ? "" : el("button", { type: "button", class: "danger", onclick: () => revoke(s.name) }, "Revoke"))));
+        el("td", {}, s.revoked ? "" : el("label", { class: "private" },
+          el("input", { type: "checkbox", class: "private-toggle", checked: !!s.private, onchange: (ev) => setPrivate(s.name, ev.target.checked) }), " private")),
+        el("td", {}, s.revoked ? "" : el("span", {},
+          s.private ? el("button", { type: "button", class: "ghost mint", onclick: () => mint(s.name) }, "Viewer token") : null,
+          el("button", { type: "button", class: "danger", onclick: () => revoke(s.name) }, "Revoke")))));
       $("#keys tbody").replaceChildren(...rows);
     } catch (e) { keysError(e.message); }
+    loadAudit();
+  }
+  async function setPrivate(name, on) {
+    try { await api("PUT", `/api/streams/${encodeURIComponent(name)}/private`, { private: on }); keysError(""); } catch (e) { keysError(e.message); }
+    loadKeys();
+  }
+  async function mint(name) {
+    const hours = Number(prompt(`Viewer token for "${name}": valid for how many hours?`, "1"));
+    if (!(hours > 0)) return;
+    try {
+      const j = await api("POST", `/api/streams/${encodeURIComponent(name)}/tokens`, { ttl_seconds: Math.round(hours * 3600) });
+      const box = $("#new-key");
+      box.dataset.stream = name;
+      box.replaceChildren(
+        el("strong", {}, `Viewer token for "${name}", valid until ${new Date(j.expires_at).toLocaleString()}. `),
+        copyRow("Token", j.token),
+        copyRow("Player", `<banyan-player stream="${name}" token="${j.token}"></banyan-player>`),
+        el("button", { type: "button", class: "ghost", onclick: () => { box.hidden = true; box.replaceChildren(); } }, "Hide"));
+      box.hidden = false;
+      keysError("");
+    } catch (e) { keysError(e.message); }
+    loadAudit();
+  }
+
+  // ---------- audit log ----------
+  async function loadAudit() {
+    try {
+      const j = await api("GET", "/api/audit?limit=50");
+      $("#audit tbody").replaceChildren(...(j.entries || []).map((e) => el("tr", { data: { action: e.action } },
+        el("td", {}, new Date(e.time).toLocaleString()), el("td", {}, e.action.replaceAll("_", " ")),
+        el("td", {}, e.stream || ""), el("td", {}, e.via), el("td", {}, e.remote || ""), el("td", {}, e.detail || ""))));
+    } catch { /* shown by the keys error already */ }
   }
   async function revoke(name) {
     if (!confirm(`Revoke the key of "${name}"? A live publish with it ends now.`)) return;
