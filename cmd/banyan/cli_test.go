@@ -332,6 +332,7 @@ func TestOperatorMistakes(t *testing.T) {
 		{"tracker turn without secret", []string{"tracker", "--turn-url", "127.0.0.1:3478"}, 2, "needs --turn-secret"},
 		{"seeder without id", []string{"seeder", "--tracker", "ws://127.0.0.1:1/ws"}, 2, "--id is required"},
 		{"seeder bad tracker", []string{"seeder", "--id", "s1", "--tracker", "http://x/ws"}, 2, "--tracker must be"},
+		{"seeder missing CA file", []string{"seeder", "--id", "s1", "--tracker", "wss://127.0.0.1:1/ws", "--ca", "/nonexistent/ca.pem"}, 2, "--ca:"},
 		{"seeder etcd unreachable", []string{"seeder", "--id", "s1", "--tracker", "ws://127.0.0.1:1/ws", "--etcd", "http://127.0.0.1:1"}, 1, "open the store"},
 	}
 	for _, c := range cases {

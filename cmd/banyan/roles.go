@@ -283,7 +283,7 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		e                                    etcdOptions
 		httpAddr, rtmpAddr, trackerURL, id   string
 		region, publicURL, level, metricsTok string
-		turnAddr, turnSecret                 string
+		turnAddr, turnSecret, caFile         string
 		iceLoop                              bool
 		maxLive                              int
 		lease                                time.Duration
@@ -293,7 +293,8 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	e.register(c)
 	c.String(&httpAddr, "http", ":8081", "HTTP listen address (origin, WHIP, LL-HLS)")
 	c.String(&rtmpAddr, "rtmp", ":1935", "RTMP ingest listen address")
-	c.String(&trackerURL, "tracker", "", "the cluster's trackers' signaling URLs, ws://HOST:PORT/ws[,…] (required; tried in turn, and a tracker that does not own a stream names the one that does)")
+	c.String(&trackerURL, "tracker", "", "the cluster's trackers' signaling URLs, ws://HOST:PORT/ws or wss://…[,…] (required; tried in turn, and a tracker that does not own a stream names the one that does)")
+	c.String(&caFile, "ca", "", "PEM file of extra CA certificates trusted for wss:// trackers (besides the system roots and SSL_CERT_FILE)")
 	c.String(&id, "id", "", "this seeder's name in the cluster: 1-64 of a-z, 0-9, '_', '-' (required)")
 	c.String(&region, "region", "", "region this seeder serves (the stream manager prefers a broadcaster's region)")
 	c.String(&publicURL, "public-url", "", "this seeder's public HTTP base, e.g. http://seed1.example.net:8081 (default http://localhost:PORT); viewers fetch chunks there")
@@ -327,6 +328,11 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	log = log.With("seeder", id)
+	// A bad --ca is a flag mistake: say so before anything opens.
+	caRT, err := caTransport(caFile)
+	if err != nil {
+		return usageError{"banyan seeder: " + err.Error()}
+	}
 	st, err := e.open("seeder")
 	if err != nil {
 		return err
@@ -429,6 +435,9 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	link := seederrole.Link{
 		TrackerURLs: trackerURLs, ID: id, Secret: secret, Region: region,
 		OriginURL: publicURL, RTMPURL: rtmpURL, WHIPURL: publicURL + "/whip/",
+	}
+	if caRT != nil {
+		link.HTTPClient = &http.Client{Transport: caRT}
 	}
 	m, err := cluster.StartMember(cluster.MemberConfig{
 		Client: st.Client(), Prefix: st.Prefix(), TTL: lease,
