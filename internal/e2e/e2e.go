@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -75,4 +76,16 @@ func SplitAnnexB(b []byte) [][]byte {
 		out = append(out, b[start:])
 	}
 	return out
+}
+
+// FreePort returns a loopback TCP port nothing listened on a moment ago,
+// for a tool the test starts with a fixed port.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -64,16 +64,8 @@ func embedBinary() (string, error) {
 	return buildBin, buildErr
 }
 
-// FreePort returns a loopback port nothing listens on right now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// FreePort is e2e.FreePort.
+func FreePort(t testing.TB) int { return e2e.FreePort(t) }
 
 // StartTLS runs the embedded etcd serving clients over mutual TLS with
 // the certificates of f; Endpoint is https://127.0.0.1:PORT.

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,8 @@ import (
 	"github.com/letsencrypt/challtestsrv"
 
 	"github.com/banyan-live/banyan/internal/testca"
+
+	"github.com/banyan-live/banyan/internal/e2e"
 )
 
 // Pebble is a Pebble ACME CA run by the test on loopback, with a DNS
@@ -57,16 +58,8 @@ func binary(t testing.TB) string {
 	return strings.TrimSpace(string(out))
 }
 
-// FreePort is a loopback TCP port free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// FreePort is e2e.FreePort.
+func FreePort(t testing.TB) int { return e2e.FreePort(t) }
 
 // Start runs Pebble validating tls-alpn-01 on tlsPort and http-01
 // on httpPort of 127.0.0.1, issuing certificates valid for validity.
