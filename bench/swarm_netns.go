@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/banyan-live/banyan/peer/node"
 )
 
 // NetnsModel configures the netns transport: native `banyan peer`
@@ -56,25 +58,8 @@ type NetnsPeer struct {
 	summaryRead  bool
 }
 
-// PeerSummary mirrors `banyan peer --json` (cmd/banyan/peer.go).
-type PeerSummary struct {
-	Peer         uint64 `json:"peer"`
-	Depths       []int  `json:"depths"`
-	MaxDepth     int    `json:"max_depth"`
-	ChunksPlayed uint64 `json:"chunks_played"`
-	FirstChunkMS int64  `json:"first_chunk_ms"`
-	Stalls       uint64 `json:"stalls"`
-	BadChunks    uint64 `json:"bad_chunks"`
-	Repaired     uint64 `json:"repaired_from_origin"`
-	BytesP2P     uint64 `json:"bytes_p2p"`
-	BytesTURN    uint64 `json:"bytes_turn"`
-	BytesOrigin  uint64 `json:"bytes_origin"`
-	BytesUp      uint64 `json:"bytes_up"`
-	StalledMS    int64  `json:"stalled_ms"`
-	WatchedMS    int64  `json:"watched_ms"`
-	DupBytes     uint64 `json:"duplicate_bytes"`
-	UnsentBytes  uint64 `json:"unsent_bytes"`
-}
+// PeerSummary is what `banyan peer --json` prints (node.Summary).
+type PeerSummary = node.Summary
 
 // NetnsPrefix names every namespace and link a netns run creates; a run
 // removes leftovers with this prefix from a crashed run first.

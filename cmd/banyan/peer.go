@@ -154,7 +154,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	err = node.Run(ctx, cfg)
 	mu.Lock()
 	if cur != nil {
-		sum.fill(cur)
+		sum.Fill(cur)
 	}
 	mu.Unlock()
 	if rec != nil {
@@ -173,64 +173,9 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
-// peerSummary is what `banyan peer --json` prints when it leaves.
-type peerSummary struct {
-	Stream       string          `json:"stream"`
-	Peer         protocol.PeerID `json:"peer"`
-	Depths       []int           `json:"depths"`
-	MaxDepth     int             `json:"max_depth"`
-	ChunksPlayed uint64          `json:"chunks_played"`
-	FirstChunkMS int64           `json:"first_chunk_ms"`
-	Stalls       uint64          `json:"stalls"`
-	BadChunks    uint64          `json:"bad_chunks"`
-	Repaired     uint64          `json:"repaired_from_origin"`
-	// BytesP2P, BytesTURN and BytesOrigin are by path (p2p: WebRTC
-	// direct from any sender, the seeder's root peer too); From splits the
-	// same bytes by sender (protocol.Sources), and Offload is the share
-	// other peers sent.
-	BytesP2P    uint64           `json:"bytes_p2p"`
-	BytesTURN   uint64           `json:"bytes_turn"`
-	BytesOrigin uint64           `json:"bytes_origin"`
-	From        protocol.Sources `json:"from"`
-	Offload     *float64         `json:"offload"`
-	BytesUp     uint64           `json:"bytes_up"`
-	// StalledMS is time spent stalled; WatchedMS runs from playback start
-	// to leaving (stall ratio = stalled_ms / watched_ms).
-	StalledMS   int64  `json:"stalled_ms"`
-	WatchedMS   int64  `json:"watched_ms"`
-	DupBytes    uint64 `json:"duplicate_bytes"`
-	UnsentBytes uint64 `json:"unsent_bytes"`
-	// ReparentMS: lost parent link → new parent assigned, per occurrence.
-	ReparentMS    []int64             `json:"reparent_ms,omitempty"`
-	ParentChanges []node.ParentChange `json:"parent_changes,omitempty"`
-}
-
-func (s *peerSummary) fill(n *node.Node) {
-	s.Peer, s.Depths = n.Self(), n.Depths()
-	// The depth now counts too: an assignment handled before OnAssign
-	// saw it (a seeder hand-off, a reconnect) still sets Depths.
-	for _, d := range s.Depths {
-		s.MaxDepth = max(s.MaxDepth, d)
-	}
-	for _, d := range n.Reparents() {
-		s.ReparentMS = append(s.ReparentMS, d.Milliseconds())
-	}
-	s.ParentChanges = n.ParentChanges()
-	if e := n.Engine(); e != nil {
-		c := e.Counters()
-		s.Stalls, s.BadChunks, s.Repaired = c.Stalls, c.BadChunks, c.RepairedOrigin
-		t := e.Traffic()
-		s.BytesP2P, s.BytesTURN, s.BytesOrigin, s.BytesUp = t.P2P, t.TURN, t.Origin, t.Up
-		s.From = e.Sources()
-		if off, ok := s.From.Offload(); ok {
-			s.Offload = &off
-		}
-		s.StalledMS, s.DupBytes, s.UnsentBytes = t.StalledMS, t.Dup, t.Unsent
-		if !c.StartedAt.IsZero() {
-			s.WatchedMS = time.Since(c.StartedAt).Milliseconds()
-		}
-	}
-}
+// peerSummary is what `banyan peer --json` prints when it leaves
+// (node.Summary, which the netns benchmark reads back).
+type peerSummary = node.Summary
 
 type playerFunc struct {
 	init  func(epoch uint32, data []byte)
