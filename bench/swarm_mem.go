@@ -500,17 +500,6 @@ func (s *memSim) sampleDepth() {
 	}
 }
 
-// bytesNow is the collector with the running byte counters filled in.
-func (s *memSim) bytesNow() collector {
-	c := *s.col
-	c.seederBytes = s.root.e.Traffic().Up
-	c.originBytes = s.orig.served
-	for _, p := range s.alive {
-		c.peerBytes += p.e.Traffic().Up
-	}
-	return c
-}
-
 // countersNow is the collector as if every live viewer left now (the
 // collector itself is not changed).
 func (s *memSim) countersNow() collector {
@@ -526,7 +515,7 @@ func (s *memSim) countersNow() collector {
 
 // offloadNow is the running offload, for progress lines.
 func (s *memSim) offloadNow() float64 {
-	c := s.bytesNow()
+	c := s.countersNow()
 	return c.offload()
 }
 
