@@ -126,7 +126,9 @@ type Config struct {
 	// before the next source is tried (default 200 ms).
 	PeerTimeout time.Duration
 	// OriginLead is how long before the deadline repair gives up on peers
-	// and goes to the origin (default 400 ms).
+	// and goes to the origin until the engine has timed the origin's
+	// answers (default 400 ms); from then on the lead is the measured
+	// fetch time (mean + 4 deviations) plus 50 ms, within 100 ms – 1.5 s.
 	OriginLead time.Duration
 	// StartTimeout is how long a peer waits for media from its parents
 	// before it starts from the origin (default 1.2 s: in the mem

@@ -78,6 +78,8 @@ type Engine struct {
 	// Origin.
 	originBusy int
 	originQ    []key
+	// originTime times rescue fetches (originLead).
+	originTime delayStats
 	delayed    []delayedReport
 	liveBusy   bool
 	liveAt     time.Time

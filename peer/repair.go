@@ -308,7 +308,7 @@ func (e *Engine) horizon(now time.Time) uint64 {
 		// must still be repaired in time).
 		exp, ok := e.expected(h + 1)
 		due, ok2 := e.deadline(h + 1)
-		if (!ok || exp.After(now)) && (!ok2 || due.Add(-e.cfg.OriginLead).After(now)) {
+		if (!ok || exp.After(now)) && (!ok2 || due.Add(-e.originLead()).After(now)) {
 			break
 		}
 		h++
@@ -372,7 +372,7 @@ func (e *Engine) repairChunk(now time.Time, pd *pending) {
 			return
 		}
 		due, hasDue := e.deadline(pd.k.seq)
-		near := hasDue && !now.Before(due.Add(-e.cfg.OriginLead))
+		near := hasDue && !now.Before(due.Add(-e.originLead()))
 		if st.parent == nil && st.originFed {
 			if near || !now.Before(exp) {
 				e.fetchOrigin(now, pd, originFed)
@@ -685,6 +685,7 @@ func (e *Engine) fetchOrigin(now time.Time, pd *pending, why originWhy) {
 		return
 	}
 	pd.originBusy = true
+	pd.timeFetch = why == originLate || why == originNoPeer
 	e.ctr.OriginWhy[why]++
 	if e.originBusy >= e.cfg.MaxOriginFetches {
 		e.originQ = append(e.originQ, pd.k)
@@ -694,6 +695,9 @@ func (e *Engine) fetchOrigin(now time.Time, pd *pending, why originWhy) {
 }
 
 func (e *Engine) launchFetch(k key) {
+	if pd := e.pend[k]; pd != nil {
+		pd.fetchAt = e.cfg.Clock()
+	}
 	e.originBusy++
 	e.ctr.OriginFetches++
 	o := e.cfg.Origin
@@ -738,6 +742,10 @@ func (e *Engine) originDone(k key, sealed []byte, err error) {
 	pd := e.pend[k]
 	if pd != nil {
 		pd.originBusy = false
+		if err == nil && pd.timeFetch && !pd.fetchAt.IsZero() {
+			e.originTime.add(now.Sub(pd.fetchAt))
+		}
+		pd.fetchAt = time.Time{}
 	}
 	if _, ok := e.win[k]; ok {
 		return
@@ -883,3 +891,6 @@ func cmpSeq(a, b uint64) int {
 	}
 	return 0
 }
+
+// originLead is how long before a chunk's deadline the origin is asked.
+func (e *Engine) originLead() time.Duration { return originLead(&e.originTime, e.cfg.OriginLead) }

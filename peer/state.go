@@ -86,7 +86,12 @@ type pending struct {
 
 	originBusy  bool
 	originAfter time.Time // retry an origin failure no sooner than this
-	lost        bool      // its deadline passed
+	// fetchAt is when a rescue's origin fetch left (timeFetch: a fetch of
+	// a chunk the origin already holds, so its time is the origin's, not
+	// a long poll's): originDone times it for originLead.
+	fetchAt   time.Time
+	timeFetch bool
+	lost      bool // its deadline passed
 
 	// urgent: repair without waiting for RepairDelay.
 	urgent bool
@@ -233,7 +238,7 @@ type stripe struct {
 	nbase  int
 	baseAt time.Time // first-piece arrival of the last sample
 	// gap learns the parent's gaps between pieces of one chunk.
-	gap gapStats
+	gap delayStats
 }
 
 // addBase adds the live-edge sample t of a chunk whose first piece came at
