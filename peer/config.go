@@ -35,6 +35,21 @@ type AsyncOrigin interface {
 	LiveAsync(done func(LiveEdge, error))
 }
 
+// RangeOrigin is an Origin that also answers part of a chunk (an HTTP
+// Range request): a rescue of a chunk the mesh has mostly delivered then
+// fetches only the bytes of its missing pieces (chunk.Gap), and a CDN
+// serves a fraction of the bytes. FetchRange returns bytes [off, end) of
+// the sealed chunk, end -1 meaning to its end, and nothing else: an origin
+// that ignores the range must fail, not answer the whole chunk.
+type RangeOrigin interface {
+	FetchRange(ctx context.Context, epoch uint32, seq uint64, off, end int64) ([]byte, error)
+}
+
+// AsyncRangeOrigin is RangeOrigin's form for an AsyncOrigin.
+type AsyncRangeOrigin interface {
+	FetchRangeAsync(epoch uint32, seq uint64, off, end int64, done func(b []byte, err error))
+}
+
 // LiveEdge is the newest chunk at the origin.
 type LiveEdge struct {
 	Epoch uint32

@@ -684,9 +684,15 @@ func (e *Engine) fetchOrigin(now time.Time, pd *pending, why originWhy) {
 	if e.cfg.Origin == nil || pd.originBusy || now.Before(pd.originAfter) {
 		return
 	}
-	pd.originBusy = true
 	pd.timeFetch = why == originLate || why == originNoPeer
 	e.ctr.OriginWhy[why]++
+	e.startFetch(pd)
+}
+
+// startFetch launches pd's origin request, or queues it behind
+// MaxOriginFetches others.
+func (e *Engine) startFetch(pd *pending) {
+	pd.originBusy = true
 	if e.originBusy >= e.cfg.MaxOriginFetches {
 		e.originQ = append(e.originQ, pd.k)
 		return
@@ -695,15 +701,22 @@ func (e *Engine) fetchOrigin(now time.Time, pd *pending, why originWhy) {
 }
 
 func (e *Engine) launchFetch(k key) {
+	var g *chunk.Gap
 	if pd := e.pend[k]; pd != nil {
 		pd.fetchAt = e.cfg.Clock()
+		g = e.originGap(pd)
 	}
 	e.originBusy++
 	e.ctr.OriginFetches++
 	o := e.cfg.Origin
+	done := func(b []byte, err error) { e.originDone(k, g, b, err) }
 	if ao, ok := o.(AsyncOrigin); ok {
 		e.queue(func() {
-			ao.FetchAsync(k.epoch, k.seq, func(b []byte, err error) { e.originDone(k, b, err) })
+			if g != nil {
+				o.(AsyncRangeOrigin).FetchRangeAsync(k.epoch, k.seq, g.Off, g.End, done)
+				return
+			}
+			ao.FetchAsync(k.epoch, k.seq, done)
 		})
 		return
 	}
@@ -713,12 +726,74 @@ func (e *Engine) launchFetch(k key) {
 		defer e.wg.Done()
 		ctx, cancel := context.WithTimeout(e.ctx, timeout)
 		defer cancel()
-		b, err := o.Fetch(ctx, k.epoch, k.seq)
-		e.originDone(k, b, err)
+		if g != nil {
+			done(o.(RangeOrigin).FetchRange(ctx, k.epoch, k.seq, g.Off, g.End))
+			return
+		}
+		done(o.Fetch(ctx, k.epoch, k.seq))
 	}()
 }
 
-func (e *Engine) originDone(k key, sealed []byte, err error) {
+// originGap is the byte range a rescue of pd asks the origin for when the
+// mesh delivered part of the chunk and the origin answers ranges; nil: the
+// whole chunk.
+func (e *Engine) originGap(pd *pending) *chunk.Gap {
+	if pd.bad || pd.asmDone || pd.wholeFetch {
+		return nil
+	}
+	switch e.cfg.Origin.(type) {
+	case AsyncOrigin:
+		if _, ok := e.cfg.Origin.(AsyncRangeOrigin); !ok {
+			return nil
+		}
+	default:
+		if _, ok := e.cfg.Origin.(RangeOrigin); !ok {
+			return nil
+		}
+	}
+	g, ok := e.asm.Gap(pd.k.epoch, pd.k.seq)
+	if !ok {
+		return nil
+	}
+	return &g
+}
+
+// originRange adds the pieces of a range answer as if a peer had sent
+// them. An answer that does not fit, or that leaves the chunk incomplete
+// (its partial was dropped meanwhile), sends the chunk to a whole fetch.
+func (e *Engine) originRange(now time.Time, pd *pending, g chunk.Gap, b []byte) {
+	k := pd.k
+	e.st.bytesOrigin += uint64(len(b))
+	ps, err := g.Pieces(k.epoch, k.seq, b)
+	var sealed []byte
+	for _, p := range ps {
+		s, fresh, aerr := e.asm.Add(p)
+		if aerr != nil {
+			err = aerr
+			e.asm.Forget(k.epoch, k.seq)
+			break
+		}
+		if fresh && !pd.bad {
+			e.forward(now, k, chunk.AppendPiece(nil, p))
+		}
+		if s != nil {
+			sealed = s
+		}
+	}
+	if err != nil || sealed == nil {
+		e.ctr.OriginErrors++
+		e.log.Debug("peer: origin range", "epoch", k.epoch, "seq", k.seq, "err", err, "complete", sealed != nil)
+		pd.wholeFetch = true
+		e.startFetch(pd)
+		return
+	}
+	pd.asmDone = true
+	pd.addSrc(originPeer)
+	e.ctr.RepairedOrigin++
+	e.complete(now, k, sealed, pd, originPeer)
+}
+
+func (e *Engine) originDone(k key, g *chunk.Gap, sealed []byte, err error) {
 	e.mu.Lock()
 	defer e.unlockAndFlush()
 	if e.closed {
@@ -766,6 +841,10 @@ func (e *Engine) originDone(k key, sealed []byte, err error) {
 			return
 		}
 		pd = e.pendOf(k)
+	}
+	if g != nil {
+		e.originRange(now, pd, *g, sealed)
+		return
 	}
 	e.st.bytesOrigin += uint64(len(sealed))
 	h, verr := e.cfg.Verify(sealed)

@@ -91,7 +91,9 @@ type pending struct {
 	// a long poll's): originDone times it for originLead.
 	fetchAt   time.Time
 	timeFetch bool
-	lost      bool // its deadline passed
+	// wholeFetch: a range answer did not complete it; fetch it whole.
+	wholeFetch bool
+	lost       bool // its deadline passed
 
 	// urgent: repair without waiting for RepairDelay.
 	urgent bool
