@@ -21,18 +21,19 @@ type subcommand struct {
 
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
-		"up":      {"run tracker, seeder, TURN and web pages in one process (the main job)", runUp},
-		"key":     {"create, list and revoke stream keys", runKey},
-		"ingest":  {"ask the stream manager where to publish a stream", runIngest},
-		"stream":  {"make a stream private or public", runStream},
-		"token":   {"mint viewer tokens for private streams; print the token secret", runToken},
-		"admin":   {"rotate the admin token; read the audit log", runAdmin},
-		"tracker": {"run the tracker alone (signaling, overlay, admin API, dashboard)", runTracker},
-		"seeder":  {"run a seeder alone (RTMP/WHIP ingest, origin HTTP, LL-HLS)", runSeeder},
-		"turn":    {"run the TURN relay alone", runTurn},
-		"peer":    {"run a native peer: headless viewer, recorder or relay edge", runPeer},
-		"bench":   {"run swarm and tracker benchmarks that print JSON", runBench},
-		"report":  {"print a stream's savings by minute: bytes by sender, seeder egress, offload (--json, --csv)", runReport},
+		"up":         {"run tracker, seeder, TURN and web pages in one process (the main job)", runUp},
+		"key":        {"create, list and revoke stream keys", runKey},
+		"ingest":     {"ask the stream manager where to publish a stream", runIngest},
+		"stream":     {"make a stream private or public", runStream},
+		"token":      {"mint viewer tokens for private streams; print the token secret", runToken},
+		"admin":      {"rotate the admin token; read the audit log", runAdmin},
+		"tracker":    {"run the tracker alone (signaling, overlay, admin API, dashboard)", runTracker},
+		"seeder":     {"run a seeder alone (RTMP/WHIP ingest, origin HTTP, LL-HLS)", runSeeder},
+		"turn":       {"run the TURN relay alone", runTurn},
+		"seeder-key": {"create or revoke a cluster seeder's own secret in etcd", runSeederKey},
+		"peer":       {"run a native peer: headless viewer, recorder or relay edge", runPeer},
+		"bench":      {"run swarm and tracker benchmarks that print JSON", runBench},
+		"report":     {"print a stream's savings by minute: bytes by sender, seeder egress, offload (--json, --csv)", runReport},
 	}
 }
 

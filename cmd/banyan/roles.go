@@ -26,6 +26,7 @@ import (
 	"github.com/banyan-live/banyan/role/seederrole"
 	"github.com/banyan-live/banyan/role/trackerrole"
 	"github.com/banyan-live/banyan/seeder"
+	"github.com/banyan-live/banyan/store"
 	"github.com/banyan-live/banyan/store/etcdstore"
 	"github.com/banyan-live/banyan/tracker"
 	"github.com/banyan-live/banyan/turnserver"
@@ -206,6 +207,8 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			WSJoinTimeout: lim.WSJoinTimeout, PeersPerStream: lim.PeersPerStream,
 		},
 		ICEServers: mint.iceServers, ICERefresh: turnTTL / 2,
+		// Each seeder proves its id with its own secret in etcd.
+		SeederKey: st.SeederKey,
 		// Streams are sharded over the trackers (cluster.Shard): a client
 		// of a stream another tracker owns is sent there.
 		Owner: func(stream string) (string, error) {
@@ -339,14 +342,16 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer st.Close()
 	// Each seeder signs with its own key (viewers learn it from the
-	// tracker's welcome); the MAC secret is the cluster's.
+	// tracker's welcome) and proves its id to trackers with its own
+	// secret, made on its first start or by `banyan seeder-key create`
+	// (where etcd's roles let a seeder only read its own).
 	seed, err := st.Secret("seeder-ed25519-seed/"+id, ed25519.SeedSize)
 	if err != nil {
 		return err
 	}
-	secret, err := st.Secret("seeder-auth", 32)
+	secret, err := st.Secret(etcdstore.SeederKeyName(id), 32)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (where etcd's roles keep seeders from writing secrets, run `banyan seeder-key create %s` with the trackers' etcd credentials first)", err, id)
 	}
 	lim := defaultLimits()
 	reg := newRegistry()
@@ -452,7 +457,10 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			log.Warn("ending publish: the cluster took the stream", "stream", stream, "why", why)
 			sd.Seeder().Kick(stream)
 		},
-		Logger: log,
+		// The private switch, set through any tracker, applies to this
+		// seeder's origin and LL-HLS at once.
+		Changed: func(st store.Stream) { sd.Seeder().SetPublic(st.Name, !st.Private) },
+		Logger:  log,
 	})
 	if err != nil {
 		return errors.Join(err, closeAll())

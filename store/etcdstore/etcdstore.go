@@ -385,6 +385,41 @@ func (s *Store) Secret(name string, n int) ([]byte, error) {
 	return out, nil
 }
 
+// SeederKeyName is the Secret that holds seeder id's own secret (its
+// hellos' MAC key): etcd roles let each seeder read only its own.
+func SeederKeyName(id string) string { return "seeder-key/" + id }
+
+// SeederKey reads seeder id's secret without making one: the tracker
+// checks a seeder's hello with it. store.ErrNotFound when the seeder has
+// none (it was never created, or it was revoked).
+func (s *Store) SeederKey(id string) ([]byte, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	resp, err := s.c.Get(ctx, s.secretKey(SeederKeyName(id)))
+	if err != nil {
+		return nil, fmt.Errorf("read the key of seeder %q: %w", id, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("seeder %q: %w", id, store.ErrNotFound)
+	}
+	return resp.Kvs[0].Value, nil
+}
+
+// DeleteSeederKey revokes seeder id's secret: trackers refuse its hellos
+// from then on (a new one is made by Secret(SeederKeyName(id))).
+func (s *Store) DeleteSeederKey(id string) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	resp, err := s.c.Delete(ctx, s.secretKey(SeederKeyName(id)))
+	if err != nil {
+		return fmt.Errorf("delete the key of seeder %q: %w", id, err)
+	}
+	if resp.Deleted == 0 {
+		return fmt.Errorf("seeder %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
 // NextStart implements store.Backend: one counter for the whole cluster,
 // so peer ids never repeat across trackers either.
 func (s *Store) NextStart() (uint64, error) {
