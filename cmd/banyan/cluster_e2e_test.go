@@ -4,7 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -15,6 +19,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/banyan-live/banyan/cluster"
 	"github.com/banyan-live/banyan/internal/e2e"
@@ -398,4 +405,163 @@ func TestCluster(t *testing.T) {
 	us.stop(t)
 	b.stop(t)
 	t.Logf("roles stopped in %v", time.Since(stopAt).Round(10*time.Millisecond))
+}
+
+// seederHello sends a seeder hello for stream signed as id with secret to
+// a tracker and reports whether it was admitted (any answer but an
+// unauthorized error).
+func seederHello(t *testing.T, trackerWS, stream, id string, secret []byte) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, trackerWS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	h := protocol.SeederHello{Stream: stream, UploadKbps: 1000, PublicKey: base64.StdEncoding.EncodeToString(pub)}
+	h.Sign(secret, id, time.Now(), rand.Text())
+	b, _ := protocol.Encode(h)
+	if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+	_, data, err := conn.Read(ctx)
+	if err != nil {
+		t.Fatalf("seeder hello as %s: no answer: %v", id, err)
+	}
+	m, err := protocol.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, refused := m.(protocol.Error)
+	return !refused || e.Code != protocol.CodeUnauthorized
+}
+
+// TestClusterEtcdRoles: etcd with authentication on, and each role under
+// the etcd role `banyan etcd-role` makes (the permissions docs/cluster.md
+// lists). The cluster works: a seeder under its role publishes, registers
+// with the tracker with its own secret (made by `banyan seeder-key
+// create` with the tracker's credentials) and ends the publish on a
+// revoke. Its etcd user cannot write streams, keys, secrets, meta, other
+// seeders' records or the trackers' entries, nor read another seeder's
+// secret, so it cannot start as another seeder; its secret does not make
+// a hello as another seeder, and after `banyan seeder-key revoke` the
+// tracker refuses its own.
+func TestClusterEtcdRoles(t *testing.T) {
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	etcd := etcdtest.Start(t, etcdtest.Embedded)
+	rootCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	open := func(user, pass string) *clientv3.Client {
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint}, Username: user, Password: pass,
+			DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatalf("etcd client as %q: %v", user, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := open("", "")
+	must(admin.UserAdd(rootCtx, "root", "rootpw"))
+	must(admin.UserGrantRole(rootCtx, "root", "root"))
+	must(admin.AuthEnable(rootCtx))
+	root := open("root", "rootpw")
+	rootFlags := []string{"--etcd", etcd.Endpoint, "--etcd-user", "root", "--etcd-password", "rootpw"}
+	for _, role := range [][]string{{"tracker"}, {"seeder", "eu1"}} {
+		if out, errb, code := cli(t, append(append([]string{"etcd-role"}, role...), rootFlags...)...); code != 0 {
+			t.Fatalf("banyan etcd-role %v: %d %s %s", role, code, out, errb)
+		}
+	}
+	for user, role := range map[string]string{"tracker": "banyan-tracker", "eu1": "banyan-seeder-eu1"} {
+		must(root.UserAdd(rootCtx, user, user+"-pw"))
+		must(root.UserGrantRole(rootCtx, user, role))
+	}
+	as := func(user string) []string {
+		return []string{"--etcd", etcd.Endpoint, "--etcd-user", user, "--etcd-password", user + "-pw"}
+	}
+	// The seeder may not make its own secret: the operator makes it.
+	if out, errb, code := cli(t, append([]string{"seeder-key", "create", "eu1"}, as("tracker")...)...); code != 0 {
+		t.Fatalf("banyan seeder-key create eu1: %d %s %s", code, out, errb)
+	}
+
+	tr := startRole(t, regexp.MustCompile(`Dashboard:`), append([]string{"tracker", "--http", "127.0.0.1:0", "--public-host", "127.0.0.1"}, as("tracker")...)...)
+	token := tr.find(t, `Admin token.*\n\s+(\S+)`)
+	trackerHost := tr.find(t, `Signaling:\s+ws://(\S+)/ws`)
+	trackerWS, base := "ws://"+trackerHost+"/ws", "http://"+trackerHost
+	key := createKey(t, base, token, "demo")
+	sd := startRole(t, regexp.MustCompile(`Tracker:`), append([]string{"seeder", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0",
+		"--tracker", trackerWS, "--id", "eu1", "--ice-loopback", "--lease", "2s"}, as("eu1")...)...)
+	rtmpURL, origin := sd.find(t, `RTMP:\s+(\S+)`), sd.find(t, `Origin:\s+(\S+)`)
+	ff := startPublish(t, rootCtx, ffmpeg, strings.Replace(rtmpURL, "localhost", "127.0.0.1", 1)+"/"+key, 60)
+	if w := liveWelcome(t, trackerWS, "demo"); w.OriginURL != origin {
+		t.Errorf("welcome names origin %q, want eu1's %q", w.OriginURL, origin)
+	}
+	waitIngest(t, base, "stream=other", 5*time.Second, func(c int, a ingestAnswer) bool { return c == 200 && a.Seeder == "eu1" })
+
+	// What eu1's etcd user may not do.
+	sc := open("eu1", "eu1-pw")
+	p := "/banyan/"
+	for _, op := range []struct {
+		what string
+		op   clientv3.Op
+	}{
+		{"write a stream", clientv3.OpPut(p+"streams/demo", `{"name":"demo"}`)},
+		{"write a key", clientv3.OpPut(p+"keys/00", "demo")},
+		{"write the admin token's hash", clientv3.OpPut(p+"meta/admin_token_sha256", "x")},
+		{"write a secret", clientv3.OpPut(p+"secrets/seeder-key/eu1", "x")},
+		{"make another seeder's secret", clientv3.OpPut(p+"secrets/seeder-key/us1", "x")},
+		{"read another seeder's secret", clientv3.OpGet(p + "secrets/seeder-key/us1")},
+		{"read the viewer-token secret", clientv3.OpGet(p + "secrets/viewer-token")},
+		{"write another seeder's record", clientv3.OpPut(p+"seeders/us1", "{}")},
+		{"write a tracker record", clientv3.OpPut(p+"trackers/t1", "{}")},
+		{"take a stream's tracker", clientv3.OpPut(p+"owners/demo", "t1")},
+		{"delete the streams", clientv3.OpDelete(p+"streams/", clientv3.WithPrefix())},
+	} {
+		if _, err := sc.Do(rootCtx, op.op); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+			t.Errorf("eu1's etcd user may %s: %v", op.what, err)
+		}
+	}
+	// Nor can it start a seeder called us1.
+	if out, errb, code := cli(t, append([]string{"seeder", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0",
+		"--tracker", trackerWS, "--id", "us1"}, as("eu1")...)...); code == 0 || !strings.Contains(errb, "permission denied") {
+		t.Errorf("a seeder as us1 with eu1's etcd user: exit %d %s %s", code, out, errb)
+	}
+	// Its own secret makes hellos as eu1 only; revoked, none.
+	resp, err := sc.Get(rootCtx, p+"secrets/seeder-key/eu1")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("eu1 reads its secret: %v", err)
+	}
+	euKey := resp.Kvs[0].Value
+	if !seederHello(t, trackerWS, "probe", "eu1", euKey) {
+		t.Error("a hello as eu1 with its own secret refused")
+	}
+	if seederHello(t, trackerWS, "probe", "us1", euKey) {
+		t.Error("eu1's secret made a hello as us1")
+	}
+	if out, errb, code := cli(t, append([]string{"seeder-key", "revoke", "eu1"}, as("tracker")...)...); code != 0 {
+		t.Fatalf("banyan seeder-key revoke eu1: %d %s %s", code, out, errb)
+	}
+	if seederHello(t, trackerWS, "probe", "eu1", euKey) {
+		t.Error("a hello as eu1 admitted after its secret was revoked")
+	}
+
+	// A revoke through the tracker ends the publish on the seeder, which
+	// watches the stream under its read-only grant.
+	if code, body := adminDo(t, "DELETE", base+"/api/streams/demo", token, ""); code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	select {
+	case <-ff.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("publish on eu1 still running 10 s after the revoke")
+	}
+	sd.stop(t)
+	tr.stop(t)
 }

@@ -31,6 +31,7 @@ func subcommands() map[string]subcommand {
 		"seeder":     {"run a seeder alone (RTMP/WHIP ingest, origin HTTP, LL-HLS)", runSeeder},
 		"turn":       {"run the TURN relay alone", runTurn},
 		"seeder-key": {"create or revoke a cluster seeder's own secret in etcd", runSeederKey},
+		"etcd-role":  {"make the etcd role a cluster tracker or seeder needs", runEtcdRole},
 		"peer":       {"run a native peer: headless viewer, recorder or relay edge", runPeer},
 		"bench":      {"run swarm and tracker benchmarks that print JSON", runBench},
 		"report":     {"print a stream's savings by minute: bytes by sender, seeder egress, offload (--json, --csv)", runReport},
