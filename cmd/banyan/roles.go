@@ -150,6 +150,7 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		id, publicURL                      string
 		stripes, rootCap                   int
 		turnTTL, lease                     time.Duration
+		rebalance                          bool
 		shard                              atomic.Pointer[cluster.Shard]
 	)
 	c := newCommand("tracker", "", "Runs the tracker alone: websocket signaling at /ws, the overlay, the admin API, the stream\nmanager (/api/ingest) and the dashboard, on the cluster's etcd. Seeders name it with --tracker.")
@@ -159,6 +160,7 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	c.String(&id, "id", "", "this tracker's name in the cluster: 1-64 of a-z, 0-9, '_', '-' (default: random per start)")
 	c.String(&publicURL, "public-url", "", "this tracker's signaling URL as clients reach it, ws(s)://HOST:PORT/ws (default ws://PUBLIC-HOST:PORT/ws): other trackers send a stream's clients here")
 	c.Duration(&lease, "lease", 10*time.Second, "etcd lease: a tracker silent this long loses its streams to the others")
+	c.Bool(&rebalance, "rebalance", true, "hand a stream over (its clients are moved) to a tracker that joins and wins it by rendezvous hashing; false: streams stay with their tracker while it lives")
 	c.Int(&stripes, "stripes", 2, "stripe trees per stream (K): each viewer has K parents")
 	c.Int(&rootCap, "root-capacity", 4, "children a seeder feeds directly in each stripe")
 	c.String(&turnAddr, "turn-url", "", "host:port of the TURN relay viewers get (`banyan turn` or coturn with the same secret; empty: none)")
@@ -256,11 +258,16 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if publicURL == "" {
 		publicURL = "ws://" + base + "/ws"
 	}
+	var moved func(stream, url string)
+	if rebalance {
+		moved = func(stream, url string) { tr.Tracker().MoveStream(stream, url) }
+	}
 	sh, err := cluster.StartShard(cluster.ShardConfig{
 		Client: st.Client(), Prefix: st.Prefix(), Self: cluster.TrackerRecord{ID: id, URL: publicURL}, TTL: lease,
 		Lost: func(stream string) {
 			tr.Tracker().CloseStream(stream, "this tracker no longer owns the stream")
 		},
+		Moved:  moved,
 		Logger: log.With("component", "cluster"),
 	})
 	if err != nil {
