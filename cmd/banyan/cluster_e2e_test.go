@@ -10,7 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -26,6 +29,7 @@ import (
 	"github.com/banyan-live/banyan/cluster"
 	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/internal/etcdtest"
+	"github.com/banyan-live/banyan/internal/testca"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -129,10 +133,17 @@ func (p *roleProc) stop(t *testing.T) {
 // once the stream is live.
 func liveWelcome(t *testing.T, trackerWS, stream string) protocol.Welcome {
 	t.Helper()
+	return liveWelcomeVia(t, nil, trackerWS, stream)
+}
+
+// liveWelcomeVia is liveWelcome dialing with client (wss:// with a test
+// CA; nil: the default client).
+func liveWelcomeVia(t *testing.T, client *http.Client, trackerWS, stream string) protocol.Welcome {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		conn, _, err := websocket.Dial(ctx, trackerWS, nil)
+		conn, _, err := websocket.Dial(ctx, trackerWS, &websocket.DialOptions{HTTPClient: client})
 		if err != nil {
 			cancel()
 			t.Fatal(err)
@@ -581,6 +592,88 @@ func TestClusterEtcdRoles(t *testing.T) {
 	case <-ff.done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("publish on eu1 still running 10 s after the revoke")
+	}
+	sd.stop(t)
+	tr.stop(t)
+}
+
+// TestClusterRolesTLS: `banyan tracker` and `banyan seeder` serve their
+// own listeners over TLS with --tls-cert/--tls-key: the admin API and
+// /api/ingest over HTTPS (ingest names the seeder's rtmps:// and https://
+// URLs), the seeder reaches the tracker over wss:// trusting --ca, ffmpeg
+// publishes over RTMPS verifying the certificate, the welcome names the
+// seeder's https:// origin, and a native peer joins over wss:// and plays.
+// Before, the roles had no TLS flags and served plain HTTP only.
+func TestClusterRolesTLS(t *testing.T) {
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	etcd := etcdtest.Start(t, etcdtest.Embedded)
+	ca := testca.New(t)
+	dir := t.TempDir()
+	certFile, keyFile := ca.Issue(t, "localhost", "127.0.0.1").Write(t, dir)
+	caFile := ca.WriteCA(t, filepath.Join(dir))
+	tlsArgs := []string{"--tls-cert", certFile, "--tls-key", keyFile}
+	tr := startRole(t, regexp.MustCompile(`Dashboard:`), append([]string{"tracker", "--etcd", etcd.Endpoint, "--http", "127.0.0.1:0"}, tlsArgs...)...)
+	token := tr.find(t, `Admin token.*\n\s+(\S+)`)
+	trackerWS := "wss://" + tr.find(t, `Signaling:\s+wss://(\S+)/ws`) + "/ws"
+	base := "https://" + tr.find(t, `Dashboard:\s+https://(\S+)/dashboard`)
+	client := tlsClient(ca)
+	do := func(method, url, body string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	code, body := do("POST", base+"/api/streams", `{"name":"demo"}`)
+	if code != 201 {
+		t.Fatalf("create over HTTPS: %d %s", code, body)
+	}
+	var created struct{ Key string }
+	json.Unmarshal(body, &created)
+
+	sd := startRole(t, regexp.MustCompile(`Tracker:`), append([]string{"seeder", "--etcd", etcd.Endpoint, "--http", "127.0.0.1:0",
+		"--rtmp", "127.0.0.1:0", "--rtmps", "127.0.0.1:0", "--tracker", trackerWS, "--ca", caFile, "--id", "s1", "--ice-loopback"}, tlsArgs...)...)
+	rtmpsURL, origin := sd.find(t, `RTMP:\s+(rtmps://\S+)`), sd.find(t, `Origin:\s+(https://\S+)`)
+	var ing ingestAnswer
+	waitFor(t, 10*time.Second, "/api/ingest over HTTPS naming s1", func() bool {
+		code, body := do("GET", base+"/api/ingest?stream=demo", "")
+		return code == 200 && json.Unmarshal(body, &ing) == nil && ing.Seeder == "s1"
+	})
+	if ing.RTMPURL != rtmpsURL || ing.WHIPURL != origin+"/whip/" {
+		t.Errorf("/api/ingest: %+v, want %s and %s/whip/", ing, rtmpsURL, origin)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ff := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", "40", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "main", "-g", "30", "-preset", "veryfast",
+		"-c:a", "aac", "-f", "flv", "-tls_verify", "1", "-ca_file", caFile, rtmpsURL+"/"+created.Key)
+	var ffErr bytes.Buffer
+	ff.Stderr = &ffErr
+	if err := ff.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+	if w := liveWelcomeVia(t, client, trackerWS, "demo"); w.OriginURL != origin {
+		t.Errorf("welcome over wss names origin %q, want %q", w.OriginURL, origin)
+	}
+	waitFor(t, 20*time.Second, "the seeder's LL-HLS over HTTPS", func() bool {
+		resp, err := client.Get(origin + "/hls/demo/index.m3u8")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	s := startPeer(t, base, "--duration", "6s", "--ca", caFile).summary(t)
+	if s.ChunksPlayed < 10 || s.BadChunks != 0 {
+		t.Errorf("peer over wss: %+v; ffmpeg: %s", s, ffErr.String())
 	}
 	sd.stop(t)
 	tr.stop(t)
