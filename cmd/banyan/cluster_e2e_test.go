@@ -469,10 +469,17 @@ func seederHello(t *testing.T, trackerWS, stream, id string, secret []byte) bool
 // seeders' records or the trackers' entries, nor read another seeder's
 // secret, so it cannot start as another seeder; its secret does not make
 // a hello as another seeder, and after `banyan seeder-key revoke` the
-// tracker refuses its own.
+// tracker refuses its own. On the embedded etcd of the client's version
+// and on Debian's etcd-server (3.4).
 func TestClusterEtcdRoles(t *testing.T) {
 	ffmpeg := e2e.Require(t, "ffmpeg")
-	etcd := etcdtest.Start(t, etcdtest.Embedded)
+	for _, kind := range []etcdtest.Kind{etcdtest.Embedded, etcdtest.Debian} {
+		t.Run(string(kind), func(t *testing.T) { testEtcdRoles(t, ffmpeg, kind) })
+	}
+}
+
+func testEtcdRoles(t *testing.T, ffmpeg string, kind etcdtest.Kind) {
+	etcd := etcdtest.Start(t, kind)
 	rootCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	open := func(user, pass string) *clientv3.Client {
