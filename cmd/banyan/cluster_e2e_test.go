@@ -594,6 +594,7 @@ func testEtcdRoles(t *testing.T, ffmpeg string, kind etcdtest.Kind) {
 // URLs), the seeder reaches the tracker over wss:// trusting --ca, ffmpeg
 // publishes over RTMPS verifying the certificate, the welcome names the
 // seeder's https:// origin, and a native peer joins over wss:// and plays.
+// The tracker's --connect-src reaches its pages' CSP.
 // Before, the roles had no TLS flags and served plain HTTP only.
 func TestClusterRolesTLS(t *testing.T) {
 	ffmpeg := e2e.Require(t, "ffmpeg")
@@ -603,7 +604,8 @@ func TestClusterRolesTLS(t *testing.T) {
 	certFile, keyFile := ca.Issue(t, "localhost", "127.0.0.1").Write(t, dir)
 	caFile := ca.WriteCA(t, filepath.Join(dir))
 	tlsArgs := []string{"--tls-cert", certFile, "--tls-key", keyFile}
-	tr := startRole(t, regexp.MustCompile(`Dashboard:`), append([]string{"tracker", "--etcd", etcd.Endpoint, "--http", "127.0.0.1:0"}, tlsArgs...)...)
+	tr := startRole(t, regexp.MustCompile(`Dashboard:`), append([]string{"tracker", "--etcd", etcd.Endpoint, "--http", "127.0.0.1:0",
+		"--connect-src", "wss://*.tv.example.net"}, tlsArgs...)...)
 	token := tr.find(t, `Admin token.*\n\s+(\S+)`)
 	trackerWS := "wss://" + tr.find(t, `Signaling:\s+wss://(\S+)/ws`) + "/ws"
 	base := "https://" + tr.find(t, `Dashboard:\s+https://(\S+)/dashboard`)
@@ -624,6 +626,12 @@ func TestClusterRolesTLS(t *testing.T) {
 	code, body := do("POST", base+"/api/streams", `{"name":"demo"}`)
 	if code != 201 {
 		t.Fatalf("create over HTTPS: %d %s", code, body)
+	}
+	// --connect-src: pages may reach trackers that join later.
+	if resp, err := client.Get(base + "/watch/demo"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); !strings.Contains(resp.Header.Get("Content-Security-Policy"), " wss://*.tv.example.net") {
+		t.Errorf("watch page CSP without --connect-src: %q", resp.Header.Get("Content-Security-Policy"))
 	}
 	var created struct{ Key string }
 	json.Unmarshal(body, &created)

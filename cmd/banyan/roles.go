@@ -175,7 +175,7 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		e                                  etcdOptions
 		httpAddr, level, publicHost        string
 		turnAddr, turnSecret, metricsToken string
-		id, publicURL                      string
+		id, publicURL, connectSrc          string
 		stripes, rootCap                   int
 		turnTTL, lease                     time.Duration
 		rebalance                          bool
@@ -190,6 +190,7 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	c.String(&publicURL, "public-url", "", "this tracker's signaling URL as clients reach it, ws(s)://HOST:PORT/ws (default ws://PUBLIC-HOST:PORT/ws): other trackers send a stream's clients here")
 	c.Duration(&lease, "lease", 10*time.Second, "etcd lease: a tracker silent this long loses its streams to the others")
 	tlsOpt.register(c, false)
+	c.String(&connectSrc, "connect-src", "", "more origins the pages may connect to, comma-separated (CSP connect-src), e.g. wss://*.tv.example.net: trackers that join later, so pages loaded before follow a stream handed over to one")
 	c.Bool(&rebalance, "rebalance", true, "hand a stream over (its clients are moved) to a tracker that joins and wins it by rendezvous hashing; false: streams stay with their tracker while it lives")
 	c.Int(&stripes, "stripes", 2, "stripe trees per stream (K): each viewer has K parents")
 	c.Int(&rootCap, "root-capacity", 4, "children a seeder feeds directly in each stripe")
@@ -270,6 +271,9 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 			for _, r := range dir.Seeders() {
 				out = append(out, originOf(r.OriginURL))
+			}
+			if connectSrc != "" {
+				out = append(out, strings.Split(connectSrc, ",")...)
 			}
 			return out
 		}}),
