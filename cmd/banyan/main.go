@@ -81,8 +81,12 @@ func printUsage(w io.Writer, cmds map[string]subcommand) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	width := 0
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
+		width = max(width, len(n))
+	}
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-*s %s\n", width, n, cmds[n].summary)
 	}
 	fmt.Fprint(w, "\nRun 'banyan <command> --help' for its flags. Every flag has a BANYAN_* environment twin.\n")
 }
