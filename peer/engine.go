@@ -98,6 +98,7 @@ type Engine struct {
 	st        statsState
 	src       sourceState // bytes by sender kind (sources.go)
 	ann       announce    // epochs the tracker announced (announce.go)
+	prf       proofs      // delivery statements from parents (proof.go)
 }
 
 // New returns an engine for cfg. It starts nothing; the owner drives it with
@@ -446,6 +447,8 @@ func (e *Engine) HandleMessage(from PeerID, l Link, msg []byte) {
 		e.onBad(now, n, msg)
 	case msgHave:
 		e.onHave(n, msg)
+	case msgProof:
+		e.onProof(n, msg)
 	case msgPing:
 		if tok, err := parsePing(msg, msgPing); err == nil {
 			_ = l.Send(appendPing(nil, msgPong, tok))
@@ -517,11 +520,11 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 		e.ctr.Unsolicited++
 		return
 	}
-	if feed && e.recent(k) && e.genuineIfHeld(k, p) {
-		// Even a duplicate shows the parent is alive and forwarding, as
-		// long as it is of a recent chunk: a parent that replays old
-		// chunks, or whose pieces trickle in seconds late (it promised
-		// more upload than it has), is as good as silent.
+	if feed && e.recent(k) && e.heldGenuine(k, p) {
+		// A genuine duplicate of a recent chunk shows the parent is alive
+		// and forwarding; other pieces count once their chunk verifies
+		// (liveness.go): a parent that replays old chunks, sends junk, or
+		// whose pieces trickle in seconds late is as good as silent.
 		e.stripes[s].lastPiece = now
 	}
 	if !e.accepts(k) {
@@ -815,6 +818,8 @@ func (e *Engine) complete(now time.Time, k key, sealed []byte, pd *pending, src 
 		e.ctr.RepairedPeer++
 	}
 	e.sendHave(k, src)
+	e.sendProofs(k, sealed)
+	e.creditVerified(now, k, pd)
 	e.keep(now, en, pd)
 }
 
@@ -875,7 +880,7 @@ func (e *Engine) badChunk(now time.Time, pd *pending, sealed []byte, cause error
 		culprit := pd.src[0]
 		if !slices.Contains(pd.notices, culprit) {
 			pd.accused = culprit
-			r := protocol.Report{Kind: protocol.ReportBadChunk, Peer: culprit, Stripe: e.stripeOf(pd.k.seq), Chunk: sealed}
+			r := protocol.Report{Kind: protocol.ReportBadChunk, Peer: culprit, Stripe: e.accusedStripe(culprit, pd.k), Chunk: sealed}
 			e.delayed = append(e.delayed, delayedReport{k: pd.k, r: r, at: now.Add(e.cfg.BadGrace)})
 		}
 	}

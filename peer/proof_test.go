@@ -1,0 +1,193 @@
+package peer_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"testing"
+	"time"
+
+	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/peer"
+	"github.com/banyan-live/banyan/peer/memnet"
+	"github.com/banyan-live/banyan/protocol"
+)
+
+// proofKey is every test peer's delivery key (one is enough: the tracker
+// side, which knows each peer's own, is tracker TestProofEvicts).
+var proofKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+
+// signingForger corrupts the last piece of chunk seq, as corrupter does,
+// and handles its own engine's delivery statement for that chunk: signs
+// the forged bytes (sign), drops it (!sign).
+type signingForger struct {
+	*memnet.Link
+	sw    *swarm
+	to    peer.PeerID
+	seq   uint64
+	sign  bool
+	proof int // statements rewritten
+}
+
+func (f *signingForger) Send(m []byte) error {
+	if len(m) == 2+protocol.ProofSize && m[0] == 'R' {
+		d, _, err := protocol.ParseProof(m[2:], f.to)
+		if err == nil && d.Seq == f.seq {
+			if !f.sign {
+				return nil
+			}
+			forged := bytes.Clone(f.sw.src.chunk(f.sw.tb, f.seq))
+			forged[len(forged)-80] ^= 0x10
+			d.Hash = sha256.Sum256(forged)
+			m = protocol.AppendProof([]byte{'R', 1}, proofKey, testStream, d)
+			f.proof++
+		}
+	}
+	if p, err := chunk.ParsePiece(m); err == nil && p.Seq == f.seq && p.Index == p.Count-1 {
+		m = bytes.Clone(m)
+		m[len(m)-80] ^= 0x10
+	}
+	return f.Link.Send(m)
+}
+
+// TestForgerProof (issue 18 #2): a parent signs, per chunk and child, the
+// hash of what it sent. A forger that signs what it forged hands each
+// child a proof the tracker can check (protocol.CheckProof against the
+// forger's key); one that drops its statement, or signs the genuine chunk
+// (the honest engine's statement under a link that rewrites bytes), gives
+// none, and the reports carry no proof. Before, reports never carried
+// one: nothing could tell the tracker who altered a chunk.
+func TestForgerProof(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		sign, wrap bool
+	}{
+		{"signs the forged bytes", true, true},
+		{"drops its statement", false, true},
+		{"honest statement, bytes rewritten on the link", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const bad, evil = 10, peer.PeerID(2)
+			sw := newSwarm(t, memnet.Config{Seed: 2, Latency: 10 * time.Millisecond, Jitter: 5 * time.Millisecond}, 2, 60_000,
+				func(c *peer.Config) { c.ProofKey = proofKey })
+			defer sw.close()
+			var forgers []*signingForger
+			sw.wrap = func(a, b peer.PeerID, l *memnet.Link) peer.Link {
+				if a != evil {
+					return l
+				}
+				if !tc.wrap {
+					return &corrupter{Link: l, seq: bad}
+				}
+				f := &signingForger{Link: l, sw: sw, to: b, seq: bad, sign: tc.sign}
+				forgers = append(forgers, f)
+				return f
+			}
+			p0, _ := twoStripeTree(sw)
+			const last = 24
+			sw.publish(last)
+			sw.net.RunFor(last*250*time.Millisecond + 2*time.Second)
+
+			direct := 0
+			for _, p := range p0 {
+				if p == evil {
+					direct++
+				}
+			}
+			proved := 0
+			for _, r := range sw.reports {
+				if r.r.Kind != protocol.ReportBadChunk || r.r.Peer != evil {
+					t.Errorf("unexpected %s report about %d by %d", r.r.Kind, r.r.Peer, r.by)
+					continue
+				}
+				ok := protocol.CheckProof(proofKey.Public().(ed25519.PublicKey), testStream, protocol.PeerID(r.by), r.r.Chunk, r.r.Proof)
+				if ok {
+					if _, err := chunk.Verify(sw.src.pub, testStream, r.r.Chunk); err == nil {
+						t.Errorf("report by %d proves a genuine chunk", r.by)
+					}
+					proved++
+				} else if r.r.Proof != nil {
+					t.Errorf("report by %d carries a proof that does not check", r.by)
+				}
+			}
+			want := 0
+			if tc.sign {
+				want = direct
+			}
+			if proved != want || len(sw.reports) != direct {
+				t.Errorf("%d reports (%d children), %d with a valid proof, want %d", len(sw.reports), direct, proved, want)
+			}
+			sent := sw.engines[evil].Counters().ProofsSent
+			if sent == 0 {
+				t.Error("the parent signed no statement")
+			}
+			t.Logf("%s: %d children, %d reports, %d proved; the forger's engine signed %d statements", tc.name, direct, len(sw.reports), proved, sent)
+		})
+	}
+}
+
+// repairJunker answers repairs of chunk seq with a corrupted last piece;
+// withholder drops the pieces of chunk seq.
+type repairJunker struct {
+	*memnet.Link
+	seq  uint64
+	drop bool
+}
+
+func (f *repairJunker) Send(m []byte) error {
+	if p, err := chunk.ParsePiece(m); err == nil && p.Seq == f.seq {
+		if f.drop {
+			return nil
+		}
+		if p.Index == p.Count-1 {
+			m = bytes.Clone(m)
+			m[len(m)-80] ^= 0x10
+		}
+	}
+	return f.Link.Send(m)
+}
+
+// TestRepairJunkReportStripe (second reading of issue 18): a child repairs
+// a chunk from its parent in another stripe; when that parent answers with
+// junk, the report names the stripe the culprit is its parent in. The
+// tracker takes a bad-chunk report only about the reporter's parent in
+// the stripe named and counts anything else as a strike (three evict), so
+// before, naming the chunk's stripe cost the honest child a strike for
+// each junk repair: a hostile parent could get its children evicted.
+func TestRepairJunkReportStripe(t *testing.T) {
+	const bad = 10 // stripe 0
+	sw := newSwarm(t, memnet.Config{Seed: 3, Latency: 10 * time.Millisecond}, 2, 60_000, nil)
+	defer sw.close()
+	sw.wrap = func(a, b peer.PeerID, l *memnet.Link) peer.Link {
+		switch {
+		case a == 2 && b == 4:
+			return &repairJunker{Link: l, seq: bad, drop: true}
+		case a == 3 && b == 4:
+			return &repairJunker{Link: l, seq: bad}
+		}
+		return l
+	}
+	sw.addPeers(2, 3)
+	sw.edge(0, rootID, 2)
+	sw.edge(0, 2, 3)
+	sw.edge(0, 2, 4)
+	sw.edge(1, rootID, 3)
+	sw.edge(1, 3, 2)
+	sw.edge(1, 3, 4)
+	const last = 24
+	sw.publish(last)
+	sw.net.RunFor(last*250*time.Millisecond + 2*time.Second)
+	n := 0
+	for _, r := range sw.reports {
+		if r.r.Kind != protocol.ReportBadChunk {
+			continue
+		}
+		n++
+		if r.by != 4 || r.r.Peer != 3 || r.r.Stripe != 1 {
+			t.Errorf("peer %d reported %d in stripe %d, want peer 4 reporting 3 in stripe 1 (where 3 is its parent)", r.by, r.r.Peer, r.r.Stripe)
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no bad-chunk report (%d reports)", len(sw.reports))
+	}
+}
