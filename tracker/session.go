@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"net"
 	"net/http"
@@ -47,6 +48,11 @@ type session struct {
 	stats    protocol.Stats
 	strikes  int
 	badMsgs  int
+	// proofKey is the peer's own key (Join.ProofKey), which its delivery
+	// statements are signed with; nil if it sent none. evicted: a proof
+	// of forgery already evicted it.
+	proofKey ed25519.PublicKey
+	evicted  bool
 	// complaints[child] is when that child last reported this peer silent
 	// or flooding; demotedUntil blocks capacity raises after one.
 	complaints   map[protocol.PeerID]time.Time

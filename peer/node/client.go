@@ -4,7 +4,10 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -110,6 +113,16 @@ func session(ctx context.Context, cfg ClientConfig, url string) error {
 	out := make(chan protocol.Message, 512)
 	ncfg := cfg.Node
 	ncfg.Stream = cfg.Join.Stream
+	// A key of its own for each session: the tracker learns its public
+	// half with the join and checks the delivery statements it signs.
+	join := cfg.Join
+	if !join.NoUpload {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return fmt.Errorf("node: proof key: %w", err)
+		}
+		join.ProofKey, ncfg.ProofKey = protocol.EncodeProofKey(pub), priv
+	}
 	ncfg.Logger = cfg.Logger
 	ncfg.Send = func(m protocol.Message) {
 		select {
@@ -126,7 +139,7 @@ func session(ctx context.Context, cfg ClientConfig, url string) error {
 	if cfg.OnNode != nil {
 		cfg.OnNode(n)
 	}
-	out <- cfg.Join
+	out <- join
 
 	in := make(chan protocol.Message, 256)
 	readErr := make(chan error, 1)
