@@ -115,13 +115,18 @@ func session(ctx context.Context, cfg ClientConfig, url string) error {
 	ncfg.Stream = cfg.Join.Stream
 	// A key of its own for each session: the tracker learns its public
 	// half with the join and checks the delivery statements it signs.
+	// (Node.ProofKey, when set, is used instead: tests that sign as a
+	// forger would.)
 	join := cfg.Join
 	if !join.NoUpload {
-		pub, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return fmt.Errorf("node: proof key: %w", err)
+		if ncfg.ProofKey == nil {
+			_, priv, err := ed25519.GenerateKey(rand.Reader)
+			if err != nil {
+				return fmt.Errorf("node: proof key: %w", err)
+			}
+			ncfg.ProofKey = priv
 		}
-		join.ProofKey, ncfg.ProofKey = protocol.EncodeProofKey(pub), priv
+		join.ProofKey = protocol.EncodeProofKey(ncfg.ProofKey.Public().(ed25519.PublicKey))
 	}
 	ncfg.Logger = cfg.Logger
 	ncfg.Send = func(m protocol.Message) {

@@ -47,8 +47,8 @@ type Config struct {
 	// RelayOnly makes every link go through TURN (rtc.Config.RelayOnly).
 	RelayOnly bool
 	// ProofKey is the key the engine signs delivery statements with
-	// (peer.Config.ProofKey); its public half goes in Join.ProofKey.
-	// session sets both; nil: no statements.
+	// (peer.Config.ProofKey); its public half goes in Join.ProofKey. Run
+	// makes one per session when it is nil; nil in New: no statements.
 	ProofKey ed25519.PrivateKey
 	// Engine lets the caller adjust the engine's configuration (timings).
 	Engine func(*peer.Config)
