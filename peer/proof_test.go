@@ -203,19 +203,6 @@ func TestHostileDisclaimingForger(t *testing.T) {
 	runHostile(t, hostileCase{
 		name: "disclaiming forger (flips a byte of every piece, then says it was fooled too)", from: 5 * time.Second,
 		kinds: []string{protocol.ReportSilent},
-		link: func(sw *swarm, b peer.PeerID, l *memnet.Link, active func() bool, junk *int) peer.Link {
-			return pieces(l, active, junk, func(p chunk.Piece, m []byte) [][]byte {
-				bad := bytes.Clone(m)
-				bad[len(bad)-1] ^= 0x55
-				if p.Index != p.Count-1 {
-					return [][]byte{bad}
-				}
-				notice := []byte{'B', 1, byte(p.Epoch >> 24), byte(p.Epoch >> 16), byte(p.Epoch >> 8), byte(p.Epoch)}
-				for i := 7; i >= 0; i-- {
-					notice = append(notice, byte(p.Seq>>(8*i)))
-				}
-				return [][]byte{bad, notice}
-			})
-		},
+		link:  flipping(true),
 	})
 }

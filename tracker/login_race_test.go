@@ -36,15 +36,7 @@ func (r *rotateFirst) CreateAdminSession(ttl time.Duration) (string, time.Time, 
 // got a working cookie for the rotated-out token.
 func TestLoginRacesRotation(t *testing.T) {
 	tr := newSimTracker(t, 2)
-	s, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	tok, _, err := s.EnsureAdminToken()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, tok := adminStore(t)
 	race := &rotateFirst{Backend: s}
 	mux := http.NewServeMux()
 	tr.MountDashboard(mux, DashboardConfig{Store: race, StreamLifetime: time.Second,

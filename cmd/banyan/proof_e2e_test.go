@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -92,23 +91,16 @@ func TestSignedForgeryEvicted(t *testing.T) {
 
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	var signed atomic.Int64
-	evilDone := make(chan error, 1)
-	go func() {
-		evilDone <- node.Run(ctx, node.ClientConfig{
-			TrackerURL: "ws" + strings.TrimPrefix(up.base, "http") + "/ws",
-			Join:       protocol.Join{Stream: "demo", Kind: protocol.KindNative, UploadKbps: 100_000},
-			Node: node.Config{
-				API: rtc.LoopbackAPI(), ProofKey: priv,
-				WrapLink: func(l peer.Link) peer.Link {
-					var child protocol.PeerID
-					if rl, ok := l.(*rtc.Link); ok {
-						child = rl.Remote()
-					}
-					return &signingForger{Link: l, child: child, priv: priv, signed: &signed, chunks: map[[2]uint64][][]byte{}}
-				},
-			},
-		})
-	}()
+	evilDone := runHostileRelay(ctx, up, node.Config{
+		ProofKey: priv,
+		WrapLink: func(l peer.Link) peer.Link {
+			var child protocol.PeerID
+			if rl, ok := l.(*rtc.Link); ok {
+				child = rl.Remote()
+			}
+			return &signingForger{Link: l, child: child, priv: priv, signed: &signed, chunks: map[[2]uint64][][]byte{}}
+		},
+	})
 	time.Sleep(2 * time.Second)
 	h := startPeer(t, up.base, "--duration", "12s", "--no-upload")
 
