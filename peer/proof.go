@@ -27,20 +27,26 @@ const msgProof = 'R'
 // proofSize is a statement message's size.
 const proofSize = 2 + protocol.ProofSize
 
-// keptProofs is how many statements a child keeps: about 16 s of chunks
-// at four a second, more than BadGrace and reassembly ever need.
-const keptProofs = 64
+// keptProofs is how many statements a child keeps of each parent: 8 s
+// of a stripe's chunks at four chunks a second, far more than BadGrace and
+// reassembly need.
+const keptProofs = 32
 
 type proofRec struct {
-	from PeerID
-	k    key
-	msg  []byte // the whole statement message
+	k   key
+	msg []byte // the whole statement message
 }
 
-// proofs is a child's ring of the statements its parents sent.
-type proofs struct {
-	ring [keptProofs]proofRec
+// proofRing is one parent's last statements.
+type proofRing struct {
+	recs [keptProofs]proofRec
 	n    int
+}
+
+// proofs holds a child's statements, apart for each parent, so that no
+// parent's flood of statements pushes out another's.
+type proofs struct {
+	by map[PeerID]*proofRing
 }
 
 // sendProofs signs chunk k (sealed, verified) for every child that is fed
@@ -82,18 +88,40 @@ func (e *Engine) onProof(n *nbr, msg []byte) {
 		e.ctr.Malformed++
 		return
 	}
-	if n.parentOf == 0 {
-		e.ctr.Unsolicited++
-		return
-	}
 	d, _, err := protocol.ParseProof(msg[2:], 0)
 	if err != nil {
 		e.ctr.Malformed++
 		return
 	}
+	// Only for a chunk it feeds us, of the window: the rest is junk.
+	k := key{d.Epoch, d.Seq}
+	s := e.stripeOf(k.seq)
+	if n.parentOf&(1<<s) == 0 && (k.seq != 0 || n.parentOf == 0) {
+		e.ctr.Unsolicited++
+		return
+	}
+	if !e.accepts(k) {
+		e.ctr.Stale++
+		return
+	}
 	p := &e.prf
-	p.ring[p.n%keptProofs] = proofRec{from: n.id, k: key{d.Epoch, d.Seq}, msg: msg}
-	p.n++
+	if p.by == nil {
+		p.by = make(map[PeerID]*proofRing)
+	}
+	r := p.by[n.id]
+	if r == nil {
+		// Forget former parents' statements first: a map entry per
+		// current parent, at most one per stripe.
+		for id := range p.by {
+			if m := e.nbrs[id]; m == nil || m.parentOf == 0 {
+				delete(p.by, id)
+			}
+		}
+		r = &proofRing{}
+		p.by[n.id] = r
+	}
+	r.recs[r.n%keptProofs] = proofRec{k: k, msg: msg}
+	r.n++
 }
 
 // attachProof adds to a bad-chunk report the accused's statement for
@@ -102,11 +130,15 @@ func (e *Engine) attachProof(r *protocol.Report, k key) {
 	if r.Kind != protocol.ReportBadChunk || len(r.Chunk) == 0 {
 		return
 	}
+	ring := e.prf.by[r.Peer]
+	if ring == nil {
+		return
+	}
 	var h [sha256.Size]byte
 	hashed := false
-	for i := range min(e.prf.n, keptProofs) {
-		rec := &e.prf.ring[i]
-		if rec.from != r.Peer || rec.k != k {
+	for i := range min(ring.n, keptProofs) {
+		rec := &ring.recs[i]
+		if rec.k != k {
 			continue
 		}
 		if !hashed {

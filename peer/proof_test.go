@@ -206,3 +206,65 @@ func TestHostileDisclaimingForger(t *testing.T) {
 		link:  flipping(true),
 	})
 }
+
+// statementFlooder sends, after every piece it relays, 80 statements of
+// junk for chunks of its own stripe: an attempt to push another parent's
+// statements out of the child's memory.
+type statementFlooder struct {
+	*memnet.Link
+	seq uint64
+}
+
+func (f *statementFlooder) Send(m []byte) error {
+	if err := f.Link.Send(m); err != nil {
+		return err
+	}
+	p, err := chunk.ParsePiece(m)
+	if err != nil {
+		return nil
+	}
+	for i := range 80 {
+		d := protocol.Delivery{Epoch: p.Epoch, Seq: p.Seq + 2*uint64(i%4), Hash: sha256.Sum256([]byte{byte(i)})}
+		_ = f.Link.Send(protocol.AppendProof([]byte{'R', 1}, proofKey, testStream, d))
+	}
+	return nil
+}
+
+// TestStatementsKeptPerParent (second reading of issue 18 #2): a child
+// keeps each parent's statements apart, and only for chunks of the
+// stripes that parent feeds it, so another parent (a colluder) flooding
+// statements cannot push a forger's proof out. Before, one ring of 64
+// held every parent's statements and the flood emptied it of the proof.
+func TestStatementsKeptPerParent(t *testing.T) {
+	const bad = 10 // stripe 0
+	sw := newSwarm(t, memnet.Config{Seed: 4, Latency: 10 * time.Millisecond}, 2, 60_000,
+		func(c *peer.Config) { c.ProofKey = proofKey })
+	defer sw.close()
+	sw.wrap = func(a, b peer.PeerID, l *memnet.Link) peer.Link {
+		switch {
+		case a == 2 && b == 4:
+			return &signingForger{Link: l, sw: sw, to: b, seq: bad, sign: true}
+		case a == 3 && b == 4:
+			return &statementFlooder{Link: l}
+		}
+		return l
+	}
+	sw.addPeers(2, 3)
+	sw.edge(0, rootID, 2)
+	sw.edge(1, rootID, 3)
+	sw.edge(0, 2, 4)
+	sw.edge(1, 3, 4)
+	const last = 16
+	sw.publish(last)
+	sw.net.RunFor(last*250*time.Millisecond + 2*time.Second)
+	proved := 0
+	for _, r := range sw.reports {
+		if r.r.Kind == protocol.ReportBadChunk && r.by == 4 && r.r.Peer == 2 &&
+			protocol.CheckProof(proofKey.Public().(ed25519.PublicKey), testStream, 4, r.r.Chunk, r.r.Proof) {
+			proved++
+		}
+	}
+	if proved != 1 {
+		t.Fatalf("%d proved reports by 4 about its forging parent 2, want 1 (%d reports)", proved, len(sw.reports))
+	}
+}
