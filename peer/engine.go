@@ -880,7 +880,7 @@ func (e *Engine) badChunk(now time.Time, pd *pending, sealed []byte, cause error
 		culprit := pd.src[0]
 		if !slices.Contains(pd.notices, culprit) {
 			pd.accused = culprit
-			r := protocol.Report{Kind: protocol.ReportBadChunk, Peer: culprit, Stripe: e.accusedStripe(culprit, pd.k), Chunk: sealed}
+			r := protocol.Report{Kind: protocol.ReportBadChunk, Peer: culprit, Stripe: e.stripeOf(pd.k.seq), Chunk: sealed}
 			e.delayed = append(e.delayed, delayedReport{k: pd.k, r: r, at: now.Add(e.cfg.BadGrace)})
 		}
 	}

@@ -124,10 +124,28 @@ func (e *Engine) onProof(n *nbr, msg []byte) {
 	r.n++
 }
 
+// finishReport readies a bad-chunk report about chunk k as BadGrace ends:
+// false drops it, when the accused is no longer our parent (we moved
+// meanwhile: the tracker counts a report about a peer that is not the
+// reporter's parent as a strike against the reporter); else it names a
+// stripe the accused is our parent in now and carries the accused's
+// statement for exactly the bytes reported, if it sent one.
+func (e *Engine) finishReport(r *protocol.Report, k key) bool {
+	if r.Kind != protocol.ReportBadChunk {
+		return true
+	}
+	if n := e.nbrs[r.Peer]; n == nil || n.parentOf == 0 {
+		return false
+	}
+	r.Stripe = e.accusedStripe(r.Peer, k)
+	e.attachProof(r, k)
+	return true
+}
+
 // attachProof adds to a bad-chunk report the accused's statement for
 // exactly the bytes reported, if it sent one.
 func (e *Engine) attachProof(r *protocol.Report, k key) {
-	if r.Kind != protocol.ReportBadChunk || len(r.Chunk) == 0 {
+	if len(r.Chunk) == 0 {
 		return
 	}
 	ring := e.prf.by[r.Peer]

@@ -268,3 +268,44 @@ func TestStatementsKeptPerParent(t *testing.T) {
 		t.Fatalf("%d proved reports by 4 about its forging parent 2, want 1 (%d reports)", proved, len(sw.reports))
 	}
 }
+
+// TestNoReportAfterMove (second reading of issue 18): a bad-chunk report
+// waits BadGrace for a notice; when the child has moved to another parent
+// meanwhile, the tracker would take the report as one about a peer that is
+// not its parent and strike the honest child (three evict). The report is
+// dropped instead. Before, it was sent.
+func TestNoReportAfterMove(t *testing.T) {
+	const bad = 10 // stripe 0
+	sw := newSwarm(t, memnet.Config{Seed: 5, Latency: 10 * time.Millisecond}, 2, 60_000, nil)
+	defer sw.close()
+	sw.wrap = func(a, b peer.PeerID, l *memnet.Link) peer.Link {
+		if a == 2 && b == 4 {
+			return &corrupter{Link: l, seq: bad}
+		}
+		return l
+	}
+	sw.addPeers(2, 3)
+	sw.edge(0, rootID, 2)
+	sw.edge(0, rootID, 3)
+	sw.edge(1, rootID, 2)
+	sw.edge(1, rootID, 3)
+	sw.edge(0, 2, 4)
+	sw.edge(1, 3, 4)
+	const last = 16
+	sw.publish(last)
+	for i := 0; sw.engines[4].Counters().BadChunks == 0; i++ {
+		if i == 1000 {
+			t.Fatal("peer 4 never met the forged chunk")
+		}
+		sw.net.RunFor(10 * time.Millisecond)
+	}
+	// The tracker moves it (say, on another report) before BadGrace ends.
+	sw.get(2).RemoveChild(0, 4)
+	sw.edge(0, 3, 4)
+	sw.net.RunFor(last*250*time.Millisecond + 2*time.Second)
+	for _, r := range sw.reports {
+		if r.r.Kind == protocol.ReportBadChunk {
+			t.Errorf("peer %d reported %d after moving off it", r.by, r.r.Peer)
+		}
+	}
+}
