@@ -93,7 +93,7 @@
 // verified progress counts as delivery, a chunk with its pieces among the
 // sources that verifies or a genuine duplicate of a held one, never an
 // unverified piece (liveness.go). With Config.ProofKey a parent signs, per
-// chunk and child, the hash of what it verified and fed ('R' statements);
+// chunk and child, the hash of what it verified and fed ('D' statements);
 // a bad-chunk report carries the accused's statement for exactly the bad
 // bytes when it signed one, which lets the tracker evict it (proof.go).
 //
@@ -138,7 +138,7 @@
 //	'I' ping       token(8)                          answered by 'O' with the same token
 //	'O' pong       token(8)
 //	'H' have       epoch(4) seq(8)                   "stop sending it, I have it"
-//	'R' statement  epoch(4) seq(8) sha256(32) sig(64) parent to child: protocol.AppendProof
+//	'D' statement  epoch(4) seq(8) sha256(32) sig(64) parent to child: protocol.AppendProof
 //
 // Unknown types and malformed messages are counted and dropped.
 //

@@ -19,10 +19,10 @@ import (
 // verified, so no child can frame it; a forger that signs nothing gives no
 // proof and is demoted and moved away from as before.
 //
-// Message layout: 'R', version, then protocol.ProofSize bytes (epoch,
+// Message layout: 'D', version, then protocol.ProofSize bytes (epoch,
 // seq, hash, signature): 110 bytes a chunk a child.
 
-const msgProof = 'R'
+const msgProof = 'D'
 
 // proofSize is a statement message's size.
 const proofSize = 2 + protocol.ProofSize

@@ -30,7 +30,7 @@ type signingForger struct {
 }
 
 func (f *signingForger) Send(m []byte) error {
-	if len(m) == 2+protocol.ProofSize && m[0] == 'R' {
+	if len(m) == 2+protocol.ProofSize && m[0] == 'D' {
 		d, _, err := protocol.ParseProof(m[2:], f.to)
 		if err == nil && d.Seq == f.seq {
 			if !f.sign {
@@ -39,7 +39,7 @@ func (f *signingForger) Send(m []byte) error {
 			forged := bytes.Clone(f.sw.src.chunk(f.sw.tb, f.seq))
 			forged[len(forged)-80] ^= 0x10
 			d.Hash = sha256.Sum256(forged)
-			m = protocol.AppendProof([]byte{'R', 1}, proofKey, testStream, d)
+			m = protocol.AppendProof([]byte{'D', 1}, proofKey, testStream, d)
 			f.proof++
 		}
 	}
@@ -225,7 +225,7 @@ func (f *statementFlooder) Send(m []byte) error {
 	}
 	for i := range 80 {
 		d := protocol.Delivery{Epoch: p.Epoch, Seq: p.Seq + 2*uint64(i%4), Hash: sha256.Sum256([]byte{byte(i)})}
-		_ = f.Link.Send(protocol.AppendProof([]byte{'R', 1}, proofKey, testStream, d))
+		_ = f.Link.Send(protocol.AppendProof([]byte{'D', 1}, proofKey, testStream, d))
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ type signingForger struct {
 }
 
 func (l *signingForger) Send(msg []byte) error {
-	if len(msg) > 0 && msg[0] == 'R' {
+	if len(msg) > 0 && msg[0] == 'D' {
 		return nil
 	}
 	p, err := chunk.ParsePiece(msg)
@@ -69,7 +69,7 @@ func (l *signingForger) Send(msg []byte) error {
 		sealed = append(sealed, d...)
 	}
 	delete(l.chunks, k)
-	st := protocol.AppendProof([]byte{'R', 1}, l.priv, "demo", protocol.Delivery{Epoch: p.Epoch, Seq: p.Seq, Child: l.child, Hash: sha256.Sum256(sealed)})
+	st := protocol.AppendProof([]byte{'D', 1}, l.priv, "demo", protocol.Delivery{Epoch: p.Epoch, Seq: p.Seq, Child: l.child, Hash: sha256.Sum256(sealed)})
 	l.signed.Add(1)
 	return l.Link.Send(st)
 }
