@@ -135,6 +135,7 @@
 //	'N' nope       epoch(4) seq(8)                   "I do not hold it"
 //	'B' bad        epoch(4) seq(8)                   "it failed verification here; I was fooled too"
 //	'S' subscribe  stripe(1)                         "you are my parent in this stripe"
+//	'R' relay      stripe(1) n(2)                    "I feed n children in this stripe" (send order)
 //	'I' ping       token(8)                          answered by 'O' with the same token
 //	'O' pong       token(8)
 //	'H' have       epoch(4) seq(8)                   "stop sending it, I have it"

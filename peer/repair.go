@@ -629,7 +629,7 @@ func (e *Engine) onWant(now time.Time, n *nbr, msg []byte) {
 			}
 			return
 		}
-		e.up.push(outMsg{class: class, resend: resend, k: k, rank: n.rank, idx: i, to: n, link: n.link, msg: m, at: now})
+		e.up.push(outMsg{class: class, resend: resend, k: k, rank: sendRank(n, e.stripeOf(k.seq)), idx: i, to: n, link: n.link, msg: m, at: now})
 		served = true
 	}
 	e.ctr.WantsServed++
@@ -858,6 +858,10 @@ func (e *Engine) pings(now time.Time) {
 	msg := appendPing(nil, msgPing, uint64(now.UnixNano()))
 	for _, n := range e.sortedNbrs() {
 		_ = n.link.Send(msg)
+	}
+	// Relay notices can be lost on an unreliable channel: repeat them.
+	for s := range e.stripes {
+		e.tellRelay(s)
 	}
 }
 

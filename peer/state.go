@@ -148,10 +148,11 @@ type nbr struct {
 	// uplink's drain rate.
 	held     int
 	heldLink Link
-	// rank orders it among the children in the scheduler: a chunk goes to
-	// children in rank order. Fixed while it is a child, so its own
-	// pieces never overtake each other.
-	rank int
+	// rank is its attachment order among the children; relays is how
+	// many children it feeds in each stripe, as it told us (msgRelay).
+	// Both order a chunk's copies (sendRank).
+	rank   int
+	relays [protocol.MaxStripes]uint16
 	// cancel holds the chunks it told us it has (or gave up on) while it
 	// is our child: their queued pieces are dropped.
 	cancel  [16]key
