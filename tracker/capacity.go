@@ -15,7 +15,9 @@ import (
 // the uplink. A peer whose links never backed up reports a lower bound
 // (how fast they ran dry): its slots rise to what that carries, and by one
 // more per stats report while they are full, until a burst shows its rate.
-// The tracker and the mem swarm benchmark use this one policy.
+// The tracker and the mem swarm benchmark use this one policy; the tracker
+// also caps growth by what children confirm (Confirm), which the benchmark
+// does not model yet (its peers are honest).
 type Capacity struct {
 	// StreamKbps and Stripes size one slot: StreamKbps/Stripes.
 	StreamKbps, Stripes int
