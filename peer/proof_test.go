@@ -168,15 +168,9 @@ func TestRepairJunkReportStripe(t *testing.T) {
 		return l
 	}
 	sw.addPeers(2, 3)
-	sw.edge(0, rootID, 2)
-	sw.edge(0, 2, 3)
-	sw.edge(0, 2, 4)
-	sw.edge(1, rootID, 3)
-	sw.edge(1, 3, 2)
-	sw.edge(1, 3, 4)
-	const last = 24
-	sw.publish(last)
-	sw.net.RunFor(last*250*time.Millisecond + 2*time.Second)
+	sw.edges([3]peer.PeerID{0, rootID, 2}, [3]peer.PeerID{0, 2, 3}, [3]peer.PeerID{0, 2, 4},
+		[3]peer.PeerID{1, rootID, 3}, [3]peer.PeerID{1, 3, 2}, [3]peer.PeerID{1, 3, 4})
+	sw.publishAll(24)
 	n := 0
 	for _, r := range sw.reports {
 		if r.r.Kind != protocol.ReportBadChunk {
@@ -250,13 +244,8 @@ func TestStatementsKeptPerParent(t *testing.T) {
 		return l
 	}
 	sw.addPeers(2, 3)
-	sw.edge(0, rootID, 2)
-	sw.edge(1, rootID, 3)
-	sw.edge(0, 2, 4)
-	sw.edge(1, 3, 4)
-	const last = 16
-	sw.publish(last)
-	sw.net.RunFor(last*250*time.Millisecond + 2*time.Second)
+	sw.edges([3]peer.PeerID{0, rootID, 2}, [3]peer.PeerID{1, rootID, 3}, [3]peer.PeerID{0, 2, 4}, [3]peer.PeerID{1, 3, 4})
+	sw.publishAll(16)
 	proved := 0
 	for _, r := range sw.reports {
 		if r.r.Kind == protocol.ReportBadChunk && r.by == 4 && r.r.Peer == 2 &&
@@ -285,12 +274,8 @@ func TestNoReportAfterMove(t *testing.T) {
 		return l
 	}
 	sw.addPeers(2, 3)
-	sw.edge(0, rootID, 2)
-	sw.edge(0, rootID, 3)
-	sw.edge(1, rootID, 2)
-	sw.edge(1, rootID, 3)
-	sw.edge(0, 2, 4)
-	sw.edge(1, 3, 4)
+	sw.edges([3]peer.PeerID{0, rootID, 2}, [3]peer.PeerID{0, rootID, 3}, [3]peer.PeerID{1, rootID, 2},
+		[3]peer.PeerID{1, rootID, 3}, [3]peer.PeerID{0, 2, 4}, [3]peer.PeerID{1, 3, 4})
 	const last = 16
 	sw.publish(last)
 	for i := 0; sw.engines[4].Counters().BadChunks == 0; i++ {
@@ -308,4 +293,18 @@ func TestNoReportAfterMove(t *testing.T) {
 			t.Errorf("peer %d reported %d after moving off it", r.by, r.r.Peer)
 		}
 	}
+}
+
+// edges makes each (stripe, parent, child) an edge, in order.
+func (sw *swarm) edges(es ...[3]peer.PeerID) {
+	for _, e := range es {
+		sw.edge(int(e[0]), e[1], e[2])
+	}
+}
+
+// publishAll publishes chunks 1..last on the media clock and runs until
+// they have had time to play.
+func (sw *swarm) publishAll(last uint64) {
+	sw.publish(last)
+	sw.net.RunFor(time.Duration(last)*250*time.Millisecond + 2*time.Second)
 }
