@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banyan-live/banyan/internal/ipkey"
+	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -178,5 +180,53 @@ func TestUplinkNeedsConfirmation(t *testing.T) {
 	}
 	if c := capOf(); c > sent+8 {
 		t.Fatalf("%d slots after %d confirmations, want at most %d", c, sent, sent+8)
+	}
+}
+
+// TestConfirmationsFromOwnAddressIgnored (issue 18 #8, limits per
+// address): children at the parent's own address (IPv6: its /64) do not
+// confirm its uplink, so a liar's sybil children on its own machine or
+// network buy it no slots. Loopback is exempt, as everywhere. Before,
+// every child's stats counted.
+func TestConfirmationsFromOwnAddressIgnored(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		parentAddr string
+		childAddr  string
+		want       int
+	}{
+		{"same IPv4", "198.51.100.7:1000", "198.51.100.7:2000", 0},
+		{"same IPv6 /64", "[2001:db8:1:2::1]:1000", "[2001:db8:1:2:ffff::9]:2000", 0},
+		{"other address", "198.51.100.7:1000", "203.0.113.9:2000", 4},
+		{"loopback", "127.0.0.1:1000", "127.0.0.1:2000", 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tt := newTestTracker(t, Config{Stripes: 1, RootCapacity: 1})
+			joinSeeder(t, tt, "ip")
+			p, _ := joinViewer(t, tt, protocol.Join{Stream: "ip", UploadKbps: 20_000})
+			var kids []*client
+			for range 4 {
+				c, _ := joinViewer(t, tt, protocol.Join{Stream: "ip", NoUpload: true})
+				kids = append(kids, c)
+			}
+			for _, k := range kids {
+				k.send(protocol.Stats{Parents: []protocol.ParentHealth{{Stripe: 0, Parent: p.id, Kbps: 3000}}})
+			}
+			time.Sleep(200 * time.Millisecond)
+			st := tt.t.streamState("ip")
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if c, _ := st.forest.Children(nil, overlay.PeerID(p.id), 0); len(c) != 4 {
+				t.Fatalf("parent feeds %d children, want 4", len(c))
+			}
+			set := func(s *session, addr string) { s.ipKey, s.ipLoop = ipkey.Of(addr) }
+			set(st.sessions[p.id], tc.parentAddr)
+			for _, k := range kids {
+				set(st.sessions[k.id], tc.childAddr)
+			}
+			if got := st.confirmedLocked(p.id); got != tc.want {
+				t.Fatalf("%d slots confirmed, want %d", got, tc.want)
+			}
+		})
 	}
 }

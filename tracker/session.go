@@ -67,6 +67,8 @@ type session struct {
 	// ipHeld; an authenticated seeder gives it back (releaseIPSlot).
 	ipKey  ipkey.Key
 	ipHeld atomic.Bool
+	// ipLoop: the client is this machine (ipKey is then no one's own).
+	ipLoop bool
 }
 
 // releaseIPSlot gives back the session's slot of MaxConnsPerIP, once.
@@ -173,7 +175,7 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t: t, id: protocol.PeerID(t.nextID.Add(1)), conn: conn, remote: ip,
 		out: make(chan []byte, sendQueue), ctx: ctx, cancel: cancel,
 		lim:   rate.NewLimiter(rate.Limit(t.cfg.MsgRate), t.cfg.MsgBurst),
-		ipKey: key,
+		ipKey: key, ipLoop: loopback,
 	}
 	s.ipHeld.Store(true)
 	defer s.releaseIPSlot()
