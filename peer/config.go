@@ -98,6 +98,12 @@ type Config struct {
 	// argument must come from the same clock.
 	Clock  func() time.Time
 	Logger *slog.Logger
+	// ProofKey, when set, is this peer's own key (its public half went to
+	// the tracker in Join.ProofKey): with it the engine signs, for each
+	// chunk it verified and each child, the hash of the bytes it fed it
+	// (proof.go), which lets the tracker evict a parent caught forging.
+	// Nil: no statements (simulations, the root).
+	ProofKey ed25519.PrivateKey
 	// Verify checks a sealed chunk; default chunk.Verify with PublicKey and
 	// Stream. Simulations share a VerifyCache across engines.
 	Verify func(sealed []byte) (chunk.Header, error)

@@ -100,6 +100,7 @@ type Engine struct {
 	st        statsState
 	src       sourceState // bytes by sender kind (sources.go)
 	ann       announce    // epochs the tracker announced (announce.go)
+	prf       proofs      // delivery statements from parents (proof.go)
 }
 
 // New returns an engine for cfg. It starts nothing; the owner drives it with
@@ -454,6 +455,8 @@ func (e *Engine) HandleMessage(from PeerID, l Link, msg []byte) {
 		e.onBad(now, n, msg)
 	case msgHave:
 		e.onHave(n, msg)
+	case msgProof:
+		e.onProof(n, msg)
 	case msgRelay:
 		if s, c, err := parseRelay(msg, len(e.stripes)); err == nil {
 			e.onRelay(n, s, c)
@@ -531,11 +534,11 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 		e.ctr.Unsolicited++
 		return
 	}
-	if feed && e.recent(k) && e.genuineIfHeld(k, p) {
-		// Even a duplicate shows the parent is alive and forwarding, as
-		// long as it is of a recent chunk: a parent that replays old
-		// chunks, or whose pieces trickle in seconds late (it promised
-		// more upload than it has), is as good as silent.
+	if feed && e.recent(k) && e.heldGenuine(k, p) {
+		// A genuine duplicate of a recent chunk shows the parent is alive
+		// and forwarding; other pieces count once their chunk verifies
+		// (liveness.go): a parent that replays old chunks, sends junk, or
+		// whose pieces trickle in seconds late is as good as silent.
 		e.stripes[s].lastPiece = now
 	}
 	if !e.accepts(k) {
@@ -829,6 +832,8 @@ func (e *Engine) complete(now time.Time, k key, sealed []byte, pd *pending, src 
 		e.ctr.RepairedPeer++
 	}
 	e.sendHave(k, src)
+	e.sendProofs(k, sealed)
+	e.creditVerified(now, k, pd)
 	e.keep(now, en, pd)
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/protocol"
 )
 
 func TestMessagesRoundTrip(t *testing.T) {
@@ -86,6 +87,7 @@ func FuzzHandleMessage(f *testing.F) {
 	f.Add(appendRelay(nil, 0, 3), true)
 	f.Add(appendPing(nil, msgPing, 5), true)
 	f.Add(appendPing(nil, msgPong, 5), false)
+	f.Add(protocol.AppendProof([]byte{msgProof, msgVersion}, priv, "fz", protocol.Delivery{Epoch: 1, Seq: 1, Child: 1}), false)
 	f.Fuzz(func(t *testing.T, msg []byte, fromChild bool) {
 		now := time.Unix(1000, 0)
 		var played int

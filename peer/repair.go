@@ -908,7 +908,9 @@ func (e *Engine) pendingReports(now time.Time) {
 			keep = append(keep, d)
 			continue
 		}
-		e.reportLocked(now, d.r, nil)
+		if e.finishReport(&d.r, d.k) {
+			e.reportLocked(now, d.r, nil)
+		}
 	}
 	clear(e.delayed[len(keep):])
 	e.delayed = keep

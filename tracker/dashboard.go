@@ -230,6 +230,17 @@ func (d *dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, http.StatusInternalServerError, "The session could not be started; see the server log.")
 		return
 	}
+	// A rotation that committed between the check above and the session
+	// (which it would have deleted) must win: check the token again now
+	// that the session exists, so a session either predates the rotation,
+	// which deleted it, or follows it and sees the new token.
+	if !d.cfg.Store.CheckAdminToken(tok) {
+		if err := d.cfg.Store.DeleteAdminSession(sess); err != nil {
+			d.cfg.Logger.Error("dashboard: end session", "err", err)
+		}
+		d.showLogin(w, http.StatusUnauthorized, "The admin token was rotated; log in with the new one.")
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: sess, Path: "/", HttpOnly: true, Expires: exp,
 		MaxAge: int(d.cfg.SessionTTL / time.Second), SameSite: http.SameSiteStrictMode, Secure: realip.HTTPS(r),

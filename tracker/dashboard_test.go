@@ -283,15 +283,7 @@ func dashServer(t *testing.T, tr *Tracker, tls bool, page ...http.Handler) (*htt
 	if len(page) > 0 {
 		pageH = page[0]
 	}
-	s, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	tok, _, err := s.EnsureAdminToken()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, tok := adminStore(t)
 	mux := http.NewServeMux()
 	tr.MountDashboard(mux, DashboardConfig{
 		Store: s, StreamLifetime: 3 * time.Second,

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"log/slog"
 	"sync"
 	"time"
@@ -66,16 +67,25 @@ type viewer struct {
 	played     uint64     // engine's played count at the last look
 	lastPlayAt time.Time  // when it last grew
 	stall      stallWatch // why playback stands still (stall.go)
+	// proofKey signs delivery statements for children (peer/proof.go).
+	proofKey ed25519.PrivateKey
 }
 
 func newViewer(cfg Config, player *Player, log *slog.Logger, g *guard.Guard) *viewer {
 	v := &viewer{cfg: cfg, log: log, player: player, guard: g, welcomed: make(chan struct{})}
 	v.origin = newOriginClient(cfg.Stream, cfg.OriginURL)
+	// The key the engine signs delivery statements with (peer/proof.go);
+	// the tracker learns its public half with the join.
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	proofKey := ""
+	if err == nil {
+		proofKey, v.proofKey = protocol.EncodeProofKey(pub), priv
+	}
 	v.tracker = &trackerClient{
 		url: cfg.TrackerURL,
 		join: protocol.Join{
 			Stream: cfg.Stream, Token: cfg.Token, Kind: protocol.KindBrowser,
-			Client: truncate(cfg.Client, 200),
+			Client: truncate(cfg.Client, 200), ProofKey: proofKey,
 		},
 		h:     v,
 		log:   log,
@@ -99,6 +109,7 @@ func (v *viewer) onTrackerMessage(m protocol.Message) {
 			},
 			OriginFor: func(string) peer.Origin { return engineOrigin{v.origin, v.guard} },
 			Player:    v.player,
+			ProofKey:  v.proofKey,
 			Decorate:  v.decorate,
 			Logger:    v.log,
 			Guard:     v.guard,
