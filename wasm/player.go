@@ -30,8 +30,6 @@ const (
 	// pausedKeep is how much media before the live edge stays buffered
 	// while the user has paused: resuming jumps to the edge anyway.
 	pausedKeep = 10.0
-	// quotaKeep is what stays behind currentTime after a QuotaExceededError.
-	quotaKeep = 2.0
 	// maxRebuilds bounds MediaSource rebuilds per rebuildWindow before the
 	// player gives up with an error.
 	maxRebuilds   = 3
@@ -103,6 +101,7 @@ type Player struct {
 	pendingMIME string
 	offset      float64
 	edge        *mse.Edge
+	keys        mse.Keys // where removals may end (random access points)
 	streaming   mse.Streaming // the ManagedMediaSource's hints
 	stall       mse.StallMeter
 	rebuilds    []time.Time
@@ -383,6 +382,7 @@ func (p *Player) create(mime string) error {
 	p.url = js.Global().Get("URL").Call("createObjectURL", p.ms).String()
 	p.video.Set("src", p.url)
 	p.offset = 0
+	p.keys.Reset()
 	p.edge.Restart()
 	return nil
 }
@@ -503,28 +503,47 @@ func (p *Player) append(op qop) bool {
 	err := try(func() { p.sb.Call("appendBuffer", u8) })
 	switch {
 	case err == nil:
+		p.keys.Add(op.Op)
 		return true
 	case isJSError(err, "QuotaExceededError"):
 		op.quotaTries++
 		cur := p.video.Get("currentTime").Float()
-		if r, ok := mse.Evict(ranges(p.sb.Get("buffered")), cur-quotaKeep, 0.5); ok && op.quotaTries <= 3 {
+		// Only up to a keyframe: MSE widens a removal to the next one.
+		if r, ok := mse.QuotaEvict(ranges(p.sb.Get("buffered")), &p.keys, cur); ok && op.quotaTries <= 3 {
 			p.log.Info("buffer full: evicting", "from", r.Start, "to", r.End)
 			p.requeue(op)
-			_ = try(func() { p.sb.Call("remove", r.Start, r.End) })
+			p.remove(r)
 			return p.sb.Get("updating").Bool()
 		}
 		// Nothing old to drop: the buffer is full of media ahead of
-		// playback. Skip this chunk; the planner resumes at a keyframe
-		// and Edge jumps ahead.
-		p.log.Warn("buffer full: dropping chunk", "epoch", op.Epoch, "seq", op.Seq)
+		// playback. Skip this chunk and what depends on it; the planner
+		// resumes at a keyframe and Edge jumps ahead.
 		p.mu.Lock()
-		p.stats.Dropped++
+		rest, resume := mse.DropDependents(op.Op, p.queue, func(q qop) mse.Op { return q.Op })
+		dropped := len(p.queue) - len(rest) + 1
+		p.qbytes = 0
+		for _, q := range rest {
+			p.qbytes += len(q.Data)
+		}
+		p.queue = rest
+		if resume {
+			p.planner.ResumeAtKeyframe(op.Epoch)
+		}
+		p.stats.Dropped += uint64(dropped)
 		p.mu.Unlock()
+		p.log.Warn("buffer full: dropping chunk and its dependents", "epoch", op.Epoch, "seq", op.Seq, "dropped", dropped, "resume_at_keyframe", resume)
 		return false
 	default:
 		p.log.Warn("appendBuffer", "epoch", op.Epoch, "seq", op.Seq, "err", err)
 		p.rebuild(err)
 		return false
+	}
+}
+
+// remove starts SourceBuffer.remove(r) and forgets the keyframes in it.
+func (p *Player) remove(r mse.Range) {
+	if try(func() { p.sb.Call("remove", r.Start, r.End) }) == nil {
+		p.keys.Prune(r.End)
 	}
 }
 
@@ -640,8 +659,8 @@ func (p *Player) control(now time.Time) {
 	p.stall.Observe(now, v.Current, expecting)
 
 	if p.ready() {
-		if r, ok := mse.Evict(ranges(p.sb.Get("buffered")), mse.KeepFrom(v, keepBehind, pausedKeep), evictMin); ok {
-			_ = try(func() { p.sb.Call("remove", r.Start, r.End) })
+		if r, ok := mse.EvictTo(ranges(p.sb.Get("buffered")), &p.keys, mse.KeepFrom(v, keepBehind, pausedKeep), evictMin); ok {
+			p.remove(r)
 		}
 	}
 

@@ -43,8 +43,11 @@ type Op struct {
 	// Offset is the timestampOffset in seconds (OpAppend).
 	Offset float64
 	Init   bool // Data is an init segment
-	Epoch  uint32
-	Seq    uint64
+	// Key says the media append begins with a random access point: a
+	// keyframe, or any audio-only chunk. Eviction ends only at one (Keys).
+	Key   bool
+	Epoch uint32
+	Seq   uint64
 	// Start and End are where the fragment lands on the presentation
 	// timeline, in seconds (media OpAppend only).
 	Start, End float64
@@ -159,7 +162,8 @@ func (p *Planner) Chunk(h chunk.Header, payload []byte) []Op {
 	if end := start + d; end > p.next || first {
 		p.next = end
 	}
-	return []Op{{Kind: OpAppend, Data: payload, Offset: p.offset, Epoch: h.Epoch, Seq: h.Seq, Start: start, End: start + d}}
+	key := h.Flags&chunk.FlagKeyframe != 0 || p.info.VideoCodec == ""
+	return []Op{{Kind: OpAppend, Data: payload, Offset: p.offset, Epoch: h.Epoch, Seq: h.Seq, Start: start, End: start + d, Key: key}}
 }
 
 // Rebuild returns the ops that start over on a fresh MediaSource with the
