@@ -16,7 +16,8 @@ const (
 	// dropping everything buffered.
 	OpCreate OpKind = iota + 1
 	// OpChangeType switches the SourceBuffer to MIME
-	// (SourceBuffer.changeType); a browser without it does OpCreate.
+	// (SourceBuffer.changeType) for a codec change with the same tracks;
+	// a browser without it does OpCreate.
 	OpChangeType
 	// OpAppend appends Data with timestampOffset set to Offset.
 	OpAppend
@@ -111,7 +112,9 @@ func (p *Planner) Init(epoch uint32, data []byte) ([]Op, error) {
 	mime := info.MIME()
 	var ops []Op
 	switch {
-	case p.mime == "":
+	case p.mime == "", !sameTracks(info, p.info):
+		// The first init, or another set of tracks: a new MediaSource
+		// (the timeline goes on: the epoch is placed after the last).
 		ops = append(ops, Op{Kind: OpCreate, MIME: mime})
 	case mime != p.mime:
 		ops = append(ops, Op{Kind: OpChangeType, MIME: mime})
