@@ -101,7 +101,7 @@ type Player struct {
 	pendingMIME string
 	offset      float64
 	edge        *mse.Edge
-	keys        mse.Keys // where removals may end (random access points)
+	keys        mse.Keys      // where removals may end (random access points)
 	streaming   mse.Streaming // the ManagedMediaSource's hints
 	stall       mse.StallMeter
 	rebuilds    []time.Time
