@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"syscall/js"
 	"time"
@@ -103,6 +104,8 @@ type Player struct {
 	edge        *mse.Edge
 	keys        mse.Keys      // where removals may end (random access points)
 	streaming   mse.Streaming // the ManagedMediaSource's hints
+	vis         mse.Visibility
+	doc         js.Value // document, for visibilitychange
 	stall       mse.StallMeter
 	rebuilds    []time.Time
 	lastCur     float64
@@ -175,6 +178,10 @@ func NewPlayer(cfg PlayerConfig) *Player {
 	p.video.Set("autoplay", false) // Edge starts playback itself, near the live edge
 	for _, typ := range []string{"waiting", "playing", "pause", "error"} {
 		p.listen(p.video, typ)
+	}
+	if doc := js.Global().Get("document"); doc.Truthy() {
+		p.doc = doc
+		p.listen(doc, "visibilitychange")
 	}
 	p.guard.Go("player", func() { p.run(ctx) })
 	return p
@@ -262,10 +269,10 @@ func (p *Player) listen(target js.Value, typ string) {
 
 // unlisten removes the listeners from every target but keep, so events of
 // a replaced MediaSource never reach a released function.
-func (p *Player) unlisten(keep js.Value) {
+func (p *Player) unlisten(keep ...js.Value) {
 	rest := p.listened[:0]
 	for _, l := range p.listened {
-		if keep.Truthy() && l.target.Equal(keep) {
+		if slices.ContainsFunc(keep, func(k js.Value) bool { return k.Truthy() && l.target.Equal(k) }) {
 			rest = append(rest, l)
 			continue
 		}
@@ -294,7 +301,7 @@ func (p *Player) run(ctx context.Context) {
 }
 
 func (p *Player) teardown() {
-	p.unlisten(js.Undefined())
+	p.unlisten()
 	if p.url != "" {
 		js.Global().Get("URL").Call("revokeObjectURL", p.url)
 		// Detach only our own source: the page may already have started
@@ -326,6 +333,8 @@ func (p *Player) handle(ev event) {
 	case "endstreaming":
 		p.streaming.End()
 		p.log.Debug("media source: endstreaming")
+	case "visibilitychange":
+		p.visibilityChange(time.Now())
 	case "banyan:play":
 		p.blocked = false
 		p.play()
@@ -358,7 +367,7 @@ func (p *Player) create(mime string) error {
 		return fmt.Errorf("this browser cannot play %s", mime)
 	}
 	mime = supported
-	p.unlisten(p.video)
+	p.unlisten(p.video, p.doc)
 	if p.url != "" {
 		js.Global().Get("URL").Call("revokeObjectURL", p.url)
 	}
@@ -620,12 +629,9 @@ func (p *Player) SetTarget(d time.Duration) {
 	p.mu.Unlock()
 }
 
-// control runs live-edge control, eviction and stall accounting.
-func (p *Player) control(now time.Time) {
-	if !p.sb.Truthy() {
-		return
-	}
-	v := mse.View{
+// view is what the element looks like now.
+func (p *Player) view(now time.Time) mse.View {
+	return mse.View{
 		Now:      now,
 		Current:  p.video.Get("currentTime").Float(),
 		Buffered: ranges(p.video.Get("buffered")),
@@ -633,6 +639,42 @@ func (p *Player) control(now time.Time) {
 		Seeking:  p.video.Get("seeking").Bool(),
 		Rate:     p.video.Get("playbackRate").Float(),
 	}
+}
+
+// visibilityChange follows the page being hidden and shown: on return,
+// back to the live edge at once, playing again if the browser paused the
+// muted video while it was hidden (mse.Visibility).
+func (p *Player) visibilityChange(now time.Time) {
+	if p.doc.Get("visibilityState").String() == "hidden" {
+		p.vis.Hide(now, p.edge.Started() && !p.video.Get("paused").Bool())
+		p.log.Debug("page hidden")
+		return
+	}
+	_, since := p.vis.Hidden()
+	if !p.sb.Truthy() {
+		p.vis.Show(mse.View{}, 0)
+		return
+	}
+	a := p.vis.Show(p.view(now), p.edge.Config().Target.Seconds())
+	p.log.Debug("page shown", "hidden_for", now.Sub(since), "seek", a.Seek, "to", a.SeekTo, "play", a.Play)
+	if a.Seek {
+		p.video.Set("currentTime", a.SeekTo)
+	}
+	if a.Rate != p.video.Get("playbackRate").Float() {
+		p.video.Set("playbackRate", a.Rate)
+	}
+	if a.Play && !p.blocked {
+		p.play()
+	}
+	p.control(now)
+}
+
+// control runs live-edge control, eviction and stall accounting.
+func (p *Player) control(now time.Time) {
+	if !p.sb.Truthy() {
+		return
+	}
+	v := p.view(now)
 	p.mu.Lock()
 	target := p.target
 	p.mu.Unlock()
