@@ -379,7 +379,7 @@ type Publish struct {
 	pkg      *cmaf.Packager
 
 	endOnce sync.Once
-	lastKey time.Duration // media time of the previous keyframe chunk
+	gop     gopWatch // keyframe interval (gop.go)
 	// reservedEnd is one past the last epoch reserved for this publish
 	// (Config.ReserveEpochs); 0 without reservations. Touched by the
 	// publish's goroutine only, after StartPublish.
@@ -521,10 +521,13 @@ func (p *Publish) onChunk(c cmaf.Chunk) error {
 	m.chunks.WithLabelValues(p.st.name).Inc()
 	m.chunkBytes.WithLabelValues(p.st.name).Add(float64(len(sealed)))
 	if c.Keyframe {
-		if p.lastKey != 0 && c.MediaTime > p.lastKey {
-			m.keyInterval.WithLabelValues(p.st.name).Set((c.MediaTime - p.lastKey).Seconds())
+		iv, advice := p.gop.noteKeyframe(c.Epoch, c.MediaTime)
+		if iv > 0 {
+			m.keyInterval.WithLabelValues(p.st.name).Set(iv.Seconds())
 		}
-		p.lastKey = c.MediaTime
+		if advice != "" {
+			p.s.log.Warn("long keyframe interval", "stream", p.st.name, "protocol", p.protocol, "interval", iv.Round(time.Millisecond), "advice", advice)
+		}
 	}
 	if p.s.cfg.Root != nil {
 		p.s.cfg.Root(p.st.name, e)
