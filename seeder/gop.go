@@ -51,13 +51,7 @@ func (g *gopWatch) noteKeyframe(epoch uint32, media time.Duration) (time.Duratio
 // publish (0 before two keyframes, or when not publishing), and the
 // advice for the broadcaster when it is too long ("" otherwise).
 func (s *Seeder) KeyframeInterval(name string) (time.Duration, string) {
-	s.mu.Lock()
-	st := s.streams[name]
-	var p *Publish
-	if st != nil {
-		p = st.pub
-	}
-	s.mu.Unlock()
+	p, _ := s.publishOf(name)
 	if p == nil {
 		return 0, ""
 	}

@@ -212,16 +212,21 @@ func (s *Seeder) SetPublic(name string, public bool) {
 	s.origin.SetPublic(name, public)
 }
 
+// publishOf returns a stream's live publish and its stream (nil, nil
+// for an unknown stream; a nil publish when none is live).
+func (s *Seeder) publishOf(name string) (*Publish, *stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st == nil {
+		return nil, nil
+	}
+	return st.pub, st
+}
+
 // Kick ends the live publish of a stream (its key was revoked).
 func (s *Seeder) Kick(name string) {
-	s.mu.Lock()
-	st := s.streams[name]
-	var p *Publish
-	if st != nil {
-		p = st.pub
-	}
-	s.mu.Unlock()
-	if p != nil {
+	if p, _ := s.publishOf(name); p != nil {
 		s.log.Info("ending publish: key revoked", "stream", name)
 		p.stop()
 	}
