@@ -46,15 +46,15 @@ func g2gFilter() string {
 	return b.String()
 }
 
-// publishG2G publishes the stamped test pattern (640x360, 30 fps, a 1 s
-// GOP, AAC) live to url with x264 tuned for zero latency or with its
+// publishG2G publishes the stamped test pattern (640x360, 30 fps, a
+// keyframe every gopFrames, 1.5 Mbit/s, AAC) live to url with x264 tuned for zero latency or with its
 // defaults (lookahead and B-frames: what an untuned encoder adds).
-func publishG2G(ctx context.Context, ffmpeg, url string, zerolatency bool, seconds int) *exec.Cmd {
+func publishG2G(ctx context.Context, ffmpeg, url string, zerolatency bool, gopFrames, seconds int) *exec.Cmd {
 	args := []string{"-hide_banner", "-loglevel", "error",
 		"-copyts", "-use_wallclock_as_timestamps", "1", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30,realtime",
 		"-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", fmt.Sprint(seconds), "-vf", g2gFilter(),
-		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "30", "-preset", "veryfast", "-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "3000k"}
+		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", fmt.Sprint(gopFrames), "-keyint_min", fmt.Sprint(gopFrames), "-sc_threshold", "0", "-preset", "veryfast", "-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "3000k"}
 	if zerolatency {
 		args = append(args, "-tune", "zerolatency")
 	}
@@ -118,7 +118,7 @@ func TestMeasureGlassToGlass(t *testing.T) {
 	for _, r := range []g2gRun{
 		{"depth 1, zerolatency", true, 0},
 		{"depth 1, x264 defaults", false, 0},
-		{"depth 3+, zerolatency", true, 2},
+		{"depth 3+, zerolatency", true, 6},
 	} {
 		t.Run(r.name, func(t *testing.T) { measureG2G(t, ffmpeg, r) })
 	}
@@ -129,19 +129,20 @@ func measureG2G(t *testing.T, ffmpeg string, r g2gRun) {
 	defer cancel()
 	up := startUp(t, t.TempDir(), "--ice-loopback", "--root-capacity", "1", "--stripes", "1")
 	url, key := up.rtmpURL(t)
-	ff := publishG2G(ctx, ffmpeg, url+"/"+key, r.zerolatency, 120)
+	ff := publishG2G(ctx, ffmpeg, url+"/"+key, r.zerolatency, 30, 120)
 	if err := ff.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
 	viewerKeys(t, up.base, "demo")
-	// A chain of native relays, each offering one slot (4 Mbit/s at the
-	// tracker's assumed 3 Mbit/s stream, less headroom), joined one after
-	// the other so each hangs below the previous.
+	// Native relays joined one after the other, each offering two slots
+	// (8 Mbit/s at the tracker's assumed 3 Mbit/s stream, less headroom):
+	// as many as a browser starts with, so the tracker does not promote
+	// the browser above them; they fill the upper levels.
 	var relays []*peerProc
 	for range r.chain {
-		relays = append(relays, startPeer(t, up.base, "--duration", "50s", "--log-level", "warn", "--capacity-mbps", "4"))
-		time.Sleep(4 * time.Second)
+		relays = append(relays, startPeer(t, up.base, "--duration", "60s", "--log-level", "warn", "--capacity-mbps", "8"))
+		time.Sleep(3 * time.Second)
 	}
 	bctx := browser(t, ctx)
 	v := openViewer(t, bctx, up.base+"/watch/demo")
@@ -188,4 +189,51 @@ func measureG2G(t *testing.T, ffmpeg string, r g2gRun) {
 		t.Logf("relay %d: max depth %d, %d B from peers, %d B from the origin, stalls %d", i, s.MaxDepth, s.BytesP2P, s.BytesOrigin, s.Stalls)
 	}
 	up.stop(t, syscall.SIGTERM)
+}
+
+// TestMeasureJoinBytesByGOP measures what a joiner costs at 1, 2, 4 and
+// 8.3 s keyframe intervals (issue 22 #4): a native peer joins a live
+// stream and watches 12 s; its join cost is what it received beyond what
+// the seeder produced while it watched (the catch-up from the newest
+// keyframe to the live edge), with its time to first chunk.
+//
+//	BANYAN_MEASURE=1 go test ./cmd/banyan -run MeasureJoinBytesByGOP -v
+func TestMeasureJoinBytesByGOP(t *testing.T) {
+	measuring(t)
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	for _, gop := range []int{30, 60, 120, 250} {
+		t.Run(fmt.Sprintf("gop %d frames", gop), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			up := startUp(t, t.TempDir(), "--ice-loopback", "--stripes", "1")
+			url, key := up.rtmpURL(t)
+			ff := publishG2G(ctx, ffmpeg, url+"/"+key, true, gop, 60)
+			if err := ff.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+			viewerKeys(t, up.base, "demo")
+			// Two GOPs in, then joiners at spread-out points of the GOP.
+			time.Sleep(time.Duration(2*gop) * time.Second / 30)
+			var extra, first []float64
+			for i := range 3 {
+				before := metric(t, up, `banyan_seeder_chunk_bytes_total{stream="demo"}`)
+				p := startPeer(t, up.base, "--duration", "12s", "--log-level", "warn")
+				s := p.summary(t)
+				after := metric(t, up, `banyan_seeder_chunk_bytes_total{stream="demo"}`)
+				got := float64(s.BytesP2P+s.BytesOrigin+s.BytesTURN) - float64(s.DupBytes)
+				extra = append(extra, got-(after-before))
+				first = append(first, float64(s.FirstChunkMS))
+				t.Logf("joiner %d: received %.0f B (dup %d), seeder produced %.0f B meanwhile, first chunk %d ms", i, got, s.DupBytes, after-before, s.FirstChunkMS)
+				time.Sleep(time.Duration(gop) * time.Second / 90) // a third of a GOP on
+			}
+			kfi := metric(t, up, `banyan_seeder_keyframe_interval_seconds{stream="demo"}`)
+			rate := metric(t, up, `banyan_seeder_chunk_bytes_total{stream="demo"}`)
+			slices.Sort(extra)
+			slices.Sort(first)
+			t.Logf("figures: join cost at a %.2f s keyframe interval: catch-up %.0f / %.0f / %.0f kB (min/median/max of 3), first chunk %v ms; stream total %.0f kB",
+				kfi, extra[0]/1000, extra[1]/1000, extra[2]/1000, first, rate/1000)
+			up.stop(t, syscall.SIGTERM)
+		})
+	}
 }
