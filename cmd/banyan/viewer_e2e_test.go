@@ -37,6 +37,8 @@ type viewerProbe struct {
 		Paths        string  `json:"paths"`
 		Depth        float64 `json:"depth"`
 		PlayoutMS    float64 `json:"playoutMs"`
+		Rebuilds     float64 `json:"rebuilds"`
+		Dropped      float64 `json:"dropped"`
 	} `json:"stats"`
 }
 
