@@ -18,8 +18,10 @@ const (
 	// gapNudgeAfter, gapNudgeStep, gapMaxNudges: a stall with data ahead
 	// (a decoder stuck on a frame, a hole smaller than the range tolerance)
 	// is nudged forward by step × nudges, a few times at most, then left to
-	// Edge's jump.
-	gapNudgeAfter = time.Second
+	// Edge's jump. hls.js waits 2 s (highBufferWatchdogPeriod) too: a tab
+	// short of CPU also stands still with data ahead, and a seek, which
+	// decodes from the previous keyframe, costs it more.
+	gapNudgeAfter = 2 * time.Second
 	gapNudgeStep  = 0.1
 	gapMaxNudges  = 3
 )

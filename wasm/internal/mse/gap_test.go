@@ -121,7 +121,9 @@ func TestGapController(t *testing.T) {
 		{"no hole", 0, 0, 0, 100 * time.Millisecond},
 		{"a chunk missing", 8, 8.25, 0, 600 * time.Millisecond},
 		{"a second missing", 8, 9, 0, 600 * time.Millisecond},
-		{"stuck with media ahead", 0, 0, 9, 1300 * time.Millisecond},
+		// Nudged after 2 s (as hls.js): no sooner than Edge's jump would
+		// have come, but without jumping to the live edge.
+		{"stuck with media ahead", 0, 0, 9, 2300 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			el := run(t, tc.holeFrom, tc.holeTo, tc.stuckAt)
@@ -156,11 +158,11 @@ func TestGapDecide(t *testing.T) {
 		{"waiting at the live edge", View{Now: at(3000), Current: 18.97, Buffered: hole}, 0, false},
 		{"nothing further to skip to", View{Now: at(3500), Current: 18.97, Buffered: hole}, 0, false},
 		{"stuck with media ahead", View{Now: at(4000), Current: 17.5, Buffered: hole}, 0, false},
-		{"not yet a nudge", View{Now: at(4500), Current: 17.5, Buffered: hole}, 0, false},
-		{"nudge", View{Now: at(5000), Current: 17.5, Buffered: hole}, 17.6, true},
-		{"nudge again, further", View{Now: at(6000), Current: 17.5, Buffered: hole}, 17.7, true},
-		{"and once more", View{Now: at(7000), Current: 17.5, Buffered: hole}, 17.8, true},
-		{"then leave it to Edge", View{Now: at(8000), Current: 17.5, Buffered: hole}, 0, false},
+		{"not yet a nudge", View{Now: at(5500), Current: 17.5, Buffered: hole}, 0, false},
+		{"nudge", View{Now: at(6000), Current: 17.5, Buffered: hole}, 17.6, true},
+		{"nudge again, further", View{Now: at(8000), Current: 17.5, Buffered: hole}, 17.7, true},
+		{"and once more", View{Now: at(10000), Current: 17.5, Buffered: hole}, 17.8, true},
+		{"then leave it to Edge", View{Now: at(12000), Current: 17.5, Buffered: hole}, 0, false},
 	} {
 		to, ok := g.Decide(s.v)
 		if ok != s.ok || math.Abs(to-s.to) > 1e-9 {
