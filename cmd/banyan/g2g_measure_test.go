@@ -135,13 +135,14 @@ func measureG2G(t *testing.T, ffmpeg string, r g2gRun) {
 	}
 	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
 	viewerKeys(t, up.base, "demo")
-	// Native relays joined one after the other, each offering two slots
-	// (8 Mbit/s at the tracker's assumed 3 Mbit/s stream, less headroom):
-	// as many as a browser starts with, so the tracker does not promote
-	// the browser above them; they fill the upper levels.
+	// Native relays joined one after the other, each offering five slots
+	// (20 Mbit/s at the tracker's assumed 3 Mbit/s stream, less headroom):
+	// the first under the root, five under it, the browser below them at
+	// depth 3. (With two slots each, as many as a browser starts with, the
+	// overlay swapped the browser up to depth 1.)
 	var relays []*peerProc
 	for range r.chain {
-		relays = append(relays, startPeer(t, up.base, "--duration", "60s", "--log-level", "warn", "--capacity-mbps", "8"))
+		relays = append(relays, startPeer(t, up.base, "--duration", "60s", "--log-level", "warn", "--capacity-mbps", "20"))
 		time.Sleep(3 * time.Second)
 	}
 	bctx := browser(t, ctx)
