@@ -32,6 +32,9 @@ type DashboardConfig struct {
 	// protocol, bitrate (kbit/s), frame rate and whether it is live. May
 	// be nil (a tracker without a local seeder).
 	Ingest func(stream string) (protocol string, kbps, fps float64, live bool)
+	// Keyframes tells the measured keyframe interval of a stream's
+	// publish and the advice for a long one ("" when fine). May be nil.
+	Keyframes func(stream string) (interval time.Duration, advice string)
 	// MaxNodes is the swarm size past which topology is aggregated
 	// (DefaultMaxNodes when zero).
 	MaxNodes int
@@ -137,7 +140,12 @@ func (d *dashboard) ingest(stream string) IngestStat {
 		return IngestStat{}
 	}
 	p, kbps, fps, live := d.cfg.Ingest(stream)
-	return IngestStat{Live: live, Protocol: p, Kbps: kbps, FPS: fps}
+	in := IngestStat{Live: live, Protocol: p, Kbps: kbps, FPS: fps}
+	if d.cfg.Keyframes != nil && live {
+		iv, advice := d.cfg.Keyframes(stream)
+		in.KeyframeS, in.Advice = iv.Seconds(), advice
+	}
+	return in
 }
 
 func (d *dashboard) loggedIn(r *http.Request) bool {

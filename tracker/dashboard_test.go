@@ -294,6 +294,9 @@ func dashServer(t *testing.T, tr *Tracker, tls bool, page ...http.Handler) (*htt
 			}
 			return "", 0, 0, false
 		},
+		Keyframes: func(stream string) (time.Duration, string) {
+			return 8300 * time.Millisecond, "set Keyframe Interval 1 s"
+		},
 	})
 	var srv *httptest.Server
 	if tls {
@@ -405,7 +408,8 @@ func TestDashboardAuth(t *testing.T) {
 	}
 	resp, body = req("GET", "/dashboard/api/streams", nil, "Cookie", cookie)
 	var ov struct{ Streams []StreamOverview }
-	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &ov) != nil || len(ov.Streams) != 1 || ov.Streams[0].Viewers != 5 || !ov.Streams[0].Live || ov.Streams[0].Ingest.Protocol != "rtmp" {
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &ov) != nil || len(ov.Streams) != 1 || ov.Streams[0].Viewers != 5 || !ov.Streams[0].Live || ov.Streams[0].Ingest.Protocol != "rtmp" ||
+		ov.Streams[0].Ingest.KeyframeS != 8.3 || ov.Streams[0].Ingest.Advice != "set Keyframe Interval 1 s" {
 		t.Fatalf("streams with the cookie: %d %s", resp.StatusCode, body)
 	}
 	if resp, _ := req("GET", "/dashboard/api/streams", nil, "Authorization", "Bearer "+tok); resp.StatusCode != 200 {

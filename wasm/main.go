@@ -286,6 +286,8 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 			"parents":      parents,
 			"paths":        strings.Join(paths, ","),
 			"children":     children,
+			"depth":        v.depth(),
+			"playoutMs":    float64(v.playout().Milliseconds()),
 			"behindMs":     ps.BehindMS,
 			"bufferMs":     ps.BufferMS,
 			"stalls":       ps.Stalls,

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -223,6 +224,19 @@ func (v *viewer) meshStats() (src protocol.Sources, parents, children int, paths
 		}
 	}
 	return protocol.SourcesOf(st), parents, st.Children, paths
+}
+
+// depth is the viewer's deepest position in the stripe trees (1: a child
+// of the seeder's root peer; 0 when origin-fed everywhere or not joined),
+// for the stats panel and the glass-to-glass measurement.
+func (v *viewer) depth() int {
+	v.mu.Lock()
+	n := v.node
+	v.mu.Unlock()
+	if n == nil {
+		return 0
+	}
+	return slices.Max(append(n.Depths(), 0))
 }
 
 // playout is the engine's adaptive playout delay (0 before a session).

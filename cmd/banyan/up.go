@@ -618,6 +618,7 @@ func (s *system) printBanner(w io.Writer) {
 	if s.demoKey != "" {
 		fmt.Fprintf(w, "  Broadcast from OBS (Settings > Stream > Service: Custom):\n")
 		fmt.Fprintf(w, "    Server      %s\n    Stream Key  %s\n", rtmp, s.demoKey)
+		fmt.Fprintf(w, "    and under Output (Advanced): %s (OBS's default of 0 means 8 s)\n", seeder.KeyframeAdvice)
 		s.front.printPlainRTMP(w, s.host(), s.seed.RTMPAddr())
 		fmt.Fprintf(w, "  or from a terminal:\n    ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine -c:v libx264 -pix_fmt yuv420p -g 60 -c:a aac -f flv %s/%s\n\n", rtmp, s.demoKey)
 		fmt.Fprintf(w, "  Watch:       %s/watch/%s\n", web, s.opt.DemoStream)

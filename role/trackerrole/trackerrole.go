@@ -133,6 +133,12 @@ func (r *Role) Mount(mux *http.ServeMux) {
 	dash := tracker.DashboardConfig{Store: r.cfg.Store, Page: r.cfg.Page, Logger: r.log.With("component", "dashboard")}
 	if l := r.cfg.Local; l != nil {
 		admin.OnRevoke, admin.IsLive, dash.Ingest = l.Kick, l.Live, l.Info
+		// The keyframe interval and its advice, where the seeder tells.
+		if k, ok := l.(interface {
+			KeyframeInterval(string) (time.Duration, string)
+		}); ok {
+			dash.Keyframes = k.KeyframeInterval
+		}
 		// A stream made private stops being served to anyone without a
 		// token at once, not at its next publish.
 		admin.OnPrivate = func(name string, private bool) { l.SetPublic(name, !private) }
