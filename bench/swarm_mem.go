@@ -329,23 +329,26 @@ func (pr *pair) end(p *simPeer) *memnet.Link {
 }
 
 type memSim struct {
-	ctx    context.Context
-	cfg    SwarmConfig
-	m      MemModel
-	k      int
-	mesh   bool
-	net    *memnet.Network
-	rng    *rand.Rand
-	forest *overlay.Forest
-	src    *synthSource
-	col    *collector
-	root   *simPeer
-	peers  []*simPeer // by id
-	alive  []*simPeer // live viewers, tick order
-	pairs  map[pairKey]*pair
-	edges  map[pairKey]int32 // tree edges (either direction, any stripe) per pair
-	cur    peer.PeerID       // sender of the message being handled
-	orig   simOrigin
+	// joins and uploaders count joins and those that can upload, as the
+	// tracker does (tracker.Capacity.Initial).
+	joins, uploaders int
+	ctx              context.Context
+	cfg              SwarmConfig
+	m                MemModel
+	k                int
+	mesh             bool
+	net              *memnet.Network
+	rng              *rand.Rand
+	forest           *overlay.Forest
+	src              *synthSource
+	col              *collector
+	root             *simPeer
+	peers            []*simPeer // by id
+	alive            []*simPeer // live viewers, tick order
+	pairs            map[pairKey]*pair
+	edges            map[pairKey]int32 // tree edges (either direction, any stripe) per pair
+	cur              peer.PeerID       // sender of the message being handled
+	orig             simOrigin
 
 	joined, left, killed int
 	killDone             bool
@@ -544,6 +547,10 @@ func (s *memSim) newPeer() *simPeer {
 		st:    make([]simStripe, s.k),
 		check: int(id)%s.m.CheckEvery == 0,
 	}
+	s.joins++
+	if up > 0 {
+		s.uploaders++
+	}
 	p.capacity = s.slots().Initial(protocol.Join{Kind: protocol.KindBrowser, NoUpload: up == 0})
 	for i := range p.st {
 		p.st[i].applied = noParent
@@ -640,7 +647,8 @@ func (s *memSim) welcome(p *simPeer) {
 // slots is the tracker's capacity policy at the stream's bitrate (the
 // real tracker learns it from the seeder's stats).
 func (s *memSim) slots() tracker.Capacity {
-	return tracker.Capacity{StreamKbps: int(s.cfg.Bitrate / 1000), Stripes: s.k, Headroom: s.m.Headroom}
+	return tracker.Capacity{StreamKbps: int(s.cfg.Bitrate / 1000), Stripes: s.k, Headroom: s.m.Headroom,
+		Joins: s.joins, Uploaders: s.uploaders}
 }
 
 // stats sends p's periodic stats, which reach the tracker one signaling

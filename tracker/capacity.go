@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"math"
 	"time"
 
 	"github.com/banyan-live/banyan/protocol"
@@ -31,6 +32,9 @@ type Capacity struct {
 	// children confirm (default the larger of MaxProbe and 8; see
 	// Confirm).
 	MaxUnconfirmed int
+	// Joins counts the stream's joins so far, Uploaders those that can
+	// upload: Initial sizes a joiner by their share.
+	Joins, Uploaders int
 }
 
 func (c Capacity) slotKbps() float64 {
@@ -50,9 +54,15 @@ func (c Capacity) Slots(kbps int) int {
 }
 
 // Initial is a joining peer's capacity: what it declares (operators'
-// relays and native peers given --capacity-mbps), else one stream's worth
-// of upload (Stripes slots), which most home uplinks carry, and at least
-// minInitial so that it can relay at all; none when it will not upload.
+// relays and native peers given --capacity-mbps); none when it will not
+// upload; else enough that the stripe trees have room for the audience.
+// Each uploading viewer is interior in one of K stripes, so a stripe tree
+// holds everyone only if an uploader brings K / (share of viewers that
+// upload) slots, 3 at K = 2 when one in five cannot upload: with fewer,
+// the flash crowd at a stream's start spills onto the origin until stats
+// raise the slots, one per 2 s. An uplink that cannot carry them shows as
+// busy within a stats period and is cut back (Update). At least
+// minInitial, so that it can relay at all.
 func (c Capacity) Initial(j protocol.Join) int {
 	switch {
 	case j.NoUpload:
@@ -60,7 +70,17 @@ func (c Capacity) Initial(j protocol.Join) int {
 	case j.UploadKbps > 0:
 		return c.Slots(j.UploadKbps)
 	}
-	return max(c.Stripes, minInitial)
+	// (A twentieth of a slot is noise in the estimate, not a slot.)
+	return max(int(math.Ceil(float64(max(c.Stripes, 1))/c.uploadShare()-0.05)), minInitial)
+}
+
+// uploadShare estimates the share of viewers that can upload from the
+// stream's joins, starting from a prior of 0.8 worth ten joins, and
+// never below one half (at most 2K slots each).
+func (c Capacity) uploadShare() float64 {
+	const prior, weight = 0.8, 10
+	share := (float64(c.Uploaders) + prior*weight) / (float64(max(c.Joins, c.Uploaders)) + weight)
+	return min(max(share, 0.5), 1)
 }
 
 // minInitial is the overlay's default MinInteriorCapacity: a peer with

@@ -15,7 +15,7 @@ func TestCapacityPolicy(t *testing.T) {
 		j    protocol.Join
 		want int
 	}{
-		{protocol.Join{Kind: protocol.KindBrowser}, 2},                     // one stream's worth
+		{protocol.Join{Kind: protocol.KindBrowser}, 3},                     // K / 0.8 (the prior)
 		{protocol.Join{Kind: protocol.KindBrowser, NoUpload: true}, 0},     // opted out
 		{protocol.Join{Kind: protocol.KindRelay, UploadKbps: 100_000}, 50}, // declared
 		{protocol.Join{Kind: protocol.KindNative, UploadKbps: 2_000}, 1},   // declared, small
@@ -24,6 +24,27 @@ func TestCapacityPolicy(t *testing.T) {
 	for _, tc := range initial {
 		if got := c.Initial(tc.j); got != tc.want {
 			t.Errorf("Initial(%+v) = %d, want %d", tc.j, got, tc.want)
+		}
+	}
+	// The stripe trees have room for the audience whatever its share of
+	// uploaders.
+	shares := []struct {
+		name               string
+		k, joins, uploader int
+		want               int
+	}{
+		{"K=2, the prior", 2, 0, 0, 3},
+		{"K=2, everyone uploads", 2, 1000, 1000, 2},
+		{"K=2, 80 % upload", 2, 1000, 800, 3},
+		{"K=2, 60 % upload", 2, 1000, 600, 4},
+		{"K=2, nobody uploads: capped at 2K", 2, 1000, 0, 4},
+		{"K=4, 80 % upload", 4, 1000, 800, 5},
+		{"K=1: the interior minimum", 1, 1000, 1000, 2},
+	}
+	for _, tc := range shares {
+		c := Capacity{StreamKbps: 3000, Stripes: tc.k, Joins: tc.joins, Uploaders: tc.uploader}
+		if got := c.Initial(protocol.Join{Kind: protocol.KindBrowser}); got != tc.want {
+			t.Errorf("%s: Initial = %d, want %d", tc.name, got, tc.want)
 		}
 	}
 	// One stripe: one stream's worth is one slot, below the overlay's

@@ -28,6 +28,9 @@ type streamState struct {
 	// streamKbps is the bitrate the seeder's engine measured (0 until
 	// its first stats: the tracker's StreamKbps is assumed meanwhile).
 	streamKbps int
+	// joins and uploaders count joins and those that can upload
+	// (Capacity.Initial).
+	joins, uploaders int
 
 	seederRTMP string // the current seeder's RTMP URL, for the stream manager
 	publicKey  string // base64 Ed25519 of the current seeder
@@ -134,6 +137,10 @@ func (st *streamState) join(s *session, j protocol.Join) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.joins++
+	if !j.NoUpload {
+		st.uploaders++
+	}
 	// Nothing is confirmed yet: a declared uplink earns at most
 	// MaxUnconfirmed slots (Capacity.Confirm).
 	info.Capacity = st.capacity().Confirm(0, st.capacity().Initial(j), 0)
@@ -448,6 +455,7 @@ func (st *streamState) capacity() Capacity {
 	if st.streamKbps > 0 {
 		c.StreamKbps = st.streamKbps
 	}
+	c.Joins, c.Uploaders = st.joins, st.uploaders
 	return c
 }
 
