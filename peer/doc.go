@@ -74,13 +74,17 @@
 // for PieceGap asks its own parent first, since it lost a piece on the
 // way), then asks the other parents one at a time (want, PeerTimeout each,
 // a "nope" answer moves on at once), then the origin, which is asked in any
-// case OriginLead before the deadline, even while a want is outstanding or
-// the parent is still sending (the first complete copy wins); such a rescue
-// raises the playout target a little. Origin-fed stripes fetch each chunk
-// when it is expected or near its deadline. A peer that got nothing from its parents within
-// StartTimeout starts from the origin's live edge. Repaired pieces are
-// forwarded to children like any others; origin chunks are forwarded after
-// verification.
+// case the origin lead before the deadline, even while a want is
+// outstanding or the parent is still sending (the first complete copy
+// wins); such a rescue raises the playout target a little. The lead is what
+// this peer's rescues took (mean + 4 deviations + 50 ms; OriginLead until
+// four were timed). When the origin answers ranges (RangeOrigin) and part
+// of the chunk came from the mesh, the rescue asks for the bytes of the
+// missing pieces only (chunk.Gap). Origin-fed stripes fetch each chunk
+// when it is expected or near its deadline. A peer that got nothing from
+// its parents within StartTimeout starts from the origin's live edge.
+// Repaired pieces are forwarded to children like any others; whole origin
+// chunks are forwarded after verification.
 //
 // # Protection
 //

@@ -23,11 +23,12 @@ import (
 //     catch-up bursts, then repair answers (repair is served from spare
 //     upload only);
 //   - within a class, older chunks first (they are closer to their
-//     deadlines), then children in rank order, then pieces in index
-//     order (whatever order they arrived in): a
-//     chunk goes to one child after the other instead of piece-interleaved,
-//     which halves the mean completion time and lets the first children
-//     forward sooner;
+//     deadlines), then children in rank order (those that forward the
+//     stripe first, most children first, as each tells us with a relay
+//     notice; then attachment order: sendRank), then pieces in index
+//     order (whatever order they arrived in): a chunk goes to one child
+//     after the other instead of piece-interleaved, which halves the mean
+//     completion time and lets the relaying children forward sooner;
 //   - a queued piece is dropped when its child said it has the chunk (a
 //     "have" notice), when it waited past its useful life, or when the
 //     child is gone.
