@@ -200,6 +200,16 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
   <dt>Restarts</dt><dd data-k="restarts">none</dd>
 </dl></details>`;
 
+  // userActive: the page is handling a user's gesture (a click on the
+  // native controls, say). Where the browser cannot tell, assume it is,
+  // so that the element never fights the viewer's own choice.
+  function userActive() {
+    const ua = navigator.userActivation;
+    return ua ? ua.isActive : true;
+  }
+  // QUIET_PAUSE_MS pairs an unasked-for unmute with the pause it causes.
+  const QUIET_PAUSE_MS = 3000;
+
   function seconds(ms) { return (ms / 1000).toFixed(1) + " s"; }
   function bytes(n) {
     if (n >= 1 << 30) return (n / (1 << 30)).toFixed(2) + " GiB";
@@ -235,9 +245,13 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this._lastCrash = "";
       this._restartDelay = RESTART_MIN_MS;
       this._restartTimer = 0;
+      this._wantSound = false; // the viewer asked for sound (unmute())
+      this._remutedAt = -Infinity;
+      this._quietPauseAt = -Infinity;
       this._unmute.addEventListener("click", () => this.unmute());
       this._play.addEventListener("click", () => this.play());
-      this._video.addEventListener("volumechange", () => this._syncMute());
+      this._video.addEventListener("volumechange", () => this._keepMuted());
+      this._video.addEventListener("pause", () => this._quietPause());
       this._video.addEventListener("playing", () => this._play.hidden = true);
     }
 
@@ -271,10 +285,40 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
     }
 
     unmute() {
+      this._wantSound = true;
       this._video.muted = false;
       if (this._video.volume === 0) this._video.volume = 1;
       if (this._video.paused && this._state !== "ended") this.play();
       this._syncMute();
+    }
+
+    // _keepMuted: WebKitGTK's GStreamer backend reports its pipeline's
+    // unmuted state back to the element a moment after playback starts
+    // (a volumechange nobody asked for), and Safari's autoplay policy,
+    // sound only after a gesture, then pauses the video. Unless the
+    // viewer unmuted (this element's button, or the native controls,
+    // under a user activation), mute again and resume.
+    _keepMuted() {
+      const v = this._video;
+      if (!v.muted && !this._wantSound && !userActive()) {
+        v.muted = true;
+        this._remutedAt = performance.now();
+        if (v.paused && this._remutedAt - this._quietPauseAt < QUIET_PAUSE_MS) this._resume();
+      }
+      this._syncMute();
+    }
+
+    // _quietPause: a pause without a user activation right after
+    // _keepMuted is the autoplay policy's answer to the sound: resume.
+    _quietPause() {
+      if (userActive()) return;
+      this._quietPauseAt = performance.now();
+      if (this._quietPauseAt - this._remutedAt < QUIET_PAUSE_MS) this._resume();
+    }
+
+    _resume() {
+      const p = this._video.play();
+      if (p && p.catch) p.catch(() => {});
     }
 
     _syncMute() {
@@ -411,8 +455,11 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this._dd.seeder.textContent = share(s.bytesSeeder);
       this._dd.origin.textContent = share(s.bytesOrigin);
       this._dd.turn.textContent = share(s.bytesTURN);
-      this._dd.parents.textContent = String(s.parents) + (s.paths ? ` (${s.paths.split(",").join(", ")})` : "");
-      this._dd.children.textContent = String(s.children);
+      // A browser without WebRTC (s.webrtc false) plays from the origin
+      // and relays to nobody: say so rather than show bare zeros.
+      const noRTC = s.webrtc === false ? " (no WebRTC in this browser)" : "";
+      this._dd.parents.textContent = String(s.parents) + (s.paths ? ` (${s.paths.split(",").join(", ")})` : noRTC);
+      this._dd.children.textContent = String(s.children) + noRTC;
       this._dd.behind.textContent = seconds(s.behindMs) + (s.rate > 1 ? ` (catching up ×${s.rate.toFixed(2)})` : "");
       this._dd.buffer.textContent = seconds(s.bufferMs);
       this._dd.stalls.textContent = s.stalls ? `${s.stalls} (${seconds(s.stalledMs)})` : "none";
