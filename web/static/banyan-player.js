@@ -74,28 +74,31 @@
     return modulePromise;
   }
 
-  // releaseOnCrash: when a viewer dies, the browser objects it made stay
+  // releaseOnExit: when a viewer dies or is stopped, the browser objects it made stay
   // alive, and their handlers call into a program that has exited
   // ("Go program has already exited"): its PeerConnections would keep
   // neighbours sending to a dead peer, its websocket would keep the
   // tracker session open. wasm_exec.js drops its table of the JS values
   // the program holds just before it reports the exit, so this wraps that
-  // import to take the table first and, on a non-zero exit, detach the
-  // program's handlers and close its connections and timers. It leans on
+  // import to take the table first and, on any exit, detach the
+  // program's handlers and close its connections and timers. A clean
+  // exit (the element removed or its stream changed) needs it as much as
+  // a crash: in WebKit a handler of the stopped viewer fired after the
+  // exit and threw "Go program has already exited". It leans on
   // wasm_exec.js internals (_values, _scheduledTimeouts, the import's
   // name) served with the same build; if they change, it does nothing.
   // The events the viewer's player listens to with addEventListener on the
   // video, MediaSource and SourceBuffer (wasm/player.go).
   const PLAYER_EVENTS = ["waiting", "playing", "pause", "error", "sourceopen", "sourceended",
     "sourceclose", "updateend", "startstreaming", "endstreaming"];
-  function releaseOnCrash(go, exitCode, video) {
+  function releaseOnExit(go, video) {
     const imports = go.importObject && go.importObject.gojs;
     const wasmExit = imports && imports["runtime.wasmExit"];
     if (typeof wasmExit !== "function") return;
     imports["runtime.wasmExit"] = (sp) => {
       const values = go._values;
       wasmExit(sp);
-      if (exitCode() === 0 || !Array.isArray(values)) return;
+      if (!Array.isArray(values)) return;
       if (go._scheduledTimeouts instanceof Map) {
         for (const t of go._scheduledTimeouts.values()) clearTimeout(t);
         go._scheduledTimeouts.clear();
@@ -379,7 +382,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
         if (this.hasAttribute("debug")) go.env.BANYAN_DEBUG = "1";
         let exitCode = 0;
         go.exit = (code) => { exitCode = code; };
-        releaseOnCrash(go, () => exitCode, this._video);
+        releaseOnExit(go, this._video);
         const inst = await WebAssembly.instantiate(module, go.importObject);
         if (this._handle !== handle) return;
         const began = performance.now();
