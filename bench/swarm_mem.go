@@ -1275,11 +1275,34 @@ type simOrigin struct {
 }
 
 func (o *simOrigin) FetchAsync(epoch uint32, seq uint64, done func([]byte, error)) {
-	s := o.s
-	var b []byte
-	if epoch == simEpoch && seq < uint64(len(s.src.sealed)) {
-		b = s.src.sealed[seq]
+	o.answer(o.sealed(epoch, seq), done)
+}
+
+// FetchRangeAsync answers part of a chunk, as the seeder's origin answers
+// an HTTP Range request.
+func (o *simOrigin) FetchRangeAsync(epoch uint32, seq uint64, off, end int64, done func([]byte, error)) {
+	b := o.sealed(epoch, seq)
+	if b != nil {
+		var err error
+		if b, err = chunk.SliceRange(b, off, end); err != nil {
+			o.s.net.After(o.s.m.OriginLatency, func() { done(nil, err) })
+			return
+		}
 	}
+	o.answer(b, done)
+}
+
+func (o *simOrigin) sealed(epoch uint32, seq uint64) []byte {
+	if epoch == simEpoch && seq < uint64(len(o.s.src.sealed)) {
+		return o.s.src.sealed[seq]
+	}
+	return nil
+}
+
+// answer delivers b (nil: not found) after the origin's latency and its
+// transfer.
+func (o *simOrigin) answer(b []byte, done func([]byte, error)) {
+	s := o.s
 	d := s.m.OriginLatency + time.Duration(float64(len(b))*8/(s.m.OriginBps*s.m.UploadScale)*float64(time.Second))
 	s.net.After(d, func() {
 		s.cur = srcOrigin

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/internal/etcdtest"
+	"github.com/banyan-live/banyan/store"
 	"github.com/banyan-live/banyan/store/etcdstore"
 )
 
@@ -265,5 +266,57 @@ func TestEpochFloor(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if f := a.EpochFloor("s"); f != 1_800_000_005 {
 		t.Fatalf("floor lowered to %d", f)
+	}
+}
+
+// TestPrivateSwitchReachesCarrier: a stream's private switch, set through
+// the store (by any tracker), reaches the seeder carrying it at once
+// (MemberConfig.Changed), so a remote seeder's origin applies it before
+// its next publish; a stream it does not carry is not reported. Before
+// the fix only a seeder in the tracker's process learned it.
+func TestPrivateSwitchReachesCarrier(t *testing.T) {
+	e := newEnv(t)
+	got := make(chan string, 16)
+	m, err := StartMember(MemberConfig{
+		Client: e.st.Client(), Prefix: e.prefix, TTL: 10 * time.Second, Record: func() SeederRecord { return SeederRecord{ID: "a"} },
+		Changed: func(st store.Stream) { got <- fmt.Sprintf("%s private=%v", st.Name, st.Private) },
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	st, _, err := e.st.CreateStream("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.st.CreateStream("other")
+	if err := m.Claim("s", st.KeyGen); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the watch is up
+	for _, step := range []struct {
+		stream  string
+		private bool
+		want    string
+	}{
+		{"other", true, ""},
+		{"s", true, "s private=true"},
+		{"s", false, "s private=false"},
+	} {
+		if err := e.st.SetPrivate(step.stream, step.private); err != nil {
+			t.Fatal(err)
+		}
+		if step.want == "" {
+			continue
+		}
+		select {
+		case g := <-got:
+			if g != step.want {
+				t.Fatalf("Changed saw %q, want %q", g, step.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no Changed for %s", step.want)
+		}
 	}
 }

@@ -28,8 +28,13 @@ type MemberConfig struct {
 	// Lost is called when the cluster takes a live stream from this
 	// seeder: another seeder claimed it, or its key was revoked or
 	// rotated. The seeder ends that publish. Must not block.
-	Lost   func(stream, why string)
-	Logger *slog.Logger
+	Lost func(stream, why string)
+	// Changed is called with the new record of a stream this seeder
+	// carries whenever it changes and the publish goes on (its private
+	// switch, say), so the origin applies it at once rather than at the
+	// next publish. May be nil. Must not block.
+	Changed func(store.Stream)
+	Logger  *slog.Logger
 }
 
 // Member keeps a seeder's lease, record and claims in etcd. Make it with
@@ -63,6 +68,9 @@ func StartMember(cfg MemberConfig) (*Member, error) {
 	}
 	if cfg.Lost == nil {
 		cfg.Lost = func(string, string) {}
+	}
+	if cfg.Changed == nil {
+		cfg.Changed = func(store.Stream) {}
 	}
 	rec := cfg.Record()
 	if err := rec.validate(); err != nil {
@@ -346,7 +354,8 @@ func (m *Member) watchLoop(claims, streams clientv3.WatchChan) {
 				}
 				var st store.Stream
 				if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &st) == nil && !st.Revoked && st.KeyGen == gen {
-					continue // a key's last use, say
+					m.cfg.Changed(st) // the private switch, a key's last use
+					continue
 				}
 				if m.drop(name) {
 					m.cfg.Lost(name, "key revoked or rotated")

@@ -20,10 +20,12 @@ import (
 // Trackers own streams, not machines: each tracker keeps a lease and a
 // record (trackers/ID); a stream's owner is the live tracker that wins
 // rendezvous hashing over (stream, tracker id), and it claims the stream
-// (owners/STREAM = its id) under its lease in a transaction. A claim
-// outlives membership changes (a new tracker does not steal streams
-// already owned); when the owner's lease ends, the claim goes with it and
-// the next client to arrive at any tracker is sent to the new winner.
+// (owners/STREAM = its id) under its lease in a transaction. Without
+// ShardConfig.Moved a claim outlives membership changes (a new tracker
+// does not steal streams already owned); with it, an owner hands a stream
+// over to a tracker that joins and wins it (rebalancing). When the
+// owner's lease ends, the claim goes with it and the next client to
+// arrive at any tracker is sent to the new winner.
 
 // TrackerRecord is what a tracker tells the cluster about itself.
 type TrackerRecord struct {
@@ -47,7 +49,13 @@ type ShardConfig struct {
 	// another tracker holds the claim. The tracker closes that stream's
 	// sessions; their clients come back through any tracker. Must not
 	// block.
-	Lost   func(stream string)
+	Lost func(stream string)
+	// Moved, when set, turns rebalancing on: when a tracker joins and
+	// wins a stream this one owns (rendezvous hashing over the live
+	// trackers), this one gives up its claim and calls Moved with the
+	// winner's URL; the tracker sends the stream's clients there. Nil:
+	// claims are sticky while their owner lives. Must not block.
+	Moved  func(stream, url string)
 	Logger *slog.Logger
 }
 
@@ -61,6 +69,8 @@ type Shard struct {
 	lease    clientv3.LeaseID
 	trackers map[string]TrackerRecord
 	owned    map[string]bool
+
+	rebalance chan struct{} // a tracker joined: see handOver
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -88,7 +98,8 @@ func StartShard(cfg ShardConfig) (*Shard, error) {
 		cfg.Lost = func(string) {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Shard{cfg: cfg, log: cfg.Logger, trackers: map[string]TrackerRecord{}, owned: map[string]bool{}, ctx: ctx, cancel: cancel}
+	s := &Shard{cfg: cfg, log: cfg.Logger, trackers: map[string]TrackerRecord{}, owned: map[string]bool{},
+		rebalance: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 	if err := s.register(); err != nil {
 		cancel()
 		return nil, err
@@ -98,9 +109,10 @@ func StartShard(cfg ShardConfig) (*Shard, error) {
 		s.Close()
 		return nil, err
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.keep() }()
 	go func() { defer s.wg.Done(); s.watch(rev) }()
+	go func() { defer s.wg.Done(); s.rebalancer() }()
 	return s, nil
 }
 
@@ -215,6 +227,7 @@ func (s *Shard) follow(wc clientv3.WatchChan) {
 			return
 		}
 		var lost []string
+		joined := false
 		s.mu.Lock()
 		for _, ev := range wr.Events {
 			key := string(ev.Kv.Key)
@@ -226,6 +239,7 @@ func (s *Shard) follow(wc clientv3.WatchChan) {
 					delete(s.trackers, id)
 				} else if json.Unmarshal(ev.Kv.Value, &r) == nil && r.ID == id {
 					s.trackers[id] = r
+					joined = joined || id != s.cfg.Self.ID
 				}
 			case len(key) > len(op) && key[:len(op)] == op:
 				stream := key[len(op):]
@@ -239,7 +253,78 @@ func (s *Shard) follow(wc clientv3.WatchChan) {
 		for _, stream := range lost {
 			s.cfg.Lost(stream)
 		}
+		if joined && s.cfg.Moved != nil {
+			select {
+			case s.rebalance <- struct{}{}:
+			default:
+			}
+		}
 	}
+}
+
+// rebalancer hands streams over after trackers join (handOver), one pass
+// at a time, off the watch's goroutine.
+func (s *Shard) rebalancer() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.rebalance:
+			s.handOver()
+		}
+	}
+}
+
+// handOver gives up each owned stream that another live tracker now wins:
+// the claim is deleted first (only if still this tracker's), so the
+// winner can claim it when the moved clients arrive, then Moved sends
+// them there. A claim that cannot be deleted stays, and so do its
+// clients.
+func (s *Shard) handOver() {
+	s.mu.Lock()
+	ids := s.liveIDs()
+	type move struct{ stream, url string }
+	var moves []move
+	for stream := range s.owned {
+		if w := Rendezvous(stream, ids); w != s.cfg.Self.ID {
+			moves = append(moves, move{stream, s.trackers[w].URL})
+		}
+	}
+	s.mu.Unlock()
+	for _, m := range moves {
+		key := ownersPrefix(s.cfg.Prefix) + m.stream
+		ctx, cancel := s.opCtx()
+		resp, err := s.cfg.Client.Txn(ctx).If(clientv3.Compare(clientv3.Value(key), "=", s.cfg.Self.ID)).
+			Then(clientv3.OpDelete(key)).Commit()
+		cancel()
+		if err != nil {
+			s.log.Warn("rebalance: keeping the stream", "stream", m.stream, "err", err)
+			continue
+		}
+		s.mu.Lock()
+		delete(s.owned, m.stream)
+		s.mu.Unlock()
+		if resp.Succeeded {
+			s.log.Info("rebalance: stream handed over", "stream", m.stream, "to", m.url)
+			s.cfg.Moved(m.stream, m.url)
+		} else {
+			s.cfg.Lost(m.stream) // the claim was not ours any more
+		}
+	}
+}
+
+// liveIDs are the live trackers' ids, this one's included. s.mu held.
+func (s *Shard) liveIDs() []string {
+	ids := make([]string, 0, len(s.trackers)+1)
+	seenSelf := false
+	for id := range s.trackers {
+		ids = append(ids, id)
+		seenSelf = seenSelf || id == s.cfg.Self.ID
+	}
+	if !seenSelf {
+		ids = append(ids, s.cfg.Self.ID)
+	}
+	return ids
 }
 
 // Rendezvous is the tracker among ids that wins stream: the highest
@@ -273,15 +358,7 @@ func (s *Shard) Owner(stream string) (string, error) {
 		return "", nil
 	}
 	lease := s.lease
-	ids := make([]string, 0, len(s.trackers)+1)
-	seenSelf := false
-	for id := range s.trackers {
-		ids = append(ids, id)
-		seenSelf = seenSelf || id == s.cfg.Self.ID
-	}
-	if !seenSelf {
-		ids = append(ids, s.cfg.Self.ID)
-	}
+	ids := s.liveIDs()
 	s.mu.Unlock()
 
 	key := ownersPrefix(s.cfg.Prefix) + stream

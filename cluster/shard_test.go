@@ -89,3 +89,64 @@ func TestShardOwnership(t *testing.T) {
 		return (w == "tc" && u == "") || (w != "tc" && u == "ws://"+w+"/ws")
 	})
 }
+
+// TestShardRebalance: with ShardConfig.Moved, a tracker that joins and
+// wins a stream by rendezvous hashing gets it: the old owner gives up its
+// claim and moves the stream's clients to the newcomer, which claims it
+// when they arrive; a stream the old owner still wins stays. Before
+// rebalancing, claims were sticky and a newcomer took nothing.
+func TestShardRebalance(t *testing.T) {
+	e := newEnv(t)
+	moved := make(chan string, 16)
+	a, err := StartShard(ShardConfig{
+		Client: e.st.Client(), Prefix: e.prefix, TTL: 2 * time.Second,
+		Self:   TrackerRecord{ID: "ta", URL: "ws://ta/ws"},
+		Moved:  func(stream, url string) { moved <- stream + " → " + url },
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	var goes, stays string
+	for i := 0; goes == "" || stays == ""; i++ {
+		if i == 1000 {
+			t.Fatal("no stream split between ta and tb in 1000")
+		}
+		s := fmt.Sprintf("s%d", i)
+		if Rendezvous(s, []string{"ta", "tb"}) == "tb" {
+			goes = s
+		} else {
+			stays = s
+		}
+	}
+	for _, s := range []string{goes, stays} {
+		if u, err := a.Owner(s); err != nil || u != "" {
+			t.Fatalf("ta alone on %s: %q %v", s, u, err)
+		}
+	}
+	var lostB lostLog
+	b := e.shard(t, "tb", &lostB)
+	select {
+	case m := <-moved:
+		if m != goes+" → ws://tb/ws" {
+			t.Fatalf("moved %q, want %s to tb", m, goes)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("ta did not hand %s over to the newcomer", goes)
+	}
+	if u, err := b.Owner(goes); err != nil || u != "" {
+		t.Fatalf("tb on %s after the hand-over: %q %v, want it to own it", goes, u, err)
+	}
+	if u, err := a.Owner(goes); err != nil || u != "ws://tb/ws" {
+		t.Fatalf("ta on %s after the hand-over: %q %v, want tb", goes, u, err)
+	}
+	if u, err := b.Owner(stays); err != nil || u != "ws://ta/ws" {
+		t.Fatalf("tb on %s: %q %v, want ta to keep it", stays, u, err)
+	}
+	select {
+	case m := <-moved:
+		t.Fatalf("ta moved %q too", m)
+	default:
+	}
+}

@@ -84,6 +84,11 @@ func TestHostileJunkWithholder(t *testing.T) {
 		{"held chunk", func(p chunk.Piece) chunk.Piece {
 			return chunk.Piece{Epoch: p.Epoch, Seq: max(p.Seq, 3) - 2, Index: 1, Count: 2, Data: make([]byte, 8)}
 		}},
+		// A chunk a few ahead in the current epoch, not held yet: its
+		// junk never completes into a chunk that verifies.
+		{"chunk ahead", func(p chunk.Piece) chunk.Piece {
+			return chunk.Piece{Epoch: p.Epoch, Seq: p.Seq + 4, Index: 1, Count: 2, Data: make([]byte, 8)}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			runHostile(t, hostileCase{

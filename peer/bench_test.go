@@ -19,14 +19,15 @@ func (l *countLink) Close() error        { return nil }
 // BenchmarkRelay measures one engine relaying a 3 Mbit/s stream (94 KB
 // chunks, 6 pieces) from its parent to 4 children: one op is one chunk in
 // (cut-through forwarding, reassembly, Ed25519 verification, windowing).
-// "play" also opens (decrypts) every chunk for a Player.
+// "play" also opens (decrypts) every chunk for a Player; "proofs" signs
+// a delivery statement per chunk for each child of its stripe (2 of the
+// 4: peer/proof.go).
 func BenchmarkRelay(b *testing.B) {
-	for _, play := range []bool{false, true} {
-		name := "relay"
-		if play {
-			name = "relay+play"
-		}
-		b.Run(name, func(b *testing.B) { benchRelay(b, play) })
+	for _, c := range []struct {
+		name         string
+		play, proofs bool
+	}{{"relay", false, false}, {"relay+play", true, false}, {"relay+proofs", false, true}} {
+		b.Run(c.name, func(b *testing.B) { benchRelay(b, c.play, c.proofs) })
 	}
 }
 
@@ -35,7 +36,7 @@ type nopPlayer struct{}
 func (nopPlayer) Init(uint32, []byte)        {}
 func (nopPlayer) Chunk(chunk.Header, []byte) {}
 
-func benchRelay(b *testing.B, play bool) {
+func benchRelay(b *testing.B, play, proofs bool) {
 	const pool = 256
 	src := newSource(b, 94_000)
 	msgs := make([][][]byte, pool+1)
@@ -63,6 +64,9 @@ func benchRelay(b *testing.B, play bool) {
 		cfg := peer.Config{Stream: testStream, PublicKey: src.pub, Stripes: 2, Clock: func() time.Time { return now }}
 		if play {
 			cfg.Player, cfg.Keys = nopPlayer{}, src.keys
+		}
+		if proofs {
+			cfg.ProofKey = proofKey
 		}
 		var err error
 		if e, err = peer.New(cfg); err != nil {
@@ -104,6 +108,9 @@ func benchRelay(b *testing.B, play bool) {
 	c := e.Counters()
 	if c.Verified == 0 || c.Stalls != 0 {
 		b.Fatalf("%+v", c)
+	}
+	if proofs && c.ProofsSent < c.Verified {
+		b.Fatalf("%d statements for %d chunks", c.ProofsSent, c.Verified)
 	}
 	if play && c.Played == 0 {
 		b.Fatalf("nothing played: %+v", c)

@@ -35,6 +35,21 @@ type AsyncOrigin interface {
 	LiveAsync(done func(LiveEdge, error))
 }
 
+// RangeOrigin is an Origin that also answers part of a chunk (an HTTP
+// Range request): a rescue of a chunk the mesh has mostly delivered then
+// fetches only the bytes of its missing pieces (chunk.Gap), and a CDN
+// serves a fraction of the bytes. FetchRange returns bytes [off, end) of
+// the sealed chunk, end -1 meaning to its end, and nothing else: an origin
+// that ignores the range must fail, not answer the whole chunk.
+type RangeOrigin interface {
+	FetchRange(ctx context.Context, epoch uint32, seq uint64, off, end int64) ([]byte, error)
+}
+
+// AsyncRangeOrigin is RangeOrigin's form for an AsyncOrigin.
+type AsyncRangeOrigin interface {
+	FetchRangeAsync(epoch uint32, seq uint64, off, end int64, done func(b []byte, err error))
+}
+
 // LiveEdge is the newest chunk at the origin.
 type LiveEdge struct {
 	Epoch uint32
@@ -83,6 +98,12 @@ type Config struct {
 	// argument must come from the same clock.
 	Clock  func() time.Time
 	Logger *slog.Logger
+	// ProofKey, when set, is this peer's own key (its public half went to
+	// the tracker in Join.ProofKey): with it the engine signs, for each
+	// chunk it verified and each child, the hash of the bytes it fed it
+	// (proof.go), which lets the tracker evict a parent caught forging.
+	// Nil: no statements (simulations, the root).
+	ProofKey ed25519.PrivateKey
 	// Verify checks a sealed chunk; default chunk.Verify with PublicKey and
 	// Stream. Simulations share a VerifyCache across engines.
 	Verify func(sealed []byte) (chunk.Header, error)
@@ -126,7 +147,9 @@ type Config struct {
 	// before the next source is tried (default 200 ms).
 	PeerTimeout time.Duration
 	// OriginLead is how long before the deadline repair gives up on peers
-	// and goes to the origin (default 400 ms).
+	// and goes to the origin until the engine has timed the origin's
+	// answers (default 400 ms); from then on the lead is the measured
+	// fetch time (mean + 4 deviations) plus 50 ms, within 100 ms – 1.5 s.
 	OriginLead time.Duration
 	// StartTimeout is how long a peer waits for media from its parents
 	// before it starts from the origin (default 1.2 s: in the mem

@@ -88,8 +88,14 @@
 // (FloodFactor × the measured stream rate, 10 s of burst); messages over it
 // are dropped and counted (Counters.Flooded). Repair answers have their own
 // budget (2× the stream rate). Duplicates, stale and unsolicited pieces are
-// dropped before reassembly and never forwarded. A parent that sends no
-// piece for SilentAfter is reported (protocol.ReportSilent).
+// dropped before reassembly and never forwarded. A parent that delivers
+// nothing for SilentAfter is reported (protocol.ReportSilent): only
+// verified progress counts as delivery, a chunk with its pieces among the
+// sources that verifies or a genuine duplicate of a held one, never an
+// unverified piece (liveness.go). With Config.ProofKey a parent signs, per
+// chunk and child, the hash of what it verified and fed ('D' statements);
+// a bad-chunk report carries the accused's statement for exactly the bad
+// bytes when it signed one, which lets the tracker evict it (proof.go).
 //
 // A parent that floods is reported (protocol.ReportFlood) once per
 // ReportCooldown; the excess is dropped either way.
@@ -129,8 +135,11 @@
 //	'N' nope       epoch(4) seq(8)                   "I do not hold it"
 //	'B' bad        epoch(4) seq(8)                   "it failed verification here; I was fooled too"
 //	'S' subscribe  stripe(1)                         "you are my parent in this stripe"
+//	'R' relay      stripe(1) n(2)                    "I feed n children in this stripe" (send order)
 //	'I' ping       token(8)                          answered by 'O' with the same token
 //	'O' pong       token(8)
+//	'H' have       epoch(4) seq(8)                   "stop sending it, I have it"
+//	'D' statement  epoch(4) seq(8) sha256(32) sig(64) parent to child: protocol.AppendProof
 //
 // Unknown types and malformed messages are counted and dropped.
 //

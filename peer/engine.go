@@ -78,6 +78,8 @@ type Engine struct {
 	// Origin.
 	originBusy int
 	originQ    []key
+	// originTime times rescue fetches (originLead).
+	originTime delayStats
 	delayed    []delayedReport
 	liveBusy   bool
 	liveAt     time.Time
@@ -98,6 +100,7 @@ type Engine struct {
 	st        statsState
 	src       sourceState // bytes by sender kind (sources.go)
 	ann       announce    // epochs the tracker announced (announce.go)
+	prf       proofs      // delivery statements from parents (proof.go)
 }
 
 // New returns an engine for cfg. It starts nothing; the owner drives it with
@@ -235,6 +238,9 @@ func (e *Engine) SetParent(s int, id PeerID, l Link) error {
 	if err := l.Send(appendSub(nil, s)); err != nil {
 		e.log.Debug("peer: subscribe", "parent", id, "stripe", s, "err", err)
 	}
+	if len(st.children) > 0 {
+		e.tellRelay(s)
+	}
 	return nil
 }
 
@@ -306,6 +312,7 @@ func (e *Engine) AddChild(s int, id PeerID, l Link) error {
 	if n.childOf&(1<<s) == 0 {
 		n.childOf |= 1 << s
 		e.stripes[s].children = append(e.stripes[s].children, n)
+		e.tellRelay(s)
 	}
 	if n.subs&(1<<s) != 0 {
 		n.subs &^= 1 << s
@@ -328,6 +335,7 @@ func (e *Engine) RemoveChild(s int, id PeerID) error {
 	n.childOf &^= 1 << s
 	st := &e.stripes[s]
 	st.children = slices.DeleteFunc(st.children, func(c *nbr) bool { return c == n })
+	e.tellRelay(s)
 	e.detachIfIdle(n)
 	return nil
 }
@@ -347,6 +355,7 @@ func (e *Engine) RemovePeer(id PeerID) {
 		if n.childOf&(1<<s) != 0 {
 			st := &e.stripes[s]
 			st.children = slices.DeleteFunc(st.children, func(c *nbr) bool { return c == n })
+			e.tellRelay(s)
 		}
 	}
 	delete(e.nbrs, id)
@@ -446,6 +455,14 @@ func (e *Engine) HandleMessage(from PeerID, l Link, msg []byte) {
 		e.onBad(now, n, msg)
 	case msgHave:
 		e.onHave(n, msg)
+	case msgProof:
+		e.onProof(n, msg)
+	case msgRelay:
+		if s, c, err := parseRelay(msg, len(e.stripes)); err == nil {
+			e.onRelay(n, s, c)
+		} else {
+			e.ctr.Malformed++
+		}
 	case msgPing:
 		if tok, err := parsePing(msg, msgPing); err == nil {
 			_ = l.Send(appendPing(nil, msgPong, tok))
@@ -517,11 +534,11 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 		e.ctr.Unsolicited++
 		return
 	}
-	if feed && e.recent(k) && e.genuineIfHeld(k, p) {
-		// Even a duplicate shows the parent is alive and forwarding, as
-		// long as it is of a recent chunk: a parent that replays old
-		// chunks, or whose pieces trickle in seconds late (it promised
-		// more upload than it has), is as good as silent.
+	if feed && e.recent(k) && e.heldGenuine(k, p) {
+		// A genuine duplicate of a recent chunk shows the parent is alive
+		// and forwarding; other pieces count once their chunk verifies
+		// (liveness.go): a parent that replays old chunks, sends junk, or
+		// whose pieces trickle in seconds late is as good as silent.
 		e.stripes[s].lastPiece = now
 	}
 	if !e.accepts(k) {
@@ -647,7 +664,7 @@ func (e *Engine) forward(now time.Time, k key, msg []byte) {
 
 // send queues a piece message for n in class c.
 func (e *Engine) send(now time.Time, c sendClass, k key, n *nbr, msg []byte) {
-	e.up.push(outMsg{class: c, k: k, rank: n.rank, idx: pieceIndex(msg), to: n, link: n.link, msg: msg, at: now})
+	e.up.push(outMsg{class: c, k: k, rank: sendRank(n, e.stripeOf(k.seq)), idx: pieceIndex(msg), to: n, link: n.link, msg: msg, at: now})
 }
 
 // pump hands queued messages to the links, in the scheduler's order, while
@@ -815,6 +832,8 @@ func (e *Engine) complete(now time.Time, k key, sealed []byte, pd *pending, src 
 		e.ctr.RepairedPeer++
 	}
 	e.sendHave(k, src)
+	e.sendProofs(k, sealed)
+	e.creditVerified(now, k, pd)
 	e.keep(now, en, pd)
 }
 
@@ -1149,4 +1168,25 @@ func (e *Engine) Publish(sealed []byte) error {
 		e.forward(now, k, m)
 	}
 	return nil
+}
+
+// tellRelay tells stripe s's parent how many children we feed in s, so
+// that it sends us each chunk before its children that forward nothing.
+func (e *Engine) tellRelay(s int) {
+	st := &e.stripes[s]
+	if st.parent == nil || e.cfg.Root {
+		return
+	}
+	_ = st.parent.link.Send(appendRelay(nil, s, len(st.children)))
+}
+
+// onRelay records how many children n feeds in stripe s and re-ranks what
+// is queued for it.
+func (e *Engine) onRelay(n *nbr, s, children int) {
+	c := uint16(min(children, 1<<16-1))
+	if n.relays[s] == c {
+		return
+	}
+	n.relays[s] = c
+	e.up.rerank(n, func(k key) bool { return e.stripeOf(k.seq) == s }, sendRank(n, s))
 }

@@ -659,3 +659,45 @@ func TestSingleStripeParentToOrigin(t *testing.T) {
 		t.Errorf("nothing came from the origin after the switch: %+v", c)
 	}
 }
+
+// dropLast loses the last piece of every chunk it carries, repairs included.
+type dropLast struct{ *memnet.Link }
+
+func (d dropLast) Send(m []byte) error {
+	if p, err := chunk.ParsePiece(m); err == nil && p.Seq > 0 && p.Index == p.Count-1 {
+		return nil
+	}
+	return d.Link.Send(m)
+}
+
+// TestRangeRescue: a chunk the mesh delivered all but one piece of is
+// completed with a range request for that piece, not by fetching it whole.
+func TestRangeRescue(t *testing.T) {
+	sw := newSwarm(t, memnet.Config{Seed: 21, Latency: 10 * time.Millisecond}, 1, 60_000, nil)
+	defer sw.close()
+	sw.wrap = func(a, b peer.PeerID, l *memnet.Link) peer.Link {
+		if a == 2 && b == 3 {
+			return dropLast{l}
+		}
+		return l
+	}
+	sw.addPeers(2, 2)
+	sw.edge(0, rootID, 2)
+	sw.edge(0, 2, 3)
+	const last = 24
+	sw.publish(last)
+	sw.net.RunFor(last*250*time.Millisecond + 3*time.Second)
+	sw.checkPlayed(3, 1, last)
+	c := sw.get(3).Counters()
+	if c.Stalls != 0 || c.RepairedOrigin < last/2 {
+		t.Fatalf("child: %d stalls, %d chunks completed from the origin, want none and most of %d", c.Stalls, c.RepairedOrigin, last)
+	}
+	whole := uint64(len(sw.src.chunk(t, 5)))
+	if sw.origin.RangeRequests < c.RepairedOrigin/2 {
+		t.Errorf("%d range requests for %d rescues", sw.origin.RangeRequests, c.RepairedOrigin)
+	}
+	if per := sw.origin.BytesServed / max(sw.origin.Requests, 1); per > whole/2 {
+		t.Errorf("the origin served %d bytes per request for %d-byte chunks missing one piece", per, whole)
+	}
+	t.Logf("%d rescues, %d range requests, %d bytes served (%d-byte chunks)", c.RepairedOrigin, sw.origin.RangeRequests, sw.origin.BytesServed, whole)
+}

@@ -299,17 +299,31 @@ func pieces(l *memnet.Link, active func() bool, junk *int, edit func(chunk.Piece
 	return &pieceLink{Link: l, active: active, junk: junk, edit: edit}
 }
 
+// flipping is a forger's link: it flips a byte of every piece it relays
+// and, with disclaim, follows each chunk's last piece with a "bad" notice
+// for it ("I was fooled too").
+func flipping(disclaim bool) func(sw *swarm, b peer.PeerID, l *memnet.Link, active func() bool, junk *int) peer.Link {
+	return func(sw *swarm, b peer.PeerID, l *memnet.Link, active func() bool, junk *int) peer.Link {
+		return pieces(l, active, junk, func(p chunk.Piece, m []byte) [][]byte {
+			bad := bytes.Clone(m)
+			bad[len(bad)-1] ^= 0x55
+			if !disclaim || p.Index != p.Count-1 {
+				return [][]byte{bad}
+			}
+			notice := []byte{'B', 1, byte(p.Epoch >> 24), byte(p.Epoch >> 16), byte(p.Epoch >> 8), byte(p.Epoch)}
+			for i := 7; i >= 0; i-- {
+				notice = append(notice, byte(p.Seq>>(8*i)))
+			}
+			return [][]byte{bad, notice}
+		})
+	}
+}
+
 func TestHostileForger(t *testing.T) {
 	runHostile(t, hostileCase{
 		name: "forger (flips a byte of every piece it relays)", from: 5 * time.Second,
 		kinds: []string{protocol.ReportBadChunk},
-		link: func(sw *swarm, b peer.PeerID, l *memnet.Link, active func() bool, junk *int) peer.Link {
-			return pieces(l, active, junk, func(p chunk.Piece, m []byte) [][]byte {
-				bad := bytes.Clone(m)
-				bad[len(bad)-1] ^= 0x55
-				return [][]byte{bad}
-			})
-		},
+		link:  flipping(false),
 	})
 }
 

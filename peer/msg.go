@@ -20,6 +20,7 @@ const (
 	msgPing  = 'I'             // RTT probe
 	msgPong  = 'O'             // RTT probe answer
 	msgHave  = 'H'             // child to parent: "stop sending this chunk, I have it (or gave up)"
+	msgRelay = 'R'             // child to parent: "I feed n children in stripe s"
 
 	msgVersion = 1
 )
@@ -33,6 +34,7 @@ const (
 	chunkRefSize   = 14 // type, version, epoch(4), seq(8)
 	subSize        = 3  // type, version, stripe
 	pingSize       = 10 // type, version, token(8)
+	relaySize      = 5  // type, version, stripe, n(2)
 )
 
 var errBadMessage = errors.New("peer: malformed message")
@@ -112,4 +114,16 @@ func parsePing(b []byte, typ byte) (uint64, error) {
 		return 0, fmt.Errorf("%w: %q message of %d bytes", errBadMessage, typ, len(b))
 	}
 	return binary.BigEndian.Uint64(b[2:]), nil
+}
+
+func appendRelay(dst []byte, stripe, children int) []byte {
+	dst = append(dst, msgRelay, msgVersion, byte(stripe))
+	return binary.BigEndian.AppendUint16(dst, uint16(min(children, 1<<16-1)))
+}
+
+func parseRelay(b []byte, stripes int) (stripe, children int, err error) {
+	if len(b) != relaySize || b[0] != msgRelay || b[1] != msgVersion || int(b[2]) >= stripes {
+		return 0, 0, fmt.Errorf("%w: relay of %d bytes", errBadMessage, len(b))
+	}
+	return int(b[2]), int(binary.BigEndian.Uint16(b[3:])), nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/protocol"
 )
 
 func TestMessagesRoundTrip(t *testing.T) {
@@ -34,6 +35,15 @@ func TestMessagesRoundTrip(t *testing.T) {
 	}
 	if _, err := parseSub(appendSub(nil, 4), 4); err == nil {
 		t.Error("sub for a stripe out of range accepted")
+	}
+	if s, n, err := parseRelay(appendRelay(nil, 3, 70000), 4); err != nil || s != 3 || n != 1<<16-1 {
+		t.Errorf("relay: %d %d %v", s, n, err)
+	}
+	if _, _, err := parseRelay(appendRelay(nil, 4, 1), 4); err == nil {
+		t.Error("relay for a stripe out of range accepted")
+	}
+	if _, _, err := parseRelay(appendSub(nil, 1), 4); err == nil {
+		t.Error("subscribe parsed as relay")
 	}
 	if tok, err := parsePing(appendPing(nil, msgPong, 42), msgPong); err != nil || tok != 42 {
 		t.Errorf("pong: %d %v", tok, err)
@@ -74,8 +84,10 @@ func FuzzHandleMessage(f *testing.F) {
 	f.Add(appendRef(nil, msgBad, key{1, 1}), false)
 	f.Add(appendRef(nil, msgNope, key{1, 1}), false)
 	f.Add(appendSub(nil, 1), true)
+	f.Add(appendRelay(nil, 0, 3), true)
 	f.Add(appendPing(nil, msgPing, 5), true)
 	f.Add(appendPing(nil, msgPong, 5), false)
+	f.Add(protocol.AppendProof([]byte{msgProof, msgVersion}, priv, "fz", protocol.Delivery{Epoch: 1, Seq: 1, Child: 1}), false)
 	f.Fuzz(func(t *testing.T, msg []byte, fromChild bool) {
 		now := time.Unix(1000, 0)
 		var played int

@@ -308,7 +308,7 @@ func (e *Engine) horizon(now time.Time) uint64 {
 		// must still be repaired in time).
 		exp, ok := e.expected(h + 1)
 		due, ok2 := e.deadline(h + 1)
-		if (!ok || exp.After(now)) && (!ok2 || due.Add(-e.cfg.OriginLead).After(now)) {
+		if (!ok || exp.After(now)) && (!ok2 || due.Add(-e.originLead()).After(now)) {
 			break
 		}
 		h++
@@ -372,7 +372,7 @@ func (e *Engine) repairChunk(now time.Time, pd *pending) {
 			return
 		}
 		due, hasDue := e.deadline(pd.k.seq)
-		near := hasDue && !now.Before(due.Add(-e.cfg.OriginLead))
+		near := hasDue && !now.Before(due.Add(-e.originLead()))
 		if st.parent == nil && st.originFed {
 			if near || !now.Before(exp) {
 				e.fetchOrigin(now, pd, originFed)
@@ -629,7 +629,7 @@ func (e *Engine) onWant(now time.Time, n *nbr, msg []byte) {
 			}
 			return
 		}
-		e.up.push(outMsg{class: class, resend: resend, k: k, rank: n.rank, idx: i, to: n, link: n.link, msg: m, at: now})
+		e.up.push(outMsg{class: class, resend: resend, k: k, rank: sendRank(n, e.stripeOf(k.seq)), idx: i, to: n, link: n.link, msg: m, at: now})
 		served = true
 	}
 	e.ctr.WantsServed++
@@ -684,8 +684,15 @@ func (e *Engine) fetchOrigin(now time.Time, pd *pending, why originWhy) {
 	if e.cfg.Origin == nil || pd.originBusy || now.Before(pd.originAfter) {
 		return
 	}
-	pd.originBusy = true
+	pd.timeFetch = why == originLate || why == originNoPeer
 	e.ctr.OriginWhy[why]++
+	e.startFetch(pd)
+}
+
+// startFetch launches pd's origin request, or queues it behind
+// MaxOriginFetches others.
+func (e *Engine) startFetch(pd *pending) {
+	pd.originBusy = true
 	if e.originBusy >= e.cfg.MaxOriginFetches {
 		e.originQ = append(e.originQ, pd.k)
 		return
@@ -694,12 +701,22 @@ func (e *Engine) fetchOrigin(now time.Time, pd *pending, why originWhy) {
 }
 
 func (e *Engine) launchFetch(k key) {
+	var g *chunk.Gap
+	if pd := e.pend[k]; pd != nil {
+		pd.fetchAt = e.cfg.Clock()
+		g = e.originGap(pd)
+	}
 	e.originBusy++
 	e.ctr.OriginFetches++
 	o := e.cfg.Origin
+	done := func(b []byte, err error) { e.originDone(k, g, b, err) }
 	if ao, ok := o.(AsyncOrigin); ok {
 		e.queue(func() {
-			ao.FetchAsync(k.epoch, k.seq, func(b []byte, err error) { e.originDone(k, b, err) })
+			if g != nil {
+				o.(AsyncRangeOrigin).FetchRangeAsync(k.epoch, k.seq, g.Off, g.End, done)
+				return
+			}
+			ao.FetchAsync(k.epoch, k.seq, done)
 		})
 		return
 	}
@@ -709,12 +726,74 @@ func (e *Engine) launchFetch(k key) {
 		defer e.wg.Done()
 		ctx, cancel := context.WithTimeout(e.ctx, timeout)
 		defer cancel()
-		b, err := o.Fetch(ctx, k.epoch, k.seq)
-		e.originDone(k, b, err)
+		if g != nil {
+			done(o.(RangeOrigin).FetchRange(ctx, k.epoch, k.seq, g.Off, g.End))
+			return
+		}
+		done(o.Fetch(ctx, k.epoch, k.seq))
 	}()
 }
 
-func (e *Engine) originDone(k key, sealed []byte, err error) {
+// originGap is the byte range a rescue of pd asks the origin for when the
+// mesh delivered part of the chunk and the origin answers ranges; nil: the
+// whole chunk.
+func (e *Engine) originGap(pd *pending) *chunk.Gap {
+	if pd.bad || pd.asmDone || pd.wholeFetch {
+		return nil
+	}
+	switch e.cfg.Origin.(type) {
+	case AsyncOrigin:
+		if _, ok := e.cfg.Origin.(AsyncRangeOrigin); !ok {
+			return nil
+		}
+	default:
+		if _, ok := e.cfg.Origin.(RangeOrigin); !ok {
+			return nil
+		}
+	}
+	g, ok := e.asm.Gap(pd.k.epoch, pd.k.seq)
+	if !ok {
+		return nil
+	}
+	return &g
+}
+
+// originRange adds the pieces of a range answer as if a peer had sent
+// them. An answer that does not fit, or that leaves the chunk incomplete
+// (its partial was dropped meanwhile), sends the chunk to a whole fetch.
+func (e *Engine) originRange(now time.Time, pd *pending, g chunk.Gap, b []byte) {
+	k := pd.k
+	e.st.bytesOrigin += uint64(len(b))
+	ps, err := g.Pieces(k.epoch, k.seq, b)
+	var sealed []byte
+	for _, p := range ps {
+		s, fresh, aerr := e.asm.Add(p)
+		if aerr != nil {
+			err = aerr
+			e.asm.Forget(k.epoch, k.seq)
+			break
+		}
+		if fresh && !pd.bad {
+			e.forward(now, k, chunk.AppendPiece(nil, p))
+		}
+		if s != nil {
+			sealed = s
+		}
+	}
+	if err != nil || sealed == nil {
+		e.ctr.OriginErrors++
+		e.log.Debug("peer: origin range", "epoch", k.epoch, "seq", k.seq, "err", err, "complete", sealed != nil)
+		pd.wholeFetch = true
+		e.startFetch(pd)
+		return
+	}
+	pd.asmDone = true
+	pd.addSrc(originPeer)
+	e.ctr.RepairedOrigin++
+	e.complete(now, k, sealed, pd, originPeer)
+}
+
+func (e *Engine) originDone(k key, g *chunk.Gap, sealed []byte, err error) {
 	e.mu.Lock()
 	defer e.unlockAndFlush()
 	if e.closed {
@@ -738,6 +817,10 @@ func (e *Engine) originDone(k key, sealed []byte, err error) {
 	pd := e.pend[k]
 	if pd != nil {
 		pd.originBusy = false
+		if err == nil && pd.timeFetch && !pd.fetchAt.IsZero() {
+			e.originTime.add(now.Sub(pd.fetchAt))
+		}
+		pd.fetchAt = time.Time{}
 	}
 	if _, ok := e.win[k]; ok {
 		return
@@ -758,6 +841,10 @@ func (e *Engine) originDone(k key, sealed []byte, err error) {
 			return
 		}
 		pd = e.pendOf(k)
+	}
+	if g != nil {
+		e.originRange(now, pd, *g, sealed)
+		return
 	}
 	e.st.bytesOrigin += uint64(len(sealed))
 	h, verr := e.cfg.Verify(sealed)
@@ -821,7 +908,9 @@ func (e *Engine) pendingReports(now time.Time) {
 			keep = append(keep, d)
 			continue
 		}
-		e.reportLocked(now, d.r, nil)
+		if e.finishReport(&d.r, d.k) {
+			e.reportLocked(now, d.r, nil)
+		}
 	}
 	clear(e.delayed[len(keep):])
 	e.delayed = keep
@@ -857,6 +946,10 @@ func (e *Engine) pings(now time.Time) {
 	for _, n := range e.sortedNbrs() {
 		_ = n.link.Send(msg)
 	}
+	// Relay notices can be lost on an unreliable channel: repeat them.
+	for s := range e.stripes {
+		e.tellRelay(s)
+	}
 }
 
 // sortedNbrs lists neighbours by id, so that what the engine sends does not
@@ -879,3 +972,6 @@ func cmpSeq(a, b uint64) int {
 	}
 	return 0
 }
+
+// originLead is how long before a chunk's deadline the origin is asked.
+func (e *Engine) originLead() time.Duration { return originLead(&e.originTime, e.cfg.OriginLead) }

@@ -104,9 +104,15 @@ func (h *outHeap) pop() outMsg {
 	last := len(q) - 1
 	q[0] = q[last]
 	q[last] = outMsg{}
-	q = q[:last]
-	*h = q
-	for i := 0; ; {
+	*h = q[:last]
+	h.down(0)
+	return top
+}
+
+// down restores the heap below i.
+func (h *outHeap) down(i int) {
+	q := *h
+	for {
 		l, r, m := 2*i+1, 2*i+2, i
 		if l < len(q) && q[l].before(&q[m]) {
 			m = l
@@ -115,12 +121,18 @@ func (h *outHeap) pop() outMsg {
 			m = r
 		}
 		if m == i {
-			break
+			return
 		}
 		q[i], q[m] = q[m], q[i]
 		i = m
 	}
-	return top
+}
+
+// fix restores the heap after ranks changed anywhere in it.
+func (h *outHeap) fix() {
+	for i := len(*h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
 }
 
 // pieceIndex is the index of a piece message (chunk.AppendPiece's layout).
@@ -218,6 +230,28 @@ func (u *uplink) push(m outMsg) {
 func (u *uplink) requeue(m outMsg) {
 	u.queued += len(m.msg)
 	u.q.push(m)
+}
+
+// sendRank orders n's copy of a stripe-s chunk among its siblings' copies:
+// children that forward the stripe first, those feeding more children
+// before those feeding fewer (a relay's copy is the first hop of every copy
+// below it), then attachment order.
+func sendRank(n *nbr, s int) int {
+	return (1<<16-1-int(n.relays[s]))<<32 | n.rank
+}
+
+// rerank gives the queued messages for to whose chunk match accepts a new
+// rank: all of them at once, so its own pieces never overtake each other.
+func (u *uplink) rerank(to *nbr, match func(key) bool, rank int) {
+	changed := false
+	for i := range u.q {
+		if m := &u.q[i]; m.to == to && match(m.k) && m.rank != rank {
+			m.rank, changed = rank, true
+		}
+	}
+	if changed {
+		u.q.fix()
+	}
 }
 
 func (u *uplink) pop() outMsg {

@@ -1,6 +1,10 @@
 package peer
 
 import (
+	"crypto/ed25519"
+	"fmt"
+	"github.com/banyan-live/banyan/chunk"
+	"slices"
 	"testing"
 	"time"
 )
@@ -129,6 +133,124 @@ func TestUplinkBudget(t *testing.T) {
 		}
 		if b := u.backlog(); b != tc.backlogged {
 			t.Errorf("rate %.0f: backlog %v, want %v", tc.rate, b, tc.backlogged)
+		}
+	}
+}
+
+// TestRerank: a child that says it relays moves ahead of its siblings for
+// what is already queued, all its pieces at once, never one overtaking
+// another of its own.
+func TestRerank(t *testing.T) {
+	leaf, relay := &nbr{id: 2, rank: 1}, &nbr{id: 3, rank: 2}
+	k := key{1, 4}
+	var u uplink
+	for i := range uint16(3) {
+		for _, n := range []*nbr{leaf, relay} {
+			u.push(outMsg{class: classFeed, k: k, rank: sendRank(n, 0), idx: i, to: n, msg: []byte{byte(i)}})
+		}
+	}
+	u.push(outMsg{class: classFeed, k: key{1, 5}, rank: sendRank(relay, 1), idx: 0, to: relay, msg: []byte{9}}) // another stripe
+	relay.relays[0] = 4
+	u.rerank(relay, func(k key) bool { return k.seq == 4 }, sendRank(relay, 0))
+	var got []string
+	for u.len() > 0 {
+		m := u.pop()
+		got = append(got, fmt.Sprintf("%d:%d/%d", m.to.id, m.k.seq, m.idx))
+	}
+	want := []string{"3:4/0", "3:4/1", "3:4/2", "2:4/0", "2:4/1", "2:4/2", "3:5/0"}
+	if !slices.Equal(got, want) {
+		t.Errorf("send order %v, want %v", got, want)
+	}
+}
+
+func TestSendRank(t *testing.T) {
+	a := &nbr{rank: 1}                                 // leaf, attached first
+	b := &nbr{rank: 2, relays: [16]uint16{0, 2}}       // feeds 2 in stripe 1
+	c := &nbr{rank: 3, relays: [16]uint16{0, 5}}       // feeds 5 in stripe 1
+	d := &nbr{rank: 4, relays: [16]uint16{1 << 15, 0}} // feeds many in stripe 0 only
+	tests := []struct {
+		stripe int
+		order  []*nbr
+	}{
+		{1, []*nbr{c, b, a, d}},
+		{0, []*nbr{d, a, b, c}},
+	}
+	for _, tt := range tests {
+		for i := 1; i < len(tt.order); i++ {
+			if sendRank(tt.order[i-1], tt.stripe) >= sendRank(tt.order[i], tt.stripe) {
+				t.Errorf("stripe %d: rank %d (%d) not before rank %d (%d)", tt.stripe,
+					tt.order[i-1].rank, sendRank(tt.order[i-1], tt.stripe), tt.order[i].rank, sendRank(tt.order[i], tt.stripe))
+			}
+		}
+	}
+}
+
+// orderLink records, in one log shared by siblings, whom each piece went to.
+type orderLink struct {
+	id  PeerID
+	log *[]PeerID
+}
+
+func (l *orderLink) Send(m []byte) error {
+	if len(m) > 0 && m[0] == msgPiece {
+		*l.log = append(*l.log, l.id)
+	}
+	return nil
+}
+func (l *orderLink) Buffered() int { return 0 }
+func (l *orderLink) Path() string  { return PathMem }
+func (l *orderLink) Close() error  { return nil }
+
+// TestRelayChildFirst: a parent sends a chunk to the child that told it it
+// relays before the leaf that was attached first.
+func TestRelayChildFirst(t *testing.T) {
+	priv := ed25519.NewKeyFromSeed(make([]byte, 32))
+	mk, _ := chunk.NewMasterKey(1, nil)
+	keys, _ := chunk.NewKeyring(mk)
+	seal := func(h chunk.Header, n int) []byte {
+		b, err := chunk.Seal(nil, h, make([]byte, n), keys, priv, "rl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, announce := range []bool{false, true} {
+		now := time.Unix(1000, 0)
+		e, err := New(Config{Stream: "rl", PublicKey: priv.Public().(ed25519.PublicKey), Stripes: 1, Root: true, Clock: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var log []PeerID
+		leaf, relay := &orderLink{2, &log}, &orderLink{3, &log}
+		_ = e.AddChild(0, 2, leaf)
+		_ = e.AddChild(0, 3, relay)
+		if announce {
+			e.HandleMessage(3, relay, appendRelay(nil, 0, 2))
+		}
+		if err := e.Publish(seal(chunk.Header{Epoch: 1, Flags: chunk.FlagInit, KeyID: 1}, 100)); err != nil {
+			t.Fatal(err)
+		}
+		log = log[:0]
+		if err := e.Publish(seal(chunk.Header{Epoch: 1, Seq: 1, Flags: chunk.FlagKeyframe, KeyID: 1, Duration: 250000}, 40000)); err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			now = now.Add(50 * time.Millisecond)
+			e.Tick(now)
+		}
+		e.Close()
+		if len(log) < 4 || len(log)%2 != 0 {
+			t.Fatalf("announce %v: %d pieces sent", announce, len(log))
+		}
+		first := PeerID(2)
+		if announce {
+			first = 3
+		}
+		half := len(log) / 2
+		for i, id := range log {
+			if (i < half) != (id == first) {
+				t.Fatalf("announce %v: send order %v, want every piece to %d first", announce, log, first)
+			}
 		}
 	}
 }

@@ -86,7 +86,14 @@ type pending struct {
 
 	originBusy  bool
 	originAfter time.Time // retry an origin failure no sooner than this
-	lost        bool      // its deadline passed
+	// fetchAt is when a rescue's origin fetch left (timeFetch: a fetch of
+	// a chunk the origin already holds, so its time is the origin's, not
+	// a long poll's): originDone times it for originLead.
+	fetchAt   time.Time
+	timeFetch bool
+	// wholeFetch: a range answer did not complete it; fetch it whole.
+	wholeFetch bool
+	lost       bool // its deadline passed
 
 	// urgent: repair without waiting for RepairDelay.
 	urgent bool
@@ -148,10 +155,11 @@ type nbr struct {
 	// uplink's drain rate.
 	held     int
 	heldLink Link
-	// rank orders it among the children in the scheduler: a chunk goes to
-	// children in rank order. Fixed while it is a child, so its own
-	// pieces never overtake each other.
-	rank int
+	// rank is its attachment order among the children; relays is how
+	// many children it feeds in each stripe, as it told us (msgRelay).
+	// Both order a chunk's copies (sendRank).
+	rank   int
+	relays [protocol.MaxStripes]uint16
 	// cancel holds the chunks it told us it has (or gave up on) while it
 	// is our child: their queued pieces are dropped.
 	cancel  [16]key
@@ -232,7 +240,7 @@ type stripe struct {
 	nbase  int
 	baseAt time.Time // first-piece arrival of the last sample
 	// gap learns the parent's gaps between pieces of one chunk.
-	gap gapStats
+	gap delayStats
 }
 
 // addBase adds the live-edge sample t of a chunk whose first piece came at

@@ -17,6 +17,7 @@ type Counters struct {
 	Played         uint64 // chunks delivered in order (to the Player, if any)
 	Stalls         uint64 // chunks whose deadline passed without them
 	BadChunks      uint64 // chunks that failed verification
+	ProofsSent     uint64 // delivery statements signed for children (proof.go)
 	Notices        uint64 // "forged upstream" notices received
 	Reports        uint64 // reports sent to the tracker
 	Skips          uint64 // chunks skipped for a child over its high-water mark

@@ -26,16 +26,17 @@ func liveBase(samples []time.Time) (time.Time, bool) {
 	return s[(9*n+9)/10-1], true
 }
 
-// gapStats tracks the gaps between consecutive feed pieces of one chunk
-// (EWMA of mean and mean deviation, as TCP's RTT estimator): a piece is
-// taken for lost when the gap exceeds mean + 4 deviations, never sooner
-// than the configured floor.
-type gapStats struct {
+// delayStats tracks a delay as TCP's RTT estimator does (EWMA of mean and
+// mean deviation): the gaps between consecutive feed pieces of one chunk
+// (a piece is taken for lost when the gap exceeds mean + 4 deviations,
+// never sooner than the configured floor), and how long origin fetches
+// take (originLead).
+type delayStats struct {
 	mean, dev time.Duration
 	n         int
 }
 
-func (g *gapStats) add(d time.Duration) {
+func (g *delayStats) add(d time.Duration) {
 	if g.n == 0 {
 		g.mean, g.dev = d, d/2
 	} else {
@@ -53,11 +54,42 @@ func (g *gapStats) add(d time.Duration) {
 // mid-chunk has lost the piece or stalled, whatever its history.
 const maxGap = time.Second
 
-func (g *gapStats) limit(floor time.Duration) time.Duration {
+// high is mean + 4 deviations, once there are enough samples.
+func (g *delayStats) high() (time.Duration, bool) {
 	if g.n < 4 {
-		return floor
+		return 0, false
 	}
-	return min(max(floor, g.mean+4*g.dev), maxGap)
+	return g.mean + 4*g.dev, true
+}
+
+func (g *delayStats) limit(floor time.Duration) time.Duration {
+	if h, ok := g.high(); ok {
+		return min(max(floor, h), maxGap)
+	}
+	return floor
+}
+
+// Origin lead bounds: an origin (or CDN) answer is never counted on in less
+// than minOriginLead, and one slower than maxOriginLead is no fallback
+// worth waiting for; originSlack covers verifying and handing the chunk on.
+const (
+	minOriginLead = 100 * time.Millisecond
+	maxOriginLead = 1500 * time.Millisecond
+	originSlack   = 50 * time.Millisecond
+)
+
+// originLead is how long before its deadline a chunk the peers have not
+// delivered is asked of the origin: long enough for the origin's answer,
+// as measured on this peer's rescues (the configured lead until four were
+// timed). A fixed lead either gives up on the mesh too early (a close CDN
+// answers in 80 ms, and chunks still arriving from a parent were fetched
+// twice) or too late (a distant one takes 600 ms).
+func originLead(fetches *delayStats, def time.Duration) time.Duration {
+	h, ok := fetches.high()
+	if !ok {
+		return def
+	}
+	return min(max(h+originSlack, minOriginLead), maxOriginLead)
 }
 
 // playout is the adaptive playout delay: how long after its expected

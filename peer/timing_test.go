@@ -48,7 +48,7 @@ func TestGapLimit(t *testing.T) {
 		{"capped", []time.Duration{900 * ms, 100 * ms, 900 * ms, 100 * ms, 900 * ms}, 100 * ms, maxGap},
 	}
 	for _, tc := range tests {
-		var g gapStats
+		var g delayStats
 		for _, d := range tc.gaps {
 			g.add(d)
 		}
@@ -147,5 +147,30 @@ func TestPlayClock(t *testing.T) {
 	c.reset()
 	if c.delay(time.Second); c.set {
 		t.Fatal("delay on an unset clock set it")
+	}
+}
+
+func TestOriginLead(t *testing.T) {
+	const ms = time.Millisecond
+	const def = 400 * ms
+	tests := []struct {
+		name    string
+		fetches []time.Duration
+		lo, hi  time.Duration // want lo ≤ lead ≤ hi
+	}{
+		{"untimed: the configured lead", []time.Duration{80 * ms, 80 * ms, 80 * ms}, def, def},
+		{"a close origin: a short lead", []time.Duration{80 * ms, 80 * ms, 80 * ms, 80 * ms}, 80*ms + originSlack, 250 * ms},
+		{"a fast origin: the floor", []time.Duration{10 * ms, 10 * ms, 10 * ms, 10 * ms}, minOriginLead, minOriginLead},
+		{"a distant origin: a long lead", []time.Duration{600 * ms, 650 * ms, 600 * ms, 620 * ms}, 650*ms + originSlack, maxOriginLead - ms},
+		{"a very slow origin: capped", []time.Duration{3 * time.Second, 3 * time.Second, 3 * time.Second, 3 * time.Second}, maxOriginLead, maxOriginLead},
+	}
+	for _, tc := range tests {
+		var d delayStats
+		for _, f := range tc.fetches {
+			d.add(f)
+		}
+		if got := originLead(&d, def); got < tc.lo || got > tc.hi {
+			t.Errorf("%s: %v, want %v–%v", tc.name, got, tc.lo, tc.hi)
+		}
 	}
 }

@@ -87,6 +87,10 @@ type Join struct {
 	Region string `json:"region,omitempty"`
 	// Client is a free-form user agent for the dashboard.
 	Client string `json:"client,omitempty"`
+	// ProofKey is the peer's own Ed25519 public key (base64), with which
+	// it signs what it sends its children (proof.go); empty: the tracker
+	// can never evict it on its children's word.
+	ProofKey string `json:"proof_key,omitempty"`
 }
 
 // SeederHello registers a seeder as the root peer of a stream it publishes.
@@ -254,6 +258,9 @@ type Report struct {
 	// Chunk is the sealed chunk for bad_chunk; the tracker verifies it
 	// itself before acting, so a false accuser gains nothing.
 	Chunk []byte `json:"chunk,omitempty"`
+	// Proof is the accused parent's signed statement that it sent the
+	// reporter exactly Chunk (ProofSize bytes, bad_chunk only; proof.go).
+	Proof []byte `json:"proof,omitempty"`
 }
 
 // Keys delivers the stream's current keys and source: sent on content-key
@@ -367,6 +374,11 @@ func (m Join) validate() error {
 	if len(m.Token) > 2048 || len(m.Region) > 64 || len(m.Client) > maxShortText {
 		return errors.New("join: field too long")
 	}
+	if m.ProofKey != "" {
+		if _, err := ParseProofKey(m.ProofKey); err != nil {
+			return fmt.Errorf("join: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -478,9 +490,12 @@ func (m Report) validate() error {
 		if len(m.Chunk) == 0 {
 			return errors.New("report: bad_chunk without the chunk")
 		}
+		if len(m.Proof) != 0 && len(m.Proof) != ProofSize {
+			return errors.New("report: proof of the wrong size")
+		}
 	case ReportSilent, ReportNoConn, ReportSlow, ReportFlood:
-		if len(m.Chunk) != 0 {
-			return errors.New("report: chunk only goes with bad_chunk")
+		if len(m.Chunk) != 0 || len(m.Proof) != 0 {
+			return errors.New("report: chunk and proof only go with bad_chunk")
 		}
 	default:
 		return fmt.Errorf("report: unknown kind %q", m.Kind)

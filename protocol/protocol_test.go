@@ -62,6 +62,9 @@ func TestDecodeRejects(t *testing.T) {
 		"report no chunk":   `{"v":1,"type":"report","kind":"bad_chunk","peer":1}`,
 		"report peer 0":     `{"v":1,"type":"report","kind":"silent","peer":0}`,
 		"report kind":       `{"v":1,"type":"report","kind":"vibes","peer":1}`,
+		"report proof size": `{"v":1,"type":"report","kind":"bad_chunk","peer":1,"chunk":"AAEC","proof":"AAEC"}`,
+		"silent with proof": `{"v":1,"type":"report","kind":"silent","peer":1,"proof":"AAEC"}`,
+		"join proof key":    `{"v":1,"type":"join","stream":"a","kind":"native","proof_key":"AAEC"}`,
 		"small too big":     big,
 		"stats negative":    `{"v":1,"type":"stats","buffer_ms":-5}`,
 		"assign both":       `{"v":1,"type":"assign","stripe":0,"parent":1,"child":2}`,
@@ -91,6 +94,7 @@ func FuzzDecode(f *testing.F) {
 		`{"v":1,"type":"join","stream":"demo","kind":"browser"}`,
 		`{"v":1,"type":"signal","to":3,"sdp":{"type":"offer","sdp":"v=0"}}`,
 		`{"v":1,"type":"report","kind":"bad_chunk","peer":2,"stripe":1,"chunk":"AAEC"}`,
+		`{"v":1,"type":"join","stream":"demo","kind":"native","proof_key":"` + strings.Repeat("A", 43) + `="}`,
 		`{"v":1,"type":"stats","parents":[{"stripe":0,"parent":1,"kbps":5,"path":"turn"}]}`,
 		`{"v":1,"type":"welcome","peer":1,"stripes":2}`,
 	} {

@@ -19,13 +19,7 @@ const rateSpan = 2 * time.Second
 // is live. A stream that is not being published reports zeros and live
 // false. It changes nothing but its own estimate.
 func (s *Seeder) Info(name string) (protocol string, kbps, fps float64, live bool) {
-	s.mu.Lock()
-	st := s.streams[name]
-	var p *Publish
-	if st != nil {
-		p = st.pub
-	}
-	s.mu.Unlock()
+	p, st := s.publishOf(name)
 	if p == nil {
 		return "", 0, 0, false
 	}

@@ -1,6 +1,7 @@
 package seeder
 
 import (
+	"bytes"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -100,6 +101,7 @@ func (o *Origin) Handler() http.Handler {
 	mux.HandleFunc("GET /chunks/{stream}/live", o.live)
 	mux.HandleFunc("GET /chunks/{stream}/init", o.currentInit)
 	mux.HandleFunc("GET /chunks/{stream}/{epoch}/{seq}", o.chunk)
+	mux.HandleFunc("OPTIONS /chunks/{stream}/{epoch}/{seq}", o.chunkPreflight)
 	mux.HandleFunc("GET /hls/{stream}/index.m3u8", o.playlist)
 	mux.HandleFunc("GET /hls/{stream}/main.m3u8", o.multivariant)
 	mux.HandleFunc("GET /hls/{stream}/init/{file}", o.hlsInit)
@@ -108,6 +110,7 @@ func (o *Origin) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Chunks are sealed and HLS is public: any page may fetch them.
 		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Access-Control-Expose-Headers", "Content-Range")
 		mux.ServeHTTP(w, r)
 	})
 }
@@ -174,7 +177,20 @@ func (o *Origin) chunk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", immutable)
-	writeBytes(w, "application/octet-stream", e.Sealed)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	// Ranges: a peer rescuing a chunk the mesh mostly delivered asks for
+	// its missing pieces only (chunk.Gap).
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(e.Sealed))
+}
+
+// chunkPreflight answers a CORS preflight for a chunk: a page on another
+// host may ask for a range (Range is safelisted only in newer browsers).
+func (o *Origin) chunkPreflight(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "GET")
+	h.Set("Access-Control-Allow-Headers", "Range")
+	h.Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func writeBytes(w http.ResponseWriter, ctype string, b []byte) {

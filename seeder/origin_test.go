@@ -269,6 +269,33 @@ func TestOriginHTTP(t *testing.T) {
 			t.Errorf("GET %s: %d %q cc=%q; want %d %q cc=%q", c.path, code, body, h.Get("Cache-Control"), c.code, c.body, c.cc)
 		}
 	}
+	// Ranges of a chunk (a rescue's missing pieces), and their preflight.
+	for _, rc := range []struct {
+		rng  string
+		code int
+		body string
+	}{
+		{"bytes=2-5", http.StatusPartialContent, "aled"},
+		{"bytes=7-", http.StatusPartialContent, "5-3"},
+		{"bytes=99-", http.StatusRequestedRangeNotSatisfiable, ""},
+	} {
+		req, _ := http.NewRequest("GET", srv.URL+"/chunks/pub/5/3", nil)
+		req.Header.Set("Range", rc.rng)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != rc.code || (rc.body != "" && string(b) != rc.body) {
+			t.Errorf("Range %s: %d %q, want %d %q", rc.rng, resp.StatusCode, b, rc.code, rc.body)
+		}
+	}
+	req, _ := http.NewRequest("OPTIONS", srv.URL+"/chunks/pub/5/3", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Range") {
+		t.Errorf("chunk preflight: %v %v", resp, err)
+	}
+
 	// A blocking reload that times out is a 503, not the old playlist
 	// (three target durations of 1 s).
 	start := time.Now()

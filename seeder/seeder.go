@@ -212,16 +212,21 @@ func (s *Seeder) SetPublic(name string, public bool) {
 	s.origin.SetPublic(name, public)
 }
 
+// publishOf returns a stream's live publish and its stream (nil, nil
+// for an unknown stream; a nil publish when none is live).
+func (s *Seeder) publishOf(name string) (*Publish, *stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st == nil {
+		return nil, nil
+	}
+	return st.pub, st
+}
+
 // Kick ends the live publish of a stream (its key was revoked).
 func (s *Seeder) Kick(name string) {
-	s.mu.Lock()
-	st := s.streams[name]
-	var p *Publish
-	if st != nil {
-		p = st.pub
-	}
-	s.mu.Unlock()
-	if p != nil {
+	if p, _ := s.publishOf(name); p != nil {
 		s.log.Info("ending publish: key revoked", "stream", name)
 		p.stop()
 	}
@@ -379,7 +384,7 @@ type Publish struct {
 	pkg      *cmaf.Packager
 
 	endOnce sync.Once
-	lastKey time.Duration // media time of the previous keyframe chunk
+	gop     gopWatch // keyframe interval (gop.go)
 	// reservedEnd is one past the last epoch reserved for this publish
 	// (Config.ReserveEpochs); 0 without reservations. Touched by the
 	// publish's goroutine only, after StartPublish.
@@ -521,10 +526,13 @@ func (p *Publish) onChunk(c cmaf.Chunk) error {
 	m.chunks.WithLabelValues(p.st.name).Inc()
 	m.chunkBytes.WithLabelValues(p.st.name).Add(float64(len(sealed)))
 	if c.Keyframe {
-		if p.lastKey != 0 && c.MediaTime > p.lastKey {
-			m.keyInterval.WithLabelValues(p.st.name).Set((c.MediaTime - p.lastKey).Seconds())
+		iv, advice := p.gop.noteKeyframe(c.Epoch, c.MediaTime)
+		if iv > 0 {
+			m.keyInterval.WithLabelValues(p.st.name).Set(iv.Seconds())
 		}
-		p.lastKey = c.MediaTime
+		if advice != "" {
+			p.s.log.Warn("long keyframe interval", "stream", p.st.name, "protocol", p.protocol, "interval", iv.Round(time.Millisecond), "advice", advice)
+		}
 	}
 	if p.s.cfg.Root != nil {
 		p.s.cfg.Root(p.st.name, e)

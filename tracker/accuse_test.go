@@ -1,6 +1,10 @@
 package tracker
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
 	"sync"
 	"testing"
 	"time"
@@ -153,4 +157,87 @@ func TestReportMovesCapped(t *testing.T) {
 	if !report() || report() {
 		t.Fatalf("after %v: want exactly one more move", ReportMoveEvery)
 	}
+}
+
+// TestProofEvicts (issue 18 #2): a child's bad-chunk report evicts its
+// parent only with the parent's own signed statement that it sent exactly
+// the reported bytes, which fail the seeder's signature. Every other
+// report demotes and moves, as TestBadChunkAccusations: a proof under
+// another key, for other bytes or another child, a genuine chunk, or a
+// parent that registered no key. Before, nothing evicted on a report.
+func TestProofEvicts(t *testing.T) {
+	pPub, pPriv, _ := ed25519.GenerateKey(rand.Reader)
+	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
+	sign := func(priv ed25519.PrivateKey, stream string, child protocol.PeerID, sealed []byte) []byte {
+		return protocol.AppendProof(nil, priv, stream, protocol.Delivery{Epoch: 77, Seq: 1, Child: child, Hash: sha256.Sum256(sealed)})
+	}
+	for _, tc := range []struct {
+		name   string
+		noKey  bool
+		proof  func(kid protocol.PeerID, forged, genuine []byte) []byte
+		report func(forged, genuine []byte) []byte
+		evict  bool
+	}{
+		{name: "signed forgery", evict: true,
+			proof: func(kid protocol.PeerID, forged, _ []byte) []byte { return sign(pPriv, "acc", kid, forged) }},
+		{name: "signed by another key",
+			proof: func(kid protocol.PeerID, forged, _ []byte) []byte { return sign(otherPriv, "acc", kid, forged) }},
+		{name: "signed for other bytes",
+			proof: func(kid protocol.PeerID, _, genuine []byte) []byte { return sign(pPriv, "acc", kid, genuine) }},
+		{name: "signed for another child",
+			proof: func(kid protocol.PeerID, forged, _ []byte) []byte { return sign(pPriv, "acc", kid+1000, forged) }},
+		{name: "signed for another stream",
+			proof: func(kid protocol.PeerID, forged, _ []byte) []byte { return sign(pPriv, "acd", kid, forged) }},
+		{name: "parent without a key", noKey: true,
+			proof: func(kid protocol.PeerID, forged, _ []byte) []byte { return sign(pPriv, "acc", kid, forged) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tt := newTestTracker(t, Config{Stripes: 1, RootCapacity: 1})
+			seed := joinSeeder(t, tt, "acc")
+			j := protocol.Join{Stream: "acc", UploadKbps: 50_000, ProofKey: protocol.EncodeProofKey(pPub)}
+			if tc.noKey {
+				j.ProofKey = ""
+			}
+			p, _ := joinViewer(t, tt, j)
+			kid, _ := joinViewer(t, tt, protocol.Join{Stream: "acc", NoUpload: true})
+			kid.next("parent P", isParent(p.id))
+			forged := forgedChunk(t, seed, "acc")
+			genuine := bytes.Clone(forged)
+			genuine[len(genuine)-1] ^= 1
+			kid.send(protocol.Report{Kind: protocol.ReportBadChunk, Peer: p.id, Stripe: 0, Chunk: forged, Proof: tc.proof(kid.id, forged, genuine)})
+			if tc.evict {
+				p.next("evicted", errCode(protocol.CodeEvicted))
+				p.closed()
+				if !tt.t.Alive(kid.id) {
+					t.Fatal("the reporter was removed")
+				}
+				return
+			}
+			kid.next("moved off P", movedOff(p.id))
+			if !tt.t.Alive(p.id) || counterValue(tt.t.metrics.evictions) != 0 {
+				t.Fatalf("P evicted without a valid proof (alive %v)", tt.t.Alive(p.id))
+			}
+			if d := counterValue(tt.t.metrics.demotions); d < 1 {
+				t.Fatalf("P not demoted (demotions %v)", d)
+			}
+		})
+	}
+	t.Run("genuine chunk with a valid statement", func(t *testing.T) {
+		tt := newTestTracker(t, Config{Stripes: 1, RootCapacity: 1})
+		seed := joinSeeder(t, tt, "acc")
+		p, _ := joinViewer(t, tt, protocol.Join{Stream: "acc", UploadKbps: 50_000, ProofKey: protocol.EncodeProofKey(pPub)})
+		kid, _ := joinViewer(t, tt, protocol.Join{Stream: "acc", NoUpload: true})
+		kid.next("parent P", isParent(p.id))
+		genuine := forgedChunk(t, seed, "acc")
+		genuine[len(genuine)-1] ^= 1
+		// An honest parent's statement for what it really sent: the
+		// reporter lies and pays the strikes; the parent stays.
+		for range 3 {
+			kid.send(protocol.Report{Kind: protocol.ReportBadChunk, Peer: p.id, Stripe: 0, Chunk: genuine, Proof: sign(pPriv, "acc", kid.id, genuine)})
+		}
+		kid.next("evicted", errCode(protocol.CodeEvicted))
+		if !tt.t.Alive(p.id) {
+			t.Fatal("the honest parent was removed")
+		}
+	})
 }

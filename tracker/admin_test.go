@@ -11,7 +11,9 @@ import (
 	"github.com/banyan-live/banyan/store"
 )
 
-func newAdmin(t *testing.T) (*httptest.Server, string, *[]string) {
+// adminStore opens a store in a temporary dir, closed with the test, and
+// makes its admin token.
+func adminStore(t *testing.T) (*store.Store, string) {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
@@ -22,6 +24,12 @@ func newAdmin(t *testing.T) (*httptest.Server, string, *[]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, tok
+}
+
+func newAdmin(t *testing.T) (*httptest.Server, string, *[]string) {
+	t.Helper()
+	st, tok := adminStore(t)
 	var revoked []string
 	srv := httptest.NewServer(NewAdminAPI(AdminConfig{Store: st, OnRevoke: func(s string) { revoked = append(revoked, s) }}))
 	t.Cleanup(srv.Close)

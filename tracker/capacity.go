@@ -15,7 +15,9 @@ import (
 // the uplink. A peer whose links never backed up reports a lower bound
 // (how fast they ran dry): its slots rise to what that carries, and by one
 // more per stats report while they are full, until a burst shows its rate.
-// The tracker and the mem swarm benchmark use this one policy.
+// The tracker and the mem swarm benchmark use this one policy; the tracker
+// also caps growth by what children confirm (Confirm), which the benchmark
+// does not model yet (its peers are honest).
 type Capacity struct {
 	// StreamKbps and Stripes size one slot: StreamKbps/Stripes.
 	StreamKbps, Stripes int
@@ -25,6 +27,10 @@ type Capacity struct {
 	// MaxProbe bounds the slots a peer reaches without a measurement
 	// (default 4 × Stripes).
 	MaxProbe int
+	// MaxUnconfirmed bounds the slots a peer holds beyond those its
+	// children confirm (default the larger of MaxProbe and 8; see
+	// Confirm).
+	MaxUnconfirmed int
 }
 
 func (c Capacity) slotKbps() float64 {
@@ -122,4 +128,41 @@ func Demote(complaints map[protocol.PeerID]time.Time, from protocol.PeerID, cur 
 		return 0, true
 	}
 	return cur / 2, true
+}
+
+// Confirm caps next, the slots a peer's declared or measured uplink would
+// earn it (Initial, Update), by what its children confirm (issue 18 #8):
+// a peer may hold at most MaxUnconfirmed slots beyond the confirmed ones,
+// those whose child reports receiving at least half a slot's rate from
+// it. Both the declaration and the measurement come from the peer itself,
+// and a modified one overstating them got up to the overlay's 256 child
+// slots, and so the addresses of 256 children, without serving them.
+// Children that are really served confirm and let it grow by
+// MaxUnconfirmed a round; unserved ones never confirm, so a liar holds at
+// most MaxUnconfirmed honest children it does not serve, whatever its
+// sybil children confirm. A capacity already held is never cut here (the
+// measurement and demotions lower it).
+func (c Capacity) Confirm(cur, next, confirmed int) int {
+	limit := confirmed + c.maxUnconfirmed()
+	if next <= cur || next <= limit {
+		return next
+	}
+	return max(cur, limit)
+}
+
+func (c Capacity) maxUnconfirmed() int {
+	if c.MaxUnconfirmed > 0 {
+		return c.MaxUnconfirmed
+	}
+	probe := c.MaxProbe
+	if probe <= 0 {
+		probe = 4 * max(c.Stripes, 1)
+	}
+	return max(probe, 8)
+}
+
+// Confirms reports whether a child's reported rate from its parent in one
+// stripe, kbps, confirms the slot.
+func (c Capacity) Confirms(kbps int) bool {
+	return float64(kbps) >= c.slotKbps()/2
 }

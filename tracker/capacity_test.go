@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banyan-live/banyan/internal/ipkey"
+	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -52,6 +54,25 @@ func TestCapacityPolicy(t *testing.T) {
 		if got := c.Update(tc.cur, tc.used, tc.st, tc.raise); got != tc.want {
 			t.Errorf("%s: Update(%d, %d, %+v, %v) = %d, want %d", tc.name, tc.cur, tc.used, tc.st, tc.raise, got, tc.want)
 		}
+	}
+	confirms := []struct {
+		name                       string
+		cur, next, confirmed, want int
+	}{
+		{"a join declaring 10 Gbit/s", 0, 5000, 0, 8},
+		{"a small declaration is kept", 0, 3, 0, 3},
+		{"growth by what is confirmed", 8, 5000, 8, 16},
+		{"growth within the unconfirmed allowance", 4, 7, 0, 7},
+		{"a capacity held is not cut", 20, 5000, 2, 20},
+		{"a fall is never capped", 20, 3, 0, 3},
+	}
+	for _, tc := range confirms {
+		if got := c.Confirm(tc.cur, tc.next, tc.confirmed); got != tc.want {
+			t.Errorf("%s: Confirm(%d, %d, %d) = %d, want %d", tc.name, tc.cur, tc.next, tc.confirmed, got, tc.want)
+		}
+	}
+	if !c.Confirms(750) || c.Confirms(749) {
+		t.Error("a slot of 1500 kbit/s is confirmed from half its rate")
 	}
 }
 
@@ -104,5 +125,108 @@ func TestDemote(t *testing.T) {
 	}
 	if len(c) != 1 {
 		t.Errorf("complaints older than the hold kept: %v", c)
+	}
+}
+
+// TestUplinkNeedsConfirmation (issue 18 #8): a peer's declared or
+// measured uplink earns it child slots only as its children confirm
+// receiving from it (Capacity.Confirm). Before, a modified peer declaring
+// 10 Gbit/s and reporting a busy uplink as large got every joiner up to
+// the overlay's cap (256) and learned all their addresses: here all 12;
+// now it holds MaxUnconfirmed (8) until children confirm, and then at
+// most 8 more than the confirmed ones.
+func TestUplinkNeedsConfirmation(t *testing.T) {
+	tt := newTestTracker(t, Config{Stripes: 1, RootCapacity: 1})
+	joinSeeder(t, tt, "cf")
+	p, _ := joinViewer(t, tt, protocol.Join{Stream: "cf", UploadKbps: 10_000_000})
+	var kids []*client
+	for range 12 {
+		c, _ := joinViewer(t, tt, protocol.Join{Stream: "cf", NoUpload: true})
+		kids = append(kids, c)
+	}
+	capOf := func() int {
+		st := tt.t.streamState("cf")
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.sessions[p.id].capacity
+	}
+	// Its stats claim a busy 10 Gbit/s uplink; nothing confirms it. The
+	// stats of one connection are handled in order: the second's effect
+	// (none) shows the first was handled too.
+	liar := protocol.Stats{UploadKbps: 10_000_000, UplinkKbps: 10_000_000, UplinkBusy: true}
+	p.send(liar)
+	p.send(liar)
+	time.Sleep(200 * time.Millisecond)
+	if c, n := capOf(), len(tt.children("cf", p.id, 0)); c != 8 || n != 8 {
+		t.Fatalf("the overstated peer has %d slots and feeds %d children, want 8 (unconfirmed)", c, n)
+	}
+	// Its children confirm: each reports a slot's rate from it.
+	sent := 0
+	for _, k := range kids {
+		for _, id := range tt.children("cf", p.id, 0) {
+			if protocol.PeerID(id) == k.id {
+				k.send(protocol.Stats{Parents: []protocol.ParentHealth{{Stripe: 0, Parent: p.id, Kbps: 3000}}})
+				sent++
+			}
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	p.send(liar)
+	for i := 0; capOf() <= 8; i++ {
+		if i == 300 {
+			t.Fatalf("%d confirmations did not raise its slots", sent)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c := capOf(); c > sent+8 {
+		t.Fatalf("%d slots after %d confirmations, want at most %d", c, sent, sent+8)
+	}
+}
+
+// TestConfirmationsFromOwnAddressIgnored (issue 18 #8, limits per
+// address): children at the parent's own address (IPv6: its /64) do not
+// confirm its uplink, so a liar's sybil children on its own machine or
+// network buy it no slots. Loopback is exempt, as everywhere. Before,
+// every child's stats counted.
+func TestConfirmationsFromOwnAddressIgnored(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		parentAddr string
+		childAddr  string
+		want       int
+	}{
+		{"same IPv4", "198.51.100.7:1000", "198.51.100.7:2000", 0},
+		{"same IPv6 /64", "[2001:db8:1:2::1]:1000", "[2001:db8:1:2:ffff::9]:2000", 0},
+		{"other address", "198.51.100.7:1000", "203.0.113.9:2000", 4},
+		{"loopback", "127.0.0.1:1000", "127.0.0.1:2000", 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tt := newTestTracker(t, Config{Stripes: 1, RootCapacity: 1})
+			joinSeeder(t, tt, "ip")
+			p, _ := joinViewer(t, tt, protocol.Join{Stream: "ip", UploadKbps: 20_000})
+			var kids []*client
+			for range 4 {
+				c, _ := joinViewer(t, tt, protocol.Join{Stream: "ip", NoUpload: true})
+				kids = append(kids, c)
+			}
+			for _, k := range kids {
+				k.send(protocol.Stats{Parents: []protocol.ParentHealth{{Stripe: 0, Parent: p.id, Kbps: 3000}}})
+			}
+			time.Sleep(200 * time.Millisecond)
+			st := tt.t.streamState("ip")
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if c, _ := st.forest.Children(nil, overlay.PeerID(p.id), 0); len(c) != 4 {
+				t.Fatalf("parent feeds %d children, want 4", len(c))
+			}
+			set := func(s *session, addr string) { s.ipKey, s.ipLoop = ipkey.Of(addr) }
+			set(st.sessions[p.id], tc.parentAddr)
+			for _, k := range kids {
+				set(st.sessions[k.id], tc.childAddr)
+			}
+			if got := st.confirmedLocked(p.id); got != tc.want {
+				t.Fatalf("%d slots confirmed, want %d", got, tc.want)
+			}
+		})
 	}
 }

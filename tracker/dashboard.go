@@ -32,6 +32,9 @@ type DashboardConfig struct {
 	// protocol, bitrate (kbit/s), frame rate and whether it is live. May
 	// be nil (a tracker without a local seeder).
 	Ingest func(stream string) (protocol string, kbps, fps float64, live bool)
+	// Keyframes tells the measured keyframe interval of a stream's
+	// publish and the advice for a long one ("" when fine). May be nil.
+	Keyframes func(stream string) (interval time.Duration, advice string)
 	// MaxNodes is the swarm size past which topology is aggregated
 	// (DefaultMaxNodes when zero).
 	MaxNodes int
@@ -137,7 +140,12 @@ func (d *dashboard) ingest(stream string) IngestStat {
 		return IngestStat{}
 	}
 	p, kbps, fps, live := d.cfg.Ingest(stream)
-	return IngestStat{Live: live, Protocol: p, Kbps: kbps, FPS: fps}
+	in := IngestStat{Live: live, Protocol: p, Kbps: kbps, FPS: fps}
+	if d.cfg.Keyframes != nil && live {
+		iv, advice := d.cfg.Keyframes(stream)
+		in.KeyframeS, in.Advice = iv.Seconds(), advice
+	}
+	return in
 }
 
 func (d *dashboard) loggedIn(r *http.Request) bool {
@@ -228,6 +236,17 @@ func (d *dashboard) login(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		d.cfg.Logger.Error("dashboard: start session", "err", err)
 		d.showLogin(w, http.StatusInternalServerError, "The session could not be started; see the server log.")
+		return
+	}
+	// A rotation that committed between the check above and the session
+	// (which it would have deleted) must win: check the token again now
+	// that the session exists, so a session either predates the rotation,
+	// which deleted it, or follows it and sees the new token.
+	if !d.cfg.Store.CheckAdminToken(tok) {
+		if err := d.cfg.Store.DeleteAdminSession(sess); err != nil {
+			d.cfg.Logger.Error("dashboard: end session", "err", err)
+		}
+		d.showLogin(w, http.StatusUnauthorized, "The admin token was rotated; log in with the new one.")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{

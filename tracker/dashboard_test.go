@@ -283,15 +283,7 @@ func dashServer(t *testing.T, tr *Tracker, tls bool, page ...http.Handler) (*htt
 	if len(page) > 0 {
 		pageH = page[0]
 	}
-	s, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	tok, _, err := s.EnsureAdminToken()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, tok := adminStore(t)
 	mux := http.NewServeMux()
 	tr.MountDashboard(mux, DashboardConfig{
 		Store: s, StreamLifetime: 3 * time.Second,
@@ -301,6 +293,9 @@ func dashServer(t *testing.T, tr *Tracker, tls bool, page ...http.Handler) (*htt
 				return "rtmp", 2500, 30, true
 			}
 			return "", 0, 0, false
+		},
+		Keyframes: func(stream string) (time.Duration, string) {
+			return 8300 * time.Millisecond, "set Keyframe Interval 1 s"
 		},
 	})
 	var srv *httptest.Server
@@ -413,7 +408,8 @@ func TestDashboardAuth(t *testing.T) {
 	}
 	resp, body = req("GET", "/dashboard/api/streams", nil, "Cookie", cookie)
 	var ov struct{ Streams []StreamOverview }
-	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &ov) != nil || len(ov.Streams) != 1 || ov.Streams[0].Viewers != 5 || !ov.Streams[0].Live || ov.Streams[0].Ingest.Protocol != "rtmp" {
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &ov) != nil || len(ov.Streams) != 1 || ov.Streams[0].Viewers != 5 || !ov.Streams[0].Live || ov.Streams[0].Ingest.Protocol != "rtmp" ||
+		ov.Streams[0].Ingest.KeyframeS != 8.3 || ov.Streams[0].Ingest.Advice != "set Keyframe Interval 1 s" {
 		t.Fatalf("streams with the cookie: %d %s", resp.StatusCode, body)
 	}
 	if resp, _ := req("GET", "/dashboard/api/streams", nil, "Authorization", "Bearer "+tok); resp.StatusCode != 200 {

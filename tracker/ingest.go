@@ -138,18 +138,36 @@ func (t *Tracker) lookup(name string) *streamState {
 // tracker no longer owns it (Config.Owner), and its clients come back
 // through any tracker to the new owner.
 func (t *Tracker) CloseStream(stream, reason string) {
-	st := t.lookup(stream)
-	if st == nil {
-		return
-	}
-	st.mu.Lock()
-	sessions := make([]*session, 0, len(st.sessions))
-	for _, s := range st.sessions {
-		sessions = append(sessions, s)
-	}
-	st.mu.Unlock()
+	sessions := t.sessionsOf(stream)
 	for _, s := range sessions {
 		s.close(reason)
 	}
 	t.log.Info("stream sessions closed", "stream", stream, "sessions", len(sessions), "reason", reason)
+}
+
+// MoveStream hands a stream over to the tracker at url, which owns it
+// now (rebalancing after a tracker joined): every session of the stream
+// is told protocol.Moved and closed once that is written, so its client
+// goes straight there.
+func (t *Tracker) MoveStream(stream, url string) {
+	sessions := t.sessionsOf(stream)
+	for _, s := range sessions {
+		s.send(protocol.Moved{URL: url})
+		s.closeAfterFlush("moved to " + url)
+	}
+	t.log.Info("stream handed over", "stream", stream, "sessions", len(sessions), "to", url)
+}
+
+func (t *Tracker) sessionsOf(stream string) []*session {
+	st := t.lookup(stream)
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	sessions := make([]*session, 0, len(st.sessions))
+	for _, s := range st.sessions {
+		sessions = append(sessions, s)
+	}
+	return sessions
 }

@@ -3,6 +3,7 @@ package tracker
 import (
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -19,13 +20,23 @@ type nonceCache struct {
 }
 
 // checkSeederHello verifies a seeder's identity and freshness: the MAC
-// under the seeder secret, the time within protocol.SeederAuthSkew of
-// now, and a nonce not seen before.
+// under that seeder's own secret, the time within protocol.SeederAuthSkew
+// of now, and a nonce not seen before.
 func (t *Tracker) checkSeederHello(m protocol.SeederHello) error {
-	if len(t.cfg.SeederSecret) == 0 {
-		return errors.New("no seeder secret configured")
+	if t.cfg.SeederKey == nil {
+		return errors.New("no seeder keys configured")
 	}
-	want := protocol.SeederMAC(t.cfg.SeederSecret, m.SeederID, m.Stream, m.Time, m.Nonce)
+	if !protocol.ValidSeederID(m.SeederID) {
+		return errors.New("bad seeder id")
+	}
+	key, err := t.cfg.SeederKey(m.SeederID)
+	if err != nil {
+		return fmt.Errorf("seeder key: %w", err)
+	}
+	if len(key) == 0 {
+		return errors.New("seeder has no key")
+	}
+	want := protocol.SeederMAC(key, m.SeederID, m.Stream, m.Time, m.Nonce)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(m.Auth)) != 1 {
 		return errors.New("bad MAC")
 	}

@@ -12,7 +12,10 @@ import (
 
 // TestSeederHelloFreshness: a seeder hello is accepted once; a replay of
 // the same bytes, a stale or future time, a tampered seeder id or stream,
-// or a wrong secret is refused with unauthorized.
+// or a wrong secret is refused with unauthorized. Each seeder has its own
+// secret: s2's secret does not make a hello as s1 (before per-seeder keys
+// one cluster secret did), and an id the tracker has no key for is
+// refused.
 func TestSeederHelloFreshness(t *testing.T) {
 	tt := newTestTracker(t, Config{})
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
@@ -60,6 +63,9 @@ func TestSeederHelloFreshness(t *testing.T) {
 		{"seeder id changed", tamperedID, false},
 		{"stream changed", tamperedStream, false},
 		{"wrong secret", signed([]byte("another secret"), "s1", time.Now()), false},
+		{"s2 as itself", signed(testSeederKeys["s2"], "s2", time.Now()), true},
+		{"s2 claiming s1's id", signed(testSeederKeys["s2"], "s1", time.Now()), false},
+		{"unknown seeder", signed(seederSecret, "s9", time.Now()), false},
 	} {
 		if got := accepted(tc.h); got != tc.ok {
 			t.Errorf("%s: accepted=%v, want %v", tc.name, got, tc.ok)

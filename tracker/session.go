@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"net"
 	"net/http"
@@ -47,6 +48,11 @@ type session struct {
 	stats    protocol.Stats
 	strikes  int
 	badMsgs  int
+	// proofKey is the peer's own key (Join.ProofKey), which its delivery
+	// statements are signed with; nil if it sent none. evicted: a proof
+	// of forgery already evicted it.
+	proofKey ed25519.PublicKey
+	evicted  bool
 	// complaints[child] is when that child last reported this peer silent
 	// or flooding; demotedUntil blocks capacity raises after one.
 	complaints   map[protocol.PeerID]time.Time
@@ -61,6 +67,8 @@ type session struct {
 	// ipHeld; an authenticated seeder gives it back (releaseIPSlot).
 	ipKey  ipkey.Key
 	ipHeld atomic.Bool
+	// ipLoop: the client is this machine (ipKey is then no one's own).
+	ipLoop bool
 }
 
 // releaseIPSlot gives back the session's slot of MaxConnsPerIP, once.
@@ -167,7 +175,7 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t: t, id: protocol.PeerID(t.nextID.Add(1)), conn: conn, remote: ip,
 		out: make(chan []byte, sendQueue), ctx: ctx, cancel: cancel,
 		lim:   rate.NewLimiter(rate.Limit(t.cfg.MsgRate), t.cfg.MsgBurst),
-		ipKey: key,
+		ipKey: key, ipLoop: loopback,
 	}
 	s.ipHeld.Store(true)
 	defer s.releaseIPSlot()

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -22,6 +23,17 @@ import (
 
 var seederSecret = []byte("test-seeder-secret")
 
+// testSeederKeys are the seeders a test tracker knows: s1 (seederSecret)
+// and s2, each with its own secret.
+var testSeederKeys = map[string][]byte{"s1": seederSecret, "s2": []byte("test-seeder-s2-secret")}
+
+func testSeederKey(id string) ([]byte, error) {
+	if k, ok := testSeederKeys[id]; ok {
+		return k, nil
+	}
+	return nil, errors.New("unknown seeder")
+}
+
 type testTracker struct {
 	t   *Tracker
 	srv *httptest.Server
@@ -30,7 +42,7 @@ type testTracker struct {
 
 func newTestTracker(t *testing.T, cfg Config) *testTracker {
 	t.Helper()
-	cfg.SeederSecret = seederSecret
+	cfg.SeederKey = testSeederKey
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	if cfg.StatsInterval == 0 {
 		cfg.StatsInterval = time.Minute // test clients send no stats

@@ -20,7 +20,7 @@ import (
 func newSimTracker(tb testing.TB, stripes int) *Tracker {
 	tb.Helper()
 	tr, err := New(Config{
-		Stripes: stripes, SeederSecret: seederSecret, Logger: slog.New(slog.DiscardHandler),
+		Stripes: stripes, SeederKey: testSeederKey, Logger: slog.New(slog.DiscardHandler),
 		StatsInterval: time.Hour, // no reaping: simulated peers report when told
 	})
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/banyan-live/banyan/chunk"
 	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
 )
@@ -37,6 +36,11 @@ type streamState struct {
 	originURL  string
 	epoch      uint32
 	live       bool
+
+	// oldPubs are the seeder keys before pub (the newest last, at most
+	// maxOldPubs): a chunk signed under one is genuine, not forged, while
+	// peers switch keys.
+	oldPubs []ed25519.PublicKey
 
 	dash dashState // events and time series for the dashboard (dashboard.go)
 }
@@ -130,7 +134,9 @@ func (st *streamState) join(s *session, j protocol.Join) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	info.Capacity = st.capacity().Initial(j)
+	// Nothing is confirmed yet: a declared uplink earns at most
+	// MaxUnconfirmed slots (Capacity.Confirm).
+	info.Capacity = st.capacity().Confirm(0, st.capacity().Initial(j), 0)
 	if st.forest.Len() >= t.cfg.MaxPeersPerStream {
 		return errFull
 	}
@@ -141,6 +147,9 @@ func (st *streamState) join(s *session, j protocol.Join) error {
 	}
 	t.metrics.assign.Observe(time.Since(start).Seconds())
 	s.st, s.joined, s.capacity, s.noUpload = st, t.cfg.Now(), info.Capacity, j.NoUpload
+	if j.ProofKey != "" {
+		s.proofKey, _ = protocol.ParseProofKey(j.ProofKey) // validated by Decode
+	}
 	st.sessions[s.id] = s
 	s.send(st.welcomeLocked(s))
 	t.viewers.Store(s.id, struct{}{})
@@ -190,6 +199,7 @@ func (st *streamState) registerSeeder(s *session, h protocol.SeederHello) error 
 	s.st, s.joined = st, st.t.cfg.Now()
 	st.seeder = s
 	st.sessions[s.id] = s
+	st.rememberPubLocked(pub)
 	st.publicKey, st.pub, st.keys = h.PublicKey, pub, h.Keys
 	st.originURL, st.epoch, st.live = h.OriginURL, h.Epoch, h.Epoch != 0
 	st.seederRTMP = h.RTMPURL
@@ -323,10 +333,13 @@ func (st *streamState) report(from *session, r protocol.Report) {
 			return
 		}
 		if st.pub != nil {
-			if _, err := chunk.Verify(st.pub, st.name, r.Chunk); err == nil {
+			if st.genuineLocked(r.Chunk) {
 				// The chunk is genuine: the accuser lied.
 				st.strikeLocked(from, "genuine chunk reported as bad")
 				return
+			}
+			if st.provedLocked(accused, from, r) {
+				return // evicted on the accused's own signature
 			}
 		}
 		// The bytes fail to verify, but nothing proves the accused sent
@@ -335,9 +348,8 @@ func (st *streamState) report(from *session, r protocol.Report) {
 		// person's sybils): the accused is demoted (each child counts once
 		// per DemoteHold) and the child moves. A forger's children all
 		// leave it and its slots shrink to none; an honest parent loses
-		// half its slots per distinct liar, for DemoteHold. Eviction
-		// needs proof the tracker can check (SECURITY.md, "open").
-		st.t.log.Info("bad chunk reported: demoting the parent, moving the child", "stream", st.name, "parent", r.Peer, "child", from.id)
+		// half its slots per distinct liar, for DemoteHold.
+		st.t.log.Info("bad chunk reported without proof: demoting the parent, moving the child", "stream", st.name, "parent", r.Peer, "child", from.id)
 	}
 	// Past its move budget a report does nothing: not even the demotion,
 	// whose shedding could move the reporter all the same.
@@ -421,7 +433,8 @@ func (st *streamState) stats(s *session, stats protocol.Stats) {
 		return
 	}
 	now := st.t.cfg.Now()
-	if c := st.capacity().Update(s.capacity, st.slotsUsed(s.id), stats, !now.Before(s.demotedUntil)); c != s.capacity {
+	c := st.capacity().Update(s.capacity, st.slotsUsed(s.id), stats, !now.Before(s.demotedUntil))
+	if c = st.capacity().Confirm(s.capacity, c, st.confirmedLocked(s.id)); c != s.capacity {
 		s.capacity = c
 		if changes, err := st.forest.UpdateCapacity(overlay.PeerID(s.id), c, now); err == nil {
 			st.applyLocked(changes)

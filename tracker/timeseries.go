@@ -223,6 +223,10 @@ type IngestStat struct {
 	Protocol string  `json:"protocol,omitempty"` // "rtmp", "whip"
 	Kbps     float64 `json:"kbps"`               // ingest bitrate
 	FPS      float64 `json:"fps"`
+	// KeyframeS is the measured keyframe interval in seconds (0 unknown);
+	// Advice is what the broadcaster should change when it is too long.
+	KeyframeS float64 `json:"keyframe_s,omitempty"`
+	Advice    string  `json:"advice,omitempty"`
 }
 
 // sampleAll takes one point of every stream's series.

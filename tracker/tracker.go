@@ -43,8 +43,11 @@ type Config struct {
 	// Ids name TURN users and credentials, so they must not repeat across
 	// restarts: `banyan up` passes a base that grows with every start.
 	FirstPeerID uint64
-	// SeederSecret authenticates seeders (protocol.SeederMAC).
-	SeederSecret []byte
+	// SeederKey returns the secret of the seeder called id, which its
+	// hellos are MACed with (protocol.SeederMAC); an error refuses the
+	// seeder. Each seeder has its own, so a seeder that knows its secret
+	// cannot claim another's id. Nil: no seeder is accepted.
+	SeederKey func(id string) ([]byte, error)
 	// Access decides who may watch a stream. May be nil: everyone.
 	Access Access
 	// Ingest, when set, answers /api/ingest: the cluster's stream manager

@@ -23,8 +23,9 @@ import (
 //     replaces peer/node.Run's coder/websocket, which would bring net/http
 //     into the wasm.
 var (
-	_ peer.Player = (*Player)(nil)
-	_ peer.Origin = engineOrigin{}
+	_ peer.Player      = (*Player)(nil)
+	_ peer.Origin      = engineOrigin{}
+	_ peer.RangeOrigin = engineOrigin{}
 )
 
 // engineOrigin adapts originClient to peer.Origin. The engine calls it
@@ -37,6 +38,13 @@ type engineOrigin struct {
 
 func (e engineOrigin) Fetch(ctx context.Context, epoch uint32, seq uint64) (b []byte, err error) {
 	if perr := e.g.Run("origin fetch", func() { b, err = e.o.Fetch(ctx, epoch, seq) }); perr != nil {
+		return nil, perr
+	}
+	return b, err
+}
+
+func (e engineOrigin) FetchRange(ctx context.Context, epoch uint32, seq uint64, off, end int64) (b []byte, err error) {
+	if perr := e.g.Run("origin range", func() { b, err = e.o.FetchRange(ctx, epoch, seq, off, end) }); perr != nil {
 		return nil, perr
 	}
 	return b, err

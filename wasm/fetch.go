@@ -51,6 +51,8 @@ type fetchOptions struct {
 	limit   int  // body bound (default maxFetchBytes)
 	noStore bool // bypass the HTTP cache (live state, not immutable chunks)
 	timeout time.Duration
+	rng     string // a Range header value; a 206 answer is then accepted
+	status  *int   // where to put the answer's status (200 or 206), if not nil
 }
 
 // FetchBytes GETs url with the browser's fetch and returns the body. It
@@ -99,6 +101,9 @@ func fetchBytes(ctx context.Context, url string, o fetchOptions) ([]byte, error)
 	if o.noStore {
 		init["cache"] = "no-store"
 	}
+	if o.rng != "" {
+		init["headers"] = map[string]any{"Range": o.rng}
+	}
 	var p js.Value
 	if err := try(func() { p = fetch.Invoke(url, init) }); err != nil {
 		return nil, fmt.Errorf("GET %s: %w", url, err)
@@ -112,7 +117,10 @@ func fetchBytes(ctx context.Context, url string, o fetchOptions) ([]byte, error)
 		ctrl.Call("abort")
 		return nil, fmt.Errorf("GET %s: body of %d bytes exceeds %d", url, n, o.limit)
 	}
-	if status < 200 || status > 299 {
+	if o.status != nil {
+		*o.status = status
+	}
+	if status != 200 && (o.rng == "" || status != 206) {
 		he := &HTTPError{URL: url, Status: status}
 		if n := contentLength(resp); n >= 0 && n <= 512 {
 			if t, err := await(ctx, resp.Call("text")); err == nil {

@@ -288,6 +288,8 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 			"paths":        strings.Join(paths, ","),
 			"children":     children,
 			"webrtc":       webrtc,
+			"depth":        v.depth(),
+			"playoutMs":    float64(v.playout().Milliseconds()),
 			"behindMs":     ps.BehindMS,
 			"bufferMs":     ps.BufferMS,
 			"stalls":       ps.Stalls,

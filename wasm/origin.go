@@ -110,6 +110,30 @@ func (o *originClient) Fetch(ctx context.Context, epoch uint32, seq uint64) ([]b
 	return b, nil
 }
 
+// FetchRange returns bytes [off, end) of sealed chunk (epoch, seq), end -1
+// meaning to its end, with a Range request (peer.RangeOrigin).
+func (o *originClient) FetchRange(ctx context.Context, epoch uint32, seq uint64, off, end int64) ([]byte, error) {
+	rng := "bytes=" + strconv.FormatInt(off, 10) + "-"
+	if end >= 0 {
+		rng += strconv.FormatInt(end-1, 10)
+	}
+	status := 0
+	b, err := fetchBytes(ctx, o.url("/chunks/"+o.stream+"/"+strconv.FormatUint(uint64(epoch), 10)+"/"+strconv.FormatUint(seq, 10)),
+		fetchOptions{rng: rng, status: &status})
+	if err == nil && status == 200 { // a server or cache that ignored the range
+		b, err = chunk.SliceRange(b, off, end)
+	}
+	if err == nil && end >= 0 && int64(len(b)) != end-off {
+		err = fmt.Errorf("answer of %d bytes for a %d-byte range", len(b), end-off)
+	}
+	if err != nil {
+		o.failed(err)
+		return nil, fmt.Errorf("origin: chunk %d/%d range %s: %w", epoch, seq, rng, err)
+	}
+	o.bytes.Add(uint64(len(b)))
+	return b, nil
+}
+
 // sink receives the opened stream in playback order. It has the shape of
 // the peer engine's Player interface (peer.Player): the origin loop below
 // stands in for the engine until the mesh is plugged in.

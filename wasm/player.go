@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"syscall/js"
 	"time"
@@ -30,8 +31,6 @@ const (
 	// pausedKeep is how much media before the live edge stays buffered
 	// while the user has paused: resuming jumps to the edge anyway.
 	pausedKeep = 10.0
-	// quotaKeep is what stays behind currentTime after a QuotaExceededError.
-	quotaKeep = 2.0
 	// maxRebuilds bounds MediaSource rebuilds per rebuildWindow before the
 	// player gives up with an error.
 	maxRebuilds   = 3
@@ -103,7 +102,10 @@ type Player struct {
 	pendingMIME string
 	offset      float64
 	edge        *mse.Edge
+	keys        mse.Keys      // where removals may end (random access points)
 	streaming   mse.Streaming // the ManagedMediaSource's hints
+	vis         mse.Visibility
+	doc         js.Value // document, for visibilitychange
 	stall       mse.StallMeter
 	rebuilds    []time.Time
 	lastCur     float64
@@ -176,6 +178,10 @@ func NewPlayer(cfg PlayerConfig) *Player {
 	p.video.Set("autoplay", false) // Edge starts playback itself, near the live edge
 	for _, typ := range []string{"waiting", "playing", "pause", "error"} {
 		p.listen(p.video, typ)
+	}
+	if doc := js.Global().Get("document"); doc.Truthy() {
+		p.doc = doc
+		p.listen(doc, "visibilitychange")
 	}
 	p.guard.Go("player", func() { p.run(ctx) })
 	return p
@@ -263,10 +269,10 @@ func (p *Player) listen(target js.Value, typ string) {
 
 // unlisten removes the listeners from every target but keep, so events of
 // a replaced MediaSource never reach a released function.
-func (p *Player) unlisten(keep js.Value) {
+func (p *Player) unlisten(keep ...js.Value) {
 	rest := p.listened[:0]
 	for _, l := range p.listened {
-		if keep.Truthy() && l.target.Equal(keep) {
+		if slices.ContainsFunc(keep, func(k js.Value) bool { return k.Truthy() && l.target.Equal(k) }) {
 			rest = append(rest, l)
 			continue
 		}
@@ -295,7 +301,7 @@ func (p *Player) run(ctx context.Context) {
 }
 
 func (p *Player) teardown() {
-	p.unlisten(js.Undefined())
+	p.unlisten()
 	if p.url != "" {
 		js.Global().Get("URL").Call("revokeObjectURL", p.url)
 		// Detach only our own source: the page may already have started
@@ -327,6 +333,8 @@ func (p *Player) handle(ev event) {
 	case "endstreaming":
 		p.streaming.End()
 		p.log.Debug("media source: endstreaming")
+	case "visibilitychange":
+		p.visibilityChange(time.Now())
 	case "banyan:play":
 		p.blocked = false
 		p.play()
@@ -359,7 +367,7 @@ func (p *Player) create(mime string) error {
 		return fmt.Errorf("this browser cannot play %s", mime)
 	}
 	mime = supported
-	p.unlisten(p.video)
+	p.unlisten(p.video, p.doc)
 	if p.url != "" {
 		js.Global().Get("URL").Call("revokeObjectURL", p.url)
 	}
@@ -383,6 +391,7 @@ func (p *Player) create(mime string) error {
 	p.url = js.Global().Get("URL").Call("createObjectURL", p.ms).String()
 	p.video.Set("src", p.url)
 	p.offset = 0
+	p.keys.Reset()
 	p.edge.Restart()
 	return nil
 }
@@ -503,28 +512,47 @@ func (p *Player) append(op qop) bool {
 	err := try(func() { p.sb.Call("appendBuffer", u8) })
 	switch {
 	case err == nil:
+		p.keys.Add(op.Op)
 		return true
 	case isJSError(err, "QuotaExceededError"):
 		op.quotaTries++
 		cur := p.video.Get("currentTime").Float()
-		if r, ok := mse.Evict(ranges(p.sb.Get("buffered")), cur-quotaKeep, 0.5); ok && op.quotaTries <= 3 {
+		// Only up to a keyframe: MSE widens a removal to the next one.
+		if r, ok := mse.QuotaEvict(ranges(p.sb.Get("buffered")), &p.keys, cur); ok && op.quotaTries <= 3 {
 			p.log.Info("buffer full: evicting", "from", r.Start, "to", r.End)
 			p.requeue(op)
-			_ = try(func() { p.sb.Call("remove", r.Start, r.End) })
+			p.remove(r)
 			return p.sb.Get("updating").Bool()
 		}
 		// Nothing old to drop: the buffer is full of media ahead of
-		// playback. Skip this chunk; the planner resumes at a keyframe
-		// and Edge jumps ahead.
-		p.log.Warn("buffer full: dropping chunk", "epoch", op.Epoch, "seq", op.Seq)
+		// playback. Skip this chunk and what depends on it; the planner
+		// resumes at a keyframe and Edge jumps ahead.
 		p.mu.Lock()
-		p.stats.Dropped++
+		rest, resume := mse.DropDependents(op.Op, p.queue, func(q qop) mse.Op { return q.Op })
+		dropped := len(p.queue) - len(rest) + 1
+		p.qbytes = 0
+		for _, q := range rest {
+			p.qbytes += len(q.Data)
+		}
+		p.queue = rest
+		if resume {
+			p.planner.ResumeAtKeyframe(op.Epoch)
+		}
+		p.stats.Dropped += uint64(dropped)
 		p.mu.Unlock()
+		p.log.Warn("buffer full: dropping chunk and its dependents", "epoch", op.Epoch, "seq", op.Seq, "dropped", dropped, "resume_at_keyframe", resume)
 		return false
 	default:
 		p.log.Warn("appendBuffer", "epoch", op.Epoch, "seq", op.Seq, "err", err)
 		p.rebuild(err)
 		return false
+	}
+}
+
+// remove starts SourceBuffer.remove(r) and forgets the keyframes in it.
+func (p *Player) remove(r mse.Range) {
+	if try(func() { p.sb.Call("remove", r.Start, r.End) }) == nil {
+		p.keys.Prune(r.End)
 	}
 }
 
@@ -601,12 +629,9 @@ func (p *Player) SetTarget(d time.Duration) {
 	p.mu.Unlock()
 }
 
-// control runs live-edge control, eviction and stall accounting.
-func (p *Player) control(now time.Time) {
-	if !p.sb.Truthy() {
-		return
-	}
-	v := mse.View{
+// view is what the element looks like now.
+func (p *Player) view(now time.Time) mse.View {
+	return mse.View{
 		Now:      now,
 		Current:  p.video.Get("currentTime").Float(),
 		Buffered: ranges(p.video.Get("buffered")),
@@ -614,6 +639,42 @@ func (p *Player) control(now time.Time) {
 		Seeking:  p.video.Get("seeking").Bool(),
 		Rate:     p.video.Get("playbackRate").Float(),
 	}
+}
+
+// visibilityChange follows the page being hidden and shown: on return,
+// back to the live edge at once, playing again if the browser paused the
+// muted video while it was hidden (mse.Visibility).
+func (p *Player) visibilityChange(now time.Time) {
+	if p.doc.Get("visibilityState").String() == "hidden" {
+		p.vis.Hide(now, p.edge.Started() && !p.video.Get("paused").Bool())
+		p.log.Debug("page hidden")
+		return
+	}
+	_, since := p.vis.Hidden()
+	if !p.sb.Truthy() {
+		p.vis.Show(mse.View{}, 0)
+		return
+	}
+	a := p.vis.Show(p.view(now), p.edge.Config().Target.Seconds())
+	p.log.Debug("page shown", "hidden_for", now.Sub(since), "seek", a.Seek, "to", a.SeekTo, "play", a.Play)
+	if a.Seek {
+		p.video.Set("currentTime", a.SeekTo)
+	}
+	if a.Rate != p.video.Get("playbackRate").Float() {
+		p.video.Set("playbackRate", a.Rate)
+	}
+	if a.Play && !p.blocked {
+		p.play()
+	}
+	p.control(now)
+}
+
+// control runs live-edge control, eviction and stall accounting.
+func (p *Player) control(now time.Time) {
+	if !p.sb.Truthy() {
+		return
+	}
+	v := p.view(now)
 	p.mu.Lock()
 	target := p.target
 	p.mu.Unlock()
@@ -640,8 +701,8 @@ func (p *Player) control(now time.Time) {
 	p.stall.Observe(now, v.Current, expecting)
 
 	if p.ready() {
-		if r, ok := mse.Evict(ranges(p.sb.Get("buffered")), mse.KeepFrom(v, keepBehind, pausedKeep), evictMin); ok {
-			_ = try(func() { p.sb.Call("remove", r.Start, r.End) })
+		if r, ok := mse.EvictTo(ranges(p.sb.Get("buffered")), &p.keys, mse.KeepFrom(v, keepBehind, pausedKeep), evictMin); ok {
+			p.remove(r)
 		}
 	}
 

@@ -5,7 +5,9 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"log/slog"
+	"slices"
 	"sync"
 	"syscall/js"
 	"time"
@@ -67,16 +69,25 @@ type viewer struct {
 	played     uint64     // engine's played count at the last look
 	lastPlayAt time.Time  // when it last grew
 	stall      stallWatch // why playback stands still (stall.go)
+	// proofKey signs delivery statements for children (peer/proof.go).
+	proofKey ed25519.PrivateKey
 }
 
 func newViewer(cfg Config, player *Player, log *slog.Logger, g *guard.Guard) *viewer {
 	v := &viewer{cfg: cfg, log: log, player: player, guard: g, welcomed: make(chan struct{})}
 	v.origin = newOriginClient(cfg.Stream, cfg.OriginURL)
+	// The key the engine signs delivery statements with (peer/proof.go);
+	// the tracker learns its public half with the join.
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	proofKey := ""
+	if err == nil {
+		proofKey, v.proofKey = protocol.EncodeProofKey(pub), priv
+	}
 	v.tracker = &trackerClient{
 		url: cfg.TrackerURL,
 		join: protocol.Join{
 			Stream: cfg.Stream, Token: cfg.Token, Kind: protocol.KindBrowser,
-			Client: truncate(cfg.Client, 200),
+			Client: truncate(cfg.Client, 200), ProofKey: proofKey,
 			// A browser without WebRTC cannot relay: as a leaf it is
 			// never made anyone's parent (whose children would wait on
 			// links that cannot open); its own parents' links fail and
@@ -105,6 +116,7 @@ func (v *viewer) onTrackerMessage(m protocol.Message) {
 			},
 			OriginFor: func(string) peer.Origin { return engineOrigin{v.origin, v.guard} },
 			Player:    v.player,
+			ProofKey:  v.proofKey,
 			Decorate:  v.decorate,
 			Logger:    v.log,
 			Guard:     v.guard,
@@ -218,6 +230,19 @@ func (v *viewer) meshStats() (src protocol.Sources, parents, children int, paths
 		}
 	}
 	return protocol.SourcesOf(st), parents, st.Children, paths
+}
+
+// depth is the viewer's deepest position in the stripe trees (1: a child
+// of the seeder's root peer; 0 when origin-fed everywhere or not joined),
+// for the stats panel and the glass-to-glass measurement.
+func (v *viewer) depth() int {
+	v.mu.Lock()
+	n := v.node
+	v.mu.Unlock()
+	if n == nil {
+		return 0
+	}
+	return slices.Max(append(n.Depths(), 0))
 }
 
 // playout is the engine's adaptive playout delay (0 before a session).

@@ -16,6 +16,7 @@ func TestPagesKnowStreams(t *testing.T) {
 	known := map[string]web.StreamInfo{
 		"demo":  {Known: true, Live: true, Via: "rtmp", Demo: true},
 		"quiet": {Known: true},
+		"obs":   {Known: true, Live: true, Via: "rtmp", Advice: "keyframe interval 8.3 s: set Keyframe Interval 1 s"},
 	}
 	h := web.NewHandler(web.Config{Stream: func(n string) web.StreamInfo { return known[n] }})
 	for _, tc := range []struct {
@@ -26,7 +27,9 @@ func TestPagesKnowStreams(t *testing.T) {
 		{"/watch/demo", http.StatusOK, []string{"<banyan-player", "Banyan mesh"}, []string{"no stream named"}},
 		{"/watch/nosuch", http.StatusNotFound, []string{`id="missing"`, "nosuch"}, []string{"<banyan-player", "Banyan mesh"}},
 		{"/publish/demo", http.StatusOK, []string{`id="already-live"`, "over RTMP", "the Stream Key banyan up printed"}, []string{`id="missing"`}},
-		{"/publish/quiet", http.StatusOK, []string{"banyan key create quiet printed"}, []string{`id="already-live"`}},
+		{"/publish/quiet", http.StatusOK, []string{"banyan key create quiet printed"}, []string{`id="already-live"`, `id="gop-advice"`}},
+		// A long GOP: the advice the seeder measured (issue 22 #4).
+		{"/publish/obs", http.StatusOK, []string{`id="gop-advice"`, "keyframe interval 8.3 s: set Keyframe Interval 1 s"}, nil},
 		{"/publish/nosuch", http.StatusNotFound, []string{`id="missing"`}, nil},
 		{"/watch/Bad%20Name", http.StatusBadRequest, nil, nil},
 	} {

@@ -84,6 +84,9 @@ type StreamInfo struct {
 	Live  bool   // a broadcaster publishes now
 	Via   string // over what: "rtmp", "whip" (when Live)
 	Demo  bool   // the demo stream `banyan up` made, its key in the banner
+	// Advice is what the live broadcaster should change (a keyframe
+	// interval that is too long), "" when nothing.
+	Advice string
 }
 
 // Handler serves the pages, /static/ assets and the built viewer from the

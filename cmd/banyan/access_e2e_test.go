@@ -52,6 +52,23 @@ type ffmpegRun struct {
 	err  error
 }
 
+// revokeEnds revokes a stream's key through the admin API at url
+// (…/api/streams/NAME) and waits until that ends pub; it returns how long
+// that took.
+func revokeEnds(t *testing.T, url, token string, pub *ffmpegRun) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if code, b := adminDo(t, "DELETE", url, token, ""); code != 200 {
+		t.Fatalf("revoke %s: %d %s", url, code, b)
+	}
+	select {
+	case <-pub.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("revoking %s did not end the live publish within 10 s", url)
+	}
+	return time.Since(start)
+}
+
 func startPublish(t *testing.T, ctx context.Context, ffmpeg, url string, seconds int) *ffmpegRun {
 	t.Helper()
 	r := &ffmpegRun{cmd: publish(ctx, ffmpeg, url, seconds), done: make(chan struct{})}
@@ -116,18 +133,9 @@ func TestRevokeEndsLivePublish(t *testing.T) {
 		t.Fatal("ffmpeg ended by itself")
 	case <-time.After(500 * time.Millisecond):
 	}
-	start := time.Now()
-	if code, b := adminDo(t, "DELETE", api+"/rev", token, ""); code != 200 {
-		t.Fatalf("revoke: %d %s", code, b)
-	}
-	select {
-	case <-pub.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("revoking the key did not end the live publish")
-	}
-	ended := time.Since(start)
+	ended := revokeEnds(t, api+"/rev", token, pub)
 	// The old key is refused at once.
-	start = time.Now()
+	start := time.Now()
 	again := startPublish(t, ctx, ffmpeg, url+"/"+key, 10)
 	select {
 	case <-again.done:

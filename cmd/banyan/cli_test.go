@@ -335,6 +335,12 @@ func TestOperatorMistakes(t *testing.T) {
 		{"seeder bad tracker", []string{"seeder", "--id", "s1", "--tracker", "http://x/ws"}, 2, "--tracker must be"},
 		{"seeder missing CA file", []string{"seeder", "--id", "s1", "--tracker", "wss://127.0.0.1:1/ws", "--ca", "/nonexistent/ca.pem"}, 2, "--ca:"},
 		{"seeder etcd unreachable", []string{"seeder", "--id", "s1", "--tracker", "ws://127.0.0.1:1/ws", "--etcd", "http://127.0.0.1:1"}, 1, "open the store"},
+		{"seeder rtmps without certificate", []string{"seeder", "--id", "s1", "--tracker", "ws://127.0.0.1:1/ws", "--rtmps", ":1936"}, 2, "--rtmps needs a certificate"},
+		{"tracker missing certificate file", []string{"tracker", "--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"}, 1, "--tls-cert"},
+		{"seeder-key without action", []string{"seeder-key", "eu1"}, 2, "want create ID or revoke ID"},
+		{"seeder-key bad id", []string{"seeder-key", "create", "Bad Id"}, 2, "ID: 1-64"},
+		{"seeder-key without etcd", []string{"seeder-key", "create", "eu1"}, 2, "--etcd is required"},
+		{"etcd-role unknown role", []string{"etcd-role", "viewer"}, 2, "want tracker, or seeder ID"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

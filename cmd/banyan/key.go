@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/banyan-live/banyan/seeder"
 	"github.com/banyan-live/banyan/store"
 	"github.com/banyan-live/banyan/tracker"
 )
@@ -152,7 +153,7 @@ func runKeyAction(ctx context.Context, b keyBackend, action, name string, o keyO
 		if o.JSON {
 			return writeJSON(stdout, cs)
 		}
-		fmt.Fprintf(stdout, "Stream %q key (shown once, keep it secret):\n  %s\n\nOBS: Server %s   Stream Key %s\n", cs.Name, cs.Key, o.RTMP, cs.Key)
+		fmt.Fprintf(stdout, "Stream %q key (shown once, keep it secret):\n  %s\n\nOBS: Server %s   Stream Key %s   Output: %s\n", cs.Name, cs.Key, o.RTMP, cs.Key, seeder.KeyframeAdvice)
 		return nil
 	case "revoke":
 		info, err := b.revoke(ctx, name)

@@ -21,18 +21,20 @@ type subcommand struct {
 
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
-		"up":      {"run tracker, seeder, TURN and web pages in one process (the main job)", runUp},
-		"key":     {"create, list and revoke stream keys", runKey},
-		"ingest":  {"ask the stream manager where to publish a stream", runIngest},
-		"stream":  {"make a stream private or public", runStream},
-		"token":   {"mint viewer tokens for private streams; print the token secret", runToken},
-		"admin":   {"rotate the admin token; read the audit log", runAdmin},
-		"tracker": {"run the tracker alone (signaling, overlay, admin API, dashboard)", runTracker},
-		"seeder":  {"run a seeder alone (RTMP/WHIP ingest, origin HTTP, LL-HLS)", runSeeder},
-		"turn":    {"run the TURN relay alone", runTurn},
-		"peer":    {"run a native peer: headless viewer, recorder or relay edge", runPeer},
-		"bench":   {"run swarm and tracker benchmarks that print JSON", runBench},
-		"report":  {"print a stream's savings by minute: bytes by sender, seeder egress, offload (--json, --csv)", runReport},
+		"up":         {"run tracker, seeder, TURN and web pages in one process (the main job)", runUp},
+		"key":        {"create, list and revoke stream keys", runKey},
+		"ingest":     {"ask the stream manager where to publish a stream", runIngest},
+		"stream":     {"make a stream private or public", runStream},
+		"token":      {"mint viewer tokens for private streams; print the token secret", runToken},
+		"admin":      {"rotate the admin token; read the audit log", runAdmin},
+		"tracker":    {"run the tracker alone (signaling, overlay, admin API, dashboard)", runTracker},
+		"seeder":     {"run a seeder alone (RTMP/WHIP ingest, origin HTTP, LL-HLS)", runSeeder},
+		"turn":       {"run the TURN relay alone", runTurn},
+		"seeder-key": {"create or revoke a cluster seeder's own secret in etcd", runSeederKey},
+		"etcd-role":  {"make the etcd role a cluster tracker or seeder needs", runEtcdRole},
+		"peer":       {"run a native peer: headless viewer, recorder or relay edge", runPeer},
+		"bench":      {"run swarm and tracker benchmarks that print JSON", runBench},
+		"report":     {"print a stream's savings by minute: bytes by sender, seeder egress, offload (--json, --csv)", runReport},
 	}
 }
 
@@ -79,8 +81,12 @@ func printUsage(w io.Writer, cmds map[string]subcommand) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	width := 0
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
+		width = max(width, len(n))
+	}
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-*s %s\n", width, n, cmds[n].summary)
 	}
 	fmt.Fprint(w, "\nRun 'banyan <command> --help' for its flags. Every flag has a BANYAN_* environment twin.\n")
 }

@@ -49,19 +49,11 @@ func TestMaliciousParentContained(t *testing.T) {
 
 	// The forger joins first with a big uplink: the root's only child.
 	var flipped atomic.Int64
-	evilDone := make(chan error, 1)
-	go func() {
-		evilDone <- node.Run(ctx, node.ClientConfig{
-			TrackerURL: "ws" + strings.TrimPrefix(up.base, "http") + "/ws",
-			Join:       protocol.Join{Stream: "demo", Kind: protocol.KindNative, UploadKbps: 100_000},
-			Node: node.Config{
-				API: rtc.LoopbackAPI(),
-				WrapLink: func(l peer.Link) peer.Link {
-					return flipLink{Link: l, flipped: &flipped}
-				},
-			},
-		})
-	}()
+	evilDone := runHostileRelay(ctx, up, node.Config{
+		WrapLink: func(l peer.Link) peer.Link {
+			return flipLink{Link: l, flipped: &flipped}
+		},
+	})
 	time.Sleep(2 * time.Second)
 
 	dir := t.TempDir()
@@ -114,4 +106,20 @@ func TestMaliciousParentContained(t *testing.T) {
 	cancel()
 	<-evilDone
 	up.stop(t, syscall.SIGTERM)
+}
+
+// runHostileRelay joins the demo stream as a native relay declaring a big
+// uplink, with nc's hooks (WrapLink, ProofKey) over loopback ICE, and
+// reports how node.Run ended.
+func runHostileRelay(ctx context.Context, up *upProc, nc node.Config) <-chan error {
+	nc.API = rtc.LoopbackAPI()
+	done := make(chan error, 1)
+	go func() {
+		done <- node.Run(ctx, node.ClientConfig{
+			TrackerURL: "ws" + strings.TrimPrefix(up.base, "http") + "/ws",
+			Join:       protocol.Join{Stream: "demo", Kind: protocol.KindNative, UploadKbps: 100_000},
+			Node:       nc,
+		})
+	}()
+	return done
 }

@@ -14,6 +14,7 @@ func (s *system) webConfig() web.Config {
 			return web.StreamInfo{}
 		}
 		proto, _, _, live := s.seed.Seeder().Info(name)
-		return web.StreamInfo{Known: true, Live: live, Via: proto, Demo: s.opt.Demo && name == s.opt.DemoStream}
+		_, advice := s.seed.Seeder().KeyframeInterval(name)
+		return web.StreamInfo{Known: true, Live: live, Via: proto, Demo: s.opt.Demo && name == s.opt.DemoStream, Advice: advice}
 	}}
 }

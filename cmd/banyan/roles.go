@@ -26,6 +26,7 @@ import (
 	"github.com/banyan-live/banyan/role/seederrole"
 	"github.com/banyan-live/banyan/role/trackerrole"
 	"github.com/banyan-live/banyan/seeder"
+	"github.com/banyan-live/banyan/store"
 	"github.com/banyan-live/banyan/store/etcdstore"
 	"github.com/banyan-live/banyan/tracker"
 	"github.com/banyan-live/banyan/turnserver"
@@ -66,6 +67,34 @@ func (o *etcdOptions) open(cmd string) (*etcdstore.Store, error) {
 	return st, nil
 }
 
+// roleTLS are a role's TLS flags: its HTTP port (and a seeder's RTMPS)
+// served with a certificate from files, through `banyan up`'s front door
+// (tls.go) without its ACME, redirect or proxy options.
+type roleTLS struct {
+	CertFile, KeyFile, RTMPS string
+}
+
+func (o *roleTLS) register(c *command, rtmps bool) {
+	c.String(&o.CertFile, "tls-cert", "", "serve HTTPS/WSS with this PEM certificate chain (reloaded when the file changes)")
+	c.String(&o.KeyFile, "tls-key", "", "the private key of --tls-cert (PEM)")
+	if rtmps {
+		c.String(&o.RTMPS, "rtmps", "", "with TLS, RTMPS ingest listen address, the same keys and limits as RTMP (default :1936 when a certificate is configured; \"off\": none)")
+	}
+}
+
+// frontDoor checks the flags and loads the certificate (nil error and a
+// plain front door without --tls-cert).
+func (o roleTLS) frontDoor(cmd string, log *slog.Logger) (*frontDoor, error) {
+	rtmps := o.RTMPS
+	if o.CertFile == "" {
+		if rtmps != "" && rtmps != "off" {
+			return nil, usageError{"banyan " + cmd + ": --rtmps needs a certificate: --tls-cert/--tls-key"}
+		}
+		rtmps = "off"
+	}
+	return newFrontDoor(tlsOptions{CertFile: o.CertFile, KeyFile: o.KeyFile, RTMPS: rtmps, TURNS: "off", HTTPRedirect: "off"}, "", log)
+}
+
 // defaultLimits are `banyan up`'s limits, defaults only: the roles take
 // the same bounds (registering the flags sets the defaults).
 func defaultLimits() upLimits {
@@ -101,7 +130,7 @@ type roleServer struct {
 	errc chan error
 }
 
-func serveRole(ctx context.Context, addr string, mux *http.ServeMux, reg *prometheus.Registry, adminOK func(string) bool, metricsToken string, log *slog.Logger) (*roleServer, error) {
+func serveRole(ctx context.Context, addr string, front *frontDoor, mux *http.ServeMux, reg *prometheus.Registry, adminOK func(string) bool, metricsToken string, log *slog.Logger) (*roleServer, error) {
 	lim := defaultLimits()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -120,8 +149,8 @@ func serveRole(ctx context.Context, addr string, mux *http.ServeMux, reg *promet
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		BaseContext: func(net.Listener) context.Context { return ctx },
 	}}
-	go func() { s.errc <- s.srv.Serve(limited) }()
-	log.Info("http listening", "addr", ln.Addr().String())
+	go func() { s.errc <- front.serve(s.srv, limited) }()
+	log.Info("http listening", "addr", ln.Addr().String(), "tls", front.TLS())
 	return s, nil
 }
 
@@ -146,9 +175,11 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		e                                  etcdOptions
 		httpAddr, level, publicHost        string
 		turnAddr, turnSecret, metricsToken string
-		id, publicURL                      string
+		id, publicURL, connectSrc          string
 		stripes, rootCap                   int
 		turnTTL, lease                     time.Duration
+		rebalance                          bool
+		tlsOpt                             roleTLS
 		shard                              atomic.Pointer[cluster.Shard]
 	)
 	c := newCommand("tracker", "", "Runs the tracker alone: websocket signaling at /ws, the overlay, the admin API, the stream\nmanager (/api/ingest) and the dashboard, on the cluster's etcd. Seeders name it with --tracker.")
@@ -158,6 +189,9 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	c.String(&id, "id", "", "this tracker's name in the cluster: 1-64 of a-z, 0-9, '_', '-' (default: random per start)")
 	c.String(&publicURL, "public-url", "", "this tracker's signaling URL as clients reach it, ws(s)://HOST:PORT/ws (default ws://PUBLIC-HOST:PORT/ws): other trackers send a stream's clients here")
 	c.Duration(&lease, "lease", 10*time.Second, "etcd lease: a tracker silent this long loses its streams to the others")
+	tlsOpt.register(c, false)
+	c.String(&connectSrc, "connect-src", "", "more origins the pages may connect to, comma-separated (CSP connect-src), e.g. wss://*.tv.example.net: trackers that join later, so pages loaded before follow a stream handed over to one")
+	c.Bool(&rebalance, "rebalance", true, "hand a stream over (its clients are moved) to a tracker that joins and wins it by rendezvous hashing; false: streams stay with their tracker while it lives")
 	c.Int(&stripes, "stripes", 2, "stripe trees per stream (K): each viewer has K parents")
 	c.Int(&rootCap, "root-capacity", 4, "children a seeder feeds directly in each stripe")
 	c.String(&turnAddr, "turn-url", "", "host:port of the TURN relay viewers get (`banyan turn` or coturn with the same secret; empty: none)")
@@ -178,6 +212,11 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{"banyan tracker: --turn-url needs --turn-secret (the relay's shared secret)"}
 	}
 	log, err := newLogger(stderr, level)
+	if err != nil {
+		return err
+	}
+	// TLS flags first: a mistake there is reported before anything opens.
+	front, err := tlsOpt.frontDoor("tracker", log)
 	if err != nil {
 		return err
 	}
@@ -206,6 +245,8 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			WSJoinTimeout: lim.WSJoinTimeout, PeersPerStream: lim.PeersPerStream,
 		},
 		ICEServers: mint.iceServers, ICERefresh: turnTTL / 2,
+		// Each seeder proves its id with its own secret in etcd.
+		SeederKey: st.SeederKey,
 		// Streams are sharded over the trackers (cluster.Shard): a client
 		// of a stream another tracker owns is sent there.
 		Owner: func(stream string) (string, error) {
@@ -231,6 +272,9 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			for _, r := range dir.Seeders() {
 				out = append(out, originOf(r.OriginURL))
 			}
+			if connectSrc != "" {
+				out = append(out, strings.Split(connectSrc, ",")...)
+			}
 			return out
 		}}),
 		Logger: log, Registerer: reg,
@@ -240,7 +284,7 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	mux := http.NewServeMux()
 	tr.Mount(mux)
-	srv, err := serveRole(ctx, httpAddr, mux, reg, st.CheckAdminToken, metricsToken, log)
+	srv, err := serveRole(ctx, httpAddr, front, mux, reg, st.CheckAdminToken, metricsToken, log)
 	if err != nil {
 		tr.Close()
 		return err
@@ -251,13 +295,18 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	base := hostPort(host, srv.ln.Addr().String())
 	if publicURL == "" {
-		publicURL = "ws://" + base + "/ws"
+		publicURL = front.scheme("ws") + "://" + base + "/ws"
+	}
+	var moved func(stream, url string)
+	if rebalance {
+		moved = func(stream, url string) { tr.Tracker().MoveStream(stream, url) }
 	}
 	sh, err := cluster.StartShard(cluster.ShardConfig{
 		Client: st.Client(), Prefix: st.Prefix(), Self: cluster.TrackerRecord{ID: id, URL: publicURL}, TTL: lease,
 		Lost: func(stream string) {
 			tr.Tracker().CloseStream(stream, "this tracker no longer owns the stream")
 		},
+		Moved:  moved,
 		Logger: log.With("component", "cluster"),
 	})
 	if err != nil {
@@ -269,9 +318,10 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if created {
 		fmt.Fprintf(stdout, "  Admin token (shown once, kept only hashed in etcd: save it now):\n    %s\n\n", tok)
 	}
-	fmt.Fprintf(stdout, "  Signaling:   ws://%s/ws  (seeders: --tracker)\n", base)
-	fmt.Fprintf(stdout, "  Ingest API:  http://%s/api/ingest?stream=NAME[&region=R]\n", base)
-	fmt.Fprintf(stdout, "  Dashboard:   http://%s/dashboard\n\n", base)
+	ws, web := front.scheme("ws"), front.scheme("http")
+	fmt.Fprintf(stdout, "  Signaling:   %s://%s/ws  (seeders: --tracker)\n", ws, base)
+	fmt.Fprintf(stdout, "  Ingest API:  %s://%s/api/ingest?stream=NAME[&region=R]\n", web, base)
+	fmt.Fprintf(stdout, "  Dashboard:   %s://%s/dashboard\n\n", web, base)
 	<-ctx.Done()
 	log.Info("shutting down")
 	// Websockets end first, so the HTTP Shutdown does not wait for them.
@@ -285,6 +335,7 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		region, publicURL, level, metricsTok string
 		turnAddr, turnSecret, caFile         string
 		iceLoop                              bool
+		tlsOpt                               roleTLS
 		maxLive                              int
 		lease                                time.Duration
 		member                               atomic.Pointer[cluster.Member]
@@ -298,6 +349,7 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	c.String(&id, "id", "", "this seeder's name in the cluster: 1-64 of a-z, 0-9, '_', '-' (required)")
 	c.String(&region, "region", "", "region this seeder serves (the stream manager prefers a broadcaster's region)")
 	c.String(&publicURL, "public-url", "", "this seeder's public HTTP base, e.g. http://seed1.example.net:8081 (default http://localhost:PORT); viewers fetch chunks there")
+	tlsOpt.register(c, true)
 	c.Duration(&lease, "lease", 10*time.Second, "etcd lease: a seeder silent this long leaves the stream manager, and its streams' claims go")
 	c.Bool(&iceLoop, "ice-loopback", false, "WebRTC over loopback only (tests and single-machine demos)")
 	c.String(&turnAddr, "turn-url", "", "host:port of the TURN relay WHIP publishers get (`banyan turn` or coturn; empty: none)")
@@ -333,20 +385,26 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return usageError{"banyan seeder: " + err.Error()}
 	}
+	front, err := tlsOpt.frontDoor("seeder", log)
+	if err != nil {
+		return err
+	}
 	st, err := e.open("seeder")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	// Each seeder signs with its own key (viewers learn it from the
-	// tracker's welcome); the MAC secret is the cluster's.
+	// tracker's welcome) and proves its id to trackers with its own
+	// secret, made on its first start or by `banyan seeder-key create`
+	// (where etcd's roles let a seeder only read its own).
 	seed, err := st.Secret("seeder-ed25519-seed/"+id, ed25519.SeedSize)
 	if err != nil {
 		return err
 	}
-	secret, err := st.Secret("seeder-auth", 32)
+	secret, err := st.Secret(etcdstore.SeederKeyName(id), 32)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (where etcd's roles keep seeders from writing secrets, run `banyan seeder-key create %s` with the trackers' etcd credentials first)", err, id)
 	}
 	lim := defaultLimits()
 	reg := newRegistry()
@@ -407,7 +465,7 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		live, _ := sd.Seeder().Load()
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"draining": true, "live": len(live)})
 	})))
-	srv, err := serveRole(ctx, httpAddr, mux, reg, st.CheckAdminToken, metricsTok, log)
+	srv, err := serveRole(ctx, httpAddr, front, mux, reg, st.CheckAdminToken, metricsTok, log)
 	if err != nil {
 		sd.Close()
 		return err
@@ -418,20 +476,23 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			err = m.Close() // leaves the stream manager at once
 		}
 		sd.CloseLinks()
-		return errors.Join(err, srv.Close(), sd.Close())
+		return errors.Join(err, srv.Close(), front.Close(), sd.Close())
 	}
 	if err := sd.Listen(); err != nil {
 		return errors.Join(err, closeAll())
 	}
+	if err := front.startRTMPS(ctx, sd.RTMPConfig); err != nil {
+		return errors.Join(err, closeAll())
+	}
 	if publicURL == "" {
-		publicURL = "http://" + hostPort("localhost", srv.ln.Addr().String())
+		publicURL = front.scheme("http") + "://" + hostPort("localhost", srv.ln.Addr().String())
 	}
 	pu, err := url.Parse(publicURL)
 	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 		return errors.Join(usageError{fmt.Sprintf("banyan seeder: bad --public-url %q", publicURL)}, closeAll())
 	}
 	publicURL = strings.TrimSuffix(publicURL, "/")
-	rtmpURL := "rtmp://" + hostPort(pu.Hostname(), sd.RTMPAddr().String()) + "/live"
+	rtmpURL := front.rtmpURL(pu.Hostname(), sd.RTMPAddr())
 	link := seederrole.Link{
 		TrackerURLs: trackerURLs, ID: id, Secret: secret, Region: region,
 		OriginURL: publicURL, RTMPURL: rtmpURL, WHIPURL: publicURL + "/whip/",
@@ -452,7 +513,10 @@ func runSeeder(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			log.Warn("ending publish: the cluster took the stream", "stream", stream, "why", why)
 			sd.Seeder().Kick(stream)
 		},
-		Logger: log,
+		// The private switch, set through any tracker, applies to this
+		// seeder's origin and LL-HLS at once.
+		Changed: func(st store.Stream) { sd.Seeder().SetPublic(st.Name, !st.Private) },
+		Logger:  log,
 	})
 	if err != nil {
 		return errors.Join(err, closeAll())

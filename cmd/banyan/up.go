@@ -210,6 +210,9 @@ type system struct {
 	seed       *seederrole.Role
 	turn       *turnserver.Server
 	turnSecret []byte
+	// seederKey is the in-process seeder's own secret (its id "local");
+	// the tracker accepts no other seeder.
+	seederKey []byte
 
 	adminToken string // set only on the start that created it
 	demoKey    string
@@ -315,8 +318,8 @@ func (s *system) start(ctx context.Context) error {
 	}
 
 	// The seeder registers each live stream with the tracker over the same
-	// websocket protocol a standalone seeder uses (its id "local", the
-	// tracker's own secret); each stream's root peer rides that session.
+	// websocket protocol a standalone seeder uses (its id "local" and its
+	// own secret); each stream's root peer rides that session.
 	// No origin URL: viewers fetch chunks from the tracker's host.
 	if err := s.seed.Listen(); err != nil {
 		return err
@@ -328,7 +331,7 @@ func (s *system) start(ctx context.Context) error {
 	if err := s.seed.Start(ctx, seederrole.Link{
 		TrackerURL: s.front.scheme("ws") + "://" + loopbackAddr(ln.Addr()) + "/ws",
 		HTTPClient: s.front.selfClient(),
-		ID:         "local", Secret: s.tracker.SeederSecret(), RTMPURL: rtmpURL,
+		ID:         "local", Secret: s.seederKey, RTMPURL: rtmpURL,
 	}); err != nil {
 		return err
 	}
@@ -481,6 +484,9 @@ func portOf(a net.Addr) string {
 // store, with the in-process seeder as its Local.
 func (s *system) startTracker(reg prometheus.Registerer) (err error) {
 	l := s.opt.Limits
+	if s.seederKey, err = s.store.Secret("seeder-key/local", 32); err != nil {
+		return err
+	}
 	s.tracker, err = trackerrole.New(trackerrole.Config{
 		Store: s.store, Stripes: s.opt.Stripes, RootCapacity: s.opt.RootCap,
 		Limits: trackerrole.Limits{
@@ -489,6 +495,12 @@ func (s *system) startTracker(reg prometheus.Registerer) (err error) {
 		},
 		ICEServers: s.iceServers, ICERefresh: l.TURNCredTTL / 2,
 		Local: s.seed.Seeder(), Page: web.NewHandler(s.webConfig()),
+		SeederKey: func(id string) ([]byte, error) {
+			if id != "local" {
+				return nil, fmt.Errorf("seeder %q: banyan up has only its own seeder", id)
+			}
+			return s.seederKey, nil
+		},
 		Logger: s.log, Registerer: reg,
 	})
 	return err
@@ -606,6 +618,7 @@ func (s *system) printBanner(w io.Writer) {
 	if s.demoKey != "" {
 		fmt.Fprintf(w, "  Broadcast from OBS (Settings > Stream > Service: Custom):\n")
 		fmt.Fprintf(w, "    Server      %s\n    Stream Key  %s\n", rtmp, s.demoKey)
+		fmt.Fprintf(w, "    and under Output (Advanced): %s (OBS's default of 0 means 8 s)\n", seeder.KeyframeAdvice)
 		s.front.printPlainRTMP(w, s.host(), s.seed.RTMPAddr())
 		fmt.Fprintf(w, "  or from a terminal:\n    ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine -c:v libx264 -pix_fmt yuv420p -g 60 -c:a aac -f flv %s/%s\n\n", rtmp, s.demoKey)
 		fmt.Fprintf(w, "  Watch:       %s/watch/%s\n", web, s.opt.DemoStream)

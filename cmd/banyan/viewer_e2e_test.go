@@ -35,6 +35,10 @@ type viewerProbe struct {
 		FirstMS      float64 `json:"firstFrameMs"`
 		Epoch        float64 `json:"epoch"`
 		Paths        string  `json:"paths"`
+		Depth        float64 `json:"depth"`
+		PlayoutMS    float64 `json:"playoutMs"`
+		Rebuilds     float64 `json:"rebuilds"`
+		Dropped      float64 `json:"dropped"`
 	} `json:"stats"`
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +50,28 @@ func (o *Origin) Fetch(ctx context.Context, epoch uint32, seq uint64) ([]byte, e
 	return b, nil
 }
 
+// FetchRange implements peer.RangeOrigin: bytes [off, end) of the sealed
+// chunk (end -1: to its end), with an HTTP Range request. A server that
+// ignores the range answers the whole chunk, which is cut here.
+func (o *Origin) FetchRange(ctx context.Context, epoch uint32, seq uint64, off, end int64) ([]byte, error) {
+	rng := fmt.Sprintf("bytes=%d-", off)
+	if end >= 0 {
+		rng += strconv.FormatInt(end-1, 10)
+	}
+	path := fmt.Sprintf("/chunks/%s/%d/%d", o.stream, epoch, seq)
+	b, status, err := o.do(ctx, path, rng, chunk.Overhead+chunk.MaxPayload)
+	if err == nil && status == http.StatusOK {
+		b, err = chunk.SliceRange(b, off, end)
+	}
+	if err == nil && end >= 0 && int64(len(b)) != end-off {
+		err = fmt.Errorf("answer of %d bytes for a %d-byte range", len(b), end-off)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("origin: chunk %d/%d range %s: %w", epoch, seq, rng, err)
+	}
+	return b, nil
+}
+
 // Live implements peer.Origin.
 func (o *Origin) Live(ctx context.Context) (peer.LiveEdge, error) {
 	b, err := o.get(ctx, "/chunks/"+o.stream+"/live", 4096)
@@ -67,25 +90,37 @@ func (o *Origin) Live(ctx context.Context) (peer.LiveEdge, error) {
 }
 
 func (o *Origin) get(ctx context.Context, path string, limit int64) ([]byte, error) {
+	b, _, err := o.do(ctx, path, "", limit)
+	return b, err
+}
+
+// do GETs path (with a Range header unless rng is empty) and returns a 200
+// or 206 answer's body and status.
+func (o *Origin) do(ctx context.Context, path, rng string, limit int64) ([]byte, int, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", o.base+path, nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	if rng != "" {
+		req.Header.Set("Range", rng)
 	}
 	resp, err := o.client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && (rng == "" || resp.StatusCode != http.StatusPartialContent) {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("%s", resp.Status)
+		return nil, resp.StatusCode, fmt.Errorf("%s", resp.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, err
+		return nil, resp.StatusCode, err
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("answer over %d bytes", limit)
+		return nil, resp.StatusCode, fmt.Errorf("answer over %d bytes", limit)
 	}
-	return b, nil
+	return b, resp.StatusCode, nil
 }
+
+var _ peer.RangeOrigin = (*Origin)(nil)

@@ -28,8 +28,9 @@ type Origin struct {
 	Bps     float64 // per request (0: unlimited)
 	chunks  map[chunkKey][]byte
 	live    peer.LiveEdge
-	// Requests and BytesServed count what peers fetched.
-	Requests, BytesServed uint64
+	// Requests and BytesServed count what peers fetched; RangeRequests
+	// counts the requests for part of a chunk.
+	Requests, RangeRequests, BytesServed uint64
 }
 
 // NewOrigin returns an empty origin answering after latency.
@@ -58,8 +59,28 @@ func (o *Origin) Put(sealed []byte) error {
 
 // FetchAsync answers after the origin's latency.
 func (o *Origin) FetchAsync(epoch uint32, seq uint64, done func([]byte, error)) {
-	o.Requests++
+	o.answer(o.chunks[chunkKey{epoch, seq}], done)
+}
+
+// FetchRangeAsync answers part of a chunk, as an HTTP Range request.
+func (o *Origin) FetchRangeAsync(epoch uint32, seq uint64, off, end int64, done func([]byte, error)) {
 	b := o.chunks[chunkKey{epoch, seq}]
+	if b == nil {
+		o.answer(nil, done)
+		return
+	}
+	part, err := chunk.SliceRange(b, off, end)
+	if err != nil {
+		o.net.After(o.Latency, func() { done(nil, err) })
+		return
+	}
+	o.RangeRequests++
+	o.answer(part, done)
+}
+
+// answer delivers b (nil: not found) after the latency and its transfer.
+func (o *Origin) answer(b []byte, done func([]byte, error)) {
+	o.Requests++
 	d := o.Latency + time.Duration(txTime(len(b), o.Bps))
 	o.net.After(d, func() {
 		if b == nil {
@@ -92,4 +113,5 @@ func (o *Origin) Fetch(context.Context, uint32, uint64) ([]byte, error) { return
 func (o *Origin) Live(context.Context) (peer.LiveEdge, error) { return peer.LiveEdge{}, errBlocking }
 
 var _ peer.AsyncOrigin = (*Origin)(nil)
+var _ peer.AsyncRangeOrigin = (*Origin)(nil)
 var _ peer.Origin = (*Origin)(nil)

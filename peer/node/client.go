@@ -4,7 +4,10 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -110,6 +113,21 @@ func session(ctx context.Context, cfg ClientConfig, url string) error {
 	out := make(chan protocol.Message, 512)
 	ncfg := cfg.Node
 	ncfg.Stream = cfg.Join.Stream
+	// A key of its own for each session: the tracker learns its public
+	// half with the join and checks the delivery statements it signs.
+	// (Node.ProofKey, when set, is used instead: tests that sign as a
+	// forger would.)
+	join := cfg.Join
+	if !join.NoUpload {
+		if ncfg.ProofKey == nil {
+			_, priv, err := ed25519.GenerateKey(rand.Reader)
+			if err != nil {
+				return fmt.Errorf("node: proof key: %w", err)
+			}
+			ncfg.ProofKey = priv
+		}
+		join.ProofKey = protocol.EncodeProofKey(ncfg.ProofKey.Public().(ed25519.PublicKey))
+	}
 	ncfg.Logger = cfg.Logger
 	ncfg.Send = func(m protocol.Message) {
 		select {
@@ -126,7 +144,7 @@ func session(ctx context.Context, cfg ClientConfig, url string) error {
 	if cfg.OnNode != nil {
 		cfg.OnNode(n)
 	}
-	out <- cfg.Join
+	out <- join
 
 	in := make(chan protocol.Message, 256)
 	readErr := make(chan error, 1)

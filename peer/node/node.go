@@ -46,6 +46,10 @@ type Config struct {
 	API *webrtc.API
 	// RelayOnly makes every link go through TURN (rtc.Config.RelayOnly).
 	RelayOnly bool
+	// ProofKey is the key the engine signs delivery statements with
+	// (peer.Config.ProofKey); its public half goes in Join.ProofKey. Run
+	// makes one per session when it is nil; nil in New: no statements.
+	ProofKey ed25519.PrivateKey
 	// Engine lets the caller adjust the engine's configuration (timings).
 	Engine func(*peer.Config)
 	// OnState is told about lifecycle changes (may be nil): "waiting"
@@ -296,7 +300,7 @@ func (n *Node) startEngineLocked(pubB64 string) error {
 		Report: func(r protocol.Report) { n.cfg.Send(r) },
 	}
 	if !n.cfg.Root {
-		cfg.Keys = n.keys
+		cfg.Keys, cfg.ProofKey = n.keys, n.cfg.ProofKey
 	}
 	if n.cfg.Engine != nil {
 		n.cfg.Engine(&cfg)

@@ -44,6 +44,10 @@ type Config struct {
 	// Ingest answers /api/ingest (tracker.Config.Ingest); nil: the
 	// seeders this tracker has seen.
 	Ingest func(stream, region string) (tracker.IngestPoint, bool)
+	// SeederKey returns a seeder's own secret (tracker.Config.SeederKey):
+	// a cluster's are in etcd (`banyan seeder-key`), `banyan up`'s one
+	// local seeder has its own. Nil: no seeder is accepted.
+	SeederKey func(id string) ([]byte, error)
 	// Owner shards streams over trackers (tracker.Config.Owner); nil:
 	// this tracker owns every stream.
 	Owner func(stream string) (string, error)
@@ -65,10 +69,9 @@ type Local interface {
 
 // Role is a running tracker. Make it with New, Mount its routes, Close it.
 type Role struct {
-	cfg          Config
-	log          *slog.Logger
-	tracker      *tracker.Tracker
-	seederSecret []byte
+	cfg     Config
+	log     *slog.Logger
+	tracker *tracker.Tracker
 }
 
 // New reads the tracker's secrets from the store (generating them on the
@@ -81,11 +84,6 @@ func New(cfg Config) (*Role, error) {
 		cfg.Logger = slog.Default()
 	}
 	r := &Role{cfg: cfg, log: cfg.Logger}
-	var err error
-	r.seederSecret, err = cfg.Store.Secret("seeder-auth", 32)
-	if err != nil {
-		return nil, err
-	}
 	viewerSecret, err := cfg.Store.Secret("viewer-token", 32)
 	if err != nil {
 		return nil, err
@@ -104,7 +102,7 @@ func New(cfg Config) (*Role, error) {
 		ICEServers:    cfg.ICEServers,
 		ICERefresh:    cfg.ICERefresh,
 		FirstPeerID:   starts << 32,
-		SeederSecret:  r.seederSecret,
+		SeederKey:     cfg.SeederKey,
 		Ingest:        cfg.Ingest,
 		Owner:         cfg.Owner,
 		Access:        tracker.StoreAccess{Store: cfg.Store, TokenSecret: viewerSecret},
@@ -128,9 +126,6 @@ func New(cfg Config) (*Role, error) {
 // Tracker is the role's signaling hub.
 func (r *Role) Tracker() *tracker.Tracker { return r.tracker }
 
-// SeederSecret is the secret seeders prove they share (protocol.SeederMAC).
-func (r *Role) SeederSecret() []byte { return r.seederSecret }
-
 // Mount adds the tracker's routes: /ws, the admin API, /api/ingest, the
 // dashboard and (with Config.Page) the web pages at /.
 func (r *Role) Mount(mux *http.ServeMux) {
@@ -138,6 +133,12 @@ func (r *Role) Mount(mux *http.ServeMux) {
 	dash := tracker.DashboardConfig{Store: r.cfg.Store, Page: r.cfg.Page, Logger: r.log.With("component", "dashboard")}
 	if l := r.cfg.Local; l != nil {
 		admin.OnRevoke, admin.IsLive, dash.Ingest = l.Kick, l.Live, l.Info
+		// The keyframe interval and its advice, where the seeder tells.
+		if k, ok := l.(interface {
+			KeyframeInterval(string) (time.Duration, string)
+		}); ok {
+			dash.Keyframes = k.KeyframeInterval
+		}
 		// A stream made private stops being served to anyone without a
 		// token at once, not at its next publish.
 		admin.OnPrivate = func(name string, private bool) { l.SetPublic(name, !private) }

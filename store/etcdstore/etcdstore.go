@@ -10,11 +10,12 @@
 //	streams/NAME          JSON store.Stream (the key's SHA-256, never the key)
 //	keys/HEX(SHA256(key)) NAME
 //	meta/admin_token_sha256, meta/starts
-//	secrets/NAME          raw bytes
+//	secrets/NAME          raw bytes (secrets/seeder-key/ID: a seeder's own)
 //
-// The seeders' etcd user needs read on streams/ and keys/ and write on
-// streams/ (a key's last use); trackers read and write everything
-// (docs/cluster.md shows the roles).
+// The seeders' etcd user needs read on streams/, keys/ and meta/, and
+// its own secrets; a key's last use is recorded only where it may write
+// streams/. Trackers read and write everything (docs/cluster.md shows
+// the roles; TestRoles runs them).
 package etcdstore
 
 import (
@@ -33,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -260,11 +262,13 @@ func (s *Store) SetPrivate(name string, private bool) error {
 	return nil
 }
 
-// Authorize implements store.Backend.
+// Authorize implements store.Backend. Where etcd's roles keep the caller
+// (a seeder) from writing stream records, the key is checked all the
+// same and its last use is not recorded.
 func (s *Store) Authorize(key string) (store.Stream, error) {
 	h := hashKey(key)
 	var st store.Stream
-	err := s.update(func(stm concurrency.STM) (err error) {
+	check := func(stm concurrency.STM) (err error) {
 		hk := s.hashKey(h)
 		if stm.Rev(hk) == 0 {
 			return store.ErrBadKey
@@ -276,9 +280,18 @@ func (s *Store) Authorize(key string) (store.Stream, error) {
 		if st.Revoked || subtle.ConstantTimeCompare(st.KeyHash, h) != 1 {
 			return store.ErrBadKey
 		}
+		return nil
+	}
+	err := s.update(func(stm concurrency.STM) error {
+		if err := check(stm); err != nil {
+			return err
+		}
 		st.LastUsed = s.now().UTC()
 		return s.putStream(stm, st)
 	})
+	if errors.Is(err, rpctypes.ErrPermissionDenied) {
+		err = s.update(check) // reads only
+	}
 	if err != nil {
 		return store.Stream{}, fmt.Errorf("authorize stream key: %w", err)
 	}
@@ -383,6 +396,41 @@ func (s *Store) Secret(name string, n int) ([]byte, error) {
 		return nil, fmt.Errorf("secret %q: %w", name, err)
 	}
 	return out, nil
+}
+
+// SeederKeyName is the Secret that holds seeder id's own secret (its
+// hellos' MAC key): etcd roles let each seeder read only its own.
+func SeederKeyName(id string) string { return "seeder-key/" + id }
+
+// SeederKey reads seeder id's secret without making one: the tracker
+// checks a seeder's hello with it. store.ErrNotFound when the seeder has
+// none (it was never created, or it was revoked).
+func (s *Store) SeederKey(id string) ([]byte, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	resp, err := s.c.Get(ctx, s.secretKey(SeederKeyName(id)))
+	if err != nil {
+		return nil, fmt.Errorf("read the key of seeder %q: %w", id, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("seeder %q: %w", id, store.ErrNotFound)
+	}
+	return resp.Kvs[0].Value, nil
+}
+
+// DeleteSeederKey revokes seeder id's secret: trackers refuse its hellos
+// from then on (a new one is made by Secret(SeederKeyName(id))).
+func (s *Store) DeleteSeederKey(id string) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	resp, err := s.c.Delete(ctx, s.secretKey(SeederKeyName(id)))
+	if err != nil {
+		return fmt.Errorf("delete the key of seeder %q: %w", id, err)
+	}
+	if resp.Deleted == 0 {
+		return fmt.Errorf("seeder %q: %w", id, store.ErrNotFound)
+	}
+	return nil
 }
 
 // NextStart implements store.Backend: one counter for the whole cluster,

@@ -84,6 +84,7 @@ type Edge struct {
 	lastSeek time.Time
 	catching bool
 	slowing  bool
+	gap      Gap // stalls at holes and stuck frames (gap.go)
 }
 
 // SetTarget changes Target (the peer engine adapts its playout delay to
@@ -106,7 +107,13 @@ func (e *Edge) Started() bool { return e.started }
 
 // Restart makes the next Decide start playback afresh (after the media
 // source was rebuilt).
-func (e *Edge) Restart() { e.started, e.catching, e.slowing = false, false, false }
+func (e *Edge) Restart() {
+	e.started, e.catching, e.slowing = false, false, false
+	e.gap = Gap{}
+}
+
+// GapSkips is how many seeks the gap controller asked for.
+func (e *Edge) GapSkips() uint64 { return e.gap.Skips() }
 
 // Behind is how far currentTime is behind the end of the buffer, in
 // seconds (0 with nothing buffered).
@@ -179,6 +186,10 @@ func (e *Edge) Decide(v View) Action {
 			}
 		}
 	}
+	if to, ok := e.gap.Decide(v); ok {
+		e.seek(&a, v.Now, to)
+		return a
+	}
 
 	if v.Paused {
 		e.catching, e.slowing = false, false
@@ -219,6 +230,7 @@ func (e *Edge) Decide(v View) Action {
 
 func (e *Edge) seek(a *Action, now time.Time, to float64) {
 	e.lastSeek = now
+	e.gap.Reset(now)
 	e.catching, e.slowing = false, false
 	a.Seek, a.SeekTo, a.Rate = true, to, 1
 }

@@ -16,7 +16,8 @@ const (
 	// dropping everything buffered.
 	OpCreate OpKind = iota + 1
 	// OpChangeType switches the SourceBuffer to MIME
-	// (SourceBuffer.changeType); a browser without it does OpCreate.
+	// (SourceBuffer.changeType) for a codec change with the same tracks;
+	// a browser without it does OpCreate.
 	OpChangeType
 	// OpAppend appends Data with timestampOffset set to Offset.
 	OpAppend
@@ -43,8 +44,11 @@ type Op struct {
 	// Offset is the timestampOffset in seconds (OpAppend).
 	Offset float64
 	Init   bool // Data is an init segment
-	Epoch  uint32
-	Seq    uint64
+	// Key says the media append begins with a random access point: a
+	// keyframe, or any audio-only chunk. Eviction ends only at one (Keys).
+	Key   bool
+	Epoch uint32
+	Seq   uint64
 	// Start and End are where the fragment lands on the presentation
 	// timeline, in seconds (media OpAppend only).
 	Start, End float64
@@ -108,7 +112,9 @@ func (p *Planner) Init(epoch uint32, data []byte) ([]Op, error) {
 	mime := info.MIME()
 	var ops []Op
 	switch {
-	case p.mime == "":
+	case p.mime == "", !sameTracks(info, p.info):
+		// The first init, or another set of tracks: a new MediaSource
+		// (the timeline goes on: the epoch is placed after the last).
 		ops = append(ops, Op{Kind: OpCreate, MIME: mime})
 	case mime != p.mime:
 		ops = append(ops, Op{Kind: OpChangeType, MIME: mime})
@@ -159,7 +165,8 @@ func (p *Planner) Chunk(h chunk.Header, payload []byte) []Op {
 	if end := start + d; end > p.next || first {
 		p.next = end
 	}
-	return []Op{{Kind: OpAppend, Data: payload, Offset: p.offset, Epoch: h.Epoch, Seq: h.Seq, Start: start, End: start + d}}
+	key := h.Flags&chunk.FlagKeyframe != 0 || p.info.VideoCodec == ""
+	return []Op{{Kind: OpAppend, Data: payload, Offset: p.offset, Epoch: h.Epoch, Seq: h.Seq, Start: start, End: start + d, Key: key}}
 }
 
 // Rebuild returns the ops that start over on a fresh MediaSource with the

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/banyan-live/banyan/internal/e2e"
+)
+
+// Glass-to-glass latency (issue 22): the source burns its capture time into
+// every frame as 32 binary blocks (the wall clock in milliseconds, modulo
+// 2^32) over a row of their complements, drawn by ffmpeg; the viewer reads
+// them back from the <video> through a canvas on every presented frame
+// (requestVideoFrameCallback) and subtracts them from its own clock. The
+// source, the server and the browser share this machine's clock.
+
+const (
+	g2gBits  = 32
+	g2gX0    = 16 // left edge of bit 0
+	g2gW     = 18 // block width
+	g2gRowY  = 8  // the bits, 24 px high (centre 20)
+	g2gInvY  = 36 // their complements (centre 48)
+	g2gBlock = 24
+)
+
+// g2gFilter draws the blocks: with the input stamped by the wall clock
+// (-use_wallclock_as_timestamps, -copyts, a realtime source), t is the
+// capture time in seconds since 1970; setpts then starts the output at 0.
+func g2gFilter() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "drawbox=x=0:y=0:w=%d:h=%d:color=black:t=fill", g2gX0*2+g2gBits*g2gW, g2gInvY+g2gBlock+4)
+	for i := range g2gBits {
+		bit := fmt.Sprintf("mod(floor(t*1000/pow(2\\,%d))\\,2)", i)
+		fmt.Fprintf(&b, ",drawbox=x=%d:y=%d:w=%d:h=%d:color=white:t=fill:enable='%s'", g2gX0+i*g2gW, g2gRowY, g2gW, g2gBlock, bit)
+		fmt.Fprintf(&b, ",drawbox=x=%d:y=%d:w=%d:h=%d:color=white:t=fill:enable='1-%s'", g2gX0+i*g2gW, g2gInvY, g2gW, g2gBlock, bit)
+	}
+	b.WriteString(",setpts=PTS-STARTPTS")
+	return b.String()
+}
+
+// publishG2G publishes the stamped test pattern (640x360, 30 fps, a
+// keyframe every gopFrames, 1.5 Mbit/s, AAC) live to url with x264 tuned for zero latency or with its
+// defaults (lookahead and B-frames: what an untuned encoder adds).
+func publishG2G(ctx context.Context, ffmpeg, url string, zerolatency bool, gopFrames, seconds int) *exec.Cmd {
+	args := []string{"-hide_banner", "-loglevel", "error",
+		"-copyts", "-use_wallclock_as_timestamps", "1", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30,realtime",
+		"-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", fmt.Sprint(seconds), "-vf", g2gFilter(),
+		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", fmt.Sprint(gopFrames), "-keyint_min", fmt.Sprint(gopFrames), "-sc_threshold", "0", "-preset", "veryfast", "-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "3000k"}
+	if zerolatency {
+		args = append(args, "-tune", "zerolatency")
+	}
+	args = append(args, "-c:a", "aac", "-b:a", "96k", "-f", "flv", url)
+	return exec.CommandContext(ctx, ffmpeg, args...)
+}
+
+// g2gSamplerJS starts reading the blocks on every presented frame of the
+// viewer's <video>; window.__g2g collects the latencies in milliseconds.
+var g2gSamplerJS = fmt.Sprintf(`(() => {
+	const v = document.querySelector('banyan-player').shadowRoot.querySelector('video');
+	const c = document.createElement('canvas'); c.width = 640; c.height = 64;
+	const g = c.getContext('2d', {willReadFrequently: true});
+	const s = window.__g2g = {lat: [], at: [], bad: 0, frames: 0, last: -1};
+	const read = () => {
+		if (v.videoWidth !== 640 || v.readyState < 2) return;
+		g.drawImage(v, 0, 0, 640, 64, 0, 0, 640, 64);
+		const d = g.getImageData(0, 0, 640, 64).data;
+		const lum = (x, y) => { const i = (y * 640 + x) * 4; return (d[i] + d[i+1] + d[i+2]) / 3; };
+		let val = 0;
+		for (let i = 0; i < %d; i++) {
+			const x = %d + i * %d + %d, a = lum(x, %d) > 128, b = lum(x, %d) > 128;
+			if (a === b) { s.bad++; return; }
+			if (a) val += 2 ** i;
+		}
+		if (val === s.last) return; // the same frame again
+		s.last = val;
+		let lat = (Date.now() %% 2 ** 32) - val;
+		if (lat < -(2 ** 31)) lat += 2 ** 32;
+		s.lat.push(lat); s.at.push(Date.now());
+	};
+	const cb = () => { s.frames++; read(); v.requestVideoFrameCallback(cb); };
+	if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(cb); else setInterval(read, 15);
+	return true;
+})()`, g2gBits, g2gX0, g2gW, g2gW/2, g2gRowY+g2gBlock/2, g2gInvY+g2gBlock/2)
+
+type g2gResult struct {
+	Lat    []float64 `json:"lat"`
+	At     []float64 `json:"at"`
+	Bad    int       `json:"bad"`
+	Frames int       `json:"frames"`
+}
+
+// g2gSample is how long the latency is sampled.
+var g2gSample = 20 * time.Second
+
+type g2gRun struct {
+	name        string
+	zerolatency bool
+	chain       int // native relays between the seeder's root peer and the browser
+}
+
+// TestMeasureGlassToGlass reports glass-to-glass latency p50/p95 for a
+// Chromium viewer at depth 1 and behind a chain of native relays (depth ≥
+// 3), with ffmpeg's x264 at -tune zerolatency and at its defaults.
+//
+//	BANYAN_MEASURE=1 go test ./cmd/banyan -run MeasureGlassToGlass -v
+func TestMeasureGlassToGlass(t *testing.T) {
+	measuring(t)
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	for _, r := range []g2gRun{
+		{"depth 1, zerolatency", true, 0},
+		{"depth 1, x264 defaults", false, 0},
+		{"depth 3+, zerolatency", true, 6},
+	} {
+		t.Run(r.name, func(t *testing.T) { measureG2G(t, ffmpeg, r) })
+	}
+}
+
+func measureG2G(t *testing.T, ffmpeg string, r g2gRun) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	up := startUp(t, t.TempDir(), "--ice-loopback", "--root-capacity", "1", "--stripes", "1")
+	url, key := up.rtmpURL(t)
+	ff := publishG2G(ctx, ffmpeg, url+"/"+key, r.zerolatency, 30, 120)
+	if err := ff.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+	viewerKeys(t, up.base, "demo")
+	// Native relays joined one after the other, each offering five slots
+	// (20 Mbit/s at the tracker's assumed 3 Mbit/s stream, less headroom):
+	// the first under the root, five under it, the browser below them at
+	// depth 3. (With two slots each, as many as a browser starts with, the
+	// overlay swapped the browser up to depth 1.)
+	var relays []*peerProc
+	for range r.chain {
+		relays = append(relays, startPeer(t, up.base, "--duration", "60s", "--log-level", "warn", "--capacity-mbps", "20"))
+		time.Sleep(3 * time.Second)
+	}
+	bctx := browser(t, ctx)
+	v := openViewer(t, bctx, up.base+"/watch/demo")
+	waitViewer(t, v, "live", 60*time.Second, func(p viewerProbe) bool { return p.State == "live" && p.Time > 0 })
+	// Let live-edge control settle, then sample 20 s.
+	time.Sleep(5 * time.Second)
+	if ok, err := chromedp.Run(v, chromedp.Evaluate[bool](g2gSamplerJS)); err != nil || !ok {
+		t.Fatalf("sampler: %v", err)
+	}
+	time.Sleep(g2gSample)
+	res, err := chromedp.Run(v, chromedp.Evaluate[g2gResult](`window.__g2g`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := probe(t, v)
+	depth, behind, playout := 0.0, 0.0, 0.0
+	if p.Stats != nil {
+		depth, behind, playout = p.Stats.Depth, p.Stats.BehindMs, p.Stats.PlayoutMS
+	}
+	if len(res.Lat) < 100 {
+		t.Fatalf("only %d frames read (%d presented, %d unreadable)", len(res.Lat), res.Frames, res.Bad)
+	}
+	// The trend, 5 s at a time: a latency that falls while sampling has
+	// not settled.
+	var trend []string
+	for i := 0; i < len(res.Lat); {
+		j := i
+		for j < len(res.Lat) && res.At[j]-res.At[i] < 5000 {
+			j++
+		}
+		w := slices.Clone(res.Lat[i:j])
+		slices.Sort(w)
+		trend = append(trend, fmt.Sprintf("%.0f", w[len(w)/2]))
+		i = j
+	}
+	t.Logf("p50 per 5 s: %v ms", trend)
+	lat := slices.Clone(res.Lat)
+	slices.Sort(lat)
+	q := func(f float64) float64 { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
+	t.Logf("figures: glass-to-glass %s: depth %.0f, p50 %.0f ms, p95 %.0f ms, min %.0f, max %.0f over %d frames (%d unreadable); at the end the player ran %.0f ms behind its newest media, the engine's playout target %.0f ms",
+		r.name, depth, q(0.5), q(0.95), lat[0], lat[len(lat)-1], len(lat), res.Bad, behind, playout)
+	for i, rp := range relays {
+		s := rp.summary(t)
+		t.Logf("relay %d: max depth %d, %d B from peers, %d B from the origin, stalls %d", i, s.MaxDepth, s.BytesP2P, s.BytesOrigin, s.Stalls)
+	}
+	up.stop(t, syscall.SIGTERM)
+}
+
+// TestMeasureJoinBytesByGOP measures what a joiner costs at 1, 2, 4 and
+// 8.3 s keyframe intervals (issue 22 #4): a native peer joins a live
+// stream and watches 12 s; its join cost is what it received beyond what
+// the seeder produced while it watched (the catch-up from the newest
+// keyframe to the live edge), with its time to first chunk.
+//
+//	BANYAN_MEASURE=1 go test ./cmd/banyan -run MeasureJoinBytesByGOP -v
+func TestMeasureJoinBytesByGOP(t *testing.T) {
+	measuring(t)
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	for _, gop := range []int{30, 60, 120, 250} {
+		t.Run(fmt.Sprintf("gop %d frames", gop), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			up := startUp(t, t.TempDir(), "--ice-loopback", "--stripes", "1")
+			url, key := up.rtmpURL(t)
+			ff := publishG2G(ctx, ffmpeg, url+"/"+key, true, gop, 60)
+			if err := ff.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+			viewerKeys(t, up.base, "demo")
+			// Two GOPs in, then joiners at spread-out points of the GOP.
+			time.Sleep(time.Duration(2*gop) * time.Second / 30)
+			var extra, first []float64
+			for i := range 3 {
+				before := metric(t, up, `banyan_seeder_chunk_bytes_total{stream="demo"}`)
+				p := startPeer(t, up.base, "--duration", "12s", "--log-level", "warn")
+				s := p.summary(t)
+				after := metric(t, up, `banyan_seeder_chunk_bytes_total{stream="demo"}`)
+				got := float64(s.BytesP2P+s.BytesOrigin+s.BytesTURN) - float64(s.DupBytes)
+				extra = append(extra, got-(after-before))
+				first = append(first, float64(s.FirstChunkMS))
+				t.Logf("joiner %d: received %.0f B (dup %d), seeder produced %.0f B meanwhile, first chunk %d ms", i, got, s.DupBytes, after-before, s.FirstChunkMS)
+				time.Sleep(time.Duration(gop) * time.Second / 90) // a third of a GOP on
+			}
+			kfi := metric(t, up, `banyan_seeder_keyframe_interval_seconds{stream="demo"}`)
+			rate := metric(t, up, `banyan_seeder_chunk_bytes_total{stream="demo"}`)
+			slices.Sort(extra)
+			slices.Sort(first)
+			t.Logf("figures: join cost at a %.2f s keyframe interval: catch-up %.0f / %.0f / %.0f kB (min/median/max of 3), first chunk %v ms; stream total %.0f kB",
+				kfi, extra[0]/1000, extra[1]/1000, extra[2]/1000, first, rate/1000)
+			up.stop(t, syscall.SIGTERM)
+		})
+	}
+}

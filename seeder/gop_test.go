@@ -1,0 +1,36 @@
+package seeder_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/banyan-live/banyan/seeder"
+)
+
+// TestLongGOPAdvice: a publish with OBS's default 250-frame GOP (8.3 s at
+// 30 fps) is measured and gets the advice to set a 1 s keyframe interval
+// (issue 22 #4); a 1 s GOP gets none.
+func TestLongGOPAdvice(t *testing.T) {
+	for _, tc := range []struct {
+		gop    int
+		want   time.Duration
+		advice bool
+	}{
+		{250, 250 * time.Second / 30, true},
+		{30, time.Second, false},
+	} {
+		h := newHLSHarness(t)
+		if iv, adv := h.s.KeyframeInterval("demo"); iv != 0 || adv != "" {
+			t.Fatalf("before a publish: %v %q", iv, adv)
+		}
+		h.publish(streamSpec{video: true, gopFrames: tc.gop, audio: true, seconds: 20}, h.t0)
+		iv, adv := h.s.KeyframeInterval("demo")
+		if d := iv - tc.want; d < -time.Millisecond || d > time.Millisecond || (adv != "") != tc.advice {
+			t.Fatalf("GOP of %d frames: interval %v advice %q, want %v advice %v", tc.gop, iv, adv, tc.want, tc.advice)
+		}
+		if tc.advice && !strings.Contains(adv, seeder.KeyframeAdvice) {
+			t.Fatalf("advice %q", adv)
+		}
+	}
+}
