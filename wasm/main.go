@@ -253,6 +253,7 @@ func (p *page) setState(state, reason string) {
 func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	webrtc := hasWebRTC()
 	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
@@ -286,6 +287,7 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 			"parents":      parents,
 			"paths":        strings.Join(paths, ","),
 			"children":     children,
+			"webrtc":       webrtc,
 			"depth":        v.depth(),
 			"playoutMs":    float64(v.playout().Milliseconds()),
 			"behindMs":     ps.BehindMS,

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"syscall/js"
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
@@ -87,6 +88,11 @@ func newViewer(cfg Config, player *Player, log *slog.Logger, g *guard.Guard) *vi
 		join: protocol.Join{
 			Stream: cfg.Stream, Token: cfg.Token, Kind: protocol.KindBrowser,
 			Client: truncate(cfg.Client, 200), ProofKey: proofKey,
+			// A browser without WebRTC cannot relay: as a leaf it is
+			// never made anyone's parent (whose children would wait on
+			// links that cannot open); its own parents' links fail and
+			// the engine takes chunks from the origin.
+			NoUpload: !hasWebRTC(),
 		},
 		h:     v,
 		log:   log,
@@ -248,6 +254,13 @@ func (v *viewer) playout() time.Duration {
 		return 0
 	}
 	return time.Duration(n.LastStats().PlayoutMS) * time.Millisecond
+}
+
+// hasWebRTC reports whether the browser has RTCPeerConnection: WebKitGTK
+// as Debian builds it (no ENABLE_WEB_RTC) has none, nor has a browser with
+// WebRTC turned off.
+func hasWebRTC() bool {
+	return js.Global().Get("RTCPeerConnection").Type() == js.TypeFunction
 }
 
 func truncate(s string, n int) string {

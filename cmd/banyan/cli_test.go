@@ -48,13 +48,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needWASM: the browser tests will run (chromium or firefox-esr is here,
+// needWASM: the browser tests will run (chromium, firefox-esr or
+// WebKitWebDriver is here,
 // or CI demands it).
 func needWASM() bool {
 	if testing.Short() {
 		return false
 	}
-	for _, b := range []string{"chromium", "firefox-esr"} {
+	for _, b := range []string{"chromium", "firefox-esr", "WebKitWebDriver"} {
 		if _, err := exec.LookPath(b); err == nil {
 			return true
 		}

@@ -142,11 +142,7 @@ func liveDemo(t *testing.T, ctx context.Context, seconds int, upArgs ...string) 
 	media := demoMedia(t, ffmpeg, seconds)
 	up := startUp(t, t.TempDir(), append([]string{"--ice-loopback"}, upArgs...)...)
 	url, key := up.rtmpURL(t)
-	ff := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", media, "-c", "copy", "-f", "flv", url+"/"+key)
-	if err := ff.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+	broadcast(t, ctx, ffmpeg, media, url+"/"+key)
 	viewerKeys(t, up.base, "demo")
 	return up
 }
@@ -157,9 +153,15 @@ func liveDemo(t *testing.T, ctx context.Context, seconds int, upArgs ...string) 
 // encode taking a core from the 20 peers on a 2-core machine.
 func demoMedia(t *testing.T, ffmpeg string, seconds int) string {
 	t.Helper()
+	return demoMediaSize(t, ffmpeg, "640x360", seconds)
+}
+
+// demoMediaSize is demoMedia at another picture size ("1280x720").
+func demoMediaSize(t *testing.T, ffmpeg, size string, seconds int) string {
+	t.Helper()
 	demoMediaMu.Lock()
 	defer demoMediaMu.Unlock()
-	path := filepath.Join(filepath.Dir(banyanBin), fmt.Sprintf("demo-%ds.flv", seconds))
+	path := filepath.Join(filepath.Dir(banyanBin), fmt.Sprintf("demo-%s-%ds.flv", size, seconds))
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}
@@ -167,7 +169,7 @@ func demoMedia(t *testing.T, ffmpeg string, seconds int) string {
 	defer cancel()
 	tmp := path + ".part.flv"
 	out, err := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", fmt.Sprint(seconds),
 		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "main", "-bf", "2", "-g", "30", "-preset", "veryfast",

@@ -21,10 +21,23 @@ func Require(t testing.TB, tool string) string {
 		return path
 	}
 	if os.Getenv("BANYAN_E2E") == "1" {
-		t.Fatalf("%s not found but BANYAN_E2E=1: install it (apt-get install %s)", tool, tool)
+		pkg := tool
+		if p, ok := debianPackage[tool]; ok {
+			pkg = p
+		}
+		t.Fatalf("%s not found but BANYAN_E2E=1: install it (apt-get install %s)", tool, pkg)
 	}
 	t.Skipf("skipping: %s not installed", tool)
 	return ""
+}
+
+// debianPackage names the package of a tool whose name differs from it.
+var debianPackage = map[string]string{
+	"ffprobe":         "ffmpeg",
+	"WebKitWebDriver": "webkit2gtk-driver",
+	"Xvfb":            "xvfb",
+	"etcd":            "etcd-server",
+	"node":            "nodejs",
 }
 
 // Run runs a tool to completion and returns its standard output; a failure

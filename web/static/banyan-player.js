@@ -74,28 +74,31 @@
     return modulePromise;
   }
 
-  // releaseOnCrash: when a viewer dies, the browser objects it made stay
+  // releaseOnExit: when a viewer dies or is stopped, the browser objects it made stay
   // alive, and their handlers call into a program that has exited
   // ("Go program has already exited"): its PeerConnections would keep
   // neighbours sending to a dead peer, its websocket would keep the
   // tracker session open. wasm_exec.js drops its table of the JS values
   // the program holds just before it reports the exit, so this wraps that
-  // import to take the table first and, on a non-zero exit, detach the
-  // program's handlers and close its connections and timers. It leans on
+  // import to take the table first and, on any exit, detach the
+  // program's handlers and close its connections and timers. A clean
+  // exit (the element removed or its stream changed) needs it as much as
+  // a crash: in WebKit a handler of the stopped viewer fired after the
+  // exit and threw "Go program has already exited". It leans on
   // wasm_exec.js internals (_values, _scheduledTimeouts, the import's
   // name) served with the same build; if they change, it does nothing.
   // The events the viewer's player listens to with addEventListener on the
   // video, MediaSource and SourceBuffer (wasm/player.go).
   const PLAYER_EVENTS = ["waiting", "playing", "pause", "error", "sourceopen", "sourceended",
     "sourceclose", "updateend", "startstreaming", "endstreaming"];
-  function releaseOnCrash(go, exitCode, video) {
+  function releaseOnExit(go, video) {
     const imports = go.importObject && go.importObject.gojs;
     const wasmExit = imports && imports["runtime.wasmExit"];
     if (typeof wasmExit !== "function") return;
     imports["runtime.wasmExit"] = (sp) => {
       const values = go._values;
       wasmExit(sp);
-      if (exitCode() === 0 || !Array.isArray(values)) return;
+      if (!Array.isArray(values)) return;
       if (go._scheduledTimeouts instanceof Map) {
         for (const t of go._scheduledTimeouts.values()) clearTimeout(t);
         go._scheduledTimeouts.clear();
@@ -200,6 +203,16 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
   <dt>Restarts</dt><dd data-k="restarts">none</dd>
 </dl></details>`;
 
+  // userActive: the page is handling a user's gesture (a click on the
+  // native controls, say). Where the browser cannot tell, assume it is,
+  // so that the element never fights the viewer's own choice.
+  function userActive() {
+    const ua = navigator.userActivation;
+    return ua ? ua.isActive : true;
+  }
+  // QUIET_PAUSE_MS pairs an unasked-for unmute with the pause it causes.
+  const QUIET_PAUSE_MS = 3000;
+
   function seconds(ms) { return (ms / 1000).toFixed(1) + " s"; }
   function bytes(n) {
     if (n >= 1 << 30) return (n / (1 << 30)).toFixed(2) + " GiB";
@@ -235,9 +248,13 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this._lastCrash = "";
       this._restartDelay = RESTART_MIN_MS;
       this._restartTimer = 0;
+      this._wantSound = false; // the viewer asked for sound (unmute())
+      this._remutedAt = -Infinity;
+      this._quietPauseAt = -Infinity;
       this._unmute.addEventListener("click", () => this.unmute());
       this._play.addEventListener("click", () => this.play());
-      this._video.addEventListener("volumechange", () => this._syncMute());
+      this._video.addEventListener("volumechange", () => this._keepMuted());
+      this._video.addEventListener("pause", () => this._quietPause());
       this._video.addEventListener("playing", () => this._play.hidden = true);
     }
 
@@ -271,10 +288,40 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
     }
 
     unmute() {
+      this._wantSound = true;
       this._video.muted = false;
       if (this._video.volume === 0) this._video.volume = 1;
       if (this._video.paused && this._state !== "ended") this.play();
       this._syncMute();
+    }
+
+    // _keepMuted: WebKitGTK's GStreamer backend reports its pipeline's
+    // unmuted state back to the element a moment after playback starts
+    // (a volumechange nobody asked for), and Safari's autoplay policy,
+    // sound only after a gesture, then pauses the video. Unless the
+    // viewer unmuted (this element's button, or the native controls,
+    // under a user activation), mute again and resume.
+    _keepMuted() {
+      const v = this._video;
+      if (!v.muted && !this._wantSound && !userActive()) {
+        v.muted = true;
+        this._remutedAt = performance.now();
+        if (v.paused && this._remutedAt - this._quietPauseAt < QUIET_PAUSE_MS) this._resume();
+      }
+      this._syncMute();
+    }
+
+    // _quietPause: a pause without a user activation right after
+    // _keepMuted is the autoplay policy's answer to the sound: resume.
+    _quietPause() {
+      if (userActive()) return;
+      this._quietPauseAt = performance.now();
+      if (this._quietPauseAt - this._remutedAt < QUIET_PAUSE_MS) this._resume();
+    }
+
+    _resume() {
+      const p = this._video.play();
+      if (p && p.catch) p.catch(() => {});
     }
 
     _syncMute() {
@@ -335,7 +382,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
         if (this.hasAttribute("debug")) go.env.BANYAN_DEBUG = "1";
         let exitCode = 0;
         go.exit = (code) => { exitCode = code; };
-        releaseOnCrash(go, () => exitCode, this._video);
+        releaseOnExit(go, this._video);
         const inst = await WebAssembly.instantiate(module, go.importObject);
         if (this._handle !== handle) return;
         const began = performance.now();
@@ -411,8 +458,11 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this._dd.seeder.textContent = share(s.bytesSeeder);
       this._dd.origin.textContent = share(s.bytesOrigin);
       this._dd.turn.textContent = share(s.bytesTURN);
-      this._dd.parents.textContent = String(s.parents) + (s.paths ? ` (${s.paths.split(",").join(", ")})` : "");
-      this._dd.children.textContent = String(s.children);
+      // A browser without WebRTC (s.webrtc false) plays from the origin
+      // and relays to nobody: say so rather than show bare zeros.
+      const noRTC = s.webrtc === false ? " (no WebRTC in this browser)" : "";
+      this._dd.parents.textContent = String(s.parents) + (s.paths ? ` (${s.paths.split(",").join(", ")})` : noRTC);
+      this._dd.children.textContent = String(s.children) + noRTC;
       this._dd.behind.textContent = seconds(s.behindMs) + (s.rate > 1 ? ` (catching up ×${s.rate.toFixed(2)})` : "");
       this._dd.buffer.textContent = seconds(s.bufferMs);
       this._dd.stalls.textContent = s.stalls ? `${s.stalls} (${seconds(s.stalledMs)})` : "none";

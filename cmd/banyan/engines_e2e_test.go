@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// enginePage is one browser tab that the engine tests drive the same way
+// in Chromium (CDP), Firefox (WebDriver BiDi) and WebKit (WebDriver).
+type enginePage interface {
+	// Eval evaluates an expression (awaiting a promise) and decodes its
+	// JSON form into out (nil: discard).
+	Eval(ctx context.Context, expr string, out any) error
+	Screenshot(ctx context.Context) ([]byte, error)
+}
+
+// chromiumPage is a chromedp tab as an enginePage.
+type chromiumPage struct{ tab context.Context }
+
+func (c chromiumPage) Eval(ctx context.Context, expr string, out any) error {
+	tctx, cancel := c.bounded(ctx)
+	defer cancel()
+	s, err := chromedp.Run(tctx, chromedp.Evaluate[string]("(async () => JSON.stringify(await ("+expr+")) ?? 'null')()", chromedp.EvalAwaitPromise))
+	if err != nil || out == nil {
+		return err
+	}
+	return json.Unmarshal([]byte(s), out)
+}
+
+func (c chromiumPage) Screenshot(ctx context.Context) ([]byte, error) {
+	tctx, cancel := c.bounded(ctx)
+	defer cancel()
+	return chromedp.Run(tctx, chromedp.CaptureScreenshot())
+}
+
+// bounded is the tab's context with ctx's deadline.
+func (c chromiumPage) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(c.tab, d)
+	}
+	return context.WithCancel(c.tab)
+}
+
+// probePage reads the <banyan-player> selected by sel.
+func probePage(t *testing.T, ctx context.Context, pg enginePage, sel string) firefoxProbe {
+	t.Helper()
+	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var fp firefoxProbe
+	if err := pg.Eval(ectx, fmt.Sprintf(firefoxProbeJS, sel), &fp); err != nil {
+		t.Fatalf("probe %s: %v", sel, err)
+	}
+	return fp
+}
+
+// waitPage polls the player sel until ok, or fails the test after d.
+func waitPage(t *testing.T, ctx context.Context, pg enginePage, sel, what string, d time.Duration, ok func(firefoxProbe) bool) firefoxProbe {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		fp := probePage(t, ctx, pg, sel)
+		if ok(fp) {
+			return fp
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: last %+v stats %+v extra %+v", what, fp.viewerProbe, fp.Stats, fp.Extra)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// broadcast publishes a pre-encoded file (demoMediaSize) over RTMP in
+// real time with -c copy until stop; each call is a new broadcast (a new
+// epoch for the viewers).
+func broadcast(t *testing.T, ctx context.Context, ffmpeg, media, url string) (stop func()) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", media, "-c", "copy", "-f", "flv", url)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stop = func() {
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	t.Cleanup(stop)
+	return stop
+}
