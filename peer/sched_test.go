@@ -187,6 +187,7 @@ func TestSendRank(t *testing.T) {
 
 // orderLink records, in one log shared by siblings, whom each piece went to.
 type orderLink struct {
+	nullLink
 	id  PeerID
 	log *[]PeerID
 }
@@ -197,9 +198,6 @@ func (l *orderLink) Send(m []byte) error {
 	}
 	return nil
 }
-func (l *orderLink) Buffered() int { return 0 }
-func (l *orderLink) Path() string  { return PathMem }
-func (l *orderLink) Close() error  { return nil }
 
 // TestRelayChildFirst: a parent sends a chunk to the child that told it it
 // relays before the leaf that was attached first.
@@ -221,7 +219,7 @@ func TestRelayChildFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 		var log []PeerID
-		leaf, relay := &orderLink{2, &log}, &orderLink{3, &log}
+		leaf, relay := &orderLink{id: 2, log: &log}, &orderLink{id: 3, log: &log}
 		_ = e.AddChild(0, 2, leaf)
 		_ = e.AddChild(0, 3, relay)
 		if announce {
