@@ -158,6 +158,6 @@ func (c pionChannel) handle(lowWater int, ev dcEvents) {
 	// pion's OnOpen itself calls open when the channel is already open.
 }
 
-func (c pionChannel) bufferedAmount() int  { return int(c.dc.BufferedAmount()) }
+func (c pionChannel) bufferedAmount() int   { return int(c.dc.BufferedAmount()) }
 func (c pionChannel) send(msg []byte) error { return c.dc.Send(msg) }
 func (c pionChannel) close() error          { return c.dc.Close() }

@@ -354,6 +354,8 @@ func (l *Link) setupDC(dc dataChannel) {
 // guarded wraps a callback of this link in the Transport's Guard: a panic
 // in it fails the link with the panic error (the Guard has reported it).
 // Without a Guard it is f itself, and a panic crashes as before.
+//
+//go:noinline
 func (l *Link) guarded(where string, f func()) func() {
 	g := l.t.cfg.Guard
 	if g == nil {
@@ -505,6 +507,10 @@ func (l *Link) Close() error {
 
 // fail ends the link once: the PeerConnection is closed on a goroutine the
 // Transport waits for (pion must not be closed from its own callbacks).
+// Not inlined: its closures were copied into each of its dozen callers,
+// 30 KB of the viewer's wasm.
+//
+//go:noinline
 func (l *Link) fail(err error) {
 	l.closeOnce.Do(func() {
 		l.err = err
