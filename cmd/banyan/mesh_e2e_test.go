@@ -156,29 +156,7 @@ func liveDemo(t *testing.T, ctx context.Context, seconds int, upArgs ...string) 
 // it with -re -c copy, a real RTMP publish from ffmpeg without a live x264
 // encode taking a core from the 20 peers on a 2-core machine.
 func demoMedia(t *testing.T, ffmpeg string, seconds int) string {
-	t.Helper()
-	demoMediaMu.Lock()
-	defer demoMediaMu.Unlock()
-	path := filepath.Join(filepath.Dir(banyanBin), fmt.Sprintf("demo-%ds.flv", seconds))
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	tmp := path + ".part.flv"
-	out, err := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", fmt.Sprint(seconds),
-		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "main", "-bf", "2", "-g", "30", "-preset", "veryfast",
-		"-c:a", "aac", "-b:a", "128k", "-f", "flv", tmp).CombinedOutput()
-	if err != nil {
-		t.Fatalf("encoding the demo broadcast: %v: %s", err, out)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return encodedMedia(t, ffmpeg, seconds, "640x360", "")
 }
 
 var demoMediaMu sync.Mutex
