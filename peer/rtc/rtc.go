@@ -96,7 +96,8 @@ type Config struct {
 	RelayOnly bool
 
 	// Signal sends a signal to its To peer through the tracker. It must not
-	// block for long; it is called from pion's goroutines.
+	// block for long; it is called from pion's goroutines (natively)
+	// or the browser binding's.
 	Signal func(protocol.Signal)
 	// Accept decides whether an offer from a peer we did not dial is
 	// welcome (the tracker paired us); nil accepts all.
@@ -108,10 +109,10 @@ type Config struct {
 	OnMessage func(l *Link, msg []byte)
 	OnClose   func(l *Link, err error)
 	Logger    *slog.Logger
-	// Guard, when set, runs every callback (pion's and the link timers)
+	// Guard, when set, runs every callback (the PeerConnection's and the link timers)
 	// and the link's goroutines: a panic in one fails that link with the
 	// *guard.PanicError and is reported to the Guard instead of ending
-	// the program. In the browser pion calls the callbacks from JS events,
+	// the program. In the browser the callbacks start from JS events,
 	// where a panic would kill the whole peer. nil: panics crash.
 	Guard *guard.Guard
 }
