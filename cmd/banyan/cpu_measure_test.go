@@ -239,7 +239,9 @@ func chromeThreads(root int) map[string]chromeThread {
 		}
 		cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
 		proc := "browser"
-		for arg := range strings.SplitSeq(string(cmd), "\x00") {
+		// Split on spaces too: a forked child's title is rewritten as
+		// one string ("chromium --type=renderer ...").
+		for _, arg := range strings.FieldsFunc(string(cmd), func(r rune) bool { return r == 0 || r == ' ' }) {
 			if typ, ok := strings.CutPrefix(arg, "--type="); ok {
 				proc = typ
 				if typ == "renderer" {
