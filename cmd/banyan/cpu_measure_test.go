@@ -37,15 +37,7 @@ func TestMeasureViewerCPU(t *testing.T) {
 	ffmpeg := e2e.Require(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	media := encodedMedia(t, ffmpeg, 120, "1280x720", "3M")
-	up := startUp(t, t.TempDir(), "--ice-loopback", "--root-capacity", "1", "--stripes", "2")
-	url, key := up.rtmpURL(t)
-	ff := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", media, "-c", "copy", "-f", "flv", url+"/"+key)
-	if err := ff.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
-	viewerKeys(t, up.base, "demo")
+	up := liveMedia(t, ctx, ffmpeg, encodedMedia(t, ffmpeg, 120, "1280x720", "3M"), "--root-capacity", "1", "--stripes", "2")
 	bctx := browser(t, ctx)
 	time.Sleep(2 * time.Second)
 

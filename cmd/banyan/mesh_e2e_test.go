@@ -139,7 +139,12 @@ func metricIn(b []byte, name string) float64 {
 func liveDemo(t *testing.T, ctx context.Context, seconds int, upArgs ...string) *upProc {
 	t.Helper()
 	ffmpeg := e2e.Require(t, "ffmpeg")
-	media := demoMedia(t, ffmpeg, seconds)
+	return liveMedia(t, ctx, ffmpeg, demoMedia(t, ffmpeg, seconds), upArgs...)
+}
+
+// liveMedia is liveDemo publishing the file media.
+func liveMedia(t *testing.T, ctx context.Context, ffmpeg, media string, upArgs ...string) *upProc {
+	t.Helper()
 	up := startUp(t, t.TempDir(), append([]string{"--ice-loopback"}, upArgs...)...)
 	url, key := up.rtmpURL(t)
 	ff := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", media, "-c", "copy", "-f", "flv", url+"/"+key)
