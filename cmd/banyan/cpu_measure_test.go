@@ -123,7 +123,7 @@ func TestMeasureViewerCPU(t *testing.T) {
 		if _, err := cdp.Call(ctx, tg, profiler.Enable, cdp.Empty{}); err != nil {
 			return nil, err
 		}
-		if _, err := cdp.Call(ctx, tg, profiler.SetSamplingInterval, profiler.SetSamplingIntervalParams{Interval: 500}); err != nil {
+		if _, err := cdp.Call(ctx, tg, profiler.SetSamplingInterval, profiler.SetSamplingIntervalParams{Interval: 1000}); err != nil {
 			return nil, err
 		}
 		if _, err := cdp.Call(ctx, tg, profiler.Start, cdp.Empty{}); err != nil {
