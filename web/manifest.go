@@ -20,8 +20,9 @@ const (
 const ManifestVersion = 1
 
 // Manifest describes the browser assets the build helper
-// (internal/webbuild) wrote: each is stored only gzip-compressed, under a
-// name that carries a hash of its content, so it can be cached forever.
+// (internal/webbuild) wrote: each is stored only compressed (gzip, and
+// brotli for browsers that accept it), under a name that carries a hash of
+// its content, so it can be cached forever.
 type Manifest struct {
 	Version   int              `json:"version"`
 	GoVersion string           `json:"go_version,omitempty"`
@@ -34,11 +35,15 @@ type Asset struct {
 	// "peer.0123456789abcdef.wasm".
 	File string `json:"file"`
 	// Gzip is the stored file: File + ".gz", gzip level 9.
-	Gzip     string `json:"gzip"`
-	Type     string `json:"type"` // Content-Type
-	Size     int64  `json:"size"` // uncompressed
-	GzipSize int64  `json:"gzip_size"`
-	SHA256   string `json:"sha256"` // hex, of the uncompressed bytes
+	Gzip string `json:"gzip"`
+	// Brotli is the brotli copy, File + ".br" (quality 11), served to
+	// browsers that accept br; empty in builds that made none.
+	Brotli     string `json:"brotli,omitempty"`
+	Type       string `json:"type"` // Content-Type
+	Size       int64  `json:"size"` // uncompressed
+	GzipSize   int64  `json:"gzip_size"`
+	BrotliSize int64  `json:"brotli_size,omitempty"`
+	SHA256     string `json:"sha256"` // hex, of the uncompressed bytes
 }
 
 // maxManifest bounds the manifest read.
@@ -82,6 +87,9 @@ func ParseManifest(b []byte) (*Manifest, error) {
 		}
 		if a.Gzip != a.File+".gz" || a.Size < 0 || a.GzipSize <= 0 || a.Type == "" {
 			return nil, fmt.Errorf("web: manifest: asset %q: bad gzip entry, size or type", name)
+		}
+		if (a.Brotli != "" || a.BrotliSize != 0) && (a.Brotli != a.File+".br" || a.BrotliSize <= 0) {
+			return nil, fmt.Errorf("web: manifest: asset %q: bad brotli entry", name)
 		}
 	}
 	for _, need := range []string{AssetWasm, AssetExec} {

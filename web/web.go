@@ -3,9 +3,10 @@
 // browser viewer's built WebAssembly.
 //
 // The viewer's wasm and Go's wasm_exec.js are built by `make wasm` (go run
-// ./internal/webbuild) into web/dist, gzip-compressed, under content-hashed
-// names listed in dist/manifest.json; they are served with a one-year
-// immutable cache lifetime. A binary built without them (a clean clone
+// ./internal/webbuild) into web/dist, compressed with gzip and brotli, under
+// content-hashed names listed in dist/manifest.json; they are served with a
+// one-year immutable cache lifetime, as br to browsers that accept it (all
+// current ones do over HTTPS and on localhost), else gzip, else inflated. A binary built without them (a clean clone
 // built with plain `go build`) still serves every page; the viewer then
 // says the wasm is not built, and /static/peer.wasm answers 404 with the
 // same message.
@@ -234,6 +235,7 @@ type assets struct {
 	m      *Manifest
 	byFile map[string]Asset
 	gz     map[string][]byte // by hashed file name
+	br     map[string][]byte // by hashed file name, where the build made one
 	err    error             // why there is no build
 
 	rawMu sync.Mutex
@@ -243,7 +245,7 @@ type assets struct {
 func (a *assets) ok() bool { return a.err == nil }
 
 func loadAssets(fsys fs.FS) *assets {
-	a := &assets{byFile: map[string]Asset{}, gz: map[string][]byte{}, raw: map[string][]byte{}}
+	a := &assets{byFile: map[string]Asset{}, gz: map[string][]byte{}, br: map[string][]byte{}, raw: map[string][]byte{}}
 	b, err := fs.ReadFile(fsys, ManifestFile)
 	if err != nil {
 		a.err = fmt.Errorf("%s (%w)", NotBuilt, err)
@@ -265,6 +267,14 @@ func loadAssets(fsys fs.FS) *assets {
 		}
 		a.byFile[as.File] = as
 		a.gz[as.File] = data
+		if as.Brotli != "" {
+			data, err := fs.ReadFile(fsys, as.Brotli)
+			if err != nil || int64(len(data)) != as.BrotliSize {
+				a.err = fmt.Errorf("web: built asset %s missing or truncated; run `make wasm`", as.Brotli)
+				return a
+			}
+			a.br[as.File] = data
+		}
 	}
 	a.m = m
 	return a
@@ -278,14 +288,27 @@ func (a *assets) serve(w http.ResponseWriter, r *http.Request, as Asset, cache s
 	hd.Set("X-Content-Type-Options", "nosniff")
 	// Other sites may embed the player, which fetches the wasm with CORS.
 	hd.Set("Access-Control-Allow-Origin", "*")
-	if AcceptsGzip(r.Header.Values("Accept-Encoding")) {
-		hd.Set("Content-Encoding", "gzip")
-		hd.Set("ETag", `"`+as.SHA256[:16]+`-gz"`)
+	// The smallest copy the browser accepts: brotli, else gzip. Each
+	// encoding has its own ETag, as the bytes differ.
+	accept := r.Header.Values("Accept-Encoding")
+	for _, enc := range []struct {
+		name, tag string
+		data      []byte
+		ok        func([]string) bool
+	}{
+		{"br", "-br", a.br[as.File], AcceptsBrotli},
+		{"gzip", "-gz", a.gz[as.File], AcceptsGzip},
+	} {
+		if enc.data == nil || !enc.ok(accept) {
+			continue
+		}
+		hd.Set("Content-Encoding", enc.name)
+		hd.Set("ETag", `"`+as.SHA256[:16]+enc.tag+`"`)
 		if r.Header.Get("Range") == "" {
 			// ServeContent leaves the length out for encoded content.
-			hd.Set("Content-Length", strconv.Itoa(len(a.gz[as.File])))
+			hd.Set("Content-Length", strconv.Itoa(len(enc.data)))
 		}
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.gz[as.File]))
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(enc.data))
 		return
 	}
 	raw, err := a.uncompressed(as)
@@ -322,8 +345,16 @@ func (a *assets) uncompressed(as Asset) ([]byte, error) {
 
 // AcceptsGzip reports whether Accept-Encoding header values allow gzip:
 // named with a q above 0, or covered by "*" with a q above 0.
-func AcceptsGzip(values []string) bool {
-	gz, star := -1.0, -1.0
+func AcceptsGzip(values []string) bool { return accepts(values, "gzip", "x-gzip") }
+
+// AcceptsBrotli reports whether Accept-Encoding header values allow br,
+// by the same rules as AcceptsGzip.
+func AcceptsBrotli(values []string) bool { return accepts(values, "br") }
+
+// accepts reports whether Accept-Encoding header values allow the coding
+// known by names.
+func accepts(values []string, names ...string) bool {
+	named, star := -1.0, -1.0
 	for _, v := range values {
 		for part := range strings.SplitSeq(v, ",") {
 			name, params, _ := strings.Cut(part, ";")
@@ -338,16 +369,17 @@ func AcceptsGzip(values []string) bool {
 					q = f
 				}
 			}
-			switch strings.ToLower(strings.TrimSpace(name)) {
-			case "gzip", "x-gzip":
-				gz = max(gz, q)
-			case "*":
+			name = strings.ToLower(strings.TrimSpace(name))
+			switch {
+			case slices.Contains(names, name):
+				named = max(named, q)
+			case name == "*":
 				star = max(star, q)
 			}
 		}
 	}
-	if gz >= 0 {
-		return gz > 0
+	if named >= 0 {
+		return named > 0
 	}
 	return star > 0
 }

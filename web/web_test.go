@@ -14,12 +14,20 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/andybalholm/brotli"
+
 	"github.com/banyan-live/banyan/web"
 )
 
 // builtFS is what the build helper writes, made by hand: the manifest and
-// the gzip copies.
+// the gzip and brotli copies.
 func builtFS(t testing.TB, files map[string][]byte) (fstest.MapFS, *web.Manifest) {
+	return builtFSWith(t, files, true)
+}
+
+// builtFSWith makes the brotli copies only if withBrotli (builds before
+// brotli had none).
+func builtFSWith(t testing.TB, files map[string][]byte, withBrotli bool) (fstest.MapFS, *web.Manifest) {
 	t.Helper()
 	fsys := fstest.MapFS{}
 	m := &web.Manifest{Version: web.ManifestVersion, Assets: map[string]web.Asset{}}
@@ -35,8 +43,17 @@ func builtFS(t testing.TB, files map[string][]byte) (fstest.MapFS, *web.Manifest
 		if strings.HasSuffix(name, ".js") {
 			ctype = "text/javascript; charset=utf-8"
 		}
-		m.Assets[name] = web.Asset{File: file, Gzip: file + ".gz", Type: ctype, Size: int64(len(data)), GzipSize: int64(gz.Len()), SHA256: hexSum}
+		a := web.Asset{File: file, Gzip: file + ".gz", Type: ctype, Size: int64(len(data)), GzipSize: int64(gz.Len()), SHA256: hexSum}
 		fsys[file+".gz"] = &fstest.MapFile{Data: gz.Bytes()}
+		if withBrotli {
+			var br bytes.Buffer
+			bw := brotli.NewWriterLevel(&br, brotli.BestCompression)
+			bw.Write(data)
+			bw.Close()
+			a.Brotli, a.BrotliSize = file+".br", int64(br.Len())
+			fsys[file+".br"] = &fstest.MapFile{Data: br.Bytes()}
+		}
+		m.Assets[name] = a
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -69,7 +86,7 @@ func TestServeBuiltAssets(t *testing.T) {
 	path := "/static/" + wasm.File
 
 	// gzip to a client that takes it, with the immutable cache policy.
-	w := get(t, h, "GET", path, "Accept-Encoding", "br, gzip;q=0.8")
+	w := get(t, h, "GET", path, "Accept-Encoding", "deflate, gzip;q=0.8")
 	if w.Code != 200 {
 		t.Fatalf("GET %s: %d %s", path, w.Code, w.Body)
 	}
@@ -99,7 +116,7 @@ func TestServeBuiltAssets(t *testing.T) {
 	}
 
 	// Identity for clients without gzip, or refusing it.
-	for _, ae := range []string{"", "identity", "gzip;q=0", "br, *;q=0"} {
+	for _, ae := range []string{"", "identity", "gzip;q=0", "deflate, *;q=0", "br;q=0, gzip;q=0"} {
 		w := get(t, h, "GET", path, "Accept-Encoding", ae)
 		if w.Code != 200 || w.Header().Get("Content-Encoding") != "" || !bytes.Equal(w.Body.Bytes(), fakeWasm) {
 			t.Fatalf("Accept-Encoding %q: %d %q, %d bytes", ae, w.Code, w.Header().Get("Content-Encoding"), w.Body.Len())
@@ -129,6 +146,92 @@ func TestServeBuiltAssets(t *testing.T) {
 	}
 	if strings.Contains(page, "http://") || strings.Contains(page, "https://") {
 		t.Fatal("watch page names an external URL")
+	}
+}
+
+// TestServeBrotli: a browser that accepts br gets the brotli copy, with
+// the headers streaming compilation needs (WebAssembly.instantiateStreaming
+// insists on Content-Type application/wasm) and caches must keep apart
+// (Vary, an ETag per encoding); one that does not gets gzip; a build made
+// before brotli is served as gzip to everyone.
+func TestServeBrotli(t *testing.T) {
+	fsys, m := builtFS(t, map[string][]byte{web.AssetWasm: fakeWasm, web.AssetExec: fakeExec})
+	h := web.NewHandler(web.Config{Dist: fsys})
+	wasm := m.Assets[web.AssetWasm]
+	path := "/static/" + wasm.File
+	decode := map[string]func(io.Reader) ([]byte, error){
+		"br": func(r io.Reader) ([]byte, error) { return io.ReadAll(brotli.NewReader(r)) },
+		"gzip": func(r io.Reader) ([]byte, error) {
+			zr, err := gzip.NewReader(r)
+			if err != nil {
+				return nil, err
+			}
+			return io.ReadAll(zr)
+		},
+	}
+	for _, tc := range []struct {
+		accept, want string
+		size         int64
+	}{
+		{"gzip, deflate, br, zstd", "br", wasm.BrotliSize}, // Chromium, Firefox over HTTPS
+		{"br", "br", wasm.BrotliSize},
+		{"gzip, deflate", "gzip", wasm.GzipSize}, // the same over plain HTTP
+		{"br;q=0, gzip", "gzip", wasm.GzipSize},
+		{"*", "br", wasm.BrotliSize},
+	} {
+		w := get(t, h, "GET", path, "Accept-Encoding", tc.accept)
+		hd := w.Header()
+		if w.Code != 200 || hd.Get("Content-Encoding") != tc.want || hd.Get("Content-Type") != "application/wasm" ||
+			!strings.Contains(hd.Get("Vary"), "Accept-Encoding") || hd.Get("Content-Length") != strconv.FormatInt(tc.size, 10) {
+			t.Fatalf("Accept-Encoding %q: %d %v", tc.accept, w.Code, hd)
+		}
+		etag := hd.Get("ETag")
+		if !strings.HasSuffix(etag, map[string]string{"br": `-br"`, "gzip": `-gz"`}[tc.want]) {
+			t.Fatalf("Accept-Encoding %q: ETag %s", tc.accept, etag)
+		}
+		got, err := decode[tc.want](w.Body)
+		if err != nil || !bytes.Equal(got, fakeWasm) {
+			t.Fatalf("Accept-Encoding %q: %s body does not decode to the wasm (%v)", tc.accept, tc.want, err)
+		}
+		if w := get(t, h, "GET", path, "Accept-Encoding", tc.accept, "If-None-Match", etag); w.Code != http.StatusNotModified {
+			t.Fatalf("Accept-Encoding %q: If-None-Match: %d", tc.accept, w.Code)
+		}
+	}
+	if wasm.BrotliSize >= wasm.GzipSize {
+		t.Fatalf("brotli %d bytes, gzip %d", wasm.BrotliSize, wasm.GzipSize)
+	}
+
+	// A build without brotli copies: gzip even to a browser that takes br.
+	fsys, m = builtFSWith(t, map[string][]byte{web.AssetWasm: fakeWasm, web.AssetExec: fakeExec}, false)
+	h = web.NewHandler(web.Config{Dist: fsys})
+	if w := get(t, h, "GET", "/static/"+m.Assets[web.AssetWasm].File, "Accept-Encoding", "gzip, br"); w.Code != 200 || w.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("gzip-only build: %d %v", w.Code, w.Header())
+	}
+	// A brotli copy the manifest names but the build lacks: not built.
+	fsys, m = builtFS(t, map[string][]byte{web.AssetWasm: fakeWasm, web.AssetExec: fakeExec})
+	delete(fsys, m.Assets[web.AssetWasm].Brotli)
+	if w := get(t, web.NewHandler(web.Config{Dist: fsys}), "GET", "/static/peer.wasm"); w.Code != 404 || !strings.Contains(w.Body.String(), "make wasm") {
+		t.Fatalf("missing .br: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestAcceptsBrotli(t *testing.T) {
+	for _, tc := range []struct {
+		h    []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"gzip, deflate"}, false},
+		{[]string{"gzip, deflate, br, zstd"}, true},
+		{[]string{"BR;q=0.5"}, true},
+		{[]string{"br;q=0"}, false},
+		{[]string{"*"}, true},
+		{[]string{"br;q=0, *"}, false},
+		{[]string{"brotli"}, false},
+	} {
+		if got := web.AcceptsBrotli(tc.h); got != tc.want {
+			t.Errorf("AcceptsBrotli(%q) = %v, want %v", tc.h, got, tc.want)
+		}
 	}
 }
 
@@ -230,6 +333,9 @@ func TestParseManifestRejects(t *testing.T) {
 		"upper hash":  asset(web.AssetWasm, func(a *web.Asset) { a.SHA256 = strings.ToUpper(a.SHA256) }),
 		"gzip name":   asset(web.AssetWasm, func(a *web.Asset) { a.Gzip = "other.gz" }),
 		"zero gzip":   asset(web.AssetWasm, func(a *web.Asset) { a.GzipSize = 0 }),
+		"br name":     asset(web.AssetWasm, func(a *web.Asset) { a.Brotli = "../x.br" }),
+		"zero br":     asset(web.AssetWasm, func(a *web.Asset) { a.BrotliSize = 0 }),
+		"br no name":  asset(web.AssetExec, func(a *web.Asset) { a.Brotli = "" }),
 		"no type":     asset(web.AssetExec, func(a *web.Asset) { a.Type = "" }),
 		"no exec":     mutate(func(m *web.Manifest) { delete(m.Assets, web.AssetExec) }),
 		"huge":        bytes.Repeat([]byte(" "), 1<<20),
@@ -274,5 +380,6 @@ func FuzzAcceptsGzip(f *testing.F) {
 	f.Add("gzip, deflate, br;q=0.9, *;q=0")
 	f.Fuzz(func(t *testing.T, s string) {
 		_ = web.AcceptsGzip([]string{s})
+		_ = web.AcceptsBrotli([]string{s})
 	})
 }

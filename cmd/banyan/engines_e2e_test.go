@@ -75,7 +75,7 @@ func waitPage(t *testing.T, ctx context.Context, pg enginePage, sel, what string
 	}
 }
 
-// broadcast publishes a pre-encoded file (demoMediaSize) over RTMP in
+// broadcast publishes a pre-encoded file (encodedMedia) over RTMP in
 // real time with -c copy until stop; each call is a new broadcast (a new
 // epoch for the viewers).
 func broadcast(t *testing.T, ctx context.Context, ffmpeg, media, url string) (stop func()) {

@@ -139,7 +139,12 @@ func metricIn(b []byte, name string) float64 {
 func liveDemo(t *testing.T, ctx context.Context, seconds int, upArgs ...string) *upProc {
 	t.Helper()
 	ffmpeg := e2e.Require(t, "ffmpeg")
-	media := demoMedia(t, ffmpeg, seconds)
+	return liveMedia(t, ctx, ffmpeg, demoMedia(t, ffmpeg, seconds), upArgs...)
+}
+
+// liveMedia is liveDemo publishing the file media.
+func liveMedia(t *testing.T, ctx context.Context, ffmpeg, media string, upArgs ...string) *upProc {
+	t.Helper()
 	up := startUp(t, t.TempDir(), append([]string{"--ice-loopback"}, upArgs...)...)
 	url, key := up.rtmpURL(t)
 	broadcast(t, ctx, ffmpeg, media, url+"/"+key)
@@ -153,27 +158,39 @@ func liveDemo(t *testing.T, ctx context.Context, seconds int, upArgs ...string) 
 // encode taking a core from the 20 peers on a 2-core machine.
 func demoMedia(t *testing.T, ffmpeg string, seconds int) string {
 	t.Helper()
-	return demoMediaSize(t, ffmpeg, "640x360", seconds)
+	return encodedMedia(t, ffmpeg, seconds, "640x360", "")
 }
 
-// demoMediaSize is demoMedia at another picture size ("1280x720").
-func demoMediaSize(t *testing.T, ffmpeg, size string, seconds int) string {
+var demoMediaMu sync.Mutex
+
+// encodedMedia is the broadcast of publish at size (30 fps, 1 s GOP,
+// AAC), x264 at its default rate control or, when rate is set, at that
+// video bitrate with a VBV cap, encoded once into the test binary's
+// directory.
+func encodedMedia(t *testing.T, ffmpeg string, seconds int, size, rate string) string {
 	t.Helper()
 	demoMediaMu.Lock()
 	defer demoMediaMu.Unlock()
-	path := filepath.Join(filepath.Dir(banyanBin), fmt.Sprintf("demo-%s-%ds.flv", size, seconds))
+	name := fmt.Sprintf("demo-%s-%ds.flv", size, seconds)
+	var rc []string
+	if rate != "" {
+		name = fmt.Sprintf("demo-%s-%ds-%s.flv", size, seconds, rate)
+		rc = []string{"-b:v", rate, "-maxrate", rate, "-bufsize", rate}
+	}
+	path := filepath.Join(filepath.Dir(banyanBin), name)
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	tmp := path + ".part.flv"
-	out, err := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30",
+	args := []string{"-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-t", fmt.Sprint(seconds),
-		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "main", "-bf", "2", "-g", "30", "-preset", "veryfast",
-		"-c:a", "aac", "-b:a", "128k", "-f", "flv", tmp).CombinedOutput()
+		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "main", "-bf", "2", "-g", "30", "-preset", "veryfast"}
+	args = append(append(args, rc...), "-c:a", "aac", "-b:a", "128k", "-f", "flv", tmp)
+	out, err := exec.CommandContext(ctx, ffmpeg, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("encoding the demo broadcast: %v: %s", err, out)
 	}
@@ -182,8 +199,6 @@ func demoMediaSize(t *testing.T, ffmpeg, size string, seconds int) string {
 	}
 	return path
 }
-
-var demoMediaMu sync.Mutex
 
 func TestNativeMesh(t *testing.T) {
 	if testing.Short() {

@@ -33,7 +33,7 @@ func TestWebKitViewer(t *testing.T) {
 	if err := wk.SetWindowSize(ctx, 1280, 900); err != nil {
 		t.Fatal(err)
 	}
-	media := demoMediaSize(t, ffmpeg, "1280x720", 40)
+	media := encodedMedia(t, ffmpeg, 40, "1280x720", "")
 	p := startUp(t, t.TempDir(), "--ice-loopback", "--stripes", "2")
 	url, key := p.rtmpURL(t)
 	stopPub := broadcast(t, ctx, ffmpeg, media, url+"/"+key)

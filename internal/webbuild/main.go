@@ -1,14 +1,16 @@
 // Command webbuild builds the browser viewer's assets for package web:
 // the viewer compiled to WebAssembly and Go's wasm_exec.js from the same
-// toolchain, each stored gzip-compressed (level 9) under a content-hashed
-// name, plus the manifest.json the server reads. `make wasm` runs it:
+// toolchain, each stored compressed under a content-hashed name, gzip
+// (level 9) for every browser and brotli (quality 11, about 27 % smaller
+// on the wasm) for those that accept br, plus the manifest.json the server
+// reads. `make wasm` runs it:
 //
-//	go run ./internal/webbuild [-out web/dist] [-pkg ./wasm]
+//	go run ./internal/webbuild [-out web/dist] [-pkg ./wasm] [-max-brotli N]
 //
 // The wasm is built with GOOS=js GOARCH=wasm, -trimpath and -ldflags
-// "-s -w". Files of earlier builds in the output directory are removed.
-// Brotli would be about 25 % smaller than gzip on the wasm, but the
-// standard library has no brotli encoder and we take no dependency for it.
+// "-s -w". The build fails when the brotli wasm is over -max-brotli bytes
+// (the download every new viewer waits for; docs/wasm-size.md). Files of
+// earlier builds in the output directory are removed.
 package main
 
 import (
@@ -30,8 +32,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/andybalholm/brotli"
+
 	"github.com/banyan-live/banyan/web"
 )
+
+// DefaultMaxBrotli is the budget of the viewer's wasm as browsers
+// download it, in bytes of brotli. Issue 17's target is 1.0 MB; the build
+// is 1.14 MB since the browser's own WebRTC replaced pion's js build
+// (1.55 MB before), and what is left is the Go runtime, encoding/json,
+// fmt, the chunk crypto and the viewer itself (docs/wasm-size.md). The
+// budget sits above today's size with room for small changes, and fails
+// the build on a regression the size of a dependency (pion's js build
+// would add 0.41 MB).
+const DefaultMaxBrotli = 1_200_000
 
 func main() {
 	var o options
@@ -39,6 +53,7 @@ func main() {
 	flag.StringVar(&o.pkg, "pkg", "./wasm", "package of the viewer")
 	flag.StringVar(&o.goCmd, "go", "go", "go command")
 	flag.StringVar(&o.ldflags, "ldflags", "-s -w", "linker flags of the wasm build")
+	flag.Int64Var(&o.maxBrotli, "max-brotli", DefaultMaxBrotli, "fail when the brotli wasm is larger (bytes; 0: no limit)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("webbuild: ")
@@ -50,13 +65,14 @@ func main() {
 	}
 	for _, name := range []string{web.AssetWasm, web.AssetExec} {
 		a := m.Assets[name]
-		log.Printf("%s → %s: %d bytes, gzip %d bytes", name, filepath.Join(o.out, a.Gzip), a.Size, a.GzipSize)
+		log.Printf("%s → %s: %d bytes, gzip %d bytes, brotli %d bytes", name, filepath.Join(o.out, a.File), a.Size, a.GzipSize, a.BrotliSize)
 	}
 }
 
 type options struct {
 	out, pkg, goCmd, ldflags string
 	dir                      string // working directory of the go commands ("" = current)
+	maxBrotli                int64  // 0: no limit
 }
 
 // build compiles the viewer, copies wasm_exec.js and writes both with the
@@ -94,10 +110,26 @@ func build(ctx context.Context, o options) (*web.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return writeAssets(o.out, goVersion, map[string][]byte{
+	m, err := writeAssets(o.out, goVersion, map[string][]byte{
 		web.AssetWasm: wasmData,
 		web.AssetExec: execData,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBudget(m, o.maxBrotli); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// checkBudget fails when the brotli wasm is over max bytes (0: no limit).
+func checkBudget(m *web.Manifest, max int64) error {
+	a := m.Assets[web.AssetWasm]
+	if max > 0 && a.BrotliSize > max {
+		return fmt.Errorf("peer.wasm is %d bytes with brotli, over the budget of %d (%d raw): see docs/wasm-size.md for what takes the bytes", a.BrotliSize, max, a.Size)
+	}
+	return nil
 }
 
 // goEnv runs `go env NAME`.
@@ -129,8 +161,8 @@ var contentTypes = map[string]string{
 	".js":   "text/javascript; charset=utf-8",
 }
 
-// writeAssets stores each file gzip-compressed under its hashed name,
-// writes the manifest last (so a reader never sees a manifest naming files
+// writeAssets stores each file gzip- and brotli-compressed under its
+// hashed name, writes the manifest last (so a reader never sees a manifest naming files
 // that are not there yet), and removes files of earlier builds.
 func writeAssets(out, goVersion string, files map[string][]byte) (*web.Manifest, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -150,13 +182,20 @@ func writeAssets(out, goVersion string, files map[string][]byte) (*web.Manifest,
 		if err != nil {
 			return nil, err
 		}
+		br, err := brotliBytes(data)
+		if err != nil {
+			return nil, err
+		}
 		if err := writeFile(filepath.Join(out, file+".gz"), gz); err != nil {
 			return nil, err
 		}
-		keep[file+".gz"] = true
+		if err := writeFile(filepath.Join(out, file+".br"), br); err != nil {
+			return nil, err
+		}
+		keep[file+".gz"], keep[file+".br"] = true, true
 		m.Assets[name] = web.Asset{
-			File: file, Gzip: file + ".gz", Type: ctype,
-			Size: int64(len(data)), GzipSize: int64(len(gz)), SHA256: hexSum,
+			File: file, Gzip: file + ".gz", Brotli: file + ".br", Type: ctype,
+			Size: int64(len(data)), GzipSize: int64(len(gz)), BrotliSize: int64(len(br)), SHA256: hexSum,
 		}
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
@@ -176,7 +215,7 @@ func writeAssets(out, goVersion string, files map[string][]byte) (*web.Manifest,
 }
 
 // staleRE matches the files a build writes, so nothing else is removed.
-var staleRE = regexp.MustCompile(`^[a-z0-9_]+\.[0-9a-f]{16}\.(wasm|js)\.gz$`)
+var staleRE = regexp.MustCompile(`^[a-z0-9_]+\.[0-9a-f]{16}\.(wasm|js)\.(gz|br)$`)
 
 func removeStale(dir string, keep map[string]bool) error {
 	ents, err := os.ReadDir(dir)
@@ -206,6 +245,20 @@ func gzipBytes(data []byte) ([]byte, error) {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// brotliBytes compresses at quality 11 with the largest window browsers
+// decode (16 MiB, lgwin 24): the output is the same for the same input.
+func brotliBytes(data []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	bw := brotli.NewWriterOptions(&buf, brotli.WriterOptions{Quality: brotli.BestCompression, LGWin: 24})
+	if _, err := bw.Write(data); err != nil {
+		return nil, err
+	}
+	if err := bw.Close(); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -6,13 +6,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/andybalholm/brotli"
 
 	"github.com/banyan-live/banyan/web"
 )
@@ -36,8 +40,9 @@ func TestWriteAssets(t *testing.T) {
 	execJS := []byte("globalThis.Go = class {};")
 	// Leftovers: an older build (removed) and an unrelated file (kept).
 	old := filepath.Join(out, "peer.0000000000000000.wasm.gz")
+	oldBr := filepath.Join(out, "peer.0000000000000000.wasm.br")
 	other := filepath.Join(out, "README.txt")
-	for _, p := range []string{old, other} {
+	for _, p := range []string{old, oldBr, other} {
 		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -59,6 +64,13 @@ func TestWriteAssets(t *testing.T) {
 		if int64(len(gz)) != a.GzipSize || !bytes.Equal(inflate(t, gz), data) {
 			t.Fatalf("%s: gzip copy does not round-trip", name)
 		}
+		br, err := os.ReadFile(filepath.Join(out, a.Brotli))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dec, err := io.ReadAll(brotli.NewReader(bytes.NewReader(br))); err != nil || int64(len(br)) != a.BrotliSize || !bytes.Equal(dec, data) {
+			t.Fatalf("%s: brotli copy does not round-trip (%v)", name, err)
+		}
 	}
 	if m.Assets[web.AssetWasm].GzipSize >= int64(len(wasm))/4 {
 		t.Fatalf("level 9 gzip of a repetitive file is %d bytes of %d", m.Assets[web.AssetWasm].GzipSize, len(wasm))
@@ -73,8 +85,10 @@ func TestWriteAssets(t *testing.T) {
 	if back, err := web.ParseManifest(mb); err != nil || back.Assets[web.AssetWasm] != m.Assets[web.AssetWasm] {
 		t.Fatalf("manifest read back: %v", err)
 	}
-	if _, err := os.Stat(old); !os.IsNotExist(err) {
-		t.Fatal("stale build not removed")
+	for _, p := range []string{old, oldBr} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("stale build %s not removed", p)
+		}
 	}
 	if _, err := os.Stat(other); err != nil {
 		t.Fatal("unrelated file removed")
@@ -100,6 +114,23 @@ func TestWriteAssets(t *testing.T) {
 	h.ServeHTTP(w, r)
 	if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), a1) || w.Header().Get("Content-Encoding") != "gzip" {
 		t.Fatalf("served %d, %d bytes, %v", w.Code, w.Body.Len(), w.Header())
+	}
+}
+
+// TestBudget: a wasm over the brotli budget fails the build with a clear
+// error, one within it passes, 0 means no limit.
+func TestBudget(t *testing.T) {
+	m := &web.Manifest{Assets: map[string]web.Asset{web.AssetWasm: {Size: 4_000_000, BrotliSize: DefaultMaxBrotli + 1}}}
+	err := checkBudget(m, DefaultMaxBrotli)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d bytes with brotli", DefaultMaxBrotli+1)) || !strings.Contains(err.Error(), "wasm-size.md") {
+		t.Fatalf("over the budget: %v", err)
+	}
+	if err := checkBudget(m, 0); err != nil {
+		t.Fatalf("no limit: %v", err)
+	}
+	m.Assets[web.AssetWasm] = web.Asset{BrotliSize: DefaultMaxBrotli}
+	if err := checkBudget(m, DefaultMaxBrotli); err != nil {
+		t.Fatalf("at the budget: %v", err)
 	}
 }
 

@@ -18,8 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/banyan-live/banyan/chunk"
 	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/peer"
@@ -41,9 +39,9 @@ type Config struct {
 	OriginFor func(originURL string) peer.Origin
 	// Player receives the opened stream (nil for relays and the root).
 	Player peer.Player
-	// API builds PeerConnections (nil: pion's default; tests pass
-	// rtc.LoopbackAPI()).
-	API *webrtc.API
+	// API builds PeerConnections (nil: pion's default natively, the
+	// browser's own in the wasm; tests pass rtc.LoopbackAPI()).
+	API *rtc.API
 	// RelayOnly makes every link go through TURN (rtc.Config.RelayOnly).
 	RelayOnly bool
 	// ProofKey is the key the engine signs delivery statements with

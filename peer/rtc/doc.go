@@ -36,14 +36,18 @@ package rtc
 
 // # Browser differences
 //
-// In the js build pion wraps the browser's RTCPeerConnection and calls its
-// methods unchecked; a method one engine lacks panics in syscall/js and,
-// from a pion callback goroutine, ends the whole wasm program. The only
-// such call this package made was RTCIceTransport.getSelectedCandidatePair
-// (Firefox ESR 153 has none); path_js.go now feature-checks it and falls
+// In the js build the links use the browser's own RTCPeerConnection and
+// RTCDataChannel through conn_js.go, a thin syscall/js binding (pion's js
+// build did the same wrapping but kept pion's ICE, DTLS, SCTP, certificate
+// and crypto code in the wasm: 2 MB raw, docs/wasm-size.md). A method one
+// engine lacks would panic in syscall/js and end the whole program, so
+// every call into the browser is caught and becomes the link's error. The
+// one such method this package used, RTCIceTransport.getSelectedCandidatePair
+// (Firefox ESR 153 has none), is feature-checked in path_js.go, which falls
 // back to the selected pair in getStats (Firefox flags the pair
-// "selected"; Chromium names it in the transport stats), else the path
-// is peer.PathUnknown. Everything else used here (createDataChannel,
-// offer/answer, addIceCandidate, the connection, data channel and
-// buffered-amount events, pc.sctp) is in Chromium, Firefox and WebKit.
-// Config.Guard turns a panic in any callback into a failed link.
+// "selected"; Chromium names it in the transport stats), else the path is
+// peer.PathUnknown. Everything else used here (createDataChannel,
+// offer/answer, addIceCandidate, connectionState and its event, the data
+// channel and buffered-amount events, binaryType, pc.sctp) is in Chromium,
+// Firefox and WebKit. Config.Guard turns a panic in any callback into a
+// failed link.

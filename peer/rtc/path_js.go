@@ -17,25 +17,18 @@ const initialPath = peer.PathUnknown
 // statsTimeout bounds the wait for getStats.
 const statsTimeout = 2 * time.Second
 
-// updatePath asks the browser for the selected candidate pair. pion's
-// ICETransport.GetSelectedCandidatePair calls
-// RTCIceTransport.getSelectedCandidatePair unchecked, and Firefox has no
-// such method: the call panics and ends the whole program. So every step
-// here is feature-checked: that method where it exists (Chromium, WebKit),
-// else the selected pair in getStats (Firefox), else the path stays
-// "unknown". A known path is never overwritten by an unknown one.
-func (l *Link) updatePath() {
-	pc := l.pc.JSValue()
-	local, remote, err := pairFromICETransport(pc)
+// selectedPair asks the browser for the selected candidate pair.
+// RTCIceTransport.getSelectedCandidatePair is missing in Firefox (pion's
+// js build called it unchecked, and the panic ended the whole program),
+// so every step here is feature-checked: that method where it exists
+// (Chromium, WebKit), else the selected pair in getStats (Firefox), else
+// the path stays "unknown".
+func (c *jsConn) selectedPair() (local, remote string, err error) {
+	local, remote, err = pairFromICETransport(c.v)
 	if err != nil || local == "" {
-		local, remote, err = pairFromStats(pc, statsTimeout)
+		local, remote, err = pairFromStats(c.v, statsTimeout)
 	}
-	if err != nil {
-		l.t.log.Debug("rtc: path not known", "remote", l.remote, "err", err)
-	}
-	if p := pathOf(local, remote); p != peer.PathUnknown {
-		l.path.Store(p)
-	}
+	return local, remote, err
 }
 
 // pairFromICETransport reads pc.sctp.transport.iceTransport's selected

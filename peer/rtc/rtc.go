@@ -1,6 +1,8 @@
-// Package rtc carries the peer engine's links over WebRTC data channels
-// (pion/webrtc/v4). The same source builds natively and for GOOS=js, where
-// pion wraps the browser's RTCPeerConnection; only data channels are used.
+// Package rtc carries the peer engine's links over WebRTC data channels.
+// Natively the PeerConnections are pion/webrtc/v4's; for GOOS=js they are
+// the browser's own RTCPeerConnection through a thin syscall/js binding
+// (conn_js.go), which keeps pion out of the viewer's wasm. Only data
+// channels are used.
 //
 // One PeerConnection per neighbour pair with one data channel for pieces and
 // control messages. Negotiation is driven by signaling callbacks: the
@@ -22,8 +24,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pion/webrtc/v4"
 
 	"github.com/banyan-live/banyan/chunk"
 	"github.com/banyan-live/banyan/internal/guard"
@@ -56,16 +56,6 @@ func (r Reliability) String() string {
 	return fmt.Sprintf("Reliability(%d)", int(r))
 }
 
-func (r Reliability) init() *webrtc.DataChannelInit {
-	ordered := r == ReliableOrdered
-	in := &webrtc.DataChannelInit{Ordered: &ordered}
-	if r == Unreliable {
-		zero := uint16(0)
-		in.MaxRetransmits = &zero
-	}
-	return in
-}
-
 // Errors.
 var (
 	ErrConnectTimeout = errors.New("rtc: not connected in time")
@@ -81,9 +71,10 @@ type Config struct {
 	// Self is this peer's id (glare resolution).
 	Self       peer.PeerID
 	ICEServers []protocol.ICEServer
-	// API builds PeerConnections; nil means webrtc.NewAPI(). Natively,
-	// LoopbackAPI restricts ICE to 127.0.0.1 for tests.
-	API *webrtc.API
+	// API builds PeerConnections; nil means the default (natively
+	// webrtc.NewAPI(); in the browser there is nothing to choose).
+	// Natively, LoopbackAPI restricts ICE to 127.0.0.1 for tests.
+	API *API
 	// ConnectTimeout bounds how long a link may take to open (default 5 s).
 	ConnectTimeout time.Duration
 	// AnswerTimeout bounds how long a dialed peer may take to answer the
@@ -105,7 +96,8 @@ type Config struct {
 	RelayOnly bool
 
 	// Signal sends a signal to its To peer through the tracker. It must not
-	// block for long; it is called from pion's goroutines.
+	// block for long; it is called from pion's goroutines (natively)
+	// or the browser binding's.
 	Signal func(protocol.Signal)
 	// Accept decides whether an offer from a peer we did not dial is
 	// welcome (the tracker paired us); nil accepts all.
@@ -117,10 +109,10 @@ type Config struct {
 	OnMessage func(l *Link, msg []byte)
 	OnClose   func(l *Link, err error)
 	Logger    *slog.Logger
-	// Guard, when set, runs every callback (pion's and the link timers)
+	// Guard, when set, runs every callback (the PeerConnection's and the link timers)
 	// and the link's goroutines: a panic in one fails that link with the
 	// *guard.PanicError and is reported to the Guard instead of ending
-	// the program. In the browser pion calls the callbacks from JS events,
+	// the program. In the browser the callbacks start from JS events,
 	// where a panic would kill the whole peer. nil: panics crash.
 	Guard *guard.Guard
 }
@@ -128,7 +120,7 @@ type Config struct {
 // Transport owns the links of one peer.
 type Transport struct {
 	cfg Config
-	api *webrtc.API
+	api *API
 	log *slog.Logger
 
 	mu     sync.Mutex
@@ -189,12 +181,12 @@ type Link struct {
 	t      *Transport
 	remote peer.PeerID
 	dialer bool
-	pc     *webrtc.PeerConnection
+	pc     peerConn
 
 	mu       sync.Mutex
-	dc       *webrtc.DataChannel
+	dc       dataChannel
 	haveDesc bool
-	cands    []webrtc.ICECandidateInit // arrived before the remote description
+	cands    []candidateInit // arrived before the remote description
 	timer    *time.Timer
 	answerT  *time.Timer // dialer: the answer to our offer is due
 	opened   bool
@@ -231,21 +223,18 @@ func (t *Transport) Dial(remote peer.PeerID) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	dc, err := l.pc.CreateDataChannel("banyan", t.cfg.Reliability.init())
+	dc, err := l.pc.createDataChannel("banyan", t.cfg.Reliability)
 	if err != nil {
 		l.fail(fmt.Errorf("rtc: dial %d: data channel: %w", remote, err))
 		return nil, l.err
 	}
 	l.setupDC(dc)
-	offer, err := l.pc.CreateOffer(nil)
-	if err == nil {
-		err = l.pc.SetLocalDescription(offer)
-	}
+	offer, err := l.pc.offer()
 	if err != nil {
 		l.fail(fmt.Errorf("rtc: dial %d: offer: %w", remote, err))
 		return nil, l.err
 	}
-	t.cfg.Signal(protocol.Signal{To: remote, SDP: &protocol.SDP{Type: "offer", SDP: offer.SDP}})
+	t.cfg.Signal(protocol.Signal{To: remote, SDP: &protocol.SDP{Type: "offer", SDP: offer}})
 	return l, nil
 }
 
@@ -265,11 +254,38 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool) (*Link, error) {
 	ice := t.ice
 	t.mu.Unlock()
 
-	pcfg := webrtc.Configuration{ICEServers: iceServers(ice)}
-	if t.cfg.RelayOnly {
-		pcfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
-	}
-	pc, err := t.api.NewPeerConnection(pcfg)
+	pc, err := newPeerConn(t.api, ice, t.cfg.RelayOnly, pcEvents{
+		candidate: func(c candidateInit) {
+			l.guarded("ICE candidate", func() {
+				b, err := json.Marshal(c)
+				if err != nil {
+					return
+				}
+				t.cfg.Signal(protocol.Signal{To: remote, Candidate: b})
+			})()
+		},
+		state: func(s connState) {
+			l.guarded("connection state", func() {
+				switch s {
+				case stateConnected:
+					l.updatePath()
+				case stateFailed:
+					l.fail(fmt.Errorf("rtc: link to %d: ICE failed", remote))
+				case stateClosed:
+					l.fail(ErrClosed)
+				}
+			})()
+		},
+		dataChannel: func(dc dataChannel) {
+			l.guarded("data channel", func() {
+				if dialer || dc.label() != "banyan" {
+					_ = dc.close()
+					return
+				}
+				l.setupDC(dc)
+			})()
+		},
+	})
 	if err != nil {
 		t.forget(l)
 		return nil, fmt.Errorf("rtc: peer connection to %d: %w", remote, err)
@@ -292,64 +308,16 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool) (*Link, error) {
 		}))
 	}
 	l.mu.Unlock()
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		l.guarded("ICE candidate", func() {
-			if c == nil {
-				return // gathering complete
-			}
-			b, err := json.Marshal(c.ToJSON())
-			if err != nil {
-				return
-			}
-			t.cfg.Signal(protocol.Signal{To: remote, Candidate: b})
-		})()
-	})
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		l.guarded("connection state", func() {
-			switch s {
-			case webrtc.PeerConnectionStateConnected:
-				l.updatePath()
-			case webrtc.PeerConnectionStateFailed:
-				l.fail(fmt.Errorf("rtc: link to %d: ICE failed", remote))
-			case webrtc.PeerConnectionStateClosed:
-				l.fail(ErrClosed)
-			}
-		})()
-	})
-	if !dialer {
-		pc.OnDataChannel(func(dc *webrtc.DataChannel) {
-			l.guarded("data channel", func() {
-				if dc.Label() != "banyan" {
-					_ = dc.Close()
-					return
-				}
-				l.setupDC(dc)
-			})()
-		})
-	}
 	return l, nil
 }
 
-func iceServers(in []protocol.ICEServer) []webrtc.ICEServer {
-	out := make([]webrtc.ICEServer, 0, len(in))
-	for _, s := range in {
-		ws := webrtc.ICEServer{URLs: s.URLs, Username: s.Username}
-		if s.Credential != "" {
-			ws.Credential = s.Credential
-		}
-		out = append(out, ws)
-	}
-	return out
-}
-
-func (l *Link) setupDC(dc *webrtc.DataChannel) {
-	prepareDC(dc)
+func (l *Link) setupDC(dc dataChannel) {
 	l.mu.Lock()
 	l.dc = dc
 	l.mu.Unlock()
-	dc.SetBufferedAmountLowThreshold(uint64(l.t.cfg.LowWater))
-	dc.OnBufferedAmountLow(func() { l.congested.Store(false) })
-	dc.OnOpen(l.guarded("open", func() {
+	var ev dcEvents
+	ev.bufferedLow = func() { l.congested.Store(false) }
+	ev.open = l.guarded("open", func() {
 		l.mu.Lock()
 		if l.opened {
 			l.mu.Unlock()
@@ -371,21 +339,24 @@ func (l *Link) setupDC(dc *webrtc.DataChannel) {
 		if f := l.t.cfg.OnOpen; f != nil {
 			f(l)
 		}
-	}))
-	dc.OnMessage(func(m webrtc.DataChannelMessage) {
-		if m.IsString || len(m.Data) == 0 || len(m.Data) > chunk.MaxMessageSize {
+	})
+	ev.message = func(data []byte) {
+		if len(data) == 0 || len(data) > chunk.MaxMessageSize {
 			return // hostile or foreign: the engine never sends these
 		}
 		if f := l.t.cfg.OnMessage; f != nil && l.open.Load() {
-			l.guarded("message", func() { f(l, m.Data) })()
+			l.guarded("message", func() { f(l, data) })()
 		}
-	})
-	dc.OnClose(l.guarded("close", func() { l.fail(ErrClosed) }))
+	}
+	ev.close = l.guarded("close", func() { l.fail(ErrClosed) })
+	dc.handle(l.t.cfg.LowWater, ev)
 }
 
 // guarded wraps a callback of this link in the Transport's Guard: a panic
 // in it fails the link with the panic error (the Guard has reported it).
 // Without a Guard it is f itself, and a panic crashes as before.
+//
+//go:noinline
 func (l *Link) guarded(where string, f func()) func() {
 	g := l.t.cfg.Guard
 	if g == nil {
@@ -431,13 +402,13 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 		if !l.dialer {
 			return fmt.Errorf("rtc: unexpected answer from %d", remote)
 		}
-		if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s.SDP.SDP}); err != nil {
+		if err := l.pc.setAnswer(s.SDP.SDP); err != nil {
 			l.fail(fmt.Errorf("rtc: answer from %d: %w", remote, err))
 			return l.err
 		}
 		return l.flushCandidates()
 	case len(s.Candidate) > 0:
-		var c webrtc.ICECandidateInit
+		var c candidateInit
 		if err := json.Unmarshal(s.Candidate, &c); err != nil {
 			return fmt.Errorf("rtc: candidate from %d: %w", remote, err)
 		}
@@ -450,7 +421,7 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 			return nil
 		}
 		l.mu.Unlock()
-		if err := l.pc.AddICECandidate(c); err != nil {
+		if err := l.pc.addCandidate(c); err != nil {
 			return fmt.Errorf("rtc: candidate from %d: %w", remote, err)
 		}
 		return nil
@@ -459,19 +430,12 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 }
 
 func (l *Link) answer(sdp string) error {
-	err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp})
-	var ans webrtc.SessionDescription
-	if err == nil {
-		ans, err = l.pc.CreateAnswer(nil)
-	}
-	if err == nil {
-		err = l.pc.SetLocalDescription(ans)
-	}
+	ans, err := l.pc.acceptOffer(sdp)
 	if err != nil {
 		l.fail(fmt.Errorf("rtc: answer %d: %w", l.remote, err))
 		return l.err
 	}
-	l.t.cfg.Signal(protocol.Signal{To: l.remote, SDP: &protocol.SDP{Type: "answer", SDP: ans.SDP}})
+	l.t.cfg.Signal(protocol.Signal{To: l.remote, SDP: &protocol.SDP{Type: "answer", SDP: ans}})
 	return l.flushCandidates()
 }
 
@@ -482,7 +446,7 @@ func (l *Link) flushCandidates() error {
 	l.cands = nil
 	l.mu.Unlock()
 	for _, c := range cands {
-		if err := l.pc.AddICECandidate(c); err != nil {
+		if err := l.pc.addCandidate(c); err != nil {
 			return fmt.Errorf("rtc: candidate from %d: %w", l.remote, err)
 		}
 	}
@@ -506,16 +470,16 @@ func (l *Link) Send(msg []byte) error {
 	l.mu.Lock()
 	dc := l.dc
 	l.mu.Unlock()
-	if int(dc.BufferedAmount())+len(msg) > l.t.cfg.HighWater {
+	if dc.bufferedAmount()+len(msg) > l.t.cfg.HighWater {
 		l.congested.Store(true)
 		// The low-water event may have fired between the read and the
 		// store; re-check so the flag cannot stick.
-		if int(dc.BufferedAmount()) <= l.t.cfg.LowWater {
+		if dc.bufferedAmount() <= l.t.cfg.LowWater {
 			l.congested.Store(false)
 		}
 		return peer.ErrBackpressure
 	}
-	if err := dc.Send(msg); err != nil {
+	if err := dc.send(msg); err != nil {
 		return fmt.Errorf("rtc: send to %d: %w", l.remote, err)
 	}
 	return nil
@@ -529,7 +493,7 @@ func (l *Link) Buffered() int {
 	if dc == nil {
 		return 0
 	}
-	return int(dc.BufferedAmount())
+	return dc.bufferedAmount()
 }
 
 // Path is peer.PathDirect or peer.PathTURN, or peer.PathUnknown where
@@ -544,6 +508,10 @@ func (l *Link) Close() error {
 
 // fail ends the link once: the PeerConnection is closed on a goroutine the
 // Transport waits for (pion must not be closed from its own callbacks).
+// Not inlined: its closures were copied into each of its dozen callers,
+// 30 KB of the viewer's wasm.
+//
+//go:noinline
 func (l *Link) fail(err error) {
 	l.closeOnce.Do(func() {
 		l.err = err
@@ -564,7 +532,7 @@ func (l *Link) fail(err error) {
 			defer t.wg.Done()
 			_ = t.cfg.Guard.Run("rtc close", func() {
 				if l.pc != nil {
-					_ = l.pc.Close()
+					_ = l.pc.close()
 				}
 			})
 		}()
