@@ -138,7 +138,11 @@ func (e *Engine) liveDone(le LiveEdge, err error) {
 		e.log.Debug("peer: origin live edge", "err", err)
 		return
 	}
-	if e.hasEpoch && (le.Epoch < e.epoch || (le.Epoch == e.epoch && e.started)) {
+	if e.hasEpoch && le.Epoch == e.epoch && e.started {
+		e.reseed(le)
+		return
+	}
+	if e.hasEpoch && le.Epoch < e.epoch {
 		return
 	}
 	start := le.Keyframe
@@ -160,6 +164,26 @@ func (e *Engine) liveDone(le LiveEdge, err error) {
 		}
 		e.fetchOrigin(now, pd, originStart)
 	}
+}
+
+// reseed gives a playing peer without any live-edge estimate one from the
+// origin's newest chunk, which exists now. Such a peer (every chunk its
+// parent fed failed to verify, then the stripe went to the origin) has no
+// expected arrivals and no deadlines: it would fetch nothing and freeze
+// without a stall. The sample errs late (the origin had the chunk before
+// it answered), which only delays deadlines.
+func (e *Engine) reseed(le LiveEdge) {
+	if _, ok := e.liveEstimate(); ok {
+		return
+	}
+	mt, ok := e.mediaTime(le.Seq)
+	if !ok {
+		return
+	}
+	now := e.cfg.Clock()
+	e.stripes[e.stripeOf(le.Seq)].addBase(now.Add(-mt), now, 0)
+	e.followClock(now)
+	e.log.Debug("peer: live edge from the origin", "epoch", le.Epoch, "seq", le.Seq)
 }
 
 func seqRange(a, b uint64) []uint64 {
@@ -791,6 +815,13 @@ func (e *Engine) originRange(now time.Time, pd *pending, g chunk.Gap, b []byte) 
 	pd.addSrc(originPeer)
 	e.ctr.RepairedOrigin++
 	e.complete(now, k, sealed, pd, originPeer)
+	if pd.bad && !pd.originBusy {
+		// The mesh's part was forged. The chunk was due (that is why it
+		// was rescued), and with no live-edge estimate (a peer whose
+		// parent forged every chunk) repair would not ask again: fetch
+		// it whole now.
+		e.startFetch(pd)
+	}
 }
 
 func (e *Engine) originDone(k key, g *chunk.Gap, sealed []byte, err error) {
