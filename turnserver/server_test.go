@@ -19,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +27,8 @@ import (
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/banyan-live/banyan/internal/logbuf"
 )
 
 // stunMagicCookie is RFC 5389's magic cookie (pion/stun keeps its constant private).
@@ -337,7 +338,7 @@ func testRelayTLS(t *testing.T, pool *x509.CertPool, set func(c *Config)) {
 }
 
 func TestLoopbackRefused(t *testing.T) {
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	s := newTestServer(t, func(c *Config) {
 		c.AllowLoopback = false
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -366,24 +367,6 @@ func TestLoopbackRefused(t *testing.T) {
 	if strings.Contains(logs.String(), "permission refused") {
 		t.Errorf("permission refusal logged at info:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestPeerRefusedRawSTUN drives CreatePermission, ChannelBind, Send indications and
@@ -700,28 +683,8 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-
-	return l.b.String()
-}
-
 func TestRefusalLogRateLimited(t *testing.T) {
-	var buf lockedBuffer
+	var buf logbuf.Buffer
 	s := newTestServer(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&buf, nil)) })
 	user, pass := Credentials(testSecret, "peer-flood", -time.Hour, time.Now())
 	for range 10 {
@@ -738,7 +701,7 @@ func TestRefusalLogRateLimited(t *testing.T) {
 }
 
 func TestRateLog(t *testing.T) {
-	var buf lockedBuffer
+	var buf logbuf.Buffer
 	r := newRateLog(slog.New(slog.NewTextHandler(&buf, nil)), 50*time.Millisecond)
 	for range 100 {
 		r.logf("a", slog.LevelInfo, "line a")

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +28,7 @@ import (
 	"github.com/banyan-live/banyan/cluster"
 	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/internal/etcdtest"
+	"github.com/banyan-live/banyan/internal/logbuf"
 	"github.com/banyan-live/banyan/internal/testca"
 	"github.com/banyan-live/banyan/protocol"
 )
@@ -37,25 +37,8 @@ import (
 type roleProc struct {
 	cmd    *exec.Cmd
 	banner string
-	stderr *syncBuffer
+	stderr *logbuf.Buffer
 	done   chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startRole runs banyan with args and waits for a banner line matching last.
@@ -64,7 +47,7 @@ func startRole(t *testing.T, last *regexp.Regexp, args ...string) *roleProc {
 	cmd := exec.Command(banyanBin, args...)
 	cmd.Env = cleanEnv()
 	stdout, _ := cmd.StdoutPipe()
-	p := &roleProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &roleProc{cmd: cmd, stderr: &logbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

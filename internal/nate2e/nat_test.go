@@ -15,12 +15,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/banyan-live/banyan/internal/logbuf"
 )
 
 // binDir holds the banyan binary, built once the test knows it can run.
@@ -209,27 +209,10 @@ func (l *lab) masquerade(randomFully bool) {
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	stdout *lockedBuffer
-	stderr *lockedBuffer
+	stdout *logbuf.Buffer
+	stderr *logbuf.Buffer
 	done   chan struct{}
 	err    error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // tail is the end of s, for failure messages.
@@ -248,7 +231,7 @@ func (l *lab) start(role, name string, env []string, args ...string) *proc {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", l.ns[role], name}, args...)...)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with a killed test
-	p := &proc{name: role + ":" + filepath.Base(name), cmd: cmd, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{name: role + ":" + filepath.Base(name), cmd: cmd, stdout: &logbuf.Buffer{}, stderr: &logbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
 		l.t.Fatal(err)
@@ -362,12 +345,12 @@ func (l *lab) probe(role string, servers ...string) *probe {
 	// Through an io.Pipe, not StdoutPipe: Wait then waits for exec's copy,
 	// and the reader sees every line however the process ends.
 	out, outW := io.Pipe()
-	stderr := &lockedBuffer{}
+	stderr := &logbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = outW, stderr
 	if err := cmd.Start(); err != nil {
 		l.t.Fatal(err)
 	}
-	p := &proc{name: role + ":probe", cmd: cmd, stdout: &lockedBuffer{}, stderr: stderr, done: make(chan struct{})}
+	p := &proc{name: role + ":probe", cmd: cmd, stdout: &logbuf.Buffer{}, stderr: stderr, done: make(chan struct{})}
 	pr := &probe{p: p, in: in, out: linesOf(out)}
 	go func() { p.err = cmd.Wait(); outW.Close(); close(p.done) }()
 	l.t.Cleanup(func() { in.Close(); p.stop(time.Second) })
