@@ -178,6 +178,11 @@ type Signal struct {
 	// (RTCIceCandidateInit JSON). Exactly one is set.
 	SDP       *SDP            `json:"sdp,omitempty"`
 	Candidate json.RawMessage `json:"candidate,omitempty"`
+	// Attempt numbers the dialer's attempts at a link to To: the offer
+	// carries it and every later signal of that attempt echoes it, so an
+	// answer or candidate of an attempt that already failed is told apart
+	// from the current one's. 0: not known (accepted).
+	Attempt uint32 `json:"attempt,omitempty"`
 }
 
 // SDP is a session description.

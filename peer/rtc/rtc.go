@@ -77,11 +77,13 @@ type Config struct {
 	API *API
 	// ConnectTimeout bounds how long a link may take to open (default 5 s).
 	ConnectTimeout time.Duration
-	// AnswerTimeout bounds how long a dialed peer may take to answer the
-	// offer (default 1.5 s). The answer is one signaling round trip, while
-	// ICE through TURN may take seconds: a parent that does not answer
-	// has vanished (the tracker does not know yet), and its child should
-	// not wait the whole ConnectTimeout on the origin.
+	// AnswerTimeout is the least a dialer waits for the answer to its
+	// offer (default 1.5 s), counted from when the offer went out. The
+	// answer is one signaling round trip, while ICE through TURN may take
+	// seconds: a parent that does not answer has vanished (the tracker
+	// does not know yet), and its child should not wait the whole
+	// ConnectTimeout on the origin. The wait grows past it with the
+	// answers seen (answerClock): a loaded browser answers in seconds.
 	AnswerTimeout time.Duration
 	// HighWater is the buffered amount above which Send returns
 	// peer.ErrBackpressure (default 1 MiB); sends resume once the buffer
@@ -129,7 +131,9 @@ type Transport struct {
 	wg     sync.WaitGroup
 	// ice is what the next PeerConnection uses: Config.ICEServers until
 	// SetICEServers replaces it (the tracker re-mints TURN credentials).
-	ice []protocol.ICEServer
+	ice      []protocol.ICEServer
+	answers  answerClock
+	attempts uint32 // the last Signal.Attempt this peer dialed
 }
 
 // New returns a Transport.
@@ -156,7 +160,8 @@ func New(cfg Config) (*Transport, error) {
 	if api == nil {
 		api = defaultAPI(cfg.RelayOnly)
 	}
-	return &Transport{cfg: cfg, api: api, log: cfg.Logger, links: make(map[peer.PeerID]*Link), ice: cfg.ICEServers}, nil
+	return &Transport{cfg: cfg, api: api, log: cfg.Logger, links: make(map[peer.PeerID]*Link), ice: cfg.ICEServers,
+		answers: answerClock{floor: cfg.AnswerTimeout, ceiling: cfg.ConnectTimeout}}, nil
 }
 
 // SetICEServers replaces the ICE servers of the links made from now on.
@@ -187,9 +192,16 @@ type Link struct {
 	dc       dataChannel
 	haveDesc bool
 	cands    []candidateInit // arrived before the remote description
-	timer    *time.Timer
-	answerT  *time.Timer // dialer: the answer to our offer is due
-	opened   bool
+	// sentDesc: our offer or answer has gone out. Candidates gathered
+	// before it wait in outCands: sent first, they would reach a remote
+	// that has no link to us yet and be dropped.
+	sentDesc  bool
+	outCands  [][]byte
+	attempt   uint32 // the dialer's Signal.Attempt (0: the remote's is unknown)
+	offeredAt time.Time
+	timer     *time.Timer
+	answerT   *time.Timer // dialer: the answer to our offer is due
+	opened    bool
 
 	open      atomic.Bool
 	congested atomic.Bool
@@ -219,7 +231,11 @@ func (l *Link) Err() error {
 // Dial starts a link to remote: it creates the PeerConnection, the data
 // channel and the offer, which goes out through Config.Signal.
 func (t *Transport) Dial(remote peer.PeerID) (*Link, error) {
-	l, err := t.newLink(remote, true)
+	t.mu.Lock()
+	t.attempts++
+	attempt := t.attempts
+	t.mu.Unlock()
+	l, err := t.newLink(remote, true, attempt)
 	if err != nil {
 		return nil, err
 	}
@@ -234,11 +250,46 @@ func (t *Transport) Dial(remote peer.PeerID) (*Link, error) {
 		l.fail(fmt.Errorf("rtc: dial %d: offer: %w", remote, err))
 		return nil, l.err
 	}
-	t.cfg.Signal(protocol.Signal{To: remote, SDP: &protocol.SDP{Type: "offer", SDP: offer}})
+	l.sendDesc("offer", offer)
+	t.mu.Lock()
+	wait := t.answers.wait()
+	t.mu.Unlock()
+	if wait < t.cfg.ConnectTimeout {
+		l.mu.Lock()
+		l.answerT = time.AfterFunc(wait, l.guarded("answer timeout", func() {
+			l.mu.Lock()
+			answered := l.haveDesc
+			l.mu.Unlock()
+			if !answered {
+				t.mu.Lock()
+				t.answers.missed()
+				t.mu.Unlock()
+				l.fail(ErrNoAnswer)
+			}
+		}))
+		l.mu.Unlock()
+	}
 	return l, nil
 }
 
-func (t *Transport) newLink(remote peer.PeerID, dialer bool) (*Link, error) {
+// sendDesc signals our offer or answer, then the candidates gathered
+// while it was being made.
+func (l *Link) sendDesc(typ, sdp string) {
+	l.mu.Lock()
+	l.offeredAt = time.Now()
+	l.mu.Unlock()
+	l.t.cfg.Signal(protocol.Signal{To: l.remote, SDP: &protocol.SDP{Type: typ, SDP: sdp}, Attempt: l.attempt})
+	l.mu.Lock()
+	l.sentDesc = true
+	cands := l.outCands
+	l.outCands = nil
+	l.mu.Unlock()
+	for _, c := range cands {
+		l.t.cfg.Signal(protocol.Signal{To: l.remote, Candidate: c, Attempt: l.attempt})
+	}
+}
+
+func (t *Transport) newLink(remote peer.PeerID, dialer bool, attempt uint32) (*Link, error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -248,7 +299,7 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool) (*Link, error) {
 		t.mu.Unlock()
 		return nil, fmt.Errorf("rtc: link to %d exists", remote)
 	}
-	l := &Link{t: t, remote: remote, dialer: dialer, done: make(chan struct{})}
+	l := &Link{t: t, remote: remote, dialer: dialer, attempt: attempt, done: make(chan struct{})}
 	l.path.Store(initialPath)
 	t.links[remote] = l
 	ice := t.ice
@@ -261,7 +312,16 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool) (*Link, error) {
 				if err != nil {
 					return
 				}
-				t.cfg.Signal(protocol.Signal{To: remote, Candidate: b})
+				l.mu.Lock()
+				if !l.sentDesc {
+					if len(l.outCands) < 64 {
+						l.outCands = append(l.outCands, b)
+					}
+					l.mu.Unlock()
+					return
+				}
+				l.mu.Unlock()
+				t.cfg.Signal(protocol.Signal{To: remote, Candidate: b, Attempt: l.attempt})
 			})()
 		},
 		state: func(s connState) {
@@ -297,16 +357,6 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool) (*Link, error) {
 			l.fail(ErrConnectTimeout)
 		}
 	}))
-	if dialer && t.cfg.AnswerTimeout < t.cfg.ConnectTimeout {
-		l.answerT = time.AfterFunc(t.cfg.AnswerTimeout, l.guarded("answer timeout", func() {
-			l.mu.Lock()
-			answered := l.haveDesc
-			l.mu.Unlock()
-			if !answered {
-				l.fail(ErrNoAnswer)
-			}
-		}))
-	}
 	l.mu.Unlock()
 	return l, nil
 }
@@ -391,17 +441,27 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 			// A renegotiation or the remote's restart: start afresh.
 			l.fail(fmt.Errorf("rtc: link to %d replaced by its offer", remote))
 		}
-		nl, err := t.newLink(remote, false)
+		nl, err := t.newLink(remote, false, s.Attempt)
 		if err != nil {
 			return err
 		}
 		return nl.answer(s.SDP.SDP)
 	case l == nil:
 		return fmt.Errorf("rtc: signal from %d without a link", remote)
+	case s.Attempt != 0 && l.attempt != 0 && s.Attempt != l.attempt:
+		// The answer or a candidate of an attempt that already failed: it
+		// must not touch this one's PeerConnection.
+		return nil
 	case s.SDP != nil && s.SDP.Type == "answer":
 		if !l.dialer {
 			return fmt.Errorf("rtc: unexpected answer from %d", remote)
 		}
+		l.mu.Lock()
+		took := time.Since(l.offeredAt)
+		l.mu.Unlock()
+		t.mu.Lock()
+		t.answers.answered(took)
+		t.mu.Unlock()
 		if err := l.pc.setAnswer(s.SDP.SDP); err != nil {
 			l.fail(fmt.Errorf("rtc: answer from %d: %w", remote, err))
 			return l.err
@@ -435,7 +495,7 @@ func (l *Link) answer(sdp string) error {
 		l.fail(fmt.Errorf("rtc: answer %d: %w", l.remote, err))
 		return l.err
 	}
-	l.t.cfg.Signal(protocol.Signal{To: l.remote, SDP: &protocol.SDP{Type: "answer", SDP: ans}})
+	l.sendDesc("answer", ans)
 	return l.flushCandidates()
 }
 

@@ -17,10 +17,14 @@ import (
 // bus relays signals between transports like the tracker does, on its own
 // goroutine, in order.
 type bus struct {
-	mu    sync.Mutex
-	ts    map[peer.PeerID]*Transport
-	ch    chan protocol.Signal
-	drop  map[peer.PeerID]bool // signals to these peers vanish
+	mu   sync.Mutex
+	ts   map[peer.PeerID]*Transport
+	ch   chan protocol.Signal
+	drop map[peer.PeerID]bool // signals to these peers vanish
+	// answerDelay holds each answer back (a loaded remote browser).
+	answerDelay time.Duration
+	// early counts candidates that reached a peer before the offer did.
+	early int
 	done  chan struct{}
 	errsT testing.TB
 }
@@ -31,10 +35,19 @@ func newBus(tb testing.TB) *bus {
 		defer close(b.done)
 		for s := range b.ch {
 			b.mu.Lock()
-			t, dropped := b.ts[s.To], b.drop[s.To]
+			t, dropped, delay := b.ts[s.To], b.drop[s.To], b.answerDelay
 			b.mu.Unlock()
 			if t == nil || dropped {
 				continue
+			}
+			if s.SDP != nil && s.SDP.Type == "answer" && delay > 0 {
+				time.AfterFunc(delay, func() { _ = t.HandleSignal(s) })
+				continue
+			}
+			if len(s.Candidate) > 0 && t.Link(s.From) == nil {
+				b.mu.Lock()
+				b.early++
+				b.mu.Unlock()
 			}
 			if err := t.HandleSignal(s); err != nil {
 				tb.Logf("signal %d->%d: %v", s.From, s.To, err)
@@ -195,6 +208,86 @@ func TestAnswerTimeout(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no answer timeout within 10 s (ConnectTimeout is a minute)")
+	}
+}
+
+// TestSlowAnswerRedial: a live remote whose answers take longer than
+// AnswerTimeout (a loaded browser) loses the first offer, but the next
+// one waits longer and connects; with a fixed timeout every redial failed
+// and the child stayed on the origin (TestBrowserViewersInMesh on a
+// loaded machine).
+func TestSlowAnswerRedial(t *testing.T) {
+	b := newBus(t)
+	b.answerDelay = 700 * time.Millisecond
+	closed := make(chan error, 4)
+	opened := make(chan *Link, 4)
+	ta := b.transport(t, 1, Config{AnswerTimeout: 400 * time.Millisecond,
+		OnOpen: func(l *Link) { opened <- l }, OnClose: func(l *Link, err error) { closed <- err }})
+	b.transport(t, 2, Config{})
+	if _, err := ta.Dial(2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		if !errors.Is(err, ErrNoAnswer) {
+			t.Fatalf("first dial: got %v, want ErrNoAnswer", err)
+		}
+	case <-opened:
+		t.Fatal("first dial opened although its answer came after AnswerTimeout")
+	case <-time.After(10 * time.Second):
+		t.Fatal("first dial neither failed nor opened")
+	}
+	// The remote may still hold its side of the failed link: wait it out.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := ta.Dial(2)
+		if err == nil {
+			_ = l
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redial: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case l := <-opened:
+		if l.Remote() != 2 {
+			t.Fatalf("opened a link to %d", l.Remote())
+		}
+	case err := <-closed:
+		t.Fatalf("redial failed too: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("redial did not open")
+	}
+}
+
+// TestCandidatesFollowDescription: trickled candidates go out only after
+// the offer or answer they belong to; one sent before the offer reaches a
+// peer with no link to us and is dropped.
+func TestCandidatesFollowDescription(t *testing.T) {
+	b := newBus(t)
+	opened := make(chan *Link, 64)
+	cfg := Config{OnOpen: func(l *Link) { opened <- l }}
+	ta := b.transport(t, 1, cfg)
+	const n = 6
+	for i := range n {
+		b.transport(t, peer.PeerID(2+i), cfg)
+		if _, err := ta.Dial(peer.PeerID(2 + i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 * n {
+		select {
+		case <-opened:
+		case <-time.After(15 * time.Second):
+			t.Fatal("links did not open")
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.early > 0 {
+		t.Errorf("%d candidates reached a peer before the offer", b.early)
 	}
 }
 
