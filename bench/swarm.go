@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -101,6 +102,13 @@ type SwarmResult struct {
 	Engine      string  `json:"engine"`
 	UploadScale float64 `json:"upload_scale,omitempty"` // mem scale model (1: real uploads)
 	Headroom    float64 `json:"headroom,omitempty"`     // mem: share of upload the tracker leaves unassigned
+	// NoUploadPct is the mem model's share of viewers that cannot upload
+	// (%); RootCapacity the seeder's children per stripe.
+	NoUploadPct  int `json:"no_upload_pct,omitempty"`
+	RootCapacity int `json:"root_capacity,omitempty"`
+	// Revision is the VCS revision the benchmark binary was built from
+	// ("+dirty" when its tree had changes): the engine that ran.
+	Revision string `json:"revision,omitempty"`
 
 	Joined int `json:"joined"` // viewers that joined over the run
 	Left   int `json:"left"`   // churned out
@@ -221,15 +229,48 @@ func Swarm(ctx context.Context, cfg SwarmConfig) (SwarmResult, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return SwarmResult{}, fmt.Errorf("bench swarm: %w", err)
 	}
+	var res SwarmResult
+	var err error
 	switch cfg.Transport {
 	case TransportMem:
-		return swarmMem(ctx, cfg)
+		res, err = swarmMem(ctx, cfg)
 	case TransportWebRTC:
-		return swarmWebRTC(ctx, cfg)
+		res, err = swarmWebRTC(ctx, cfg)
 	case TransportNetns:
-		return swarmNetns(ctx, cfg)
+		res, err = swarmNetns(ctx, cfg)
+	default:
+		return SwarmResult{}, fmt.Errorf("bench swarm: unknown transport %q", cfg.Transport)
 	}
-	return SwarmResult{}, fmt.Errorf("bench swarm: unknown transport %q", cfg.Transport)
+	res.Revision = revision()
+	return res, err
+}
+
+// revision is the binary's VCS revision, short, with "+dirty" when it
+// was built from a modified tree; "" when the build has no VCS stamp
+// (go test, go run outside a checkout).
+func revision() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev == "" {
+		return ""
+	}
+	return rev + dirty
 }
 
 func (c *SwarmConfig) setDefaults() error {

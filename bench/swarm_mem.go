@@ -1219,6 +1219,7 @@ func (s *memSim) result(wall time.Duration) SwarmResult {
 		BitrateBps: cfg.Bitrate, DurationS: now.Sub(s.t0).Seconds(), ChurnPerMin: cfg.ChurnPerMin,
 		ChurnMode: cfg.ChurnMode, Kill: cfg.Kill, Seed: cfg.Seed,
 		Joined: s.joined, Left: s.left, Killed: s.killed, Engine: s.m.engineName(), UploadScale: s.m.UploadScale, Headroom: s.m.Headroom,
+		NoUploadPct: s.m.NoUploadPct, RootCapacity: s.m.RootCapacity,
 		WallS: math.Round(wall.Seconds()*100) / 100, PeakHeapMB: math.Round(float64(s.peakHeap)/1e5) / 10,
 		Events: s.net.Delivered,
 	}
