@@ -41,7 +41,7 @@ lint:
 # bench/REPORT.md and its plots. The swarm runs stay
 # out of `make test`: they are benchmarks, not tests. Every run uses the
 # shipped defaults (the engine every viewer runs, the tracker's capacity
-# policy); M stays empty unless an experiment needs a knob.
+# policy); an experiment is run by hand and labelled exp-*.
 bench:
 	mkdir -p bench/results
 	$(GO) test -run '^$$' -bench . -benchtime 200ms ./store/ ./chunk/ ./overlay/ ./media/cmaf/ ./peer/ ./bench/ > bench/results/micro.txt
@@ -50,28 +50,24 @@ bench:
 	@set -e; R=bench/results; : > $$R/commands.txt; \
 	run() { n=$$1; shift; echo "== $$n: banyan bench swarm $$*"; echo "$$n: banyan bench swarm --json $$*" >> $$R/commands.txt; \
 		GOMEMLIMIT=$${BENCH_MEMLIMIT:-13GiB} bin/banyan-bench bench swarm --json "$$@" > $$R/$$n.json; }; \
-	M=""; \
-	run origin-1k           --mode origin --peers 1000 --duration 60s --churn 10%; \
-	run mesh-1k             --peers 1000 --duration 60s --churn 10% $$M; \
-	run mesh-1k-k1          --peers 1000 --duration 60s --churn 10% $$M --stripes 1; \
-	run mesh-1k-k4          --peers 1000 --duration 60s --churn 10% $$M --stripes 4; \
-	run mesh-1k-kill30      --peers 1000 --duration 60s --kill 0.3 $$M; \
-	run mesh-1k-churn0      --peers 1000 --duration 60s $$M; \
-	run mesh-1k-churn30     --peers 1000 --duration 60s --churn 30% $$M; \
-	run mesh-1k-churn60     --peers 1000 --duration 60s --churn 60% $$M; \
-	run mesh-1k-clean10     --peers 1000 --duration 60s --churn 10% --churn-mode clean $$M; \
-	run mesh-1k-clean60     --peers 1000 --duration 60s --churn 60% --churn-mode clean $$M; \
-	run origin-10k          --mode origin --peers 10000 --duration 40s --churn 10%; \
-	run mesh-10k            --peers 10000 --duration 40s --churn 10% $$M; \
-	run mesh-10k-kill30     --peers 10000 --duration 40s --kill 0.3 $$M; \
-	run origin-100k         --mode origin --peers 100000 --duration 40s --churn 10%; \
-	run mesh-100k           --peers 100000 --duration 40s --churn 10% $$M; \
-	run mesh-100k-kill30    --peers 100000 --duration 40s --kill 0.3 $$M; \
-	run webrtc-50           --transport webrtc --peers 50 --duration 60s; \
-	run webrtc-75           --transport webrtc --peers 75 --duration 60s; \
-	run webrtc-90           --transport webrtc --peers 90 --duration 60s; \
-	run webrtc-100          --transport webrtc --peers 100 --duration 60s
-	$(GO) run ./bench/cmd/report -in bench/results -out bench
+	run origin-1k           --mode origin --peers 1000 --duration 40s --churn 10%; \
+	run mesh-1k             --peers 1000 --duration 40s --churn 10%; \
+	run mesh-1k-seed2       --peers 1000 --duration 40s --churn 10% --seed 2; \
+	run mesh-1k-k4          --peers 1000 --duration 40s --churn 10% --stripes 4; \
+	run mesh-1k-k4-seed2    --peers 1000 --duration 40s --churn 10% --stripes 4 --seed 2; \
+	run mesh-1k-6M          --peers 1000 --duration 40s --churn 10% --bitrate 6M; \
+	run mesh-1k-6M-k4       --peers 1000 --duration 40s --churn 10% --bitrate 6M --stripes 4; \
+	run mesh-1k-churn30     --peers 1000 --duration 40s --churn 30%; \
+	run mesh-1k-kill30      --peers 1000 --duration 40s --kill 0.3; \
+	run mesh-1k-noupload40  --peers 1000 --duration 40s --churn 10% --no-upload 40; \
+	run mesh-1k-churn0      --peers 1000 --duration 40s; \
+	run mesh-1k-k1          --peers 1000 --duration 40s --churn 10% --stripes 1; \
+	run mesh-10k            --peers 10000 --duration 60s --churn 10%; \
+	run mesh-10k-k4         --peers 10000 --duration 60s --churn 10% --stripes 4; \
+	run mesh-100k           --peers 100000 --duration 40s --churn 10%; \
+	run webrtc-30           --transport webrtc --peers 30 --duration 60s; \
+	run webrtc-50           --transport webrtc --peers 50 --duration 60s
+	$(GO) run ./bench/cmd/report -in bench/results -out bench -prev bench/results/archive-2026-11-21
 
 # The dashboard's JS libraries (pinned with their sha512 in web/vendor.json),
 # copied with their licences into web/static/vendor/. The copies are
