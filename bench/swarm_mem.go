@@ -18,6 +18,7 @@ import (
 	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/peer/memnet"
+	"github.com/banyan-live/banyan/peer/rtc"
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/tracker"
 )
@@ -51,9 +52,10 @@ type MemModel struct {
 	ConnectRTTs float64
 	TURNExtra   time.Duration
 	// ConnectTimeout is how long a link to a vanished peer tries before
-	// it fails (peer/rtc's default, 5 s); AnswerTimeout how long a new
+	// it fails (peer/rtc's default, 5 s); AnswerTimeout the least a new
 	// link waits for the answer to its offer (peer/rtc's default, 1.5 s),
-	// which a vanished peer never sends.
+	// which a vanished peer never sends; past it each peer's wait follows
+	// its rtc.AnswerClock, as its Transport's does.
 	ConnectTimeout, AnswerTimeout time.Duration
 	// Headroom is the share of a viewer's measured uplink the tracker
 	// keeps out of its child slots (0: the tracker's default,
@@ -300,6 +302,18 @@ type simPeer struct {
 	// demotedUntil: complaints lowered its capacity; stats cannot raise
 	// it before then (tracker.DemoteHold).
 	demotedUntil time.Time
+	// answers is its transport's answer timeout (rtc.AnswerClock), made
+	// lazily.
+	answers *rtc.AnswerClock
+}
+
+// answerClock is p's rtc.AnswerClock, as its Transport would keep it.
+func (p *simPeer) answerClock() *rtc.AnswerClock {
+	if p.answers == nil {
+		c := rtc.NewAnswerClock(p.sim.m.AnswerTimeout, p.sim.m.ConnectTimeout)
+		p.answers = &c
+	}
+	return p.answers
 }
 
 func (p *simPeer) live() bool { return p.state == stLive }
@@ -913,12 +927,21 @@ func (s *memSim) pairFor(a, b *simPeer, now time.Time) *pair {
 		if s.pairs[k] != pr {
 			return
 		}
+		// The lower id dials (peer/rtc's convention).
+		dialer := a
 		if !a.live() || !b.live() {
-			// Nobody answers the offer: the dialer gives up after
-			// AnswerTimeout.
-			s.net.At(pr.start.Add(max(min(s.m.AnswerTimeout, s.m.ConnectTimeout), setup)), func() { s.failPair(pr) })
+			// Nobody answers the offer: the dialer gives up after its
+			// answer clock's wait (the live end's; either, if both are gone).
+			if !a.live() && b.live() {
+				dialer = b
+			}
+			c := dialer.answerClock()
+			wait := c.Wait()
+			c.Missed()
+			s.net.At(pr.start.Add(max(min(wait, s.m.ConnectTimeout), setup)), func() { s.failPair(pr) })
 			return
 		}
+		dialer.answerClock().Answered(2 * (a.sig + b.sig))
 		path := peer.PathDirect
 		if turn {
 			path = peer.PathTURN

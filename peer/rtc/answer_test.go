@@ -17,23 +17,24 @@ func TestAnswerClock(t *testing.T) {
 		{"a slow answer: twice it", []time.Duration{200 * ms, 1400 * ms}, 2800 * ms},
 		{"capped at the connect timeout", []time.Duration{4 * time.Second}, 5 * time.Second},
 		{"a miss doubles", []time.Duration{-1}, 3 * time.Second},
-		{"two misses: four times, capped", []time.Duration{-1, -1}, 5 * time.Second},
+		{"more misses double once only", []time.Duration{-1, -1, -1}, 3 * time.Second},
+		{"a slow answer and a miss, capped", []time.Duration{2 * time.Second, -1}, 5 * time.Second},
 		{"an answer after misses resets them", []time.Duration{-1, -1, 300 * ms}, 1500 * ms},
 		{"the slow answer ages out after eight", []time.Duration{2 * time.Second, 1, 1, 1, 1, 1, 1, 1, 1}, 1500 * ms},
 		{"the slow answer is among the last eight", []time.Duration{2 * time.Second, 1, 1, 1, 1, 1, 1, 1}, 4 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := answerClock{floor: 1500 * ms, ceiling: 5 * time.Second}
+			a := NewAnswerClock(1500*ms, 5*time.Second)
 			for _, d := range tt.answers {
 				if d < 0 {
-					a.missed()
+					a.Missed()
 				} else {
-					a.answered(d)
+					a.Answered(d)
 				}
 			}
-			if got := a.wait(); got != tt.wantWait {
-				t.Errorf("wait() = %v, want %v", got, tt.wantWait)
+			if got := a.Wait(); got != tt.wantWait {
+				t.Errorf("Wait() = %v, want %v", got, tt.wantWait)
 			}
 		})
 	}

@@ -83,7 +83,7 @@ type Config struct {
 	// seconds: a parent that does not answer has vanished (the tracker
 	// does not know yet), and its child should not wait the whole
 	// ConnectTimeout on the origin. The wait grows past it with the
-	// answers seen (answerClock): a loaded browser answers in seconds.
+	// answers seen (AnswerClock): a loaded browser answers in seconds.
 	AnswerTimeout time.Duration
 	// HighWater is the buffered amount above which Send returns
 	// peer.ErrBackpressure (default 1 MiB); sends resume once the buffer
@@ -132,7 +132,7 @@ type Transport struct {
 	// ice is what the next PeerConnection uses: Config.ICEServers until
 	// SetICEServers replaces it (the tracker re-mints TURN credentials).
 	ice      []protocol.ICEServer
-	answers  answerClock
+	answers  AnswerClock
 	attempts uint32 // the last Signal.Attempt this peer dialed
 }
 
@@ -161,7 +161,7 @@ func New(cfg Config) (*Transport, error) {
 		api = defaultAPI(cfg.RelayOnly)
 	}
 	return &Transport{cfg: cfg, api: api, log: cfg.Logger, links: make(map[peer.PeerID]*Link), ice: cfg.ICEServers,
-		answers: answerClock{floor: cfg.AnswerTimeout, ceiling: cfg.ConnectTimeout}}, nil
+		answers: NewAnswerClock(cfg.AnswerTimeout, cfg.ConnectTimeout)}, nil
 }
 
 // SetICEServers replaces the ICE servers of the links made from now on.
@@ -252,7 +252,7 @@ func (t *Transport) Dial(remote peer.PeerID) (*Link, error) {
 	}
 	l.sendDesc("offer", offer)
 	t.mu.Lock()
-	wait := t.answers.wait()
+	wait := t.answers.Wait()
 	t.mu.Unlock()
 	if wait < t.cfg.ConnectTimeout {
 		l.mu.Lock()
@@ -262,7 +262,7 @@ func (t *Transport) Dial(remote peer.PeerID) (*Link, error) {
 			l.mu.Unlock()
 			if !answered {
 				t.mu.Lock()
-				t.answers.missed()
+				t.answers.Missed()
 				t.mu.Unlock()
 				l.fail(ErrNoAnswer)
 			}
@@ -460,7 +460,7 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 		took := time.Since(l.offeredAt)
 		l.mu.Unlock()
 		t.mu.Lock()
-		t.answers.answered(took)
+		t.answers.Answered(took)
 		t.mu.Unlock()
 		if err := l.pc.setAnswer(s.SDP.SDP); err != nil {
 			l.fail(fmt.Errorf("rtc: answer from %d: %w", remote, err))

@@ -54,7 +54,9 @@ func TestShippedTargetsRows(t *testing.T) {
 		r.Peers, r.ChurnPerMin, r.Stripes, r.Offload, r.StallRatio = 10000, 1000, 4, 0.95, 0
 	})
 	rtc := mkRun("webrtc-50", func(r *run) { r.Transport, r.Peers, r.Offload, r.HopLatencyP50ms = bench.TransportWebRTC, 50, 0.9, 30 })
-	old := mkRun("webrtc-50", func(r *run) { r.Transport, r.Peers, r.Offload, r.HopLatencyP50ms = bench.TransportWebRTC, 50, 0.9031, 22.3 })
+	old := mkRun("webrtc-50", func(r *run) {
+		r.Transport, r.Peers, r.Offload, r.HopLatencyP50ms = bench.TransportWebRTC, 50, 0.9031, 22.3
+	})
 	var b strings.Builder
 	writeShippedTargets(&b, []run{r10k, k4, rtc}, []run{old})
 	out := b.String()
