@@ -46,7 +46,7 @@ bench:
 	mkdir -p bench/results
 	$(GO) test -run '^$$' -bench . -benchtime 200ms ./store/ ./chunk/ ./overlay/ ./media/cmaf/ ./peer/ ./bench/ > bench/results/micro.txt
 	cat bench/results/micro.txt
-	$(GO) build -o bin/banyan-bench ./cmd/banyan
+	$(GO) build -buildvcs=auto -o bin/banyan-bench ./cmd/banyan
 	@set -e; R=bench/results; : > $$R/commands.txt; \
 	run() { n=$$1; shift; echo "== $$n: banyan bench swarm $$*"; echo "$$n: banyan bench swarm --json $$*" >> $$R/commands.txt; \
 		GOMEMLIMIT=$${BENCH_MEMLIMIT:-13GiB} bin/banyan-bench bench swarm --json "$$@" > $$R/$$n.json; }; \
