@@ -728,6 +728,13 @@ func (s *memSim) depart(p *simPeer, abrupt bool) {
 	detect := now.Add(p.sig)
 	if abrupt {
 		detect = s.deadline(p, now)
+		// Its stats stop: the reaper suspects it once they are a quarter
+		// interval overdue (tracker.reap), before it drops it.
+		s.net.At(s.reaperAfter(p, now, s.m.StatsInterval*5/4), func() {
+			if p.inForest {
+				_ = s.forest.Suspect(overlay.PeerID(p.id))
+			}
+		})
 	}
 	s.net.At(detect, func() { s.trackerLeave(p) })
 }
@@ -737,11 +744,15 @@ func (s *memSim) depart(p *simPeer, abrupt bool) {
 // before t, and the reaper, running every half interval, drops a session
 // unseen for 3 intervals (tracker.reap).
 func (s *memSim) deadline(p *simPeer, t time.Time) time.Time {
-	iv := s.m.StatsInterval
+	return s.reaperAfter(p, t, 3*s.m.StatsInterval)
+}
+
+// reaperAfter is the reaper's first tick (every half interval) at which
+// the stats of a viewer that vanished at t are more than late overdue.
+func (s *memSim) reaperAfter(p *simPeer, t time.Time, late time.Duration) time.Time {
 	lastSeen := s.lastStats(p, t).Add(p.sig).Sub(s.t0)
-	half := iv / 2
-	r := (lastSeen+3*iv)/half + 1
-	return s.t0.Add(r * half)
+	half := s.m.StatsInterval / 2
+	return s.t0.Add(((lastSeen+late)/half + 1) * half)
 }
 
 // lastStats is when p's latest stats at or before t left it: a viewer

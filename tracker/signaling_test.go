@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -546,4 +547,36 @@ func TestStreamManager(t *testing.T) {
 			t.Errorf("%s: %d %v, want %s", tc.q, code, m, tc.want)
 		}
 	}
+}
+
+// TestLateStatsTakeNoNewChildren: a viewer whose stats are a quarter of
+// an interval overdue may have vanished (a mass departure): joiners are
+// not placed under it before it reports again, long before the reaper
+// drops it at three intervals. Before, a parent that had vanished took
+// every orphan until it was dropped.
+func TestLateStatsTakeNoNewChildren(t *testing.T) {
+	var offset atomic.Int64 // the tracker's clock: frozen, moved by hand
+	base := time.Now()
+	now := func() time.Time { return base.Add(time.Duration(offset.Load())) }
+	const iv = 200 * time.Millisecond
+	tt := newTestTracker(t, Config{Stripes: 1, RootCapacity: 1, StatsInterval: iv, Now: now})
+	joinSeeder(t, tt, "late")
+	p, _ := joinViewer(t, tt, protocol.Join{Stream: "late", UploadKbps: 30_000})
+	c1, _ := joinViewer(t, tt, protocol.Join{Stream: "late", NoUpload: true})
+	c1.next("parent P", func(m protocol.Message) bool { as, ok := m.(protocol.Assign); return ok && as.Parent == p.id })
+	// P's stats are overdue (the others' too, but they have no slots).
+	offset.Store(int64(iv * 3 / 2))
+	time.Sleep(3 * iv) // a few reaper ticks (every iv/2, real time)
+	c2, _ := joinViewer(t, tt, protocol.Join{Stream: "late", NoUpload: true})
+	c2.next("a parent other than the late one", func(m protocol.Message) bool {
+		as, ok := m.(protocol.Assign)
+		if ok && as.Parent == p.id {
+			t.Fatal("a joiner was placed under a parent whose stats are overdue")
+		}
+		return ok && !as.Remove
+	})
+	// Its stats come: it takes children again.
+	tt.statsClearSuspicion(t, "late", p, 30_000)
+	c3, _ := joinViewer(t, tt, protocol.Join{Stream: "late", NoUpload: true})
+	c3.next("parent P again", func(m protocol.Message) bool { as, ok := m.(protocol.Assign); return ok && as.Parent == p.id })
 }

@@ -200,12 +200,20 @@ func (t *Tracker) reap() {
 		}
 		now := t.cfg.Now()
 		dead := now.Add(-3 * t.cfg.StatsInterval)
+		// A viewer that missed its last report may have vanished: no new
+		// children for it until it reports again (Forest.Alive), so that
+		// after a mass departure orphans are not placed under parents
+		// that are gone but not yet dropped.
+		late := now.Add(-t.cfg.StatsInterval * 5 / 4)
 		for _, st := range t.streamList() {
 			var stale []*session
 			st.mu.Lock()
 			for _, s := range st.sessions {
-				if s.lastSeen().Before(dead) {
+				seen := s.lastSeen()
+				if seen.Before(dead) {
 					stale = append(stale, s)
+				} else if seen.Before(late) && !s.isSeeder {
+					_ = st.forest.Suspect(st.ov(s))
 				}
 			}
 			changes := st.forest.Tick(now)
