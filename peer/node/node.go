@@ -122,7 +122,21 @@ type nbr struct {
 	// src is what kind of sender it is as our parent (the tracker says
 	// with each assignment), for the engine's bytes by source.
 	src peer.Source
+	// retryAt: a link to it failed to open while the tracker still pairs
+	// us; the dialer tries again then, backoff doubling from
+	// redialFirst to redialMax until a link opens.
+	retryAt time.Time
+	backoff time.Duration
 }
+
+// A link that failed to open is dialed again while the tracker keeps the
+// pair: the tracker moves a child only within its report budget, and a
+// child left assigned to a parent it never reached would stay on the
+// origin. On a loaded machine links do time out.
+const (
+	redialFirst = time.Second
+	redialMax   = 8 * time.Second
+)
 
 // New makes a Node; it becomes useful once the welcome arrives.
 func New(cfg Config) (*Node, error) {
@@ -506,6 +520,7 @@ func (n *Node) onOpen(l *rtc.Link) {
 		return
 	}
 	nb.link, nb.open = l, true
+	nb.retryAt, nb.backoff = time.Time{}, 0
 	nb.elink = peer.Link(l)
 	if n.cfg.WrapLink != nil {
 		nb.elink = n.cfg.WrapLink(l)
@@ -549,12 +564,35 @@ func (n *Node) onClose(l *rtc.Link, err error) {
 	}
 	if errors.Is(err, rtc.ErrConnectTimeout) {
 		n.log.Info("neighbour did not connect in time", "peer", nb.id)
+		if (nb.parentOf|nb.childOf) != 0 && n.self < nb.id && !n.closed {
+			nb.backoff = min(max(2*nb.backoff, redialFirst), redialMax)
+			nb.retryAt = n.cfg.Clock().Add(nb.backoff)
+		}
+	}
+}
+
+// redialDueLocked dials the neighbours whose retry is due and that are
+// still paired with us.
+func (n *Node) redialDueLocked(now time.Time) {
+	for _, nb := range n.nbrs {
+		if nb.retryAt.IsZero() || now.Before(nb.retryAt) {
+			continue
+		}
+		nb.retryAt = time.Time{}
+		if (nb.parentOf|nb.childOf) != 0 && nb.link == nil {
+			n.log.Info("dialing a neighbour again", "peer", nb.id, "after", nb.backoff)
+			n.connectLocked(nb)
+		}
 	}
 }
 
 // Tick drives the engine's timers and the periodic stats; call it every
 // 50 ms or so.
 func (n *Node) Tick(now time.Time) {
+	n.mu.Lock()
+	n.redialDueLocked(now)
+	n.mu.Unlock()
+	n.flush()
 	n.mu.Lock()
 	eng := n.eng
 	due := eng != nil && now.Sub(n.lastStats) >= n.statsEvery
