@@ -86,6 +86,16 @@
 // Repaired pieces are forwarded to children like any others; whole origin
 // chunks are forwarded after verification.
 //
+// The first complete copy stops the others: a chunk completed from anyone
+// but its parent (a repair, the origin) or given up sends the parent a
+// have notice, and a chunk completed from anyone sends one to every
+// neighbour asked to repair it; the sender drops what of the chunk it
+// still has queued for us. A want for a chunk whose parent is still
+// sending it asks only for the holes below the last piece it sent (the
+// rest is on its way), and a parent asked again by its child leaves out
+// the pieces still queued or on their way to it (sentLog), so a late
+// forward taken for a loss is not sent twice.
+//
 // # Protection
 //
 // Every neighbour has a token bucket over everything it sends us
@@ -118,7 +128,11 @@
 // SetParent sends the new parent a subscribe message; once the parent has
 // the child (AddChild, in either order) it answers with the init segment
 // and the stripe's chunks since the newest keyframe, so a joiner plays
-// within one round trip from a peer.
+// within one round trip from a peer. The subscribe says what the child
+// holds (the init segment, and every chunk of the stripe it still needs
+// before a sequence): a child moved to another parent mid-stream holds the
+// whole burst, which the parent then leaves out of both the burst and its
+// forwarding.
 //
 // # Stats
 //
@@ -138,11 +152,14 @@
 //	'W' want       epoch(4) seq(8) n(2) n×index(2)   n = 0: every piece; n ≤ 512
 //	'N' nope       epoch(4) seq(8)                   "I do not hold it"
 //	'B' bad        epoch(4) seq(8)                   "it failed verification here; I was fooled too"
-//	'S' subscribe  stripe(1)                         "you are my parent in this stripe"
+//	'S' subscribe  stripe(1) [flags(1) epoch(4) from(8)] "you are my parent in this stripe";
+//	                                                 optional: "I hold the init (flags 1) and
+//	                                                 this stripe's chunks before from"
 //	'R' relay      stripe(1) n(2)                    "I feed n children in this stripe" (send order)
 //	'I' ping       token(8)                          answered by 'O' with the same token
 //	'O' pong       token(8)
-//	'H' have       epoch(4) seq(8)                   "stop sending it, I have it"
+//	'H' have       epoch(4) seq(8)                   "stop sending it, I have it" (to a parent
+//	                                                 or a neighbour asked to repair it)
 //	'D' statement  epoch(4) seq(8) sha256(32) sig(64) parent to child: protocol.AppendProof
 //
 // Unknown types and malformed messages are counted and dropped.

@@ -42,7 +42,7 @@ type Engine struct {
 	nbrs    map[PeerID]*nbr
 	// subs holds subscriptions from neighbours not registered yet (the
 	// child's link may open first on its side).
-	subs map[PeerID]uint32
+	subs map[PeerID]subscription
 
 	asm  *chunk.Reassembler
 	win  map[key]*entry
@@ -118,7 +118,7 @@ func New(cfg Config) (*Engine, error) {
 		cancel:  cancel,
 		stripes: make([]stripe, cfg.Stripes),
 		nbrs:    make(map[PeerID]*nbr),
-		subs:    make(map[PeerID]uint32),
+		subs:    make(map[PeerID]subscription),
 		// Completed chunks are recognised by the window itself, so the
 		// reassembler only needs a short memory of them; HandleMessage's
 		// contract lets it keep pieces as they came.
@@ -191,7 +191,7 @@ func (e *Engine) attach(id PeerID, l Link) *nbr {
 	n := e.nbrs[id]
 	if n == nil {
 		n = &nbr{id: id, link: l, lastReport: make(map[string]time.Time)}
-		n.subs = e.subs[id]
+		n.sub = e.subs[id]
 		delete(e.subs, id)
 		e.nbrs[id] = n
 	}
@@ -234,8 +234,9 @@ func (e *Engine) SetParent(s int, id PeerID, l Link) error {
 	n := e.attach(id, l)
 	n.parentOf |= 1 << s
 	st.parent = n
-	// Ask for the init segment and the current GOP of this stripe.
-	if err := l.Send(appendSub(nil, s)); err != nil {
+	// Ask for the init segment and the current GOP of this stripe, less
+	// what we hold (a re-parented child holds all of it).
+	if err := l.Send(appendSub(nil, s, e.holding(s))); err != nil {
 		e.log.Debug("peer: subscribe", "parent", id, "stripe", s, "err", err)
 	}
 	if len(st.children) > 0 {
@@ -314,9 +315,8 @@ func (e *Engine) AddChild(s int, id PeerID, l Link) error {
 		e.stripes[s].children = append(e.stripes[s].children, n)
 		e.tellRelay(s)
 	}
-	if n.subs&(1<<s) != 0 {
-		n.subs &^= 1 << s
-		e.burst(n, s)
+	if h, ok := n.sub.take(s); ok {
+		e.burst(n, s, h)
 	}
 	return nil
 }
@@ -333,6 +333,7 @@ func (e *Engine) RemoveChild(s int, id PeerID) error {
 		return nil
 	}
 	n.childOf &^= 1 << s
+	n.holds[s] = held{}
 	st := &e.stripes[s]
 	st.children = slices.DeleteFunc(st.children, func(c *nbr) bool { return c == n })
 	e.tellRelay(s)
@@ -362,26 +363,51 @@ func (e *Engine) RemovePeer(id PeerID) {
 }
 
 // burst sends a new child the init segment and the stripe's chunks since the
-// newest keyframe, so it can start playing at once.
-func (e *Engine) burst(n *nbr, s int) {
+// newest keyframe, so it can start playing at once, less what it said it
+// holds (h).
+func (e *Engine) burst(n *nbr, s int, h held) {
 	if !e.hasEpoch {
 		return
 	}
 	now := e.cfg.Clock()
-	if e.init != nil {
+	n.holds[s] = h
+	if e.init != nil && !h.has(e.init.k) {
 		e.queueAll(now, classBurst, n, e.init)
 	}
 	if e.lastKey == 0 {
 		return
 	}
 	for seq := e.lastKey; seq <= e.newest; seq++ {
-		if e.stripeOf(seq) != s {
+		k := key{e.epoch, seq}
+		if e.stripeOf(seq) != s || h.has(k) {
 			continue
 		}
-		if en := e.win[key{e.epoch, seq}]; en != nil {
+		if en := e.win[k]; en != nil {
 			e.queueAll(now, classBurst, n, en)
 		}
 	}
+}
+
+// holding says what a subscribe to stripe s's new parent leaves out of its
+// burst: the init segment if we hold it, and the stripe's chunks before the
+// first one at or after the playhead that we do not hold (nothing before
+// the playhead is of use any more).
+func (e *Engine) holding(s int) held {
+	if !e.hasEpoch || e.cfg.Root {
+		return held{}
+	}
+	h := held{ok: true, init: e.init != nil, epoch: e.epoch}
+	if !e.started {
+		return h // from 0: the whole burst
+	}
+	seq := e.playhead
+	for ; seq <= e.newest; seq++ {
+		if _, ok := e.win[key{e.epoch, seq}]; !ok && e.stripeOf(seq) == s {
+			break
+		}
+	}
+	h.from = seq
+	return h
 }
 
 // queueAll queues every piece of en for n.
@@ -416,8 +442,10 @@ func (e *Engine) HandleMessage(from PeerID, l Link, msg []byte) {
 	n := e.nbrs[from]
 	if n == nil || n.link != l {
 		if msg[0] == msgSub && (n == nil) && len(e.subs) < 256 {
-			if s, err := parseSub(msg, len(e.stripes)); err == nil {
-				e.subs[from] |= 1 << s
+			if s, h, err := parseSub(msg, len(e.stripes)); err == nil {
+				sub := e.subs[from]
+				sub.add(s, h)
+				e.subs[from] = sub
 			}
 		}
 		e.ctr.Unknown++
@@ -442,11 +470,11 @@ func (e *Engine) HandleMessage(from PeerID, l Link, msg []byte) {
 	case msgNope:
 		e.onNope(now, n, msg)
 	case msgSub:
-		if s, err := parseSub(msg, len(e.stripes)); err == nil {
+		if s, h, err := parseSub(msg, len(e.stripes)); err == nil {
 			if n.childOf&(1<<s) != 0 {
-				e.burst(n, s)
+				e.burst(n, s, h)
 			} else {
-				n.subs |= 1 << s
+				n.sub.add(s, h)
 			}
 		} else {
 			e.ctr.Malformed++
@@ -531,6 +559,14 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 	pd := e.pend[k]
 	repair := pd != nil && (pd.asked == n.id || slices.Contains(pd.tried, n.id))
 	if !feed && !repair {
+		if _, ok := e.win[k]; ok {
+			// A repair answer that came after the chunk completed
+			// elsewhere, or a former parent's last pieces: received
+			// twice all the same (the sender's wasted upload).
+			e.ctr.Duplicate++
+			e.st.bytesDup += uint64(len(msg))
+			return
+		}
 		e.ctr.Unsolicited++
 		return
 	}
@@ -647,7 +683,7 @@ func (e *Engine) forward(now time.Time, k key, msg []byte) {
 		var seen uint32 // children are few; dedupe by stripe membership
 		for s := range e.stripes {
 			for _, c := range e.stripes[s].children {
-				if c.childOf&seen == 0 && !c.cancelled(k) {
+				if c.childOf&seen == 0 && !c.cancelled(k) && !c.holds[s].has(k) {
 					e.send(now, classFeed, k, c, msg)
 				}
 			}
@@ -655,8 +691,9 @@ func (e *Engine) forward(now time.Time, k key, msg []byte) {
 		}
 		return
 	}
-	for _, c := range e.stripes[e.stripeOf(k.seq)].children {
-		if !c.cancelled(k) {
+	s := e.stripeOf(k.seq)
+	for _, c := range e.stripes[s].children {
+		if !c.cancelled(k) && !c.holds[s].has(k) {
 			e.send(now, classFeed, k, c, msg)
 		}
 	}
@@ -706,6 +743,13 @@ func (e *Engine) pump(now time.Time) {
 			continue
 		}
 		in += len(m.msg)
+		if m.class != classRepair {
+			rtt, ok := m.to.medianRTT()
+			if !ok {
+				rtt = budgetTime
+			}
+			m.to.sent.add(m.k, m.idx, now, m.link.Buffered(), u.rate, rtt)
+		}
 		e.countUp(m.to, len(m.msg))
 	}
 	for _, m := range aside {
@@ -736,7 +780,11 @@ func (e *Engine) dropReason(now time.Time, m *outMsg) dropWhy {
 	age := now.Sub(m.at)
 	switch m.class {
 	case classRepair:
-		// The requester moves on after PeerTimeout without progress.
+		// The requester moves on after PeerTimeout without progress, and
+		// tells us when it got the chunk elsewhere.
+		if n.cancelled(m.k) {
+			return dropHave
+		}
 		if age > 2*e.cfg.PeerTimeout {
 			return dropLate
 		}
@@ -745,12 +793,6 @@ func (e *Engine) dropReason(now time.Time, m *outMsg) dropWhy {
 		if m.k.seq != 0 && n.childOf&(1<<e.stripeOf(m.k.seq)) == 0 {
 			return dropGone
 		}
-	}
-	if m.resend {
-		if age > e.play.target {
-			return dropLate
-		}
-		return keepMsg // it cancelled the chunk's feed to get these
 	}
 	if n.cancelled(m.k) {
 		return dropHave
@@ -831,36 +873,49 @@ func (e *Engine) complete(now time.Time, k key, sealed []byte, pd *pending, src 
 	if pd.repaired {
 		e.ctr.RepairedPeer++
 	}
-	e.sendHave(k, src)
+	e.sendHave(k, pd, src)
 	e.sendProofs(k, sealed)
 	e.creditVerified(now, k, pd)
 	e.keep(now, en, pd)
 }
 
-// sendHave tells the stripe's parent to stop sending chunk k when its last
-// piece came from someone else (a repair, the origin) or it was given up
-// (src originPeer): whatever of it the parent still has queued for us
-// would be wasted upload.
-func (e *Engine) sendHave(k key, src PeerID) {
-	if k.seq == 0 || e.cfg.Root {
+// sendHave tells whoever may still be sending chunk k to stop: the
+// stripe's parent when the last piece came from someone else (a repair,
+// the origin) or the chunk was given up (src originPeer), and every
+// neighbour asked to repair it but the one that completed it (a repair
+// answer still queued behind its feed, or one that timed out and is still
+// coming). Whatever of it they still have queued for us would be wasted
+// upload.
+func (e *Engine) sendHave(k key, pd *pending, src PeerID) {
+	if e.cfg.Root {
 		return
 	}
-	p := e.stripes[e.stripeOf(k.seq)].parent
-	if p == nil || p.id == src {
+	var told PeerID
+	if k.seq != 0 {
+		if p := e.stripes[e.stripeOf(k.seq)].parent; p != nil && p.id != src {
+			_ = p.link.Send(appendRef(nil, msgHave, k))
+			told = p.id
+		}
+	}
+	if pd == nil {
 		return
 	}
-	_ = p.link.Send(appendRef(nil, msgHave, k))
+	for _, id := range repairSources(pd) {
+		if id == src || id == told {
+			continue
+		}
+		if n := e.nbrs[id]; n != nil {
+			_ = n.link.Send(appendRef(nil, msgHave, k))
+		}
+	}
 }
 
-// onHave: a child needs no more of a chunk.
+// onHave: a neighbour needs no more of a chunk (it is our child, or asked
+// us to repair it).
 func (e *Engine) onHave(n *nbr, msg []byte) {
 	k, err := parseRef(msg, msgHave)
 	if err != nil {
 		e.ctr.Malformed++
-		return
-	}
-	if n.childOf == 0 {
-		e.ctr.Unsolicited++
 		return
 	}
 	n.addCancel(k)

@@ -701,3 +701,31 @@ func TestRangeRescue(t *testing.T) {
 	}
 	t.Logf("%d rescues, %d range requests, %d bytes served (%d-byte chunks)", c.RepairedOrigin, sw.origin.RangeRequests, sw.origin.BytesServed, whole)
 }
+
+// TestReparentNoDuplicates: a child moved to a new parent mid-stream says
+// in its subscribe what it holds, so the new parent's catch-up burst (the
+// init segment and the chunks since the keyframe) leaves it out: it used
+// to arrive in full, every byte a duplicate.
+func TestReparentNoDuplicates(t *testing.T) {
+	sw := newSwarm(t, memnet.Config{Seed: 5, Latency: 10 * time.Millisecond}, 1, 30_000, nil)
+	defer sw.close()
+	sw.addPeers(2, 3)
+	sw.edge(0, rootID, 2)
+	sw.edge(0, rootID, 3)
+	sw.edge(0, 2, 4)
+	const last = 40
+	sw.publish(last)
+	// Mid-GOP (8 chunks of 250 ms): the burst would hold several chunks.
+	sw.net.RunFor(4*time.Second + 900*time.Millisecond)
+	before := sw.get(4).Traffic().Dup
+	if err := sw.get(2).RemoveChild(0, 4); err != nil {
+		t.Fatal(err)
+	}
+	sw.edge(0, 3, 4)
+	sw.net.RunFor(last*250*time.Millisecond - 4*time.Second + 2*time.Second)
+	sw.checkPlayed(4, 1, last)
+	dup := sw.get(4).Traffic().Dup - before
+	if dup > 0 {
+		t.Errorf("the re-parented child received %d duplicate bytes (chunks of %d bytes)", dup, len(sw.src.chunk(t, 3)))
+	}
+}

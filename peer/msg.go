@@ -33,6 +33,7 @@ const (
 	maxWantIndexes = 512
 	chunkRefSize   = 14 // type, version, epoch(4), seq(8)
 	subSize        = 3  // type, version, stripe
+	subHeldSize    = 16 // subSize, flags, epoch(4), from(8)
 	pingSize       = 10 // type, version, token(8)
 	relaySize      = 5  // type, version, stripe, n(2)
 )
@@ -93,15 +94,48 @@ func parseRef(b []byte, typ byte) (key, error) {
 	return key{binary.BigEndian.Uint32(b[2:]), binary.BigEndian.Uint64(b[6:])}, nil
 }
 
-func appendSub(dst []byte, stripe int) []byte {
-	return append(dst, msgSub, msgVersion, byte(stripe))
+// held is what a subscribing child already holds of a stripe, so that the
+// parent's catch-up burst leaves it out: the init segment of epoch (init),
+// and every chunk of the stripe before from that it still needs. A child
+// that re-parents mid-stream holds the whole burst already; sending it
+// again is pure duplicate upload.
+type held struct {
+	ok    bool // the subscribe said what it holds
+	init  bool
+	epoch uint32
+	from  uint64
 }
 
-func parseSub(b []byte, stripes int) (int, error) {
-	if len(b) != subSize || b[0] != msgSub || b[1] != msgVersion || int(b[2]) >= stripes {
-		return 0, fmt.Errorf("%w: subscribe of %d bytes", errBadMessage, len(b))
+// Subscribe flags.
+const subInit = 1 // the child holds the init segment of the epoch
+
+func appendSub(dst []byte, stripe int, h held) []byte {
+	dst = append(dst, msgSub, msgVersion, byte(stripe))
+	if !h.ok {
+		return dst
 	}
-	return int(b[2]), nil
+	var flags byte
+	if h.init {
+		flags |= subInit
+	}
+	dst = append(dst, flags)
+	dst = binary.BigEndian.AppendUint32(dst, h.epoch)
+	return binary.BigEndian.AppendUint64(dst, h.from)
+}
+
+// parseSub accepts both layouts: the bare one (stripe only: send the whole
+// burst) and the one that says what the child holds.
+func parseSub(b []byte, stripes int) (int, held, error) {
+	if (len(b) != subSize && len(b) != subHeldSize) || b[0] != msgSub || b[1] != msgVersion || int(b[2]) >= stripes {
+		return 0, held{}, fmt.Errorf("%w: subscribe of %d bytes", errBadMessage, len(b))
+	}
+	if len(b) == subSize {
+		return int(b[2]), held{}, nil
+	}
+	if b[3]&^subInit != 0 {
+		return 0, held{}, fmt.Errorf("%w: subscribe flags %#x", errBadMessage, b[3])
+	}
+	return int(b[2]), held{ok: true, init: b[3]&subInit != 0, epoch: binary.BigEndian.Uint32(b[4:]), from: binary.BigEndian.Uint64(b[8:])}, nil
 }
 
 func appendPing(dst []byte, typ byte, token uint64) []byte {

@@ -30,11 +30,22 @@ func TestMessagesRoundTrip(t *testing.T) {
 			t.Errorf("%q: %v %v", typ, got, err)
 		}
 	}
-	if s, err := parseSub(appendSub(nil, 3), 4); err != nil || s != 3 {
-		t.Errorf("sub: %d %v", s, err)
+	for _, h := range []held{{}, {ok: true}, {ok: true, init: true, epoch: 7, from: 1 << 40}} {
+		if s, got, err := parseSub(appendSub(nil, 3, h), 4); err != nil || s != 3 || got != h {
+			t.Errorf("sub %+v: %d %+v %v", h, s, got, err)
+		}
 	}
-	if _, err := parseSub(appendSub(nil, 4), 4); err == nil {
+	if _, _, err := parseSub(appendSub(nil, 4, held{}), 4); err == nil {
 		t.Error("sub for a stripe out of range accepted")
+	}
+	if b := appendSub(nil, 1, held{ok: true}); true {
+		b[3] = 0x80
+		if _, _, err := parseSub(b, 4); err == nil {
+			t.Error("sub with unknown flags accepted")
+		}
+		if _, _, err := parseSub(b[:10], 4); err == nil {
+			t.Error("truncated sub accepted")
+		}
 	}
 	if s, n, err := parseRelay(appendRelay(nil, 3, 70000), 4); err != nil || s != 3 || n != 1<<16-1 {
 		t.Errorf("relay: %d %d %v", s, n, err)
@@ -42,7 +53,7 @@ func TestMessagesRoundTrip(t *testing.T) {
 	if _, _, err := parseRelay(appendRelay(nil, 4, 1), 4); err == nil {
 		t.Error("relay for a stripe out of range accepted")
 	}
-	if _, _, err := parseRelay(appendSub(nil, 1), 4); err == nil {
+	if _, _, err := parseRelay(appendSub(nil, 1, held{}), 4); err == nil {
 		t.Error("subscribe parsed as relay")
 	}
 	if tok, err := parsePing(appendPing(nil, msgPong, 42), msgPong); err != nil || tok != 42 {
@@ -83,7 +94,8 @@ func FuzzHandleMessage(f *testing.F) {
 	f.Add(appendWant(nil, want{Epoch: 1, Seq: 1, Pieces: []uint16{0, 9}}), true)
 	f.Add(appendRef(nil, msgBad, key{1, 1}), false)
 	f.Add(appendRef(nil, msgNope, key{1, 1}), false)
-	f.Add(appendSub(nil, 1), true)
+	f.Add(appendSub(nil, 1, held{}), true)
+	f.Add(appendSub(nil, 0, held{ok: true, init: true, epoch: 1, from: 2}), true)
 	f.Add(appendRelay(nil, 0, 3), true)
 	f.Add(appendPing(nil, msgPing, 5), true)
 	f.Add(appendPing(nil, msgPong, 5), false)

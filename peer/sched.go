@@ -29,9 +29,12 @@ import (
 //     order (whatever order they arrived in): a chunk goes to one child
 //     after the other instead of piece-interleaved, which halves the mean
 //     completion time and lets the relaying children forward sooner;
-//   - a queued piece is dropped when its child said it has the chunk (a
-//     "have" notice), when it waited past its useful life, or when the
-//     child is gone.
+//   - a queued piece is dropped when its child (or a neighbour whose
+//     repair request it answers) said it has the chunk (a "have" notice),
+//     when it waited past its useful life, or when the child is gone;
+//   - what a child holds is never sent to it: a subscribe says what it
+//     holds (held), and a child asking again for pieces gets only those
+//     neither queued nor on their way to it (sentLog).
 //
 // The budget follows the measured drain rate of the links (bytes that left
 // them per second while they were never empty), so the engine also knows
@@ -53,14 +56,11 @@ type outMsg struct {
 	k     key
 	rank  int    // the child's rank (feed, burst): lower first
 	idx   uint16 // piece index: a child's pieces go in order
-	// resend: feed a child asked for again (it lost pieces); its other
-	// queued pieces of the chunk were cancelled, these are not.
-	resend bool
-	to     *nbr
-	link   Link // the link it was queued for; a replaced link drops it
-	msg    []byte
-	at     time.Time // enqueued
-	ord    uint64    // enqueue order: ties keep it
+	to    *nbr
+	link  Link // the link it was queued for; a replaced link drops it
+	msg   []byte
+	at    time.Time // enqueued
+	ord   uint64    // enqueue order: ties keep it
 }
 
 // before is the scheduler's order.
@@ -233,12 +233,76 @@ func (u *uplink) requeue(m outMsg) {
 	u.q.push(m)
 }
 
+// has reports whether a child whose subscribe said h holds chunk k, so the
+// catch-up burst leaves it out: the init segment of its epoch if it said
+// so, and the chunks of its epoch before from.
+func (h held) has(k key) bool {
+	if !h.ok || k.epoch != h.epoch {
+		return false
+	}
+	if k.seq == 0 {
+		return h.init
+	}
+	return k.seq < h.from
+}
+
 // sendRank orders n's copy of a stripe-s chunk among its siblings' copies:
 // children that forward the stripe first, those feeding more children
 // before those feeding fewer (a relay's copy is the first hop of every copy
 // below it), then attachment order.
 func sendRank(n *nbr, s int) int {
 	return (1<<16-1-int(n.relays[s]))<<32 | n.rank
+}
+
+// sentLog remembers the last pieces handed to one neighbour's link, and
+// when they should have arrived: a child that asks again for a piece still
+// on its way (it took a late, out-of-order forward for a loss) is not sent
+// it twice.
+type sentLog struct {
+	ents [32]sentPiece
+	n    int
+}
+
+type sentPiece struct {
+	k   key
+	idx uint16
+	due int64 // Unix nanoseconds by which it should have arrived
+}
+
+// add records piece idx of k, handed to the link at now behind ahead
+// bytes, at the uplink's rate (bytes/s, 0: unknown) and rtt.
+func (l *sentLog) add(k key, idx uint16, now time.Time, ahead int, rate float64, rtt time.Duration) {
+	drain := budgetTime
+	if rate > 0 {
+		drain = time.Duration(float64(ahead) / rate * float64(time.Second))
+	}
+	l.ents[l.n%len(l.ents)] = sentPiece{k: k, idx: idx, due: now.Add(drain + rtt).UnixNano()}
+	l.n++
+}
+
+// onTheWay reports whether piece idx of k was handed to the link and may
+// not have arrived yet: a request for it crossed it.
+func (l *sentLog) onTheWay(k key, idx uint16, now time.Time) bool {
+	t := now.UnixNano()
+	for i := range min(l.n, len(l.ents)) {
+		if e := &l.ents[i]; e.k == k && e.idx == idx && e.due > t {
+			return true
+		}
+	}
+	return false
+}
+
+// queuedPieces marks which of chunk k's n pieces wait in the queue for to,
+// as feed or burst: a child asking for pieces again gets those in their
+// turn, not twice.
+func (u *uplink) queuedPieces(to *nbr, k key, n int) []bool {
+	q := make([]bool, n)
+	for i := range u.q {
+		if m := &u.q[i]; m.to == to && m.k == k && m.class != classRepair && int(m.idx) < n {
+			q[m.idx] = true
+		}
+	}
+	return q
 }
 
 // rerank gives the queued messages for to whose chunk match accepts a new

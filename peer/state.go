@@ -77,6 +77,9 @@ type pending struct {
 
 	asked    PeerID // outstanding want, 0 if none
 	askUntil time.Time
+	// askHi is one past the highest piece a want for only some missing
+	// pieces asked for (lostPieces); 0 when it asked for all of them.
+	askHi uint16
 	// tried lists everyone asked (their answers are accepted); a repair
 	// round skips tried[round:], and a new round starts PeerTimeout after
 	// the last one ran out of parents (roundEnd).
@@ -129,9 +132,10 @@ func (pd *pending) addSrc(id PeerID) {
 type nbr struct {
 	id   PeerID
 	link Link
-	// Stripe bitmasks: where it is our parent, our child, and where it
-	// asked to be fed (subscribe) before or after AddChild.
-	parentOf, childOf, subs uint32
+	// Stripe bitmasks: where it is our parent and our child; sub is where
+	// it asked to be fed (subscribe) before AddChild.
+	parentOf, childOf uint32
+	sub               subscription
 
 	in    bucket // what it may send us
 	serve bucket // what we serve it on request
@@ -143,7 +147,8 @@ type nbr struct {
 	lastReport            map[string]time.Time
 	rtt                   [8]time.Duration
 	nrtt                  int
-	notices               int // bad notices received this SlowPeriod
+	rttMed                time.Duration // median of rtt (medianRTT)
+	notices               int           // bad notices received this SlowPeriod
 	lastPieceFromParent   time.Time
 	bytesFromParentPeriod uint64
 	// fedUpTo is the newest chunk it fed us a piece of (as our parent in
@@ -164,6 +169,31 @@ type nbr struct {
 	// is our child: their queued pieces are dropped.
 	cancel  [16]key
 	ncancel int
+	// holds is what it said it holds of each stripe it subscribed to
+	// (burst and forward leave it out); sent what we sent it lately.
+	holds [protocol.MaxStripes]held
+	sent  sentLog
+}
+
+// subscription is a neighbour's subscribe messages that wait for AddChild:
+// the stripes and what it holds of each.
+type subscription struct {
+	mask uint32
+	held [protocol.MaxStripes]held
+}
+
+func (s *subscription) add(stripe int, h held) {
+	s.mask |= 1 << stripe
+	s.held[stripe] = h
+}
+
+// take removes stripe's subscription and reports whether there was one.
+func (s *subscription) take(stripe int) (held, bool) {
+	if s.mask&(1<<stripe) == 0 {
+		return held{}, false
+	}
+	s.mask &^= 1 << stripe
+	return s.held[stripe], true
 }
 
 // cancelled reports whether n told us it needs no more of chunk k.
@@ -175,6 +205,18 @@ func (n *nbr) cancelled(k key) bool {
 	}
 	return false
 }
+
+// uncancel forgets a cancel of k: the neighbour asked for the chunk again.
+func (n *nbr) uncancel(k key) {
+	for i := range min(n.ncancel, len(n.cancel)) {
+		if n.cancel[i] == k {
+			n.cancel[i] = noKey
+		}
+	}
+}
+
+// noKey names no chunk (a cleared cancel).
+var noKey = key{^uint32(0), ^uint64(0)}
 
 func (n *nbr) addCancel(k key) {
 	if !n.cancelled(k) {
@@ -188,16 +230,16 @@ func (n *nbr) roles() uint32 { return n.parentOf | n.childOf }
 func (n *nbr) addRTT(d time.Duration) {
 	n.rtt[n.nrtt%len(n.rtt)] = d
 	n.nrtt++
+	c := min(n.nrtt, len(n.rtt))
+	s := n.rtt // a copy: the samples keep their ring order
+	slices.Sort(s[:c])
+	n.rttMed = s[c/2]
 }
 
+// medianRTT is the median of the last RTT samples (every piece sent reads
+// it, so it is kept, not computed).
 func (n *nbr) medianRTT() (time.Duration, bool) {
-	c := min(n.nrtt, len(n.rtt))
-	if c == 0 {
-		return 0, false
-	}
-	s := slices.Clone(n.rtt[:c])
-	slices.Sort(s)
-	return s[c/2], true
+	return n.rttMed, n.nrtt > 0
 }
 
 // bucket is a token bucket over the engine clock.
