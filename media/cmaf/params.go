@@ -8,57 +8,91 @@ import (
 	"strconv"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/hevc"
 )
 
-// videoParams is a validated H.264 configuration.
+// videoParams is a validated H.264 or H.265 configuration.
 type videoParams struct {
-	sps, pps      []byte
-	codec         string // avc1.PPCCLL
+	codecID       media.Codec // H264 or H265
+	vps, sps, pps []byte
+	codec         string // avc1.PPCCLL or hvc1.P.C.TL.CC
 	width, height int
 	defDur        uint32 // one frame at the SPS frame rate (or 30 fps), in 90 kHz ticks
 }
 
 func newVideoParams(c media.VideoConfig) (*videoParams, error) {
-	switch {
-	case len(c.SPS) < 4:
-		return nil, fmt.Errorf("SPS of %d bytes is too short", len(c.SPS))
-	case len(c.SPS) > MaxParamSetSize || len(c.PPS) > MaxParamSetSize:
-		return nil, fmt.Errorf("parameter set exceeds %d bytes", MaxParamSetSize)
-	case c.SPS[0]&0x1f != naluSPS:
-		return nil, fmt.Errorf("SPS has NAL type %d", c.SPS[0]&0x1f)
-	case len(c.PPS) < 2 || c.PPS[0]&0x1f != naluPPS:
-		return nil, errors.New("PPS missing or not a PPS")
+	v := &videoParams{codecID: c.VideoCodec()}
+	var fps float64
+	switch v.codecID {
+	case media.H264:
+		switch {
+		case len(c.SPS) < 4:
+			return nil, fmt.Errorf("SPS of %d bytes is too short", len(c.SPS))
+		case len(c.SPS) > MaxParamSetSize || len(c.PPS) > MaxParamSetSize:
+			return nil, fmt.Errorf("parameter set exceeds %d bytes", MaxParamSetSize)
+		case c.SPS[0]&0x1f != naluSPS:
+			return nil, fmt.Errorf("SPS has NAL type %d", c.SPS[0]&0x1f)
+		case len(c.PPS) < 2 || c.PPS[0]&0x1f != naluPPS:
+			return nil, errors.New("PPS missing or not a PPS")
+		case len(c.VPS) != 0:
+			return nil, errors.New("H.264 has no VPS")
+		}
+		var sps h264.SPS
+		if err := sps.Unmarshal(c.SPS); err != nil {
+			return nil, fmt.Errorf("parse SPS: %w", err)
+		}
+		v.width, v.height, fps = sps.Width(), sps.Height(), sps.FPS()
+		v.codec = fmt.Sprintf("avc1.%02x%02x%02x", c.SPS[1], c.SPS[2], c.SPS[3])
+	case media.H265:
+		switch {
+		case len(c.VPS) > MaxParamSetSize || len(c.SPS) > MaxParamSetSize || len(c.PPS) > MaxParamSetSize:
+			return nil, fmt.Errorf("parameter set exceeds %d bytes", MaxParamSetSize)
+		case hevc.NALUType(c.VPS) != hevc.NALUTypeVPS || len(c.VPS) < 2:
+			return nil, errors.New("VPS missing or not a VPS")
+		case hevc.NALUType(c.PPS) != hevc.NALUTypePPS || len(c.PPS) < 3:
+			return nil, errors.New("PPS missing or not a PPS")
+		}
+		ptl, err := hevc.PTLFromSPS(c.SPS)
+		if err != nil {
+			return nil, err
+		}
+		var sps h265.SPS
+		if err := sps.Unmarshal(c.SPS); err != nil {
+			return nil, fmt.Errorf("parse SPS: %w", err)
+		}
+		v.width, v.height, fps = sps.Width(), sps.Height(), sps.FPS()
+		v.codec = hevc.CodecString("hvc1", ptl)
+	default:
+		return nil, fmt.Errorf("unsupported video codec %v", c.Codec)
 	}
-	var sps h264.SPS
-	if err := sps.Unmarshal(c.SPS); err != nil {
-		return nil, fmt.Errorf("parse SPS: %w", err)
+	if v.width <= 0 || v.height <= 0 || v.width > maxVideoPictureD || v.height > maxVideoPictureD {
+		return nil, fmt.Errorf("SPS picture size %dx%d out of range", v.width, v.height)
 	}
-	w, h := sps.Width(), sps.Height()
-	if w <= 0 || h <= 0 || w > maxVideoPictureD || h > maxVideoPictureD {
-		return nil, fmt.Errorf("SPS picture size %dx%d out of range", w, h)
+	v.defDur = uint32(VideoTimescale / 30)
+	if fps >= 1 && fps <= 1000 && !math.IsNaN(fps) {
+		v.defDur = uint32(math.Round(VideoTimescale / fps))
 	}
-	defDur := uint32(VideoTimescale / 30)
-	if fps := sps.FPS(); fps >= 1 && fps <= 1000 && !math.IsNaN(fps) {
-		defDur = uint32(math.Round(VideoTimescale / fps))
-	}
-	return &videoParams{
-		sps:    bytes.Clone(c.SPS),
-		pps:    bytes.Clone(c.PPS),
-		codec:  fmt.Sprintf("avc1.%02x%02x%02x", c.SPS[1], c.SPS[2], c.SPS[3]),
-		width:  w,
-		height: h,
-		defDur: defDur,
-	}, nil
+	v.vps, v.sps, v.pps = bytes.Clone(c.VPS), bytes.Clone(c.SPS), bytes.Clone(c.PPS)
+	return v, nil
 }
 
 func (v *videoParams) equal(c media.VideoConfig) bool {
-	return bytes.Equal(v.sps, c.SPS) && bytes.Equal(v.pps, c.PPS)
+	return v.codecID == c.VideoCodec() && bytes.Equal(v.vps, c.VPS) && bytes.Equal(v.sps, c.SPS) && bytes.Equal(v.pps, c.PPS)
+}
+
+// mp4Codec is the sample entry of the video track.
+func (v *videoParams) mp4Codec() codecs.Codec {
+	if v.codecID == media.H265 {
+		return &codecs.H265{VPS: v.vps, SPS: v.sps, PPS: v.pps}
+	}
+	return &codecs.H264{SPS: v.sps, PPS: v.pps}
 }
 
 // audioParams is a validated audio configuration.
@@ -151,7 +185,7 @@ func buildInit(epoch uint32, v *videoParams, a *audioParams) (Init, error) {
 		init.Tracks = append(init.Tracks, &fmp4.InitTrack{
 			ID:        VideoTrackID,
 			TimeScale: VideoTimescale,
-			Codec:     &codecs.H264{SPS: v.sps, PPS: v.pps},
+			Codec:     v.mp4Codec(),
 		})
 		in.VideoCodec, in.Width, in.Height = v.codec, v.width, v.height
 	}
