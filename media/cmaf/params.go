@@ -2,6 +2,7 @@ package cmaf
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -22,6 +23,7 @@ import (
 type videoParams struct {
 	codecID       media.Codec // H264 or H265
 	vps, sps, pps []byte
+	ptl           [hevc.PTLSize]byte // H265: the SPS's general profile_tier_level
 	codec         string // avc1.PPCCLL or hvc1.P.C.TL.CC
 	width, height int
 	defDur        uint32 // one frame at the SPS frame rate (or 30 fps), in 90 kHz ticks
@@ -68,7 +70,7 @@ func newVideoParams(c media.VideoConfig) (*videoParams, error) {
 			return nil, fmt.Errorf("parse SPS: %w", err)
 		}
 		v.width, v.height, fps = sps.Width(), sps.Height(), sps.FPS()
-		v.codec = hevc.CodecString("hvc1", ptl)
+		v.codec, v.ptl = hevc.CodecString("hvc1", ptl), ptl
 	default:
 		return nil, fmt.Errorf("unsupported video codec %v", c.Codec)
 	}
@@ -203,5 +205,30 @@ func buildInit(epoch uint32, v *videoParams, a *audioParams) (Init, error) {
 		return Init{}, fmt.Errorf("marshal init: %w", err)
 	}
 	in.Data = buf.Bytes()
+	if v != nil && v.codecID == media.H265 {
+		if err := patchHvcC(in.Data, v.ptl); err != nil {
+			return Init{}, err
+		}
+	}
 	return in, nil
+}
+
+// patchHvcC writes the SPS's profile_tier_level into the init's hvcC.
+// mediacommon v2.9.5 fills it from the SPS's escaped bytes (an emulation
+// prevention byte shifts the constraint flags: x265's Main profile read
+// "hvc1.1.6.L60.03.00.90.00.00.03" back from the init instead of
+// "hvc1.1.6.L60.90") and leaves out the profile space and tier. Players
+// build the MSE codec string from the hvcC, HLS CODECS from the SPS: they
+// must agree.
+func patchHvcC(init []byte, ptl [hevc.PTLSize]byte) error {
+	i := bytes.Index(init, []byte("hvcC"))
+	if i < 4 {
+		return errors.New("marshal init: no hvcC box")
+	}
+	size := int(binary.BigEndian.Uint32(init[i-4:]))
+	if size < 8+1+hevc.PTLSize || i-4+size > len(init) {
+		return fmt.Errorf("marshal init: hvcC box of %d bytes", size)
+	}
+	copy(init[i+4+1:], ptl[:])
+	return nil
 }

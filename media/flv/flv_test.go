@@ -85,6 +85,8 @@ type recSink struct {
 	discont []time.Duration
 	meta    []Metadata
 	err     error // returned by WriteAU when set
+
+	unsupported []string
 }
 
 func (s *recSink) VideoConfig(c media.VideoConfig) error {
@@ -828,7 +830,7 @@ type checkSink struct {
 }
 
 func (s *checkSink) VideoConfig(c media.VideoConfig) error {
-	if len(c.SPS) == 0 || len(c.PPS) == 0 {
+	if len(c.SPS) == 0 || len(c.PPS) == 0 || (c.Codec == media.H265) != (len(c.VPS) > 0) {
 		s.t.Fatal("empty parameter set")
 	}
 	return nil

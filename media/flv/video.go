@@ -47,7 +47,7 @@ func (c *Converter) Video(ts uint32, body []byte) error {
 		c.stats.DroppedVideo++
 		if !c.loggedNoV {
 			c.loggedNoV = true
-			c.log.Warn("rtmp: video before the "+codecName(tag.Codec)+" sequence header dropped")
+			c.log.Warn("rtmp: video before the " + codecName(tag.Codec) + " sequence header dropped")
 		}
 		return nil
 	}
@@ -219,15 +219,17 @@ func (c *Converter) inbandConfig(nalus [][]byte) error {
 		return nil
 	}
 	desc, err := describeVideo(next)
+	if err == nil {
+		// The sink refusing them is no reason to end the publish either;
+		// a sink that is gone fails the frame that follows.
+		err = c.setVideoConfig(next)
+	}
 	if err != nil {
 		if !c.loggedBadPS {
 			c.loggedBadPS = true
 			c.log.Warn("rtmp: unusable in-band parameter sets ignored", "err", err)
 		}
 		return nil
-	}
-	if err := c.setVideoConfig(next); err != nil {
-		return err
 	}
 	c.stats.InbandConfigs++
 	c.log.Info("rtmp: in-band parameter sets changed, new epoch", desc...)
