@@ -24,7 +24,7 @@ type videoParams struct {
 	codecID       media.Codec // H264 or H265
 	vps, sps, pps []byte
 	ptl           [hevc.PTLSize]byte // H265: the SPS's general profile_tier_level
-	codec         string // avc1.PPCCLL or hvc1.P.C.TL.CC
+	codec         string             // avc1.PPCCLL or hvc1.P.C.TL.CC
 	width, height int
 	defDur        uint32 // one frame at the SPS frame rate (or 30 fps), in 90 kHz ticks
 }
