@@ -2,12 +2,16 @@ package cmaf_test
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
+	"github.com/banyan-live/banyan/media/hevc"
 )
 
 // FuzzPackager drives configuration and AU calls from fuzz bytes: any
@@ -20,7 +24,36 @@ func FuzzPackager(f *testing.F) {
 	f.Add([]byte{1, 2, 5, 0, 20, 5, 0, 20, 5, 0, 20, 5, 0, 20, 0, 1, 2, 1, 0, 0, 4, 0, 33, 7})
 	f.Add([]byte{0, 0, 1, 0, 2, 1, 0, 0, 3, 0x80, 0, 2, 1, 0xff, 0x00, 4, 0, 33, 5, 0xff, 0xf0, 7})
 	f.Add([]byte{0, 3, 1, 4, 2, 0, 0, 3, 0, 0, 3, 0, 1, 2, 0x81, 0x10, 0x00, 5, 0x7f, 0xff})
+	f.Add([]byte{0, 3, 2, 0x04 | 1, 0, 10, 2, 0x04, 33, 10, 5, 0, 21, 7})
+	hevcVideo = x265Config(f)
 	f.Fuzz(fuzzOne)
+}
+
+// hevcVideo is the parameter sets of media/hevc's libx265 testdata.
+var hevcVideo media.VideoConfig
+
+func x265Config(tb testing.TB) media.VideoConfig {
+	tb.Helper()
+	b, err := os.ReadFile("../hevc/testdata/x265.hevc")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var au h264.AnnexB // the same framing for H.265
+	if err := au.Unmarshal(b); err != nil {
+		tb.Fatal(err)
+	}
+	v := media.VideoConfig{Codec: media.H265}
+	for _, n := range au {
+		switch hevc.NALUType(n) {
+		case hevc.NALUTypeVPS:
+			v.VPS = n
+		case hevc.NALUTypeSPS:
+			v.SPS = n
+		case hevc.NALUTypePPS:
+			v.PPS = n
+		}
+	}
+	return v
 }
 
 // fuzzOne runs one fuzz input.
@@ -63,7 +96,9 @@ func fuzzOne(t *testing.T, data []byte) {
 		op := next(1)[0]
 		switch op % 8 {
 		case 0:
-			c := []media.VideoConfig{videoHigh, videoBase, {SPS: next(6), PPS: ppsHigh}}[int(next(1)[0])%3]
+			c := []media.VideoConfig{videoHigh, videoBase, {SPS: next(6), PPS: ppsHigh}, hevcVideo,
+				{Codec: media.H265, VPS: hevcVideo.VPS, SPS: append([]byte{0x42, 0x01}, next(16)...), PPS: hevcVideo.PPS},
+			}[int(next(1)[0])%5]
 			check(p.VideoConfig(c))
 		case 1:
 			c := []media.AudioConfig{audioAAC, audioAAC2, audioOpus,
@@ -82,6 +117,9 @@ func fuzzOne(t *testing.T, data []byte) {
 			typ := byte(0x41)
 			if key {
 				typ = 0x65
+				if b[0]&4 != 0 {
+					typ = 0x26 // H.265 IDR_W_RADL (an H.264 SEI)
+				}
 			}
 			if b[0]&2 != 0 {
 				typ = b[2] // arbitrary NAL type, including SPS/PPS/AUD
