@@ -116,21 +116,7 @@ func TestHEVCOverEnhancedRTMP(t *testing.T) {
 	if err := os.WriteFile(out, file.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var probe struct {
-		Streams []struct {
-			CodecType string `json:"codec_type"`
-			CodecName string `json:"codec_name"`
-			Frames    string `json:"nb_read_frames"`
-			Width     int    `json:"width"`
-		} `json:"streams"`
-	}
-	if err := json.Unmarshal(e2e.Run(t, ctx, ffprobe, "-v", "error", "-count_frames", "-show_streams", "-of", "json", out), &probe); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, s := range probe.Streams {
-		got[s.CodecType+"/"+s.CodecName] = s.Frames
-	}
+	got := e2e.FrameCounts(t, ctx, ffprobe, out)
 	if got["video/hevc"] != fmt.Sprint(len(m.VideoAUs)) || got["audio/aac"] == "" {
 		t.Fatalf("ffprobe of the sealed epoch: %v, want %d HEVC frames and AAC", got, len(m.VideoAUs))
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/hevc"
+	"github.com/banyan-live/banyan/media/vparams"
 )
 
 // Defaults for the zero values of Config.
@@ -53,21 +54,20 @@ const (
 // Bounds on hostile input. An access unit over these is refused with an
 // error; chunks are cut before they grow past them.
 const (
-	MaxVideoAUSize   = 8 << 20 // same as mediacommon h264.MaxAccessUnitSize
-	MaxNALUsPerAU    = 50      // same as mediacommon h264.MaxNALUsPerAccessUnit
-	MaxAudioAUSize   = 64 << 10
-	MaxParamSetSize  = 4096
-	MaxASCSize       = 64
-	MaxChunkBytes    = 8 << 20 // a chunk is cut once its finalized samples reach this
-	MaxChunkSamples  = 512     // per track
-	maxPendingAUs    = 2048
-	maxPendingBytes  = 64 << 20
-	maxAbsTime       = time.Duration(1) << 60 // ~36 years; keeps tick arithmetic in range
-	maxGapLimit      = time.Hour              // keeps a sample duration within uint32 ticks
-	backJitter       = 100 * time.Millisecond // DTS may step back this much without a new timeline
-	maxAudioRate     = 192000
-	minAudioRate     = 1000
-	maxVideoPictureD = 16384
+	MaxVideoAUSize  = 8 << 20 // same as mediacommon h264.MaxAccessUnitSize
+	MaxNALUsPerAU   = 50      // same as mediacommon h264.MaxNALUsPerAccessUnit
+	MaxAudioAUSize  = 64 << 10
+	MaxParamSetSize = vparams.MaxParamSetSize
+	MaxASCSize      = 64
+	MaxChunkBytes   = 8 << 20 // a chunk is cut once its finalized samples reach this
+	MaxChunkSamples = 512     // per track
+	maxPendingAUs   = 2048
+	maxPendingBytes = 64 << 20
+	maxAbsTime      = time.Duration(1) << 60 // ~36 years; keeps tick arithmetic in range
+	maxGapLimit     = time.Hour              // keeps a sample duration within uint32 ticks
+	backJitter      = 100 * time.Millisecond // DTS may step back this much without a new timeline
+	maxAudioRate    = 192000
+	minAudioRate    = 1000
 )
 
 // ErrFlushed is returned by every call after Flush.

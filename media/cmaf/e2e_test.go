@@ -3,7 +3,6 @@ package cmaf_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,21 +82,7 @@ func ffprobeCodec(t *testing.T, ffmpeg, ffprobe string, codec media.Codec, name,
 		t.Fatal(err)
 	}
 
-	var probe struct {
-		Streams []struct {
-			CodecType    string `json:"codec_type"`
-			CodecName    string `json:"codec_name"`
-			NbReadFrames string `json:"nb_read_frames"`
-			Width        int    `json:"width"`
-		} `json:"streams"`
-	}
-	if err := json.Unmarshal(e2e.Run(t, ctx, ffprobe, "-v", "error", "-count_frames", "-show_streams", "-of", "json", out), &probe); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, s := range probe.Streams {
-		got[s.CodecType+"/"+s.CodecName] = s.NbReadFrames
-	}
+	got := e2e.FrameCounts(t, ctx, ffprobe, out)
 	if got["video/"+name] != strconv.Itoa(len(video)) || got["audio/aac"] != strconv.Itoa(wantAudio) {
 		t.Fatalf("ffprobe frame counts %v, want video %d audio %d", got, len(video), wantAudio)
 	}

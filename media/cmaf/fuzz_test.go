@@ -2,16 +2,13 @@ package cmaf_test
 
 import (
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-
+	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
-	"github.com/banyan-live/banyan/media/hevc"
 )
 
 // FuzzPackager drives configuration and AU calls from fuzz bytes: any
@@ -25,36 +22,12 @@ func FuzzPackager(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 2, 1, 0, 0, 3, 0x80, 0, 2, 1, 0xff, 0x00, 4, 0, 33, 5, 0xff, 0xf0, 7})
 	f.Add([]byte{0, 3, 1, 4, 2, 0, 0, 3, 0, 0, 3, 0, 1, 2, 0x81, 0x10, 0x00, 5, 0x7f, 0xff})
 	f.Add([]byte{0, 3, 2, 0x04 | 1, 0, 10, 2, 0x04, 33, 10, 5, 0, 21, 7})
-	hevcVideo = x265Config(f)
+	hevcVideo = e2e.X265Config(f, "x265.hevc")
 	f.Fuzz(fuzzOne)
 }
 
 // hevcVideo is the parameter sets of media/hevc's libx265 testdata.
 var hevcVideo media.VideoConfig
-
-func x265Config(tb testing.TB) media.VideoConfig {
-	tb.Helper()
-	b, err := os.ReadFile("../hevc/testdata/x265.hevc")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var au h264.AnnexB // the same framing for H.265
-	if err := au.Unmarshal(b); err != nil {
-		tb.Fatal(err)
-	}
-	v := media.VideoConfig{Codec: media.H265}
-	for _, n := range au {
-		switch hevc.NALUType(n) {
-		case hevc.NALUTypeVPS:
-			v.VPS = n
-		case hevc.NALUTypeSPS:
-			v.SPS = n
-		case hevc.NALUTypePPS:
-			v.PPS = n
-		}
-	}
-	return v
-}
 
 // fuzzOne runs one fuzz input.
 func fuzzOne(t *testing.T, data []byte) {

@@ -8,8 +8,6 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/hevc"
+	"github.com/banyan-live/banyan/media/vparams"
 )
 
 // videoParams is a validated H.264 or H.265 configuration.
@@ -30,55 +29,13 @@ type videoParams struct {
 }
 
 func newVideoParams(c media.VideoConfig) (*videoParams, error) {
-	v := &videoParams{codecID: c.VideoCodec()}
-	var fps float64
-	switch v.codecID {
-	case media.H264:
-		switch {
-		case len(c.SPS) < 4:
-			return nil, fmt.Errorf("SPS of %d bytes is too short", len(c.SPS))
-		case len(c.SPS) > MaxParamSetSize || len(c.PPS) > MaxParamSetSize:
-			return nil, fmt.Errorf("parameter set exceeds %d bytes", MaxParamSetSize)
-		case c.SPS[0]&0x1f != naluSPS:
-			return nil, fmt.Errorf("SPS has NAL type %d", c.SPS[0]&0x1f)
-		case len(c.PPS) < 2 || c.PPS[0]&0x1f != naluPPS:
-			return nil, errors.New("PPS missing or not a PPS")
-		case len(c.VPS) != 0:
-			return nil, errors.New("H.264 has no VPS")
-		}
-		var sps h264.SPS
-		if err := sps.Unmarshal(c.SPS); err != nil {
-			return nil, fmt.Errorf("parse SPS: %w", err)
-		}
-		v.width, v.height, fps = sps.Width(), sps.Height(), sps.FPS()
-		v.codec = fmt.Sprintf("avc1.%02x%02x%02x", c.SPS[1], c.SPS[2], c.SPS[3])
-	case media.H265:
-		switch {
-		case len(c.VPS) > MaxParamSetSize || len(c.SPS) > MaxParamSetSize || len(c.PPS) > MaxParamSetSize:
-			return nil, fmt.Errorf("parameter set exceeds %d bytes", MaxParamSetSize)
-		case hevc.NALUType(c.VPS) != hevc.NALUTypeVPS || len(c.VPS) < 2:
-			return nil, errors.New("VPS missing or not a VPS")
-		case hevc.NALUType(c.PPS) != hevc.NALUTypePPS || len(c.PPS) < 3:
-			return nil, errors.New("PPS missing or not a PPS")
-		}
-		ptl, err := hevc.PTLFromSPS(c.SPS)
-		if err != nil {
-			return nil, err
-		}
-		var sps h265.SPS
-		if err := sps.Unmarshal(c.SPS); err != nil {
-			return nil, fmt.Errorf("parse SPS: %w", err)
-		}
-		v.width, v.height, fps = sps.Width(), sps.Height(), sps.FPS()
-		v.codec, v.ptl = hevc.CodecString("hvc1", ptl), ptl
-	default:
-		return nil, fmt.Errorf("unsupported video codec %v", c.Codec)
+	in, err := vparams.Parse(c)
+	if err != nil {
+		return nil, err
 	}
-	if v.width <= 0 || v.height <= 0 || v.width > maxVideoPictureD || v.height > maxVideoPictureD {
-		return nil, fmt.Errorf("SPS picture size %dx%d out of range", v.width, v.height)
-	}
+	v := &videoParams{codecID: c.VideoCodec(), codec: in.Codec, ptl: in.PTL, width: in.Width, height: in.Height}
 	v.defDur = uint32(VideoTimescale / 30)
-	if fps >= 1 && fps <= 1000 && !math.IsNaN(fps) {
+	if fps := in.FPS; fps >= 1 && fps <= 1000 && !math.IsNaN(fps) {
 		v.defDur = uint32(math.Round(VideoTimescale / fps))
 	}
 	v.vps, v.sps, v.pps = bytes.Clone(c.VPS), bytes.Clone(c.SPS), bytes.Clone(c.PPS)

@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/banyan-live/banyan/internal/e2e"
 
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/hevc"
@@ -19,25 +18,8 @@ import (
 // media/hevc's testdata.
 func x265Sets(t testing.TB, file string) (vps, sps, pps []byte) {
 	t.Helper()
-	b, err := os.ReadFile("../hevc/testdata/" + file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var au h264.AnnexB // the same framing for H.265
-	if err := au.Unmarshal(b); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range au {
-		switch hevc.NALUType(n) {
-		case hevc.NALUTypeVPS:
-			vps = n
-		case hevc.NALUTypeSPS:
-			sps = n
-		case hevc.NALUTypePPS:
-			pps = n
-		}
-	}
-	return vps, sps, pps
+	v := e2e.X265Config(t, file)
+	return v.VPS, v.SPS, v.PPS
 }
 
 // exVideo builds an enhanced RTMP video tag: frame type, packet type,

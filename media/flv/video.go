@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
-
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/avc"
 	"github.com/banyan-live/banyan/media/hevc"
+	"github.com/banyan-live/banyan/media/vparams"
 )
 
 // Video handles the body of one RTMP video message with timestamp ts (ms).
@@ -241,30 +239,12 @@ func sameVideoConfig(a, b media.VideoConfig) bool {
 		bytes.Equal(a.SPS, b.SPS) && bytes.Equal(a.PPS, b.PPS)
 }
 
-// describeVideo checks that a configuration's SPS parses and returns log
-// attributes naming it.
+// describeVideo checks a configuration as the packager will and returns
+// log attributes naming it.
 func describeVideo(cfg media.VideoConfig) ([]any, error) {
-	if len(cfg.SPS) > avc.MaxParamSetSize || len(cfg.PPS) > avc.MaxParamSetSize || len(cfg.VPS) > hevc.MaxParamSetSize {
-		return nil, fmt.Errorf("parameter set exceeds %d bytes", avc.MaxParamSetSize)
-	}
-	if cfg.VideoCodec() == media.H265 {
-		ptl, err := hevc.PTLFromSPS(cfg.SPS)
-		if err != nil {
-			return nil, err
-		}
-		var sps h265.SPS
-		if err := sps.Unmarshal(cfg.SPS); err != nil {
-			return nil, fmt.Errorf("SPS: %w", err)
-		}
-		return []any{"codec", hevc.CodecString("hvc1", ptl), "width", sps.Width(), "height", sps.Height(), "fps", sps.FPS()}, nil
-	}
-	codec, err := avc.CodecString(cfg.SPS)
+	in, err := vparams.Parse(cfg)
 	if err != nil {
 		return nil, err
 	}
-	var sps h264.SPS
-	if err := sps.Unmarshal(cfg.SPS); err != nil {
-		return nil, fmt.Errorf("SPS: %w", err)
-	}
-	return []any{"codec", codec, "width", sps.Width(), "height", sps.Height(), "fps", sps.FPS()}, nil
+	return []any{"codec", in.Codec, "width", in.Width, "height", in.Height, "fps", in.FPS}, nil
 }

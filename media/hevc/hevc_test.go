@@ -7,38 +7,22 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/banyan-live/banyan/internal/e2e"
 )
 
-// x265Params reads the parameter sets of testdata/x265.hevc, made by
-// ffmpeg 5.1 with libx265 (Main profile, 192x108, level 2):
+// x265Params reads the parameter sets and NAL units of testdata/x265.hevc,
+// made by ffmpeg 5.1 with libx265 (Main profile, 192x108, level 2):
 //
 //	ffmpeg -f lavfi -i testsrc2=size=192x108:rate=30 -frames:v 12 \
 //	  -c:v libx265 -x265-params keyint=6:bframes=2 -pix_fmt yuv420p x265.hevc
 func x265Params(t testing.TB) (vps, sps, pps []byte, nalus [][]byte) {
 	t.Helper()
+	v := e2e.X265Config(t, "x265.hevc")
 	b, err := os.ReadFile("testdata/x265.hevc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var au h264.AnnexB // Annex B framing is the same for H.265
-	if err := au.Unmarshal(b); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range au {
-		switch NALUType(n) {
-		case NALUTypeVPS:
-			vps = n
-		case NALUTypeSPS:
-			sps = n
-		case NALUTypePPS:
-			pps = n
-		}
-	}
-	if vps == nil || sps == nil || pps == nil {
-		t.Fatal("testdata lacks a parameter set")
-	}
-	return vps, sps, pps, au
+	return v.VPS, v.SPS, v.PPS, e2e.SplitAnnexB(b)
 }
 
 func TestRealStream(t *testing.T) {

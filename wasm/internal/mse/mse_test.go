@@ -6,14 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
 )
@@ -242,27 +240,8 @@ func FuzzSupportedMIME(f *testing.F) {
 
 // hevcConfig reads the parameter sets of media/hevc's libx265 testdata.
 func hevcConfig(tb testing.TB) *media.VideoConfig {
-	tb.Helper()
-	b, err := os.ReadFile("../../../media/hevc/testdata/x265.hevc")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var au h264.AnnexB // the same framing for H.265
-	if err := au.Unmarshal(b); err != nil {
-		tb.Fatal(err)
-	}
-	v := &media.VideoConfig{Codec: media.H265}
-	for _, n := range au {
-		switch (n[0] >> 1) & 0x3f {
-		case 32:
-			v.VPS = n
-		case 33:
-			v.SPS = n
-		case 34:
-			v.PPS = n
-		}
-	}
-	return v
+	v := e2e.X265Config(tb, "x265.hevc")
+	return &v
 }
 
 func FuzzParseInit(f *testing.F) {
