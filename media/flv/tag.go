@@ -47,7 +47,7 @@ const (
 	AVCNALU           = 1
 	AVCEndOfSequence  = 2
 	// AVCIgnore marks an enhanced-RTMP packet the converter skips
-	// (PacketTypeMetadata: HDR colour info).
+	// (PacketTypeMetadata: HDR colour info; MPEG2TSSequenceStart).
 	AVCIgnore = 0xff
 )
 
@@ -169,7 +169,9 @@ func parseExVideoTag(b []byte) (VideoTag, error) {
 	case exMetadata:
 		t.PacketType = AVCIgnore
 	case exMPEG2TSSequenceStart:
-		return t, &UnsupportedCodecError{Kind: media.Video, Codec: "enhanced RTMP MPEG2-TS sequence start"}
+		// The spec defines it for AV1 only (refused above by its
+		// FourCC); the sequence start that carries the record follows.
+		t.PacketType = AVCIgnore
 	default:
 		return t, fmt.Errorf("flv: invalid enhanced video packet type %d", pt)
 	}
