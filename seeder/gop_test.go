@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/flv"
 	"github.com/banyan-live/banyan/seeder"
 )
 
@@ -35,6 +36,10 @@ func TestLongGOPAdvice(t *testing.T) {
 		}
 	}
 }
+
+// The RTMP converter finds Unsupported by a type assertion on its sink: a
+// changed signature would silently lose the advice.
+var _ flv.UnsupportedSink = (*seeder.Publish)(nil)
 
 // TestUnsupportedCodecAdvice: a publish whose video the ingest drops for
 // its codec (AV1 over enhanced RTMP) stays live and tells the broadcaster
