@@ -30,6 +30,7 @@ const (
 	H264 Codec = iota + 1
 	AAC
 	Opus
+	H265
 )
 
 func (c Codec) String() string {
@@ -40,14 +41,27 @@ func (c Codec) String() string {
 		return "aac"
 	case Opus:
 		return "opus"
+	case H265:
+		return "h265"
 	}
 	return "unknown"
 }
 
-// VideoConfig is the decoder configuration of an H.264 track.
+// VideoConfig is the decoder configuration of an H.264 or H.265 track.
 type VideoConfig struct {
-	SPS []byte // one sequence parameter set, without start code or length
-	PPS []byte // one picture parameter set
+	// Codec is H264 or H265; the zero value means H264.
+	Codec Codec
+	VPS   []byte // one video parameter set (H265 only)
+	SPS   []byte // one sequence parameter set, without start code or length
+	PPS   []byte // one picture parameter set
+}
+
+// VideoCodec is c.Codec with the zero value read as H264.
+func (c VideoConfig) VideoCodec() Codec {
+	if c.Codec == 0 {
+		return H264
+	}
+	return c.Codec
 }
 
 // AudioConfig is the decoder configuration of an audio track.

@@ -3,6 +3,7 @@ package seeder
 import (
 	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -49,14 +50,20 @@ func (g *gopWatch) noteKeyframe(epoch uint32, media time.Duration) (time.Duratio
 
 // KeyframeInterval is the newest measured keyframe interval of a stream's
 // publish (0 before two keyframes, or when not publishing), and the
-// advice for the broadcaster when it is too long ("" otherwise).
+// advice for the broadcaster when it is too long or a track's codec is
+// dropped (Publish.Unsupported); "" otherwise.
 func (s *Seeder) KeyframeInterval(name string) (time.Duration, string) {
 	p, _ := s.publishOf(name)
 	if p == nil {
 		return 0, ""
 	}
 	iv := time.Duration(p.gop.interval.Load())
-	return iv, gopAdvice(iv)
+	adv := gopAdvice(iv)
+	if ca := p.codecAdvice.Load(); ca != nil {
+		// The codec first: it is why viewers see nothing.
+		adv = strings.TrimSuffix(*ca+"; also a "+adv, "; also a ")
+	}
+	return iv, adv
 }
 
 // gopWatch measures a publish's keyframe interval. Written by the

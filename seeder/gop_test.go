@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/flv"
 	"github.com/banyan-live/banyan/seeder"
 )
 
@@ -32,5 +34,31 @@ func TestLongGOPAdvice(t *testing.T) {
 		if tc.advice && !strings.Contains(adv, seeder.KeyframeAdvice) {
 			t.Fatalf("advice %q", adv)
 		}
+	}
+}
+
+// The RTMP converter finds Unsupported by a type assertion on its sink: a
+// changed signature would silently lose the advice.
+var _ flv.UnsupportedSink = (*seeder.Publish)(nil)
+
+// TestUnsupportedCodecAdvice: a publish whose video the ingest drops for
+// its codec (AV1 over enhanced RTMP) stays live and tells the broadcaster
+// why, where the keyframe advice shows (dashboard, publish page).
+func TestUnsupportedCodecAdvice(t *testing.T) {
+	h := newHLSHarness(t)
+	p, err := h.s.StartPublish("demo", "rtmp", true, 0, func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.End(nil)
+	p.Unsupported(media.Video, "AV1 (enhanced RTMP av01)")
+	_, adv := h.s.KeyframeInterval("demo")
+	for _, want := range []string{"AV1 (enhanced RTMP av01)", "viewers get no video", "H.264 or HEVC"} {
+		if !strings.Contains(adv, want) {
+			t.Fatalf("advice %q lacks %q", adv, want)
+		}
+	}
+	if !h.s.Live("demo") {
+		t.Fatal("the publish is not live")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -397,6 +398,10 @@ type Publish struct {
 	next     int
 
 	rate infoRate // Info's frame-rate estimate (info.go)
+
+	// codecAdvice is what the broadcaster should change about a track the
+	// ingest drops for its codec (Unsupported), nil when none.
+	codecAdvice atomic.Pointer[string]
 }
 
 type arrival struct {
@@ -411,6 +416,20 @@ func (p *Publish) VideoConfig(c media.VideoConfig) error { return p.pkg.VideoCon
 
 // AudioConfig implements media.Sink.
 func (p *Publish) AudioConfig(c media.AudioConfig) error { return p.pkg.AudioConfig(c) }
+
+// Unsupported is told by the ingest that it drops a track for its codec
+// (flv.UnsupportedSink): the publish goes on without it, and the
+// broadcaster reads why where the keyframe advice shows (dashboard,
+// publish page), instead of an encoder reconnecting in a loop.
+func (p *Publish) Unsupported(kind media.Kind, codec string) {
+	adv := fmt.Sprintf("%s codec Banyan cannot carry, %s: viewers get no %s; set an H.264 or HEVC encoder "+
+		"(OBS: Settings → Output → Video Encoder: x264, or an H.264 or HEVC hardware encoder)", kind, codec, kind)
+	if kind != media.Video {
+		adv = fmt.Sprintf("%s codec Banyan cannot carry, %s: viewers get no %s; set AAC", kind, codec, kind)
+	}
+	p.codecAdvice.Store(&adv)
+	p.s.metrics.refusals.WithLabelValues(p.protocol, "unsupported_"+kind.String()).Inc()
+}
 
 // WriteAU implements media.Sink.
 func (p *Publish) WriteAU(au media.AccessUnit) error {

@@ -364,7 +364,7 @@ func (p *Player) create(mime string) error {
 	}
 	supported, ok := mse.SupportedMIME(mime, func(m string) bool { return ctor.Call("isTypeSupported", m).Bool() })
 	if !ok {
-		return fmt.Errorf("this browser cannot play %s", mime)
+		return errors.New(mse.UnsupportedReason(mime))
 	}
 	mime = supported
 	p.unlisten(p.video, p.doc)

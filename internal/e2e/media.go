@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/banyan-live/banyan/media"
 )
 
 // TestMedia is ffmpeg's test picture and a 440 Hz tone, encoded (libx264
-// with B-frames and a 1 s GOP, AAC) and demuxed into what an ingest hands
+// or libx265 with B-frames and a 1 s GOP, AAC) and demuxed into what an ingest hands
 // the packager: configurations and access units with the source's times.
 type TestMedia struct {
 	Video media.VideoConfig
@@ -35,15 +36,28 @@ type Ticks struct{ PTS, DTS int64 }
 // ffmpeg in dir and splits it into access units, timed by ffprobe.
 func EncodeTestMedia(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, size string, seconds int) TestMedia {
 	t.Helper()
+	return EncodeTestMediaCodec(t, ctx, ffmpeg, ffprobe, dir, size, seconds, media.H264)
+}
+
+// EncodeTestMediaCodec is EncodeTestMedia with H.264 (libx264) or H.265
+// (libx265, Main profile, B-frames, keyint 30) video.
+func EncodeTestMediaCodec(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, size string, seconds int, codec media.Codec) TestMedia {
+	t.Helper()
 	src := filepath.Join(dir, "src.ts")
-	Run(t, ctx, ffmpeg, "-v", "error", "-nostdin",
-		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30",
+	venc := []string{"-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "30"}
+	ext, bsf := "h264", "h264_metadata=aud=insert"
+	if codec == media.H265 {
+		venc = []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=30:bframes=2:log-level=error"}
+		ext, bsf = "hevc", "hevc_metadata=aud=insert"
+	}
+	Run(t, ctx, ffmpeg, append(append([]string{"-v", "error", "-nostdin",
+		"-f", "lavfi", "-i", "testsrc2=size=" + size + ":rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "30",
-		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-f", "mpegts", src)
-	vFile, aFile := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.aac")
+		"-t", strconv.Itoa(seconds)}, venc...),
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-f", "mpegts", src)...)
+	vFile, aFile := filepath.Join(dir, "v."+ext), filepath.Join(dir, "a.aac")
 	Run(t, ctx, ffmpeg, "-v", "error", "-nostdin", "-i", src,
-		"-map", "0:v", "-c", "copy", "-bsf:v", "h264_metadata=aud=insert", "-f", "h264", vFile,
+		"-map", "0:v", "-c", "copy", "-bsf:v", bsf, "-f", ext, vFile,
 		"-map", "0:a", "-c", "copy", "-f", "adts", aFile)
 
 	var m TestMedia
@@ -66,9 +80,19 @@ func EncodeTestMedia(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, si
 	if err != nil {
 		t.Fatal(err)
 	}
+	// NAL unit types of the delimiter and the parameter sets.
+	nalType := func(n []byte) uint8 { return n[0] & 0x1f }
+	aud, vps, sps, pps := uint8(h264.NALUTypeAccessUnitDelimiter), uint8(0xff), uint8(h264.NALUTypeSPS), uint8(h264.NALUTypePPS)
+	isKey := h264.IsRandomAccess
+	if codec == media.H265 {
+		nalType = func(n []byte) uint8 { return (n[0] >> 1) & 0x3f }
+		aud, vps, sps, pps = uint8(h265.NALUType_AUD_NUT), uint8(h265.NALUType_VPS_NUT), uint8(h265.NALUType_SPS_NUT), uint8(h265.NALUType_PPS_NUT)
+		isKey = h265.IsRandomAccess
+		m.Video.Codec = media.H265
+	}
 	var aus [][][]byte
 	for _, n := range SplitAnnexB(raw) {
-		if h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter || len(aus) == 0 {
+		if nalType(n) == aud || len(aus) == 0 {
 			aus = append(aus, nil)
 		}
 		aus[len(aus)-1] = append(aus[len(aus)-1], n)
@@ -77,17 +101,19 @@ func EncodeTestMedia(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, si
 		t.Fatalf("%d AUs, %d timestamps", len(aus), len(m.Ticks))
 	}
 	for _, n := range aus[0] {
-		switch h264.NALUType(n[0] & 0x1f) {
-		case h264.NALUTypeSPS:
+		switch nalType(n) {
+		case vps:
+			m.Video.VPS = n
+		case sps:
 			m.Video.SPS = n
-		case h264.NALUTypePPS:
+		case pps:
 			m.Video.PPS = n
 		}
 	}
 	tick := func(v int64) time.Duration { return time.Duration(v) * time.Second / 90000 }
 	for i, au := range aus {
 		m.VideoAUs = append(m.VideoAUs, media.AccessUnit{
-			Kind: media.Video, DTS: tick(m.Ticks[i].DTS), PTS: tick(m.Ticks[i].PTS), Key: h264.IsRandomAccess(au), NALUs: au,
+			Kind: media.Video, DTS: tick(m.Ticks[i].DTS), PTS: tick(m.Ticks[i].PTS), Key: isKey(au), NALUs: au,
 		})
 	}
 

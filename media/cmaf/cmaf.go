@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/hevc"
+	"github.com/banyan-live/banyan/media/vparams"
 )
 
 // Defaults for the zero values of Config.
@@ -52,21 +54,20 @@ const (
 // Bounds on hostile input. An access unit over these is refused with an
 // error; chunks are cut before they grow past them.
 const (
-	MaxVideoAUSize   = 8 << 20 // same as mediacommon h264.MaxAccessUnitSize
-	MaxNALUsPerAU    = 50      // same as mediacommon h264.MaxNALUsPerAccessUnit
-	MaxAudioAUSize   = 64 << 10
-	MaxParamSetSize  = 4096
-	MaxASCSize       = 64
-	MaxChunkBytes    = 8 << 20 // a chunk is cut once its finalized samples reach this
-	MaxChunkSamples  = 512     // per track
-	maxPendingAUs    = 2048
-	maxPendingBytes  = 64 << 20
-	maxAbsTime       = time.Duration(1) << 60 // ~36 years; keeps tick arithmetic in range
-	maxGapLimit      = time.Hour              // keeps a sample duration within uint32 ticks
-	backJitter       = 100 * time.Millisecond // DTS may step back this much without a new timeline
-	maxAudioRate     = 192000
-	minAudioRate     = 1000
-	maxVideoPictureD = 16384
+	MaxVideoAUSize  = 8 << 20 // same as mediacommon h264.MaxAccessUnitSize
+	MaxNALUsPerAU   = 50      // same as mediacommon h264.MaxNALUsPerAccessUnit
+	MaxAudioAUSize  = 64 << 10
+	MaxParamSetSize = vparams.MaxParamSetSize
+	MaxASCSize      = 64
+	MaxChunkBytes   = 8 << 20 // a chunk is cut once its finalized samples reach this
+	MaxChunkSamples = 512     // per track
+	maxPendingAUs   = 2048
+	maxPendingBytes = 64 << 20
+	maxAbsTime      = time.Duration(1) << 60 // ~36 years; keeps tick arithmetic in range
+	maxGapLimit     = time.Hour              // keeps a sample duration within uint32 ticks
+	backJitter      = 100 * time.Millisecond // DTS may step back this much without a new timeline
+	maxAudioRate    = 192000
+	minAudioRate    = 1000
 )
 
 // ErrFlushed is returned by every call after Flush.
@@ -603,7 +604,11 @@ func (p *Packager) makeSample(au media.AccessUnit) (*sample, error) {
 		if au.Frame != nil {
 			return nil, errors.New("cmaf: write video AU: Frame set on a video AU")
 		}
-		payload, idr, err := avccPayload(au.NALUs)
+		codec := media.H264
+		if p.video != nil {
+			codec = p.video.codecID
+		}
+		payload, idr, err := avccPayload(au.NALUs, codec)
 		if err != nil {
 			return nil, fmt.Errorf("cmaf: write video AU: %w", err)
 		}
@@ -630,8 +635,9 @@ func (p *Packager) makeSample(au media.AccessUnit) (*sample, error) {
 
 // avccPayload encodes NAL units with 4-byte length prefixes, leaving out
 // access unit delimiters and parameter sets (they live in the init) and
-// empty units. It reports whether an IDR slice is present.
-func avccPayload(nalus [][]byte) ([]byte, bool, error) {
+// empty units. It reports whether a random access picture (H.264 IDR,
+// H.265 IRAP) is present.
+func avccPayload(nalus [][]byte, codec media.Codec) ([]byte, bool, error) {
 	if len(nalus) > MaxNALUsPerAU {
 		return nil, false, fmt.Errorf("%d NAL units exceed %d", len(nalus), MaxNALUsPerAU)
 	}
@@ -640,12 +646,11 @@ func avccPayload(nalus [][]byte) ([]byte, bool, error) {
 		if len(n) == 0 {
 			continue
 		}
-		switch n[0] & 0x1f {
-		case naluSPS, naluPPS, naluAUD:
+		skip, key := naluRole(n, codec)
+		if skip {
 			continue
-		case naluIDR:
-			idr = true
 		}
+		idr = idr || key
 		if len(n) > MaxVideoAUSize || size+4+len(n) > MaxVideoAUSize+4*MaxNALUsPerAU {
 			return nil, false, fmt.Errorf("access unit exceeds %d bytes", MaxVideoAUSize)
 		}
@@ -660,8 +665,7 @@ func avccPayload(nalus [][]byte) ([]byte, bool, error) {
 		if len(n) == 0 {
 			continue
 		}
-		switch n[0] & 0x1f {
-		case naluSPS, naluPPS, naluAUD:
+		if skip, _ := naluRole(n, codec); skip {
 			continue
 		}
 		l := len(n)
@@ -669,6 +673,26 @@ func avccPayload(nalus [][]byte) ([]byte, bool, error) {
 		pos += 4 + copy(buf[pos+4:], n)
 	}
 	return buf, idr, nil
+}
+
+// naluRole tells whether a non-empty NAL unit stays out of the sample
+// (parameter sets, delimiters) and whether it is a random access picture.
+func naluRole(n []byte, codec media.Codec) (skip, key bool) {
+	if codec == media.H265 {
+		switch t := hevc.NALUType(n); t {
+		case hevc.NALUTypeVPS, hevc.NALUTypeSPS, hevc.NALUTypePPS, hevc.NALUTypeAUD:
+			return true, false
+		default:
+			return false, hevc.IsIRAP(t)
+		}
+	}
+	switch n[0] & 0x1f {
+	case naluSPS, naluPPS, naluAUD:
+		return true, false
+	case naluIDR:
+		return false, true
+	}
+	return false, false
 }
 
 const (

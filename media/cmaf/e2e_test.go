@@ -3,7 +3,6 @@ package cmaf_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,19 +12,35 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
 )
 
-// TestFFprobe packages real libx264 output (with B-frames) and AAC from
-// ffmpeg, writes init+chunks as one fragmented MP4 and has ffprobe decode
-// it: every frame must be there, with the source's presentation times.
+// TestFFprobe packages real libx264 and libx265 output (with B-frames) and
+// AAC from ffmpeg, writes init+chunks as one fragmented MP4 and has ffprobe
+// decode it: every frame must be there, with the source's presentation
+// times, and the codec string names the codec.
 func TestFFprobe(t *testing.T) {
 	ffmpeg := e2e.Require(t, "ffmpeg")
 	ffprobe := e2e.Require(t, "ffprobe")
+	for _, tt := range []struct {
+		codec  media.Codec
+		name   string // as ffprobe names it
+		prefix string // of the RFC 6381 codec string
+	}{
+		{media.H264, "h264", "avc1.4d"},
+		// libx265 Main profile: hvc1.1.6.L<level>.90.
+		{media.H265, "hevc", "hvc1.1.6.L"},
+	} {
+		t.Run(tt.name, func(t *testing.T) { ffprobeCodec(t, ffmpeg, ffprobe, tt.codec, tt.name, tt.prefix) })
+	}
+}
+
+func ffprobeCodec(t *testing.T, ffmpeg, ffprobe string, codec media.Codec, name, prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	m := e2e.EncodeTestMedia(t, ctx, ffmpeg, ffprobe, dir, "320x240", 3)
+	m := e2e.EncodeTestMediaCodec(t, ctx, ffmpeg, ffprobe, dir, "320x240", 3, codec)
 	if len(m.VideoAUs) != 90 {
 		t.Fatalf("%d video AUs, want 90", len(m.VideoAUs))
 	}
@@ -48,6 +63,9 @@ func TestFFprobe(t *testing.T) {
 	if len(eps) != 1 {
 		t.Fatalf("%d epochs", len(eps))
 	}
+	if in := eps[0].init; !strings.HasPrefix(in.VideoCodec, prefix) || in.Width != 320 || in.Height != 240 {
+		t.Fatalf("init: codec %q %dx%d", in.VideoCodec, in.Width, in.Height)
+	}
 	wantAudio := 0
 	for _, a := range audio {
 		if a.au.DTS >= video[0].au.DTS {
@@ -64,22 +82,8 @@ func TestFFprobe(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var probe struct {
-		Streams []struct {
-			CodecType    string `json:"codec_type"`
-			CodecName    string `json:"codec_name"`
-			NbReadFrames string `json:"nb_read_frames"`
-			Width        int    `json:"width"`
-		} `json:"streams"`
-	}
-	if err := json.Unmarshal(e2e.Run(t, ctx, ffprobe, "-v", "error", "-count_frames", "-show_streams", "-of", "json", out), &probe); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, s := range probe.Streams {
-		got[s.CodecType+"/"+s.CodecName] = s.NbReadFrames
-	}
-	if got["video/h264"] != strconv.Itoa(len(video)) || got["audio/aac"] != strconv.Itoa(wantAudio) {
+	got := e2e.FrameCounts(t, ctx, ffprobe, out)
+	if got["video/"+name] != strconv.Itoa(len(video)) || got["audio/aac"] != strconv.Itoa(wantAudio) {
 		t.Fatalf("ffprobe frame counts %v, want video %d audio %d", got, len(video), wantAudio)
 	}
 

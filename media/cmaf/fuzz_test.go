@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
 )
@@ -20,8 +21,13 @@ func FuzzPackager(f *testing.F) {
 	f.Add([]byte{1, 2, 5, 0, 20, 5, 0, 20, 5, 0, 20, 5, 0, 20, 0, 1, 2, 1, 0, 0, 4, 0, 33, 7})
 	f.Add([]byte{0, 0, 1, 0, 2, 1, 0, 0, 3, 0x80, 0, 2, 1, 0xff, 0x00, 4, 0, 33, 5, 0xff, 0xf0, 7})
 	f.Add([]byte{0, 3, 1, 4, 2, 0, 0, 3, 0, 0, 3, 0, 1, 2, 0x81, 0x10, 0x00, 5, 0x7f, 0xff})
+	f.Add([]byte{0, 3, 2, 0x04 | 1, 0, 10, 2, 0x04, 33, 10, 5, 0, 21, 7})
+	hevcVideo = e2e.X265Config(f, "x265.hevc")
 	f.Fuzz(fuzzOne)
 }
+
+// hevcVideo is the parameter sets of media/hevc's libx265 testdata.
+var hevcVideo media.VideoConfig
 
 // fuzzOne runs one fuzz input.
 func fuzzOne(t *testing.T, data []byte) {
@@ -63,7 +69,9 @@ func fuzzOne(t *testing.T, data []byte) {
 		op := next(1)[0]
 		switch op % 8 {
 		case 0:
-			c := []media.VideoConfig{videoHigh, videoBase, {SPS: next(6), PPS: ppsHigh}}[int(next(1)[0])%3]
+			c := []media.VideoConfig{videoHigh, videoBase, {SPS: next(6), PPS: ppsHigh}, hevcVideo,
+				{Codec: media.H265, VPS: hevcVideo.VPS, SPS: append([]byte{0x42, 0x01}, next(16)...), PPS: hevcVideo.PPS},
+			}[int(next(1)[0])%5]
 			check(p.VideoConfig(c))
 		case 1:
 			c := []media.AudioConfig{audioAAC, audioAAC2, audioOpus,
@@ -82,6 +90,9 @@ func fuzzOne(t *testing.T, data []byte) {
 			typ := byte(0x41)
 			if key {
 				typ = 0x65
+				if b[0]&4 != 0 {
+					typ = 0x26 // H.265 IDR_W_RADL (an H.264 SEI)
+				}
 			}
 			if b[0]&2 != 0 {
 				typ = b[2] // arbitrary NAL type, including SPS/PPS/AUD

@@ -2,63 +2,56 @@ package cmaf
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/hevc"
+	"github.com/banyan-live/banyan/media/vparams"
 )
 
-// videoParams is a validated H.264 configuration.
+// videoParams is a validated H.264 or H.265 configuration.
 type videoParams struct {
-	sps, pps      []byte
-	codec         string // avc1.PPCCLL
+	codecID       media.Codec // H264 or H265
+	vps, sps, pps []byte
+	ptl           [hevc.PTLSize]byte // H265: the SPS's general profile_tier_level
+	codec         string             // avc1.PPCCLL or hvc1.P.C.TL.CC
 	width, height int
 	defDur        uint32 // one frame at the SPS frame rate (or 30 fps), in 90 kHz ticks
 }
 
 func newVideoParams(c media.VideoConfig) (*videoParams, error) {
-	switch {
-	case len(c.SPS) < 4:
-		return nil, fmt.Errorf("SPS of %d bytes is too short", len(c.SPS))
-	case len(c.SPS) > MaxParamSetSize || len(c.PPS) > MaxParamSetSize:
-		return nil, fmt.Errorf("parameter set exceeds %d bytes", MaxParamSetSize)
-	case c.SPS[0]&0x1f != naluSPS:
-		return nil, fmt.Errorf("SPS has NAL type %d", c.SPS[0]&0x1f)
-	case len(c.PPS) < 2 || c.PPS[0]&0x1f != naluPPS:
-		return nil, errors.New("PPS missing or not a PPS")
+	in, err := vparams.Parse(c)
+	if err != nil {
+		return nil, err
 	}
-	var sps h264.SPS
-	if err := sps.Unmarshal(c.SPS); err != nil {
-		return nil, fmt.Errorf("parse SPS: %w", err)
+	v := &videoParams{codecID: c.VideoCodec(), codec: in.Codec, ptl: in.PTL, width: in.Width, height: in.Height}
+	v.defDur = uint32(VideoTimescale / 30)
+	if fps := in.FPS; fps >= 1 && fps <= 1000 && !math.IsNaN(fps) {
+		v.defDur = uint32(math.Round(VideoTimescale / fps))
 	}
-	w, h := sps.Width(), sps.Height()
-	if w <= 0 || h <= 0 || w > maxVideoPictureD || h > maxVideoPictureD {
-		return nil, fmt.Errorf("SPS picture size %dx%d out of range", w, h)
-	}
-	defDur := uint32(VideoTimescale / 30)
-	if fps := sps.FPS(); fps >= 1 && fps <= 1000 && !math.IsNaN(fps) {
-		defDur = uint32(math.Round(VideoTimescale / fps))
-	}
-	return &videoParams{
-		sps:    bytes.Clone(c.SPS),
-		pps:    bytes.Clone(c.PPS),
-		codec:  fmt.Sprintf("avc1.%02x%02x%02x", c.SPS[1], c.SPS[2], c.SPS[3]),
-		width:  w,
-		height: h,
-		defDur: defDur,
-	}, nil
+	v.vps, v.sps, v.pps = bytes.Clone(c.VPS), bytes.Clone(c.SPS), bytes.Clone(c.PPS)
+	return v, nil
 }
 
 func (v *videoParams) equal(c media.VideoConfig) bool {
-	return bytes.Equal(v.sps, c.SPS) && bytes.Equal(v.pps, c.PPS)
+	return v.codecID == c.VideoCodec() && bytes.Equal(v.vps, c.VPS) && bytes.Equal(v.sps, c.SPS) && bytes.Equal(v.pps, c.PPS)
+}
+
+// mp4Codec is the sample entry of the video track.
+func (v *videoParams) mp4Codec() codecs.Codec {
+	if v.codecID == media.H265 {
+		return &codecs.H265{VPS: v.vps, SPS: v.sps, PPS: v.pps}
+	}
+	return &codecs.H264{SPS: v.sps, PPS: v.pps}
 }
 
 // audioParams is a validated audio configuration.
@@ -151,7 +144,7 @@ func buildInit(epoch uint32, v *videoParams, a *audioParams) (Init, error) {
 		init.Tracks = append(init.Tracks, &fmp4.InitTrack{
 			ID:        VideoTrackID,
 			TimeScale: VideoTimescale,
-			Codec:     &codecs.H264{SPS: v.sps, PPS: v.pps},
+			Codec:     v.mp4Codec(),
 		})
 		in.VideoCodec, in.Width, in.Height = v.codec, v.width, v.height
 	}
@@ -169,5 +162,30 @@ func buildInit(epoch uint32, v *videoParams, a *audioParams) (Init, error) {
 		return Init{}, fmt.Errorf("marshal init: %w", err)
 	}
 	in.Data = buf.Bytes()
+	if v != nil && v.codecID == media.H265 {
+		if err := patchHvcC(in.Data, v.ptl); err != nil {
+			return Init{}, err
+		}
+	}
 	return in, nil
+}
+
+// patchHvcC writes the SPS's profile_tier_level into the init's hvcC.
+// mediacommon v2.9.5 fills it from the SPS's escaped bytes (an emulation
+// prevention byte shifts the constraint flags: x265's Main profile read
+// "hvc1.1.6.L60.03.00.90.00.00.03" back from the init instead of
+// "hvc1.1.6.L60.90") and leaves out the profile space and tier. Players
+// build the MSE codec string from the hvcC, HLS CODECS from the SPS: they
+// must agree.
+func patchHvcC(init []byte, ptl [hevc.PTLSize]byte) error {
+	i := bytes.Index(init, []byte("hvcC"))
+	if i < 4 {
+		return errors.New("marshal init: no hvcC box")
+	}
+	size := int(binary.BigEndian.Uint32(init[i-4:]))
+	if size < 8+1+hevc.PTLSize || i-4+size > len(init) {
+		return fmt.Errorf("marshal init: hvcC box of %d bytes", size)
+	}
+	copy(init[i+4+1:], ptl[:])
+	return nil
 }

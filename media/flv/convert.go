@@ -7,11 +7,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/banyan-live/banyan/media"
-	"github.com/banyan-live/banyan/media/avc"
 )
 
 // Defaults of Config.
@@ -54,6 +52,20 @@ type Config struct {
 	MaxJump time.Duration
 	// MaxNALUs bounds NAL units per video frame.
 	MaxNALUs int
+	// DropUnsupportedVideo makes an unsupported video codec (AV1, VP9…)
+	// drop the video instead of failing: the publish goes on with its
+	// audio, the codec is logged once and reported to a sink that is an
+	// UnsupportedSink. An encoder whose publish fails reconnects in a
+	// loop (OBS does, every few seconds); one that keeps streaming into
+	// a refused track does not, and the broadcaster reads why on the
+	// dashboard.
+	DropUnsupportedVideo bool
+}
+
+// UnsupportedSink is implemented by sinks that want to know about a track
+// the converter drops because its codec is unsupported (once per codec).
+type UnsupportedSink interface {
+	Unsupported(kind media.Kind, codec string)
 }
 
 // Stats counts what a Converter did.
@@ -69,6 +81,11 @@ type Stats struct {
 	// BackwardAudio counts AAC frames dropped because their timestamp
 	// stepped back over audio already passed on.
 	BackwardAudio uint64
+	// UnsupportedVideo counts video messages dropped for their codec
+	// (Config.DropUnsupportedVideo).
+	UnsupportedVideo uint64
+	// InbandConfigs counts parameter set changes taken from keyframes.
+	InbandConfigs uint64
 }
 
 type track struct {
@@ -90,11 +107,15 @@ type Converter struct {
 	maxNAL  int
 
 	// video
-	haveVideo  bool
-	vcfg       avc.DecoderConfig
-	waitKey    bool
-	loggedNoV  bool
-	loggedWait bool
+	haveVideo   bool
+	vcfg        media.VideoConfig // current parameter sets (owned)
+	lengthSize  int               // NAL unit length prefix of the frames
+	waitKey     bool
+	loggedNoV   bool
+	loggedWait  bool
+	loggedBadPS bool
+	dropVideo   bool   // Config.DropUnsupportedVideo
+	refused     string // the unsupported video codec reported, "" if none
 
 	// audio
 	haveAudio bool
@@ -118,7 +139,7 @@ type Converter struct {
 
 // NewConverter returns a Converter writing to cfg.Sink.
 func NewConverter(cfg Config) *Converter {
-	c := &Converter{sink: cfg.Sink, log: cfg.Logger, maxJump: cfg.MaxJump, maxNAL: cfg.MaxNALUs}
+	c := &Converter{sink: cfg.Sink, log: cfg.Logger, maxJump: cfg.MaxJump, maxNAL: cfg.MaxNALUs, dropVideo: cfg.DropUnsupportedVideo}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -135,119 +156,6 @@ func NewConverter(cfg Config) *Converter {
 
 // Stats returns the counters so far.
 func (c *Converter) Stats() Stats { return c.stats }
-
-// Video handles the body of one RTMP video message with timestamp ts (ms).
-func (c *Converter) Video(ts uint32, body []byte) error {
-	tag, err := ParseVideoTag(body)
-	if err != nil {
-		return err
-	}
-	if tag.FrameType == FrameCommand {
-		return nil
-	}
-	switch tag.PacketType {
-	case AVCSequenceHeader:
-		return c.videoConfig(tag.Data)
-	case AVCEndOfSequence:
-		// The encoder ended the coded sequence; whatever follows must
-		// start with an IDR to be decodable.
-		if c.haveVideo {
-			c.waitKey = true
-			c.loggedWait = false
-			c.log.Info("rtmp: AVC end of sequence")
-		}
-		return nil
-	case AVCIgnore:
-		return nil
-	}
-	if !c.haveVideo {
-		c.stats.DroppedVideo++
-		if !c.loggedNoV {
-			c.loggedNoV = true
-			c.log.Warn("rtmp: video before the AVC sequence header dropped")
-		}
-		return nil
-	}
-	nalus, err := avc.SplitAVCC(nil, tag.Data, c.vcfg.LengthSize, c.maxNAL)
-	if err != nil {
-		return fmt.Errorf("flv: video frame: %w", err)
-	}
-	if len(nalus) == 0 {
-		return nil // empty frame: nothing to decode
-	}
-	key := false
-	for _, n := range nalus {
-		if avc.NALUType(n) == avc.NALUTypeIDR {
-			key = true
-			break
-		}
-	}
-	if c.waitKey {
-		if !key {
-			c.stats.DroppedVideo++
-			if !c.loggedWait {
-				c.loggedWait = true
-				c.log.Info("rtmp: waiting for an IDR frame, dropping inter frames")
-			}
-			return nil
-		}
-		c.waitKey = false
-	}
-	dts, _, err := c.timestamp(&c.video, ts)
-	if err != nil {
-		return err
-	}
-	c.stats.VideoAUs++
-	if key {
-		c.stats.Keyframes++
-	}
-	return c.sink.WriteAU(media.AccessUnit{
-		Kind:  media.Video,
-		DTS:   dts,
-		PTS:   dts + time.Duration(tag.CTS)*time.Millisecond,
-		Key:   key,
-		NALUs: nalus,
-	})
-}
-
-func (c *Converter) videoConfig(data []byte) error {
-	rec, err := avc.ParseDecoderConfig(data)
-	if err != nil {
-		return fmt.Errorf("flv: AVC sequence header: %w", err)
-	}
-	if len(rec.SPS) == 0 || len(rec.PPS) == 0 {
-		return fmt.Errorf("flv: AVC sequence header has %d SPS and %d PPS, need one of each", len(rec.SPS), len(rec.PPS))
-	}
-	if c.haveVideo && c.vcfg.Equal(rec) {
-		return nil // encoders repeat the header; not a new epoch
-	}
-	var sps h264.SPS
-	if err := sps.Unmarshal(rec.SPS[0]); err != nil {
-		return fmt.Errorf("flv: AVC sequence header: SPS: %w", err)
-	}
-	codec, err := avc.CodecString(rec.SPS[0])
-	if err != nil {
-		return fmt.Errorf("flv: AVC sequence header: %w", err)
-	}
-	if len(rec.SPS) > 1 || len(rec.PPS) > 1 {
-		c.log.Warn("rtmp: AVC sequence header has several parameter sets, using the first",
-			"sps", len(rec.SPS), "pps", len(rec.PPS))
-	}
-	// Own the parameter sets: they are kept across frames.
-	rec.SPS = [][]byte{bytes.Clone(rec.SPS[0])}
-	rec.PPS = [][]byte{bytes.Clone(rec.PPS[0])}
-	if err := c.sink.VideoConfig(media.VideoConfig{SPS: rec.SPS[0], PPS: rec.PPS[0]}); err != nil {
-		return err
-	}
-	c.haveVideo = true
-	c.vcfg = rec
-	c.waitKey = true
-	c.loggedWait = false
-	c.stats.VideoConfigs++
-	c.log.Info("rtmp: video config", "codec", codec, "width", sps.Width(), "height", sps.Height(),
-		"fps", sps.FPS(), "nalu_length_size", rec.LengthSize)
-	return nil
-}
 
 // Audio handles the body of one RTMP audio message with timestamp ts (ms).
 func (c *Converter) Audio(ts uint32, body []byte) error {

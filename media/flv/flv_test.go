@@ -85,6 +85,8 @@ type recSink struct {
 	discont []time.Duration
 	meta    []Metadata
 	err     error // returned by WriteAU when set
+
+	unsupported []string
 }
 
 func (s *recSink) VideoConfig(c media.VideoConfig) error {
@@ -184,8 +186,12 @@ func TestParseVideoTag(t *testing.T) {
 		{name: "AVCPacketType 3", in: []byte{0x17, 3, 0, 0, 0}, wantErr: true},
 		{name: "Sorenson", in: []byte{0x22, 0}, unsupport: "H.263"},
 		{name: "VP6", in: []byte{0x14, 0}, unsupport: "VP6"},
-		{name: "legacy HEVC id 12", in: []byte{0x1c, 0, 0, 0, 0}, unsupport: "HEVC"},
-		{name: "enhanced HEVC", in: ex(0x90, "hvc1", 1, 2), unsupport: "HEVC"},
+		{name: "legacy HEVC id 12", in: []byte{0x1c, 0, 0, 0, 0}, want: VideoTag{FrameType: 1, CodecID: 12, Codec: media.H265, PacketType: 0, Data: []byte{}}},
+		{name: "enhanced HEVC seq start", in: ex(0x90, "hvc1", 1, 2), want: VideoTag{FrameType: 1, Enhanced: true, FourCC: "hvc1", Codec: media.H265, PacketType: 0, Data: []byte{1, 2}}},
+		{name: "enhanced HEVC coded frames", in: ex(0xa1, "hvc1", 0xff, 0xff, 0xdf, 7), want: VideoTag{FrameType: 2, Enhanced: true, FourCC: "hvc1", Codec: media.H265, PacketType: 1, CTS: -33, Data: []byte{7}}},
+		{name: "enhanced HEVC coded frames X", in: ex(0x93, "hvc1", 7, 8), want: VideoTag{FrameType: 1, Enhanced: true, FourCC: "hvc1", Codec: media.H265, PacketType: 1, Data: []byte{7, 8}}},
+		{name: "enhanced HEVC MPEG2-TS sequence start", in: ex(0x95, "hvc1", 1), want: VideoTag{FrameType: 1, Enhanced: true, FourCC: "hvc1", Codec: media.H265, PacketType: AVCIgnore}},
+		{name: "enhanced AV1 MPEG2-TS sequence start", in: ex(0x95, "av01", 1), unsupport: "AV1"},
 		{name: "enhanced AV1", in: ex(0x91, "av01"), unsupport: "AV1"},
 		{name: "enhanced VP9", in: ex(0x91, "vp09"), unsupport: "VP9"},
 		{name: "enhanced junk fourcc", in: ex(0x91, "\x00\x01ab"), unsupport: `"??ab"`},
@@ -220,6 +226,7 @@ func TestParseVideoTag(t *testing.T) {
 			}
 			if got.FrameType != tt.want.FrameType || got.Enhanced != tt.want.Enhanced || got.CodecID != tt.want.CodecID ||
 				got.FourCC != tt.want.FourCC || got.PacketType != tt.want.PacketType || got.CTS != tt.want.CTS ||
+				(tt.want.Codec != 0 && got.Codec != tt.want.Codec) ||
 				!bytes.Equal(got.Data, tt.want.Data) {
 				t.Fatalf("got %+v\nwant %+v", got, tt.want)
 			}
@@ -639,10 +646,10 @@ func TestConverterAACSampleClock(t *testing.T) {
 
 func TestConverterUnsupportedCodecs(t *testing.T) {
 	c, s, _ := newTestConverter()
-	err := c.Video(0, append([]byte{0x90}, "hvc1\x01\x02"...))
+	err := c.Video(0, append([]byte{0x90}, "av01\x01\x02"...))
 	var ue *UnsupportedCodecError
-	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "HEVC") {
-		t.Fatalf("HEVC: %v", err)
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "AV1") {
+		t.Fatalf("AV1: %v", err)
 	}
 	if err := c.Audio(0, []byte{0x2f, 0xff, 0xfb}); !errors.Is(err, ErrUnsupportedCodec) || !strings.Contains(err.Error(), "MP3") {
 		t.Fatalf("MP3: %v", err)
@@ -824,7 +831,7 @@ type checkSink struct {
 }
 
 func (s *checkSink) VideoConfig(c media.VideoConfig) error {
-	if len(c.SPS) == 0 || len(c.PPS) == 0 {
+	if len(c.SPS) == 0 || len(c.PPS) == 0 || (c.Codec == media.H265) != (len(c.VPS) > 0) {
 		s.t.Fatal("empty parameter set")
 	}
 	return nil

@@ -2,8 +2,9 @@
 // messages, into media.Sink calls: decoder configurations and timestamped
 // access units. It is pure (no I/O) so it can be fuzzed and benchmarked.
 //
-// Only H.264 video and AAC audio are supported; anything else returns an
-// error matching ErrUnsupportedCodec that names the codec.
+// H.264 and H.265 video (legacy FLV or enhanced RTMP "avc1"/"hvc1") and
+// AAC audio are supported; anything else returns an error matching
+// ErrUnsupportedCodec that names the codec.
 package flv
 
 import (
@@ -39,13 +40,14 @@ const (
 )
 
 // Packet types of an AVC video tag (AVCPacketType). Enhanced RTMP packets
-// for the "avc1" FourCC are normalised to these.
+// for the "avc1" and "hvc1" FourCCs, and legacy HEVC tags (codec id 12,
+// laid out like AVC), are normalised to these.
 const (
 	AVCSequenceHeader = 0
 	AVCNALU           = 1
 	AVCEndOfSequence  = 2
 	// AVCIgnore marks an enhanced-RTMP packet the converter skips
-	// (PacketTypeMetadata: HDR colour info).
+	// (PacketTypeMetadata: HDR colour info; MPEG2TSSequenceStart).
 	AVCIgnore = 0xff
 )
 
@@ -75,17 +77,19 @@ const (
 
 // VideoTag is a parsed FLV video tag body. Data aliases the input.
 type VideoTag struct {
-	FrameType  uint8
-	Enhanced   bool   // enhanced RTMP (IsExHeader bit set)
-	CodecID    uint8  // legacy FLV codec id (7 for AVC); 0 when Enhanced
-	FourCC     string // enhanced RTMP FourCC, e.g. "avc1"; "" when legacy
+	FrameType uint8
+	Enhanced  bool   // enhanced RTMP (IsExHeader bit set)
+	CodecID   uint8  // legacy FLV codec id (7 for AVC); 0 when Enhanced
+	FourCC    string // enhanced RTMP FourCC, e.g. "avc1"; "" when legacy
+	// Codec is media.H264 or media.H265 (0 for a command frame).
+	Codec      media.Codec
 	PacketType uint8  // AVCSequenceHeader, AVCNALU, AVCEndOfSequence or AVCIgnore
 	CTS        int32  // composition time offset in ms (signed 24-bit)
 	Data       []byte // config record, AVCC NAL units, or nil
 }
 
 // ParseVideoTag parses the header of an FLV video tag body. It returns an
-// *UnsupportedCodecError for codecs other than H.264. Command frames
+// *UnsupportedCodecError for codecs other than H.264 and H.265. Command frames
 // (FrameType 5) are returned with no further parsing.
 func ParseVideoTag(b []byte) (VideoTag, error) {
 	var t VideoTag
@@ -103,11 +107,16 @@ func ParseVideoTag(b []byte) (VideoTag, error) {
 	if t.FrameType < FrameKey || t.FrameType > FrameGenKey {
 		return t, fmt.Errorf("flv: invalid video frame type %d", t.FrameType)
 	}
-	if t.CodecID != videoCodecAVC {
+	switch t.CodecID {
+	case videoCodecAVC:
+		t.Codec = media.H264
+	case videoCodecHEVC:
+		t.Codec = media.H265
+	default:
 		return t, &UnsupportedCodecError{Kind: media.Video, Codec: legacyVideoCodecName(t.CodecID)}
 	}
 	if len(b) < 5 {
-		return t, fmt.Errorf("flv: AVC video tag of %d bytes, need 5", len(b))
+		return t, fmt.Errorf("flv: %v video tag of %d bytes, need 5", t.Codec, len(b))
 	}
 	t.PacketType = b[1]
 	if t.PacketType > AVCEndOfSequence {
@@ -129,7 +138,12 @@ func parseExVideoTag(b []byte) (VideoTag, error) {
 		return t, fmt.Errorf("flv: enhanced video tag of %d bytes, need 5", len(b))
 	}
 	t.FourCC = fourCCString(b[1:5])
-	if t.FourCC != "avc1" {
+	switch t.FourCC {
+	case "avc1":
+		t.Codec = media.H264
+	case "hvc1":
+		t.Codec = media.H265
+	default:
 		return t, &UnsupportedCodecError{Kind: media.Video, Codec: exVideoCodecName(t.FourCC)}
 	}
 	if t.FrameType == FrameCommand && pt != exMetadata {
@@ -148,13 +162,16 @@ func parseExVideoTag(b []byte) (VideoTag, error) {
 		}
 		t.PacketType, t.CTS, t.Data = AVCNALU, int24(body[:3]), body[3:]
 	case exCodedFramesX:
+		// Composition time 0: no B-frames (OBS sends it for those).
 		t.PacketType, t.Data = AVCNALU, body
 	case exSequenceEnd:
 		t.PacketType = AVCEndOfSequence
 	case exMetadata:
 		t.PacketType = AVCIgnore
 	case exMPEG2TSSequenceStart:
-		return t, &UnsupportedCodecError{Kind: media.Video, Codec: "enhanced RTMP MPEG2-TS sequence start"}
+		// The spec defines it for AV1 only (refused above by its
+		// FourCC); the sequence start that carries the record follows.
+		t.PacketType = AVCIgnore
 	default:
 		return t, fmt.Errorf("flv: invalid enhanced video packet type %d", pt)
 	}

@@ -336,6 +336,10 @@ func (h *handler) OnPublish(sctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 		Sink:    sink,
 		Logger:  c.log.With("stream", stream, "publish", p.info.ID),
 		MaxJump: c.srv.cfg.MaxTimestampJump,
+		// OBS reconnects every few seconds after a failed publish; an
+		// AV1 (or VP9) publish that goes on audio-only does not, and the
+		// sink tells the broadcaster why (flv.UnsupportedSink).
+		DropUnsupportedVideo: true,
 	})
 	c.pub = p
 	c.mu.Lock()

@@ -143,6 +143,14 @@ type recSink struct {
 	meta  []flv.Metadata
 	done  chan error
 	endAt time.Time
+
+	unsupported []string
+}
+
+func (s *recSink) Unsupported(kind media.Kind, codec string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unsupported = append(s.unsupported, kind.String()+" "+codec)
 }
 
 func (s *recSink) VideoConfig(c media.VideoConfig) error {

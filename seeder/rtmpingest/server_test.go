@@ -420,23 +420,85 @@ func TestIdleTimeoutEndsPublish(t *testing.T) {
 	}
 }
 
-func TestUnsupportedCodecEndsPublish(t *testing.T) {
+// TestUnsupportedAudioEndsPublish: audio the ingest cannot carry (MP3)
+// ends the publish with the codec named.
+func TestUnsupportedAudioEndsPublish(t *testing.T) {
 	h := newHarness(t, nil)
 	c := dialClient(t, h.addr())
 	if code, _ := c.publish("live", "k-cam"); code != "NetStream.Publish.Start" {
 		t.Fatalf("publish: %q", code)
 	}
-	if err := c.video(0, append([]byte{0x90}, "hvc1\x01\x02\x03"...)); err != nil {
+	if err := c.audio(0, []byte{0x2f, 0xff, 0xfb, 0x90}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 2*time.Second, "sink", func() bool { return len(h.sinkList()) == 1 })
 	select {
 	case err := <-h.sinkList()[0].done:
-		if err == nil || !strings.Contains(err.Error(), "HEVC") {
+		if err == nil || !strings.Contains(err.Error(), "MP3") {
 			t.Fatalf("done(%v), want the codec named", err)
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("publish not ended")
+	}
+}
+
+// TestAV1PublishGoesOnAudioOnly: OBS 30+ sends AV1 over enhanced RTMP. It
+// used to end the publish ("unsupported video codec"), and OBS reconnected
+// every few seconds for ever. Now the video is dropped, the audio flows,
+// the connection stays open and the sink (the seeder, which shows it on
+// the dashboard) is told once.
+func TestAV1PublishGoesOnAudioOnly(t *testing.T) {
+	h := newHarness(t, nil)
+	c := dialClient(t, h.addr())
+	if code, _ := c.publish("live", "k-cam"); code != "NetStream.Publish.Start" {
+		t.Fatalf("publish: %q", code)
+	}
+	// av1C: marker and version 1, seq_profile 0 level 8, then a
+	// sequence header OBU; coded frames: a temporal delimiter OBU.
+	av1Start := append([]byte{0x90}, "av01\x81\x08\x0c\x00\x0a\x0b\x00\x00\x00\x42\xab\xbf\xc3\x71\xab\xe6\x01"...)
+	av1Frame := append([]byte{0x91}, "av01\x00\x00\x00\x12\x00"...)
+	if err := c.video(0, av1Start); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.audio(0, aacSeqHeader()); err != nil {
+		t.Fatal(err)
+	}
+	const frames = 50
+	for i := range frames {
+		ts := uint32(i * 21)
+		if err := c.video(ts, av1Frame); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.audio(ts, aacRawFrame()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 3*time.Second, "audio", func() bool {
+		s := h.sinkList()
+		if len(s) != 1 {
+			return false
+		}
+		_, a := s[0].snapshot()
+		return len(a) == frames
+	})
+	s := h.sinkList()[0]
+	v, _ := s.snapshot()
+	s.mu.Lock()
+	unsupported := s.unsupported
+	s.mu.Unlock()
+	if len(v) != 0 || len(unsupported) != 1 || !strings.Contains(unsupported[0], "AV1") {
+		t.Fatalf("%d video AUs, reported %q", len(v), unsupported)
+	}
+	select {
+	case err := <-s.done:
+		t.Fatalf("publish ended: %v", err)
+	default:
+	}
+	if closedByServer(c.nc, 200*time.Millisecond) {
+		t.Fatal("the server closed the connection")
+	}
+	if n := h.logs.count("unsupported video codec"); n != 1 {
+		t.Fatalf("%d log lines about the codec, want 1:\n%s", n, h.logs.String())
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/banyan-live/banyan/media/hevc"
 )
 
 // MaxInitSize bounds the init segment ParseInit reads. A real one (ftyp,
@@ -94,6 +96,25 @@ func SupportedMIME(mime string, isTypeSupported func(string) bool) (string, bool
 	return "", false
 }
 
+// UnsupportedReason says why a browser whose MediaSource refused mime
+// cannot play the stream, naming the codec where it is one that only some
+// browsers decode: Chromium and Firefox on Linux decode HEVC only with a
+// hardware decoder (Debian's Chromium not at all), Safari has it on every
+// Apple device since 2017.
+func UnsupportedReason(mime string) string {
+	_, codecs, _ := strings.Cut(mime, `codecs="`)
+	codecs, _, _ = strings.Cut(codecs, `"`)
+	for _, c := range strings.Split(codecs, ",") {
+		switch {
+		case strings.HasPrefix(c, "hvc1.") || strings.HasPrefix(c, "hev1."):
+			return "this browser cannot decode HEVC (H.265) video (" + c + "). Safari plays this stream, " +
+				"and so do Chrome and Edge on a system with an HEVC hardware decoder; " +
+				"or ask the broadcaster to stream H.264"
+		}
+	}
+	return "this browser cannot play " + mime
+}
+
 func maxSpellings() int {
 	n := 1
 	for _, sp := range codecSpellings {
@@ -170,7 +191,7 @@ func child(bs []box, typ string) (box, bool) {
 // ParseInit reads the codec strings from a CMAF init segment (ftyp+moov):
 // moov/trak/mdia/minf/stbl/stsd and the first sample entry of each track.
 // It understands the sample entries Banyan's packager writes (avc1/avc3 with
-// avcC, mp4a with esds, Opus) and refuses anything else with an error that
+// avcC, hvc1/hev1 with hvcC, mp4a with esds, Opus) and refuses anything else with an error that
 // names it, rather than guessing a codec string the browser would reject
 // later with a less useful message.
 func ParseInit(b []byte) (InitInfo, error) {
@@ -273,6 +294,20 @@ func codecOf(e box, budget *int) (codec string, video bool, err error) {
 		// configurationVersion, then profile, compatibility, level: the
 		// same three bytes as the SPS carries after its NAL header.
 		return fmt.Sprintf("%s.%02x%02x%02x", e.typ, avcC.body[1], avcC.body[2], avcC.body[3]), true, nil
+	case "hvc1", "hev1":
+		if len(e.body) < visualEntryHeader {
+			return "", true, initErr("truncated %s entry", e.typ)
+		}
+		kids, err := boxes(e.body[visualEntryHeader:], budget)
+		if err != nil {
+			return "", true, err
+		}
+		hvcC, ok := child(kids, "hvcC")
+		if !ok || len(hvcC.body) < 1+hevc.PTLSize {
+			return "", true, initErr("%s without a usable hvcC", e.typ)
+		}
+		// configurationVersion, then the general profile_tier_level.
+		return hevc.CodecString(e.typ, [hevc.PTLSize]byte(hvcC.body[1:1+hevc.PTLSize])), true, nil
 	case "mp4a":
 		if len(e.body) < audioEntryHeader {
 			return "", false, initErr("truncated mp4a entry")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
 )
@@ -61,6 +62,12 @@ func packagerInit(tb testing.TB, v *media.VideoConfig, a *media.AudioConfig) cma
 			if i == 0 {
 				nal = []byte{0x65, 0x88, 0x84, 0x00}
 			}
+			if v.Codec == media.H265 {
+				nal = []byte{0x02, 0x01, 0xd0, 0x01} // TRAIL_R
+				if i == 0 {
+					nal = []byte{0x26, 0x01, 0xaf, 0x01} // IDR_W_RADL
+				}
+			}
 			if err := p.WriteAU(media.AccessUnit{Kind: media.Video, DTS: d, PTS: d, Key: i == 0, NALUs: [][]byte{nal}}); err != nil {
 				tb.Fatal(err)
 			}
@@ -104,6 +111,8 @@ func TestParseInitMatchesPackager(t *testing.T) {
 		{"aac only", nil, aLC, `audio/mp4; codecs="mp4a.40.2"`},
 		{"he-aac only", nil, aHE, `audio/mp4; codecs="mp4a.40.5"`},
 		{"opus only", nil, aOpus, `audio/mp4; codecs="Opus"`},
+		// libx265 Main profile, level 2, progressive frame-only source.
+		{"hevc+aac", hevcConfig(t), aLC, `video/mp4; codecs="hvc1.1.6.L60.90,mp4a.40.2"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := packagerInit(t, tc.v, tc.a)
@@ -229,8 +238,15 @@ func FuzzSupportedMIME(f *testing.F) {
 	})
 }
 
+// hevcConfig reads the parameter sets of media/hevc's libx265 testdata.
+func hevcConfig(tb testing.TB) *media.VideoConfig {
+	v := e2e.X265Config(tb, "x265.hevc")
+	return &v
+}
+
 func FuzzParseInit(f *testing.F) {
 	f.Add(packagerInit(f, vHigh, aLC).Data)
+	f.Add(packagerInit(f, hevcConfig(f), nil).Data)
 	f.Add(packagerInit(f, nil, aOpus).Data)
 	f.Add([]byte{0, 0, 0, 1, 'm', 'o', 'o', 'v', 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -554,5 +570,18 @@ func TestStreamingHints(t *testing.T) {
 	var zero Streaming
 	if !zero.AllowAppend(100) {
 		t.Fatal("the zero Streaming holds appends")
+	}
+}
+
+func TestUnsupportedReason(t *testing.T) {
+	for _, tc := range []struct{ mime, want string }{
+		{`video/mp4; codecs="hvc1.1.6.L93.90,mp4a.40.2"`, "cannot decode HEVC (H.265) video (hvc1.1.6.L93.90). Safari plays this stream"},
+		{`video/mp4; codecs="hev1.2.4.L120.B0"`, "cannot decode HEVC"},
+		{`video/mp4; codecs="avc1.64001f,mp4a.40.2"`, `cannot play video/mp4; codecs="avc1.64001f,mp4a.40.2"`},
+		{`audio/mp4`, "cannot play audio/mp4"},
+	} {
+		if got := UnsupportedReason(tc.mime); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want %q in it", tc.mime, got, tc.want)
+		}
 	}
 }
