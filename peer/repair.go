@@ -703,16 +703,24 @@ func (e *Engine) onWant(now time.Time, n *nbr, msg []byte) {
 	rate := 2 * e.rate
 	served := false
 	for _, i := range idx {
-		if int(i) >= len(msgs) || (queued != nil && (queued[i] || n.sent.onTheWay(k, i, now))) {
+		if int(i) >= len(msgs) {
 			continue
 		}
 		m := msgs[i]
+		// What it asked for counts against its budget even when it is
+		// already coming: a child asking for everything again and again
+		// gets no more than it did when its feed was cancelled and
+		// resent.
 		if !n.serve.take(now, len(m), rate, 8*e.rate+4*chunk.MaxMessageSize) {
 			e.ctr.WantsRefused++
 			if !served {
 				_ = n.link.Send(appendRef(nil, msgNope, k))
 			}
 			return
+		}
+		if queued != nil && (queued[i] || n.sent.onTheWay(k, i, now)) {
+			served = true
+			continue
 		}
 		e.up.push(outMsg{class: class, k: k, rank: sendRank(n, e.stripeOf(k.seq)), idx: i, to: n, link: n.link, msg: m, at: now})
 		served = true
