@@ -9,10 +9,11 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/banyan-live/banyan/internal/jsonwire"
 )
 
 // Key sizes.
@@ -58,34 +59,67 @@ func (k MasterKey) Equal(o MasterKey) bool {
 		subtle.ConstantTimeCompare(k.Salt[:], o.Salt[:]) == 1
 }
 
-type masterKeyJSON struct {
-	ID   uint32 `json:"id"`
-	Key  string `json:"key"`  // standard base64, 16 bytes
-	Salt string `json:"salt"` // standard base64, 12 bytes
+// Base64 returns the key and the salt in standard base64, as the JSON
+// form and protocol.ContentKey carry them.
+func (k MasterKey) Base64() (key, salt string) {
+	return base64.StdEncoding.EncodeToString(k.Key[:]), base64.StdEncoding.EncodeToString(k.Salt[:])
 }
 
-// MarshalJSON encodes {"id":N,"key":"<base64>","salt":"<base64>"}.
+// ParseMasterKey builds key id from its base64 key and salt (protocol's
+// ContentKey) and rejects wrong lengths.
+func ParseMasterKey(id uint32, key, salt string) (MasterKey, error) {
+	out := MasterKey{ID: id}
+	if err := decodeFixed(out.Key[:], key); err != nil {
+		return MasterKey{}, fmt.Errorf("chunk: master key: key: %w", err)
+	}
+	if err := decodeFixed(out.Salt[:], salt); err != nil {
+		return MasterKey{}, fmt.Errorf("chunk: master key: salt: %w", err)
+	}
+	return out, nil
+}
+
+// MarshalJSON encodes {"id":N,"key":"<base64>","salt":"<base64>"}
+// (internal/jsonwire: no encoding/json in the browser's wasm).
 func (k MasterKey) MarshalJSON() ([]byte, error) {
-	return json.Marshal(masterKeyJSON{
-		ID:   k.ID,
-		Key:  base64.StdEncoding.EncodeToString(k.Key[:]),
-		Salt: base64.StdEncoding.EncodeToString(k.Salt[:]),
-	})
+	key, salt := k.Base64()
+	w := jsonwire.Writer{B: make([]byte, 0, 80)}
+	w.Open()
+	w.Key("id")
+	w.Uint(uint64(k.ID))
+	w.Key("key")
+	w.String(key)
+	w.Key("salt")
+	w.String(salt)
+	w.Close()
+	return w.B, nil
 }
 
-// UnmarshalJSON decodes what MarshalJSON produces and rejects wrong lengths.
+// UnmarshalJSON decodes what MarshalJSON produces (as encoding/json would
+// into a struct of those three fields) and rejects wrong lengths.
 func (k *MasterKey) UnmarshalJSON(b []byte) error {
-	var j masterKeyJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	var id uint32
+	var key, salt string
+	r := jsonwire.NewReader(b)
+	r.Object(func(name []byte) {
+		switch string(name) {
+		case "id":
+			if v, ok := r.Uint(32); ok {
+				id = uint32(v)
+			}
+		case "key":
+			r.String(&key)
+		case "salt":
+			r.String(&salt)
+		default:
+			r.Skip()
+		}
+	})
+	if err := r.Done(); err != nil {
 		return fmt.Errorf("chunk: master key json: %w", err)
 	}
-	var out MasterKey
-	out.ID = j.ID
-	if err := decodeFixed(out.Key[:], j.Key); err != nil {
-		return fmt.Errorf("chunk: master key json: key: %w", err)
-	}
-	if err := decodeFixed(out.Salt[:], j.Salt); err != nil {
-		return fmt.Errorf("chunk: master key json: salt: %w", err)
+	out, err := ParseMasterKey(id, key, salt)
+	if err != nil {
+		return err
 	}
 	*k = out
 	return nil

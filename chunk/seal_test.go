@@ -477,3 +477,38 @@ func TestSealDeterministicDigestDiffers(t *testing.T) {
 		seen[d] = true
 	}
 }
+
+// TestMasterKeyJSONLikeEncodingJSON: the hand-written UnmarshalJSON reads
+// as encoding/json read the {"id","key","salt"} struct before it (keys
+// without case, null and unknown keys, wrong types refused), and
+// ParseMasterKey is what protocol.ContentKey goes through.
+func TestMasterKeyJSONLikeEncodingJSON(t *testing.T) {
+	const key, salt = "AAECAwQFBgcICQoLDA0ODw==", "EBESExQVFhcYGRob"
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{`{"id":42,"key":"` + key + `","salt":"` + salt + `"}`, true},
+		{`{"ID":42,"Key":"` + key + `","SALT":"` + salt + `","other":[1,{}]}`, true},
+		{`{"id":null,"key":"` + key + `","salt":"` + salt + `"}`, true},
+		{`{"id":4294967296,"key":"` + key + `","salt":"` + salt + `"}`, false},
+		{`{"id":"1","key":"` + key + `","salt":"` + salt + `"}`, false},
+		{`{"id":1,"key":"` + key + `","salt":"` + salt + `"} x`, false},
+		{`null`, false},
+	} {
+		var m MasterKey
+		err := json.Unmarshal([]byte(tc.in), &m)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.in, err)
+		}
+		if err == nil {
+			want, perr := ParseMasterKey(m.ID, key, salt)
+			if perr != nil || !want.Equal(m) {
+				t.Errorf("%s: %+v, ParseMasterKey %v", tc.in, m, perr)
+			}
+		}
+	}
+	if _, err := ParseMasterKey(1, key, "EBESExQVFhcYGRo="); err == nil {
+		t.Error("ParseMasterKey took an 11-byte salt")
+	}
+}

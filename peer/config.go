@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
@@ -96,8 +95,9 @@ type Config struct {
 	Report func(protocol.Report)
 	// Clock is the time source for arrivals (default time.Now). Tick's
 	// argument must come from the same clock.
-	Clock  func() time.Time
-	Logger *slog.Logger
+	Clock func() time.Time
+	// Logger: none by default (peer.Logger, a *slog.Logger natively).
+	Logger Logger
 	// ProofKey, when set, is this peer's own key (its public half went to
 	// the tracker in Join.ProofKey): with it the engine signs, for each
 	// chunk it verified and each child, the hash of the bytes it fed it
@@ -204,7 +204,7 @@ func (c *Config) setDefaults() error {
 		c.Clock = time.Now
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = Discard
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/bits"
 	"slices"
 	"sync"
@@ -27,7 +26,7 @@ const originPeer PeerID = 0
 // fetches. All methods are safe for concurrent use.
 type Engine struct {
 	cfg Config
-	log *slog.Logger
+	log Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -113,7 +112,7 @@ func New(cfg Config) (*Engine, error) {
 	now := cfg.Clock()
 	e := &Engine{
 		cfg:     cfg,
-		log:     cfg.Logger.With("stream", cfg.Stream),
+		log:     LoggerWith(cfg.Logger, "stream", cfg.Stream),
 		ctx:     ctx,
 		cancel:  cancel,
 		stripes: make([]stripe, cfg.Stripes),

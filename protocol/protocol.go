@@ -15,10 +15,11 @@
 package protocol
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+
+	"github.com/banyan-live/banyan/internal/jsonwire"
 )
 
 // Version is the protocol version this package speaks.
@@ -57,6 +58,8 @@ type PeerID uint64
 type Message interface {
 	Type() string
 	validate() error
+	// writeJSON writes the message's fields (wire.go).
+	writeJSON(w *jsonwire.Writer) error
 }
 
 // ClientKind says what runs the peer.
@@ -176,8 +179,8 @@ type Signal struct {
 	From PeerID `json:"from,omitempty"`
 	// SDP is an offer or answer; Candidate a trickled ICE candidate
 	// (RTCIceCandidateInit JSON). Exactly one is set.
-	SDP       *SDP            `json:"sdp,omitempty"`
-	Candidate json.RawMessage `json:"candidate,omitempty"`
+	SDP       *SDP    `json:"sdp,omitempty"`
+	Candidate RawJSON `json:"candidate,omitempty"`
 	// Attempt numbers the dialer's attempts at a link to To: the offer
 	// carries it and every later signal of that attempt echoes it, so an
 	// answer or candidate of an attempt that already failed is told apart
@@ -524,27 +527,18 @@ func (m Error) validate() error {
 // ErrTooLarge is returned for a message over MaxMessage.
 var ErrTooLarge = errors.New("protocol: message too large")
 
-// Encode marshals m with its version and type.
+// Encode marshals m with its version and type: {"v":1,"type":"…", then
+// the message's own fields, as encoding/json writes the struct (wire.go).
 func Encode(m Message) ([]byte, error) {
-	body, err := json.Marshal(m)
-	if err != nil {
+	w := jsonwire.Writer{B: make([]byte, 0, 128)}
+	w.B = append(w.B, `{"v":`+strconv.Itoa(Version)+`,"type":`...)
+	w.B = jsonwire.AppendString(w.B, m.Type())
+	w.Continue()
+	if err := m.writeJSON(&w); err != nil {
 		return nil, fmt.Errorf("protocol: encode %s: %w", m.Type(), err)
 	}
-	// Splice {"v":1,"type":"…", in front of the message's own fields.
-	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"v":%d,"type":%q`, Version, m.Type())
-	if len(body) > 2 {
-		b.WriteByte(',')
-		b.Write(body[1:])
-	} else {
-		b.WriteByte('}')
-	}
-	return b.Bytes(), nil
-}
-
-type envelope struct {
-	V    int    `json:"v"`
-	Type string `json:"type"`
+	w.Close()
+	return w.B, nil
 }
 
 // Decode parses and validates one message.
@@ -553,13 +547,13 @@ func Decode(data []byte) (Message, error) {
 		return nil, ErrTooLarge
 	}
 	var env envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	if err := readWire(data, &env); err != nil {
 		return nil, fmt.Errorf("protocol: invalid JSON: %w", err)
 	}
 	if env.V != Version {
 		return nil, fmt.Errorf("protocol: unsupported version %d (want %d)", env.V, Version)
 	}
-	var m Message
+	var m wireMessage
 	switch env.Type {
 	case TypeJoin:
 		m = &Join{}
@@ -595,18 +589,28 @@ func Decode(data []byte) (Message, error) {
 	}
 	// Unknown fields are ignored, not refused: a newer peer may add fields
 	// within the same version, and every field we do read is validated.
-	if err := json.Unmarshal(data, m); err != nil {
+	if err := readWire(data, m); err != nil {
 		return nil, fmt.Errorf("protocol: %s: %w", env.Type, err)
 	}
 	// Return values, not pointers, so a type switch reads naturally.
-	m = deref(m)
-	if err := m.validate(); err != nil {
+	msg := deref(m)
+	if msg == nil {
+		return nil, fmt.Errorf("protocol: %s: no message value", env.Type)
+	}
+	if err := msg.validate(); err != nil {
 		return nil, fmt.Errorf("protocol: %w", err)
 	}
-	return m, nil
+	return msg, nil
 }
 
-func deref(m Message) Message {
+// readWire reads one JSON value, and nothing after it, into m.
+func readWire(data []byte, m wireMessage) error {
+	r := jsonwire.NewReader(data)
+	m.readJSON(r)
+	return r.Done()
+}
+
+func deref(m wireMessage) Message {
 	switch v := m.(type) {
 	case *Join:
 		return *v
@@ -635,5 +639,5 @@ func deref(m Message) Message {
 	case *Moved:
 		return *v
 	}
-	return m
+	return nil
 }

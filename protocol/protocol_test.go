@@ -1,7 +1,7 @@
 package protocol
 
 import (
-	"encoding/json"
+	"bytes"
 	"reflect"
 	"strings"
 	"testing"
@@ -17,7 +17,7 @@ func TestRoundTrip(t *testing.T) {
 		Assign{Stripe: 1, Parent: 7, Depth: 3},
 		Assign{Stripe: 0, Child: 9, Remove: true},
 		Signal{To: 7, SDP: &SDP{Type: "offer", SDP: "v=0\r\n"}},
-		Signal{From: 7, Candidate: json.RawMessage(`{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host"}`)},
+		Signal{From: 7, Candidate: RawJSON(`{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host"}`)},
 		Stats{BytesP2P: 1 << 40, BufferMS: 900, Parents: []ParentHealth{{Stripe: 0, Parent: 3, Kbps: 1200, Path: "direct"}}},
 		Report{Kind: ReportBadChunk, Peer: 3, Stripe: 1, Chunk: []byte{1, 2, 3}},
 		Report{Kind: ReportSilent, Peer: 3},
@@ -101,14 +101,20 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The hand-written reader (wire.go) reads as encoding/json does.
+		compareDecode(t, data)
 		m, err := Decode(data)
 		if err != nil {
 			return
 		}
-		// Whatever decodes must re-encode and decode to the same message.
+		// Whatever decodes must re-encode (as encoding/json writes it) and
+		// decode to the same message.
 		b, err := Encode(m)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if ref, _ := refEncode(m); !bytes.Equal(b, ref) {
+			t.Fatalf("Encode %s, encoding/json %s", b, ref)
 		}
 		m2, err := Decode(b)
 		if err != nil {

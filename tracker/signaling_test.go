@@ -229,7 +229,7 @@ func TestJoinAssignRelayLeave(t *testing.T) {
 		t.Fatalf("relayed %+v", got)
 	}
 	// Not paired: no such peer, or a peer with no edge to B.
-	b.send(protocol.Signal{To: 999, Candidate: json.RawMessage(`{"candidate":"x"}`)})
+	b.send(protocol.Signal{To: 999, Candidate: protocol.RawJSON(`{"candidate":"x"}`)})
 	b.next("not_paired", errCode(protocol.CodeNotPaired))
 
 	// A vanishes abruptly: B is re-parented (to the seeder or origin) quickly.

@@ -4,11 +4,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"syscall/js"
 	"time"
+
+	"github.com/banyan-live/banyan/internal/jsonwire"
 )
 
 // The browser's fetch is the wasm build's only HTTP client: net/http's
@@ -62,13 +63,21 @@ func FetchBytes(ctx context.Context, url string) ([]byte, error) {
 	return fetchBytes(ctx, url, fetchOptions{})
 }
 
+// jsonValue reads itself from JSON (internal/jsonwire: encoding/json's
+// rules without its reflection, which the wasm does not link).
+type jsonValue interface {
+	readJSON(r *jsonwire.Reader)
+}
+
 // FetchJSON GETs url, bypassing the cache, and decodes the JSON body into v.
-func FetchJSON(ctx context.Context, url string, v any) error {
+func FetchJSON(ctx context.Context, url string, v jsonValue) error {
 	b, err := fetchBytes(ctx, url, fetchOptions{limit: maxJSONBytes, noStore: true})
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	r := jsonwire.NewReader(b)
+	v.readJSON(r)
+	if err := r.Done(); err != nil {
 		return fmt.Errorf("GET %s: decode JSON: %w", url, err)
 	}
 	return nil

@@ -27,7 +27,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -36,6 +35,7 @@ import (
 
 	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/protocol"
+	"github.com/banyan-live/banyan/wasm/internal/textlog"
 )
 
 // Exit codes, which banyan-player.js acts on: 0 ends the viewer for good
@@ -52,12 +52,8 @@ const shutdownWait = 2 * time.Second
 func main() { os.Exit(run()) }
 
 func run() int {
-	level := slog.LevelInfo
 	debug := os.Getenv("BANYAN_DEBUG") == "1"
-	if debug {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := textlog.New(os.Stderr, debug)
 
 	page, err := openPage(os.Getenv("BANYAN_HANDLE"))
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"slices"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/jsonwire"
+	"github.com/banyan-live/banyan/peer"
 )
 
 // liveState is the origin's /chunks/{stream}/live answer (seeder.Live).
@@ -28,6 +29,38 @@ type liveState struct {
 	FirstSeq    uint64 `json:"first_seq"`
 	Codecs      string `json:"codecs"`
 	Ended       bool   `json:"ended"`
+}
+
+// readJSON reads the fields as encoding/json would.
+func (l *liveState) readJSON(r *jsonwire.Reader) {
+	r.Object(func(key []byte) {
+		switch string(key) {
+		case "epoch":
+			if v, ok := r.Uint(32); ok {
+				l.Epoch = uint32(v)
+			}
+		case "seq":
+			if v, ok := r.Uint(64); ok {
+				l.Seq = v
+			}
+		case "keyframe_seq":
+			if v, ok := r.Uint(64); ok {
+				l.KeyframeSeq = v
+			}
+		case "first_seq":
+			if v, ok := r.Uint(64); ok {
+				l.FirstSeq = v
+			}
+		case "codecs":
+			r.String(&l.Codecs)
+		case "ended":
+			if v, ok := r.Bool(); ok {
+				l.Ended = v
+			}
+		default:
+			r.Skip()
+		}
+	})
 }
 
 // errNotPublished: the origin has never seen a publish of the stream.
@@ -169,7 +202,7 @@ type originLoop struct {
 	o      *originClient
 	keys   keySource
 	out    sink
-	log    *slog.Logger
+	log    peer.Logger
 	state  atomic.Int32 // sourceState
 	lastEr atomic.Pointer[string]
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"slices"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/banyan-live/banyan/chunk"
 	"github.com/banyan-live/banyan/internal/guard"
+	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/wasm/internal/mse"
 )
 
@@ -79,7 +79,7 @@ type event struct {
 // live-edge control and stall accounting. Close stops it.
 type Player struct {
 	video js.Value
-	log   *slog.Logger
+	log   peer.Logger
 	fail  func(error) // fatal playback errors go to the page
 	guard *guard.Guard
 
@@ -127,7 +127,7 @@ type listener struct {
 type PlayerConfig struct {
 	Video js.Value // an HTMLVideoElement
 	Edge  mse.EdgeConfig
-	Log   *slog.Logger
+	Log   peer.Logger // default: none
 	// Fail receives errors that stop playback for good (an unplayable
 	// codec, a browser without MSE, repeated decoder failures).
 	Fail func(error)
@@ -140,7 +140,7 @@ type PlayerConfig struct {
 // autoplay is allowed; the page offers the unmute button.
 func NewPlayer(cfg PlayerConfig) *Player {
 	if cfg.Log == nil {
-		cfg.Log = slog.Default()
+		cfg.Log = peer.Discard
 	}
 	if cfg.Fail == nil {
 		cfg.Fail = func(error) {}

@@ -6,15 +6,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
 	"github.com/banyan-live/banyan/internal/guard"
+	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -49,7 +48,7 @@ type trackerClient struct {
 	moved  atomic.Pointer[string]
 	join   protocol.Join
 	h      trackerHandler
-	log    *slog.Logger
+	log    peer.Logger
 	state  atomic.Int32
 	joined atomic.Bool
 	// ignored counts messages this build does not act on (Assign, Signal).
@@ -284,17 +283,13 @@ func parsePublicKey(s string) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(b), nil
 }
 
-// keyringOf builds a keyring from the tracker's content keys. The wire form
-// is the same JSON as chunk.MasterKey's, so its decoder validates them.
+// keyringOf builds a keyring from the tracker's content keys, each
+// validated by chunk.ParseMasterKey.
 func keyringOf(keys []protocol.ContentKey) (*chunk.Keyring, error) {
 	mks := make([]chunk.MasterKey, 0, len(keys))
 	for _, k := range keys {
-		b, err := json.Marshal(k)
+		mk, err := chunk.ParseMasterKey(k.ID, k.Key, k.Salt)
 		if err != nil {
-			return nil, err
-		}
-		var mk chunk.MasterKey
-		if err := json.Unmarshal(b, &mk); err != nil {
 			return nil, fmt.Errorf("content key %d: %w", k.ID, err)
 		}
 		mks = append(mks, mk)

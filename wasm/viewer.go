@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"log/slog"
 	"slices"
 	"sync"
 	"syscall/js"
@@ -46,7 +45,7 @@ const (
 // the browser's fetch, and plays through the MSE Player.
 type viewer struct {
 	cfg     Config
-	log     *slog.Logger
+	log     peer.Logger
 	player  *Player
 	origin  *originClient
 	tracker *trackerClient
@@ -73,7 +72,7 @@ type viewer struct {
 	proofKey ed25519.PrivateKey
 }
 
-func newViewer(cfg Config, player *Player, log *slog.Logger, g *guard.Guard) *viewer {
+func newViewer(cfg Config, player *Player, log peer.Logger, g *guard.Guard) *viewer {
 	v := &viewer{cfg: cfg, log: log, player: player, guard: g, welcomed: make(chan struct{})}
 	v.origin = newOriginClient(cfg.Stream, cfg.OriginURL)
 	// The key the engine signs delivery statements with (peer/proof.go);

@@ -21,6 +21,8 @@ import (
 
 func main() {
 	top := flag.Int("top", 40, "packages to list")
+	funcs := flag.Int("funcs", 0, "also list this many largest functions")
+	pkg := flag.String("pkg", "", "with -funcs: only functions of packages starting with this")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("wasmsize: ")
@@ -48,6 +50,15 @@ func main() {
 			break
 		}
 		fmt.Printf("  %8d  %5.1f %%  %s\n", p.size, 100*float64(p.size)/float64(m.code), p.name)
+	}
+	if *funcs > 0 {
+		fmt.Println("largest functions:")
+		for i, f := range m.largest(*pkg) {
+			if i == *funcs {
+				break
+			}
+			fmt.Printf("  %8d  %s\n", f.size, f.name)
+		}
 	}
 }
 
@@ -198,6 +209,23 @@ func (m *module) byPackage() []pkgSize {
 	out := make([]pkgSize, 0, len(sum))
 	for k, v := range sum {
 		out = append(out, pkgSize{k, v})
+	}
+	slices.SortFunc(out, func(a, b pkgSize) int { return cmp.Or(b.size-a.size, strings.Compare(a.name, b.name)) })
+	return out
+}
+
+// largest lists the functions of the packages starting with prefix (all
+// when empty), largest first: what to read when a package is large.
+func (m *module) largest(prefix string) []pkgSize {
+	var out []pkgSize
+	for i, size := range m.bodies {
+		name := ""
+		if j := m.imports + i; j < len(m.funcNames) {
+			name = m.funcNames[j]
+		}
+		if strings.HasPrefix(packageOf(name), prefix) {
+			out = append(out, pkgSize{name, size})
+		}
 	}
 	slices.SortFunc(out, func(a, b pkgSize) int { return cmp.Or(b.size-a.size, strings.Compare(a.name, b.name)) })
 	return out

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -56,6 +57,16 @@ func TestParseBuilt(t *testing.T) {
 	}
 	if !found || total > m.code {
 		t.Fatalf("packages: runtime found %v, %d bytes of %d", found, total, m.code)
+	}
+	// -funcs: the functions of runtime and runtime/..., largest first.
+	fs := m.largest("runtime")
+	if len(fs) == 0 {
+		t.Fatal("no runtime functions")
+	}
+	for i, f := range fs {
+		if !strings.HasPrefix(packageOf(f.name), "runtime") || i > 0 && f.size > fs[i-1].size {
+			t.Fatalf("largest: %v after %v", f, fs[max(i-1, 0)])
+		}
 	}
 }
 

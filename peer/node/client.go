@@ -8,12 +8,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -30,7 +30,7 @@ type ClientConfig struct {
 	// Reconnect makes Run come back after a lost tracker connection
 	// (with backoff) instead of returning.
 	Reconnect bool
-	Logger    *slog.Logger
+	Logger    peer.Logger // default: none (a *slog.Logger natively)
 	// HTTPClient dials TrackerURL (default: http.DefaultClient; a
 	// client trusting a private CA for wss://).
 	HTTPClient *http.Client
@@ -49,7 +49,7 @@ const tickEvery = 50 * time.Millisecond
 // is lost without Reconnect.
 func Run(ctx context.Context, cfg ClientConfig) error {
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.Logger = peer.Discard
 	}
 	backoff := 500 * time.Millisecond
 	url, hops := cfg.TrackerURL, 0

@@ -11,10 +11,8 @@ import (
 	"cmp"
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -61,7 +59,7 @@ type Config struct {
 	// Decorate fills what only the caller knows (the player's buffer,
 	// stalls, latency behind live) into each stats report. May be nil.
 	Decorate func(*protocol.Stats)
-	Logger   *slog.Logger
+	Logger   peer.Logger // default: none (a *slog.Logger natively)
 	Clock    func() time.Time
 	// Guard, when set, recovers panics in the WebRTC callbacks
 	// (rtc.Config.Guard); the browser peer sets it, native ones crash.
@@ -72,7 +70,7 @@ type Config struct {
 // Handle, drive it with Tick, and Close it.
 type Node struct {
 	cfg Config
-	log *slog.Logger
+	log peer.Logger
 
 	mu         sync.Mutex
 	self       protocol.PeerID
@@ -147,7 +145,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: invalid stream name %q", cfg.Stream)
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.Logger = peer.Discard
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -266,9 +264,8 @@ func (n *Node) setICE(servers []protocol.ICEServer) {
 // signing key becomes known or changes (a new seeder).
 func (n *Node) updateKeys(pubB64 string, keys []protocol.ContentKey, live bool) {
 	for _, k := range keys {
-		var mk chunk.MasterKey
-		b, _ := json.Marshal(k)
-		if err := json.Unmarshal(b, &mk); err != nil {
+		mk, err := chunk.ParseMasterKey(k.ID, k.Key, k.Salt)
+		if err != nil {
 			n.log.Warn("bad content key from tracker", "err", err)
 			continue
 		}

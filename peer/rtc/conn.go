@@ -1,6 +1,9 @@
 package rtc
 
-import "github.com/banyan-live/banyan/peer"
+import (
+	"github.com/banyan-live/banyan/internal/jsonwire"
+	"github.com/banyan-live/banyan/peer"
+)
 
 // peerConn is what a Link needs of a PeerConnection. Natively it is pion's
 // (conn_pion.go); in the browser it is a thin syscall/js binding of the
@@ -110,4 +113,74 @@ func (l *Link) updatePath() {
 	if p := pathOf(local, remote); p != peer.PathUnknown {
 		l.path.Store(p)
 	}
+}
+
+// marshal writes c as encoding/json writes the struct (internal/jsonwire
+// instead of encoding/json keeps reflection out of the browser's wasm;
+// TestCandidateJSON holds the two to the same bytes).
+func (c candidateInit) marshal() []byte {
+	w := jsonwire.Writer{B: make([]byte, 0, 160)}
+	w.Open()
+	w.Key("candidate")
+	w.String(c.Candidate)
+	w.Key("sdpMid")
+	writeOptString(&w, c.SDPMid)
+	w.Key("sdpMLineIndex")
+	if c.SDPMLineIndex == nil {
+		w.Null()
+	} else {
+		w.Uint(uint64(*c.SDPMLineIndex))
+	}
+	w.Key("usernameFragment")
+	writeOptString(&w, c.UsernameFragment)
+	w.Close()
+	return w.B
+}
+
+func writeOptString(w *jsonwire.Writer, s *string) {
+	if s == nil {
+		w.Null()
+	} else {
+		w.String(*s)
+	}
+}
+
+// parseCandidate reads a candidate as encoding/json reads it into
+// candidateInit (keys matched without case, unknown keys skipped).
+func parseCandidate(b []byte) (candidateInit, error) {
+	var c candidateInit
+	r := jsonwire.NewReader(b)
+	r.Object(func(key []byte) {
+		switch string(key) { // folded: lower case
+		case "candidate":
+			r.String(&c.Candidate)
+		case "sdpmid":
+			readOptString(r, &c.SDPMid)
+		case "sdpmlineindex":
+			if r.Null() {
+				c.SDPMLineIndex = nil
+			} else if v, ok := r.Uint(16); ok {
+				if c.SDPMLineIndex == nil {
+					c.SDPMLineIndex = new(uint16)
+				}
+				*c.SDPMLineIndex = uint16(v)
+			}
+		case "usernamefragment":
+			readOptString(r, &c.UsernameFragment)
+		default:
+			r.Skip()
+		}
+	})
+	return c, r.Done()
+}
+
+func readOptString(r *jsonwire.Reader, p **string) {
+	if r.Null() {
+		*p = nil
+		return
+	}
+	if *p == nil {
+		*p = new(string)
+	}
+	r.String(*p)
 }

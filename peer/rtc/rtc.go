@@ -16,10 +16,8 @@
 package rtc
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -110,7 +108,7 @@ type Config struct {
 	OnOpen    func(*Link)
 	OnMessage func(l *Link, msg []byte)
 	OnClose   func(l *Link, err error)
-	Logger    *slog.Logger
+	Logger    peer.Logger // default: none (a *slog.Logger natively)
 	// Guard, when set, runs every callback (the PeerConnection's and the link timers)
 	// and the link's goroutines: a panic in one fails that link with the
 	// *guard.PanicError and is reported to the Guard instead of ending
@@ -123,7 +121,7 @@ type Config struct {
 type Transport struct {
 	cfg Config
 	api *API
-	log *slog.Logger
+	log peer.Logger
 
 	mu     sync.Mutex
 	links  map[peer.PeerID]*Link
@@ -154,7 +152,7 @@ func New(cfg Config) (*Transport, error) {
 		cfg.LowWater = cfg.HighWater / 4
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.Logger = peer.Discard
 	}
 	api := cfg.API
 	if api == nil {
@@ -308,10 +306,7 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool, attempt uint32) (*L
 	pc, err := newPeerConn(t.api, ice, t.cfg.RelayOnly, pcEvents{
 		candidate: func(c candidateInit) {
 			l.guarded("ICE candidate", func() {
-				b, err := json.Marshal(c)
-				if err != nil {
-					return
-				}
+				b := c.marshal()
 				l.mu.Lock()
 				if !l.sentDesc {
 					if len(l.outCands) < 64 {
@@ -468,8 +463,8 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 		}
 		return l.flushCandidates()
 	case len(s.Candidate) > 0:
-		var c candidateInit
-		if err := json.Unmarshal(s.Candidate, &c); err != nil {
+		c, err := parseCandidate(s.Candidate)
+		if err != nil {
 			return fmt.Errorf("rtc: candidate from %d: %w", remote, err)
 		}
 		l.mu.Lock()
