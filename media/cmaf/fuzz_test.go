@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/banyan-live/banyan/internal/x265test"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
 )
@@ -22,7 +22,7 @@ func FuzzPackager(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 2, 1, 0, 0, 3, 0x80, 0, 2, 1, 0xff, 0x00, 4, 0, 33, 5, 0xff, 0xf0, 7})
 	f.Add([]byte{0, 3, 1, 4, 2, 0, 0, 3, 0, 0, 3, 0, 1, 2, 0x81, 0x10, 0x00, 5, 0x7f, 0xff})
 	f.Add([]byte{0, 3, 2, 0x04 | 1, 0, 10, 2, 0x04, 33, 10, 5, 0, 21, 7})
-	hevcVideo = e2e.X265Config(f, "x265.hevc")
+	hevcVideo = x265test.Config(f, "x265.hevc")
 	f.Fuzz(fuzzOne)
 }
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
-	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/banyan-live/banyan/internal/x265test"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
 )
@@ -18,8 +18,8 @@ import (
 // same sets again change nothing. Parameter sets and delimiters stay out of
 // the samples; CRA pictures are sync samples like IDRs.
 func TestHEVCConfigChangeStartsEpoch(t *testing.T) {
-	big := e2e.X265Config(t, "x265.hevc")
-	small := e2e.X265Config(t, "x265-128x72.hevc")
+	big := x265test.Config(t, "x265.hevc")
+	small := x265test.Config(t, "x265-128x72.hevc")
 	// Video only: do not wait for an audio track.
 	p, r := newPackager(t, cmaf.Config{TrackWait: 10 * time.Millisecond})
 	idr := []byte{0x26, 0x01, 0xaf, 0x01}   // IDR_W_RADL

@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/banyan-live/banyan/internal/e2e"
-
+	"github.com/banyan-live/banyan/internal/x265test"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/hevc"
 )
@@ -18,7 +17,7 @@ import (
 // media/hevc's testdata.
 func x265Sets(t testing.TB, file string) (vps, sps, pps []byte) {
 	t.Helper()
-	v := e2e.X265Config(t, file)
+	v := x265test.Config(t, file)
 	return v.VPS, v.SPS, v.PPS
 }
 

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
+	"github.com/banyan-live/banyan/internal/x265test"
 )
 
 // x265Params reads the parameter sets and NAL units of testdata/x265.hevc,
@@ -17,12 +19,16 @@ import (
 //	  -c:v libx265 -x265-params keyint=6:bframes=2 -pix_fmt yuv420p x265.hevc
 func x265Params(t testing.TB) (vps, sps, pps []byte, nalus [][]byte) {
 	t.Helper()
-	v := e2e.X265Config(t, "x265.hevc")
+	v := x265test.Config(t, "x265.hevc")
 	b, err := os.ReadFile("testdata/x265.hevc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v.VPS, v.SPS, v.PPS, e2e.SplitAnnexB(b)
+	var au h264.AnnexB // the same framing for H.265
+	if err := au.Unmarshal(b); err != nil {
+		t.Fatal(err)
+	}
+	return v.VPS, v.SPS, v.PPS, au
 }
 
 func TestRealStream(t *testing.T) {

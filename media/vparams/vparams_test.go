@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/banyan-live/banyan/internal/x265test"
 	"github.com/banyan-live/banyan/media"
 )
 
@@ -16,8 +16,8 @@ var (
 )
 
 func TestParse(t *testing.T) {
-	h := e2e.X265Config(t, "x265.hevc")
-	small := e2e.X265Config(t, "x265-128x72.hevc")
+	h := x265test.Config(t, "x265.hevc")
+	small := x265test.Config(t, "x265-128x72.hevc")
 	tests := []struct {
 		name    string
 		in      media.VideoConfig
@@ -58,7 +58,7 @@ func TestParse(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	h := e2e.X265Config(f, "x265.hevc")
+	h := x265test.Config(f, "x265.hevc")
 	f.Add(false, sps264, pps264)
 	f.Add(true, h.SPS, h.PPS)
 	f.Fuzz(func(t *testing.T, h265 bool, sps, pps []byte) {

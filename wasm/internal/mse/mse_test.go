@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
-	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/banyan-live/banyan/internal/x265test"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
 )
@@ -240,7 +240,7 @@ func FuzzSupportedMIME(f *testing.F) {
 
 // hevcConfig reads the parameter sets of media/hevc's libx265 testdata.
 func hevcConfig(tb testing.TB) *media.VideoConfig {
-	v := e2e.X265Config(tb, "x265.hevc")
+	v := x265test.Config(tb, "x265.hevc")
 	return &v
 }
 
