@@ -22,14 +22,6 @@ import (
 // a wrapper of the constructor), with disableRemotePlayback set on its
 // video as WebKit requires, inline and muted (autoplay without a gesture).
 func TestWebKitViewer(t *testing.T) {
-	// Known failure, issue 17: this test passed on the webkit branch and
-	// fails on main since the wasmsize merge (the video sits at 0.05 s with
-	// 40 s buffered, state "waiting"); before that merge it failed on an
-	// unhandled "Go program has already exited". Skipped so that the rest
-	// of the suite gates; TestMixedEngineSwarm still runs WebKit.
-	if os.Getenv("BANYAN_WEBKIT_VIEWER") == "" {
-		t.Skip("known failure after the wasmsize merge (issue 17); BANYAN_WEBKIT_VIEWER=1 runs it")
-	}
 	if testing.Short() {
 		t.Skip("skipping the WebKit viewer test in -short mode")
 	}
