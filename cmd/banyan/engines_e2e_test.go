@@ -69,7 +69,7 @@ func waitPage(t *testing.T, ctx context.Context, pg enginePage, sel, what string
 			return fp
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: last %+v stats %+v extra %+v", what, fp.viewerProbe, fp.Stats, fp.Extra)
+			t.Fatalf("waiting for %s: last %+v (media: %s) stats %+v extra %+v", what, fp.viewerProbe, fp.Media, fp.Stats, fp.Extra)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -18,7 +18,10 @@ type firefoxProbe struct {
 	Width  int  `json:"width"`
 	Height int  `json:"height"`
 	Paused bool `json:"paused"`
-	Extra  *struct {
+	// Media is the element's state in a line (readyState, seeking,
+	// buffered ranges, error), for failure messages.
+	Media string `json:"media"`
+	Extra *struct {
 		Restarts  float64 `json:"restarts"`
 		LastCrash string  `json:"lastCrash"`
 		Panics    float64 `json:"panics"`
@@ -31,6 +34,9 @@ const firefoxProbeJS = `(() => { const p = document.querySelector(%q); if (!p) r
 	const v = p.video, s = p.stats;
 	return {state: p.state, reason: p.reason || '', time: v ? v.currentTime : 0, paused: v ? v.paused : true,
 		width: v ? v.videoWidth : 0, height: v ? v.videoHeight : 0, stats: s || null,
+		media: v ? 'readyState ' + v.readyState + (v.seeking ? ' seeking' : '') + (v.paused ? ' paused' : '') + ' buffered [' +
+			Array.from({length: v.buffered.length}, (_, i) => v.buffered.start(i).toFixed(3) + '-' + v.buffered.end(i).toFixed(3)).join(' ') + ']' +
+			(v.error ? ' error ' + v.error.code + ' ' + v.error.message : '') : '',
 		extra: s ? {restarts: s.restarts || 0, lastCrash: s.lastCrash || '', panics: s.panics || 0, paths: s.paths || ''} : null}; })()`
 
 // TestFirefoxViewerInMesh opens the watch page of a live 1280x720 stream

@@ -30,6 +30,16 @@ type EdgeConfig struct {
 	// SeekCooldown spaces the seeks Edge asks for, so a seek that takes a
 	// moment to complete is not asked for again (default 1 s).
 	SeekCooldown time.Duration
+	// SeekStuck is how long a seek may stay pending before Edge seeks
+	// again, into the newest range (default 4 s; each further retry waits
+	// twice as long). WebKitGTK's first seek, made before its pipeline ever
+	// had data (currentTime 0, media from 0.046 s on), can stay pending
+	// for good: the element then sits at the seek target with seeking
+	// true, media buffered, and nothing else would act, since a pending
+	// seek otherwise keeps Edge's hands off. A second seek completes. A
+	// seek on a loaded machine takes up to ~5 s there, so a retry comes
+	// no sooner than that.
+	SeekStuck time.Duration
 }
 
 func (c *EdgeConfig) defaults() {
@@ -53,6 +63,9 @@ func (c *EdgeConfig) defaults() {
 	}
 	if c.SeekCooldown <= 0 {
 		c.SeekCooldown = time.Second
+	}
+	if c.SeekStuck <= 0 {
+		c.SeekStuck = 4 * time.Second
 	}
 }
 
@@ -85,6 +98,10 @@ type Edge struct {
 	catching bool
 	slowing  bool
 	gap      Gap // stalls at holes and stuck frames (gap.go)
+	// seekingSince is when the element was first seen seeking (zero when
+	// it is not); retries counts the seeks Edge made again since.
+	seekingSince time.Time
+	retries      int
 }
 
 // SetTarget changes Target (the peer engine adapts its playout delay to
@@ -110,6 +127,7 @@ func (e *Edge) Started() bool { return e.started }
 func (e *Edge) Restart() {
 	e.started, e.catching, e.slowing = false, false, false
 	e.gap = Gap{}
+	e.seekingSince, e.retries = time.Time{}, 0
 }
 
 // GapSkips is how many seeks the gap controller asked for.
@@ -151,9 +169,16 @@ func (e *Edge) Decide(v View) Action {
 	if a.Rate <= 0 {
 		a.Rate = 1
 	}
-	if len(v.Buffered) == 0 || v.Seeking {
+	if len(v.Buffered) == 0 {
 		return a
 	}
+	if v.Seeking {
+		if to, ok := e.stuckSeek(v); ok {
+			e.seek(&a, v.Now, to)
+		}
+		return a
+	}
+	e.seekingSince, e.retries = time.Time{}, 0
 	last := v.Buffered[len(v.Buffered)-1]
 	edge := last.End
 	target := e.cfg.Target.Seconds()
@@ -226,6 +251,28 @@ func (e *Edge) Decide(v View) Action {
 		}
 	}
 	return a
+}
+
+// stuckSeek says where to seek again when a pending seek has taken more
+// than SeekStuck (doubled per retry, at most 8 times): the live target in
+// the newest range, at least gapSkipIn inside it, not its very first
+// frame.
+func (e *Edge) stuckSeek(v View) (float64, bool) {
+	if e.seekingSince.IsZero() {
+		e.seekingSince = v.Now
+		return 0, false
+	}
+	if !e.started || e.retries >= 8 || v.Now.Sub(e.seekingSince) < e.cfg.SeekStuck<<e.retries {
+		return 0, false
+	}
+	last := v.Buffered[len(v.Buffered)-1]
+	to := math.Max(last.End-e.cfg.Target.Seconds(), last.Start+gapSkipIn)
+	if to >= last.End {
+		return 0, false // too little buffered to land inside it
+	}
+	e.retries++
+	e.seekingSince = v.Now
+	return to, true
 }
 
 func (e *Edge) seek(a *Action, now time.Time, to float64) {

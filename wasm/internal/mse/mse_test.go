@@ -444,6 +444,39 @@ func TestEdge(t *testing.T) {
 	}
 }
 
+// TestEdgeStuckSeek: WebKitGTK's first seek, made before its pipeline had
+// any data (currentTime 0, the stream's media from 0.046 s on), stayed
+// pending (seeking true, readyState 1) while 40 s of media arrived, and
+// Edge kept its hands off a seeking element: the video sat at 0.046 s
+// (TestWebKitViewer). A seek pending longer than SeekStuck is made again
+// inside the newest range, each retry waiting twice as long; a seek that
+// completes resets the count.
+func TestEdgeStuckSeek(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	e := NewEdge(EdgeConfig{})
+	for _, s := range []struct {
+		name string
+		v    View
+		want Action
+	}{
+		{"start at the first frame", View{Now: at(0), Buffered: []Range{{0.046, 0.494}}, Paused: true, Rate: 1}, Action{Seek: true, SeekTo: 0.046, Play: true, Rate: 1}},
+		{"seek pending", View{Now: at(250), Current: 0.046, Buffered: []Range{{0.046, 0.494}}, Seeking: true, Rate: 1}, Action{Rate: 1}},
+		{"a slow seek is left alone", View{Now: at(4000), Current: 0.046, Buffered: []Range{{0.046, 1.5}}, Seeking: true, Rate: 1}, Action{Rate: 1}},
+		{"stuck: seek again near the edge", View{Now: at(4300), Current: 0.046, Buffered: []Range{{0.046, 1.6}}, Seeking: true, Rate: 1}, Action{Seek: true, SeekTo: 0.6, Rate: 1}},
+		{"the retry waits twice as long", View{Now: at(12000), Current: 0.6, Buffered: []Range{{0.046, 9}}, Seeking: true, Rate: 1}, Action{Rate: 1}},
+		{"stuck again: not on a range's first frame", View{Now: at(12400), Current: 0.6, Buffered: []Range{{0.046, 9}, {9.5, 9.9}}, Seeking: true, Rate: 1}, Action{Seek: true, SeekTo: 9.55, Rate: 1}},
+		{"seeked, playing", View{Now: at(13000), Current: 9.6, Buffered: []Range{{0.046, 9}, {9.5, 10.6}}, Rate: 1}, Action{Rate: 1}},
+		{"a new seek pending", View{Now: at(14000), Current: 9.6, Buffered: []Range{{0.046, 9}, {9.5, 10.8}}, Seeking: true, Rate: 1}, Action{Rate: 1}},
+		{"counted afresh: 4 s again", View{Now: at(18100), Current: 9.6, Buffered: []Range{{0.046, 9}, {9.5, 12}}, Seeking: true, Rate: 1}, Action{Seek: true, SeekTo: 11, Rate: 1}},
+	} {
+		got := e.Decide(s.v)
+		if got.Seek != s.want.Seek || got.Play != s.want.Play || math.Abs(got.SeekTo-s.want.SeekTo) > 1e-9 || math.Abs(got.Rate-s.want.Rate) > 1e-9 {
+			t.Fatalf("%s: got %+v, want %+v", s.name, got, s.want)
+		}
+	}
+}
+
 func TestEvict(t *testing.T) {
 	for _, tc := range []struct {
 		buf      []Range
