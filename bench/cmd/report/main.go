@@ -107,6 +107,9 @@ func load(dir string) ([]run, error) {
 	sort.Strings(names)
 	var runs []run
 	for _, n := range names {
+		if strings.HasSuffix(n, ".peers.json") {
+			continue // a netns run's per-viewer detail (--netns-peers)
+		}
 		b, err := os.ReadFile(n)
 		if err != nil {
 			return nil, err

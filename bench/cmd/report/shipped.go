@@ -71,7 +71,7 @@ func writeShippedTargets(w io.Writer, runs, prev []run) {
 		}
 		scale := "10k and 100k"
 		if r.Peers < 10000 {
-			scale = "(reference at " + strconv.Itoa(r.Peers/1000) + "k)"
+			scale = "at " + strconv.Itoa(r.Peers/1000) + "k (a reference: the target is for 10k and 100k)"
 		}
 		row("offload ≥ 99.0 %, 10 %/min churn, "+scale, r, fmt.Sprintf("%s (after the ramp %s)", pct(r.Offload, 2), pct(r.OffloadAfterRamp, 2)), r.Offload >= 0.99)
 		row("stall ratio ≤ 0.0005, "+scale, r, fmt.Sprintf("%.6f (%d viewers stalled)", r.StallRatio, r.StalledPeers), r.StallRatio <= 0.0005)
