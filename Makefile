@@ -53,18 +53,23 @@ bench:
 	run origin-1k           --mode origin --peers 1000 --duration 40s --churn 10%; \
 	run mesh-1k             --peers 1000 --duration 40s --churn 10%; \
 	run mesh-1k-seed2       --peers 1000 --duration 40s --churn 10% --seed 2; \
-	run mesh-1k-k4          --peers 1000 --duration 40s --churn 10% --stripes 4; \
-	run mesh-1k-k4-seed2    --peers 1000 --duration 40s --churn 10% --stripes 4 --seed 2; \
+	run mesh-1k-k2          --peers 1000 --duration 40s --churn 10% --stripes 2; \
+	run mesh-1k-k2-seed2    --peers 1000 --duration 40s --churn 10% --stripes 2 --seed 2; \
 	run mesh-1k-6M          --peers 1000 --duration 40s --churn 10% --bitrate 6M; \
-	run mesh-1k-6M-k4       --peers 1000 --duration 40s --churn 10% --bitrate 6M --stripes 4; \
+	run mesh-1k-6M-k2       --peers 1000 --duration 40s --churn 10% --bitrate 6M --stripes 2; \
 	run mesh-1k-churn30     --peers 1000 --duration 40s --churn 30%; \
 	run mesh-1k-kill30      --peers 1000 --duration 40s --kill 0.3; \
 	run mesh-1k-noupload40  --peers 1000 --duration 40s --churn 10% --no-upload 40; \
 	run mesh-1k-churn0      --peers 1000 --duration 40s; \
 	run mesh-1k-k1          --peers 1000 --duration 40s --churn 10% --stripes 1; \
 	run mesh-10k            --peers 10000 --duration 60s --churn 10%; \
-	run mesh-10k-k4         --peers 10000 --duration 60s --churn 10% --stripes 4; \
+	run mesh-10k-k2         --peers 10000 --duration 60s --churn 10% --stripes 2; \
 	run mesh-100k           --peers 100000 --duration 40s --churn 10%; \
+	run mem-14-rc1          --transport mem --peers 14 --root-capacity 1 --duration 40s; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  run netns-14-limited-rc1   --transport netns --peers 14 --root-capacity 1 --duration 40s --netns-peers $$R/netns-14-limited-rc1.peers.json; \
+	  run netns-14-unlimited-rc1 --transport netns --peers 14 --root-capacity 1 --duration 40s --unlimited --netns-peers $$R/netns-14-unlimited-rc1.peers.json; \
+	else echo "== netns runs skipped: they need root (network namespaces, tc, iptables)"; fi; \
 	run webrtc-30           --transport webrtc --peers 30 --duration 60s; \
 	run webrtc-50           --transport webrtc --peers 50 --duration 60s
 	$(GO) run ./bench/cmd/report -in bench/results -out bench -prev bench/results/archive-2026-11-21

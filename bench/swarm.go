@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/peer"
 )
 
@@ -50,7 +51,7 @@ type SwarmConfig struct {
 	Duration time.Duration
 	// Ramp spreads the initial joins (default min(10 s, Duration/4)).
 	Ramp time.Duration
-	// Stripes is K (default 2, the tracker's default).
+	// Stripes is K (default overlay.DefaultStripes, the tracker's).
 	Stripes int
 	// Bitrate of the stream in bit/s (default 3e6). Chunks are 250 ms, a
 	// keyframe every 4th.
@@ -296,7 +297,7 @@ func (c *SwarmConfig) setDefaults() error {
 		c.Ramp = min(10*time.Second, c.Duration/4)
 	}
 	if c.Stripes == 0 {
-		c.Stripes = 2
+		c.Stripes = overlay.DefaultStripes
 	}
 	if c.Bitrate == 0 {
 		c.Bitrate = 3e6

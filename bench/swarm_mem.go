@@ -64,8 +64,9 @@ type MemModel struct {
 	// declare nothing), then from the uplink each engine measures and
 	// reports every StatsInterval; it never sees the upload the model drew.
 	Headroom float64
-	// RootCapacity is the seeder's children per stripe (default 8, the
-	// overlay's); the seeder's upload is RootCapacity × bitrate × 1.25.
+	// RootCapacity is the seeder's children per stripe (default
+	// overlay.DefaultRootCapacity, as `banyan up`); the seeder's upload
+	// is RootCapacity × bitrate × 1.25.
 	RootCapacity int
 	// StatsInterval is how often viewers report (default 2 s, the
 	// tracker's); the tracker drops a viewer silent for 3 intervals,
@@ -169,7 +170,7 @@ func (m *MemModel) setDefaults() error {
 		m.ConnectRTTs = 4
 	}
 	if m.RootCapacity == 0 {
-		m.RootCapacity = 8
+		m.RootCapacity = overlay.DefaultRootCapacity
 	}
 	if m.OriginBps == 0 {
 		m.OriginBps = 20e6
@@ -302,6 +303,8 @@ type simPeer struct {
 	// demotedUntil: complaints lowered its capacity; stats cannot raise
 	// it before then (tracker.DemoteHold).
 	demotedUntil time.Time
+	// stats is the last stats report that reached the tracker.
+	stats protocol.Stats
 	// answers is its transport's answer timeout (rtc.AnswerClock), made
 	// lazily.
 	answers *rtc.AnswerClock
@@ -687,12 +690,8 @@ func (s *memSim) stats(p *simPeer) {
 			return
 		}
 		now := s.net.Now()
-		used := 0
-		if in, err := s.forest.Interior(overlay.PeerID(p.id)); err == nil && in >= 0 {
-			c, _ := s.forest.Children(nil, overlay.PeerID(p.id), in)
-			used = len(c)
-		}
-		c := s.slots().Update(p.capacity, used, st, !now.Before(p.demotedUntil))
+		p.stats = st
+		c := s.slots().Update(p.capacity, s.slotsUsed(p), st, !now.Before(p.demotedUntil))
 		if c == p.capacity {
 			return
 		}
@@ -1067,7 +1066,7 @@ func (s *memSim) trackerReport(from *simPeer, r protocol.Report) {
 	} else {
 		if accused != s.root {
 			if r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportFlood {
-				s.demote(accused, from, now)
+				s.demote(accused, from, r.Kind, now)
 			}
 			if r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportNoConn {
 				s.suspect(accused, now)
@@ -1086,13 +1085,23 @@ func (s *memSim) trackerReport(from *simPeer, r protocol.Report) {
 	}
 }
 
+// slotsUsed is how many children p feeds in its home stripe.
+func (s *memSim) slotsUsed(p *simPeer) int {
+	if in, err := s.forest.Interior(overlay.PeerID(p.id)); err == nil && in >= 0 {
+		c, _ := s.forest.Children(nil, overlay.PeerID(p.id), in)
+		return len(c)
+	}
+	return 0
+}
+
 // demote lowers the capacity of a parent a child reported silent or
-// flooding by the tracker's policy (tracker.Demote).
-func (s *memSim) demote(accused, from *simPeer, now time.Time) {
+// flooding by the tracker's policy (tracker.Demote, or only to what its
+// uplink carries when its stats show it overloaded).
+func (s *memSim) demote(accused, from *simPeer, kind string, now time.Time) {
 	if accused.complaints == nil {
 		accused.complaints = make(map[peer.PeerID]time.Time)
 	}
-	c, ok := tracker.Demote(accused.complaints, from.id, accused.capacity, now)
+	c, ok := s.slots().Complaint(accused.complaints, from.id, kind, accused.capacity, s.slotsUsed(accused), accused.stats, now)
 	if !ok {
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/peer/node"
 )
 
@@ -228,7 +229,7 @@ func swarmNetns(ctx context.Context, cfg SwarmConfig) (res SwarmResult, err erro
 	}
 	rootCap := cfg.Mem.RootCapacity
 	if rootCap == 0 {
-		rootCap = 4 // banyan up's default
+		rootCap = overlay.DefaultRootCapacity // banyan up's default
 	}
 	progress := func(f string, a ...any) {
 		if cfg.Progress != nil {

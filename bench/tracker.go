@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/tracker"
 )
@@ -49,7 +50,7 @@ func TrackerWS(ctx context.Context, cfg TrackerWSConfig) (TrackerWSResult, error
 		cfg.Peers = 2000
 	}
 	if cfg.Stripes <= 0 {
-		cfg.Stripes = 2
+		cfg.Stripes = overlay.DefaultStripes
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 64

@@ -12,8 +12,8 @@ import (
 // BenchConfig parameterises Bench. Zero fields take defaults.
 type BenchConfig struct {
 	Peers        int `json:"peers"`         // default 100000
-	Stripes      int `json:"stripes"`       // default 2
-	RootCapacity int `json:"root_capacity"` // default 8
+	Stripes      int `json:"stripes"`       // default DefaultStripes
+	RootCapacity int `json:"root_capacity"` // default DefaultRootCapacity
 	Churn        int `json:"churn"`         // leave+join pairs at full size; default Peers/5
 	// ChurnPerSec is the simulated departure rate that drives the clock
 	// passed to Tick (called every 100 ms of simulated time). Default 200.
@@ -91,10 +91,10 @@ func Bench(cfg BenchConfig) (BenchResult, error) {
 		cfg.Peers = 100000
 	}
 	if cfg.Stripes <= 0 {
-		cfg.Stripes = 2
+		cfg.Stripes = DefaultStripes
 	}
 	if cfg.RootCapacity <= 0 {
-		cfg.RootCapacity = 8
+		cfg.RootCapacity = DefaultRootCapacity
 	}
 	if cfg.Churn <= 0 {
 		cfg.Churn = max(cfg.Peers/5, 1)

@@ -711,9 +711,11 @@ func (e *Engine) pump(now time.Time) {
 	linkCap := u.linkCap()
 	// What waits for the shared uplink: a link backed up by its own path
 	// (a slow child) counts up to linkCap, or it would hold back the rest.
+	// Drain counts every byte that left (a link above its cap drained
+	// through the uplink all the same); only the budget is capped.
 	in, drained := 0, 0
 	for _, n := range e.nbrs {
-		b := min(n.link.Buffered(), linkCap)
+		b := n.link.Buffered()
 		if n.heldLink == n.link {
 			drained += max(n.held-b, 0) // links that came or went do not count
 		}
@@ -756,7 +758,7 @@ func (e *Engine) pump(now time.Time) {
 	}
 	u.inLinks = in
 	for _, n := range e.nbrs {
-		n.held, n.heldLink = min(n.link.Buffered(), linkCap), n.link
+		n.held, n.heldLink = n.link.Buffered(), n.link
 	}
 }
 

@@ -729,3 +729,31 @@ func TestReparentNoDuplicates(t *testing.T) {
 		t.Errorf("the re-parented child received %d duplicate bytes (chunks of %d bytes)", dup, len(sw.src.chunk(t, 3)))
 	}
 }
+
+// TestUplinkMeasuredUnderLoad: a relay whose children want more than its
+// uplink carries measures that uplink (the tracker sizes its slots from
+// it). Before, the drain between pumps was counted only below the per-link
+// cap, so bytes above it left uncounted and a 3 Mbit/s uplink read about
+// 2 Mbit/s: the tracker took slots from every such relay.
+func TestUplinkMeasuredUnderLoad(t *testing.T) {
+	for _, upload := range []float64{3e6, 8e6} {
+		t.Run(fmt.Sprintf("%.0f Mbit/s", upload/1e6), func(t *testing.T) {
+			sw := newSwarm(t, memnet.Config{Seed: 5, Latency: 20 * time.Millisecond}, 1, 60_000, nil) // 1.9 Mbit/s
+			defer sw.close()
+			sw.addPeers(2, 7)
+			sw.net.Node(2).SetUpload(upload)
+			sw.edge(0, rootID, 2)
+			for c := peer.PeerID(3); c <= 8; c++ {
+				sw.edge(0, 2, c) // six children: 11.5 Mbit/s wanted
+			}
+			sw.publish(60)
+			sw.net.RunFor(8 * time.Second)
+			s := sw.engines[2].Stats()
+			want := int(upload / 1000)
+			t.Logf("uplink %d kbit/s busy %v", s.UplinkKbps, s.UplinkBusy)
+			if !s.UplinkBusy || s.UplinkKbps < want*93/100 || s.UplinkKbps > want*101/100 {
+				t.Errorf("uplink %d kbit/s (busy %v), want %d within -7 %%", s.UplinkKbps, s.UplinkBusy, want)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -117,6 +118,84 @@ func TestMeasuredUplinkShedsChildren(t *testing.T) {
 			t.Fatalf("parent still feeds %d children after measuring 8 Mbit/s (2 slots)", len(tt.children("mu", p.id, 0)))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestOverloaded(t *testing.T) {
+	c := Capacity{StreamKbps: 3000, Stripes: 1} // a slot is 3 Mbit/s, 0.25 headroom
+	tests := []struct {
+		name      string
+		st        protocol.Stats
+		used      int
+		wantSlots int
+		wantOK    bool
+	}{
+		{"backed up below its children", protocol.Stats{UplinkKbps: 8_000, UplinkBusy: true}, 6, 2, true},
+		{"backed up, carries them all", protocol.Stats{UplinkKbps: 8_000, UplinkBusy: true}, 2, 2, false},
+		{"not backed up: a lower bound explains nothing", protocol.Stats{UplinkKbps: 8_000}, 6, 0, false},
+		{"no rate", protocol.Stats{UplinkBusy: true}, 6, 0, false},
+		{"no stats yet", protocol.Stats{}, 3, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			slots, ok := c.Overloaded(tt.st, tt.used)
+			if slots != tt.wantSlots || ok != tt.wantOK {
+				t.Errorf("Overloaded = %d %v, want %d %v", slots, ok, tt.wantSlots, tt.wantOK)
+			}
+		})
+	}
+}
+
+// TestOverloadedParentKeepsWhatItCarries: a child's silent report about a
+// parent whose own stats show a backed-up uplink, holding more children
+// than it carries, costs the parent only the slots it cannot carry. Before,
+// the complaint halved it (two slots to one, held for DemoteHold), as for
+// a parent that claimed room it did not have.
+func TestOverloadedParentKeepsWhatItCarries(t *testing.T) {
+	// Shedding one child per stats report keeps the parent over its slots
+	// while the complaint arrives.
+	tt := newTestTracker(t, Config{Stripes: 1, RootCapacity: 1, Overlay: overlay.Config{MaxMovesPerUpdate: 1, MovesPerSecond: 0.001}})
+	joinSeeder(t, tt, "ol")
+	p, _ := joinViewer(t, tt, protocol.Join{Stream: "ol", UploadKbps: 32_000}) // 8 slots
+	var kids []*client
+	for range 6 {
+		c, _ := joinViewer(t, tt, protocol.Join{Stream: "ol", NoUpload: true})
+		kids = append(kids, c)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(tt.children("ol", p.id, 0)); n != 6 {
+		t.Fatalf("parent feeds %d children, want 6", n)
+	}
+	capOf := func() int {
+		st := tt.t.streamState("ol")
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.sessions[p.id].capacity
+	}
+	p.send(protocol.Stats{UploadKbps: 8_000, UplinkKbps: 8_000, UplinkBusy: true}) // 2 slots
+	for i := 0; capOf() != 2; i++ {
+		if i == 200 {
+			t.Fatalf("capacity %d after measuring 8 Mbit/s busy, want 2", capOf())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var child *client
+	for _, k := range kids {
+		if slices.Contains(tt.children("ol", p.id, 0), overlay.PeerID(k.id)) {
+			child = k
+			break
+		}
+	}
+	if child == nil || len(tt.children("ol", p.id, 0)) <= 2 {
+		t.Fatalf("parent already shed to %d children", len(tt.children("ol", p.id, 0)))
+	}
+	child.send(protocol.Report{Kind: protocol.ReportSilent, Peer: p.id, Stripe: 0})
+	child.next("moved off P", func(m protocol.Message) bool {
+		as, ok := m.(protocol.Assign)
+		return ok && !as.Remove && as.Parent != p.id
+	})
+	if c := capOf(); c != 2 {
+		t.Fatalf("an overloaded parent has %d slots after a complaint, want the 2 its uplink carries", c)
 	}
 }
 

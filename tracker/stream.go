@@ -368,7 +368,7 @@ func (st *streamState) report(from *session, r protocol.Report) {
 		return
 	}
 	if r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportFlood || r.Kind == protocol.ReportBadChunk {
-		st.demoteLocked(accused, from)
+		st.demoteLocked(accused, from, r.Kind)
 	}
 	if (r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportNoConn) && !accused.isSeeder {
 		// It may be gone: no new children for it until its next stats,
@@ -399,7 +399,9 @@ func (st *streamState) strikeLocked(from *session, why string) {
 // or flooding (Demote): a peer that promised more upload than it delivers
 // (a capacity liar, or just an optimist) stops attracting new children and
 // sheds some of the ones it has; one two children lost at once sheds all.
-func (st *streamState) demoteLocked(accused, from *session) {
+// A silent parent whose own stats show it overloaded keeps what its
+// uplink carries (Capacity.Overloaded).
+func (st *streamState) demoteLocked(accused, from *session, kind string) {
 	if accused.isSeeder {
 		return
 	}
@@ -407,7 +409,7 @@ func (st *streamState) demoteLocked(accused, from *session) {
 	if accused.complaints == nil {
 		accused.complaints = make(map[protocol.PeerID]time.Time)
 	}
-	c, ok := Demote(accused.complaints, from.id, accused.capacity, now)
+	c, ok := st.capacity().Complaint(accused.complaints, from.id, kind, accused.capacity, st.slotsUsed(accused.id), accused.stats, now)
 	if !ok {
 		return
 	}

@@ -18,10 +18,11 @@ import (
 
 // Config configures a Tracker. Zero values take the documented defaults.
 type Config struct {
-	// Stripes is K, the number of stripe trees per stream (default 2).
+	// Stripes is K, the number of stripe trees per stream (default
+	// overlay.DefaultStripes).
 	Stripes int
 	// RootCapacity is how many children the seeder feeds per stripe
-	// (default 4).
+	// (default overlay.DefaultRootCapacity).
 	RootCapacity int
 	// StreamKbps is the assumed stream bitrate before stats tell better
 	// (default 3000); it turns upload bandwidth into child slots.
@@ -118,7 +119,7 @@ type Tracker struct {
 // New makes a Tracker and starts its liveness reaper.
 func New(cfg Config) (*Tracker, error) {
 	if cfg.Stripes == 0 {
-		cfg.Stripes = 2
+		cfg.Stripes = overlay.DefaultStripes
 	}
 	if cfg.Stripes < 1 || cfg.Stripes > protocol.MaxStripes {
 		return nil, fmt.Errorf("tracker: stripes %d not in 1..%d", cfg.Stripes, protocol.MaxStripes)
@@ -128,7 +129,7 @@ func New(cfg Config) (*Tracker, error) {
 			*v = d
 		}
 	}
-	def(&cfg.RootCapacity, 4)
+	def(&cfg.RootCapacity, overlay.DefaultRootCapacity)
 	def(&cfg.StreamKbps, 3000)
 	def(&cfg.MaxPeersPerStream, 100_000)
 	def(&cfg.MaxConnsPerIP, 32)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/banyan-live/banyan/cluster"
 	"github.com/banyan-live/banyan/internal/httpx"
+	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/role/seederrole"
 	"github.com/banyan-live/banyan/role/trackerrole"
@@ -192,8 +193,8 @@ func runTracker(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	tlsOpt.register(c, false)
 	c.String(&connectSrc, "connect-src", "", "more origins the pages may connect to, comma-separated (CSP connect-src), e.g. wss://*.tv.example.net: trackers that join later, so pages loaded before follow a stream handed over to one")
 	c.Bool(&rebalance, "rebalance", true, "hand a stream over (its clients are moved) to a tracker that joins and wins it by rendezvous hashing; false: streams stay with their tracker while it lives")
-	c.Int(&stripes, "stripes", 2, "stripe trees per stream (K): each viewer has K parents")
-	c.Int(&rootCap, "root-capacity", 4, "children a seeder feeds directly in each stripe")
+	c.Int(&stripes, "stripes", overlay.DefaultStripes, "stripe trees per stream (K): each viewer has K parents")
+	c.Int(&rootCap, "root-capacity", overlay.DefaultRootCapacity, "children a seeder feeds directly in each stripe")
 	c.String(&turnAddr, "turn-url", "", "host:port of the TURN relay viewers get (`banyan turn` or coturn with the same secret; empty: none)")
 	c.String(&turnSecret, "turn-secret", "", "TURN shared secret (required with --turn-url; prefer BANYAN_TURN_SECRET)")
 	c.Duration(&turnTTL, "turn-credential-ttl", 10*time.Minute, "lifetime of a viewer's TURN credentials (refreshed every half of it)")

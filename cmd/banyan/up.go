@@ -22,6 +22,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/banyan-live/banyan/internal/httpx"
+	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/role/seederrole"
 	"github.com/banyan-live/banyan/role/trackerrole"
@@ -96,8 +97,8 @@ func (o *upOptions) register(c *command) {
 	c.Bool(&o.Demo, "demo", true, "create the demo stream on first start and keep its key in the data dir so the banner can show it (--demo=false in production)")
 	c.String(&o.DemoStream, "demo-stream", "demo", "name of the demo stream (empty: none)")
 	c.String(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-	c.Int(&o.Stripes, "stripes", 2, "stripe trees per stream (K): each viewer has K parents")
-	c.Int(&o.RootCap, "root-capacity", 4, "children the seeder feeds directly in each stripe")
+	c.Int(&o.Stripes, "stripes", overlay.DefaultStripes, "stripe trees per stream (K): each viewer has K parents")
+	c.Int(&o.RootCap, "root-capacity", overlay.DefaultRootCapacity, "children the seeder feeds directly in each stripe")
 	c.Bool(&o.ICELoop, "ice-loopback", false, "WebRTC over loopback only, and TURN may relay to loopback (tests and single-machine demos; never on a shared host)")
 	c.Bool(&o.TURNPriv, "turn-allow-private", false, "let TURN relay to private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7): a LAN or lab, never on the internet")
 	c.Bool(&o.PProf, "pprof", false, "serve /debug/pprof/ on the HTTP port (admin token required)")

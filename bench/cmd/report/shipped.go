@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/banyan-live/banyan/bench"
+	"github.com/banyan-live/banyan/overlay"
 )
 
 // shipped is a run of the engine every viewer runs: the mem model with
@@ -19,10 +20,10 @@ func shipped(r run) bool {
 		(r.UploadScale == 0 || r.UploadScale == 1) && r.Headroom == 0 && !strings.HasPrefix(r.Label, "exp-")
 }
 
-// baseline is a shipped run at issue 16's reference point: K = 2,
+// baseline is a shipped run at issue 16's reference point: the default K,
 // 3 Mbit/s, the model's uplink mix, abrupt churn.
 func baseline(r run) bool {
-	return shipped(r) && r.Stripes == 2 && r.BitrateBps == 3e6 && defaultMix(r) && r.ChurnMode != bench.ChurnClean
+	return shipped(r) && r.Stripes == overlay.DefaultStripes && r.BitrateBps == 3e6 && defaultMix(r) && r.ChurnMode != bench.ChurnClean
 }
 
 func defaultMix(r run) bool { return r.NoUploadPct == 0 || r.NoUploadPct == bench.DefaultNoUploadPct }
@@ -88,8 +89,8 @@ func writeShippedTargets(w io.Writer, runs, prev []run) {
 		if r4.Stripes != 4 || r4.BitrateBps != 3e6 || !defaultMix(r4) {
 			continue
 		}
-		for _, r2 := range base {
-			if r2.Peers == r4.Peers && r2.Seed == r4.Seed && r2.ChurnPerMin == r4.ChurnPerMin && r2.Kill == r4.Kill && r2.DurationS == r4.DurationS {
+		for _, r2 := range all {
+			if r2.Stripes == 2 && r2.BitrateBps == r4.BitrateBps && defaultMix(r2) && r2.Peers == r4.Peers && r2.Seed == r4.Seed && r2.ChurnPerMin == r4.ChurnPerMin && r2.Kill == r4.Kill && r2.DurationS == r4.DurationS {
 				row("K = 4 no worse than K = 2 (offload, stalls)", r4,
 					fmt.Sprintf("K=4 %s, stall %.6f; K=2 (%s) %s, stall %.6f", pct(r4.Offload, 2), r4.StallRatio, r2.Label, pct(r2.Offload, 2), r2.StallRatio),
 					r4.Offload >= r2.Offload-0.001 && r4.StallRatio <= r2.StallRatio+0.0001)
