@@ -3,11 +3,12 @@ package peer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -949,7 +950,7 @@ func (e *Engine) originDone(k key, g *chunk.Gap, sealed []byte, err error) {
 	e.st.bytesOrigin += uint64(len(sealed))
 	h, verr := e.cfg.Verify(sealed)
 	if verr == nil && (h.Epoch != k.epoch || h.Seq != k.seq) {
-		verr = fmt.Errorf("%w: origin answered epoch %d seq %d", chunk.ErrMalformed, h.Epoch, h.Seq)
+		verr = errs.Wrap("", chunk.ErrMalformed, ": origin answered epoch "+strconv.FormatUint(uint64(h.Epoch), 10)+" seq "+strconv.FormatUint(h.Seq, 10))
 	}
 	if verr != nil {
 		// The origin is not a peer: nobody to report. Retry later.
