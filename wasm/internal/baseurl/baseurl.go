@@ -4,10 +4,7 @@
 // one check (docs/wasm-size.md). Its tests hold it to url.Parse.
 package baseurl
 
-import (
-	"net/netip"
-	"strings"
-)
+import "strings"
 
 // Usable reports whether url.Parse(s) succeeds with the scheme http or
 // https (in any case) and a non-empty host: the rules of Go 1.26's
@@ -85,8 +82,90 @@ func validHost(host string) bool {
 	if !validEscapes(name, hostPart) {
 		return false
 	}
-	addr, err := netip.ParseAddr(unescape(name) + unescape(zone))
-	return err == nil && !addr.Is4()
+	return isIPv6(unescape(name) + unescape(zone))
+}
+
+// isIPv6 reports whether netip.ParseAddr(s) succeeds with an IPv6
+// address, with an optional zone: net/netip would bring the unique
+// package and its runtime support, about 19 KB of the wasm's brotli.
+// Groups of 1–4 hex digits, one "::" for at least one zero group, and
+// an IPv4 address in place of the last two groups.
+func isIPv6(s string) bool {
+	// ParseAddr goes by the first '.', ':' or '%': only ':' is IPv6.
+	if i := strings.IndexAny(s, ".:%"); i < 0 || s[i] != ':' {
+		return false
+	}
+	if i := strings.IndexByte(s, '%'); i >= 0 {
+		if i == len(s)-1 {
+			return false // an empty zone
+		}
+		s = s[:i]
+	}
+	groups, ellipsis := 0, false
+	if rest, ok := strings.CutPrefix(s, "::"); ok {
+		if rest == "" {
+			return true
+		}
+		s, ellipsis = rest, true
+	}
+	for groups < 8 {
+		n := 0
+		for n < len(s) && isHex(s[n]) {
+			if n++; n > 4 {
+				return false
+			}
+		}
+		if n == 0 {
+			return false
+		}
+		if n < len(s) && s[n] == '.' {
+			if !ellipsis && groups != 6 || groups > 6 || !isIPv4(s) {
+				return false
+			}
+			groups, s = groups+2, ""
+			break
+		}
+		groups++
+		if s = s[n:]; s == "" {
+			break
+		}
+		if s[0] != ':' || len(s) == 1 {
+			return false
+		}
+		if s = s[1:]; s[0] == ':' {
+			if ellipsis {
+				return false
+			}
+			ellipsis = true
+			if s = s[1:]; s == "" {
+				break
+			}
+		}
+	}
+	return s == "" && (groups == 8) != ellipsis
+}
+
+// isIPv4 is netip's dotted quad: four decimal fields of at most 255,
+// without leading zeros.
+func isIPv4(s string) bool {
+	fields, val, digits := 1, 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9':
+			if digits == 1 && val == 0 {
+				return false
+			}
+			val, digits = val*10+int(c-'0'), digits+1
+			if val > 255 {
+				return false
+			}
+		case c == '.' && digits > 0 && i < len(s)-1 && fields < 4:
+			fields, val, digits = fields+1, 0, 0
+		default:
+			return false
+		}
+	}
+	return fields == 4
 }
 
 // validPort: empty, or a colon and digits (maybe none).

@@ -1,6 +1,7 @@
 package baseurl
 
 import (
+	"net/netip"
 	"net/url"
 	"testing"
 )
@@ -85,6 +86,64 @@ func FuzzUsable(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if got, want := Usable(s), viaNetURL(s); got != want {
 			t.Errorf("Usable(%q) = %v, url.Parse says %v", s, got, want)
+		}
+	})
+}
+
+func TestIsIPv6(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"::", true},
+		{"::1", true},
+		{"1::", true},
+		{"fe80::1%en0", true},
+		{"1:2:3:4:5:6:7:8", true},
+		{"1:2:3:4:5:6:1.2.3.4", true},
+		{"::ffff:1.2.3.4", true},
+		{"ABCD:ef01::", true},
+		{"1.2.3.4", false}, // IPv4 is not an IP-literal here
+		{"::%", false},
+		{"%en0", false},
+		{"1:2:3:4:5:6:7:8:9", false},
+		{"1:2:3:4:5:6:7::8", false}, // :: must stand for a zero group
+		{"1::2::3", false},
+		{"12345::", false},
+		{"1:2:3:4:5:1.2.3.4", false},
+		{"1:2:3:4:5:6:7:1.2.3.4", false},
+		{"::01.2.3.4", false},
+		{"::1.2.3", false},
+		{"::1.2.3.4.5", false},
+		{"::1.2.3.256", false},
+		{"::1..3.4", false},
+		{"::1.2.3.4.", false},
+		{"1:", false},
+		{":1", false},
+		{"1:2", false},
+		{"g::", false},
+	} {
+		if got := isIPv6(tc.in); got != tc.want {
+			t.Errorf("isIPv6(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+		if got := viaNetip(tc.in); got != tc.want {
+			t.Errorf("netip.ParseAddr(%q): IPv6 %v, want %v (the table is wrong)", tc.in, got, tc.want)
+		}
+	}
+}
+
+func viaNetip(s string) bool {
+	a, err := netip.ParseAddr(s)
+	return err == nil && !a.Is4()
+}
+
+func FuzzIsIPv6(f *testing.F) {
+	for _, s := range []string{"::", "fe80::1%en0", "1:2:3:4:5:6:1.2.3.4", "::ffff:01.2.3.4", "1::2::3", "1.2.3.4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isIPv6(s), viaNetip(s); got != want {
+			t.Errorf("isIPv6(%q) = %v, netip.ParseAddr says %v", s, got, want)
 		}
 	})
 }
