@@ -939,7 +939,7 @@ func (e *Engine) wouldPlay(k key) bool {
 // reported unless it told us first that it was fooled too.
 func (e *Engine) badChunk(now time.Time, pd *pending, sealed []byte, cause error) {
 	e.ctr.BadChunks++
-	e.log.Warn("peer: chunk failed verification", "epoch", pd.k.epoch, "seq", pd.k.seq, "from", pd.src, "err", cause)
+	e.log.Warn("peer: chunk failed verification", "epoch", pd.k.epoch, "seq", pd.k.seq, "from", errs.List(pd.src), "err", cause)
 	e.noticeChildren(pd)
 	pd.bad, pd.urgent = true, true
 	if pd.retry != nil {

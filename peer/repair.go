@@ -307,8 +307,8 @@ func (e *Engine) deadlines(now time.Time) {
 		// invisible after the fact.
 		e.log.Debug("peer: chunk missed its deadline", "epoch", k.epoch, "seq", k.seq,
 			"late_by", lateBy, "target", target,
-			"pieces_from", pd.src, "first", since(now, pd.first), "last", since(now, pd.last),
-			"tried", pd.tried, "asked", pd.asked, "origin_busy", pd.originBusy, "repairing", pd.repairing)
+			"pieces_from", errs.List(pd.src), "first", since(now, pd.first), "last", since(now, pd.last),
+			"tried", errs.List(pd.tried), "asked", pd.asked, "origin_busy", pd.originBusy, "repairing", pd.repairing)
 		e.advance(now)
 	}
 }

@@ -54,6 +54,10 @@ const (
 // seeder's root peer gets an ID like any other.
 type PeerID uint64
 
+// String is the ID in decimal, as fmt prints it; the wasm's log lines,
+// written without fmt, need the method to show it.
+func (id PeerID) String() string { return strconv.FormatUint(uint64(id), 10) }
+
 // Message is implemented by every message type.
 type Message interface {
 	Type() string

@@ -684,7 +684,7 @@ func (p *Player) control(now time.Time) {
 	}
 	a := p.edge.Decide(v)
 	if a.Seek || a.Play {
-		p.log.Debug("edge", "seek", a.Seek, "to", a.SeekTo, "play", a.Play, "current", v.Current, "buffered", v.Buffered, "ready", p.video.Get("readyState").Int())
+		p.log.Debug("edge", "seek", a.Seek, "to", a.SeekTo, "play", a.Play, "current", v.Current, "buffered", errs.List(v.Buffered), "ready", p.video.Get("readyState").Int())
 	}
 	if a.Seek {
 		p.video.Set("currentTime", a.SeekTo)

@@ -27,8 +27,9 @@ func (e *wrapped) Unwrap() error { return e.err }
 
 // Text is fmt.Sprint(v) for the values that reach an error text or a log
 // line: nil, strings, errors, Stringers, booleans, integers, floats and
-// byte or string slices. Any other value is written as "<?>": without
-// reflect its type cannot be named.
+// byte, string or any slices. Any other value is written as "<?>":
+// without reflect its type cannot be named (give it a String method, or
+// pass a slice through List).
 func Text(v any) string {
 	switch v := v.(type) {
 	case nil:
@@ -68,23 +69,25 @@ func Text(v any) string {
 	case float64:
 		return strconv.FormatFloat(v, 'g', -1, 64)
 	case []byte:
-		return textSlice(v, func(b byte) string { return strconv.FormatUint(uint64(b), 10) })
+		return List(v)
 	case []string:
-		return textSlice(v, func(s string) string { return s })
+		return List(v)
 	case []any:
-		return textSlice(v, Text)
+		return List(v)
 	}
 	return "<?>"
 }
 
-// textSlice writes a slice as fmt's %v does: [a b c].
-func textSlice[T any](s []T, text func(T) string) string {
+// List is fmt.Sprint(s) for a slice of values Text writes: [a b c]. A
+// log line passes it a slice of another type (of IDs, say), which Text
+// cannot look into without reflect.
+func List[T any](s []T) string {
 	b := []byte{'['}
 	for i, v := range s {
 		if i > 0 {
 			b = append(b, ' ')
 		}
-		b = append(b, text(v)...)
+		b = append(b, Text(v)...)
 	}
 	return string(append(b, ']'))
 }

@@ -57,6 +57,22 @@ func TestTextLikeSprint(t *testing.T) {
 			t.Errorf("Text(%#v) = %q, fmt.Sprint says %q", v, got, want)
 		}
 	}
+	for _, v := range []any{[]stringer{{}, {}}, []time.Duration{time.Second}, []int64{-1, 2}, []error{errBase, nil}} {
+		var got string
+		switch v := v.(type) {
+		case []stringer:
+			got = List(v)
+		case []time.Duration:
+			got = List(v)
+		case []int64:
+			got = List(v)
+		case []error:
+			got = List(v)
+		}
+		if want := fmt.Sprint(v); got != want {
+			t.Errorf("List(%#v) = %q, fmt.Sprint says %q", v, got, want)
+		}
+	}
 	if got := Text(struct{ A int }{1}); got != "<?>" {
 		t.Errorf("Text(struct) = %q, want <?>", got)
 	}
