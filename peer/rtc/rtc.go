@@ -240,13 +240,13 @@ func (t *Transport) Dial(remote peer.PeerID) (*Link, error) {
 	}
 	dc, err := l.pc.createDataChannel("banyan", t.cfg.Reliability)
 	if err != nil {
-		l.fail(errs.Wrap("rtc: dial "+strconv.FormatUint(uint64(remote), 10)+": data channel: ", err, ""))
+		l.fail(errs.Wrap("rtc: dial "+remote.String()+": data channel: ", err, ""))
 		return nil, l.err
 	}
 	l.setupDC(dc)
 	offer, err := l.pc.offer()
 	if err != nil {
-		l.fail(errs.Wrap("rtc: dial "+strconv.FormatUint(uint64(remote), 10)+": offer: ", err, ""))
+		l.fail(errs.Wrap("rtc: dial "+remote.String()+": offer: ", err, ""))
 		return nil, l.err
 	}
 	l.sendDesc("offer", offer)
@@ -296,7 +296,7 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool, attempt uint32) (*L
 	}
 	if old := t.links[remote]; old != nil {
 		t.mu.Unlock()
-		return nil, errors.New("rtc: link to " + strconv.FormatUint(uint64(remote), 10) + " exists")
+		return nil, errors.New("rtc: link to " + remote.String() + " exists")
 	}
 	l := &Link{t: t, remote: remote, dialer: dialer, attempt: attempt, done: make(chan struct{})}
 	l.path.Store(initialPath)
@@ -326,7 +326,7 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool, attempt uint32) (*L
 				case stateConnected:
 					l.updatePath()
 				case stateFailed:
-					l.fail(errors.New("rtc: link to " + strconv.FormatUint(uint64(remote), 10) + ": ICE failed"))
+					l.fail(errors.New("rtc: link to " + remote.String() + ": ICE failed"))
 				case stateClosed:
 					l.fail(ErrClosed)
 				}
@@ -344,7 +344,7 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool, attempt uint32) (*L
 	})
 	if err != nil {
 		t.forget(l)
-		return nil, errs.Wrap("rtc: peer connection to "+strconv.FormatUint(uint64(remote), 10)+": ", err, "")
+		return nil, errs.Wrap("rtc: peer connection to "+remote.String()+": ", err, "")
 	}
 	l.pc = pc
 	l.mu.Lock()
@@ -410,7 +410,7 @@ func (l *Link) guarded(where string, f func()) func() {
 	}
 	return func() {
 		if err := g.Run("rtc "+where, f); err != nil {
-			l.fail(errs.Wrap("rtc: link to "+strconv.FormatUint(uint64(l.remote), 10)+": ", err, ""))
+			l.fail(errs.Wrap("rtc: link to "+l.remote.String()+": ", err, ""))
 		}
 	}
 }
@@ -428,14 +428,14 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 	switch {
 	case s.SDP != nil && s.SDP.Type == "offer":
 		if f := t.cfg.Accept; f != nil && !f(remote) {
-			return errors.New("rtc: offer from unpaired peer " + strconv.FormatUint(uint64(remote), 10) + " refused")
+			return errors.New("rtc: offer from unpaired peer " + remote.String() + " refused")
 		}
 		if l != nil {
 			if l.dialer && t.cfg.Self < remote {
 				return nil // glare: our offer wins
 			}
 			// A renegotiation or the remote's restart: start afresh.
-			l.fail(errors.New("rtc: link to " + strconv.FormatUint(uint64(remote), 10) + " replaced by its offer"))
+			l.fail(errors.New("rtc: link to " + remote.String() + " replaced by its offer"))
 		}
 		nl, err := t.newLink(remote, false, s.Attempt)
 		if err != nil {
@@ -443,14 +443,14 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 		}
 		return nl.answer(s.SDP.SDP)
 	case l == nil:
-		return errors.New("rtc: signal from " + strconv.FormatUint(uint64(remote), 10) + " without a link")
+		return errors.New("rtc: signal from " + remote.String() + " without a link")
 	case s.Attempt != 0 && l.attempt != 0 && s.Attempt != l.attempt:
 		// The answer or a candidate of an attempt that already failed: it
 		// must not touch this one's PeerConnection.
 		return nil
 	case s.SDP != nil && s.SDP.Type == "answer":
 		if !l.dialer {
-			return errors.New("rtc: unexpected answer from " + strconv.FormatUint(uint64(remote), 10))
+			return errors.New("rtc: unexpected answer from " + remote.String())
 		}
 		l.mu.Lock()
 		took := time.Since(l.offeredAt)
@@ -459,14 +459,14 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 		t.answers.Answered(took)
 		t.mu.Unlock()
 		if err := l.pc.setAnswer(s.SDP.SDP); err != nil {
-			l.fail(errs.Wrap("rtc: answer from "+strconv.FormatUint(uint64(remote), 10)+": ", err, ""))
+			l.fail(errs.Wrap("rtc: answer from "+remote.String()+": ", err, ""))
 			return l.err
 		}
 		return l.flushCandidates()
 	case len(s.Candidate) > 0:
 		c, err := parseCandidate(s.Candidate)
 		if err != nil {
-			return errs.Wrap("rtc: candidate from "+strconv.FormatUint(uint64(remote), 10)+": ", err, "")
+			return errs.Wrap("rtc: candidate from "+remote.String()+": ", err, "")
 		}
 		l.mu.Lock()
 		if !l.haveDesc {
@@ -478,7 +478,7 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 		}
 		l.mu.Unlock()
 		if err := l.pc.addCandidate(c); err != nil {
-			return errs.Wrap("rtc: candidate from "+strconv.FormatUint(uint64(remote), 10)+": ", err, "")
+			return errs.Wrap("rtc: candidate from "+remote.String()+": ", err, "")
 		}
 		return nil
 	}
@@ -488,7 +488,7 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 func (l *Link) answer(sdp string) error {
 	ans, err := l.pc.acceptOffer(sdp)
 	if err != nil {
-		l.fail(errs.Wrap("rtc: answer "+strconv.FormatUint(uint64(l.remote), 10)+": ", err, ""))
+		l.fail(errs.Wrap("rtc: answer "+l.remote.String()+": ", err, ""))
 		return l.err
 	}
 	l.sendDesc("answer", ans)
@@ -503,7 +503,7 @@ func (l *Link) flushCandidates() error {
 	l.mu.Unlock()
 	for _, c := range cands {
 		if err := l.pc.addCandidate(c); err != nil {
-			return errs.Wrap("rtc: candidate from "+strconv.FormatUint(uint64(l.remote), 10)+": ", err, "")
+			return errs.Wrap("rtc: candidate from "+l.remote.String()+": ", err, "")
 		}
 	}
 	return nil
@@ -536,7 +536,7 @@ func (l *Link) Send(msg []byte) error {
 		return peer.ErrBackpressure
 	}
 	if err := dc.send(msg); err != nil {
-		return errs.Wrap("rtc: send to "+strconv.FormatUint(uint64(l.remote), 10)+": ", err, "")
+		return errs.Wrap("rtc: send to "+l.remote.String()+": ", err, "")
 	}
 	return nil
 }
