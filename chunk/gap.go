@@ -1,6 +1,10 @@
 package chunk
 
-import "fmt"
+import (
+	"strconv"
+
+	"github.com/banyan-live/banyan/internal/errs"
+)
 
 // Gap is the byte range of a partly reassembled chunk that covers all its
 // missing pieces: what a rescue asks an HTTP origin for (a Range request),
@@ -15,6 +19,12 @@ type Gap struct {
 	// -1 when the range runs to the chunk's end (the last piece, whose
 	// length is not known, is missing).
 	Off, End int64
+}
+
+// text is the gap as fmt's %+v writes it.
+func (g Gap) text() string {
+	return "{First:" + strconv.Itoa(g.First) + " Last:" + strconv.Itoa(g.Last) + " Count:" + strconv.Itoa(g.Count) +
+		" Size:" + strconv.Itoa(g.Size) + " Off:" + strconv.FormatInt(g.Off, 10) + " End:" + strconv.FormatInt(g.End, 10) + "}"
 }
 
 // Gap returns the range covering the missing pieces of a chunk being
@@ -53,15 +63,15 @@ func (g Gap) Pieces(epoch uint32, seq uint64, b []byte) ([]Piece, error) {
 	if g.Size < 1 || g.First < 0 || g.Last < g.First || g.Last >= g.Count || g.Count > MaxPieces ||
 		g.Off != int64(g.First)*size || (g.End < 0) != (g.Last == g.Count-1) ||
 		(g.End >= 0 && g.End != int64(g.Last+1)*size) {
-		return nil, fmt.Errorf("chunk: gap %+v: %w", g, ErrMalformed)
+		return nil, errs.Wrap("chunk: gap "+g.text()+": ", ErrMalformed, "")
 	}
 	n := int64(len(b))
 	full := int64(g.Last-g.First+1) * int64(g.Size)
 	switch {
 	case g.End >= 0 && n != g.End-g.Off:
-		return nil, fmt.Errorf("chunk: range of %d bytes for pieces %d–%d, want %d: %w", n, g.First, g.Last, g.End-g.Off, ErrMalformed)
+		return nil, errs.Wrap("chunk: range of "+strconv.FormatInt(n, 10)+" bytes for pieces "+strconv.Itoa(g.First)+"–"+strconv.Itoa(g.Last)+", want "+strconv.FormatInt(g.End-g.Off, 10)+": ", ErrMalformed, "")
 	case g.End < 0 && (n <= full-int64(g.Size) || n > full):
-		return nil, fmt.Errorf("chunk: range of %d bytes for pieces %d–%d of %d: %w", n, g.First, g.Last, g.Count, ErrMalformed)
+		return nil, errs.Wrap("chunk: range of "+strconv.FormatInt(n, 10)+" bytes for pieces "+strconv.Itoa(g.First)+"–"+strconv.Itoa(g.Last)+" of "+strconv.Itoa(g.Count)+": ", ErrMalformed, "")
 	}
 	ps := make([]Piece, 0, g.Last-g.First+1)
 	for i := g.First; i <= g.Last; i++ {
@@ -80,7 +90,7 @@ func SliceRange(sealed []byte, off, end int64) ([]byte, error) {
 		end = n
 	}
 	if off < 0 || off >= end || end > n {
-		return nil, fmt.Errorf("chunk: range %d–%d of a %d-byte chunk: %w", off, end, n, ErrMalformed)
+		return nil, errs.Wrap("chunk: range "+strconv.FormatInt(off, 10)+"–"+strconv.FormatInt(end, 10)+" of a "+strconv.FormatInt(n, 10)+"-byte chunk: ", ErrMalformed, "")
 	}
 	return sealed[off:end], nil
 }

@@ -3,8 +3,10 @@ package chunk
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/banyan-live/banyan/internal/errs"
 )
 
 // Wire constants of a sealed chunk.
@@ -79,7 +81,7 @@ func (f Flags) String() string {
 		}
 	}
 	if rest := f &^ knownFlags; rest != 0 {
-		parts = append(parts, fmt.Sprintf("%#x", uint8(rest)))
+		parts = append(parts, "0x"+strconv.FormatUint(uint64(uint8(rest)), 16))
 	}
 	return strings.Join(parts, "|")
 }
@@ -107,27 +109,26 @@ func (h Header) SealedLen() int { return Overhead + int(h.PayloadLen) }
 func (h Header) IsInit() bool { return h.Flags&FlagInit != 0 }
 
 func (h Header) String() string {
-	return fmt.Sprintf("chunk{epoch=%d seq=%d flags=%s key=%d t=%dus d=%dus len=%d}",
-		h.Epoch, h.Seq, h.Flags, h.KeyID, h.MediaTime, h.Duration, h.PayloadLen)
+	return "chunk{epoch=" + strconv.FormatUint(uint64(h.Epoch), 10) + " seq=" + strconv.FormatUint(h.Seq, 10) + " flags=" + h.Flags.String() + " key=" + strconv.FormatUint(uint64(h.KeyID), 10) + " t=" + strconv.FormatUint(h.MediaTime, 10) + "us d=" + strconv.FormatUint(uint64(h.Duration), 10) + "us len=" + strconv.FormatUint(uint64(h.PayloadLen), 10) + "}"
 }
 
 // Validate checks the header's own rules (flags, init convention, bounds).
 func (h Header) Validate() error {
 	if err := h.validate(); err != nil {
-		return fmt.Errorf("chunk: header: %w", err)
+		return errs.Wrap("chunk: header: ", err, "")
 	}
 	return nil
 }
 
 func (h Header) validate() error {
 	if h.Flags&^knownFlags != 0 {
-		return fmt.Errorf("%w: unknown flags %#x", ErrMalformed, uint8(h.Flags&^knownFlags))
+		return errs.Wrap("", ErrMalformed, ": unknown flags 0x"+strconv.FormatUint(uint64(uint8(h.Flags&^knownFlags)), 16))
 	}
 	if h.IsInit() != (h.Seq == 0) {
-		return fmt.Errorf("%w: init flag must be set exactly on sequence 0 (seq %d, flags %s)", ErrMalformed, h.Seq, h.Flags)
+		return errs.Wrap("", ErrMalformed, ": init flag must be set exactly on sequence 0 (seq "+strconv.FormatUint(h.Seq, 10)+", flags "+h.Flags.String()+")")
 	}
 	if h.PayloadLen > MaxPayload {
-		return fmt.Errorf("%w: payload length %d exceeds %d", ErrMalformed, h.PayloadLen, MaxPayload)
+		return errs.Wrap("", ErrMalformed, ": payload length "+strconv.FormatUint(uint64(h.PayloadLen), 10)+" exceeds "+strconv.Itoa(MaxPayload))
 	}
 	return nil
 }
@@ -155,23 +156,23 @@ func (h Header) appendTo(b []byte) []byte {
 func ParseHeader(b []byte) (Header, error) {
 	h, err := parseHeader(b)
 	if err != nil {
-		return Header{}, fmt.Errorf("chunk: parse header: %w", err)
+		return Header{}, errs.Wrap("chunk: parse header: ", err, "")
 	}
 	return h, nil
 }
 
 func parseHeader(b []byte) (Header, error) {
 	if len(b) < HeaderSize {
-		return Header{}, fmt.Errorf("%w: %d bytes, header needs %d", ErrMalformed, len(b), HeaderSize)
+		return Header{}, errs.Wrap("", ErrMalformed, ": "+strconv.Itoa(len(b))+" bytes, header needs "+strconv.Itoa(HeaderSize))
 	}
 	if b[0] != Magic {
-		return Header{}, fmt.Errorf("%w: bad magic %#x", ErrMalformed, b[0])
+		return Header{}, errs.Wrap("", ErrMalformed, ": bad magic 0x"+strconv.FormatUint(uint64(b[0]), 16))
 	}
 	if b[1] != Version {
-		return Header{}, fmt.Errorf("%w: unsupported version %d", ErrMalformed, b[1])
+		return Header{}, errs.Wrap("", ErrMalformed, ": unsupported version "+strconv.FormatUint(uint64(b[1]), 10))
 	}
 	if b[3] != 0 {
-		return Header{}, fmt.Errorf("%w: reserved byte %#x", ErrMalformed, b[3])
+		return Header{}, errs.Wrap("", ErrMalformed, ": reserved byte 0x"+strconv.FormatUint(uint64(b[3]), 16))
 	}
 	h := Header{
 		Flags:      Flags(b[2]),
@@ -190,7 +191,7 @@ func parseHeader(b []byte) (Header, error) {
 
 func checkStream(stream string) error {
 	if len(stream) == 0 || len(stream) > MaxStreamName {
-		return fmt.Errorf("%w: length %d, want 1..%d", ErrBadStream, len(stream), MaxStreamName)
+		return errs.Wrap("", ErrBadStream, ": length "+strconv.Itoa(len(stream))+", want 1.."+strconv.Itoa(MaxStreamName))
 	}
 	return nil
 }

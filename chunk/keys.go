@@ -9,10 +9,12 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
-	"fmt"
+	"errors"
 	"io"
+	"strconv"
 	"sync"
 
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/internal/jsonwire"
 )
 
@@ -41,15 +43,17 @@ func NewMasterKey(id uint32, r io.Reader) (MasterKey, error) {
 	}
 	k := MasterKey{ID: id}
 	if _, err := io.ReadFull(r, k.Key[:]); err != nil {
-		return MasterKey{}, fmt.Errorf("chunk: new master key: %w", err)
+		return MasterKey{}, errs.Wrap("chunk: new master key: ", err, "")
 	}
 	if _, err := io.ReadFull(r, k.Salt[:]); err != nil {
-		return MasterKey{}, fmt.Errorf("chunk: new master key: %w", err)
+		return MasterKey{}, errs.Wrap("chunk: new master key: ", err, "")
 	}
 	return k, nil
 }
 
-func (k MasterKey) String() string   { return fmt.Sprintf("chunk.MasterKey{ID:%d}", k.ID) }
+func (k MasterKey) String() string {
+	return "chunk.MasterKey{ID:" + strconv.FormatUint(uint64(k.ID), 10) + "}"
+}
 func (k MasterKey) GoString() string { return k.String() }
 
 // Equal compares two keys in constant time.
@@ -70,10 +74,10 @@ func (k MasterKey) Base64() (key, salt string) {
 func ParseMasterKey(id uint32, key, salt string) (MasterKey, error) {
 	out := MasterKey{ID: id}
 	if err := decodeFixed(out.Key[:], key); err != nil {
-		return MasterKey{}, fmt.Errorf("chunk: master key: key: %w", err)
+		return MasterKey{}, errs.Wrap("chunk: master key: key: ", err, "")
 	}
 	if err := decodeFixed(out.Salt[:], salt); err != nil {
-		return MasterKey{}, fmt.Errorf("chunk: master key: salt: %w", err)
+		return MasterKey{}, errs.Wrap("chunk: master key: salt: ", err, "")
 	}
 	return out, nil
 }
@@ -115,7 +119,7 @@ func (k *MasterKey) UnmarshalJSON(b []byte) error {
 		}
 	})
 	if err := r.Done(); err != nil {
-		return fmt.Errorf("chunk: master key json: %w", err)
+		return errs.Wrap("chunk: master key json: ", err, "")
 	}
 	out, err := ParseMasterKey(id, key, salt)
 	if err != nil {
@@ -127,14 +131,14 @@ func (k *MasterKey) UnmarshalJSON(b []byte) error {
 
 func decodeFixed(dst []byte, s string) error {
 	if base64.StdEncoding.DecodedLen(len(s)) > len(dst)+2 {
-		return fmt.Errorf("%d base64 characters, want %d bytes", len(s), len(dst))
+		return errors.New(strconv.Itoa(len(s)) + " base64 characters, want " + strconv.Itoa(len(dst)) + " bytes")
 	}
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		return err
 	}
 	if len(b) != len(dst) {
-		return fmt.Errorf("%d bytes, want %d", len(b), len(dst))
+		return errors.New(strconv.Itoa(len(b)) + " bytes, want " + strconv.Itoa(len(dst)))
 	}
 	copy(dst, b)
 	return nil
@@ -159,15 +163,15 @@ func sessionInfo(stream string, epoch, keyID uint32) string {
 func deriveSession(mk *MasterKey, stream string, epoch uint32) (*sessionKey, error) {
 	okm, err := hkdf.Key(sha256.New, mk.Key[:], mk.Salt[:], sessionInfo(stream, epoch, mk.ID), sessionSecret)
 	if err != nil {
-		return nil, fmt.Errorf("derive session key: %w", err)
+		return nil, errs.Wrap("derive session key: ", err, "")
 	}
 	block, err := aes.NewCipher(okm[:MasterKeySize])
 	if err != nil {
-		return nil, fmt.Errorf("derive session key: %w", err)
+		return nil, errs.Wrap("derive session key: ", err, "")
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		return nil, fmt.Errorf("derive session key: %w", err)
+		return nil, errs.Wrap("derive session key: ", err, "")
 	}
 	s := &sessionKey{aead: aead}
 	copy(s.salt[:], okm[MasterKeySize:])
@@ -235,7 +239,7 @@ func (r *Keyring) Add(k MasterKey) error {
 			if have.Equal(k) {
 				return nil
 			}
-			return fmt.Errorf("chunk: keyring add %d: %w", k.ID, ErrKeyConflict)
+			return errs.Wrap("chunk: keyring add "+strconv.FormatUint(uint64(k.ID), 10)+": ", ErrKeyConflict, "")
 		}
 	}
 	if len(r.keys) >= MaxKeys {
@@ -316,7 +320,7 @@ func (r *Keyring) session(stream string, epoch, keyID uint32) (*sessionKey, erro
 		}
 	}
 	if mk == nil {
-		return nil, fmt.Errorf("%w %d", ErrUnknownKey, keyID)
+		return nil, errs.Wrap("", ErrUnknownKey, " "+strconv.FormatUint(uint64(keyID), 10))
 	}
 	s, err := deriveSession(mk, stream, epoch)
 	if err != nil {

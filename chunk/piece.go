@@ -2,7 +2,10 @@ package chunk
 
 import (
 	"encoding/binary"
-	"fmt"
+	"errors"
+	"strconv"
+
+	"github.com/banyan-live/banyan/internal/errs"
 )
 
 // Piece wire constants.
@@ -32,21 +35,21 @@ type Piece struct {
 
 func (p Piece) validate() error {
 	if p.Count == 0 {
-		return fmt.Errorf("%w: piece count 0", ErrMalformed)
+		return errs.Wrap("", ErrMalformed, ": piece count 0")
 	}
 	if p.Index >= p.Count {
-		return fmt.Errorf("%w: piece index %d of %d", ErrMalformed, p.Index, p.Count)
+		return errs.Wrap("", ErrMalformed, ": piece index "+strconv.FormatUint(uint64(p.Index), 10)+" of "+strconv.FormatUint(uint64(p.Count), 10))
 	}
 	if len(p.Data) == 0 {
-		return fmt.Errorf("%w: empty piece", ErrMalformed)
+		return errs.Wrap("", ErrMalformed, ": empty piece")
 	}
 	if p.Index < p.Count-1 && len(p.Data) < HeaderSize {
 		// Every piece but the last has the common size S, and S must hold
 		// the chunk header so that a first piece can be routed by it.
-		return fmt.Errorf("%w: piece %d of %d has %d bytes, fewer than a chunk header", ErrMalformed, p.Index, p.Count, len(p.Data))
+		return errs.Wrap("", ErrMalformed, ": piece "+strconv.FormatUint(uint64(p.Index), 10)+" of "+strconv.FormatUint(uint64(p.Count), 10)+" has "+strconv.Itoa(len(p.Data))+" bytes, fewer than a chunk header")
 	}
 	if len(p.Data) > MaxChunkSize {
-		return fmt.Errorf("%w: piece of %d bytes", ErrMalformed, len(p.Data))
+		return errs.Wrap("", ErrMalformed, ": piece of "+strconv.Itoa(len(p.Data))+" bytes")
 	}
 	return nil
 }
@@ -64,10 +67,10 @@ func AppendPiece(dst []byte, p Piece) []byte {
 // ParsePiece decodes a piece message. Data aliases b (no copy).
 func ParsePiece(b []byte) (Piece, error) {
 	if len(b) < PieceHeaderSize {
-		return Piece{}, fmt.Errorf("chunk: parse piece: %w: %d bytes, header needs %d", ErrMalformed, len(b), PieceHeaderSize)
+		return Piece{}, errs.Wrap("chunk: parse piece: ", ErrMalformed, ": "+strconv.Itoa(len(b))+" bytes, header needs "+strconv.Itoa(PieceHeaderSize))
 	}
 	if b[0] != PieceType || b[1] != PieceVersion {
-		return Piece{}, fmt.Errorf("chunk: parse piece: %w: type %#x version %d", ErrMalformed, b[0], b[1])
+		return Piece{}, errs.Wrap("chunk: parse piece: ", ErrMalformed, ": type 0x"+strconv.FormatUint(uint64(b[0]), 16)+" version "+strconv.FormatUint(uint64(b[1]), 10))
 	}
 	p := Piece{
 		Epoch: binary.BigEndian.Uint32(b[2:]),
@@ -77,7 +80,7 @@ func ParsePiece(b []byte) (Piece, error) {
 		Data:  b[PieceHeaderSize:],
 	}
 	if err := p.validate(); err != nil {
-		return Piece{}, fmt.Errorf("chunk: parse piece: %w", err)
+		return Piece{}, errs.Wrap("chunk: parse piece: ", err, "")
 	}
 	return p, nil
 }
@@ -89,18 +92,18 @@ func ParsePiece(b []byte) (Piece, error) {
 func Split(sealed []byte, maxMessage int) ([]Piece, error) {
 	h, err := parseHeader(sealed)
 	if err != nil {
-		return nil, fmt.Errorf("chunk: split: %w", err)
+		return nil, errs.Wrap("chunk: split: ", err, "")
 	}
 	if len(sealed) != h.SealedLen() {
-		return nil, fmt.Errorf("chunk: split: %w: %d bytes, header says %d", ErrMalformed, len(sealed), h.SealedLen())
+		return nil, errs.Wrap("chunk: split: ", ErrMalformed, ": "+strconv.Itoa(len(sealed))+" bytes, header says "+strconv.Itoa(h.SealedLen()))
 	}
 	size := maxMessage - PieceHeaderSize
 	if size < HeaderSize {
-		return nil, fmt.Errorf("chunk: split: message size %d leaves less than a chunk header (%d bytes) for data", maxMessage, HeaderSize)
+		return nil, errors.New("chunk: split: message size " + strconv.Itoa(maxMessage) + " leaves less than a chunk header (" + strconv.Itoa(HeaderSize) + " bytes) for data")
 	}
 	n := (len(sealed) + size - 1) / size
 	if n > MaxPieces {
-		return nil, fmt.Errorf("chunk: split: %d pieces of %d bytes exceed %d", n, size, MaxPieces)
+		return nil, errors.New("chunk: split: " + strconv.Itoa(n) + " pieces of " + strconv.Itoa(size) + " bytes exceed " + strconv.Itoa(MaxPieces))
 	}
 	pieces := make([]Piece, n)
 	for i := range pieces {

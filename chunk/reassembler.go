@@ -3,8 +3,10 @@ package chunk
 import (
 	"bytes"
 	"errors"
-	"fmt"
+	"strconv"
 	"sync"
+
+	"github.com/banyan-live/banyan/internal/errs"
 )
 
 // Reassembler errors; test with errors.Is.
@@ -120,14 +122,14 @@ func NewReassembler(cfg ReassemblerConfig) *Reassembler {
 // unless the Reassembler retains pieces (ReassemblerConfig.Retain).
 func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 	if err := p.validate(); err != nil {
-		return nil, false, fmt.Errorf("chunk: reassemble: %w", err)
+		return nil, false, errs.Wrap("chunk: reassemble: ", err, "")
 	}
 	id := chunkID{p.Epoch, p.Seq}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.hasFloor && id.less(r.floor) {
-		return nil, false, fmt.Errorf("chunk: reassemble epoch %d seq %d: %w", p.Epoch, p.Seq, ErrStale)
+		return nil, false, errs.Wrap(id.context(), ErrStale, "")
 	}
 	if _, ok := r.done[id]; ok {
 		return nil, false, nil
@@ -141,7 +143,7 @@ func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 		e = &partial{count: int(p.Count), lastLen: -1, total: -1}
 	} else {
 		if int(p.Count) != e.count {
-			return nil, false, r.conflict(id, "count %d, earlier pieces say %d", p.Count, e.count)
+			return nil, false, r.conflict(id, "count "+strconv.Itoa(int(p.Count))+", earlier pieces say "+strconv.Itoa(e.count))
 		}
 		if e.has(int(p.Index)) {
 			return nil, false, nil
@@ -157,22 +159,21 @@ func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 	} else if size == 0 {
 		size = n
 	} else if n != size {
-		return nil, false, r.mismatch(isNew, id, "piece %d has %d bytes, earlier pieces %d", idx, n, size)
+		return nil, false, r.mismatch(isNew, id, "piece "+strconv.Itoa(idx)+" has "+strconv.Itoa(n)+" bytes, earlier pieces "+strconv.Itoa(size))
 	}
 	if idx == 0 {
 		// Validate guarantees piece 0 of several holds a whole header.
 		h, err := parseHeader(p.Data)
 		if err != nil {
-			return nil, false, fmt.Errorf("chunk: reassemble epoch %d seq %d: piece 0: %w", p.Epoch, p.Seq, err)
+			return nil, false, errs.Wrap(id.context()+"piece 0: ", err, "")
 		}
 		if h.Epoch != p.Epoch || h.Seq != p.Seq {
-			return nil, false, fmt.Errorf("chunk: reassemble epoch %d seq %d: %w: piece 0 holds epoch %d seq %d",
-				p.Epoch, p.Seq, ErrMalformed, h.Epoch, h.Seq)
+			return nil, false, errs.Wrap(id.context(), ErrMalformed, ": piece 0 holds epoch "+strconv.FormatUint(uint64(h.Epoch), 10)+" seq "+strconv.FormatUint(h.Seq, 10))
 		}
 		total = h.SealedLen()
 	}
 	if err := geometry(e.count, size, lastLen, total); err != nil {
-		return nil, false, r.mismatch(isNew, id, "%v", err)
+		return nil, false, r.mismatch(isNew, id, err.Error())
 	}
 
 	fixed := (e.count + 63) / 64 * 8 // the bitset, and Retain's piece slots
@@ -193,8 +194,7 @@ func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 		if !isNew {
 			r.drop(id, e)
 		}
-		return nil, false, fmt.Errorf("chunk: reassemble epoch %d seq %d: %w: needs %d bytes, budget %d",
-			p.Epoch, p.Seq, ErrTooLarge, full, r.cfg.MaxBytes)
+		return nil, false, errs.Wrap(id.context(), ErrTooLarge, ": needs "+strconv.Itoa(full)+" bytes, budget "+strconv.Itoa(r.cfg.MaxBytes))
 	}
 	for r.bytes-e.charged+need > r.cfg.MaxBytes || (isNew && len(r.partials) >= r.cfg.MaxChunks) {
 		if !r.evictOldest(id) {
@@ -247,7 +247,7 @@ func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 		out = e.buf[:total:total] // geometry checked total = (count-1)·S + last
 	}
 	if err := checkWhole(id, out); err != nil {
-		return nil, true, fmt.Errorf("chunk: reassemble: %w", err)
+		return nil, true, errs.Wrap("chunk: reassemble: ", err, "")
 	}
 	r.markDone(id)
 	return out, true, nil
@@ -256,11 +256,10 @@ func (r *Reassembler) Add(p Piece) (sealed []byte, fresh bool, err error) {
 // single handles a chunk that travels as one piece.
 func (r *Reassembler) single(id chunkID, data []byte) ([]byte, bool, error) {
 	if len(data) > r.cfg.MaxBytes {
-		return nil, false, fmt.Errorf("chunk: reassemble epoch %d seq %d: %w: %d bytes, budget %d",
-			id.epoch, id.seq, ErrTooLarge, len(data), r.cfg.MaxBytes)
+		return nil, false, errs.Wrap(id.context(), ErrTooLarge, ": "+strconv.Itoa(len(data))+" bytes, budget "+strconv.Itoa(r.cfg.MaxBytes))
 	}
 	if err := checkWhole(id, data); err != nil {
-		return nil, false, fmt.Errorf("chunk: reassemble: %w", err)
+		return nil, false, errs.Wrap("chunk: reassemble: ", err, "")
 	}
 	r.markDone(id)
 	if r.cfg.Retain {
@@ -279,11 +278,10 @@ const partHeader = 24
 func checkWhole(id chunkID, b []byte) error {
 	h, err := parseHeader(b)
 	if err != nil {
-		return fmt.Errorf("epoch %d seq %d: %w", id.epoch, id.seq, err)
+		return errs.Wrap("epoch "+strconv.FormatUint(uint64(id.epoch), 10)+" seq "+strconv.FormatUint(id.seq, 10)+": ", err, "")
 	}
 	if h.Epoch != id.epoch || h.Seq != id.seq || h.SealedLen() != len(b) {
-		return fmt.Errorf("epoch %d seq %d: %w: reassembled %d bytes holding epoch %d seq %d of %d bytes",
-			id.epoch, id.seq, ErrMalformed, len(b), h.Epoch, h.Seq, h.SealedLen())
+		return errs.Wrap("epoch "+strconv.FormatUint(uint64(id.epoch), 10)+" seq "+strconv.FormatUint(id.seq, 10)+": ", ErrMalformed, ": reassembled "+strconv.Itoa(len(b))+" bytes holding epoch "+strconv.FormatUint(uint64(h.Epoch), 10)+" seq "+strconv.FormatUint(h.Seq, 10)+" of "+strconv.Itoa(h.SealedLen())+" bytes")
 	}
 	return nil
 }
@@ -293,44 +291,49 @@ func checkWhole(id chunkID, b []byte) error {
 func geometry(count, size, lastLen, total int) error {
 	if count == 1 {
 		if lastLen >= 0 && total >= 0 && lastLen != total {
-			return fmt.Errorf("single piece of %d bytes, header says %d", lastLen, total)
+			return errors.New("single piece of " + strconv.Itoa(lastLen) + " bytes, header says " + strconv.Itoa(total))
 		}
 		return nil
 	}
 	if size > 0 {
 		// The last piece has at least one byte.
 		if (count-1)*size >= MaxChunkSize {
-			return fmt.Errorf("%d pieces of %d bytes exceed the largest chunk (%d bytes)", count, size, MaxChunkSize)
+			return errors.New(strconv.Itoa(count) + " pieces of " + strconv.Itoa(size) + " bytes exceed the largest chunk (" + strconv.Itoa(MaxChunkSize) + " bytes)")
 		}
 		if lastLen > size {
-			return fmt.Errorf("last piece of %d bytes is longer than the others (%d)", lastLen, size)
+			return errors.New("last piece of " + strconv.Itoa(lastLen) + " bytes is longer than the others (" + strconv.Itoa(size) + ")")
 		}
 		if total >= 0 && (total <= (count-1)*size || total > count*size) {
-			return fmt.Errorf("%d pieces of %d bytes cannot hold a %d-byte chunk", count, size, total)
+			return errors.New(strconv.Itoa(count) + " pieces of " + strconv.Itoa(size) + " bytes cannot hold a " + strconv.Itoa(total) + "-byte chunk")
 		}
 		if lastLen >= 0 && total >= 0 && (count-1)*size+lastLen != total {
-			return fmt.Errorf("pieces add up to %d bytes, header says %d", (count-1)*size+lastLen, total)
+			return errors.New("pieces add up to " + strconv.Itoa((count-1)*size+lastLen) + " bytes, header says " + strconv.Itoa(total))
 		}
 		return nil
 	}
 	if lastLen >= 0 && total >= 0 {
 		rest := total - lastLen
 		if rest < (count-1)*HeaderSize || rest%(count-1) != 0 || rest/(count-1) < lastLen {
-			return fmt.Errorf("last piece of %d bytes does not fit %d pieces of a %d-byte chunk", lastLen, count, total)
+			return errors.New("last piece of " + strconv.Itoa(lastLen) + " bytes does not fit " + strconv.Itoa(count) + " pieces of a " + strconv.Itoa(total) + "-byte chunk")
 		}
 	}
 	return nil
 }
 
-func (r *Reassembler) mismatch(isNew bool, id chunkID, format string, args ...any) error {
+func (r *Reassembler) mismatch(isNew bool, id chunkID, detail string) error {
 	if isNew {
-		return fmt.Errorf("chunk: reassemble epoch %d seq %d: %w: %s", id.epoch, id.seq, ErrMalformed, fmt.Sprintf(format, args...))
+		return errs.Wrap(id.context(), ErrMalformed, ": "+detail)
 	}
-	return r.conflict(id, format, args...)
+	return r.conflict(id, detail)
 }
 
-func (r *Reassembler) conflict(id chunkID, format string, args ...any) error {
-	return fmt.Errorf("chunk: reassemble epoch %d seq %d: %w: %s", id.epoch, id.seq, ErrPieceConflict, fmt.Sprintf(format, args...))
+func (r *Reassembler) conflict(id chunkID, detail string) error {
+	return errs.Wrap(id.context(), ErrPieceConflict, ": "+detail)
+}
+
+// context starts the text of an error about chunk id.
+func (id chunkID) context() string {
+	return "chunk: reassemble epoch " + strconv.FormatUint(uint64(id.epoch), 10) + " seq " + strconv.FormatUint(id.seq, 10) + ": "
 }
 
 func (r *Reassembler) drop(id chunkID, e *partial) {

@@ -5,10 +5,12 @@ import (
 	"crypto/ed25519"
 	"crypto/sha512"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
+
+	"github.com/banyan-live/banyan/internal/errs"
 )
 
 // signContext is the Ed25519ph context string: domain separation from every
@@ -36,24 +38,24 @@ func digest(stream string, signed []byte) []byte {
 // the GCM nonce repeats; Sealer enforces that.
 func Seal(dst []byte, h Header, payload []byte, keys *Keyring, priv ed25519.PrivateKey, stream string) ([]byte, error) {
 	if err := checkStream(stream); err != nil {
-		return dst, fmt.Errorf("chunk: seal: %w", err)
+		return dst, errs.Wrap("chunk: seal: ", err, "")
 	}
 	if len(priv) != ed25519.PrivateKeySize {
-		return dst, fmt.Errorf("chunk: seal: private key has %d bytes, want %d", len(priv), ed25519.PrivateKeySize)
+		return dst, errors.New("chunk: seal: private key has " + strconv.Itoa(len(priv)) + " bytes, want " + strconv.Itoa(ed25519.PrivateKeySize))
 	}
 	if keys == nil {
-		return dst, fmt.Errorf("chunk: seal: %w %d (no keyring)", ErrUnknownKey, h.KeyID)
+		return dst, errs.Wrap("chunk: seal: ", ErrUnknownKey, " "+strconv.FormatUint(uint64(h.KeyID), 10)+" (no keyring)")
 	}
 	if len(payload) > MaxPayload {
-		return dst, fmt.Errorf("chunk: seal: %w: payload of %d bytes exceeds %d", ErrMalformed, len(payload), MaxPayload)
+		return dst, errs.Wrap("chunk: seal: ", ErrMalformed, ": payload of "+strconv.Itoa(len(payload))+" bytes exceeds "+strconv.Itoa(MaxPayload))
 	}
 	h.PayloadLen = uint32(len(payload))
 	if err := h.validate(); err != nil {
-		return dst, fmt.Errorf("chunk: seal: %w", err)
+		return dst, errs.Wrap("chunk: seal: ", err, "")
 	}
 	sk, err := keys.session(stream, h.Epoch, h.KeyID)
 	if err != nil {
-		return dst, fmt.Errorf("chunk: seal: %w", err)
+		return dst, errs.Wrap("chunk: seal: ", err, "")
 	}
 
 	start := len(dst)
@@ -67,7 +69,7 @@ func Seal(dst []byte, h Header, payload []byte, keys *Keyring, priv ed25519.Priv
 
 	sig, err := priv.Sign(nil, digest(stream, out[start:]), signOpts)
 	if err != nil {
-		return dst, fmt.Errorf("chunk: seal: sign: %w", err)
+		return dst, errs.Wrap("chunk: seal: sign: ", err, "")
 	}
 	return append(out, sig...), nil
 }
@@ -78,7 +80,7 @@ func Seal(dst []byte, h Header, payload []byte, keys *Keyring, priv ed25519.Priv
 func Verify(pub ed25519.PublicKey, stream string, sealed []byte) (Header, error) {
 	h, err := verify(pub, stream, sealed)
 	if err != nil {
-		return Header{}, fmt.Errorf("chunk: verify: %w", err)
+		return Header{}, errs.Wrap("chunk: verify: ", err, "")
 	}
 	return h, nil
 }
@@ -89,18 +91,18 @@ func verify(pub ed25519.PublicKey, stream string, sealed []byte) (Header, error)
 	}
 	if len(pub) != ed25519.PublicKeySize {
 		// VerifyWithOptions would panic.
-		return Header{}, fmt.Errorf("%w: public key has %d bytes, want %d", ErrBadSignature, len(pub), ed25519.PublicKeySize)
+		return Header{}, errs.Wrap("", ErrBadSignature, ": public key has "+strconv.Itoa(len(pub))+" bytes, want "+strconv.Itoa(ed25519.PublicKeySize))
 	}
 	h, err := parseHeader(sealed)
 	if err != nil {
 		return Header{}, err
 	}
 	if len(sealed) != h.SealedLen() {
-		return Header{}, fmt.Errorf("%w: %d bytes, header says %d", ErrMalformed, len(sealed), h.SealedLen())
+		return Header{}, errs.Wrap("", ErrMalformed, ": "+strconv.Itoa(len(sealed))+" bytes, header says "+strconv.Itoa(h.SealedLen()))
 	}
 	body := len(sealed) - SignatureSize
 	if err := ed25519.VerifyWithOptions(pub, digest(stream, sealed[:body]), sealed[body:], signOpts); err != nil {
-		return Header{}, fmt.Errorf("%w: stream %q epoch %d seq %d", ErrBadSignature, stream, h.Epoch, h.Seq)
+		return Header{}, errs.Wrap("", ErrBadSignature, ": stream "+strconv.Quote(stream)+" epoch "+strconv.FormatUint(uint64(h.Epoch), 10)+" seq "+strconv.FormatUint(h.Seq, 10))
 	}
 	return h, nil
 }
@@ -110,20 +112,20 @@ func verify(pub ed25519.PublicKey, stream string, sealed []byte) (Header, error)
 func Open(pub ed25519.PublicKey, stream string, keys *Keyring, sealed []byte) (Header, []byte, error) {
 	h, err := verify(pub, stream, sealed)
 	if err != nil {
-		return Header{}, nil, fmt.Errorf("chunk: open: %w", err)
+		return Header{}, nil, errs.Wrap("chunk: open: ", err, "")
 	}
 	if keys == nil {
-		return Header{}, nil, fmt.Errorf("chunk: open: %w %d (no keyring)", ErrUnknownKey, h.KeyID)
+		return Header{}, nil, errs.Wrap("chunk: open: ", ErrUnknownKey, " "+strconv.FormatUint(uint64(h.KeyID), 10)+" (no keyring)")
 	}
 	sk, err := keys.session(stream, h.Epoch, h.KeyID)
 	if err != nil {
-		return Header{}, nil, fmt.Errorf("chunk: open: %w", err)
+		return Header{}, nil, errs.Wrap("chunk: open: ", err, "")
 	}
 	ct := sealed[HeaderSize : len(sealed)-SignatureSize]
 	pt, err := sk.aead.Open(make([]byte, 0, h.PayloadLen), sk.nonce(h.Epoch, h.Seq), ct, sealed[:HeaderSize])
 	if err != nil {
 		// Only a seeder bug or a wrong key with a valid signature gets here.
-		return Header{}, nil, fmt.Errorf("chunk: open: %w: epoch %d seq %d key %d", ErrDecrypt, h.Epoch, h.Seq, h.KeyID)
+		return Header{}, nil, errs.Wrap("chunk: open: ", ErrDecrypt, ": epoch "+strconv.FormatUint(uint64(h.Epoch), 10)+" seq "+strconv.FormatUint(h.Seq, 10)+" key "+strconv.FormatUint(uint64(h.KeyID), 10))
 	}
 	return h, pt, nil
 }
@@ -162,16 +164,16 @@ type Sealer struct {
 // NewSealer checks cfg and returns a Sealer.
 func NewSealer(cfg SealerConfig) (*Sealer, error) {
 	if err := checkStream(cfg.Stream); err != nil {
-		return nil, fmt.Errorf("chunk: new sealer: %w", err)
+		return nil, errs.Wrap("chunk: new sealer: ", err, "")
 	}
 	if len(cfg.PrivateKey) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("chunk: new sealer: private key has %d bytes, want %d", len(cfg.PrivateKey), ed25519.PrivateKeySize)
+		return nil, errors.New("chunk: new sealer: private key has " + strconv.Itoa(len(cfg.PrivateKey)) + " bytes, want " + strconv.Itoa(ed25519.PrivateKeySize))
 	}
 	if cfg.Keys == nil {
 		return nil, errors.New("chunk: new sealer: no keyring")
 	}
 	if _, ok := cfg.Keys.Get(cfg.KeyID); !ok {
-		return nil, fmt.Errorf("chunk: new sealer: %w %d", ErrUnknownKey, cfg.KeyID)
+		return nil, errs.Wrap("chunk: new sealer: ", ErrUnknownKey, " "+strconv.FormatUint(uint64(cfg.KeyID), 10))
 	}
 	return &Sealer{stream: cfg.Stream, priv: cfg.PrivateKey, keys: cfg.Keys, keyID: cfg.KeyID}, nil
 }
@@ -196,7 +198,7 @@ func (s *Sealer) ActiveKey() uint32 {
 // activating it; remove the old key once no chunk in flight needs it.
 func (s *Sealer) SetActiveKey(id uint32) error {
 	if _, ok := s.keys.Get(id); !ok {
-		return fmt.Errorf("chunk: set active key: %w %d", ErrUnknownKey, id)
+		return errs.Wrap("chunk: set active key: ", ErrUnknownKey, " "+strconv.FormatUint(uint64(id), 10))
 	}
 	s.mu.Lock()
 	s.keyID = id
@@ -217,18 +219,18 @@ func (s *Sealer) AppendSeal(dst []byte, h Header, payload []byte) ([]byte, error
 	if s.started && (h.Epoch < s.epoch || (h.Epoch == s.epoch && h.Seq <= s.seq)) {
 		last := s.seq
 		s.mu.Unlock()
-		return dst, fmt.Errorf("chunk: seal epoch %d seq %d: %w (last sealed epoch %d seq %d)", h.Epoch, h.Seq, ErrSeqOrder, s.epoch, last)
+		return dst, errs.Wrap("chunk: seal epoch "+strconv.FormatUint(uint64(h.Epoch), 10)+" seq "+strconv.FormatUint(h.Seq, 10)+": ", ErrSeqOrder, " (last sealed epoch "+strconv.FormatUint(uint64(s.epoch), 10)+" seq "+strconv.FormatUint(last, 10)+")")
 	}
 	// Validate before consuming the sequence so a rejected header does not
 	// burn it.
 	if len(payload) > MaxPayload {
 		s.mu.Unlock()
-		return dst, fmt.Errorf("chunk: seal: %w: payload of %d bytes exceeds %d", ErrMalformed, len(payload), MaxPayload)
+		return dst, errs.Wrap("chunk: seal: ", ErrMalformed, ": payload of "+strconv.Itoa(len(payload))+" bytes exceeds "+strconv.Itoa(MaxPayload))
 	}
 	h.PayloadLen = uint32(len(payload))
 	if err := h.validate(); err != nil {
 		s.mu.Unlock()
-		return dst, fmt.Errorf("chunk: seal: %w", err)
+		return dst, errs.Wrap("chunk: seal: ", err, "")
 	}
 	s.started, s.epoch, s.seq = true, h.Epoch, h.Seq
 	h.KeyID = s.keyID

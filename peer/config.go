@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
@@ -188,7 +188,7 @@ type Config struct {
 
 func (c *Config) setDefaults() error {
 	if c.Stripes < 1 || c.Stripes > protocol.MaxStripes {
-		return fmt.Errorf("stripes %d not in 1..%d", c.Stripes, protocol.MaxStripes)
+		return errors.New("stripes " + strconv.Itoa(c.Stripes) + " not in 1.." + strconv.Itoa(protocol.MaxStripes))
 	}
 	if c.Stream == "" || len(c.Stream) > chunk.MaxStreamName {
 		return errors.New("invalid stream name")

@@ -3,13 +3,14 @@ package peer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/bits"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -106,7 +107,7 @@ type Engine struct {
 // Tick and the transports with HandleMessage.
 func New(cfg Config) (*Engine, error) {
 	if err := cfg.setDefaults(); err != nil {
-		return nil, fmt.Errorf("peer: new engine: %w", err)
+		return nil, errs.Wrap("peer: new engine: ", err, "")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	now := cfg.Clock()
@@ -206,7 +207,7 @@ func (e *Engine) detachIfIdle(n *nbr) {
 
 func checkStripe(s, k int) error {
 	if s < 0 || s >= k {
-		return fmt.Errorf("peer: stripe %d out of range 0..%d", s, k-1)
+		return errors.New("peer: stripe " + strconv.Itoa(s) + " out of range 0.." + strconv.Itoa(k-1))
 	}
 	return nil
 }
@@ -864,7 +865,7 @@ func (e *Engine) complete(now time.Time, k key, sealed []byte, pd *pending, src 
 		h, err = e.cfg.Verify(sealed)
 	}
 	if err == nil && (h.Epoch != k.epoch || h.Seq != k.seq) {
-		err = fmt.Errorf("%w: chunk says epoch %d seq %d", chunk.ErrMalformed, h.Epoch, h.Seq)
+		err = errs.Wrap("", chunk.ErrMalformed, ": chunk says epoch "+strconv.FormatUint(uint64(h.Epoch), 10)+" seq "+strconv.FormatUint(h.Seq, 10))
 	}
 	if err != nil {
 		e.badChunk(now, pd, sealed, err)
@@ -940,7 +941,7 @@ func (e *Engine) wouldPlay(k key) bool {
 // reported unless it told us first that it was fooled too.
 func (e *Engine) badChunk(now time.Time, pd *pending, sealed []byte, cause error) {
 	e.ctr.BadChunks++
-	e.log.Warn("peer: chunk failed verification", "epoch", pd.k.epoch, "seq", pd.k.seq, "from", pd.src, "err", cause)
+	e.log.Warn("peer: chunk failed verification", "epoch", pd.k.epoch, "seq", pd.k.seq, "from", errs.List(pd.src), "err", cause)
 	e.noticeChildren(pd)
 	pd.bad, pd.urgent = true, true
 	if pd.retry != nil {
@@ -1206,7 +1207,7 @@ func (e *Engine) openEntry(en *entry) ([]byte, bool) {
 func (e *Engine) Publish(sealed []byte) error {
 	h, err := e.cfg.Verify(sealed)
 	if err != nil {
-		return fmt.Errorf("peer: publish: %w", err)
+		return errs.Wrap("peer: publish: ", err, "")
 	}
 	e.mu.Lock()
 	defer e.unlockAndFlush()
@@ -1215,7 +1216,7 @@ func (e *Engine) Publish(sealed []byte) error {
 	}
 	k := key{h.Epoch, h.Seq}
 	if e.hasEpoch && (k.epoch < e.epoch || (k.epoch == e.epoch && k.seq != 0 && k.seq <= e.newest && e.win[k] != nil)) {
-		return fmt.Errorf("peer: publish epoch %d seq %d: not after epoch %d seq %d", k.epoch, k.seq, e.epoch, e.newest)
+		return errors.New("peer: publish epoch " + strconv.FormatUint(uint64(k.epoch), 10) + " seq " + strconv.FormatUint(k.seq, 10) + ": not after epoch " + strconv.FormatUint(uint64(e.epoch), 10) + " seq " + strconv.FormatUint(e.newest, 10))
 	}
 	now := e.cfg.Clock()
 	en := &entry{k: k, h: h, sealed: sealed, at: now}

@@ -3,9 +3,10 @@ package peer
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
+	"strconv"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/errs"
 )
 
 // Data channel message types: the first byte of every message. Pieces use
@@ -64,11 +65,11 @@ func appendWant(dst []byte, w want) []byte {
 
 func parseWant(b []byte) (want, error) {
 	if len(b) < wantHeader || b[0] != msgWant || b[1] != msgVersion {
-		return want{}, fmt.Errorf("%w: want of %d bytes", errBadMessage, len(b))
+		return want{}, errs.Wrap("", errBadMessage, ": want of "+strconv.Itoa(len(b))+" bytes")
 	}
 	n := int(binary.BigEndian.Uint16(b[14:]))
 	if n > maxWantIndexes || len(b) != wantHeader+2*n {
-		return want{}, fmt.Errorf("%w: want lists %d pieces in %d bytes", errBadMessage, n, len(b))
+		return want{}, errs.Wrap("", errBadMessage, ": want lists "+strconv.Itoa(n)+" pieces in "+strconv.Itoa(len(b))+" bytes")
 	}
 	w := want{Epoch: binary.BigEndian.Uint32(b[2:]), Seq: binary.BigEndian.Uint64(b[6:])}
 	if n > 0 {
@@ -89,7 +90,7 @@ func appendRef(dst []byte, typ byte, k key) []byte {
 
 func parseRef(b []byte, typ byte) (key, error) {
 	if len(b) != chunkRefSize || b[0] != typ || b[1] != msgVersion {
-		return key{}, fmt.Errorf("%w: %q message of %d bytes", errBadMessage, typ, len(b))
+		return key{}, errs.Wrap("", errBadMessage, ": "+strconv.QuoteRune(rune(typ))+" message of "+strconv.Itoa(len(b))+" bytes")
 	}
 	return key{binary.BigEndian.Uint32(b[2:]), binary.BigEndian.Uint64(b[6:])}, nil
 }
@@ -127,13 +128,13 @@ func appendSub(dst []byte, stripe int, h held) []byte {
 // burst) and the one that says what the child holds.
 func parseSub(b []byte, stripes int) (int, held, error) {
 	if (len(b) != subSize && len(b) != subHeldSize) || b[0] != msgSub || b[1] != msgVersion || int(b[2]) >= stripes {
-		return 0, held{}, fmt.Errorf("%w: subscribe of %d bytes", errBadMessage, len(b))
+		return 0, held{}, errs.Wrap("", errBadMessage, ": subscribe of "+strconv.Itoa(len(b))+" bytes")
 	}
 	if len(b) == subSize {
 		return int(b[2]), held{}, nil
 	}
 	if b[3]&^subInit != 0 {
-		return 0, held{}, fmt.Errorf("%w: subscribe flags %#x", errBadMessage, b[3])
+		return 0, held{}, errs.Wrap("", errBadMessage, ": subscribe flags 0x"+strconv.FormatUint(uint64(b[3]), 16))
 	}
 	return int(b[2]), held{ok: true, init: b[3]&subInit != 0, epoch: binary.BigEndian.Uint32(b[4:]), from: binary.BigEndian.Uint64(b[8:])}, nil
 }
@@ -145,7 +146,7 @@ func appendPing(dst []byte, typ byte, token uint64) []byte {
 
 func parsePing(b []byte, typ byte) (uint64, error) {
 	if len(b) != pingSize || b[0] != typ || b[1] != msgVersion {
-		return 0, fmt.Errorf("%w: %q message of %d bytes", errBadMessage, typ, len(b))
+		return 0, errs.Wrap("", errBadMessage, ": "+strconv.QuoteRune(rune(typ))+" message of "+strconv.Itoa(len(b))+" bytes")
 	}
 	return binary.BigEndian.Uint64(b[2:]), nil
 }
@@ -157,7 +158,7 @@ func appendRelay(dst []byte, stripe, children int) []byte {
 
 func parseRelay(b []byte, stripes int) (stripe, children int, err error) {
 	if len(b) != relaySize || b[0] != msgRelay || b[1] != msgVersion || int(b[2]) >= stripes {
-		return 0, 0, fmt.Errorf("%w: relay of %d bytes", errBadMessage, len(b))
+		return 0, 0, errs.Wrap("", errBadMessage, ": relay of "+strconv.Itoa(len(b))+" bytes")
 	}
 	return int(b[2]), int(binary.BigEndian.Uint16(b[3:])), nil
 }

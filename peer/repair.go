@@ -3,11 +3,12 @@ package peer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -306,8 +307,8 @@ func (e *Engine) deadlines(now time.Time) {
 		// invisible after the fact.
 		e.log.Debug("peer: chunk missed its deadline", "epoch", k.epoch, "seq", k.seq,
 			"late_by", lateBy, "target", target,
-			"pieces_from", pd.src, "first", since(now, pd.first), "last", since(now, pd.last),
-			"tried", pd.tried, "asked", pd.asked, "origin_busy", pd.originBusy, "repairing", pd.repairing)
+			"pieces_from", errs.List(pd.src), "first", since(now, pd.first), "last", since(now, pd.last),
+			"tried", errs.List(pd.tried), "asked", pd.asked, "origin_busy", pd.originBusy, "repairing", pd.repairing)
 		e.advance(now)
 	}
 }
@@ -949,7 +950,7 @@ func (e *Engine) originDone(k key, g *chunk.Gap, sealed []byte, err error) {
 	e.st.bytesOrigin += uint64(len(sealed))
 	h, verr := e.cfg.Verify(sealed)
 	if verr == nil && (h.Epoch != k.epoch || h.Seq != k.seq) {
-		verr = fmt.Errorf("%w: origin answered epoch %d seq %d", chunk.ErrMalformed, h.Epoch, h.Seq)
+		verr = errs.Wrap("", chunk.ErrMalformed, ": origin answered epoch "+strconv.FormatUint(uint64(h.Epoch), 10)+" seq "+strconv.FormatUint(h.Seq, 10))
 	}
 	if verr != nil {
 		// The origin is not a peer: nobody to report. Retry later.

@@ -16,9 +16,9 @@ package protocol
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/internal/jsonwire"
 )
 
@@ -53,6 +53,10 @@ const (
 // PeerID names a peer within a tracker. 0 is never a valid peer; the
 // seeder's root peer gets an ID like any other.
 type PeerID uint64
+
+// String is the ID in decimal, as fmt prints it; the wasm's log lines,
+// written without fmt, need the method to show it.
+func (id PeerID) String() string { return strconv.FormatUint(uint64(id), 10) }
 
 // Message is implemented by every message type.
 type Message interface {
@@ -372,19 +376,19 @@ func (m Join) validate() error {
 	switch m.Kind {
 	case KindBrowser, KindNative, KindRelay:
 	default:
-		return fmt.Errorf("join: unknown kind %q", m.Kind)
+		return errors.New("join: unknown kind " + strconv.Quote(string(m.Kind)))
 	}
 	switch m.NAT {
 	case "", "open", "cone", "symmetric":
 	default:
-		return fmt.Errorf("join: unknown nat %q", m.NAT)
+		return errors.New("join: unknown nat " + strconv.Quote(m.NAT))
 	}
 	if len(m.Token) > 2048 || len(m.Region) > 64 || len(m.Client) > maxShortText {
 		return errors.New("join: field too long")
 	}
 	if m.ProofKey != "" {
 		if _, err := ParseProofKey(m.ProofKey); err != nil {
-			return fmt.Errorf("join: %w", err)
+			return errs.Wrap("join: ", err, "")
 		}
 	}
 	return nil
@@ -448,7 +452,7 @@ func (m Assign) validate() error {
 	switch m.ParentKind {
 	case "", KindBrowser, KindNative, KindRelay, KindSeeder:
 	default:
-		return fmt.Errorf("assign: unknown parent_kind %q", m.ParentKind)
+		return errors.New("assign: unknown parent_kind " + strconv.Quote(string(m.ParentKind)))
 	}
 	return nil
 }
@@ -506,7 +510,7 @@ func (m Report) validate() error {
 			return errors.New("report: chunk and proof only go with bad_chunk")
 		}
 	default:
-		return fmt.Errorf("report: unknown kind %q", m.Kind)
+		return errors.New("report: unknown kind " + strconv.Quote(m.Kind))
 	}
 	if m.Peer == 0 || m.Stripe < 0 || m.Stripe >= MaxStripes {
 		return errors.New("report: invalid peer or stripe")
@@ -535,7 +539,7 @@ func Encode(m Message) ([]byte, error) {
 	w.B = jsonwire.AppendString(w.B, m.Type())
 	w.Continue()
 	if err := m.writeJSON(&w); err != nil {
-		return nil, fmt.Errorf("protocol: encode %s: %w", m.Type(), err)
+		return nil, errs.Wrap("protocol: encode "+m.Type()+": ", err, "")
 	}
 	w.Close()
 	return w.B, nil
@@ -548,10 +552,10 @@ func Decode(data []byte) (Message, error) {
 	}
 	var env envelope
 	if err := readWire(data, &env); err != nil {
-		return nil, fmt.Errorf("protocol: invalid JSON: %w", err)
+		return nil, errs.Wrap("protocol: invalid JSON: ", err, "")
 	}
 	if env.V != Version {
-		return nil, fmt.Errorf("protocol: unsupported version %d (want %d)", env.V, Version)
+		return nil, errors.New("protocol: unsupported version " + strconv.Itoa(env.V) + " (want " + strconv.Itoa(Version) + ")")
 	}
 	var m wireMessage
 	switch env.Type {
@@ -582,7 +586,7 @@ func Decode(data []byte) (Message, error) {
 	case TypeMoved:
 		m = &Moved{}
 	default:
-		return nil, fmt.Errorf("protocol: unknown message type %q", env.Type)
+		return nil, errors.New("protocol: unknown message type " + strconv.Quote(env.Type))
 	}
 	if env.Type != TypeReport && len(data) > maxSmall {
 		return nil, ErrTooLarge
@@ -590,15 +594,15 @@ func Decode(data []byte) (Message, error) {
 	// Unknown fields are ignored, not refused: a newer peer may add fields
 	// within the same version, and every field we do read is validated.
 	if err := readWire(data, m); err != nil {
-		return nil, fmt.Errorf("protocol: %s: %w", env.Type, err)
+		return nil, errs.Wrap("protocol: "+env.Type+": ", err, "")
 	}
 	// Return values, not pointers, so a type switch reads naturally.
 	msg := deref(m)
 	if msg == nil {
-		return nil, fmt.Errorf("protocol: %s: no message value", env.Type)
+		return nil, errors.New("protocol: " + env.Type + ": no message value")
 	}
 	if err := msg.validate(); err != nil {
-		return nil, fmt.Errorf("protocol: %w", err)
+		return nil, errs.Wrap("protocol: ", err, "")
 	}
 	return msg, nil
 }

@@ -5,10 +5,11 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strconv"
 	"syscall/js"
 	"time"
 
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/internal/jsonwire"
 )
 
@@ -34,7 +35,7 @@ type HTTPError struct {
 }
 
 func (e *HTTPError) Error() string {
-	return fmt.Sprintf("GET %s: HTTP %d %s", e.URL, e.Status, e.Text)
+	return "GET " + e.URL + ": HTTP " + strconv.Itoa(e.Status) + " " + e.Text
 }
 
 // statusOf returns the HTTP status of err, or 0 when it is not an
@@ -78,7 +79,7 @@ func FetchJSON(ctx context.Context, url string, v jsonValue) error {
 	r := jsonwire.NewReader(b)
 	v.readJSON(r)
 	if err := r.Done(); err != nil {
-		return fmt.Errorf("GET %s: decode JSON: %w", url, err)
+		return errs.Wrap("GET "+url+": decode JSON: ", err, "")
 	}
 	return nil
 }
@@ -115,7 +116,7 @@ func fetchBytes(ctx context.Context, url string, o fetchOptions) ([]byte, error)
 	}
 	var p js.Value
 	if err := try(func() { p = fetch.Invoke(url, init) }); err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
+		return nil, errs.Wrap("GET "+url+": ", err, "")
 	}
 	resp, err := await(ctx, p)
 	if err != nil {
@@ -124,7 +125,7 @@ func fetchBytes(ctx context.Context, url string, o fetchOptions) ([]byte, error)
 	status := resp.Get("status").Int()
 	if n := contentLength(resp); n > o.limit {
 		ctrl.Call("abort")
-		return nil, fmt.Errorf("GET %s: body of %d bytes exceeds %d", url, n, o.limit)
+		return nil, errors.New("GET " + url + ": body of " + strconv.Itoa(n) + " bytes exceeds " + strconv.Itoa(o.limit))
 	}
 	if o.status != nil {
 		*o.status = status
@@ -146,7 +147,7 @@ func fetchBytes(ctx context.Context, url string, o fetchOptions) ([]byte, error)
 	}
 	n := buf.Get("byteLength").Int()
 	if n > o.limit {
-		return nil, fmt.Errorf("GET %s: body of %d bytes exceeds %d", url, n, o.limit)
+		return nil, errors.New("GET " + url + ": body of " + strconv.Itoa(n) + " bytes exceeds " + strconv.Itoa(o.limit))
 	}
 	out := make([]byte, n)
 	js.CopyBytesToGo(out, js.Global().Get("Uint8Array").New(buf))
@@ -172,7 +173,7 @@ func contentLength(resp js.Value) int {
 // fetchErr prefers the context's error to the AbortError it caused.
 func fetchErr(ctx context.Context, url string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
-		return fmt.Errorf("GET %s: %w", url, cerr)
+		return errs.Wrap("GET "+url+": ", cerr, "")
 	}
-	return fmt.Errorf("GET %s: %w", url, err)
+	return errs.Wrap("GET "+url+": ", err, "")
 }

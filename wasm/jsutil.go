@@ -5,9 +5,10 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"syscall/js"
+
+	"github.com/banyan-live/banyan/internal/errs"
 )
 
 // jsError is an exception or rejection from the browser, kept with its
@@ -88,7 +89,7 @@ func await(ctx context.Context, p js.Value) (js.Value, error) {
 		err error
 	}
 	if p.Type() != js.TypeObject || p.Get("then").Type() != js.TypeFunction {
-		return js.Undefined(), fmt.Errorf("await: not a promise but %s", p.Type())
+		return js.Undefined(), errors.New("await: not a promise but " + p.Type().String())
 	}
 	ch := make(chan result, 1)
 	var then, catch js.Func
@@ -116,7 +117,7 @@ func await(ctx context.Context, p js.Value) (js.Value, error) {
 	})
 	if err := try(func() { p.Call("then", then, catch) }); err != nil {
 		release()
-		return js.Undefined(), fmt.Errorf("await: %w", err)
+		return js.Undefined(), errs.Wrap("await: ", err, "")
 	}
 	select {
 	case r := <-ch:

@@ -26,13 +26,13 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"sync"
 	"syscall/js"
 	"time"
 
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/wasm/internal/textlog"
@@ -72,7 +72,7 @@ func run() int {
 	// shuts down and asks the page for a fresh start.
 	crashed := make(chan *guard.PanicError, 1)
 	g := guard.New(func(pe *guard.PanicError) {
-		log.Error("panic recovered: restarting the viewer", "where", pe.Where, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+		log.Error("panic recovered: restarting the viewer", "where", pe.Where, "panic", errs.Text(pe.Value), "stack", string(pe.Stack))
 		select {
 		case crashed <- pe:
 		default:

@@ -6,9 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,8 +15,10 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/internal/jsonwire"
 	"github.com/banyan-live/banyan/peer"
+	"github.com/banyan-live/banyan/wasm/internal/baseurl"
 )
 
 // liveState is the origin's /chunks/{stream}/live answer (seeder.Live).
@@ -92,8 +92,7 @@ func (o *originClient) setBases(bases []string) {
 	var ok []string
 	for _, b := range bases {
 		b = strings.TrimRight(b, "/")
-		u, err := url.Parse(b)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || slices.Contains(ok, b) {
+		if !baseurl.Usable(b) || slices.Contains(ok, b) {
 			continue
 		}
 		ok = append(ok, b)
@@ -126,7 +125,7 @@ func (o *originClient) Live(ctx context.Context) (liveState, error) {
 	}
 	if err != nil {
 		o.failed(err)
-		return l, fmt.Errorf("origin: live: %w", err)
+		return l, errs.Wrap("origin: live: ", err, "")
 	}
 	return l, nil
 }
@@ -137,7 +136,7 @@ func (o *originClient) Fetch(ctx context.Context, epoch uint32, seq uint64) ([]b
 	b, err := FetchBytes(ctx, o.url("/chunks/"+o.stream+"/"+strconv.FormatUint(uint64(epoch), 10)+"/"+strconv.FormatUint(seq, 10)))
 	if err != nil {
 		o.failed(err)
-		return nil, fmt.Errorf("origin: chunk %d/%d: %w", epoch, seq, err)
+		return nil, errs.Wrap("origin: chunk "+strconv.FormatUint(uint64(epoch), 10)+"/"+strconv.FormatUint(seq, 10)+": ", err, "")
 	}
 	o.bytes.Add(uint64(len(b)))
 	return b, nil
@@ -157,11 +156,11 @@ func (o *originClient) FetchRange(ctx context.Context, epoch uint32, seq uint64,
 		b, err = chunk.SliceRange(b, off, end)
 	}
 	if err == nil && end >= 0 && int64(len(b)) != end-off {
-		err = fmt.Errorf("answer of %d bytes for a %d-byte range", len(b), end-off)
+		err = errors.New("answer of " + strconv.Itoa(len(b)) + " bytes for a " + strconv.FormatInt(end-off, 10) + "-byte range")
 	}
 	if err != nil {
 		o.failed(err)
-		return nil, fmt.Errorf("origin: chunk %d/%d range %s: %w", epoch, seq, rng, err)
+		return nil, errs.Wrap("origin: chunk "+strconv.FormatUint(uint64(epoch), 10)+"/"+strconv.FormatUint(seq, 10)+" range "+rng+": ", err, "")
 	}
 	o.bytes.Add(uint64(len(b)))
 	return b, nil
@@ -312,7 +311,7 @@ func (l *originLoop) open(ctx context.Context, epoch uint32, seq uint64) ([]byte
 		return nil, err
 	}
 	if h.Epoch != epoch || h.Seq != seq {
-		return nil, fmt.Errorf("origin: asked for chunk %d/%d, got %d/%d", epoch, seq, h.Epoch, h.Seq)
+		return nil, errors.New("origin: asked for chunk " + strconv.FormatUint(uint64(epoch), 10) + "/" + strconv.FormatUint(seq, 10) + ", got " + strconv.FormatUint(uint64(h.Epoch), 10) + "/" + strconv.FormatUint(h.Seq, 10))
 	}
 	return payload, nil
 }

@@ -5,14 +5,15 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall/js"
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/wasm/internal/mse"
@@ -194,7 +195,7 @@ func (p *Player) Init(epoch uint32, init []byte) {
 	p.enqueueLocked(ops)
 	p.mu.Unlock()
 	if err != nil {
-		p.fail(fmt.Errorf("this stream cannot be played here: %w", err))
+		p.fail(errs.Wrap("this stream cannot be played here: ", err, ""))
 		return
 	}
 	p.signal()
@@ -408,7 +409,7 @@ func (p *Player) sourceOpen() {
 		p.ms.Set("duration", math.Inf(1))
 	})
 	if err != nil {
-		p.fatal(fmt.Errorf("media source: add %s: %w", p.pendingMIME, err))
+		p.fatal(errs.Wrap("media source: add "+p.pendingMIME+": ", err, ""))
 		return
 	}
 	p.listen(p.sb, "updateend")
@@ -568,7 +569,7 @@ func (p *Player) requeue(op qop) {
 func (p *Player) mediaError() {
 	msg := "media error"
 	if e := p.video.Get("error"); defined(e) {
-		msg = fmt.Sprintf("media error %d: %s", e.Get("code").Int(), e.Get("message").String())
+		msg = "media error " + strconv.Itoa(e.Get("code").Int()) + ": " + e.Get("message").String()
 	}
 	p.rebuild(errors.New(msg))
 }
@@ -589,7 +590,7 @@ func (p *Player) rebuild(cause error) {
 	}
 	p.rebuilds = append(recent, now)
 	if len(p.rebuilds) > maxRebuilds {
-		p.fatal(fmt.Errorf("playback keeps failing: %w", cause))
+		p.fatal(errs.Wrap("playback keeps failing: ", cause, ""))
 		return
 	}
 	p.log.Warn("rebuilding media source", "cause", cause)
@@ -683,7 +684,7 @@ func (p *Player) control(now time.Time) {
 	}
 	a := p.edge.Decide(v)
 	if a.Seek || a.Play {
-		p.log.Debug("edge", "seek", a.Seek, "to", a.SeekTo, "play", a.Play, "current", v.Current, "buffered", v.Buffered, "ready", p.video.Get("readyState").Int())
+		p.log.Debug("edge", "seek", a.Seek, "to", a.SeekTo, "play", a.Play, "current", v.Current, "buffered", errs.List(v.Buffered), "ready", p.video.Get("readyState").Int())
 	}
 	if a.Seek {
 		p.video.Set("currentTime", a.SeekTo)

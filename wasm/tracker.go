@@ -7,11 +7,12 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
-	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/protocol"
@@ -142,7 +143,7 @@ func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) 
 	c, err := dialWS(dctx, url, protocol.MaxMessage, t.guard)
 	dcancel()
 	if err != nil {
-		return false, fmt.Errorf("tracker: dial: %w", err)
+		return false, errs.Wrap("tracker: dial: ", err, "")
 	}
 	defer c.Close(1000, "")
 	t.conn.Store(c)
@@ -155,7 +156,7 @@ func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) 
 	m, err := t.read(wctx, c)
 	wcancel()
 	if err != nil {
-		return false, fmt.Errorf("tracker: waiting for welcome: %w", err)
+		return false, errs.Wrap("tracker: waiting for welcome: ", err, "")
 	}
 	if mv, ok := m.(protocol.Moved); ok {
 		return false, movedError{mv.URL}
@@ -167,7 +168,7 @@ func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) 
 	case protocol.Welcome:
 		if err := t.h.welcome(m); err != nil {
 			c.Close(1008, "bad welcome")
-			return false, fmt.Errorf("tracker: welcome: %w", err)
+			return false, errs.Wrap("tracker: welcome: ", err, "")
 		}
 		t.joined.Store(true)
 		t.state.Store(int32(trackerConnected))
@@ -182,7 +183,7 @@ func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) 
 		t.h.refused(m, fatalCode(m.Code))
 		return false, &m
 	default:
-		return false, fmt.Errorf("tracker: expected welcome, got %s", m.Type())
+		return false, errors.New("tracker: expected welcome, got " + m.Type())
 	}
 
 	for {
@@ -191,7 +192,7 @@ func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) 
 			if ctx.Err() != nil {
 				return true, ctx.Err()
 			}
-			return true, fmt.Errorf("tracker: read: %w", err)
+			return true, errs.Wrap("tracker: read: ", err, "")
 		}
 		if t.onMessage != nil {
 			t.onMessage(m)
@@ -252,7 +253,7 @@ func (t *trackerClient) write(ctx context.Context, c *wsConn, m protocol.Message
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	if err := c.Write(ctx, b); err != nil {
-		return fmt.Errorf("tracker: write %s: %w", m.Type(), err)
+		return errs.Wrap("tracker: write "+m.Type()+": ", err, "")
 	}
 	return nil
 }
@@ -278,7 +279,7 @@ func (t *trackerClient) read(ctx context.Context, c *wsConn) (protocol.Message, 
 func parsePublicKey(s string) (ed25519.PublicKey, error) {
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil || len(b) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("public key: want %d bytes of base64", ed25519.PublicKeySize)
+		return nil, errors.New("public key: want " + strconv.Itoa(ed25519.PublicKeySize) + " bytes of base64")
 	}
 	return ed25519.PublicKey(b), nil
 }
@@ -290,7 +291,7 @@ func keyringOf(keys []protocol.ContentKey) (*chunk.Keyring, error) {
 	for _, k := range keys {
 		mk, err := chunk.ParseMasterKey(k.ID, k.Key, k.Salt)
 		if err != nil {
-			return nil, fmt.Errorf("content key %d: %w", k.ID, err)
+			return nil, errs.Wrap("content key "+strconv.FormatUint(uint64(k.ID), 10)+": ", err, "")
 		}
 		mks = append(mks, mk)
 	}

@@ -5,10 +5,11 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strconv"
 	"sync"
 	"syscall/js"
 
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/internal/guard"
 )
 
@@ -53,7 +54,7 @@ func dialWS(ctx context.Context, url string, limit int, g *guard.Guard) (*wsConn
 	}
 	c := &wsConn{limit: limit, avail: make(chan struct{}, 1), closed: make(chan struct{}), guard: g}
 	if err := try(func() { c.ws = ctor.New(url) }); err != nil {
-		return nil, fmt.Errorf("websocket %s: %w", url, err)
+		return nil, errs.Wrap("websocket "+url+": ", err, "")
 	}
 	c.ws.Set("binaryType", "arraybuffer")
 	opened := make(chan struct{})
@@ -62,17 +63,17 @@ func dialWS(ctx context.Context, url string, limit int, g *guard.Guard) (*wsConn
 	c.on("onmessage", c.onMessage)
 	c.on("onclose", func(ev js.Value) {
 		code, reason := ev.Get("code").Int(), ev.Get("reason").String()
-		c.shut(fmt.Errorf("%w: code %d %s", errWSClosed, code, reason))
+		c.shut(errs.Wrap("", errWSClosed, ": code "+strconv.Itoa(code)+" "+reason))
 	})
 	select {
 	case <-opened:
 		return c, nil
 	case <-c.closed:
 		c.cleanup()
-		return nil, fmt.Errorf("websocket %s: %w", url, c.err)
+		return nil, errs.Wrap("websocket "+url+": ", c.err, "")
 	case <-ctx.Done():
 		c.Close(1000, "")
-		return nil, fmt.Errorf("websocket %s: %w", url, ctx.Err())
+		return nil, errs.Wrap("websocket "+url+": ", ctx.Err(), "")
 	}
 }
 
@@ -128,7 +129,7 @@ func (c *wsConn) onMessage(ev js.Value) {
 }
 
 func (c *wsConn) tooBig(n int) {
-	c.shut(fmt.Errorf("websocket: message of %d bytes exceeds %d", n, c.limit))
+	c.shut(errors.New("websocket: message of " + strconv.Itoa(n) + " bytes exceeds " + strconv.Itoa(c.limit)))
 	_ = try(func() { c.ws.Call("close", 1009, "message too big") })
 }
 
@@ -184,7 +185,7 @@ func (c *wsConn) Write(ctx context.Context, b []byte) error {
 		return errors.New("websocket: send buffer full")
 	}
 	if err := try(func() { c.ws.Call("send", string(b)) }); err != nil {
-		return fmt.Errorf("websocket: send: %w", err)
+		return errs.Wrap("websocket: send: ", err, "")
 	}
 	return nil
 }

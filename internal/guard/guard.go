@@ -9,9 +9,10 @@
 package guard
 
 import (
-	"fmt"
 	"runtime/debug"
 	"sync/atomic"
+
+	"github.com/banyan-live/banyan/internal/errs"
 )
 
 // PanicError is a recovered panic: where it happened, the value it was
@@ -23,7 +24,7 @@ type PanicError struct {
 }
 
 func (e *PanicError) Error() string {
-	return fmt.Sprintf("panic in %s: %v", e.Where, e.Value)
+	return "panic in " + e.Where + ": " + errs.Text(e.Value)
 }
 
 // Unwrap exposes a panic value that is itself an error (a runtime error,

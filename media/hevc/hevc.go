@@ -12,11 +12,13 @@ package hevc
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
-	"fmt"
 	"math/bits"
 	"strconv"
 	"strings"
+
+	"github.com/banyan-live/banyan/internal/errs"
 )
 
 // NAL unit types used by the ingest and the packager (ITU-T H.265 Table 7-1).
@@ -80,12 +82,12 @@ type DecoderConfig struct {
 func ParseDecoderConfig(b []byte) (DecoderConfig, error) {
 	var c DecoderConfig
 	if len(b) < recordHeader {
-		return c, fmt.Errorf("%w: config record is %d bytes, need at least %d", ErrShort, len(b), recordHeader)
+		return c, errs.Wrap("", ErrShort, ": config record is "+strconv.Itoa(len(b))+" bytes, need at least "+strconv.Itoa(recordHeader))
 	}
 	// Version 1 is the standard; some early muxers wrote 0 with the same
 	// layout.
 	if b[0] > 1 {
-		return c, fmt.Errorf("%w: %d", ErrVersion, b[0])
+		return c, errs.Wrap("", ErrVersion, ": "+strconv.FormatUint(uint64(b[0]), 10))
 	}
 	copy(c.PTL[:], b[1:1+PTLSize])
 	c.LengthSize = int(b[21]&0x03) + 1
@@ -96,19 +98,19 @@ func ParseDecoderConfig(b []byte) (DecoderConfig, error) {
 	pos := recordHeader
 	for i := 0; i < n; i++ {
 		if len(b)-pos < 3 {
-			return c, fmt.Errorf("%w: array %d header", ErrShort, i)
+			return c, errs.Wrap("", ErrShort, ": array "+strconv.Itoa(i)+" header")
 		}
 		typ := b[pos] & 0x3f
 		count := int(binary.BigEndian.Uint16(b[pos+1:]))
 		pos += 3
 		for j := 0; j < count; j++ {
 			if len(b)-pos < 2 {
-				return c, fmt.Errorf("%w: array %d NAL unit %d length", ErrShort, i, j)
+				return c, errs.Wrap("", ErrShort, ": array "+strconv.Itoa(i)+" NAL unit "+strconv.Itoa(j)+" length")
 			}
 			l := int(binary.BigEndian.Uint16(b[pos:]))
 			pos += 2
 			if len(b)-pos < l {
-				return c, fmt.Errorf("%w: array %d NAL unit %d needs %d bytes, %d left", ErrShort, i, j, l, len(b)-pos)
+				return c, errs.Wrap("", ErrShort, ": array "+strconv.Itoa(i)+" NAL unit "+strconv.Itoa(j)+" needs "+strconv.Itoa(l)+" bytes, "+strconv.Itoa(len(b)-pos)+" left")
 			}
 			nalu := b[pos : pos+l : pos+l]
 			pos += l
@@ -124,13 +126,13 @@ func ParseDecoderConfig(b []byte) (DecoderConfig, error) {
 				continue
 			}
 			if l == 0 || l > MaxParamSetSize {
-				return c, fmt.Errorf("hevc: config record: NAL unit of type %d is %d bytes (1 to %d)", typ, l, MaxParamSetSize)
+				return c, errors.New("hevc: config record: NAL unit of type " + strconv.FormatUint(uint64(typ), 10) + " is " + strconv.Itoa(l) + " bytes (1 to " + strconv.Itoa(MaxParamSetSize) + ")")
 			}
 			if t := NALUType(nalu); t != typ {
-				return c, fmt.Errorf("hevc: config record: array of type %d holds NAL type %d", typ, t)
+				return c, errors.New("hevc: config record: array of type " + strconv.FormatUint(uint64(typ), 10) + " holds NAL type " + strconv.FormatUint(uint64(t), 10))
 			}
 			if len(*dst) == maxParamSets {
-				return c, fmt.Errorf("hevc: config record: more than %d NAL units of type %d", maxParamSets, typ)
+				return c, errors.New("hevc: config record: more than " + strconv.Itoa(maxParamSets) + " NAL units of type " + strconv.FormatUint(uint64(typ), 10))
 			}
 			*dst = append(*dst, nalu)
 		}
@@ -149,7 +151,7 @@ func (c DecoderConfig) Marshal() ([]byte, error) {
 		ls = 4
 	}
 	if ls != 1 && ls != 2 && ls != 4 {
-		return nil, fmt.Errorf("hevc: marshal: invalid length size %d", ls)
+		return nil, errors.New("hevc: marshal: invalid length size " + strconv.Itoa(ls))
 	}
 	out := make([]byte, 0, 64)
 	out = append(out, 1)
@@ -177,13 +179,13 @@ func (c DecoderConfig) Marshal() ([]byte, error) {
 			continue
 		}
 		if len(a.sets) > maxParamSets {
-			return nil, fmt.Errorf("hevc: marshal: %d NAL units of type %d", len(a.sets), a.typ)
+			return nil, errors.New("hevc: marshal: " + strconv.Itoa(len(a.sets)) + " NAL units of type " + strconv.FormatUint(uint64(a.typ), 10))
 		}
 		out = append(out, 0x80|a.typ) // array_completeness 1
 		out = binary.BigEndian.AppendUint16(out, uint16(len(a.sets)))
 		for _, s := range a.sets {
 			if len(s) == 0 || len(s) > MaxParamSetSize {
-				return nil, fmt.Errorf("hevc: marshal: NAL unit of type %d is %d bytes", a.typ, len(s))
+				return nil, errors.New("hevc: marshal: NAL unit of type " + strconv.FormatUint(uint64(a.typ), 10) + " is " + strconv.Itoa(len(s)) + " bytes")
 			}
 			out = binary.BigEndian.AppendUint16(out, uint16(len(s)))
 			out = append(out, s...)
@@ -198,7 +200,7 @@ func (c DecoderConfig) Marshal() ([]byte, error) {
 func PTLFromSPS(sps []byte) ([PTLSize]byte, error) {
 	var ptl [PTLSize]byte
 	if t := NALUType(sps); len(sps) < 2 || t != NALUTypeSPS {
-		return ptl, fmt.Errorf("hevc: profile_tier_level: not an SPS (%d bytes, NAL type %d)", len(sps), t)
+		return ptl, errors.New("hevc: profile_tier_level: not an SPS (" + strconv.Itoa(len(sps)) + " bytes, NAL type " + strconv.FormatUint(uint64(t), 10) + ")")
 	}
 	// RBSP bytes after the 2-byte NAL header; the first is
 	// sps_video_parameter_set_id, sps_max_sub_layers_minus1 and
@@ -222,7 +224,7 @@ func PTLFromSPS(sps []byte) ([PTLSize]byte, error) {
 		n++
 	}
 	if n < len(rbsp) {
-		return ptl, fmt.Errorf("%w: SPS of %d bytes ends in its profile_tier_level", ErrShort, len(sps))
+		return ptl, errs.Wrap("", ErrShort, ": SPS of "+strconv.Itoa(len(sps))+" bytes ends in its profile_tier_level")
 	}
 	copy(ptl[:], rbsp[1:])
 	return ptl, nil
@@ -259,7 +261,7 @@ func CodecString(entry string, ptl [PTLSize]byte) string {
 		}
 	}
 	for _, c := range cons[:last+1] {
-		fmt.Fprintf(&b, ".%02X", c)
+		b.WriteString("." + strings.ToUpper(hex.EncodeToString([]byte{c})))
 	}
 	return b.String()
 }

@@ -12,7 +12,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
-	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -142,7 +142,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, errors.New("node: Config.Send is required")
 	}
 	if !protocol.ValidStream(cfg.Stream) {
-		return nil, fmt.Errorf("node: invalid stream name %q", cfg.Stream)
+		return nil, errors.New("node: invalid stream name " + strconv.Quote(cfg.Stream))
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = peer.Discard

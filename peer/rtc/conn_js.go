@@ -4,11 +4,11 @@ package rtc
 
 import (
 	"errors"
-	"fmt"
 	"sync"
 	"syscall/js"
 	"time"
 
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -66,7 +66,7 @@ func newPeerConn(_ *API, ice []protocol.ICEServer, relayOnly bool, ev pcEvents) 
 		c.v = ctor.New(cfg)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rtc: RTCPeerConnection: %w", err)
+		return nil, errs.Wrap("rtc: RTCPeerConnection: ", err, "")
 	}
 	// The handlers only read the event and hand it to a goroutine: they
 	// run on the browser's event loop, which must not wait for Go.
@@ -128,14 +128,14 @@ func (c *jsConn) on(target js.Value, prop string, f func(e js.Value)) {
 func call(v js.Value, method string, args ...any) (js.Value, error) {
 	var p js.Value
 	if err := catch(func() { p = v.Call(method, args...) }); err != nil {
-		return js.Undefined(), fmt.Errorf("%s: %w", method, err)
+		return js.Undefined(), errs.Wrap(method+": ", err, "")
 	}
 	if p.Type() != js.TypeObject || p.Get("then").Type() != js.TypeFunction {
 		return p, nil // not a promise (an old engine's synchronous form)
 	}
 	r, err := awaitValue(p, promiseTimeout)
 	if err != nil {
-		return js.Undefined(), fmt.Errorf("%s: %w", method, err)
+		return js.Undefined(), errs.Wrap(method+": ", err, "")
 	}
 	return r, nil
 }
@@ -147,7 +147,7 @@ func (c *jsConn) createDataChannel(label string, r Reliability) (dataChannel, er
 	}
 	var ch js.Value
 	if err := catch(func() { ch = c.v.Call("createDataChannel", label, init) }); err != nil {
-		return nil, fmt.Errorf("createDataChannel: %w", err)
+		return nil, errs.Wrap("createDataChannel: ", err, "")
 	}
 	return c.channel(ch), nil
 }

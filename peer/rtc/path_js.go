@@ -3,10 +3,11 @@
 package rtc
 
 import (
-	"fmt"
+	"errors"
 	"syscall/js"
 	"time"
 
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/peer"
 )
 
@@ -54,11 +55,11 @@ func pairFromStats(pc js.Value, timeout time.Duration) (local, remote string, er
 			p = pc.Call("getStats")
 		}
 	}); err != nil || p.Type() != js.TypeObject || p.Get("then").Type() != js.TypeFunction {
-		return "", "", fmt.Errorf("rtc: getStats: %v", err)
+		return "", "", errors.New("rtc: getStats: " + err.Error())
 	}
 	report, err := awaitValue(p, timeout)
 	if err != nil {
-		return "", "", fmt.Errorf("rtc: getStats: %w", err)
+		return "", "", errs.Wrap("rtc: getStats: ", err, "")
 	}
 	var entries []statEntry
 	err = catch(func() {
@@ -78,7 +79,7 @@ func pairFromStats(pc js.Value, timeout time.Duration) (local, remote string, er
 		}
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("rtc: getStats report: %w", err)
+		return "", "", errs.Wrap("rtc: getStats report: ", err, "")
 	}
 	local, remote = selectedFromStats(entries)
 	return local, remote, nil
@@ -104,7 +105,11 @@ func awaitValue(p js.Value, timeout time.Duration) (js.Value, error) {
 		return nil
 	})
 	fail = js.FuncOf(func(_ js.Value, args []js.Value) any {
-		ch <- result{err: fmt.Errorf("rejected: %v", args)}
+		reasons := make([]any, len(args))
+		for i, a := range args {
+			reasons[i] = a
+		}
+		ch <- result{err: errors.New("rejected: " + errs.Text(reasons))}
 		release()
 		return nil
 	})
@@ -118,7 +123,7 @@ func awaitValue(p js.Value, timeout time.Duration) (js.Value, error) {
 	case r := <-ch:
 		return r.v, r.err
 	case <-t.C:
-		return js.Undefined(), fmt.Errorf("no answer in %v", timeout)
+		return js.Undefined(), errors.New("no answer in " + timeout.String())
 	}
 }
 
@@ -160,7 +165,7 @@ func boolAt(v js.Value, name string) bool {
 func catch(f func()) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("rtc: browser API: %v", r)
+			err = errors.New("rtc: browser API: " + errs.Text(r))
 		}
 	}()
 	f()

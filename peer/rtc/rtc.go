@@ -17,13 +17,14 @@ package rtc
 
 import (
 	"errors"
-	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/internal/guard"
 	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/protocol"
@@ -51,7 +52,7 @@ func (r Reliability) String() string {
 	case ReliableUnordered:
 		return "reliable,unordered"
 	}
-	return fmt.Sprintf("Reliability(%d)", int(r))
+	return "Reliability(" + strconv.Itoa(int(r)) + ")"
 }
 
 // Errors.
@@ -59,7 +60,7 @@ var (
 	ErrConnectTimeout = errors.New("rtc: not connected in time")
 	// ErrNoAnswer: the dialed peer did not answer the offer within
 	// AnswerTimeout. It wraps ErrConnectTimeout.
-	ErrNoAnswer = fmt.Errorf("%w: no answer to the offer", ErrConnectTimeout)
+	ErrNoAnswer = errs.Wrap("", ErrConnectTimeout, ": no answer to the offer")
 	ErrNotOpen  = errors.New("rtc: data channel not open")
 	ErrClosed   = errors.New("rtc: link closed")
 )
@@ -239,13 +240,13 @@ func (t *Transport) Dial(remote peer.PeerID) (*Link, error) {
 	}
 	dc, err := l.pc.createDataChannel("banyan", t.cfg.Reliability)
 	if err != nil {
-		l.fail(fmt.Errorf("rtc: dial %d: data channel: %w", remote, err))
+		l.fail(errs.Wrap("rtc: dial "+remote.String()+": data channel: ", err, ""))
 		return nil, l.err
 	}
 	l.setupDC(dc)
 	offer, err := l.pc.offer()
 	if err != nil {
-		l.fail(fmt.Errorf("rtc: dial %d: offer: %w", remote, err))
+		l.fail(errs.Wrap("rtc: dial "+remote.String()+": offer: ", err, ""))
 		return nil, l.err
 	}
 	l.sendDesc("offer", offer)
@@ -295,7 +296,7 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool, attempt uint32) (*L
 	}
 	if old := t.links[remote]; old != nil {
 		t.mu.Unlock()
-		return nil, fmt.Errorf("rtc: link to %d exists", remote)
+		return nil, errors.New("rtc: link to " + remote.String() + " exists")
 	}
 	l := &Link{t: t, remote: remote, dialer: dialer, attempt: attempt, done: make(chan struct{})}
 	l.path.Store(initialPath)
@@ -325,7 +326,7 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool, attempt uint32) (*L
 				case stateConnected:
 					l.updatePath()
 				case stateFailed:
-					l.fail(fmt.Errorf("rtc: link to %d: ICE failed", remote))
+					l.fail(errors.New("rtc: link to " + remote.String() + ": ICE failed"))
 				case stateClosed:
 					l.fail(ErrClosed)
 				}
@@ -343,7 +344,7 @@ func (t *Transport) newLink(remote peer.PeerID, dialer bool, attempt uint32) (*L
 	})
 	if err != nil {
 		t.forget(l)
-		return nil, fmt.Errorf("rtc: peer connection to %d: %w", remote, err)
+		return nil, errs.Wrap("rtc: peer connection to "+remote.String()+": ", err, "")
 	}
 	l.pc = pc
 	l.mu.Lock()
@@ -409,7 +410,7 @@ func (l *Link) guarded(where string, f func()) func() {
 	}
 	return func() {
 		if err := g.Run("rtc "+where, f); err != nil {
-			l.fail(fmt.Errorf("rtc: link to %d: %w", l.remote, err))
+			l.fail(errs.Wrap("rtc: link to "+l.remote.String()+": ", err, ""))
 		}
 	}
 }
@@ -427,14 +428,14 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 	switch {
 	case s.SDP != nil && s.SDP.Type == "offer":
 		if f := t.cfg.Accept; f != nil && !f(remote) {
-			return fmt.Errorf("rtc: offer from unpaired peer %d refused", remote)
+			return errors.New("rtc: offer from unpaired peer " + remote.String() + " refused")
 		}
 		if l != nil {
 			if l.dialer && t.cfg.Self < remote {
 				return nil // glare: our offer wins
 			}
 			// A renegotiation or the remote's restart: start afresh.
-			l.fail(fmt.Errorf("rtc: link to %d replaced by its offer", remote))
+			l.fail(errors.New("rtc: link to " + remote.String() + " replaced by its offer"))
 		}
 		nl, err := t.newLink(remote, false, s.Attempt)
 		if err != nil {
@@ -442,14 +443,14 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 		}
 		return nl.answer(s.SDP.SDP)
 	case l == nil:
-		return fmt.Errorf("rtc: signal from %d without a link", remote)
+		return errors.New("rtc: signal from " + remote.String() + " without a link")
 	case s.Attempt != 0 && l.attempt != 0 && s.Attempt != l.attempt:
 		// The answer or a candidate of an attempt that already failed: it
 		// must not touch this one's PeerConnection.
 		return nil
 	case s.SDP != nil && s.SDP.Type == "answer":
 		if !l.dialer {
-			return fmt.Errorf("rtc: unexpected answer from %d", remote)
+			return errors.New("rtc: unexpected answer from " + remote.String())
 		}
 		l.mu.Lock()
 		took := time.Since(l.offeredAt)
@@ -458,14 +459,14 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 		t.answers.Answered(took)
 		t.mu.Unlock()
 		if err := l.pc.setAnswer(s.SDP.SDP); err != nil {
-			l.fail(fmt.Errorf("rtc: answer from %d: %w", remote, err))
+			l.fail(errs.Wrap("rtc: answer from "+remote.String()+": ", err, ""))
 			return l.err
 		}
 		return l.flushCandidates()
 	case len(s.Candidate) > 0:
 		c, err := parseCandidate(s.Candidate)
 		if err != nil {
-			return fmt.Errorf("rtc: candidate from %d: %w", remote, err)
+			return errs.Wrap("rtc: candidate from "+remote.String()+": ", err, "")
 		}
 		l.mu.Lock()
 		if !l.haveDesc {
@@ -477,7 +478,7 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 		}
 		l.mu.Unlock()
 		if err := l.pc.addCandidate(c); err != nil {
-			return fmt.Errorf("rtc: candidate from %d: %w", remote, err)
+			return errs.Wrap("rtc: candidate from "+remote.String()+": ", err, "")
 		}
 		return nil
 	}
@@ -487,7 +488,7 @@ func (t *Transport) HandleSignal(s protocol.Signal) error {
 func (l *Link) answer(sdp string) error {
 	ans, err := l.pc.acceptOffer(sdp)
 	if err != nil {
-		l.fail(fmt.Errorf("rtc: answer %d: %w", l.remote, err))
+		l.fail(errs.Wrap("rtc: answer "+l.remote.String()+": ", err, ""))
 		return l.err
 	}
 	l.sendDesc("answer", ans)
@@ -502,7 +503,7 @@ func (l *Link) flushCandidates() error {
 	l.mu.Unlock()
 	for _, c := range cands {
 		if err := l.pc.addCandidate(c); err != nil {
-			return fmt.Errorf("rtc: candidate from %d: %w", l.remote, err)
+			return errs.Wrap("rtc: candidate from "+l.remote.String()+": ", err, "")
 		}
 	}
 	return nil
@@ -535,7 +536,7 @@ func (l *Link) Send(msg []byte) error {
 		return peer.ErrBackpressure
 	}
 	if err := dc.send(msg); err != nil {
-		return fmt.Errorf("rtc: send to %d: %w", l.remote, err)
+		return errs.Wrap("rtc: send to "+l.remote.String()+": ", err, "")
 	}
 	return nil
 }

@@ -6,7 +6,7 @@
 package health
 
 import (
-	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -39,11 +39,11 @@ const recent = 3 * time.Second
 func Stalled(in Input) (state, reason string) {
 	switch {
 	case in.TimerLag >= StarvedLag:
-		return Buffering, fmt.Sprintf("this tab is short of CPU (a busy machine, or a tab in the background): its timers run %d ms late", in.TimerLag.Milliseconds())
+		return Buffering, "this tab is short of CPU (a busy machine, or a tab in the background): its timers run " + strconv.FormatInt(in.TimerLag.Milliseconds(), 10) + " ms late"
 	case in.SinceBytes >= 0 && in.SinceBytes < recent:
 		return Buffering, "data is arriving late" + from(in)
 	case in.Parents > 0:
-		return Buffering, fmt.Sprintf("%s connected, no data for %.0f s", plural(in.Parents, "parent"), seconds(in.SinceBytes))
+		return Buffering, plural(in.Parents, "parent") + " connected, no data for " + strconv.FormatFloat(seconds(in.SinceBytes), 'f', 0, 64) + " s"
 	case in.OriginFed > 0:
 		return Buffering, "waiting for the origin"
 	}
@@ -53,9 +53,9 @@ func Stalled(in Input) (state, reason string) {
 func from(in Input) string {
 	switch {
 	case in.Parents > 0 && in.OriginFed > 0:
-		return fmt.Sprintf(" (from %s and the origin)", plural(in.Parents, "parent"))
+		return " (from " + plural(in.Parents, "parent") + " and the origin)"
 	case in.Parents > 0:
-		return fmt.Sprintf(" (from %s)", plural(in.Parents, "parent"))
+		return " (from " + plural(in.Parents, "parent") + ")"
 	case in.OriginFed > 0:
 		return " (from the origin)"
 	}
@@ -66,7 +66,7 @@ func plural(n int, s string) string {
 	if n == 1 {
 		return "1 " + s
 	}
-	return fmt.Sprintf("%d %ss", n, s)
+	return strconv.Itoa(n) + " " + s + "s"
 }
 
 func seconds(d time.Duration) float64 {

@@ -2,11 +2,17 @@ package mse
 
 import (
 	"math"
+	"strconv"
 	"time"
 )
 
 // Range is one buffered time range of the media element, in seconds.
 type Range struct{ Start, End float64 }
+
+// String is the range as fmt's %v writes it, for the wasm's log lines.
+func (r Range) String() string {
+	return "{" + strconv.FormatFloat(r.Start, 'g', -1, 64) + " " + strconv.FormatFloat(r.End, 'g', -1, 64) + "}"
+}
 
 // EdgeConfig tunes live-edge control. Zero values take the defaults.
 type EdgeConfig struct {

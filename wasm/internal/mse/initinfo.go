@@ -8,12 +8,13 @@ package mse
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/banyan-live/banyan/internal/errs"
 	"github.com/banyan-live/banyan/media/hevc"
 )
 
@@ -126,8 +127,8 @@ func maxSpellings() int {
 // ErrInit reports an init segment ParseInit cannot use.
 var ErrInit = errors.New("mse: init segment")
 
-func initErr(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInit}, args...)...)
+func initErr(detail string) error {
+	return errs.Wrap("", ErrInit, ": "+detail)
 }
 
 // box is one ISO BMFF box: its type and its body.
@@ -161,7 +162,7 @@ func boxes(b []byte, budget *int) ([]box, error) {
 			size, hdr = binary.BigEndian.Uint64(b[8:]), 16
 		}
 		if size < hdr || size > uint64(len(b)) {
-			return nil, initErr("box %q size %d does not fit in %d bytes", printable(typ), size, len(b))
+			return nil, initErr("box " + strconv.Quote(printable(typ)) + " size " + strconv.FormatUint(size, 10) + " does not fit in " + strconv.Itoa(len(b)) + " bytes")
 		}
 		out = append(out, box{typ: typ, body: b[hdr:size]})
 		b = b[size:]
@@ -196,7 +197,7 @@ func child(bs []box, typ string) (box, bool) {
 // later with a less useful message.
 func ParseInit(b []byte) (InitInfo, error) {
 	if len(b) > MaxInitSize {
-		return InitInfo{}, initErr("%d bytes exceeds %d", len(b), MaxInitSize)
+		return InitInfo{}, initErr(strconv.Itoa(len(b)) + " bytes exceeds " + strconv.Itoa(MaxInitSize))
 	}
 	budget := maxBoxes
 	top, err := boxes(b, &budget)
@@ -230,7 +231,7 @@ func ParseInit(b []byte) (InitInfo, error) {
 		case !video && info.AudioCodec == "":
 			info.AudioCodec = codec
 		default:
-			return InitInfo{}, initErr("more than one %s track", map[bool]string{true: "video", false: "audio"}[video])
+			return InitInfo{}, initErr("more than one " + map[bool]string{true: "video", false: "audio"}[video] + " track")
 		}
 	}
 	if info.VideoCodec == "" && info.AudioCodec == "" {
@@ -249,7 +250,7 @@ func sampleEntry(trak []byte, budget *int) (box, error) {
 		}
 		b, ok := child(bs, typ)
 		if !ok {
-			return box{}, initErr("trak without %s", typ)
+			return box{}, initErr("trak without " + typ)
 		}
 		cur = b.body
 	}
@@ -281,7 +282,7 @@ func codecOf(e box, budget *int) (codec string, video bool, err error) {
 	switch e.typ {
 	case "avc1", "avc3":
 		if len(e.body) < visualEntryHeader {
-			return "", true, initErr("truncated %s entry", e.typ)
+			return "", true, initErr("truncated " + e.typ + " entry")
 		}
 		kids, err := boxes(e.body[visualEntryHeader:], budget)
 		if err != nil {
@@ -289,14 +290,14 @@ func codecOf(e box, budget *int) (codec string, video bool, err error) {
 		}
 		avcC, ok := child(kids, "avcC")
 		if !ok || len(avcC.body) < 4 {
-			return "", true, initErr("%s without a usable avcC", e.typ)
+			return "", true, initErr(e.typ + " without a usable avcC")
 		}
 		// configurationVersion, then profile, compatibility, level: the
 		// same three bytes as the SPS carries after its NAL header.
-		return fmt.Sprintf("%s.%02x%02x%02x", e.typ, avcC.body[1], avcC.body[2], avcC.body[3]), true, nil
+		return e.typ + "." + hex.EncodeToString(avcC.body[1:4]), true, nil
 	case "hvc1", "hev1":
 		if len(e.body) < visualEntryHeader {
-			return "", true, initErr("truncated %s entry", e.typ)
+			return "", true, initErr("truncated " + e.typ + " entry")
 		}
 		kids, err := boxes(e.body[visualEntryHeader:], budget)
 		if err != nil {
@@ -304,7 +305,7 @@ func codecOf(e box, budget *int) (codec string, video bool, err error) {
 		}
 		hvcC, ok := child(kids, "hvcC")
 		if !ok || len(hvcC.body) < 1+hevc.PTLSize {
-			return "", true, initErr("%s without a usable hvcC", e.typ)
+			return "", true, initErr(e.typ + " without a usable hvcC")
 		}
 		// configurationVersion, then the general profile_tier_level.
 		return hevc.CodecString(e.typ, [hevc.PTLSize]byte(hvcC.body[1:1+hevc.PTLSize])), true, nil
@@ -325,7 +326,7 @@ func codecOf(e box, budget *int) (codec string, video bool, err error) {
 	case "Opus":
 		return "Opus", false, nil
 	}
-	return "", false, initErr("unsupported sample entry %q", printable(e.typ))
+	return "", false, initErr("unsupported sample entry " + strconv.Quote(printable(e.typ)))
 }
 
 // descriptor reads one MPEG-4 descriptor (ISO/IEC 14496-1 8.3.3): a tag
@@ -350,7 +351,7 @@ func descriptor(b []byte) (tag byte, body, rest []byte, err error) {
 	}
 	i++
 	if n > len(b)-i {
-		return 0, nil, nil, initErr("descriptor 0x%02x of %d bytes does not fit", tag, n)
+		return 0, nil, nil, initErr("descriptor 0x" + hex.EncodeToString([]byte{tag}) + " of " + strconv.Itoa(n) + " bytes does not fit")
 	}
 	return tag, b[i : i+n], b[i+n:], nil
 }
@@ -401,7 +402,7 @@ func esdsCodec(b []byte) (string, error) {
 			return "", initErr("truncated DecoderConfigDescriptor")
 		}
 		oti := dc[0]
-		codec := fmt.Sprintf("mp4a.%02X", oti)
+		codec := "mp4a." + strings.ToUpper(hex.EncodeToString([]byte{oti}))
 		if oti != otiMPEG4Aud {
 			return codec, nil
 		}

@@ -2,10 +2,11 @@ package mse
 
 import (
 	"bytes"
-	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/errs"
 )
 
 // OpKind says what an Op asks of the MSE glue.
@@ -32,7 +33,7 @@ func (k OpKind) String() string {
 	case OpAppend:
 		return "append"
 	}
-	return fmt.Sprintf("OpKind(%d)", int(k))
+	return "OpKind(" + strconv.Itoa(int(k)) + ")"
 }
 
 // Op is one step for the SourceBuffer, executed in order.
@@ -107,7 +108,7 @@ func (p *Planner) Init(epoch uint32, data []byte) ([]Op, error) {
 	}
 	info, err := ParseInit(data)
 	if err != nil {
-		return nil, fmt.Errorf("epoch %d: %w", epoch, err)
+		return nil, errs.Wrap("epoch "+strconv.FormatUint(uint64(epoch), 10)+": ", err, "")
 	}
 	mime := info.MIME()
 	var ops []Op

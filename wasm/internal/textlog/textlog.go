@@ -9,11 +9,12 @@
 package textlog
 
 import (
-	"fmt"
 	"io"
 	"strconv"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/banyan-live/banyan/internal/errs"
 )
 
 // Logger writes one line per record.
@@ -74,33 +75,17 @@ func appendArgs(b []byte, args []any) []byte {
 		key, ok := args[0].(string)
 		if !ok || len(args) == 1 {
 			b = append(b, " !BADKEY="...)
-			b = appendValue(b, text(args[0]))
+			b = appendValue(b, errs.Text(args[0]))
 			args = args[1:]
 			continue
 		}
 		b = append(b, ' ')
 		b = append(b, key...)
 		b = append(b, '=')
-		b = appendValue(b, text(args[1]))
+		b = appendValue(b, errs.Text(args[1]))
 		args = args[2:]
 	}
 	return b
-}
-
-func text(v any) string {
-	switch v := v.(type) {
-	case string:
-		return v
-	case error:
-		return v.Error()
-	case fmt.Stringer:
-		return v.String()
-	case int:
-		return strconv.Itoa(v)
-	case bool:
-		return strconv.FormatBool(v)
-	}
-	return fmt.Sprint(v)
 }
 
 // appendValue appends s, quoted as slog's TextHandler quotes: when it is
