@@ -143,9 +143,9 @@ type SwarmResult struct {
 	// stats report. Mem transport only.
 	BehindLiveP50ms float64 `json:"behind_live_p50_ms,omitempty"`
 	BehindLiveP95ms float64 `json:"behind_live_p95_ms,omitempty"`
-	// LatencyP95msByDepth maps the viewer's depth in the chunk's stripe
-	// ("1" = child of the seeder; "origin" = stripe fed over HTTP) to the
-	// p95 publish → play latency.
+	// LatencyP95msByDepth maps the viewer's depth, its deepest stripe's
+	// ("1" = a child of the seeder in every stripe; "origin" = a stripe
+	// fed over HTTP), to the p95 publish → play latency.
 	LatencyP95msByDepth map[string]float64 `json:"latency_p95_ms_by_depth"`
 	LatencyP50msByDepth map[string]float64 `json:"latency_p50_ms_by_depth"`
 	MaxDepth            int                `json:"max_depth"`
@@ -458,6 +458,25 @@ func (c *collector) depthKey(d int) string {
 		c.depthS = append(c.depthS, strconv.Itoa(len(c.depthS)))
 	}
 	return c.depthS[d]
+}
+
+// viewerDepthKey keys a played chunk by its viewer's deepest stripe (depth
+// reports stripe s's depth, false when the origin feeds it): chunks play
+// in sequence, so each waits for the slowest of the viewer's K feeds, and
+// a viewer at depth 1 in one stripe and 6 in another plays as one at depth
+// 6. Keyed by the chunk's own stripe, as before, depth 1 read 1.2 s
+// behind at 10k: its viewers' other stripes were deep. Any stripe on the
+// origin keys it "origin".
+func (c *collector) viewerDepthKey(k int, depth func(s int) (int, bool)) string {
+	deepest := 0
+	for s := range k {
+		d, ok := depth(s)
+		if !ok {
+			return "origin"
+		}
+		deepest = max(deepest, d)
+	}
+	return c.depthKey(deepest)
 }
 
 func newCollector() *collector { return &collector{byDepth: make(map[string]*hist)} }

@@ -1239,12 +1239,12 @@ func (pl *simPlayer) Chunk(h chunk.Header, payload []byte) {
 	if pub.Before(p.first) {
 		return // the catch-up burst a joiner starts with is not live delivery
 	}
-	stripe := int(h.Seq % uint64(s.k))
 	depth := "origin"
-	if p.st[stripe].assigned != srcOrigin && s.forest != nil {
-		if d, err := s.forest.Depth(overlay.PeerID(p.id), stripe); err == nil {
-			depth = s.col.depthKey(d)
-		}
+	if s.forest != nil {
+		depth = s.col.viewerDepthKey(s.k, func(st int) (int, bool) {
+			d, err := s.forest.Depth(overlay.PeerID(p.id), st)
+			return d, p.st[st].assigned != srcOrigin && err == nil
+		})
 	}
 	s.col.playAt(depth, now.Sub(pub))
 }

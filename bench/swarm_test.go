@@ -274,3 +274,25 @@ func BenchmarkSwarmMem(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)*100*5/time.Since(start).Seconds(), "peer-s/s")
 }
+
+func TestViewerDepthKey(t *testing.T) {
+	tests := []struct {
+		name   string
+		depths []int // -1: the origin feeds that stripe
+		want   string
+	}{
+		{"one stripe", []int{3}, "3"},
+		{"the deepest stripe counts", []int{1, 6, 2, 2}, "6"},
+		{"every stripe from the seeder", []int{1, 1, 1, 1}, "1"},
+		{"any stripe on the origin", []int{1, -1, 2, 2}, "origin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCollector()
+			got := c.viewerDepthKey(len(tt.depths), func(s int) (int, bool) { return tt.depths[s], tt.depths[s] >= 0 })
+			if got != tt.want {
+				t.Errorf("viewerDepthKey = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

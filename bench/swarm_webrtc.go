@@ -420,11 +420,7 @@ func (pl *wrtcPlayer) Chunk(h chunk.Header, payload []byte) {
 	if rec.at.Before(v.first) {
 		return // the catch-up burst a joiner starts with is not live delivery
 	}
-	stripe := int(h.Seq % uint64(r.k))
-	depth := "origin"
-	if v.parent[stripe] != 0 {
-		depth = r.col.depthKey(v.depth[stripe])
-	}
+	depth := r.col.viewerDepthKey(r.k, func(s int) (int, bool) { return v.depth[s], v.parent[s] != 0 })
 	r.col.playAt(depth, now.Sub(rec.at))
 }
 
