@@ -497,16 +497,23 @@ func TestSilentParentTakesNoNewChildren(t *testing.T) {
 		as, ok := m.(protocol.Assign)
 		return ok && !as.Remove && as.Parent != p.id
 	})
-	c2, _ := joinViewer(t, tt, protocol.Join{Stream: "su", NoUpload: true})
+	noChildrenUntilStats(t, tt, "su", p, "reported silent")
+}
+
+// noChildrenUntilStats checks that a suspect parent p (why) gets no joiner
+// until its next stats, and then gets one again.
+func noChildrenUntilStats(t *testing.T, tt *testTracker, stream string, p *client, why string) {
+	t.Helper()
+	c2, _ := joinViewer(t, tt, protocol.Join{Stream: stream, NoUpload: true})
 	c2.next("a parent other than the suspect", func(m protocol.Message) bool {
 		as, ok := m.(protocol.Assign)
 		if ok && as.Parent == p.id {
-			t.Fatal("a joiner was placed under a parent reported silent")
+			t.Fatalf("a joiner was placed under a parent %s", why)
 		}
 		return ok && !as.Remove
 	})
-	tt.statsClearSuspicion(t, "su", p, 30_000)
-	c3, _ := joinViewer(t, tt, protocol.Join{Stream: "su", NoUpload: true})
+	tt.statsClearSuspicion(t, stream, p, 30_000)
+	c3, _ := joinViewer(t, tt, protocol.Join{Stream: stream, NoUpload: true})
 	c3.next("parent P again", func(m protocol.Message) bool { as, ok := m.(protocol.Assign); return ok && as.Parent == p.id })
 }
 
@@ -567,16 +574,6 @@ func TestLateStatsTakeNoNewChildren(t *testing.T) {
 	// P's stats are overdue (the others' too, but they have no slots).
 	offset.Store(int64(iv * 3 / 2))
 	time.Sleep(3 * iv) // a few reaper ticks (every iv/2, real time)
-	c2, _ := joinViewer(t, tt, protocol.Join{Stream: "late", NoUpload: true})
-	c2.next("a parent other than the late one", func(m protocol.Message) bool {
-		as, ok := m.(protocol.Assign)
-		if ok && as.Parent == p.id {
-			t.Fatal("a joiner was placed under a parent whose stats are overdue")
-		}
-		return ok && !as.Remove
-	})
 	// Its stats come: it takes children again.
-	tt.statsClearSuspicion(t, "late", p, 30_000)
-	c3, _ := joinViewer(t, tt, protocol.Join{Stream: "late", NoUpload: true})
-	c3.next("parent P again", func(m protocol.Message) bool { as, ok := m.(protocol.Assign); return ok && as.Parent == p.id })
+	noChildrenUntilStats(t, tt, "late", p, "whose stats are overdue")
 }
