@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/peer/httporigin"
 	"github.com/banyan-live/banyan/peer/node"
@@ -37,7 +38,9 @@ type Broadcast struct {
 
 // BroadcastConfig is what a webrtc run asks of its broadcast.
 type BroadcastConfig struct {
-	Stripes int
+	// Stripes is K; RootCapacity the seeder's children per stripe
+	// (overlay.DefaultRootCapacity when 0, as `banyan up`).
+	Stripes, RootCapacity int
 	// OnSealed is called with every chunk the seeder seals, as it seals it
 	// (publish → play latency starts there), with its CMAF in the clear
 	// (what viewers must play, byte for byte). It must not block, and
@@ -85,6 +88,8 @@ type wrtcRun struct {
 	bc  *Broadcast
 	t0  time.Time
 	k   int
+	// rootCap is the seeder's children per stripe (--root-capacity).
+	rootCap int
 
 	mu       sync.Mutex
 	col      *collector
@@ -129,9 +134,13 @@ func swarmWebRTC(ctx context.Context, cfg SwarmConfig) (SwarmResult, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r := &wrtcRun{cfg: cfg, k: cfg.Stripes, col: newCollector(), sealedAt: make(map[uint64]sealedRec),
+	rootCap := cfg.Mem.RootCapacity
+	if rootCap == 0 {
+		rootCap = overlay.DefaultRootCapacity
+	}
+	r := &wrtcRun{cfg: cfg, k: cfg.Stripes, rootCap: rootCap, col: newCollector(), sealedAt: make(map[uint64]sealedRec),
 		byID: make(map[protocol.PeerID]*wrtcViewer), alive: make(map[*wrtcViewer]bool)}
-	r.bc, err = m.Start(ctx, BroadcastConfig{Stripes: cfg.Stripes, OnSealed: r.sealed})
+	r.bc, err = m.Start(ctx, BroadcastConfig{Stripes: cfg.Stripes, RootCapacity: r.rootCap, OnSealed: r.sealed})
 	if err != nil {
 		return SwarmResult{}, fmt.Errorf("bench swarm: starting the broadcast: %w", err)
 	}
@@ -607,7 +616,7 @@ func (r *wrtcRun) finish() SwarmResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res.Transport, res.Mode, res.Source = cfg.Transport, cfg.Mode, cfg.Source
-	res.Peers, res.Stripes, res.BitrateBps = cfg.Peers, r.k, cfg.Bitrate
+	res.Peers, res.Stripes, res.BitrateBps, res.RootCapacity = cfg.Peers, r.k, cfg.Bitrate, r.rootCap
 	if d := r.lastAt.Sub(r.firstAt).Seconds(); d > 0 {
 		res.MediaBps = math.Round(float64(r.sealedN) * 8 / d)
 	}

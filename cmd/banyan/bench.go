@@ -210,7 +210,7 @@ func startBenchBroadcast(ctx context.Context, bc bench.BroadcastConfig, stderr i
 	// Parse the flags directly: BANYAN_* settings of the caller's own
 	// server must not leak into the benchmark's.
 	if err := c.fs.Parse([]string{"--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--turn", "127.0.0.1:0",
-		"--data", dir, "--ice-loopback", "--stripes", strconv.Itoa(bc.Stripes)}); err != nil {
+		"--data", dir, "--ice-loopback", "--stripes", strconv.Itoa(bc.Stripes), "--root-capacity", strconv.Itoa(bc.RootCapacity)}); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}

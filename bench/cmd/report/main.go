@@ -219,9 +219,8 @@ func writeTargets(w io.Writer, runs []run) {
 	}
 	sort.SliceStable(rtc, func(i, j int) bool { return rtc[i].Peers > rtc[j].Peers })
 	for _, r := range rtc {
-		ceiling := 1 - 4/float64(r.Peers) // the root feeds 4 viewers per stripe (banyan up's default)
 		row("offload ≥ 97 % at 200 native peers (or the largest N sustained)", r.Label,
-			fmt.Sprintf("%s with %d peers at %s (ceiling %s; stall ratio %.4f)", pct(r.Offload, 2), r.Peers, bitrate(r), pct(ceiling, 1), r.StallRatio),
+			fmt.Sprintf("%s with %d peers at %s (ceiling %s; stall ratio %.4f)", pct(r.Offload, 2), r.Peers, bitrate(r), pct(ceiling(r), 1), r.StallRatio),
 			r.Offload >= 0.97 && r.StallRatio < 0.005)
 	}
 	for _, r := range rtc {
