@@ -107,6 +107,15 @@ func (f *Forest) MaxDepth(s int) int {
 	return 0
 }
 
+// OriginFed is how many peers the origin feeds in stripe s (each at depth
+// 1, with its subtree below it).
+func (f *Forest) OriginFed(s int) int {
+	if s < 0 || s >= f.k {
+		return 0
+	}
+	return len(f.st[s].detached)
+}
+
 // DepthHistogram appends to dst, for depth 1..MaxDepth(s), how many peers
 // sit at that depth in stripe s (index 0 is depth 1).
 func (f *Forest) DepthHistogram(dst []int, s int) []int {

@@ -15,7 +15,9 @@ type swarmCollector struct{ t *Tracker }
 
 var (
 	descDepth = prometheus.NewDesc("banyan_tracker_depth_peers",
-		"Viewers at each depth of each stripe tree.", []string{"stream", "stripe", "depth"}, nil)
+		"Viewers at each depth of each stripe tree; a viewer the HTTP origin feeds counts at depth 1 (see banyan_tracker_origin_fed_peers).", []string{"stream", "stripe", "depth"}, nil)
+	descOriginFed = prometheus.NewDesc("banyan_tracker_origin_fed_peers",
+		"Viewers fed by the HTTP origin in each stripe (no free slot in its tree): with a small root capacity these are most of depth 1.", []string{"stream", "stripe"}, nil)
 	descBytes = prometheus.NewDesc("banyan_swarm_received_bytes",
 		"Bytes current viewers report having received, by path (p2p: WebRTC direct from any sender, the seeder too; turn: WebRTC relayed; origin: HTTP), since they joined.", []string{"stream", "path"}, nil)
 	descSource = prometheus.NewDesc("banyan_swarm_received_source_bytes",
@@ -29,7 +31,7 @@ var (
 )
 
 func (swarmCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDepth, descBytes, descSource, descSeederUp, descOffload, descStalls} {
+	for _, d := range []*prometheus.Desc{descDepth, descOriginFed, descBytes, descSource, descSeederUp, descOffload, descStalls} {
 		ch <- d
 	}
 }
@@ -50,6 +52,7 @@ func (c swarmCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		var hist []int
 		for k := 0; k < st.forest.Stripes(); k++ {
+			ch <- prometheus.MustNewConstMetric(descOriginFed, prometheus.GaugeValue, float64(st.forest.OriginFed(k)), st.name, strconv.Itoa(k))
 			hist = st.forest.DepthHistogram(hist[:0], k)
 			for i, n := range hist { // hist[0] is depth 1
 				if n > 0 {

@@ -1,8 +1,10 @@
 package tracker
 
 import (
+	"log/slog"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
@@ -66,3 +68,50 @@ func TestDepthMetricLabels(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestOriginFedAtDepthOne: with one root slot, the viewers that find no
+// slot are fed by the origin and count at depth 1 of the depth metric,
+// which is why a --root-capacity 1 run showed two or three viewers at
+// depth 1 per stripe; banyan_tracker_origin_fed_peers says how many.
+func TestOriginFedAtDepthOne(t *testing.T) {
+	tr, err := New(Config{Stripes: 1, RootCapacity: 1, SeederKey: testSeederKey, Logger: slog.New(slog.DiscardHandler), StatsInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	simSeeder(t, tr, "of", 1)
+	st, err := tr.stream("of")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		s := simSession(tr)
+		if err := st.join(s, protocol.Join{Stream: "of", Kind: protocol.KindNative, NoUpload: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(tr.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var depth1, originFed float64
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "banyan_tracker_depth_peers":
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "depth" && l.GetValue() == "1" {
+						depth1 += m.GetGauge().GetValue()
+					}
+				}
+			case "banyan_tracker_origin_fed_peers":
+				originFed += m.GetGauge().GetValue()
+			}
+		}
+	}
+	if depth1 != 3 || originFed != 2 {
+		t.Errorf("depth 1: %v viewers, origin-fed %v; want 3 at depth 1 of which 2 on the origin", depth1, originFed)
+	}
+}
