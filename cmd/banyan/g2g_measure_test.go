@@ -220,6 +220,9 @@ func measureG2G(t *testing.T, ffmpeg string, r g2gRun) {
 	t.Logf("p50 per 5 s: %v ms", trend)
 	t.Logf("each second: engine playout target %v ms; player behind its newest media %v ms", targets, behinds)
 	t.Logf("breakdown: %s", g2gBreakdown(res, origin.sealed()))
+	if p := probe(t, v); p.Stats != nil {
+		t.Logf("player: %d frames presented, %.0f stalls, %.0f chunks dropped, %.0f rebuilds", res.Frames, p.Stats.Stalls, p.Stats.Dropped, p.Stats.Rebuilds)
+	}
 	if n := metric(t, up, "banyan_seeder_ingest_to_chunk_seconds_count"); n > 0 {
 		t.Logf("seeder: first access unit in → chunk sealed, mean %.0f ms over %.0f chunks", 1000*metric(t, up, "banyan_seeder_ingest_to_chunk_seconds_sum")/n, n)
 	}
