@@ -177,6 +177,15 @@ func measureG2G(t *testing.T, ffmpeg string, r g2gRun) {
 		settle = d
 	}
 	time.Sleep(settle)
+	// BANYAN_G2G_DEBUG=1 logs the element's state 4 times a second for 6 s
+	// (why x264's defaults stall: see bench/analysis.md, issue 22).
+	if os.Getenv("BANYAN_G2G_DEBUG") != "" {
+		for range 24 {
+			st, _ := chromedp.Run(v, chromedp.Evaluate[string](`(() => { const v = document.querySelector('banyan-player').shadowRoot.querySelector('video'); const b = []; for (let i = 0; i < v.buffered.length; i++) b.push(v.buffered.start(i).toFixed(3) + '-' + v.buffered.end(i).toFixed(3)); return 't=' + v.currentTime.toFixed(3) + ' rs=' + v.readyState + ' p=' + v.paused + ' s=' + v.seeking + ' r=' + v.playbackRate + ' q=' + JSON.stringify(v.getVideoPlaybackQuality ? [v.getVideoPlaybackQuality().totalVideoFrames, v.getVideoPlaybackQuality().droppedVideoFrames] : []) + ' b=' + b.join(','); })()`))
+			t.Log(st)
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
 	fctx, stopFollow := context.WithCancel(ctx)
 	defer stopFollow()
 	origin := followOrigin(fctx, t, up.base, "demo")
