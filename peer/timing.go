@@ -110,7 +110,9 @@ func originLead(fetches *delayStats, def time.Duration) time.Duration {
 // before their deadlines, has needed none of it, so the target may go below
 // the floor there, quietStep at a time down to low (glass-to-glass latency,
 // issue 22: at depth 1 the floor was half of it). Any trouble ends the run;
-// the usual growth then brings the target back up as far as the path needs.
+// a chunk that needed a repair puts the target back at the floor at once
+// (the playout clock follows by slowing down, as for any growth), and near
+// misses and stalls grow it as usual.
 type playout struct {
 	target, floor, ceil time.Duration
 	low                 time.Duration // the target's floor on a quiet path
