@@ -129,9 +129,13 @@ type Config struct {
 	// due the playout delay after it was expected to arrive. The delay
 	// starts at PlayoutDelay (default 1 s), grows when chunks miss or
 	// nearly miss their deadline and shrinks back slowly, never past
-	// MaxPlayoutDelay (default 3 s).
-	PlayoutDelay    time.Duration
-	MaxPlayoutDelay time.Duration
+	// MaxPlayoutDelay (default 3 s). On a quiet path (chunks coming whole
+	// from the parents, unrepaired, well before their deadlines) it may go
+	// below PlayoutDelay, down to QuietPlayoutDelay (default 500 ms; equal
+	// to PlayoutDelay: never): see playout in timing.go.
+	PlayoutDelay      time.Duration
+	MaxPlayoutDelay   time.Duration
+	QuietPlayoutDelay time.Duration
 	// RepairDelay is how late a chunk may be before repair starts
 	// (default 200 ms). A chunk whose later stripe-mate has already come
 	// from the parent is repaired at once.
@@ -214,6 +218,7 @@ func (c *Config) setDefaults() error {
 	def(&c.Window, 30*time.Second)
 	def(&c.PlayoutDelay, time.Second)
 	def(&c.MaxPlayoutDelay, 3*time.Second)
+	def(&c.QuietPlayoutDelay, min(500*time.Millisecond, c.PlayoutDelay))
 	def(&c.RepairDelay, 200*time.Millisecond)
 	def(&c.PeerTimeout, 200*time.Millisecond)
 	def(&c.PieceGap, 500*time.Millisecond)

@@ -57,7 +57,9 @@
 //
 // Deadlines come from the playout clock (timing.go playClock), which models
 // the player: it starts at the latest stripe's live edge plus the adaptive
-// playout target (PlayoutDelay up to MaxPlayoutDelay), catches up at most
+// playout target (PlayoutDelay up to MaxPlayoutDelay; down to
+// QuietPlayoutDelay on a quiet path, whose parents delivered 40 chunks in a
+// row whole, unrepaired and with room to spare), catches up at most
 // 0.15 s per second when the goal moves earlier, falls back at most 0.05 s
 // per second when it moves later (the browser player slows to 0.95 while
 // its buffer is under the target), and jumps only when a stall made the

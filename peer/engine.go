@@ -130,7 +130,7 @@ func New(cfg Config) (*Engine, error) {
 		created: now,
 	}
 	e.slowReset = now.Add(cfg.SlowPeriod)
-	e.play = newPlayout(cfg.PlayoutDelay, cfg.MaxPlayoutDelay, now)
+	e.play = newPlayout(cfg.PlayoutDelay, cfg.QuietPlayoutDelay, cfg.MaxPlayoutDelay, now)
 	e.st.last = now
 	return e, nil
 }
@@ -539,7 +539,7 @@ func (e *Engine) recent(k key) bool {
 	if k.epoch < e.epoch {
 		return false
 	}
-	slack := uint64(max(2*int64(e.play.target/max(e.avgDur, 10*time.Millisecond)), 2*int64(len(e.stripes))))
+	slack := uint64(max(2*int64(e.play.held()/max(e.avgDur, 10*time.Millisecond)), 2*int64(len(e.stripes))))
 	return k.seq+slack >= e.newest
 }
 
@@ -799,7 +799,7 @@ func (e *Engine) dropReason(now time.Time, m *outMsg) dropWhy {
 	if n.cancelled(m.k) {
 		return dropHave
 	}
-	if m.k.seq != 0 && age > e.play.target {
+	if m.k.seq != 0 && age > e.play.held() {
 		return dropLate
 	}
 	return keepMsg
@@ -1074,7 +1074,8 @@ func (e *Engine) keep(now time.Time, en *entry, pd *pending) {
 		}
 		if e.started && k.seq >= e.playhead {
 			if due, ok := e.deadline(k.seq); ok {
-				e.play.arrived(now, due.Sub(now))
+				clean := pd != nil && pd.feed && !pd.repaired && len(pd.src) == 1
+				e.play.arrived(now, due.Sub(now), clean)
 			}
 		}
 		// A stripe's chunks come K chunk durations apart when live.

@@ -103,9 +103,22 @@ func originLead(fetches *delayStats, def time.Duration) time.Duration {
 // arrival a chunk may still come before playback gives up on it. It starts
 // at the floor, grows when chunks miss their deadline or come close to it,
 // and shrinks slowly after a calm period, between floor and ceiling.
+//
+// The floor's margin pays for repairs: a lost piece takes a gap to notice,
+// a round trip to a neighbour and perhaps the origin. A quiet path, whose
+// parents delivered quietChunks chunks in a row whole, unrepaired and well
+// before their deadlines, has needed none of it, so the target may go below
+// the floor there, quietStep at a time down to low (glass-to-glass latency,
+// issue 22: at depth 1 the floor was half of it). Any trouble ends the run;
+// a chunk that needed a repair puts the target back at the floor at once
+// (the playout clock follows by slowing down, as for any growth), and near
+// misses and stalls grow it as usual.
 type playout struct {
 	target, floor, ceil time.Duration
-	calm                time.Time // last growth or shrink step
+	low                 time.Duration // the target's floor on a quiet path
+	calm                time.Time     // last growth or shrink step
+	quiet               int           // clean arrivals in a row
+	quietSlack          time.Duration // the least slack among them
 }
 
 // Playout steps.
@@ -115,10 +128,16 @@ const (
 	lateMargin    = 200 * time.Millisecond
 	playoutShrink = 50 * time.Millisecond // taken off per calmPeriod without either
 	calmPeriod    = 5 * time.Second
+	// quietChunks clean arrivals (4 s of 250 ms chunks) with at least
+	// quietStep + lateMargin of slack each let the target drop by
+	// quietStep: after the drop they would still have come lateMargin
+	// early, so the drop does not turn them into near misses.
+	quietChunks = 40
+	quietStep   = 500 * time.Millisecond
 )
 
-func newPlayout(floor, ceil time.Duration, now time.Time) playout {
-	return playout{target: floor, floor: floor, ceil: max(ceil, floor), calm: now}
+func newPlayout(floor, low, ceil time.Duration, now time.Time) playout {
+	return playout{target: floor, floor: floor, low: min(max(low, 0), floor), ceil: max(ceil, floor), calm: now}
 }
 
 // grow raises the target by d (up to the ceiling) and says by how much.
@@ -128,6 +147,7 @@ func (p *playout) grow(now time.Time, d time.Duration) time.Duration {
 	old := p.target
 	p.target = min(p.target+d, p.ceil)
 	p.calm = now
+	p.quiet = 0
 	return p.target - old
 }
 
@@ -135,10 +155,30 @@ func (p *playout) grow(now time.Time, d time.Duration) time.Duration {
 func (p *playout) stalled(now time.Time) time.Duration { return p.grow(now, playoutStall) }
 
 // arrived notes a chunk that came slack before its deadline and returns
-// the growth.
-func (p *playout) arrived(now time.Time, slack time.Duration) time.Duration {
+// the growth. clean says it came whole from the stripe's parent alone,
+// without a repair.
+func (p *playout) arrived(now time.Time, slack time.Duration, clean bool) time.Duration {
 	if slack < lateMargin {
 		return p.grow(now, playoutLate)
+	}
+	if !clean {
+		// The path needed a repair: the floor's margin is for that.
+		p.quiet = 0
+		if p.target < p.floor {
+			return p.grow(now, p.floor-p.target)
+		}
+		return 0
+	}
+	if p.quiet == 0 || slack < p.quietSlack {
+		p.quietSlack = slack
+	}
+	p.quiet++
+	if p.quiet >= quietChunks {
+		if p.quietSlack >= quietStep+lateMargin && p.target > p.low {
+			p.target = max(p.target-quietStep, p.low)
+			p.calm = now
+		}
+		p.quiet = 0
 	}
 	return 0
 }
@@ -150,6 +190,12 @@ func (p *playout) tick(now time.Time) {
 		p.calm = now
 	}
 }
+
+// held is how long the engine holds media for others (children's send
+// queues, the window it accepts): what the configured floor allows even
+// while its own target runs below it on a quiet path, since a child's
+// path is not this peer's.
+func (p *playout) held() time.Duration { return max(p.target, p.floor) }
 
 // playClock is the player's schedule: chunk media time mt is due at
 // base + mt. It models what a player does, not what would be convenient:

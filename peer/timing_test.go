@@ -65,45 +65,98 @@ func TestGapLimit(t *testing.T) {
 func TestPlayout(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
 	s := time.Second
+	ms := time.Millisecond
+	ample := quietStep + lateMargin // enough slack for a quiet drop
 	type step struct {
 		at    time.Duration
-		event string // stall, late, ontime, tick
+		event string // stall, late, ontime, clean, repaired, tick
 		want  time.Duration
+		n     int           // times the event happens (default once)
+		slack time.Duration // for clean and repaired (default ample)
 	}
 	tests := []struct {
 		name  string
+		low   time.Duration // QuietPlayoutDelay (default: the floor)
 		steps []step
 	}{
-		{"starts at the floor and stays there when calm", []step{
-			{0, "tick", s}, {10 * s, "ontime", s}, {20 * s, "tick", s},
+		{"starts at the floor and stays there when calm", 0, []step{
+			{at: 0, event: "tick", want: s}, {at: 10 * s, event: "ontime", want: s}, {at: 20 * s, event: "tick", want: s},
 		}},
-		{"a stall grows it, calm shrinks it slowly back to the floor", []step{
-			{s, "stall", s + playoutStall},
-			{2 * s, "tick", s + playoutStall},
-			{6 * s, "tick", s + playoutStall - playoutShrink},
-			{8 * s, "tick", s + playoutStall - playoutShrink},
-			{11 * s, "tick", s + playoutStall - 2*playoutShrink},
-			{100 * s, "tick", s + playoutStall - 3*playoutShrink},
+		{"a stall grows it, calm shrinks it slowly back to the floor", 0, []step{
+			{at: s, event: "stall", want: s + playoutStall},
+			{at: 2 * s, event: "tick", want: s + playoutStall},
+			{at: 6 * s, event: "tick", want: s + playoutStall - playoutShrink},
+			{at: 8 * s, event: "tick", want: s + playoutStall - playoutShrink},
+			{at: 11 * s, event: "tick", want: s + playoutStall - 2*playoutShrink},
+			{at: 100 * s, event: "tick", want: s + playoutStall - 3*playoutShrink},
 		}},
-		{"a near miss grows it a little", []step{{s, "late", s + playoutLate}, {2 * s, "ontime", s + playoutLate}}},
-		{"never past the ceiling", []step{
-			{s, "stall", 1250 * time.Millisecond}, {s, "stall", 1500 * time.Millisecond}, {s, "stall", 1750 * time.Millisecond},
-			{s, "stall", 2 * s}, {s, "stall", 2 * s},
+		{"a near miss grows it a little", 0, []step{{at: s, event: "late", want: s + playoutLate}, {at: 2 * s, event: "ontime", want: s + playoutLate}}},
+		{"never past the ceiling", 0, []step{
+			{at: s, event: "stall", want: 1250 * ms}, {at: s, event: "stall", want: 1500 * ms}, {at: s, event: "stall", want: 1750 * ms},
+			{at: s, event: "stall", want: 2 * s}, {at: s, event: "stall", want: 2 * s},
+		}},
+		{"a quiet path may go below the floor, to low", 500 * ms, []step{
+			{at: s, event: "clean", n: quietChunks - 1, want: s},
+			{at: 2 * s, event: "clean", want: s - quietStep},
+			{at: 3 * s, event: "clean", n: quietChunks, want: max(s-2*quietStep, 500*ms)},
+			{at: 4 * s, event: "clean", n: quietChunks, want: 500 * ms},
+			{at: 20 * s, event: "tick", want: 500 * ms}, // calm does not raise it
+		}},
+		{"quiet but not the option: the floor holds", 0, []step{
+			{at: s, event: "clean", n: 3 * quietChunks, want: s},
+		}},
+		{"slack too thin for a drop", 500 * ms, []step{
+			{at: s, event: "clean", n: quietChunks - 1, want: s},
+			{at: s, event: "clean", slack: ample - ms, want: s},
+		}},
+		{"a repaired chunk ends the run", 500 * ms, []step{
+			{at: s, event: "clean", n: quietChunks - 1, want: s},
+			{at: s, event: "repaired", want: s},
+			{at: s, event: "clean", n: quietChunks - 1, want: s},
+			{at: s, event: "clean", want: s - quietStep},
+		}},
+		{"a stall ends the run", 500 * ms, []step{
+			{at: s, event: "clean", n: quietChunks - 1, want: s},
+			{at: s, event: "stall", want: s + playoutStall},
+			{at: s, event: "clean", want: s + playoutStall},
+		}},
+		{"a repair below the floor brings the floor back", 500 * ms, []step{
+			{at: s, event: "clean", n: quietChunks, want: s - quietStep},
+			{at: 2 * s, event: "repaired", want: s},
+		}},
+		{"a near miss below the floor grows it a little", 500 * ms, []step{
+			{at: s, event: "clean", n: quietChunks, want: s - quietStep},
+			{at: 2 * s, event: "late", want: s - quietStep + playoutLate},
+			{at: 20 * s, event: "tick", want: s - quietStep + playoutLate},
 		}},
 	}
 	for _, tc := range tests {
-		p := newPlayout(s, 2*s, t0)
+		low := tc.low
+		if low == 0 {
+			low = s
+		}
+		p := newPlayout(s, low, 2*s, t0)
 		for i, st := range tc.steps {
 			now := t0.Add(st.at)
-			switch st.event {
-			case "stall":
-				p.stalled(now)
-			case "late":
-				p.arrived(now, lateMargin/2)
-			case "ontime":
-				p.arrived(now, 2*lateMargin)
-			case "tick":
-				p.tick(now)
+			slack := st.slack
+			if slack == 0 {
+				slack = ample
+			}
+			for range max(st.n, 1) {
+				switch st.event {
+				case "stall":
+					p.stalled(now)
+				case "late":
+					p.arrived(now, lateMargin/2, true)
+				case "ontime":
+					p.arrived(now, 2*lateMargin, true)
+				case "clean":
+					p.arrived(now, slack, true)
+				case "repaired":
+					p.arrived(now, slack, false)
+				case "tick":
+					p.tick(now)
+				}
 			}
 			if p.target != st.want {
 				t.Errorf("%s: step %d (%s at %v): target %v, want %v", tc.name, i, st.event, st.at, p.target, st.want)
@@ -172,5 +225,24 @@ func TestOriginLead(t *testing.T) {
 		if got := originLead(&d, def); got < tc.lo || got > tc.hi {
 			t.Errorf("%s: %v, want %v–%v", tc.name, got, tc.lo, tc.hi)
 		}
+	}
+}
+
+// TestPlayoutHeld: below the floor on a quiet path, the engine still holds
+// media for others as long as the floor says (children's queues).
+func TestPlayoutHeld(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	p := newPlayout(time.Second, 500*time.Millisecond, 3*time.Second, t0)
+	for range quietChunks {
+		p.arrived(t0, time.Second, true)
+	}
+	if p.target >= time.Second || p.held() != time.Second {
+		t.Fatalf("target %v held %v, want below 1s and 1s", p.target, p.held())
+	}
+	p.stalled(t0)
+	p.stalled(t0)
+	p.stalled(t0)
+	if p.held() != p.target || p.target <= time.Second {
+		t.Fatalf("target %v held %v, want the grown target", p.target, p.held())
 	}
 }

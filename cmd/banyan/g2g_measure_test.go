@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -33,8 +34,9 @@ const (
 
 // g2gFilter draws the blocks: with the input stamped by the wall clock
 // (-use_wallclock_as_timestamps, -copyts, a realtime source), t is the
-// capture time in seconds since 1970; setpts then starts the output at 0.
-func g2gFilter() string {
+// capture time in seconds since 1970; setpts then subtracts t0, a whole
+// second shortly before the start, as asetpts does from the audio.
+func g2gFilter(t0 int64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "drawbox=x=0:y=0:w=%d:h=%d:color=black:t=fill", g2gX0*2+g2gBits*g2gW, g2gInvY+g2gBlock+4)
 	for i := range g2gBits {
@@ -42,34 +44,49 @@ func g2gFilter() string {
 		fmt.Fprintf(&b, ",drawbox=x=%d:y=%d:w=%d:h=%d:color=white:t=fill:enable='%s'", g2gX0+i*g2gW, g2gRowY, g2gW, g2gBlock, bit)
 		fmt.Fprintf(&b, ",drawbox=x=%d:y=%d:w=%d:h=%d:color=white:t=fill:enable='1-%s'", g2gX0+i*g2gW, g2gInvY, g2gW, g2gBlock, bit)
 	}
-	b.WriteString(",setpts=PTS-STARTPTS")
+	fmt.Fprintf(&b, ",setpts=PTS-%d/TB", t0)
 	return b.String()
 }
 
 // publishG2G publishes the stamped test pattern (640x360, 30 fps, a
 // keyframe every gopFrames, 1.5 Mbit/s, AAC) live to url with x264 tuned for zero latency or with its
 // defaults (lookahead and B-frames: what an untuned encoder adds).
+//
+// Both tracks are stamped with the wall clock and shifted by the same t0,
+// so that a video frame and the audio captured with it have one timestamp.
+// (With the audio paced by -re from 0 and the video from its own first
+// frame, the audio's timestamps ran ~230 ms behind the video's, and ffmpeg,
+// which writes the two interleaved by timestamp, held every video frame
+// that long: capture to the seeder took 230–250 ms, 10 ms without audio.)
 func publishG2G(ctx context.Context, ffmpeg, url string, zerolatency bool, gopFrames, seconds int) *exec.Cmd {
-	args := []string{"-hide_banner", "-loglevel", "error",
-		"-copyts", "-use_wallclock_as_timestamps", "1", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30,realtime",
-		"-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", fmt.Sprint(seconds), "-vf", g2gFilter(),
+	t0 := time.Now().Unix() - 1
+	args := []string{"-hide_banner", "-loglevel", "error", "-copyts",
+		"-use_wallclock_as_timestamps", "1", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30,realtime",
+		"-use_wallclock_as_timestamps", "1", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000,arealtime",
+		"-t", fmt.Sprint(seconds), "-vf", g2gFilter(t0), "-af", fmt.Sprintf("asetpts=PTS-%d/TB", t0),
 		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", fmt.Sprint(gopFrames), "-keyint_min", fmt.Sprint(gopFrames), "-sc_threshold", "0", "-preset", "veryfast", "-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "3000k"}
 	if zerolatency {
 		args = append(args, "-tune", "zerolatency")
 	}
+	// Experiments with the encoder's or muxer's buffering.
+	args = append(args, strings.Fields(os.Getenv("BANYAN_G2G_FFMPEG_ARGS"))...)
 	args = append(args, "-c:a", "aac", "-b:a", "96k", "-f", "flv", url)
 	return exec.CommandContext(ctx, ffmpeg, args...)
 }
 
 // g2gSamplerJS starts reading the blocks on every presented frame of the
-// viewer's <video>; window.__g2g collects the latencies in milliseconds.
+// viewer's <video>; window.__g2g collects the latencies in milliseconds,
+// with each frame's media time and how far it was behind the newest
+// buffered media, and (every 5 ms) when the buffer's end advanced: when a
+// chunk reached the element.
 var g2gSamplerJS = fmt.Sprintf(`(() => {
 	const v = document.querySelector('banyan-player').shadowRoot.querySelector('video');
 	const c = document.createElement('canvas'); c.width = 640; c.height = 64;
 	const g = c.getContext('2d', {willReadFrequently: true});
-	const s = window.__g2g = {lat: [], at: [], bad: 0, frames: 0, last: -1};
-	const read = () => {
+	const s = window.__g2g = {lat: [], at: [], mt: [], beh: [], app: [], bad: 0, frames: 0, last: -1, end: -1};
+	const end = () => { const b = v.buffered; return b.length ? b.end(b.length - 1) : -1; };
+	const grew = () => { const e = end(); if (e > s.end) { s.end = e; s.app.push([Date.now(), e]); } };
+	const read = (mt) => {
 		if (v.videoWidth !== 640 || v.readyState < 2) return;
 		g.drawImage(v, 0, 0, 640, 64, 0, 0, 640, 64);
 		const d = g.getImageData(0, 0, 640, 64).data;
@@ -84,18 +101,23 @@ var g2gSamplerJS = fmt.Sprintf(`(() => {
 		s.last = val;
 		let lat = (Date.now() %% 2 ** 32) - val;
 		if (lat < -(2 ** 31)) lat += 2 ** 32;
-		s.lat.push(lat); s.at.push(Date.now());
+		if (mt === undefined) mt = v.currentTime;
+		s.lat.push(lat); s.at.push(Date.now()); s.mt.push(mt); s.beh.push(end() - mt);
 	};
-	const cb = () => { s.frames++; read(); v.requestVideoFrameCallback(cb); };
+	const cb = (now, meta) => { s.frames++; grew(); read(meta && meta.mediaTime); v.requestVideoFrameCallback(cb); };
 	if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(cb); else setInterval(read, 15);
+	setInterval(grew, 5);
 	return true;
 })()`, g2gBits, g2gX0, g2gW, g2gW/2, g2gRowY+g2gBlock/2, g2gInvY+g2gBlock/2)
 
 type g2gResult struct {
-	Lat    []float64 `json:"lat"`
-	At     []float64 `json:"at"`
-	Bad    int       `json:"bad"`
-	Frames int       `json:"frames"`
+	Lat    []float64    `json:"lat"`
+	At     []float64    `json:"at"`
+	MT     []float64    `json:"mt"`  // media time of each frame, s
+	Behind []float64    `json:"beh"` // buffer end − media time at presentation, s
+	Append [][2]float64 `json:"app"` // [wall ms, buffer end s] when the end grew
+	Bad    int          `json:"bad"`
+	Frames int          `json:"frames"`
 }
 
 // g2gSample is how long the latency is sampled.
@@ -148,12 +170,37 @@ func measureG2G(t *testing.T, ffmpeg string, r g2gRun) {
 	bctx := browser(t, ctx)
 	v := openViewer(t, bctx, up.base+"/watch/demo")
 	waitViewer(t, v, "live", 60*time.Second, func(p viewerProbe) bool { return p.State == "live" && p.Time > 0 })
-	// Let live-edge control settle, then sample 20 s.
-	time.Sleep(5 * time.Second)
+	// Let live-edge control settle (5 s, or BANYAN_G2G_SETTLE), then
+	// sample 20 s.
+	settle := 5 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("BANYAN_G2G_SETTLE")); err == nil {
+		settle = d
+	}
+	time.Sleep(settle)
+	// BANYAN_G2G_DEBUG=1 logs the element's state 4 times a second for 6 s
+	// (why x264's defaults stall: see bench/analysis.md, issue 22).
+	if os.Getenv("BANYAN_G2G_DEBUG") != "" {
+		for range 24 {
+			st, _ := chromedp.Run(v, chromedp.Evaluate[string](`(() => { const v = document.querySelector('banyan-player').shadowRoot.querySelector('video'); const b = []; for (let i = 0; i < v.buffered.length; i++) b.push(v.buffered.start(i).toFixed(3) + '-' + v.buffered.end(i).toFixed(3)); return 't=' + v.currentTime.toFixed(3) + ' rs=' + v.readyState + ' p=' + v.paused + ' s=' + v.seeking + ' r=' + v.playbackRate + ' q=' + JSON.stringify(v.getVideoPlaybackQuality ? [v.getVideoPlaybackQuality().totalVideoFrames, v.getVideoPlaybackQuality().droppedVideoFrames] : []) + ' b=' + b.join(','); })()`))
+			t.Log(st)
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	fctx, stopFollow := context.WithCancel(ctx)
+	defer stopFollow()
+	origin := followOrigin(fctx, t, up.base, "demo")
 	if ok, err := chromedp.Run(v, chromedp.Evaluate[bool](g2gSamplerJS)); err != nil || !ok {
 		t.Fatalf("sampler: %v", err)
 	}
-	time.Sleep(g2gSample)
+	// The engine's playout target and the player's position, each second.
+	var targets, behinds []string
+	for end := time.Now().Add(g2gSample); time.Now().Before(end); time.Sleep(time.Second) {
+		if p := probe(t, v); p.Stats != nil {
+			targets = append(targets, fmt.Sprint(p.Stats.PlayoutMS))
+			behinds = append(behinds, fmt.Sprint(p.Stats.BehindMs))
+		}
+	}
+	stopFollow()
 	res, err := chromedp.Run(v, chromedp.Evaluate[g2gResult](`window.__g2g`))
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +227,14 @@ func measureG2G(t *testing.T, ffmpeg string, r g2gRun) {
 		i = j
 	}
 	t.Logf("p50 per 5 s: %v ms", trend)
+	t.Logf("each second: engine playout target %v ms; player behind its newest media %v ms", targets, behinds)
+	t.Logf("breakdown: %s", g2gBreakdown(res, origin.sealed()))
+	if p := probe(t, v); p.Stats != nil {
+		t.Logf("player: %d frames presented, %.0f stalls, %.0f chunks dropped, %.0f rebuilds", res.Frames, p.Stats.Stalls, p.Stats.Dropped, p.Stats.Rebuilds)
+	}
+	if n := metric(t, up, "banyan_seeder_ingest_to_chunk_seconds_count"); n > 0 {
+		t.Logf("seeder: first access unit in → chunk sealed, mean %.0f ms over %.0f chunks", 1000*metric(t, up, "banyan_seeder_ingest_to_chunk_seconds_sum")/n, n)
+	}
 	lat := slices.Clone(res.Lat)
 	slices.Sort(lat)
 	q := func(f float64) float64 { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }

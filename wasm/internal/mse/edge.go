@@ -26,6 +26,13 @@ type EdgeConfig struct {
 	// MaxRate caps playbackRate while catching up (default 1.15: faster
 	// speech starts to sound wrong).
 	MaxRate float64
+	// Settle is how long after the start playback seeks to Target when it
+	// runs more than settleExcess behind it, rather than catching up by
+	// speed (default 5 s): playback starts once StartBuffer is in, while
+	// the peer engine is still bursting the media from the newest keyframe
+	// to the live edge, and the burst leaves it up to a keyframe interval
+	// behind, which took 20 s to catch up at 1.0x–1.1x (issue 22).
+	Settle time.Duration
 	// MinRate is the playbackRate while the buffer is well under Target
 	// (default 0.95): playing a little slower rebuilds it without a stall,
 	// as the peer engine's playout clock assumes.
@@ -60,6 +67,9 @@ func (c *EdgeConfig) defaults() {
 	}
 	if c.MaxRate <= 1 {
 		c.MaxRate = 1.15
+	}
+	if c.Settle <= 0 {
+		c.Settle = 5 * time.Second
 	}
 	if c.MinRate <= 0 || c.MinRate >= 1 {
 		c.MinRate = 0.95
@@ -98,12 +108,13 @@ type Action struct {
 // drifts behind, and seeks when it is far behind. It is not safe for
 // concurrent use.
 type Edge struct {
-	cfg      EdgeConfig
-	started  bool
-	lastSeek time.Time
-	catching bool
-	slowing  bool
-	gap      Gap // stalls at holes and stuck frames (gap.go)
+	cfg       EdgeConfig
+	started   bool
+	startedAt time.Time
+	lastSeek  time.Time
+	catching  bool
+	slowing   bool
+	gap       Gap // stalls at holes and stuck frames (gap.go)
 	// seekingSince is when the element was first seen seeking (zero when
 	// it is not); retries counts the seeks Edge made again since.
 	seekingSince time.Time
@@ -132,6 +143,7 @@ func (e *Edge) Started() bool { return e.started }
 // source was rebuilt).
 func (e *Edge) Restart() {
 	e.started, e.catching, e.slowing = false, false, false
+	e.startedAt = time.Time{}
 	e.gap = Gap{}
 	e.seekingSince, e.retries = time.Time{}, 0
 }
@@ -169,6 +181,16 @@ func rangeAt(rs []Range, t float64) int {
 	return -1
 }
 
+// Catching up: from catchFrom seconds over the target (more than the
+// sawtooth of 250 ms chunks arriving, on average half a chunk), at
+// playbackRate 1 + catchGain × the excess, up to MaxRate. While settling,
+// a lag of more than settleExcess over the target is skipped by a seek.
+const (
+	catchFrom    = 0.3
+	catchGain    = 0.3
+	settleExcess = 0.5
+)
+
 // Decide looks at v and says what to do.
 func (e *Edge) Decide(v View) Action {
 	a := Action{Rate: v.Rate}
@@ -195,7 +217,7 @@ func (e *Edge) Decide(v View) Action {
 		if last.End-last.Start < e.cfg.StartBuffer.Seconds() {
 			return a
 		}
-		e.started = true
+		e.started, e.startedAt = true, v.Now
 		e.lastSeek = v.Now
 		a.Seek, a.SeekTo, a.Play, a.Rate = true, liveAt, true, 1
 		return a
@@ -203,8 +225,10 @@ func (e *Edge) Decide(v View) Action {
 
 	behind := edge - v.Current
 	in := rangeAt(v.Buffered, v.Current)
+	settling := v.Now.Sub(e.startedAt) < e.cfg.Settle && !v.Paused
 	switch {
-	case behind > e.cfg.Jump.Seconds() && canSeek:
+	case behind > e.cfg.Jump.Seconds() && canSeek,
+		settling && behind-target > settleExcess && canSeek && in >= 0:
 		e.seek(&a, v.Now, liveAt)
 		return a
 	case in < 0 && canSeek:
@@ -236,7 +260,7 @@ func (e *Edge) Decide(v View) Action {
 	case ahead < 0.3:
 		// Do not drain a thin buffer into a stall.
 		e.catching = false
-	case excess > 0.3 || (e.catching && excess > 0.05):
+	case excess > catchFrom || (e.catching && excess > 0.05):
 		e.catching = true
 	default:
 		e.catching = false
@@ -249,8 +273,10 @@ func (e *Edge) Decide(v View) Action {
 		a.Rate = e.cfg.MinRate
 	}
 	if e.catching {
-		// Proportional: 0.5 s over target gives 1.05, 1.5 s and more the cap.
-		a.Rate = math.Min(e.cfg.MaxRate, 1+0.1*excess)
+		// Proportional: 0.25 s over target gives 1.08, 0.5 s and more
+		// the cap. (At 0.1 per second over target, as before, a target
+		// that dropped by 0.5 s took ~20 s to reach.)
+		a.Rate = math.Min(e.cfg.MaxRate, 1+catchGain*excess)
 		a.Rate = math.Round(a.Rate*100) / 100
 		if a.Rate <= 1 {
 			a.Rate = 1.01
