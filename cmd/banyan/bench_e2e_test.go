@@ -14,8 +14,10 @@ import (
 // channels on loopback, one of them killed mid-run.
 func TestBenchSwarmWebRTC(t *testing.T) {
 	e2e.Require(t, "ffmpeg")
+	// A root of 2 per stripe: the seeder's default 8 would feed all 8
+	// viewers itself, and nobody would relay.
 	out, errOut, code := cli(t, "bench", "swarm", "--transport", "webrtc", "--peers", "8", "--duration", "20s",
-		"--ramp", "4s", "--bitrate", "1M", "--kill", "0.25", "--json")
+		"--ramp", "4s", "--bitrate", "1M", "--kill", "0.25", "--root-capacity", "2", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -38,10 +40,10 @@ func TestBenchSwarmWebRTC(t *testing.T) {
 	case r.BadChunksPlayed != 0:
 		t.Errorf("%d bad chunks played", r.BadChunksPlayed)
 	case r.PeerBytes == 0 || r.SeederBytes == 0 || r.Offload <= 0:
-		// With 8 viewers and the root feeding 4 per stripe, half the
-		// stripe slots hang under other viewers.
+		// With 8 viewers and the root feeding 2 per stripe, most stripe
+		// slots hang under other viewers.
 		t.Errorf("seeder %d B, peers %d B, offload %v: the viewers relayed nothing", r.SeederBytes, r.PeerBytes, r.Offload)
-	case r.HopLatencyP50ms <= 0 || r.LatencyP95msByDepth["1"] <= 0:
+	case r.HopLatencyP50ms <= 0 || len(r.LatencyP95msByDepth) == 0:
 		t.Errorf("hop p50 %v, latency by depth %v: completions not timed", r.HopLatencyP50ms, r.LatencyP95msByDepth)
 	case r.MediaBps < 0.5e6:
 		t.Errorf("ffmpeg produced %.0f bit/s for a 1M request", r.MediaBps)
