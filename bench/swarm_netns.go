@@ -381,7 +381,7 @@ func swarmNetns(ctx context.Context, cfg SwarmConfig) (res SwarmResult, err erro
 	col := newCollector()
 	col.seederBytes = seederSent
 	res = SwarmResult{Transport: TransportNetns, Mode: cfg.Mode, Source: SourceFFmpeg, Peers: cfg.Peers, Stripes: cfg.Stripes,
-		BitrateBps: cfg.Bitrate, DurationS: cfg.Duration.Seconds(), Seed: cfg.Seed, Joined: cfg.Peers}
+		BitrateBps: cfg.Bitrate, DurationS: cfg.Duration.Seconds(), Seed: cfg.Seed, Joined: cfg.Peers, RootCapacity: rootCap}
 	for i, p := range procs {
 		pp := &peers[i]
 		pp.AliveS = end.Sub(starts[i]).Seconds()
