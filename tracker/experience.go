@@ -9,7 +9,9 @@ import (
 )
 
 // Experience is what viewers of one group live through right now: join
-// time, distance behind live and the share of watch time stalled, as
+// time, distance behind live, the playout target their engines run (the
+// adaptive delay behind the live edge, issue 16) and the share of watch
+// time stalled, as
 // p50/p95 over the group's current viewers (issue 21). Groups are by
 // client ("chromium", "firefox", "safari", "browser" for another engine,
 // "native", "edge") and by path ("direct", "turn", "origin": every stripe
@@ -20,7 +22,9 @@ type Experience struct {
 	Viewers  int    `json:"viewers"`
 	JoinMS   Dist   `json:"join_ms"`
 	BehindMS Dist   `json:"behind_ms"`
-	Stalled  Dist   `json:"stalled"` // share of watch time, 0..1
+	// PlayoutMS is the engines' playout target.
+	PlayoutMS Dist `json:"playout_ms"`
+	Stalled   Dist `json:"stalled"` // share of watch time, 0..1
 }
 
 // Dist is a distribution's median and 95th percentile over N values; nil
@@ -89,7 +93,7 @@ const minWatched = 10 * time.Second
 
 // experienceLocked groups the current viewers. Callers hold st.mu.
 func (st *streamState) experienceLocked(now time.Time) []Experience {
-	type acc struct{ join, behind, stalled []float64 }
+	type acc struct{ join, behind, playout, stalled []float64 }
 	groups := map[[2]string]*acc{}
 	get := func(by, name string) *acc {
 		k := [2]string{by, name}
@@ -117,6 +121,9 @@ func (st *streamState) experienceLocked(now time.Time) []Experience {
 			if ss.BufferMS > 0 || ss.BehindLiveMS > 0 {
 				a.behind = append(a.behind, float64(ss.BehindLiveMS))
 			}
+			if ss.PlayoutMS > 0 {
+				a.playout = append(a.playout, float64(ss.PlayoutMS))
+			}
 			if watched := now.Sub(s.joined) - time.Duration(s.joinMS)*time.Millisecond; s.joinMS > 0 && watched >= minWatched {
 				a.stalled = append(a.stalled, min(1, float64(ss.StalledMS)/float64(watched.Milliseconds())))
 			}
@@ -124,7 +131,7 @@ func (st *streamState) experienceLocked(now time.Time) []Experience {
 	}
 	out := make([]Experience, 0, len(groups))
 	for k, a := range groups {
-		out = append(out, Experience{By: k[0], Name: k[1], Viewers: n[k], JoinMS: distOf(a.join), BehindMS: distOf(a.behind), Stalled: distOf(a.stalled)})
+		out = append(out, Experience{By: k[0], Name: k[1], Viewers: n[k], JoinMS: distOf(a.join), BehindMS: distOf(a.behind), PlayoutMS: distOf(a.playout), Stalled: distOf(a.stalled)})
 	}
 	slices.SortFunc(out, func(a, b Experience) int {
 		if c := strings.Compare(a.By, b.By); c != 0 {

@@ -28,7 +28,8 @@ func TestClientEngine(t *testing.T) {
 }
 
 // TestExperience checks the viewer-experience groups (issue 21): p50/p95
-// of join time, behind-live and stalled share, by client and by path.
+// of join time, behind-live, playout target and stalled share, by client
+// and by path.
 func TestExperience(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	tr := newSimTracker(t, 2)
@@ -42,7 +43,7 @@ func TestExperience(t *testing.T) {
 		p.joined = now.Add(-100 * time.Second)
 		p.joinMS = int32(1000 * (i + 1))
 		p.engine = "chromium"
-		p.stats = protocol.Stats{BufferMS: 500, BehindLiveMS: 1000 * (i + 1), StalledMS: 990 * i, Parents: direct}
+		p.stats = protocol.Stats{BufferMS: 500, BehindLiveMS: 1000 * (i + 1), PlayoutMS: 500 * (i + 1), StalledMS: 990 * i, Parents: direct}
 	}
 	peers[3].engine = "native"
 	peers[3].stats.Parents = []protocol.ParentHealth{{Stripe: 0, Parent: 9, Path: "turn"}, {Stripe: 1, Parent: 8, Path: "direct"}}
@@ -59,6 +60,9 @@ func TestExperience(t *testing.T) {
 	c := got["client/chromium"]
 	if c.Viewers != 3 || *c.JoinMS.P50 != 2000 || *c.JoinMS.P95 != 3000 || *c.BehindMS.P50 != 2000 {
 		t.Errorf("chromium %+v join %v/%v", c, *c.JoinMS.P50, *c.JoinMS.P95)
+	}
+	if p := c.PlayoutMS; p.N != 3 || *p.P50 != 1000 || *p.P95 != 1500 {
+		t.Errorf("chromium playout target %+v", p)
 	}
 	// Peer i stalled 990·i ms over 100 s − (i+1) s of watching.
 	if s := c.Stalled; s.N != 3 || math.Abs(*s.P95-1980.0/97000) > 1e-9 {

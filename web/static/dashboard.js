@@ -440,6 +440,7 @@
         ["forwards in", p.interior >= 0 ? "stripe " + p.interior : "no stripe (leaf)"],
         ["capacity", p.capacity + " slots"], ["children", String(p.children)],
         ["buffer", (st.buffer_ms || 0) + " ms"], ["behind live", (st.behind_live_ms || 0) + " ms"],
+        ["playout target", st.playout_ms ? st.playout_ms + " ms" : "—"],
         ["receiving", (p.kbps || 0) + " kb/s"], ["upload", (st.upload_kbps || 0) + " kb/s"],
         ...(p.seeder ? [] : [["received from viewers / edges / seeder / origin", sourcesText(st)], ["of which via TURN", fmtBytes(st.bytes_turn)]]),
         ["bytes up", fmtBytes(st.bytes_up)], ["stalls", `${st.stalls || 0} (${st.stalled_ms || 0} ms)`],
@@ -515,6 +516,7 @@
       el("td", { class: "num" }, e.viewers),
       el("td", { class: "num" }, dist(e.join_ms, ms)),
       el("td", { class: "num" }, dist(e.behind_ms, ms)),
+      el("td", { class: "num" }, dist(e.playout_ms, ms)),
       el("td", { class: "num" }, dist(e.stalled, share)))));
   }
 
