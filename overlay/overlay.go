@@ -79,9 +79,11 @@ const (
 	// DefaultStripes is K. Four rather than two: a stripe is a quarter of
 	// the stream, so a 3–4 Mbit/s home uplink can be interior (at two it
 	// is a leaf), and a departure costs each viewer a quarter of its feed.
-	// Measured with the shipped engine (bench/REPORT.md): at 10k viewers
-	// under 10 %/min churn 98.0 % offload against 93.9 % at K=2, at
-	// 6 Mbit/s 90.2 % against 56.8 %, with no more stalls.
+	// Measured with the shipped engine (bench/REPORT.md, 2026-12-04): at
+	// 10k viewers under 10 %/min churn 98.1 % offload against 94.5 % at
+	// K=2, at 6 Mbit/s 89.8 % against 69.4 %, with fewer stalls. What it
+	// costs: a stripe's chunks come a second apart, so a hop and a
+	// re-parent wait longer.
 	DefaultStripes = 4
 	// DefaultRootCapacity is the seeder's children per stripe: the
 	// seeder uploads this many streams' worth (24 Mbit/s at 3 Mbit/s),
