@@ -52,6 +52,8 @@ const shutdownWait = 2 * time.Second
 func main() { os.Exit(run()) }
 
 func run() int {
+	ph := newPhases()
+	ph.mark("wasmMain")
 	debug := os.Getenv("BANYAN_DEBUG") == "1"
 	log := textlog.New(os.Stderr, debug)
 
@@ -84,12 +86,13 @@ func run() int {
 
 	var v *viewer
 	player := NewPlayer(PlayerConfig{
-		Video: page.video,
-		Log:   log,
-		Fail:  func(err error) { v.fail(err) },
-		Guard: g,
+		Video:  page.video,
+		Log:    log,
+		Fail:   func(err error) { v.fail(err) },
+		Guard:  g,
+		Phases: ph,
 	})
-	v = newViewer(cfg, player, log, g)
+	v = newViewer(cfg, player, log, g, ph)
 
 	funcs := map[string]js.Func{
 		"stop": js.FuncOf(func(js.Value, []js.Value) any {
@@ -257,6 +260,7 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 		case <-tick.C:
 		}
 		p.setState(v.state())
+		v.notePhases()
 		if d := v.playout(); d > 0 {
 			v.player.SetTarget(d)
 		}
@@ -300,6 +304,7 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 			"panics":       float64(g.Panics()),
 			"cause":        cause,
 			"timerLagMs":   float64(timerLag.Milliseconds()),
+			"phases":       v.phases.snapshot(),
 		}
 		_ = try(func() { f.Invoke(js.ValueOf(stats)) })
 	}

@@ -62,6 +62,8 @@ type trackerClient struct {
 	nodeStats bool
 	// guard runs the websocket's callbacks and the stats goroutine.
 	guard *guard.Guard
+	// phases, when set, gets the first session's open (join timeline).
+	phases *phases
 }
 
 // Timeouts of the signaling session.
@@ -147,6 +149,7 @@ func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) 
 	}
 	defer c.Close(1000, "")
 	t.conn.Store(c)
+	t.phases.mark("trackerOpen")
 	defer t.conn.CompareAndSwap(c, nil)
 
 	if err := t.write(ctx, c, t.join); err != nil {

@@ -70,11 +70,13 @@ type viewer struct {
 	stall      stallWatch // why playback stands still (stall.go)
 	// proofKey signs delivery statements for children (peer/proof.go).
 	proofKey ed25519.PrivateKey
+	phases   *phases
 }
 
-func newViewer(cfg Config, player *Player, log peer.Logger, g *guard.Guard) *viewer {
-	v := &viewer{cfg: cfg, log: log, player: player, guard: g, welcomed: make(chan struct{})}
+func newViewer(cfg Config, player *Player, log peer.Logger, g *guard.Guard, ph *phases) *viewer {
+	v := &viewer{cfg: cfg, log: log, player: player, guard: g, welcomed: make(chan struct{}), phases: ph}
 	v.origin = newOriginClient(cfg.Stream, cfg.OriginURL)
+	v.origin.phases = ph
 	// The key the engine signs delivery statements with (peer/proof.go);
 	// the tracker learns its public half with the join.
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -93,9 +95,10 @@ func newViewer(cfg Config, player *Player, log peer.Logger, g *guard.Guard) *vie
 			// the engine takes chunks from the origin.
 			NoUpload: !hasWebRTC(),
 		},
-		h:     v,
-		log:   log,
-		guard: g,
+		h:      v,
+		log:    log,
+		guard:  g,
+		phases: ph,
 	}
 	v.tracker.onMessage = v.onTrackerMessage
 	v.tracker.nodeStats = true
@@ -138,6 +141,33 @@ func (v *viewer) onTrackerMessage(m protocol.Message) {
 	if n != nil {
 		n.Handle(m)
 	}
+}
+
+// notePhases adds the node's and the engine's steps of the join to the
+// timeline; they keep their own times, so a late look loses nothing.
+func (v *viewer) notePhases() {
+	v.mu.Lock()
+	n := v.node
+	v.mu.Unlock()
+	if n == nil {
+		return
+	}
+	t := n.Times()
+	v.phases.markAt("parentAssigned", t.ParentAssigned)
+	v.phases.markAt("parentOpen", t.ParentOpen)
+	eng := n.Engine()
+	if eng == nil {
+		return
+	}
+	c := eng.Counters()
+	v.phases.markAt("firstPiece", c.FirstPieceAt)
+	v.phases.markAt("originLive", c.OriginLiveAt)
+	first := "firstChunkPeer"
+	if c.FirstFromOrigin {
+		first = "firstChunkOrigin"
+	}
+	v.phases.markAt(first, c.FirstChunkAt)
+	v.phases.markAt("playStart", c.StartedAt)
 }
 
 // decorate adds the player's view to the engine's stats report.
@@ -309,6 +339,7 @@ func (v *viewer) welcome(w protocol.Welcome) error {
 	v.ring, v.peer, v.live, v.isEnded, v.refusal = ring, w.Peer, w.Live, false, ""
 	v.mu.Unlock()
 	v.setOrigin(w.OriginURL)
+	v.phases.mark("welcome")
 	v.wOnce.Do(func() { close(v.welcomed) })
 	v.log.Info("welcomed", "peer", w.Peer, "live", w.Live, "epoch", w.Epoch, "keys", len(w.Keys), "origin", w.OriginURL)
 	return nil

@@ -246,6 +246,9 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this._stats = null;
       this._handle = null;
       this._firstFrame = null;
+      // The page's steps of the join timeline (ms since navigation); the
+      // viewer adds its own in stats.phases.
+      this._phases = {};
       this._restarts = 0;
       this._lastCrash = "";
       this._restartDelay = RESTART_MIN_MS;
@@ -336,6 +339,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
         if (this._firstFrame) return;
         const now = performance.now();
         this._firstFrame = { sinceNavigation: now, sinceStart: now - t0 };
+        this._phases.firstFrame = Math.round(now);
         this._dd.first.textContent = seconds(now) + " after page load";
       };
       if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(done);
@@ -346,6 +350,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       const stream = this.getAttribute("stream") || "";
       const t0 = performance.now();
       this._firstFrame = null;
+      this._phases = { start: Math.round(t0) };
       this._setState("connecting", "");
       if (!ASSETS || ASSETS.error) {
         this._setState("error", (ASSETS && ASSETS.error) || "the viewer is not set up on this server");
@@ -371,6 +376,14 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       try {
         const [module] = await Promise.all([loadModule(), loadExec()]);
         if (this._handle !== handle) return; // removed while loading
+        this._phases.compiled = Math.round(performance.now());
+        // The wasm's download, as the browser timed it (streaming
+        // compilation overlaps it).
+        const res = performance.getEntriesByName && performance.getEntriesByName(new URL(ASSETS.wasm, base).href)[0];
+        if (res && res.responseEnd > 0) {
+          this._phases.wasmResponse = Math.round(res.responseStart);
+          this._phases.wasmFetched = Math.round(res.responseEnd);
+        }
         const go = new Go();
         const wsBase = server.replace(/^http/, "ws");
         go.env = {
@@ -388,6 +401,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
         const inst = await WebAssembly.instantiate(module, go.importObject);
         if (this._handle !== handle) return;
         const began = performance.now();
+        this._phases.instantiated = Math.round(began);
         go.run(inst)
           .catch((e) => { exitCode = exitCode || 1; this._lastCrash = String(e && e.message || e); })
           .finally(() => {
@@ -449,6 +463,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       s.restarts = this._restarts;
       s.lastCrash = this._lastCrash;
       s.joinMs = this._firstFrame ? Math.round(this._firstFrame.sinceStart) : null;
+      s.phases = Object.assign({}, this._phases, s.phases);
       this._stats = s;
       // The one definition of byte sources (protocol.Sources): viewers,
       // edges, seeder (its peer over WebRTC) and origin add up to all
