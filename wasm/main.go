@@ -62,11 +62,15 @@ func run() int {
 		log.Error("banyan viewer", "err", err)
 		return 0
 	}
+	early := page.handle.Get("ws")
+	page.handle.Delete("ws")
 	cfg, err := readConfig()
 	if err != nil {
+		_ = try(func() { early.Call("close") })
 		page.setState(StateError, err.Error())
 		return 0
 	}
+	cfg.EarlyWS = early
 	log = log.With("stream", cfg.Stream)
 
 	// A panic in any goroutine or callback of the viewer would end the

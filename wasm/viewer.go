@@ -25,6 +25,9 @@ type Config struct {
 	OriginURL  string // the page's origin, the fallback for chunks
 	Token      string // viewer token of a private stream
 	Client     string // user agent, for the dashboard
+	// EarlyWS is the websocket to TrackerURL the page opened while the
+	// wasm loaded (undefined: none); the first session adopts it.
+	EarlyWS js.Value
 }
 
 // Page states, as the page shows them.
@@ -99,6 +102,7 @@ func newViewer(cfg Config, player *Player, log peer.Logger, g *guard.Guard, ph *
 		log:    log,
 		guard:  g,
 		phases: ph,
+		early:  cfg.EarlyWS,
 	}
 	v.tracker.onMessage = v.onTrackerMessage
 	v.tracker.nodeStats = true

@@ -119,7 +119,14 @@ func TestMeasureEngineJoins(t *testing.T) {
 			if err := pg.Eval(ctx, `document.querySelector('banyan-player').stats.phases`, &ph); err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s join %d: %s (load %s)", name, i, timeline(ph), loadAvg())
+			// The browser's own timing of the first origin requests: when
+			// each was issued, answered, done (ms since navigation).
+			var res string
+			if err := pg.Eval(ctx, `performance.getEntriesByType('resource').filter(e => e.name.includes('/chunks/')).slice(0, 4)
+				.map(e => e.name.replace(/^.*\/chunks\/[^/]+\//, '') + ' ' + [e.startTime, e.responseStart, e.responseEnd].map(Math.round).join('/')).join(', ')`, &res); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s join %d: %s; origin requests (issued/answered/done): %s (load %s)", name, i, timeline(ph), res, loadAvg())
 			for k, v := range ph {
 				f.phases[k] = append(f.phases[k], v)
 			}

@@ -373,9 +373,18 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this._handle = handle;
       registry[id] = handle;
       this._watchFirstFrame(t0);
+      const tracker = this.getAttribute("tracker") || server.replace(/^http/, "ws") + "/ws";
+      // Connect to the tracker while the wasm downloads and compiles: the
+      // viewer adopts this socket for its first session (in Chromium the
+      // connection took 150–400 ms after the wasm started).
+      try { handle.ws = new WebSocket(tracker); } catch (e) { /* the viewer dials itself */ }
+      const dropEarly = () => {
+        if (handle.ws) { try { handle.ws.close(); } catch (e) { /* closed already */ } }
+        delete handle.ws;
+      };
       try {
         const [module] = await Promise.all([loadModule(), loadExec()]);
-        if (this._handle !== handle) return; // removed while loading
+        if (this._handle !== handle) { dropEarly(); return; } // removed while loading
         this._phases.compiled = Math.round(performance.now());
         // The wasm's download, as the browser timed it (streaming
         // compilation overlaps it).
@@ -385,11 +394,10 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
           this._phases.wasmFetched = Math.round(res.responseEnd);
         }
         const go = new Go();
-        const wsBase = server.replace(/^http/, "ws");
         go.env = {
           BANYAN_STREAM: stream,
           BANYAN_HANDLE: id,
-          BANYAN_TRACKER: this.getAttribute("tracker") || wsBase + "/ws",
+          BANYAN_TRACKER: tracker,
           BANYAN_ORIGIN: this.getAttribute("origin") || server,
         };
         const token = this.getAttribute("token");
@@ -399,7 +407,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
         go.exit = (code) => { exitCode = code; };
         releaseOnExit(go, this._video);
         const inst = await WebAssembly.instantiate(module, go.importObject);
-        if (this._handle !== handle) return;
+        if (this._handle !== handle) { dropEarly(); return; }
         const began = performance.now();
         this._phases.instantiated = Math.round(began);
         go.run(inst)
@@ -410,6 +418,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
           });
       } catch (e) {
         delete registry[id];
+        dropEarly();
         if (this._handle === handle) this._setState("error", (e && e.message) || String(e));
       }
     }
