@@ -74,6 +74,10 @@ type viewer struct {
 	// proofKey signs delivery statements for children (peer/proof.go).
 	proofKey ed25519.PrivateKey
 	phases   *phases
+	// sigMu orders the tracker's messages to the node with the release
+	// of the signaling held while a session starts (hold).
+	sigMu sync.Mutex
+	hold  signalHold
 }
 
 func newViewer(cfg Config, player *Player, log peer.Logger, g *guard.Guard, ph *phases) *viewer {
@@ -138,12 +142,64 @@ func (v *viewer) onTrackerMessage(m protocol.Message) {
 		if old != nil {
 			old.Close()
 		}
+		v.sigMu.Lock()
+		v.hold.start()
+		v.sigMu.Unlock()
 	}
 	v.mu.Lock()
 	n := v.node
 	v.mu.Unlock()
-	if n != nil {
-		n.Handle(m)
+	if n == nil {
+		return
+	}
+	v.sigMu.Lock()
+	defer v.sigMu.Unlock()
+	if isOffer(m) {
+		v.phases.mark("offerIn")
+	}
+	if v.hold.hold(m, time.Now()) {
+		return
+	}
+	v.handle(n, m)
+}
+
+// handle gives m to the session's node. An offer's answer is made here
+// (the browser's RTCPeerConnection, descriptions, answer): the join
+// timeline has the first one's span.
+func (v *viewer) handle(n *node.Node, m protocol.Message) {
+	offer := isOffer(m)
+	if offer {
+		v.phases.mark("offerHandled")
+	}
+	n.Handle(m)
+	if offer {
+		v.phases.mark("answered")
+	}
+}
+
+func isOffer(m protocol.Message) bool {
+	s, ok := m.(protocol.Signal)
+	return ok && s.SDP != nil && s.SDP.Type == "offer"
+}
+
+// releaseSignals hands the held signaling to the node once its engine
+// has started playback, or the first held message has waited long enough
+// (signalHold).
+func (v *viewer) releaseSignals(now time.Time) {
+	v.mu.Lock()
+	n := v.node
+	v.mu.Unlock()
+	v.sigMu.Lock()
+	defer v.sigMu.Unlock()
+	if n == nil || !v.hold.on {
+		return
+	}
+	started := false
+	if eng := n.Engine(); eng != nil {
+		started = !eng.Counters().StartedAt.IsZero()
+	}
+	for _, m := range v.hold.release(now, started) {
+		v.handle(n, m)
 	}
 }
 
@@ -159,6 +215,8 @@ func (v *viewer) notePhases() {
 	t := n.Times()
 	v.phases.markAt("parentAssigned", t.ParentAssigned)
 	v.phases.markAt("parentOpen", t.ParentOpen)
+	v.phases.markAt("dialStart", t.DialStart)
+	v.phases.markAt("dialEnd", t.DialEnd)
 	eng := n.Engine()
 	if eng == nil {
 		return
@@ -203,6 +261,7 @@ func (v *viewer) tick(ctx context.Context) {
 			v.stall.noteTick(now)
 			v.mu.Unlock()
 			if n != nil {
+				v.releaseSignals(now)
 				n.Tick(now)
 			}
 		}

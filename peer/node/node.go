@@ -107,6 +107,9 @@ type JoinTimes struct {
 	Welcome        time.Time // the welcome
 	ParentAssigned time.Time // the first peer parent assigned
 	ParentOpen     time.Time // the first link to a parent open
+	// DialStart and DialEnd bound the first dial (the browser's
+	// RTCPeerConnection, its data channel and offer).
+	DialStart, DialEnd time.Time
 }
 
 // Times returns the node's join times.
@@ -483,8 +486,12 @@ func (n *Node) flush() {
 		l.Close()
 	}
 	for _, id := range dials {
+		start := n.cfg.Clock()
 		l, err := tr.Dial(id)
 		n.mu.Lock()
+		if n.times.DialStart.IsZero() {
+			n.times.DialStart, n.times.DialEnd = start, n.cfg.Clock()
+		}
 		if nb := n.nbrs[id]; nb != nil {
 			nb.dialing = false
 			if err == nil && nb.link == nil {
