@@ -74,10 +74,6 @@ type viewer struct {
 	// proofKey signs delivery statements for children (peer/proof.go).
 	proofKey ed25519.PrivateKey
 	phases   *phases
-	// sigMu orders the tracker's messages to the node with the release
-	// of the signaling held while a session starts (hold).
-	sigMu sync.Mutex
-	hold  signalHold
 }
 
 func newViewer(cfg Config, player *Player, log peer.Logger, g *guard.Guard, ph *phases) *viewer {
@@ -142,9 +138,6 @@ func (v *viewer) onTrackerMessage(m protocol.Message) {
 		if old != nil {
 			old.Close()
 		}
-		v.sigMu.Lock()
-		v.hold.start()
-		v.sigMu.Unlock()
 	}
 	v.mu.Lock()
 	n := v.node
@@ -152,54 +145,21 @@ func (v *viewer) onTrackerMessage(m protocol.Message) {
 	if n == nil {
 		return
 	}
-	v.sigMu.Lock()
-	defer v.sigMu.Unlock()
-	if isOffer(m) {
-		v.phases.mark("offerIn")
-	}
-	if v.hold.hold(m, time.Now()) {
-		return
-	}
 	v.handle(n, m)
 }
 
-// handle gives m to the session's node. An offer's answer is made here
-// (the browser's RTCPeerConnection, descriptions, answer): the join
-// timeline has the first one's span.
+// handle gives m to the session's node. An offer's answer is made here,
+// on the tracker's goroutine (the browser's RTCPeerConnection,
+// descriptions, answer): the join timeline has the first one's span.
 func (v *viewer) handle(n *node.Node, m protocol.Message) {
-	offer := isOffer(m)
-	if offer {
-		v.phases.mark("offerHandled")
+	offer := false
+	if s, ok := m.(protocol.Signal); ok && s.SDP != nil && s.SDP.Type == "offer" {
+		offer = true
+		v.phases.mark("offerIn")
 	}
 	n.Handle(m)
 	if offer {
 		v.phases.mark("answered")
-	}
-}
-
-func isOffer(m protocol.Message) bool {
-	s, ok := m.(protocol.Signal)
-	return ok && s.SDP != nil && s.SDP.Type == "offer"
-}
-
-// releaseSignals hands the held signaling to the node once its engine
-// has started playback, or the first held message has waited long enough
-// (signalHold).
-func (v *viewer) releaseSignals(now time.Time) {
-	v.mu.Lock()
-	n := v.node
-	v.mu.Unlock()
-	v.sigMu.Lock()
-	defer v.sigMu.Unlock()
-	if n == nil || !v.hold.on {
-		return
-	}
-	started := false
-	if eng := n.Engine(); eng != nil {
-		started = !eng.Counters().StartedAt.IsZero()
-	}
-	for _, m := range v.hold.release(now, started) {
-		v.handle(n, m)
 	}
 }
 
@@ -261,7 +221,6 @@ func (v *viewer) tick(ctx context.Context) {
 			v.stall.noteTick(now)
 			v.mu.Unlock()
 			if n != nil {
-				v.releaseSignals(now)
 				n.Tick(now)
 			}
 		}
