@@ -556,6 +556,9 @@ func (e *Engine) onPiece(now time.Time, n *nbr, msg []byte) {
 	k := key{p.Epoch, p.Seq}
 	s := e.stripeOf(p.Seq)
 	feed := n.parentOf&(1<<s) != 0 || (p.Seq == 0 && n.parentOf != 0)
+	if feed && e.ctr.FirstPieceAt.IsZero() {
+		e.ctr.FirstPieceAt = now
+	}
 	pd := e.pend[k]
 	repair := pd != nil && (pd.asked == n.id || slices.Contains(pd.tried, n.id))
 	if !feed && !repair {
@@ -872,6 +875,9 @@ func (e *Engine) complete(now time.Time, k key, sealed []byte, pd *pending, src 
 		return
 	}
 	en := &entry{k: k, h: h, sealed: sealed, at: now, plain: plain, opened: opened}
+	if e.ctr.FirstChunkAt.IsZero() {
+		e.ctr.FirstChunkAt, e.ctr.FirstFromOrigin = now, src == originPeer
+	}
 	if pd.repaired {
 		e.ctr.RepairedPeer++
 	}

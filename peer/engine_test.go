@@ -332,6 +332,10 @@ func TestJoinMidStream(t *testing.T) {
 			if sw.origin.Requests != 0 || c.Stalls != 0 {
 				t.Errorf("joiner used the origin (%d requests) or stalled: %+v", sw.origin.Requests, c)
 			}
+			if c.FirstPieceAt.IsZero() || c.FirstFromOrigin || c.FirstChunkAt.Before(c.FirstPieceAt) || !c.OriginLiveAt.IsZero() {
+				t.Errorf("join times: first piece %v, first chunk %v (origin %v), live edge asked %v",
+					c.FirstPieceAt, c.FirstChunkAt, c.FirstFromOrigin, c.OriginLiveAt)
+			}
 			if wait > 500*time.Millisecond {
 				t.Errorf("join to first chunk took %v", wait)
 			}
@@ -381,6 +385,13 @@ func TestStartFromOrigin(t *testing.T) {
 	c := sw.engines[2].Counters()
 	if c.OriginStarts != 1 || c.Stalls != 0 {
 		t.Errorf("%+v", c)
+	}
+	// The join timeline: the live edge asked for, then the first chunk,
+	// from the origin, before playback; no parent, so no piece.
+	if c.OriginLiveAt.IsZero() || !c.FirstFromOrigin || c.FirstChunkAt.Before(c.OriginLiveAt) ||
+		c.StartedAt.Before(c.FirstChunkAt) || !c.FirstPieceAt.IsZero() {
+		t.Errorf("join times: live %v, first chunk %v (origin %v), started %v, first piece %v",
+			c.OriginLiveAt, c.FirstChunkAt, c.FirstFromOrigin, c.StartedAt, c.FirstPieceAt)
 	}
 }
 

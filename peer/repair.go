@@ -110,6 +110,9 @@ func (e *Engine) checkStart(now time.Time) {
 // startLive asks the origin for its live edge; liveDone takes the answer.
 func (e *Engine) startLive(now time.Time) {
 	e.liveBusy, e.liveAt = true, now
+	if e.ctr.OriginLiveAt.IsZero() && !e.started {
+		e.ctr.OriginLiveAt = now
+	}
 	o := e.cfg.Origin
 	if ao, ok := o.(AsyncOrigin); ok {
 		e.queue(func() { ao.LiveAsync(e.liveDone) })

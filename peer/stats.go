@@ -54,6 +54,12 @@ type Counters struct {
 	QueueDropped  uint64 // queued messages dropped unsent (child has it, too late, gone)
 	// StartedAt is when playback started (zero until it does).
 	StartedAt time.Time
+	// The first steps of a join, for the browser viewer's join timeline
+	// (zero until they happen): the first piece from a parent, the first
+	// request for the origin's live edge before playback started, the
+	// first verified chunk and whether the origin sent it.
+	FirstPieceAt, OriginLiveAt, FirstChunkAt time.Time
+	FirstFromOrigin                          bool
 }
 
 type statsState struct {

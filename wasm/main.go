@@ -52,6 +52,8 @@ const shutdownWait = 2 * time.Second
 func main() { os.Exit(run()) }
 
 func run() int {
+	ph := newPhases()
+	ph.mark("wasmMain")
 	debug := os.Getenv("BANYAN_DEBUG") == "1"
 	log := textlog.New(os.Stderr, debug)
 
@@ -60,11 +62,15 @@ func run() int {
 		log.Error("banyan viewer", "err", err)
 		return 0
 	}
+	early := page.handle.Get("ws")
+	page.handle.Delete("ws")
 	cfg, err := readConfig()
 	if err != nil {
+		_ = try(func() { early.Call("close") })
 		page.setState(StateError, err.Error())
 		return 0
 	}
+	cfg.EarlyWS = early
 	log = log.With("stream", cfg.Stream)
 
 	// A panic in any goroutine or callback of the viewer would end the
@@ -84,12 +90,13 @@ func run() int {
 
 	var v *viewer
 	player := NewPlayer(PlayerConfig{
-		Video: page.video,
-		Log:   log,
-		Fail:  func(err error) { v.fail(err) },
-		Guard: g,
+		Video:  page.video,
+		Log:    log,
+		Fail:   func(err error) { v.fail(err) },
+		Guard:  g,
+		Phases: ph,
 	})
-	v = newViewer(cfg, player, log, g)
+	v = newViewer(cfg, player, log, g, ph)
 
 	funcs := map[string]js.Func{
 		"stop": js.FuncOf(func(js.Value, []js.Value) any {
@@ -257,6 +264,7 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 		case <-tick.C:
 		}
 		p.setState(v.state())
+		v.notePhases()
 		if d := v.playout(); d > 0 {
 			v.player.SetTarget(d)
 		}
@@ -300,6 +308,7 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 			"panics":       float64(g.Panics()),
 			"cause":        cause,
 			"timerLagMs":   float64(timerLag.Milliseconds()),
+			"phases":       v.phases.snapshot(),
 		}
 		_ = try(func() { f.Invoke(js.ValueOf(stats)) })
 	}

@@ -78,6 +78,8 @@ type originClient struct {
 	cur    atomic.Int32
 	// bytes counts sealed bytes received, for the stats' origin share.
 	bytes atomic.Uint64
+	// phases, when set, gets the first answers' times (join timeline).
+	phases *phases
 }
 
 func newOriginClient(stream string, bases ...string) *originClient {
@@ -127,6 +129,7 @@ func (o *originClient) Live(ctx context.Context) (liveState, error) {
 		o.failed(err)
 		return l, errs.Wrap("origin: live: ", err, "")
 	}
+	o.phases.mark("liveAnswer")
 	return l, nil
 }
 
@@ -139,6 +142,7 @@ func (o *originClient) Fetch(ctx context.Context, epoch uint32, seq uint64) ([]b
 		return nil, errs.Wrap("origin: chunk "+strconv.FormatUint(uint64(epoch), 10)+"/"+strconv.FormatUint(seq, 10)+": ", err, "")
 	}
 	o.bytes.Add(uint64(len(b)))
+	o.phases.mark("originChunk")
 	return b, nil
 }
 

@@ -117,6 +117,9 @@ type Player struct {
 	listened    []listener
 	cancel      context.CancelFunc
 	done        chan struct{}
+	phases      *phases
+	// early: ms was attached by prepare and has no type yet.
+	early bool
 }
 
 type listener struct {
@@ -135,6 +138,8 @@ type PlayerConfig struct {
 	// Guard runs the player's goroutines and browser callbacks (nil: a
 	// panic ends the program).
 	Guard *guard.Guard
+	// Phases, when set, gets the player's steps of the join timeline.
+	Phases *phases
 }
 
 // NewPlayer starts a player on cfg.Video. The element is muted so that
@@ -152,6 +157,7 @@ func NewPlayer(cfg PlayerConfig) *Player {
 		log:    cfg.Log,
 		fail:   cfg.Fail,
 		guard:  cfg.Guard,
+		phases: cfg.Phases,
 		wake:   make(chan struct{}, 1),
 		events: make(chan event, 256),
 		edge:   mse.NewEdge(cfg.Edge),
@@ -190,6 +196,7 @@ func NewPlayer(cfg PlayerConfig) *Player {
 
 // Init takes the init segment of an epoch (peer.Player).
 func (p *Player) Init(epoch uint32, init []byte) {
+	p.phases.mark("playerInit")
 	p.mu.Lock()
 	ops, err := p.planner.Init(epoch, init)
 	p.enqueueLocked(ops)
@@ -285,6 +292,7 @@ func (p *Player) unlisten(keep ...js.Value) {
 func (p *Player) run(ctx context.Context) {
 	defer close(p.done)
 	defer p.teardown()
+	p.prepare()
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	for {
@@ -321,9 +329,16 @@ func (p *Player) handle(ev event) {
 	}
 	switch ev.typ {
 	case "sourceopen":
+		p.phases.mark("sourceOpen")
 		p.sourceOpen()
 	case "updateend":
-		// pump runs after every event
+		// pump runs after every event. Before playback has started, an
+		// append may have brought the buffer to Edge's start amount:
+		// decide now, not at the next tick (up to 250 ms later; the join
+		// timeline showed ~180–280 ms from first append to play).
+		if !p.edge.Started() {
+			p.control(time.Now())
+		}
 	case "waiting":
 		p.control(time.Now())
 	case "error":
@@ -356,8 +371,9 @@ func mediaSourceCtor() (ctor js.Value, managed bool) {
 	return js.Undefined(), false
 }
 
-// create starts a fresh MediaSource; the SourceBuffer is added on
-// sourceopen.
+// create gives the stream a MediaSource of type mime: the one prepare
+// attached if it is still unused, or a fresh one. The SourceBuffer is
+// added on sourceopen (at once if it has fired).
 func (p *Player) create(mime string) error {
 	ctor, managed := mediaSourceCtor()
 	if !ctor.Truthy() {
@@ -367,7 +383,37 @@ func (p *Player) create(mime string) error {
 	if !ok {
 		return errors.New(mse.UnsupportedReason(mime))
 	}
-	mime = supported
+	if !p.early || !p.ms.Truthy() || p.ms.Get("readyState").String() == "closed" {
+		p.attach(ctor, managed)
+	}
+	p.early = false
+	p.pendingMIME = supported
+	if p.ms.Get("readyState").String() == "open" {
+		p.sourceOpen()
+	}
+	return nil
+}
+
+// prepare attaches a MediaSource before the stream's type is known, so
+// that the element's media pipeline starts while the viewer joins:
+// Chromium fires sourceopen ~250 ms after the attach (Firefox ~30 ms),
+// which used to come after the init segment and delay the first frame by
+// as much (the join timeline, docs/wasm-size.md). create adopts it.
+func (p *Player) prepare() {
+	ctor, managed := mediaSourceCtor()
+	if !ctor.Truthy() {
+		return // Init reports it
+	}
+	if err := try(func() { p.attach(ctor, managed) }); err != nil {
+		p.log.Info("media source: early attach failed", "err", err)
+		return
+	}
+	p.early = true
+	p.phases.mark("mediaSourceAttached")
+}
+
+// attach puts a fresh MediaSource on the element, without a SourceBuffer.
+func (p *Player) attach(ctor js.Value, managed bool) {
 	p.unlisten(p.video, p.doc)
 	if p.url != "" {
 		js.Global().Get("URL").Call("revokeObjectURL", p.url)
@@ -376,7 +422,7 @@ func (p *Player) create(mime string) error {
 	p.ms = ctor.New()
 	p.ms.Set("__banyanGen", p.gen)
 	p.sb = js.Undefined()
-	p.pendingMIME = mime
+	p.pendingMIME = ""
 	for _, typ := range []string{"sourceopen", "sourceended", "sourceclose"} {
 		p.listen(p.ms, typ)
 	}
@@ -394,12 +440,11 @@ func (p *Player) create(mime string) error {
 	p.offset = 0
 	p.keys.Reset()
 	p.edge.Restart()
-	return nil
 }
 
 func (p *Player) sourceOpen() {
-	if p.sb.Truthy() || !p.ms.Truthy() {
-		return
+	if p.sb.Truthy() || !p.ms.Truthy() || p.pendingMIME == "" {
+		return // added already, replaced, or opened early: create adds it
 	}
 	err := try(func() {
 		p.sb = p.ms.Call("addSourceBuffer", p.pendingMIME)
@@ -408,6 +453,9 @@ func (p *Player) sourceOpen() {
 		// Live: no known duration. Chrome then shows no seek bar end.
 		p.ms.Set("duration", math.Inf(1))
 	})
+	if err == nil {
+		p.phases.mark("sourceBuffer")
+	}
 	if err != nil {
 		p.fatal(errs.Wrap("media source: add "+p.pendingMIME+": ", err, ""))
 		return
@@ -514,6 +562,9 @@ func (p *Player) append(op qop) bool {
 	switch {
 	case err == nil:
 		p.keys.Add(op.Op)
+		if !op.Init {
+			p.phases.mark("firstAppend")
+		}
 		return true
 	case isJSError(err, "QuotaExceededError"):
 		op.quotaTries++
@@ -728,6 +779,7 @@ func (p *Player) control(now time.Time) {
 // play calls video.play(); a refusal (autoplay policy) is reported in
 // Stats so the page can show a play button.
 func (p *Player) play() {
+	p.phases.mark("play")
 	var pr js.Value
 	if err := try(func() { pr = p.video.Call("play") }); err != nil || !defined(pr) {
 		return

@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"syscall/js"
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
@@ -62,6 +64,12 @@ type trackerClient struct {
 	nodeStats bool
 	// guard runs the websocket's callbacks and the stats goroutine.
 	guard *guard.Guard
+	// phases, when set, gets the first session's open (join timeline).
+	phases *phases
+	// early is the websocket to url the page opened while the wasm
+	// loaded, for the first session (js.Undefined when none).
+	earlyMu sync.Mutex
+	early   js.Value
 }
 
 // Timeouts of the signaling session.
@@ -132,6 +140,16 @@ type movedError struct{ url string }
 
 func (e movedError) Error() string { return "tracker: stream moved to " + e.url }
 
+// takeEarly returns the websocket the page opened for the first session
+// (undefined after the first call, or when there is none).
+func (t *trackerClient) takeEarly() js.Value {
+	t.earlyMu.Lock()
+	defer t.earlyMu.Unlock()
+	ws := t.early
+	t.early = js.Undefined()
+	return ws
+}
+
 func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -140,13 +158,26 @@ func (t *trackerClient) session(ctx context.Context) (welcomed bool, err error) 
 		url = *m
 	}
 	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
-	c, err := dialWS(dctx, url, protocol.MaxMessage, t.guard)
+	var c *wsConn
+	adopted := false
+	if early := t.takeEarly(); early.Truthy() && url == t.url {
+		c, adopted, err = adoptWS(dctx, early, url, protocol.MaxMessage, t.guard)
+		if !adopted {
+			t.log.Debug("tracker: the page's early websocket is closed; dialing")
+		} else if err == nil {
+			t.phases.mark("trackerEarly")
+		}
+	}
+	if !adopted {
+		c, err = dialWS(dctx, url, protocol.MaxMessage, t.guard)
+	}
 	dcancel()
 	if err != nil {
 		return false, errs.Wrap("tracker: dial: ", err, "")
 	}
 	defer c.Close(1000, "")
 	t.conn.Store(c)
+	t.phases.mark("trackerOpen")
 	defer t.conn.CompareAndSwap(c, nil)
 
 	if err := t.write(ctx, c, t.join); err != nil {

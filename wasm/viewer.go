@@ -25,6 +25,9 @@ type Config struct {
 	OriginURL  string // the page's origin, the fallback for chunks
 	Token      string // viewer token of a private stream
 	Client     string // user agent, for the dashboard
+	// EarlyWS is the websocket to TrackerURL the page opened while the
+	// wasm loaded (undefined: none); the first session adopts it.
+	EarlyWS js.Value
 }
 
 // Page states, as the page shows them.
@@ -70,11 +73,13 @@ type viewer struct {
 	stall      stallWatch // why playback stands still (stall.go)
 	// proofKey signs delivery statements for children (peer/proof.go).
 	proofKey ed25519.PrivateKey
+	phases   *phases
 }
 
-func newViewer(cfg Config, player *Player, log peer.Logger, g *guard.Guard) *viewer {
-	v := &viewer{cfg: cfg, log: log, player: player, guard: g, welcomed: make(chan struct{})}
+func newViewer(cfg Config, player *Player, log peer.Logger, g *guard.Guard, ph *phases) *viewer {
+	v := &viewer{cfg: cfg, log: log, player: player, guard: g, welcomed: make(chan struct{}), phases: ph}
 	v.origin = newOriginClient(cfg.Stream, cfg.OriginURL)
+	v.origin.phases = ph
 	// The key the engine signs delivery statements with (peer/proof.go);
 	// the tracker learns its public half with the join.
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -93,9 +98,11 @@ func newViewer(cfg Config, player *Player, log peer.Logger, g *guard.Guard) *vie
 			// the engine takes chunks from the origin.
 			NoUpload: !hasWebRTC(),
 		},
-		h:     v,
-		log:   log,
-		guard: g,
+		h:      v,
+		log:    log,
+		guard:  g,
+		phases: ph,
+		early:  cfg.EarlyWS,
 	}
 	v.tracker.onMessage = v.onTrackerMessage
 	v.tracker.nodeStats = true
@@ -135,9 +142,54 @@ func (v *viewer) onTrackerMessage(m protocol.Message) {
 	v.mu.Lock()
 	n := v.node
 	v.mu.Unlock()
-	if n != nil {
-		n.Handle(m)
+	if n == nil {
+		return
 	}
+	v.handle(n, m)
+}
+
+// handle gives m to the session's node. An offer's answer is made here,
+// on the tracker's goroutine (the browser's RTCPeerConnection,
+// descriptions, answer): the join timeline has the first one's span.
+func (v *viewer) handle(n *node.Node, m protocol.Message) {
+	offer := false
+	if s, ok := m.(protocol.Signal); ok && s.SDP != nil && s.SDP.Type == "offer" {
+		offer = true
+		v.phases.mark("offerIn")
+	}
+	n.Handle(m)
+	if offer {
+		v.phases.mark("answered")
+	}
+}
+
+// notePhases adds the node's and the engine's steps of the join to the
+// timeline; they keep their own times, so a late look loses nothing.
+func (v *viewer) notePhases() {
+	v.mu.Lock()
+	n := v.node
+	v.mu.Unlock()
+	if n == nil {
+		return
+	}
+	t := n.Times()
+	v.phases.markAt("parentAssigned", t.ParentAssigned)
+	v.phases.markAt("parentOpen", t.ParentOpen)
+	v.phases.markAt("dialStart", t.DialStart)
+	v.phases.markAt("dialEnd", t.DialEnd)
+	eng := n.Engine()
+	if eng == nil {
+		return
+	}
+	c := eng.Counters()
+	v.phases.markAt("firstPiece", c.FirstPieceAt)
+	v.phases.markAt("originLive", c.OriginLiveAt)
+	first := "firstChunkPeer"
+	if c.FirstFromOrigin {
+		first = "firstChunkOrigin"
+	}
+	v.phases.markAt(first, c.FirstChunkAt)
+	v.phases.markAt("playStart", c.StartedAt)
 }
 
 // decorate adds the player's view to the engine's stats report.
@@ -309,6 +361,7 @@ func (v *viewer) welcome(w protocol.Welcome) error {
 	v.ring, v.peer, v.live, v.isEnded, v.refusal = ring, w.Peer, w.Live, false, ""
 	v.mu.Unlock()
 	v.setOrigin(w.OriginURL)
+	v.phases.mark("welcome")
 	v.wOnce.Do(func() { close(v.welcomed) })
 	v.log.Info("welcomed", "peer", w.Peer, "live", w.Live, "epoch", w.Epoch, "keys", len(w.Keys), "origin", w.OriginURL)
 	return nil

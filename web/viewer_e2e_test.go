@@ -148,6 +148,8 @@ func TestViewerInChromium(t *testing.T) {
 			BufferMs    float64 `json:"bufferMs"`
 			Stalls      float64 `json:"stalls"`
 			Epoch       float64 `json:"epoch"`
+			// Phases is the join timeline: ms since navigation per step.
+			Phases map[string]float64 `json:"phases"`
 		} `json:"stats"`
 	}
 	const probeJS = `(() => { const p = document.querySelector('banyan-player'); if (!p) return {state: 'no element'};
@@ -198,6 +200,22 @@ func TestViewerInChromium(t *testing.T) {
 	}
 	t.Logf("join to first frame (navigation start → first frame presented): %.0f ms; to state live: %v; behind live %.0f ms, buffer %.0f ms",
 		first.FirstMS, joinLive.Round(time.Millisecond), first.Stats.BehindMs, first.Stats.BufferMs)
+	// The join timeline has every step, and the MediaSource went on the
+	// element before the init segment came, so that the browser's media
+	// pipeline starts while the viewer joins (it used to start only then:
+	// ~250 ms to sourceopen in Chromium). The viewer's first tracker
+	// session is the websocket the page opened while the wasm loaded
+	// (trackerEarly), not one it dialed after starting.
+	ph := first.Stats.Phases
+	for _, step := range []string{"start", "compiled", "instantiated", "wasmMain", "trackerEarly", "welcome", "mediaSourceAttached", "sourceOpen",
+		"playerInit", "sourceBuffer", "firstAppend", "firstFrame"} {
+		if _, ok := ph[step]; !ok {
+			t.Errorf("join timeline without %s: %v", step, ph)
+		}
+	}
+	if ph["mediaSourceAttached"] >= ph["playerInit"] {
+		t.Errorf("MediaSource attached at %.0f ms, not before the init segment (%.0f ms): %v", ph["mediaSourceAttached"], ph["playerInit"], ph)
+	}
 
 	// The picture is not black.
 	shot, err := chromedp.Run(bctx, chromedp.CaptureScreenshot())

@@ -98,6 +98,25 @@ type Node struct {
 	reparents []time.Duration
 	prev      []protocol.PeerID // per stripe: the parent a Remove took away
 	changes   []ParentChange
+	times     JoinTimes
+}
+
+// JoinTimes is when the node's first steps of a join happened (zero: not
+// yet), for the browser viewer's join timeline.
+type JoinTimes struct {
+	Welcome        time.Time // the welcome
+	ParentAssigned time.Time // the first peer parent assigned
+	ParentOpen     time.Time // the first link to a parent open
+	// DialStart and DialEnd bound the first dial (the browser's
+	// RTCPeerConnection, its data channel and offer).
+	DialStart, DialEnd time.Time
+}
+
+// Times returns the node's join times.
+func (n *Node) Times() JoinTimes {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.times
 }
 
 // ParentChange is one replacement of a parent by the tracker.
@@ -219,6 +238,9 @@ func (n *Node) welcome(w protocol.Welcome) {
 	n.lostAt = make([]time.Time, w.Stripes)
 	n.prev = make([]protocol.PeerID, w.Stripes)
 	n.joinedAt = n.cfg.Clock()
+	if n.times.Welcome.IsZero() {
+		n.times.Welcome = n.joinedAt
+	}
 	if w.StatsMillis > 0 {
 		n.statsEvery = time.Duration(w.StatsMillis) * time.Millisecond
 	}
@@ -415,6 +437,9 @@ func (n *Node) assign(a protocol.Assign) {
 			}
 			return
 		}
+		if n.times.ParentAssigned.IsZero() {
+			n.times.ParentAssigned = n.cfg.Clock()
+		}
 		nb := n.nbrLocked(a.Parent)
 		nb.parentOf |= bit
 		nb.src = peer.SourceOf(a.ParentKind)
@@ -461,8 +486,12 @@ func (n *Node) flush() {
 		l.Close()
 	}
 	for _, id := range dials {
+		start := n.cfg.Clock()
 		l, err := tr.Dial(id)
 		n.mu.Lock()
+		if n.times.DialStart.IsZero() {
+			n.times.DialStart, n.times.DialEnd = start, n.cfg.Clock()
+		}
 		if nb := n.nbrs[id]; nb != nil {
 			nb.dialing = false
 			if err == nil && nb.link == nil {
@@ -518,6 +547,9 @@ func (n *Node) onOpen(l *rtc.Link) {
 	}
 	nb.link, nb.open = l, true
 	nb.retryAt, nb.backoff = time.Time{}, 0
+	if nb.parentOf != 0 && n.times.ParentOpen.IsZero() {
+		n.times.ParentOpen = n.cfg.Clock()
+	}
 	nb.elink = peer.Link(l)
 	if n.cfg.WrapLink != nil {
 		nb.elink = n.cfg.WrapLink(l)

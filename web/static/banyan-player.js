@@ -246,6 +246,9 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this._stats = null;
       this._handle = null;
       this._firstFrame = null;
+      // The page's steps of the join timeline (ms since navigation); the
+      // viewer adds its own in stats.phases.
+      this._phases = {};
       this._restarts = 0;
       this._lastCrash = "";
       this._restartDelay = RESTART_MIN_MS;
@@ -336,6 +339,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
         if (this._firstFrame) return;
         const now = performance.now();
         this._firstFrame = { sinceNavigation: now, sinceStart: now - t0 };
+        this._phases.firstFrame = Math.round(now);
         this._dd.first.textContent = seconds(now) + " after page load";
       };
       if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(done);
@@ -346,6 +350,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       const stream = this.getAttribute("stream") || "";
       const t0 = performance.now();
       this._firstFrame = null;
+      this._phases = { start: Math.round(t0) };
       this._setState("connecting", "");
       if (!ASSETS || ASSETS.error) {
         this._setState("error", (ASSETS && ASSETS.error) || "the viewer is not set up on this server");
@@ -368,15 +373,31 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       this._handle = handle;
       registry[id] = handle;
       this._watchFirstFrame(t0);
+      const tracker = this.getAttribute("tracker") || server.replace(/^http/, "ws") + "/ws";
+      // Connect to the tracker while the wasm downloads and compiles: the
+      // viewer adopts this socket for its first session (in Chromium the
+      // connection took 150–400 ms after the wasm started).
+      try { handle.ws = new WebSocket(tracker); } catch (e) { /* the viewer dials itself */ }
+      const dropEarly = () => {
+        if (handle.ws) { try { handle.ws.close(); } catch (e) { /* closed already */ } }
+        delete handle.ws;
+      };
       try {
         const [module] = await Promise.all([loadModule(), loadExec()]);
-        if (this._handle !== handle) return; // removed while loading
+        if (this._handle !== handle) { dropEarly(); return; } // removed while loading
+        this._phases.compiled = Math.round(performance.now());
+        // The wasm's download, as the browser timed it (streaming
+        // compilation overlaps it).
+        const res = performance.getEntriesByName && performance.getEntriesByName(new URL(ASSETS.wasm, base).href)[0];
+        if (res && res.responseEnd > 0) {
+          this._phases.wasmResponse = Math.round(res.responseStart);
+          this._phases.wasmFetched = Math.round(res.responseEnd);
+        }
         const go = new Go();
-        const wsBase = server.replace(/^http/, "ws");
         go.env = {
           BANYAN_STREAM: stream,
           BANYAN_HANDLE: id,
-          BANYAN_TRACKER: this.getAttribute("tracker") || wsBase + "/ws",
+          BANYAN_TRACKER: tracker,
           BANYAN_ORIGIN: this.getAttribute("origin") || server,
         };
         const token = this.getAttribute("token");
@@ -386,8 +407,9 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
         go.exit = (code) => { exitCode = code; };
         releaseOnExit(go, this._video);
         const inst = await WebAssembly.instantiate(module, go.importObject);
-        if (this._handle !== handle) return;
+        if (this._handle !== handle) { dropEarly(); return; }
         const began = performance.now();
+        this._phases.instantiated = Math.round(began);
         go.run(inst)
           .catch((e) => { exitCode = exitCode || 1; this._lastCrash = String(e && e.message || e); })
           .finally(() => {
@@ -396,6 +418,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
           });
       } catch (e) {
         delete registry[id];
+        dropEarly();
         if (this._handle === handle) this._setState("error", (e && e.message) || String(e));
       }
     }
@@ -449,6 +472,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
       s.restarts = this._restarts;
       s.lastCrash = this._lastCrash;
       s.joinMs = this._firstFrame ? Math.round(this._firstFrame.sinceStart) : null;
+      s.phases = Object.assign({}, this._phases, s.phases);
       this._stats = s;
       // The one definition of byte sources (protocol.Sources): viewers,
       // edges, seeder (its peer over WebRTC) and origin add up to all
