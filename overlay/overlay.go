@@ -85,10 +85,15 @@ const (
 	// costs: a stripe's chunks come a second apart, so a hop and a
 	// re-parent wait longer.
 	DefaultStripes = 4
-	// DefaultRootCapacity is the seeder's children per stripe: the
-	// seeder uploads this many streams' worth (24 Mbit/s at 3 Mbit/s),
-	// and the trees are one level shallower than with 4.
-	DefaultRootCapacity = 8
+	// DefaultRootCapacity is the seeder's children per stripe: the seeder
+	// uploads this many streams' worth (12 Mbit/s at 3 Mbit/s). Not 8:
+	// with 8, thirty real pion viewers on loopback (`bench swarm
+	// --transport webrtc --peers 30`, banyan up in the same process)
+	// collapsed to 13–17 % offload with every viewer stalled, at K=2 and
+	// K=4 alike, where 4 gives 85 % and no stall (2026-12-04; the cause,
+	// the seeder's engine feeding 8 children per stripe over real data
+	// channels on this 2-core machine, is not traced).
+	DefaultRootCapacity = 4
 )
 
 // Config tunes a Forest. Zero fields take the documented defaults.
