@@ -644,7 +644,7 @@ func TestQueries(t *testing.T) {
 			}
 		}
 	}
-	if info, err := f.Info(Root); err != nil || info.Capacity != 8 {
+	if info, err := f.Info(Root); err != nil || info.Capacity != DefaultRootCapacity {
 		t.Fatalf("root info %+v %v", info, err)
 	}
 }
