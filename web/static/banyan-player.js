@@ -394,6 +394,12 @@ dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
           this._phases.wasmFetched = Math.round(res.responseEnd);
         }
         const go = new Go();
+        // A callback that arrives after this program exited (a promise or
+        // an event it had registered, when the player was removed or
+        // restarted) is dropped: wasm_exec.js would throw "Go program has
+        // already exited" into the page as an unhandled rejection.
+        const resume = go._resume.bind(go);
+        go._resume = () => { if (!go.exited) resume(); };
         go.env = {
           BANYAN_STREAM: stream,
           BANYAN_HANDLE: id,
