@@ -53,7 +53,16 @@ func g2gFilter(t0 int64) string {
 // defaults (lookahead and B-frames: what an untuned encoder adds).
 //
 // Both tracks are stamped with the wall clock and shifted by the same t0,
-// so that a video frame and the audio captured with it have one timestamp.
+// so that a video frame and the audio captured with it have one timestamp:
+// the video per frame, the audio by its sample count from the wall clock at
+// its start, as an encoder stamps audio. (Stamped per packet by the wall
+// clock, the audio input starved behind x264's lookahead at its defaults:
+// 109 of 278 AAC frames came out over 6 s, with holes of 300–430 ms, and
+// Chromium stalled on them every second or so, which was taken for a
+// B-frame defect, issue 22. ffmpeg seems to read the input whose output is
+// furthest behind, and wall-clock stamps hide how far behind a starved
+// input is; stamped by sample count, every frame came out, 375 over 7.98 s.
+// With zerolatency, every frame came out either way: 281 over 5.97 s.)
 // (With the audio paced by -re from 0 and the video from its own first
 // frame, the audio's timestamps ran ~230 ms behind the video's, and ffmpeg,
 // which writes the two interleaved by timestamp, held every video frame
@@ -63,7 +72,7 @@ func publishG2G(ctx context.Context, ffmpeg, url string, zerolatency bool, gopFr
 	args := []string{"-hide_banner", "-loglevel", "error", "-copyts",
 		"-use_wallclock_as_timestamps", "1", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30,realtime",
 		"-use_wallclock_as_timestamps", "1", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000,arealtime",
-		"-t", fmt.Sprint(seconds), "-vf", g2gFilter(t0), "-af", fmt.Sprintf("asetpts=PTS-%d/TB", t0),
+		"-t", fmt.Sprint(seconds), "-vf", g2gFilter(t0), "-af", fmt.Sprintf("asetpts=N/SR/TB+(RTCSTART/1000000-%d)/TB", t0),
 		"-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", fmt.Sprint(gopFrames), "-keyint_min", fmt.Sprint(gopFrames), "-sc_threshold", "0", "-preset", "veryfast", "-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "3000k"}
 	if zerolatency {
 		args = append(args, "-tune", "zerolatency")
