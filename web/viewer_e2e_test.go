@@ -64,7 +64,7 @@ func TestViewerInChromium(t *testing.T) {
 	wasm := man.Assets[web.AssetWasm]
 	t.Logf("peer.wasm: %d bytes, gzip %d bytes (built in %v)", wasm.Size, wasm.GzipSize, time.Since(start).Round(time.Millisecond))
 
-	// Real media: libx264 with B-frames and AAC, packaged into CMAF.
+	// Real media: libx264 at its defaults (B-frames) and AAC, packaged into CMAF.
 	init, chunks := encodeCMAF(t, ctx, ffmpeg, ffprobe, 10)
 
 	// Seal it as the seeder would and serve it from the seeder's origin.
@@ -466,7 +466,9 @@ func encodeKey(k ed25519.PublicKey) string {
 // way the cmaf package's own end-to-end test does.
 func encodeCMAF(t *testing.T, ctx context.Context, ffmpeg, ffprobe string, seconds int) (cmaf.Init, []cmaf.Chunk) {
 	t.Helper()
-	m := e2e.EncodeTestMedia(t, ctx, ffmpeg, ffprobe, t.TempDir(), "640x360", seconds)
+	// x264's defaults (3 B-frames in a pyramid, placed adaptively), with
+	// a 1 s GOP: what an untuned broadcaster sends.
+	m := e2e.EncodeX264Defaults(t, ctx, ffmpeg, ffprobe, t.TempDir(), "640x360", seconds, "-g", "30")
 	all, audio := m.VideoAUs, m.AudioAUs
 	// Interleave by DTS, as an ingest delivers them.
 	var merged []media.AccessUnit

@@ -43,11 +43,27 @@ func EncodeTestMedia(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, si
 // (libx265, Main profile, B-frames, keyint 30) video.
 func EncodeTestMediaCodec(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, size string, seconds int, codec media.Codec) TestMedia {
 	t.Helper()
-	src := filepath.Join(dir, "src.ts")
 	venc := []string{"-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "30"}
-	ext, bsf := "h264", "h264_metadata=aud=insert"
 	if codec == media.H265 {
 		venc = []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=30:bframes=2:log-level=error"}
+	}
+	return encodeTestMedia(t, ctx, ffmpeg, ffprobe, dir, size, seconds, codec, venc)
+}
+
+// EncodeX264Defaults is EncodeTestMedia with libx264 at its defaults (preset
+// medium: up to 3 B-frames in a pyramid, adaptive B-frame placement, a
+// 250-frame GOP with scene cuts), what an untuned broadcaster sends, plus
+// extra encoder arguments.
+func EncodeX264Defaults(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, size string, seconds int, extra ...string) TestMedia {
+	t.Helper()
+	return encodeTestMedia(t, ctx, ffmpeg, ffprobe, dir, size, seconds, media.H264, append([]string{"-c:v", "libx264"}, extra...))
+}
+
+func encodeTestMedia(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, size string, seconds int, codec media.Codec, venc []string) TestMedia {
+	t.Helper()
+	src := filepath.Join(dir, "src.ts")
+	ext, bsf := "h264", "h264_metadata=aud=insert"
+	if codec == media.H265 {
 		ext, bsf = "hevc", "hevc_metadata=aud=insert"
 	}
 	Run(t, ctx, ffmpeg, append(append([]string{"-v", "error", "-nostdin",
