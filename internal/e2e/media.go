@@ -148,7 +148,7 @@ func encodeTestMedia(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, si
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Audio = media.AudioConfig{Codec: media.AAC, ASC: asc, SampleRate: adts[0].SampleRate, Channels: 1}
+	m.Audio = media.AudioConfig{Codec: media.AAC, ASC: asc, SampleRate: adts[0].SampleRate, Channels: int(adts[0].ChannelConfig)}
 	a0 := Lines(Run(t, ctx, ffprobe, "-v", "error", "-select_streams", "a:0",
 		"-show_entries", "packet=pts", "-read_intervals", "%+#1", "-of", "csv=p=0", src))
 	if len(a0) == 0 {

@@ -66,6 +66,7 @@ const (
 	maxAbsTime      = time.Duration(1) << 60 // ~36 years; keeps tick arithmetic in range
 	maxGapLimit     = time.Hour              // keeps a sample duration within uint32 ticks
 	backJitter      = 100 * time.Millisecond // DTS may step back this much without a new timeline
+	maxSilenceFill  = time.Second            // longer holes in AAC are not filled with silence
 	maxAudioRate    = 192000
 	minAudioRate    = 1000
 )
@@ -168,6 +169,7 @@ type Stats struct {
 	Samples         uint64
 	DroppedAUs      uint64 // no config yet, before a keyframe, before the epoch's start, empty
 	Discontinuities uint64
+	SilenceFilled   uint64 // holes in AAC filled with silent frames
 }
 
 // Packager turns media.Sink calls into CMAF. It is not safe for concurrent

@@ -1,6 +1,7 @@
 package cmaf_test
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -825,4 +826,78 @@ func TestPendingQueue(t *testing.T) {
 			t.Fatalf("%d waiting audio samples emitted", n)
 		}
 	})
+}
+
+// TestAudioHoleSilence: a hole in AAC-LC (frames lost before the seeder)
+// is filled with silent frames, each one frame long, so the timeline has
+// audio wherever it says it has; a hole left to the frame before it as
+// its duration stalled Chromium (issue 22). Holes over a second are left
+// as they were.
+func TestAudioHoleSilence(t *testing.T) {
+	const spf = 1024
+	for _, tc := range []struct {
+		name       string
+		audio      media.AudioConfig
+		rate       int
+		lost       int  // frames lost at frame 50
+		extra      int  // and this many ticks more (not whole frames)
+		wantFilled bool // with lost silent frames
+	}{
+		{"300 ms", audioAAC, 48000, 14, 0, true},
+		{"one frame", audioAAC, 48000, 1, 0, true},
+		{"not whole frames", audioAAC2, 44100, 10, 300, true},
+		{"half a frame", audioAAC, 48000, 0, 512, false},
+		{"over a second", audioAAC, 48000, 60, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			video := genVideo(genOpts{dur: 4 * time.Second, fps: 30, gop: 30})
+			var audio []fed
+			var ticks int64
+			for n := range 4 * tc.rate / spf {
+				if n == 50 {
+					ticks += int64(tc.lost*spf + tc.extra)
+				}
+				d := time.Duration(ticks) * time.Second / time.Duration(tc.rate)
+				audio = append(audio, fed{au: media.AccessUnit{Kind: media.Audio, DTS: d, PTS: d, Key: true, Frame: []byte{0xaa, byte(n)}}, dtsT: ticks})
+				ticks += spf
+			}
+			p, ep := packageOne(t, &videoHigh, &tc.audio, interleave(video, audio, 0))
+			got := ep.samples[cmaf.AudioTrackID]
+			silent := 0
+			if tc.wantFilled {
+				silent = tc.lost + tc.extra/spf
+			}
+			if len(got) != len(audio)+silent {
+				t.Fatalf("%d audio samples, %d fed, want %d silent ones", len(got), len(audio), silent)
+			}
+			// Every sample is one frame long but the last filler (and the
+			// last sample), which takes what is not a whole frame; the
+			// fed frames keep their times, the fillers are silence.
+			fi := 0
+			for i, s := range got[:len(got)-1] {
+				want := uint32(spf)
+				switch {
+				case !tc.wantFilled && fi == 49:
+					want = uint32(spf*(1+tc.lost) + tc.extra)
+				case tc.wantFilled && i == 49+silent:
+					want = uint32(spf + tc.extra%spf)
+				}
+				if s.dur != want {
+					t.Fatalf("audio sample %d: duration %d, want %d", i, s.dur, want)
+				}
+				isFed := bytes.Equal(s.payload, audio[fi].au.Frame)
+				if isFed {
+					if wantT := got[0].dts + audio[fi].dtsT; s.dts != wantT {
+						t.Fatalf("fed frame %d at %d ticks, want %d", fi, s.dts, wantT)
+					}
+					fi++
+				} else if !tc.wantFilled || i < 50 || i >= 50+silent || len(s.payload) < 4 {
+					t.Fatalf("audio sample %d: unexpected payload %x", i, s.payload)
+				}
+			}
+			if n := p.Stats().SilenceFilled; (n == 1) != tc.wantFilled {
+				t.Fatalf("%d holes filled", n)
+			}
+		})
+	}
 }

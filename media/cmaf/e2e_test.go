@@ -1,11 +1,8 @@
 package cmaf_test
 
 import (
-	"bytes"
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,15 +69,7 @@ func ffprobeCodec(t *testing.T, ffmpeg, ffprobe string, codec media.Codec, name,
 			wantAudio++
 		}
 	}
-	var file bytes.Buffer
-	file.Write(eps[0].init.Data)
-	for _, c := range eps[0].chunks {
-		file.Write(c.Data)
-	}
-	out := filepath.Join(dir, "out.mp4")
-	if err := os.WriteFile(out, file.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	out := writeMP4(t, dir, eps[0])
 
 	got := e2e.FrameCounts(t, ctx, ffprobe, out)
 	if got["video/"+name] != strconv.Itoa(len(video)) || got["audio/aac"] != strconv.Itoa(wantAudio) {
@@ -136,17 +125,8 @@ func TestX264Defaults(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 			defer cancel()
 			m := e2e.EncodeX264Defaults(t, ctx, ffmpeg, ffprobe, t.TempDir(), "320x240", 4, tt.extra...)
-			p, r := newPackager(t, cmaf.Config{})
-			configure(t, p, &m.Video, nil)
-			feedAll(t, p, m.VideoAUs)
-			if err := p.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			eps := parseOutput(t, r)
-			if len(eps) != 1 {
-				t.Fatalf("%d epochs", len(eps))
-			}
-			got := eps[0].samples[cmaf.VideoTrackID]
+			_, ep := packageOne(t, &m.Video, nil, m.VideoAUs)
+			got := ep.samples[cmaf.VideoTrackID]
 			if len(got) != len(m.Ticks) {
 				t.Fatalf("%d samples out, %d in", len(got), len(m.Ticks))
 			}
@@ -161,6 +141,57 @@ func TestX264Defaults(t *testing.T) {
 			}
 			if !reordered {
 				t.Fatal("no B-frames in the encode: the test tests nothing")
+			}
+		})
+	}
+}
+
+// TestSilenceDecodes cuts 300 ms out of real AAC (mono and stereo), has the
+// packager fill the hole with its silent frames, and has ffmpeg decode the
+// result: every frame decodes, without complaint.
+func TestSilenceDecodes(t *testing.T) {
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	ffprobe := e2e.Require(t, "ffprobe")
+	for _, tt := range []struct {
+		name     string
+		channels int
+	}{
+		{"mono", 1},
+		{"stereo", 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+			defer cancel()
+			dir := t.TempDir()
+			m := e2e.EncodeX264Defaults(t, ctx, ffmpeg, ffprobe, dir, "160x120", 3, "-g", "30", "-ac", strconv.Itoa(tt.channels))
+			if m.Audio.Channels != tt.channels {
+				t.Fatalf("%d channels encoded", m.Audio.Channels)
+			}
+			const lost = 14
+			audio := append(append([]media.AccessUnit{}, m.AudioAUs[:60]...), m.AudioAUs[60+lost:]...)
+			var video, aud []fed
+			for _, au := range m.VideoAUs {
+				video = append(video, fed{au: au})
+			}
+			for _, au := range audio {
+				aud = append(aud, fed{au: au})
+			}
+			p, ep := packageOne(t, &m.Video, &m.Audio, interleave(video, aud, 0))
+			if n := p.Stats().SilenceFilled; n != 1 {
+				t.Fatalf("%d holes filled", n)
+			}
+			out := writeMP4(t, dir, ep)
+			want := lost
+			for _, a := range audio {
+				if a.DTS >= m.VideoAUs[0].DTS {
+					want++
+				}
+			}
+			if got := e2e.FrameCounts(t, ctx, ffprobe, out)["audio/aac"]; got != strconv.Itoa(want) {
+				t.Fatalf("ffprobe decoded %s audio frames, want %d", got, want)
+			}
+			if msg, err := exec.CommandContext(ctx, ffmpeg, "-v", "error", "-nostdin", "-i", out, "-f", "null", "-").CombinedOutput(); err != nil || len(msg) != 0 {
+				t.Fatalf("ffmpeg decode: %v %s", err, msg)
 			}
 		})
 	}

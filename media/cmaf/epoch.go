@@ -39,6 +39,8 @@ type track struct {
 	id        int
 	timescale uint32
 	defDur    uint32        // duration for a lone sample at Flush
+	silence   []byte        // a silent frame of defDur for holes (AAC), or nil
+	maxFill   int64         // the longest hole filled, in ticks
 	minDTS    time.Duration // earlier AUs are dropped (before the epoch's start)
 
 	emitted bool // a chunk with this track's samples went out
@@ -68,7 +70,8 @@ func newEpoch(num uint32, v *videoParams, a *audioParams, origin time.Duration, 
 		e.tracks[videoIdx] = &track{kind: media.Video, id: VideoTrackID, timescale: VideoTimescale, defDur: v.defDur}
 	}
 	if a != nil {
-		e.tracks[audioIdx] = &track{kind: media.Audio, id: AudioTrackID, timescale: uint32(a.rate), defDur: a.defDur}
+		e.tracks[audioIdx] = &track{kind: media.Audio, id: AudioTrackID, timescale: uint32(a.rate), defDur: a.defDur,
+			silence: a.silence, maxFill: toTicks(maxSilenceFill, uint32(a.rate))}
 	}
 	return e
 }
@@ -114,7 +117,11 @@ func (e *epoch) write(s sample) error {
 			// rounding): keep decode order with a one-tick step.
 			ticks = h.ticks + 1
 		}
-		t.finalize(uint32(ticks - h.ticks))
+		if t.fill(ticks) {
+			e.stats.SilenceFilled++
+		} else {
+			t.finalize(uint32(ticks - h.ticks))
+		}
 	}
 	if e.cutDue(s, t) {
 		if err := e.cut(); err != nil {
@@ -163,6 +170,32 @@ func (t *track) finalize(d uint32) {
 	t.lastDur = d
 	t.hasHeld = false
 	t.held = heldSample{}
+}
+
+// fill finalizes the held sample and fills the hole between its end and
+// ticks with silent frames, if the track has them and there is a hole of
+// at least a frame, up to maxFill. A hole left to the held sample's
+// duration stalled Chromium: the buffered range shows no gap, but the
+// audio runs out at the frame's real end, and playback stood still at
+// readyState 2 about once a second with holes of 300 ms (issue 22).
+func (t *track) fill(ticks int64) bool {
+	f := int64(t.defDur)
+	hole := ticks - t.held.ticks - f
+	if t.silence == nil || f == 0 || hole < f || hole > t.maxFill {
+		return false
+	}
+	at := t.held.ticks + f
+	t.finalize(uint32(f))
+	for n := hole / f; n > 0; n-- {
+		d := f
+		if n == 1 {
+			d = ticks - at // the last one takes the remainder
+		}
+		t.held = heldSample{ticks: at, key: true, payload: t.silence}
+		t.finalize(uint32(d))
+		at += d
+	}
+	return true
 }
 
 // cutDue says whether the chunk must end before sample s (of track t).

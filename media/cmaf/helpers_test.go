@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -476,4 +478,37 @@ func configure(tb testing.TB, p *cmaf.Packager, v *media.VideoConfig, a *media.A
 			tb.Fatal(err)
 		}
 	}
+}
+
+// packageOne packages aus (with a default Config), flushes, and returns the
+// packager and the one epoch it made.
+func packageOne(tb testing.TB, v *media.VideoConfig, a *media.AudioConfig, aus []media.AccessUnit) (*cmaf.Packager, *gotEpoch) {
+	tb.Helper()
+	p, r := newPackager(tb, cmaf.Config{})
+	configure(tb, p, v, a)
+	feedAll(tb, p, aus)
+	if err := p.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	eps := parseOutput(tb, r)
+	if len(eps) != 1 {
+		tb.Fatalf("%d epochs", len(eps))
+	}
+	return p, eps[0]
+}
+
+// writeMP4 writes an epoch's init and chunks as one fragmented MP4 file in
+// dir and returns its path.
+func writeMP4(tb testing.TB, dir string, g *gotEpoch) string {
+	tb.Helper()
+	var file bytes.Buffer
+	file.Write(g.init.Data)
+	for _, c := range g.chunks {
+		file.Write(c.Data)
+	}
+	out := filepath.Join(dir, "out.mp4")
+	if err := os.WriteFile(out, file.Bytes(), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return out
 }

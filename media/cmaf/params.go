@@ -62,7 +62,18 @@ type audioParams struct {
 	codec    string // mp4a.40.N or Opus
 	mp4      codecs.Codec
 	defDur   uint32 // one frame, in timescale ticks
+	// silence is one silent raw AAC frame for filling holes in the audio
+	// (AAC-LC, 1024 samples, mono or stereo), nil when there is none.
+	silence []byte
 }
+
+// Silent AAC-LC frames (no spectral data, independent of the sample rate),
+// as ffmpeg's AAC encoder writes silence: a single_channel_element, and a
+// channel_pair_element.
+var (
+	silentAACMono   = []byte{0x01, 0x18, 0x20, 0x07}
+	silentAACStereo = []byte{0x21, 0x10, 0x04, 0x60, 0x8c, 0x1c}
+)
 
 func newAudioParams(c media.AudioConfig) (*audioParams, error) {
 	a := &audioParams{src: c}
@@ -100,6 +111,14 @@ func newAudioParams(c media.AudioConfig) (*audioParams, error) {
 		}
 		if asc.SampleRate > 0 {
 			a.defDur = uint32(int64(spf) * int64(a.rate) / int64(asc.SampleRate))
+		}
+		if asc.Type == mpeg4audio.ObjectTypeAACLC && asc.ExtensionType == 0 && spf == 1024 && a.rate == asc.SampleRate {
+			switch asc.ChannelConfig {
+			case 1:
+				a.silence = silentAACMono
+			case 2:
+				a.silence = silentAACStereo
+			}
 		}
 	case media.Opus:
 		// Opus in MP4 always uses a 48 kHz timescale; mediacommon writes
