@@ -1066,7 +1066,7 @@ func (s *memSim) trackerReport(from *simPeer, r protocol.Report) {
 	} else {
 		if accused != s.root {
 			if r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportFlood {
-				s.demote(accused, from, r.Kind, now)
+				s.demote(accused, from, r.Kind, r.Stripe, now)
 			}
 			if r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportNoConn {
 				s.suspect(accused, now)
@@ -1095,13 +1095,14 @@ func (s *memSim) slotsUsed(p *simPeer) int {
 }
 
 // demote lowers the capacity of a parent a child reported silent or
-// flooding by the tracker's policy (tracker.Demote, or only to what its
-// uplink carries when its stats show it overloaded).
-func (s *memSim) demote(accused, from *simPeer, kind string, now time.Time) {
+// flooding by the tracker's policy (Capacity.Complaint: tracker.Demote,
+// only to what its uplink carries when its stats show it overloaded,
+// nothing when they show it unfed in that stripe).
+func (s *memSim) demote(accused, from *simPeer, kind string, stripe int, now time.Time) {
 	if accused.complaints == nil {
 		accused.complaints = make(map[peer.PeerID]time.Time)
 	}
-	c, ok := s.slots().Complaint(accused.complaints, from.id, kind, accused.capacity, s.slotsUsed(accused), accused.stats, now)
+	c, ok := s.slots().Complaint(accused.complaints, from.id, kind, stripe, accused.capacity, s.slotsUsed(accused), accused.stats, now)
 	if !ok {
 		return
 	}

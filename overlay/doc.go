@@ -16,7 +16,10 @@
 //     The home is the stripe whose interior capacity is most needed: fewest
 //     free slots net of peers waiting on the origin. This is SplitStream's
 //     rule, and it is what lets a departure cost each viewer at most one of
-//     its K parents' subtrees.
+//     its K parents' subtrees. Homes are chosen from guessed capacities,
+//     so Tick moves a peer's home from a stripe with spare slots to one
+//     whose peers wait on the origin when its whole capacity fits in the
+//     spare (where SplitStream lets spare capacity forward any stripe).
 //   - Weaker and opted-out peers are leaves everywhere.
 //   - The seeder has RootCapacity slots in every stripe and is never exceeded.
 //   - When a stripe has no usable slot for a peer, its parent there is

@@ -263,11 +263,105 @@ func (f *Forest) Tick(now time.Time) []Change {
 		}
 	}
 	f.work = work[:0]
+	used += f.rehome(budget - used)
 	used += f.rebalance(budget - used)
 	f.spend(used)
 	f.settle()
 	return f.changes
 }
+
+// rehome moves interior peers from a stripe with spare slots to one whose
+// peers wait on the origin for want of a slot. A peer's home is chosen when
+// it joins, from a guessed capacity; the measured ones differ by a factor
+// of ten (a 50 Mbit/s uplink next to a 4 Mbit/s one), so the stripes'
+// supplies drift apart: at 6 Mbit/s one stripe ended a run with 103 free
+// slots while the other three kept 344 viewers on the origin. SplitStream
+// solves this with a spare capacity group that forwards any stripe; moving
+// the home keeps each peer interior in one stripe, and so keeps a
+// departure's cost at one subtree per viewer. A peer moves only when its
+// whole capacity fits in the surplus, so the stripe it leaves keeps room
+// for everyone (no oscillation); the cheapest peer moves (fewest children
+// to re-place, each one move), the deepest first, as the shallow ones
+// carry the most.
+func (f *Forest) rehome(budget int) int {
+	used := 0
+	for tries := 0; tries < 4 && used < budget; tries++ {
+		need, rich := -1, -1
+		var deficit, surplus int64
+		for s := range f.k {
+			st := &f.st[s]
+			d := int64(len(st.detached)) - st.freeSlots
+			if d > deficit {
+				need, deficit = s, d
+			}
+			if -d > surplus {
+				rich, surplus = s, -d
+			}
+		}
+		if need < 0 || rich < 0 {
+			break
+		}
+		x := f.pickRehome(rich, surplus, budget-used-1)
+		if x < 0 {
+			break
+		}
+		// A leaf in rich first, so that its children's new places are
+		// found elsewhere.
+		n := &f.nodes[x]
+		old := f.before(rich, x)
+		n.interior = -1
+		f.after(rich, x, old)
+		for f.lk(x, rich).kids > 0 {
+			c := f.pickShed(rich, x)
+			f.cut(rich, c)
+			p := f.findSlot(rich, c)
+			f.hang(rich, c, p)
+			f.emit(rich, x, c, false)
+			f.emit(rich, p, c, true)
+			used++
+		}
+		old = f.before(need, x)
+		n.interior = int8(need)
+		f.after(need, x, old)
+		used++
+	}
+	return used
+}
+
+// pickRehome picks the interior peer of stripe s to move out: capable, not
+// shedding or suspected, capacity within surplus, at most maxKids children;
+// fewest children first, then the deepest. It looks at no more than
+// rehomeInspect peers, so a Tick stays cheap at any audience.
+func (f *Forest) pickRehome(s int, surplus int64, maxKids int) int32 {
+	st := &f.st[s]
+	best, bestKids := none, int32(maxKids)+1
+	seen := 0
+	for d := max(len(st.free), len(st.full)) - 1; d > 0 && bestKids > 0 && seen < rehomeInspect; d-- {
+		for _, b := range [2][][]int32{st.free, st.full} {
+			if d >= len(b) {
+				continue
+			}
+			for _, x := range b[d] {
+				if seen++; seen > rehomeInspect {
+					break
+				}
+				n := &f.nodes[x]
+				k := f.lk(x, s).kids
+				if k >= bestKids || int64(n.cap) > surplus || n.ppos >= 0 || n.suspect || !f.capable(n) {
+					continue
+				}
+				best, bestKids = x, k
+				if k == 0 {
+					return best
+				}
+			}
+		}
+	}
+	return best
+}
+
+// rehomeInspect bounds pickRehome's search.
+const rehomeInspect = 64
 
 // rebalance lifts the deepest interior peers above shallower leaves, two
 // moves per swap, in the stripe with the largest gap first.

@@ -810,3 +810,87 @@ func TestSuspectTakesNoChildren(t *testing.T) {
 		t.Fatalf("unknown peer: %v", err)
 	}
 }
+
+// A stripe whose peers wait on the origin while another has spare slots
+// gets an interior peer from it: the homes follow the measured
+// capacities, not the guesses they were chosen by at join.
+func TestRehomeSpareSlots(t *testing.T) {
+	f := newForest(t, Config{Stripes: 2, RootCapacity: 2})
+	for id := PeerID(1); id <= 6; id++ {
+		join(t, f, PeerInfo{ID: id, Capacity: 3})
+	}
+	for i := PeerID(100); i < 108; i++ {
+		join(t, f, PeerInfo{ID: i, NoUpload: true})
+	}
+	home := map[int][]PeerID{}
+	for id := PeerID(1); id <= 6; id++ {
+		s, err := f.Interior(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		home[s] = append(home[s], id)
+	}
+	rich, need := 0, 1
+	if len(home[rich]) < 2 || len(home[need]) == 0 {
+		t.Fatalf("homes %v: want at least two in stripe 0 and one in 1", home)
+	}
+	// Measured: one peer of stripe 0 carries far more than guessed, the
+	// peers of stripe 1 nothing.
+	now := time.Unix(1000, 0)
+	if _, err := f.UpdateCapacity(home[rich][0], 16, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range home[need] {
+		if _, err := f.UpdateCapacity(id, 0, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Shedding first (Tick finishes it, and may already rehome).
+	for sec := 1; f.Stats().Pending > 0; sec++ {
+		if sec > 30 {
+			t.Fatal("shedding never finished")
+		}
+		f.Tick(now.Add(time.Duration(sec) * time.Second))
+		if err := f.Check(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Tick(now.Add(time.Minute))
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+	st := f.Stats().Stripes
+	moved := 0
+	for _, id := range home[rich] {
+		s, _ := f.Interior(id)
+		switch {
+		case s == need:
+			moved++
+		case s == rich && int64(f.nodes[f.ids[id]].cap) <= st[rich].FreeSlots-int64(st[rich].Origin) && int64(st[need].Origin) > st[need].FreeSlots:
+			t.Fatalf("peer %d (capacity %d) could still move: %+v", id, f.nodes[f.ids[id]].cap, st)
+		}
+	}
+	// Without rehoming, stripe 1 has the root's two slots for 14 peers.
+	if moved == 0 || st[need].Origin >= 12 {
+		t.Fatalf("%d peers moved home, stripe %d keeps %d on the origin: %+v", moved, need, st[need].Origin, st)
+	}
+	if st[rich].Origin > 0 || st[rich].FreeSlots < 0 {
+		t.Fatalf("rehoming left stripe %d short: %+v", rich, st)
+	}
+	// Settled: later ticks move no home back.
+	homes := func() []int {
+		var h []int
+		for id := PeerID(1); id <= 6; id++ {
+			s, _ := f.Interior(id)
+			h = append(h, s)
+		}
+		return h
+	}
+	was := homes()
+	for sec := 2; sec < 10; sec++ {
+		f.Tick(now.Add(time.Duration(sec) * time.Minute))
+	}
+	if now := homes(); !slices.Equal(now, was) {
+		t.Fatalf("homes moved again: %v, then %v", was, now)
+	}
+}

@@ -128,12 +128,40 @@ func (c Capacity) Overloaded(st protocol.Stats, used int) (slots int, ok bool) {
 	return slots, slots < used
 }
 
+// Starved reports whether a parent's own last stats show it unfed in
+// stripe: its parent there delivered under half a slot's rate (Confirms).
+// Its children's silence then comes from above it: when a peer vanishes,
+// its whole subtree goes quiet at once, and the children of every forwarder
+// in it complained about parents that had nothing to send. Each such
+// complaint halved an honest parent (two within GoneWindow took all its
+// slots) for DemoteHold: at 6 Mbit/s a fifth of the strongest uplinks sat
+// demoted at the end of a run, 600–800 slots, and a tenth of the audience
+// watched from the origin (bench/analysis.md).
+func (c Capacity) Starved(st protocol.Stats, stripe int) bool {
+	for _, p := range st.Parents {
+		if p.Stripe == stripe {
+			return !c.Confirms(p.Kbps)
+		}
+	}
+	return false // origin-fed, or no parent yet: nothing above it to blame
+}
+
 // Complaint is what a parent keeps after child from's complaint of kind
-// about it: the slots its uplink carries when its own last stats, st,
-// show it overloaded while holding used children (Overloaded, for a
-// silent parent), else Demote's verdict. ok false: nothing changes.
-func (c Capacity) Complaint(complaints map[protocol.PeerID]time.Time, from protocol.PeerID, kind string, cur, used int, st protocol.Stats, now time.Time) (next int, ok bool) {
+// about it in stripe: nothing changes (ok false) for a silent parent that
+// was itself starved there (Starved: the child still moves, but the
+// silence is not the parent's); the slots its uplink carries when its own
+// last stats, st, show it overloaded while holding used children
+// (Overloaded, for a silent parent); else Demote's verdict.
+//
+// A parent that lies about being starved keeps its slots but not the
+// children: each complaint still moves the child away and suspects the
+// parent until its next stats, and Confirm keeps the children it holds
+// without serving them to MaxUnconfirmed.
+func (c Capacity) Complaint(complaints map[protocol.PeerID]time.Time, from protocol.PeerID, kind string, stripe, cur, used int, st protocol.Stats, now time.Time) (next int, ok bool) {
 	if kind == protocol.ReportSilent {
+		if c.Starved(st, stripe) {
+			return cur, false
+		}
 		if slots, over := c.Overloaded(st, used); over {
 			return min(slots, cur), true
 		}

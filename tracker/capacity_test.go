@@ -199,6 +199,38 @@ func TestOverloadedParentKeepsWhatItCarries(t *testing.T) {
 	}
 }
 
+// TestComplaint: what a parent keeps after a child's complaint, from its
+// own last stats. A starved parent (its own parent in the stripe sent it
+// nothing) used to be halved like a liar.
+func TestComplaint(t *testing.T) {
+	c := Capacity{StreamKbps: 3000, Stripes: 4} // slots of 750 kbit/s
+	fed := []protocol.ParentHealth{{Stripe: 0, Parent: 9, Kbps: 800}, {Stripe: 1, Parent: 9, Kbps: 0}}
+	now := time.Unix(1_000_000, 0)
+	for _, tc := range []struct {
+		name   string
+		kind   string
+		stripe int
+		st     protocol.Stats
+		want   int
+		wantOK bool
+	}{
+		{"silent, fed: halved", protocol.ReportSilent, 0, protocol.Stats{Parents: fed}, 4, true},
+		{"silent, starved in that stripe: kept", protocol.ReportSilent, 1, protocol.Stats{Parents: fed}, 8, false},
+		{"silent, starved in another stripe: halved", protocol.ReportSilent, 0, protocol.Stats{Parents: []protocol.ParentHealth{{Stripe: 1, Kbps: 0}}}, 4, true},
+		{"silent, under half a slot: starved", protocol.ReportSilent, 0, protocol.Stats{Parents: []protocol.ParentHealth{{Stripe: 0, Kbps: 300}}}, 8, false},
+		{"silent, origin-fed (no parent listed): halved", protocol.ReportSilent, 2, protocol.Stats{Parents: fed}, 4, true},
+		{"silent, overloaded: what its uplink carries", protocol.ReportSilent, 0, protocol.Stats{Parents: fed, UplinkBusy: true, UplinkKbps: 3000}, 3, true},
+		{"flood, starved: halved all the same", protocol.ReportFlood, 1, protocol.Stats{Parents: fed}, 4, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := c.Complaint(map[protocol.PeerID]time.Time{}, 7, tc.kind, tc.stripe, 8, 8, tc.st, now)
+			if got != tc.want || ok != tc.wantOK {
+				t.Fatalf("Complaint = %d %v, want %d %v", got, ok, tc.want, tc.wantOK)
+			}
+		})
+	}
+}
+
 func TestDemote(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }

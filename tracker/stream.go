@@ -368,7 +368,7 @@ func (st *streamState) report(from *session, r protocol.Report) {
 		return
 	}
 	if r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportFlood || r.Kind == protocol.ReportBadChunk {
-		st.demoteLocked(accused, from, r.Kind)
+		st.demoteLocked(accused, from, r.Kind, r.Stripe)
 	}
 	if (r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportNoConn) && !accused.isSeeder {
 		// It may be gone: no new children for it until its next stats,
@@ -400,8 +400,9 @@ func (st *streamState) strikeLocked(from *session, why string) {
 // (a capacity liar, or just an optimist) stops attracting new children and
 // sheds some of the ones it has; one two children lost at once sheds all.
 // A silent parent whose own stats show it overloaded keeps what its
-// uplink carries (Capacity.Overloaded).
-func (st *streamState) demoteLocked(accused, from *session, kind string) {
+// uplink carries (Capacity.Overloaded); one its own stats show unfed in
+// that stripe keeps everything (Capacity.Starved).
+func (st *streamState) demoteLocked(accused, from *session, kind string, stripe int) {
 	if accused.isSeeder {
 		return
 	}
@@ -409,7 +410,7 @@ func (st *streamState) demoteLocked(accused, from *session, kind string) {
 	if accused.complaints == nil {
 		accused.complaints = make(map[protocol.PeerID]time.Time)
 	}
-	c, ok := st.capacity().Complaint(accused.complaints, from.id, kind, accused.capacity, st.slotsUsed(accused.id), accused.stats, now)
+	c, ok := st.capacity().Complaint(accused.complaints, from.id, kind, stripe, accused.capacity, st.slotsUsed(accused.id), accused.stats, now)
 	if !ok {
 		return
 	}
