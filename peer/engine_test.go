@@ -768,3 +768,29 @@ func TestUplinkMeasuredUnderLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestUplinkMeasuredWhenIdle: a strong uplink feeding few children idles
+// between chunks. Its measured rate was the window's average, what it sent
+// (here 3.8 of 40 Mbit/s), so its slots never grew past what it already
+// had and the overlay kept it deep in the trees (bench/analysis.md). The
+// drain while the links held bytes reads it within a factor of two.
+func TestUplinkMeasuredWhenIdle(t *testing.T) {
+	const upload = 40e6
+	sw := newSwarm(t, memnet.Config{Seed: 5, Latency: 20 * time.Millisecond}, 1, 60_000, nil) // 1.9 Mbit/s
+	defer sw.close()
+	sw.addPeers(2, 3)
+	sw.net.Node(2).SetUpload(upload)
+	sw.edge(0, rootID, 2)
+	sw.edge(0, 2, 3)
+	sw.edge(0, 2, 4)
+	sw.publish(60)
+	sw.net.RunFor(8 * time.Second)
+	s := sw.engines[2].Stats()
+	t.Logf("uplink %d kbit/s busy %v", s.UplinkKbps, s.UplinkBusy)
+	if want := int(upload / 1000); s.UplinkKbps < want/2 || s.UplinkKbps > want*101/100 {
+		t.Errorf("uplink %d kbit/s, want %d within a factor of two", s.UplinkKbps, want)
+	}
+	if s.UplinkBusy {
+		t.Error("an uplink that idles reads as backed up")
+	}
+}
