@@ -312,12 +312,7 @@ func (f *Forest) rehome(budget int) int {
 		n.interior = -1
 		f.after(rich, x, old)
 		for f.lk(x, rich).kids > 0 {
-			c := f.pickShed(rich, x)
-			f.cut(rich, c)
-			p := f.findSlot(rich, c)
-			f.hang(rich, c, p)
-			f.emit(rich, x, c, false)
-			f.emit(rich, p, c, true)
+			f.shedOne(rich, x)
 			used++
 		}
 		old = f.before(need, x)
@@ -424,16 +419,22 @@ func (f *Forest) shallowestLeaf(s int) int32 {
 func (f *Forest) shed(s int, x int32, budget int) int {
 	used := 0
 	for used < budget && f.pendingIn(x, s) {
-		c := f.pickShed(s, x)
-		f.cut(s, c)
-		p := f.findSlot(s, c)
-		f.hang(s, c, p)
-		f.emit(s, x, c, false)
-		f.emit(s, p, c, true)
+		f.shedOne(s, x)
 		used++
 	}
 	f.relax(s, x)
 	return used
+}
+
+// shedOne moves one child of x (pickShed's) to the best slot elsewhere, or
+// to the origin.
+func (f *Forest) shedOne(s int, x int32) {
+	c := f.pickShed(s, x)
+	f.cut(s, c)
+	p := f.findSlot(s, c)
+	f.hang(s, c, p)
+	f.emit(s, x, c, false)
+	f.emit(s, p, c, true)
 }
 
 // pickShed prefers a leaf child (cheap to move), else the smallest subtree
