@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,7 +51,7 @@ func TestMeasureViewerCPU(t *testing.T) {
 		waitLive(t, v, fmt.Sprintf("viewer %d", i))
 	}
 	time.Sleep(8 * time.Second)
-	lines, all := chromeCPU(bctx, 3, 10*time.Second)
+	lines, all, _ := chromeCPU(bctx, 3, 10*time.Second)
 	for i, v := range viewers {
 		if p, err := tryProbe(v); err == nil && p.Stats != nil {
 			t.Logf("viewer %d: children %.0f, parents %.0f, from viewers %.0f B, behind %.0f ms, stalls %.0f", i, p.Stats.Children, p.Stats.Parents, p.Stats.BytesViewers, p.Stats.BehindMs, p.Stats.Stalls)
@@ -87,8 +88,9 @@ func waitLive(t *testing.T, v context.Context, what string) {
 
 // chromeCPU reads the CPU of the browser of bctx (its processes only) over
 // windows of d and returns one line per process and thread group with the
-// median share of a core, and the total of those medians.
-func chromeCPU(bctx context.Context, windows int, d time.Duration) (lines []string, all float64) {
+// median share of a core (and a line per renderer with its sum), the
+// total of those medians, and the busiest renderer main thread's.
+func chromeCPU(bctx context.Context, windows int, d time.Duration) (lines []string, all, mainThread float64) {
 	root := chromedp.FromContext(bctx).Browser.Process().Pid
 	type pkey struct{ proc, group string }
 	samples := map[pkey][]float64{}
@@ -110,6 +112,7 @@ func chromeCPU(bctx context.Context, windows int, d time.Duration) (lines []stri
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b pkey) int { return strings.Compare(a.proc+a.group, b.proc+b.group) })
+	procs := map[string]float64{}
 	for _, k := range keys {
 		s := samples[k]
 		for len(s) < windows {
@@ -118,11 +121,20 @@ func chromeCPU(bctx context.Context, windows int, d time.Duration) (lines []stri
 		slices.Sort(s)
 		m := s[len(s)/2]
 		all += m
+		procs[k.proc] += m
+		if k.group == threadGroup("renderer", "CrRendererMain") {
+			mainThread = max(mainThread, m)
+		}
 		if m >= 0.001 {
 			lines = append(lines, fmt.Sprintf("  %-22s %-26s %5.1f %%", k.proc, k.group, 100*m))
 		}
 	}
-	return lines, all
+	for _, p := range slices.Sorted(maps.Keys(procs)) {
+		if strings.HasPrefix(p, "renderer") && procs[p] >= 0.001 {
+			lines = append(lines, fmt.Sprintf("  %-22s %-26s %5.1f %%", p, "whole process", 100*procs[p]))
+		}
+	}
+	return lines, all, mainThread
 }
 
 // profileTab samples the page of vctx with V8's profiler (every 1 ms) for
@@ -354,6 +366,12 @@ func profileTop(p *profiler.Profile, n int) (funcs, pkgs string) {
 	return top(byFunc), top(byPkg)
 }
 
+// The owners profileOwners names.
+const (
+	ownerPlayer = "player (Go Player/mse, page script, appendBuffer)"
+	ownerGo     = "Go program (peer, runtime, glue and the browser calls it makes)"
+)
+
 // profileOwners splits a profile's busy time (seconds) by who caused it,
 // from each sample's whole stack: the player (the wasm's Player and mse
 // code, the page's script, the appendBuffer calls they make), the Go
@@ -362,10 +380,6 @@ func profileTop(p *profiler.Profile, n int) (funcs, pkgs string) {
 // work with no script on the stack ((program): event dispatch, MSE
 // parsing, layout) and GC.
 func profileOwners(p *profiler.Profile) map[string]float64 {
-	const (
-		player = "player (Go Player/mse, page script, appendBuffer)"
-		goProg = "Go program (peer, runtime, glue and the browser calls it makes)"
-	)
 	parent := map[int64]int64{}
 	frame := map[int64]*runtime.CallFrame{}
 	for _, nd := range p.Nodes {
@@ -389,14 +403,14 @@ func profileOwners(p *profiler.Profile) map[string]float64 {
 			fn := strings.TrimPrefix(cf.FunctionName, "$")
 			if strings.Contains(fn, "__Player_") || strings.Contains(fn, "wasm_internal_mse") || strings.HasPrefix(fn, "main.__page_") ||
 				strings.Contains(cf.URL, "banyan-player") || fn == "appendBuffer" {
-				return player
+				return ownerPlayer
 			}
 			if strings.HasSuffix(cf.URL, ".wasm") || strings.Contains(cf.URL, "wasm_exec") || strings.HasPrefix(cf.FunctionName, "$") {
 				isGo = true
 			}
 		}
 		if isGo {
-			return goProg
+			return ownerGo
 		}
 		return "other"
 	}
@@ -476,7 +490,7 @@ func TestMeasureRelayCPU(t *testing.T) {
 	t.Logf("viewer: %s, children %.0f of %d, parents %.0f (load %s)", p.State, p.Stats.Children, children, p.Stats.Parents, loadAvg())
 	time.Sleep(10 * time.Second)
 	load0 := loadAvg()
-	lines, all := chromeCPU(bctx, 3, 10*time.Second)
+	lines, all, mainThread := chromeCPU(bctx, 3, 10*time.Second)
 	t.Logf("figures: chromium CPU by process and thread group, %% of a core (median of 3 × 10 s), one viewer at 3 Mbit/s 1280x720 relaying to %d native peers (load %s → %s):\n%s\n  total %.1f %%",
 		children, load0, loadAvg(), strings.Join(lines, "\n"), 100*all)
 	prof := profileTab(t, v, 20*time.Second)
@@ -484,13 +498,18 @@ func TestMeasureRelayCPU(t *testing.T) {
 	funcs, pkgs := profileTop(prof, 25)
 	t.Logf("figures: the viewer's main thread by V8 samples over %.1f s (busy %.1f s): %s\ntop functions by self time (share of the busy time):%s\nwasm self time by Go package (share of the busy time):%s", span, busy, parts, funcs, pkgs)
 	var owners []string
-	for k, v := range profileOwners(prof) {
+	own := profileOwners(prof)
+	for k, v := range own {
 		if k != "idle" {
 			owners = append(owners, fmt.Sprintf("%s %.1f %%", k, 100*v/busy))
 		}
 	}
 	slices.Sort(owners)
-	t.Logf("figures: the main thread's busy time by who caused it (whole stacks): %s", strings.Join(owners, ", "))
+	// The peer's own part: the main thread's CPU times the Go program's
+	// share of its sampled busy time (an estimate: the samples are wall
+	// time, the windows CPU).
+	t.Logf("figures: the main thread's busy time by who caused it (whole stacks): %s; the peer's own part ≈ %.1f %% × %.1f %% = %.1f %% of a core",
+		strings.Join(owners, ", "), 100*mainThread, 100*own[ownerGo]/busy, 100*mainThread*own[ownerGo]/busy)
 	if p, err := tryProbe(v); err == nil && p.Stats != nil {
 		t.Logf("viewer at the end: %s, children %.0f, parents %.0f, from viewers %.0f B, origin %.0f B, behind %.0f ms, stalls %.0f",
 			p.State, p.Stats.Children, p.Stats.Parents, p.Stats.BytesViewers, p.Stats.BytesOrigin, p.Stats.BehindMs, p.Stats.Stalls)
