@@ -3,7 +3,8 @@
 // keying), the Ed25519 signature, and the pieces a sealed chunk is cut into
 // for WebRTC data channels. The seeder seals every chunk once; every hop, the
 // HTTP origin and any CDN carry the same bytes. It uses only the standard
-// library so that it builds for GOOS=js GOARCH=wasm as well.
+// library so that it builds for GOOS=js GOARCH=wasm as well, where the bulk
+// crypto goes to the browser's WebCrypto when the page has it (bulk.go).
 //
 // # Sealed chunk
 //

@@ -148,6 +148,10 @@ func decodeFixed(dst []byte, s string) error {
 type sessionKey struct {
 	aead cipher.AEAD
 	salt [MasterSaltSize]byte
+	// raw is the AES key, and web its WebCrypto copy in the browser
+	// (webcrypto_js.go).
+	raw [MasterKeySize]byte
+	web webKey
 }
 
 func sessionInfo(stream string, epoch, keyID uint32) string {
@@ -175,6 +179,7 @@ func deriveSession(mk *MasterKey, stream string, epoch uint32) (*sessionKey, err
 	}
 	s := &sessionKey{aead: aead}
 	copy(s.salt[:], okm[MasterKeySize:])
+	copy(s.raw[:], okm[:MasterKeySize])
 	return s, nil
 }
 

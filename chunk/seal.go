@@ -3,9 +3,7 @@ package chunk
 import (
 	"crypto"
 	"crypto/ed25519"
-	"crypto/sha512"
 	"errors"
-	"io"
 	"slices"
 	"strconv"
 	"sync"
@@ -18,18 +16,6 @@ import (
 const signContext = "banyan chunk v1"
 
 var signOpts = &ed25519.Options{Hash: crypto.SHA512, Context: signContext}
-
-// digest is the SHA-512 prehash the signature covers: the stream name
-// (length-prefixed), the header and the ciphertext with its tag.
-func digest(stream string, signed []byte) []byte {
-	h := sha512.New()
-	var pfx [1]byte
-	pfx[0] = byte(len(stream))
-	h.Write(pfx[:])
-	io.WriteString(h, stream)
-	h.Write(signed)
-	return h.Sum(make([]byte, 0, sha512.Size))
-}
 
 // Seal encrypts payload under keys' session key for (stream, h.Epoch,
 // h.KeyID), signs the result with priv and appends the sealed chunk to dst.
@@ -101,7 +87,7 @@ func verify(pub ed25519.PublicKey, stream string, sealed []byte) (Header, error)
 		return Header{}, errs.Wrap("", ErrMalformed, ": "+strconv.Itoa(len(sealed))+" bytes, header says "+strconv.Itoa(h.SealedLen()))
 	}
 	body := len(sealed) - SignatureSize
-	if err := ed25519.VerifyWithOptions(pub, digest(stream, sealed[:body]), sealed[body:], signOpts); err != nil {
+	if err := ed25519.VerifyWithOptions(pub, prehash(stream, sealed[:body]), sealed[body:], signOpts); err != nil {
 		return Header{}, errs.Wrap("", ErrBadSignature, ": stream "+strconv.Quote(stream)+" epoch "+strconv.FormatUint(uint64(h.Epoch), 10)+" seq "+strconv.FormatUint(h.Seq, 10))
 	}
 	return h, nil
@@ -122,7 +108,7 @@ func Open(pub ed25519.PublicKey, stream string, keys *Keyring, sealed []byte) (H
 		return Header{}, nil, errs.Wrap("chunk: open: ", err, "")
 	}
 	ct := sealed[HeaderSize : len(sealed)-SignatureSize]
-	pt, err := sk.aead.Open(make([]byte, 0, h.PayloadLen), sk.nonce(h.Epoch, h.Seq), ct, sealed[:HeaderSize])
+	pt, err := sk.open(make([]byte, 0, h.PayloadLen), sk.nonce(h.Epoch, h.Seq), ct, sealed[:HeaderSize])
 	if err != nil {
 		// Only a seeder bug or a wrong key with a valid signature gets here.
 		return Header{}, nil, errs.Wrap("chunk: open: ", ErrDecrypt, ": epoch "+strconv.FormatUint(uint64(h.Epoch), 10)+" seq "+strconv.FormatUint(h.Seq, 10)+" key "+strconv.FormatUint(uint64(h.KeyID), 10))

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"math/bits"
 
+	"github.com/banyan-live/banyan/chunk"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -69,7 +70,7 @@ func (e *Engine) sendProofs(k key, sealed []byte) {
 				continue
 			}
 			if !done {
-				d = protocol.Delivery{Epoch: k.epoch, Seq: k.seq, Hash: sha256.Sum256(sealed)}
+				d = protocol.Delivery{Epoch: k.epoch, Seq: k.seq, Hash: chunk.Sum256(sealed)}
 				done = true
 			}
 			d.Child = protocol.PeerID(c.id)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"syscall/js"
 
-	"github.com/banyan-live/banyan/internal/errs"
+	"github.com/banyan-live/banyan/internal/jsawait"
 )
 
 // jsError is an exception or rejection from the browser, kept with its
@@ -78,53 +78,14 @@ func try(f func()) (err error) {
 	return nil
 }
 
-// await waits for promise p. The callbacks release themselves when the
-// promise settles, never before: a released js.Func that JS still calls
-// crashes the program. When ctx ends first await returns at once and the
-// callbacks are released whenever the promise settles (callers abort what
-// they can, as fetch does, so it settles soon).
+// await waits for promise p until ctx ends; a rejection is the jsError
+// of its reason.
 func await(ctx context.Context, p js.Value) (js.Value, error) {
-	type result struct {
-		v   js.Value
-		err error
+	v, err := jsawait.Await(ctx, p)
+	if rj, ok := errors.AsType[*jsawait.Rejection](err); ok {
+		return js.Undefined(), errorFrom(rj.Reason)
 	}
-	if p.Type() != js.TypeObject || p.Get("then").Type() != js.TypeFunction {
-		return js.Undefined(), errors.New("await: not a promise but " + p.Type().String())
-	}
-	ch := make(chan result, 1)
-	var then, catch js.Func
-	release := func() {
-		then.Release()
-		catch.Release()
-	}
-	then = js.FuncOf(func(_ js.Value, args []js.Value) any {
-		v := js.Undefined()
-		if len(args) > 0 {
-			v = args[0]
-		}
-		ch <- result{v: v}
-		release()
-		return nil
-	})
-	catch = js.FuncOf(func(_ js.Value, args []js.Value) any {
-		v := js.Undefined()
-		if len(args) > 0 {
-			v = args[0]
-		}
-		ch <- result{err: errorFrom(v)}
-		release()
-		return nil
-	})
-	if err := try(func() { p.Call("then", then, catch) }); err != nil {
-		release()
-		return js.Undefined(), errs.Wrap("await: ", err, "")
-	}
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		return js.Undefined(), ctx.Err()
-	}
+	return v, err
 }
 
 // defined reports whether v is neither undefined nor null.

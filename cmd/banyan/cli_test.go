@@ -31,7 +31,13 @@ func TestMain(m *testing.M) {
 	if needWASM() {
 		// The browser tests play the real wasm peer, which the binary
 		// embeds: build it first, as `make wasm` does.
-		cmd := exec.Command("go", "run", "./internal/webbuild", "-out", "web/dist", "-pkg", "./wasm", "-ldflags", "-s -w")
+		args := []string{"run", "./internal/webbuild", "-out", "web/dist", "-pkg", "./wasm", "-ldflags", "-s -w"}
+		if os.Getenv("BANYAN_WASM_NAMES") == "1" {
+			// With its name section (no -s), so that profiles name the
+			// Go functions (TestMeasureRelayCPU); over the size gate.
+			args = append(args[:len(args)-1], "-w", "-max-brotli", "0")
+		}
+		cmd := exec.Command("go", args...)
 		cmd.Dir = "../.."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			os.Stderr.Write(out)

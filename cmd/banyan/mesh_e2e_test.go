@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -166,7 +167,7 @@ var demoMediaMu sync.Mutex
 // encodedMedia is the broadcast of publish at size (30 fps, 1 s GOP,
 // AAC), x264 at its default rate control or, when rate is set, at that
 // video bitrate with a VBV cap, encoded once into the test binary's
-// directory.
+// directory (or $BANYAN_MEDIA_DIR).
 func encodedMedia(t *testing.T, ffmpeg string, seconds int, size, rate string) string {
 	t.Helper()
 	demoMediaMu.Lock()
@@ -177,7 +178,9 @@ func encodedMedia(t *testing.T, ffmpeg string, seconds int, size, rate string) s
 		name = fmt.Sprintf("demo-%s-%ds-%s.flv", size, seconds, rate)
 		rc = []string{"-b:v", rate, "-maxrate", rate, "-bufsize", rate}
 	}
-	path := filepath.Join(filepath.Dir(banyanBin), name)
+	// BANYAN_MEDIA_DIR keeps the files across runs (a 5-minute 720p
+	// encode takes minutes on a loaded 2-core machine).
+	path := filepath.Join(cmp.Or(os.Getenv("BANYAN_MEDIA_DIR"), filepath.Dir(banyanBin)), name)
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}

@@ -84,7 +84,9 @@ type dataChannel interface {
 }
 
 // dcEvents are a dataChannel's callbacks; like pcEvents, each runs on a
-// goroutine of its own.
+// goroutine of its own, but for bufferedLow, which must not block (in the
+// browser it runs on the event loop), and message, whose calls come in
+// order on one goroutine in the browser.
 type dcEvents struct {
 	open, close, bufferedLow func()
 	// message is a binary message (text messages are dropped); the

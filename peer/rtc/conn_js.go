@@ -247,7 +247,7 @@ func (c *jsConn) close() error {
 // every piece through an asynchronous FileReader.
 func (c *jsConn) channel(v js.Value) *jsChannel {
 	_ = catch(func() { v.Set("binaryType", "arraybuffer") })
-	ch := &jsChannel{c: c, v: v}
+	ch := &jsChannel{c: c, v: v, in: &inbox{wake: make(chan struct{}, 1), done: make(chan struct{})}}
 	c.mu.Lock()
 	c.channels = append(c.channels, ch)
 	c.mu.Unlock()
@@ -256,8 +256,9 @@ func (c *jsConn) channel(v js.Value) *jsChannel {
 
 // jsChannel is a dataChannel on the browser's RTCDataChannel.
 type jsChannel struct {
-	c *jsConn
-	v js.Value
+	c  *jsConn
+	v  js.Value
+	in *inbox
 
 	sendMu sync.Mutex
 	// buf is a scratch Uint8Array the messages are copied into before
@@ -280,9 +281,15 @@ func (d *jsChannel) label() string { return stringAt(d.v, "label") }
 func (d *jsChannel) handle(lowWater int, ev dcEvents) {
 	c := d.c
 	_ = catch(func() { d.v.Set("bufferedAmountLowThreshold", lowWater) })
-	c.on(d.v, "onbufferedamountlow", func(js.Value) { go ev.bufferedLow() })
+	// bufferedLow only clears a flag: run on the event loop, not a
+	// goroutine per event (a relaying viewer gets hundreds a second).
+	c.on(d.v, "onbufferedamountlow", func(js.Value) { ev.bufferedLow() })
 	c.on(d.v, "onopen", func(js.Value) { go ev.open() })
-	c.on(d.v, "onclose", func(js.Value) { go ev.close() })
+	c.on(d.v, "onclose", func(js.Value) {
+		d.in.stop()
+		go ev.close()
+	})
+	d.in.start(ev.message)
 	c.on(d.v, "onmessage", func(e js.Value) {
 		data := e.Get("data")
 		if !data.InstanceOf(arrayBuffer) {
@@ -293,15 +300,70 @@ func (d *jsChannel) handle(lowWater int, ev dcEvents) {
 		u := uint8Array.New(data)
 		b := make([]byte, u.Length())
 		js.CopyBytesToGo(b, u)
-		go ev.message(b)
+		d.in.put(b)
 	})
 	if stringAt(d.v, "readyState") == "open" {
 		go ev.open()
 	}
 }
 
+// inbox hands a channel's messages, in order, to one goroutine that lives
+// as long as the channel: a goroutine per message cost a relaying viewer
+// the runtime's stack growth and scheduling on every piece (issue 17's
+// profile: a sixth of the main thread's busy time in the Go runtime).
+type inbox struct {
+	mu   sync.Mutex
+	q    [][]byte
+	wake chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// start runs the goroutine (which ends at once if stop came first).
+func (in *inbox) start(f func([]byte)) {
+	go func() {
+		for {
+			select {
+			case <-in.done:
+				return
+			case <-in.wake:
+			}
+			for {
+				in.mu.Lock()
+				if len(in.q) == 0 {
+					in.mu.Unlock()
+					break
+				}
+				b := in.q[0]
+				in.q[0] = nil
+				in.q = in.q[1:]
+				in.mu.Unlock()
+				f(b)
+			}
+		}
+	}()
+}
+
+// put queues a message; it never blocks (it runs on the event loop).
+func (in *inbox) put(b []byte) {
+	in.mu.Lock()
+	in.q = append(in.q, b)
+	in.mu.Unlock()
+	select {
+	case in.wake <- struct{}{}:
+	default: // awake already: it drains the queue before it sleeps
+	}
+}
+
+// stop ends the goroutine; messages still queued are dropped with the
+// channel.
+func (in *inbox) stop() {
+	in.once.Do(func() { close(in.done) })
+}
+
 // unset removes the channel's handlers (its connection releases them).
 func (d *jsChannel) unset() {
+	d.in.stop()
 	_ = catch(func() {
 		for _, p := range []string{"onbufferedamountlow", "onopen", "onclose", "onmessage"} {
 			d.v.Set(p, js.Null())

@@ -3,11 +3,13 @@
 package rtc
 
 import (
+	"context"
 	"errors"
 	"syscall/js"
 	"time"
 
 	"github.com/banyan-live/banyan/internal/errs"
+	"github.com/banyan-live/banyan/internal/jsawait"
 	"github.com/banyan-live/banyan/peer"
 )
 
@@ -85,46 +87,15 @@ func pairFromStats(pc js.Value, timeout time.Duration) (local, remote string, er
 	return local, remote, nil
 }
 
-// awaitValue waits for promise p. Its callbacks release themselves when it
-// settles, never before: JS calling a released function ends the program.
+// awaitValue waits for promise p, at most timeout.
 func awaitValue(p js.Value, timeout time.Duration) (js.Value, error) {
-	type result struct {
-		v   js.Value
-		err error
-	}
-	ch := make(chan result, 1)
-	var then, fail js.Func
-	release := func() { then.Release(); fail.Release() }
-	then = js.FuncOf(func(_ js.Value, args []js.Value) any {
-		v := js.Undefined()
-		if len(args) > 0 {
-			v = args[0]
-		}
-		ch <- result{v: v}
-		release()
-		return nil
-	})
-	fail = js.FuncOf(func(_ js.Value, args []js.Value) any {
-		reasons := make([]any, len(args))
-		for i, a := range args {
-			reasons[i] = a
-		}
-		ch <- result{err: errors.New("rejected: " + errs.Text(reasons))}
-		release()
-		return nil
-	})
-	if err := catch(func() { p.Call("then", then, fail) }); err != nil {
-		release()
-		return js.Undefined(), err
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-t.C:
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	v, err := jsawait.Await(ctx, p)
+	if errors.Is(err, context.DeadlineExceeded) {
 		return js.Undefined(), errors.New("no answer in " + timeout.String())
 	}
+	return v, err
 }
 
 // walk follows a chain of properties from v, stopping at the first that
