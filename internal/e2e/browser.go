@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -77,4 +79,28 @@ func BrightFraction(t testing.TB, b []byte) float64 {
 		}
 	}
 	return float64(lit) / float64(total)
+}
+
+// HideTab hides the page of vctx the way a user does: it opens another
+// tab in the same window in front of it (Chromium, headless too, then
+// reports the page hidden and throttles its timers to once a second). The
+// returned show brings the page back to the front.
+func HideTab(t testing.TB, vctx context.Context) (show func()) {
+	t.Helper()
+	octx, cancel := chromedp.NewContext(vctx, chromedp.WithNewWindow(false))
+	t.Cleanup(cancel)
+	if err := chromedp.Do(octx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("open a tab in front: %v", err)
+	}
+	return func() {
+		t.Helper()
+		err := chromedp.Do(vctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, page.BringToFront, cdp.Empty{})
+			return err
+		}))
+		if err != nil {
+			t.Fatalf("bring the tab to the front: %v", err)
+		}
+		cancel()
+	}
 }
