@@ -894,3 +894,61 @@ func TestRehomeSpareSlots(t *testing.T) {
 		t.Fatalf("homes moved again: %v, then %v", was, now)
 	}
 }
+
+// TestNoSlotUnderSuspect: a peer reported gone still has its children in
+// place until the tracker times it out, and their free slots are starved
+// too: a joiner put there is fed by nobody. Joins go to slots whose path to
+// the root has no suspect while one is as shallow or within NATSlack.
+func TestNoSlotUnderSuspect(t *testing.T) {
+	f, ids, r := realistic(t, Config{Stripes: 2, Seed: 7}, 2000, 7)
+	under := func(id, anc PeerID, s int) bool {
+		for range 64 {
+			p, err := f.Parent(id, s)
+			if err != nil || p == Root || p == 0 {
+				return false
+			}
+			if p == anc {
+				return true
+			}
+			id = p
+		}
+		return false
+	}
+	// The shallowest interior peers with children: their children's free
+	// slots are among the first a joiner is offered.
+	var suspects []PeerID
+	for _, id := range ids {
+		if s, _ := f.Interior(id); s >= 0 {
+			if d, _ := f.Depth(id, s); d <= 2 {
+				if k, _ := f.Children(nil, id, s); len(k) >= 2 {
+					suspects = append(suspects, id)
+				}
+			}
+		}
+	}
+	if len(suspects) < 4 {
+		t.Fatalf("%d shallow interior peers", len(suspects))
+	}
+	suspects = suspects[:4]
+	for _, id := range suspects {
+		if err := f.Suspect(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := PeerID(len(ids) + 1)
+	bad := 0
+	for range 200 {
+		p := RandomPeer(r, next)
+		join(t, f, p)
+		for s := range 2 {
+			if slices.ContainsFunc(suspects, func(sp PeerID) bool { return under(p.ID, sp, s) }) {
+				bad++
+				break
+			}
+		}
+		next++
+	}
+	if bad > 0 {
+		t.Errorf("%d of 200 joiners were placed below a suspect (%d suspects)", bad, len(suspects))
+	}
+}

@@ -81,7 +81,7 @@ func (f *Forest) scanFree(s int, b []int32, x int32) cand {
 		if c == x || f.avoids(xn, c) || (hasSub && f.inSubtree(s, c, x)) {
 			continue
 		}
-		cd := cand{i: c, good: f.connOK(c, x), local: f.near(c, x), free: f.free(c, s)}
+		cd := cand{i: c, good: f.connOK(c, x) && !f.starved(s, c), local: f.near(c, x), free: f.free(c, s)}
 		if better(cd, best) {
 			best = cd
 		}
@@ -90,6 +90,24 @@ func (f *Forest) scanFree(s int, b []int32, x int32) cand {
 		}
 	}
 	return best
+}
+
+// starved reports whether c is fed in stripe s through a suspect (a peer a
+// child reported gone, Forest.Suspect): its children stay in place until
+// the tracker times it out, and their free slots are fed by nobody, so such
+// a slot counts as a pair that does not connect: taken only when nothing
+// better is within NATSlack levels. Suspects are few; a walk to the root
+// is O(depth).
+func (f *Forest) starved(s int, c int32) bool {
+	if len(f.suspects) == 0 {
+		return false
+	}
+	for p := c; p > 0; p = f.lk(p, s).parent {
+		if f.nodes[p].suspect {
+			return true
+		}
+	}
+	return false
 }
 
 // searchDirected finds any eligible free slot by descending from the roots

@@ -499,8 +499,12 @@ func (e *Engine) HandleMessage(from PeerID, l Link, msg []byte) {
 		}
 	case msgPong:
 		if tok, err := parsePing(msg, msgPong); err == nil {
-			if rtt := now.Sub(time.Unix(0, int64(tok))); rtt >= 0 && rtt < 30*time.Second {
+			sent := time.Unix(0, int64(tok))
+			if rtt := now.Sub(sent); rtt >= 0 && rtt < 30*time.Second {
 				n.addRTT(rtt)
+				if sent.After(n.answered) {
+					n.answered = sent
+				}
 			}
 		} else {
 			e.ctr.Malformed++

@@ -142,6 +142,7 @@ func TestKilledInteriorPeer(t *testing.T) {
 	sw.publish(last)
 	sw.net.RunFor(3 * time.Second)
 	sw.kill(victim)
+	killed := sw.net.Now()
 	sw.net.RunFor((last-12)*250*time.Millisecond + 2*time.Second)
 
 	orphans := 0
@@ -163,14 +164,30 @@ func TestKilledInteriorPeer(t *testing.T) {
 			}
 		}
 	}
+	// The orphans probe their quiet parent and report it once it answers
+	// no ping (liveness.go), well before SilentAfter (3 s).
+	reported := map[peer.PeerID]time.Duration{}
 	for _, r := range sw.reports {
 		if r.r.Kind != protocol.ReportSilent || r.r.Peer != victim {
 			t.Errorf("unexpected report %+v by %d", r.r, r.by)
+			continue
+		}
+		if _, ok := reported[r.by]; !ok {
+			reported[r.by] = r.at.Sub(killed)
 		}
 	}
 	if orphans == 0 {
 		t.Fatal("victim had no children")
 	}
+	if len(reported) != orphans {
+		t.Errorf("%d of %d orphans reported the victim", len(reported), orphans)
+	}
+	for id, d := range reported {
+		if d > 2*time.Second {
+			t.Errorf("orphan %d reported the victim %v after it died, want ≤ 2 s", id, d)
+		}
+	}
+	t.Logf("orphans reported the victim after %v", reported)
 	t.Logf("%d orphans; publish->play latency after the loss p50 %v p95 %v max %v (deadline about 1 s)",
 		orphans, time.Second-percentile(margin, .5), time.Second-percentile(margin, .05), time.Second-percentile(margin, 0))
 }

@@ -157,6 +157,7 @@ type swarm struct {
 type report struct {
 	by peer.PeerID
 	r  protocol.Report
+	at time.Time
 }
 
 const rootID peer.PeerID = 1
@@ -205,7 +206,7 @@ func (sw *swarm) engine(id peer.PeerID, root bool) *peer.Engine {
 		sw.players[id] = pl
 		c.Player, c.Keys, c.Origin = pl, sw.src.keys, sw.origin
 		c.Report = func(r protocol.Report) {
-			sw.reports = append(sw.reports, report{id, r})
+			sw.reports = append(sw.reports, report{id, r, sw.net.Now()})
 			if sw.onReport != nil {
 				sw.onReport(id, r)
 			}

@@ -1020,7 +1020,8 @@ func (e *Engine) pendingReports(now time.Time) {
 	e.delayed = keep
 }
 
-// checkSilent reports parents that sent nothing for SilentAfter.
+// checkSilent reports parents that sent nothing for SilentAfter, or that
+// went quiet and answer no ping (liveness.go).
 func (e *Engine) checkSilent(now time.Time) {
 	if !e.started || e.eos != 0 {
 		return
@@ -1034,7 +1035,17 @@ func (e *Engine) checkSilent(now time.Time) {
 		if st.since.After(last) {
 			last = st.since
 		}
-		if now.Sub(last) >= e.cfg.SilentAfter {
+		silent := now.Sub(last) >= e.cfg.SilentAfter
+		if !silent {
+			rtt, known := st.parent.medianRTT()
+			switch st.probe.step(now, last, st.parent.answered, probeAfter(&st.credits, e.cfg.SilentAfter), probeWait(rtt, known)) {
+			case probePing:
+				_ = st.parent.link.Send(appendPing(nil, msgPing, uint64(now.UnixNano())))
+			case probeDead:
+				silent = true
+			}
+		}
+		if silent {
 			e.reportLocked(now, protocol.Report{Kind: protocol.ReportSilent, Peer: st.parent.id, Stripe: s}, st.parent)
 		}
 	}

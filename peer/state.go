@@ -140,15 +140,18 @@ type nbr struct {
 	in    bucket // what it may send us
 	serve bucket // what we serve it on request
 
-	bytesIn, bytesOut     uint64
-	periodIn, periodOut   uint64
-	skips                 int // chunks skipped this SlowPeriod
-	skipsTotal            uint64
-	lastReport            map[string]time.Time
-	rtt                   [8]time.Duration
-	nrtt                  int
-	rttMed                time.Duration // median of rtt (medianRTT)
-	notices               int           // bad notices received this SlowPeriod
+	bytesIn, bytesOut   uint64
+	periodIn, periodOut uint64
+	skips               int // chunks skipped this SlowPeriod
+	skipsTotal          uint64
+	lastReport          map[string]time.Time
+	rtt                 [8]time.Duration
+	nrtt                int
+	rttMed              time.Duration // median of rtt (medianRTT)
+	// answered is when the last ping it answered was sent (the liveness
+	// probe).
+	answered              time.Time
+	notices               int // bad notices received this SlowPeriod
 	lastPieceFromParent   time.Time
 	bytesFromParentPeriod uint64
 	// fedUpTo is the newest chunk it fed us a piece of (as our parent in
@@ -283,6 +286,10 @@ type stripe struct {
 	baseAt time.Time // first-piece arrival of the last sample
 	// gap learns the parent's gaps between pieces of one chunk.
 	gap delayStats
+	// credits learns the gaps between the parent's verified deliveries
+	// (creditVerified), for when a quiet parent is probed.
+	credits delayStats
+	probe   probe
 }
 
 // addBase adds the live-edge sample t of a chunk whose first piece came at

@@ -246,3 +246,120 @@ func TestPlayoutHeld(t *testing.T) {
 		t.Fatalf("target %v held %v, want the grown target", p.target, p.held())
 	}
 }
+
+func TestProbe(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	const after, wait = 1000 * time.Millisecond, 300 * time.Millisecond
+	type step struct {
+		now      int // ms
+		answered int // ms of the last answered ping's send time; -1: none
+		want     probeAction
+	}
+	tests := []struct {
+		name  string
+		last  int // last delivery, ms
+		steps []step
+	}{
+		{"a delivering parent is left alone", 0, []step{
+			{999, -1, probeIdle},
+		}},
+		{"a dead parent: two pings unanswered, then reported", 0, []step{
+			{1000, -1, probePing},
+			{1200, -1, probeIdle},
+			{1300, -1, probePing},
+			{1500, -1, probeIdle},
+			{1600, -1, probeDead},
+			{1700, -1, probeDead},
+		}},
+		{"an answer to the first ping: starved, not gone", 0, []step{
+			{1000, -1, probePing},
+			{1100, 1000, probeIdle},
+			{1400, 1000, probeIdle},
+			{2900, 1000, probeIdle},
+		}},
+		{"an answer to the second ping saves it", 0, []step{
+			{1000, -1, probePing},
+			{1300, -1, probePing},
+			{1500, 1300, probeIdle},
+			{1700, 1300, probeIdle},
+		}},
+		{"an answer to a ping sent before the probe does not count", 0, []step{
+			{1000, 900, probePing},
+			{1300, 900, probePing},
+			{1600, 900, probeDead},
+		}},
+	}
+	for _, tc := range tests {
+		var p probe
+		for i, st := range tc.steps {
+			var ans time.Time
+			if st.answered >= 0 {
+				ans = ms(st.answered)
+			}
+			if got := p.step(ms(st.now), ms(tc.last), ans, after, wait); got != st.want {
+				t.Errorf("%s: step %d at %d ms: %v, want %v", tc.name, i, st.now, got, st.want)
+			}
+		}
+	}
+	// A delivery ends the probe: the next quiet spell starts from scratch.
+	var p probe
+	p.step(ms(1000), ms(0), time.Time{}, after, wait)
+	p.step(ms(1300), ms(0), time.Time{}, after, wait)
+	if got := p.step(ms(1400), ms(1350), time.Time{}, after, wait); got != probeIdle || p.pings != 0 {
+		t.Errorf("after a delivery: %v with %d pings, want idle with 0", got, p.pings)
+	}
+	if got := p.step(ms(2400), ms(1350), time.Time{}, after, wait); got != probePing {
+		t.Errorf("quiet again: %v, want a ping", got)
+	}
+}
+
+func TestProbeBounds(t *testing.T) {
+	const silent = 3 * time.Second
+	learned := func(gaps ...time.Duration) *delayStats {
+		var d delayStats
+		for _, g := range gaps {
+			d.add(g)
+		}
+		return &d
+	}
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name    string
+		credits *delayStats
+		want    time.Duration
+	}{
+		{"unlearned: half of SilentAfter", learned(), silent / 2},
+		{"few samples: still unlearned", learned(250*ms, 250*ms, 250*ms), silent / 2},
+		{"steady quarter seconds: the floor", learned(250*ms, 250*ms, 250*ms, 250*ms, 250*ms), minProbeAfter},
+		{"a 600 ms cadence: its high", learned(600*ms, 600*ms, 600*ms, 600*ms, 600*ms, 600*ms), 0},
+		{"erratic: capped at half of SilentAfter", learned(200*ms, 3000*ms, 100*ms, 2500*ms), silent / 2},
+	} {
+		got := probeAfter(tc.credits, silent)
+		want := tc.want
+		if want == 0 {
+			h, _ := tc.credits.high()
+			want = h
+			if h <= minProbeAfter || h >= silent/2 {
+				t.Fatalf("%s: high %v is not between the bounds", tc.name, h)
+			}
+		}
+		if got != want {
+			t.Errorf("%s: probeAfter %v, want %v", tc.name, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		rtt   time.Duration
+		known bool
+		want  time.Duration
+	}{
+		{0, false, defProbeWait},
+		{10 * ms, true, minProbeWait},
+		{200 * ms, true, 400 * ms},
+		{time.Second, true, maxProbeWait},
+	} {
+		if got := probeWait(tc.rtt, tc.known); got != tc.want {
+			t.Errorf("probeWait(%v, %v) = %v, want %v", tc.rtt, tc.known, got, tc.want)
+		}
+	}
+}
