@@ -161,6 +161,7 @@ func writeReport(w io.Writer, runs, prev []run, plots []string, in string) {
 	}
 
 	writeBaselines(w, runs)
+	writeGOP(w, runs)
 	writeScaleCheck(w, runs)
 	writeDepthTable(w, runs)
 	writeBytes(w, runs)
