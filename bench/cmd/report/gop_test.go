@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/banyan-live/banyan/overlay"
 )
 
 func TestGOPTable(t *testing.T) {
@@ -65,5 +67,29 @@ func TestGOPBaseline(t *testing.T) {
 		if got := baseline(tt.r); got != tt.baseline {
 			t.Errorf("%s: baseline = %v, want %v", tt.name, got, tt.baseline)
 		}
+	}
+}
+
+// TestGOPOutOfTargets: the sweep's runs make no rows in issue 16's targets
+// (the K comparison, duplicates): those are for the 1 s reference stream.
+func TestGOPOutOfTargets(t *testing.T) {
+	k2 := mkRun("mesh-1k-k2", func(r *run) { r.Stripes, r.Offload, r.DuplicateShare = 2, 0.98, 0.01 })
+	k4 := mkRun("mesh-1k", func(r *run) {
+		r.Stripes, r.Offload, r.DuplicateShare, r.GOPms = overlay.DefaultStripes, 0.98, 0.01, 1000
+	})
+	g8 := mkRun("mesh-1k-gop8s", func(r *run) {
+		r.Stripes, r.Offload, r.DuplicateShare, r.GOPms = overlay.DefaultStripes, 0.97, 0.05, 8000
+	})
+	g1 := mkRun("mesh-1k-gop1s", func(r *run) {
+		r.Stripes, r.Offload, r.DuplicateShare, r.GOPms = overlay.DefaultStripes, 0.98, 0.01, 1000
+	})
+	var b strings.Builder
+	writeShippedTargets(&b, []run{k2, k4, g8, g1}, nil)
+	out := b.String()
+	if strings.Contains(out, "gop") {
+		t.Errorf("GOP sweep runs in the targets:\n%s", out)
+	}
+	if !strings.Contains(out, "| duplicate bytes ≤ 2 % of peer bytes | mesh-1k |") {
+		t.Errorf("the reference run's rows are gone:\n%s", out)
 	}
 }

@@ -69,7 +69,9 @@ func writeShippedTargets(w io.Writer, runs, prev []run) {
 	}
 	var base, all []run
 	for _, r := range runs {
-		if shipped(r) {
+		// The GOP sweep has its own table (writeGOP): targets are for the
+		// reference stream's 1 s GOP.
+		if shipped(r) && defaultGOP(r) && !gopSweep(r) {
 			all = append(all, r)
 			if baseline(r) {
 				base = append(base, r)
