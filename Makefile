@@ -62,6 +62,10 @@ bench:
 	run mesh-1k-noupload40  --peers 1000 --duration 40s --churn 10% --no-upload 40; \
 	run mesh-1k-churn0      --peers 1000 --duration 40s; \
 	run mesh-1k-k1          --peers 1000 --duration 40s --churn 10% --stripes 1; \
+	run mesh-1k-gop1s       --peers 1000 --duration 40s --churn 10% --gop 1s; \
+	run mesh-1k-gop2s       --peers 1000 --duration 40s --churn 10% --gop 2s; \
+	run mesh-1k-gop4s       --peers 1000 --duration 40s --churn 10% --gop 4s; \
+	run mesh-1k-gop8s       --peers 1000 --duration 40s --churn 10% --gop 8s; \
 	run mesh-10k            --peers 10000 --duration 60s --churn 10%; \
 	run mesh-10k-k2         --peers 10000 --duration 60s --churn 10% --stripes 2; \
 	run mesh-100k           --peers 100000 --duration 40s --churn 10%; \

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/bits"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +55,7 @@ type SwarmConfig struct {
 	// Stripes is K (default overlay.DefaultStripes, the tracker's).
 	Stripes int
 	// Bitrate of the stream in bit/s (default 3e6). Chunks are 250 ms, a
-	// keyframe every 4th.
+	// keyframe every Mem.GOP (default 1 s: every 4th chunk).
 	Bitrate float64
 	// ChurnPerMin is how many viewers leave per minute, and as many new
 	// ones join (Poisson arrivals), after the ramp. ChurnMode says how they
@@ -129,6 +130,33 @@ type SwarmResult struct {
 	JoinP50ms   float64 `json:"join_p50_ms"` // join started → first chunk played
 	JoinP95ms   float64 `json:"join_p95_ms"`
 	NeverPlayed int     `json:"never_played"` // viewers that left or ended before playing
+
+	// GOPms is the stream's keyframe interval and WindowMs the engines'
+	// chunk window (mem transport only).
+	GOPms    int64 `json:"gop_ms,omitempty"`
+	WindowMs int64 `json:"window_ms,omitempty"`
+	// What a join costs, per viewer that played (mem transport only):
+	// JoinBytes* is what it received (peers, TURN and origin; duplicates
+	// included) from its join until it played its first chunk, the
+	// newest keyframe it could get; JoinOriginBytes* the origin's part of
+	// that, and JoinOriginShare the origin's share of all viewers' join
+	// bytes together. CatchupBytes* is what it received from its join
+	// until it played its first chunk published after its playback
+	// started: everything it played before that chunk was its catch-up
+	// from the keyframe to the live edge, so this is the cost of getting
+	// to its steady position (viewers that left before are left out).
+	// StartBehind* is how long before the start of playback the first
+	// chunk played left the broadcaster: how far behind live a viewer
+	// starts, the keyframe's age.
+	JoinBytesP50       uint64  `json:"join_bytes_p50"`
+	JoinBytesP95       uint64  `json:"join_bytes_p95"`
+	JoinOriginBytesP50 uint64  `json:"join_origin_bytes_p50"`
+	JoinOriginBytesP95 uint64  `json:"join_origin_bytes_p95"`
+	JoinOriginShare    float64 `json:"join_origin_share"`
+	CatchupBytesP50    uint64  `json:"catchup_bytes_p50"`
+	CatchupBytesP95    uint64  `json:"catchup_bytes_p95"`
+	StartBehindP50ms   float64 `json:"start_behind_p50_ms"`
+	StartBehindP95ms   float64 `json:"start_behind_p95_ms"`
 	// JoinLate*: viewers that joined after the ramp (churn), into a
 	// running stream and a settled forest.
 	JoinLateP50ms float64 `json:"join_late_p50_ms"`
@@ -331,6 +359,8 @@ func (c *SwarmConfig) setDefaults() error {
 		return fmt.Errorf("kill share %v not in 0..1", c.Kill)
 	case c.KillAt < 0 || c.KillAt > c.Duration:
 		return fmt.Errorf("kill at %v outside the run", c.KillAt)
+	case c.Transport != TransportMem && c.Mem.GOP != 0:
+		return fmt.Errorf("GOP %v with the %s transport: the keyframe interval is a mem model setting (webrtc and netns stream what their encoder or seeder makes)", c.Mem.GOP, c.Transport)
 	}
 	return nil
 }
@@ -429,9 +459,58 @@ func (h *hist) quantile(q float64) float64 {
 	return float64(h.max) / 1000
 }
 
+// quantileU64 is the q-quantile (0..1) of v by the rank hist.quantile
+// uses (the ceil(q·n)-th smallest; 0 when empty). v is not modified.
+func quantileU64(v []uint64, q float64) uint64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	rank := int(math.Ceil(q * float64(len(s))))
+	return s[min(max(rank, 1), len(s))-1]
+}
+
+// joinCost gathers what each viewer received before it played and before
+// it caught up (SwarmResult.JoinBytes* and CatchupBytes*).
+type joinCost struct {
+	bytes, origin, catchup []uint64
+	behind                 hist
+}
+
+// started records a viewer's start of playback: t is its engine's traffic
+// then, behind the age of the first chunk it played.
+func (j *joinCost) started(t peer.Traffic, behind time.Duration) {
+	j.bytes = append(j.bytes, t.P2P+t.TURN+t.Origin)
+	j.origin = append(j.origin, t.Origin)
+	j.behind.add(behind)
+}
+
+// caughtUp records a viewer's traffic when it played its first chunk
+// published after its playback started.
+func (j *joinCost) caughtUp(t peer.Traffic) {
+	j.catchup = append(j.catchup, t.P2P+t.TURN+t.Origin)
+}
+
+func (j *joinCost) fill(r *SwarmResult) {
+	r.JoinBytesP50, r.JoinBytesP95 = quantileU64(j.bytes, 0.5), quantileU64(j.bytes, 0.95)
+	r.JoinOriginBytesP50, r.JoinOriginBytesP95 = quantileU64(j.origin, 0.5), quantileU64(j.origin, 0.95)
+	var all, origin uint64
+	for i, b := range j.bytes {
+		all += b
+		origin += j.origin[i]
+	}
+	if all > 0 {
+		r.JoinOriginShare = round4(float64(origin) / float64(all))
+	}
+	r.CatchupBytesP50, r.CatchupBytesP95 = quantileU64(j.catchup, 0.5), quantileU64(j.catchup, 0.95)
+	r.StartBehindP50ms, r.StartBehindP95ms = j.behind.quantile(0.5), j.behind.quantile(0.95)
+}
+
 // collector gathers a run's figures; every transport fills one and turns it
 // into a SwarmResult with fill.
 type collector struct {
+	joinCost                            joinCost
 	join, hop, play, reparent, detect   hist
 	reparentLink, joinLate, behind      hist
 	byDepth                             map[string]*hist
@@ -546,6 +625,7 @@ func (c *collector) fill(r *SwarmResult) {
 	r.SeederBytes, r.PeerBytes, r.OriginBytes, r.TURNBytes = c.seederBytes, c.peerBytes, c.originBytes, c.turnBytes
 	r.JoinP50ms, r.JoinP95ms = c.join.quantile(0.5), c.join.quantile(0.95)
 	r.NeverPlayed = c.neverPlayed
+	c.joinCost.fill(r)
 	r.JoinLateP50ms, r.JoinLateP95ms = c.joinLate.quantile(0.5), c.joinLate.quantile(0.95)
 	r.HopLatencyP50ms, r.HopLatencyP95ms = c.hop.quantile(0.5), c.hop.quantile(0.95)
 	r.LatencyP50ms, r.LatencyP95ms = c.play.quantile(0.5), c.play.quantile(0.95)

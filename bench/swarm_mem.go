@@ -77,12 +77,30 @@ type MemModel struct {
 	TrackerTick time.Duration
 	// EngineTick is how often every engine's Tick runs (default 50 ms).
 	EngineTick time.Duration
-	// Window is the engines' chunk window (default 3 s). Each engine holds
-	// its own copy of every chunk in it, so the window bounds the
-	// simulation: about 0.75 MB per viewer at 3 Mbit/s (the engine's
-	// default 30 s would be 11 MB). Shorter hurts: repair requests reach
-	// parents that no longer hold the chunk (1.5 s cut the offload of a
-	// 1k run from 95 % to 72 %).
+	// GOP is the simulated stream's keyframe interval (default 1 s: a
+	// keyframe every 4th chunk), a multiple of the 250 ms chunk duration
+	// up to 16 s (ValidGOP). A joiner starts playing at the newest
+	// keyframe, so the longer the GOP, the more a joiner fetches before
+	// it plays and the further behind live it starts.
+	GOP time.Duration
+	// Window is the engines' chunk window (default max(3 s, GOP + 1 s)).
+	// Each engine holds its own copy of every chunk in it, so the window
+	// bounds the simulation: about 0.75 MB per viewer at 3 Mbit/s (the
+	// engine's default 30 s would be 11 MB). Shorter hurts: repair
+	// requests reach parents that no longer hold the chunk (1.5 s cut the
+	// offload of a 1k run from 95 % to 72 %).
+	//
+	// Why it grows with the GOP: a joiner starts at the newest keyframe,
+	// and everything it needs comes from its parents' windows (the
+	// catch-up burst sends the stripe's chunks from the parent's newest
+	// keyframe on, peer.Engine.burst, out of what its window still holds)
+	// and is accepted only above the joiner's own floor (newest chunk −
+	// Window, peer.Engine.accepts). A window shorter than the GOP has
+	// dropped the keyframe a joiner needs: the burst starts mid-GOP and
+	// the joiner waits for the next keyframe or fetches the GOP from the
+	// origin. One second on top of the GOP covers the chunks published
+	// while the keyframe travels down the tree and the joiner's repair
+	// requests for the oldest chunks of its burst.
 	Window time.Duration
 	// OriginLatency and OriginBps model the HTTP origin (or a CDN in front
 	// of it): every request answers after OriginLatency plus the transfer
@@ -161,7 +179,11 @@ func (m *MemModel) setDefaults() error {
 	def(&m.StatsInterval, 2*time.Second)
 	def(&m.TrackerTick, time.Second)
 	def(&m.EngineTick, 50*time.Millisecond)
-	def(&m.Window, 3*time.Second)
+	def(&m.GOP, time.Second)
+	if err := ValidGOP(m.GOP); err != nil {
+		return fmt.Errorf("mem model: %w", err)
+	}
+	def(&m.Window, DefaultWindow(m.GOP))
 	def(&m.OriginLatency, 40*time.Millisecond)
 	if m.Loss == 0 {
 		m.Loss = 0.005
@@ -208,6 +230,29 @@ func (m *MemModel) setDefaults() error {
 	return nil
 }
 
+// ChunkDuration is the simulated stream's chunk duration.
+const ChunkDuration = chunkDur
+
+// MaxGOP is the longest keyframe interval the mem model takes: the
+// engine's origin start (peer.Engine.liveDone) looks at most 64 chunks back
+// for the keyframe.
+const MaxGOP = 64 * chunkDur
+
+// ValidGOP checks a keyframe interval for the mem model: positive, a
+// multiple of ChunkDuration, at most MaxGOP.
+func ValidGOP(d time.Duration) error {
+	if d <= 0 || d%chunkDur != 0 || d > MaxGOP {
+		return fmt.Errorf("GOP %v: want a positive multiple of the %v chunk duration, at most %v", d, chunkDur, MaxGOP)
+	}
+	return nil
+}
+
+// DefaultWindow is the mem model's chunk window for a keyframe interval:
+// max(3 s, GOP + 1 s) (see MemModel.Window).
+func DefaultWindow(gop time.Duration) time.Duration {
+	return max(3*time.Second, gop+time.Second)
+}
+
 // sampleUpload draws a viewer's upload in bit/s: 20 % cannot upload (blocked,
 // opted out or metered), 30 % 2–5 Mbit/s, 40 % 5–12 Mbit/s, 10 % 20–100
 // Mbit/s. The mix is in bits, not slots, so K and the bitrate do not change
@@ -245,7 +290,6 @@ const (
 	simStream             = "bench"
 	simEpoch              = 1
 	chunkDur              = 250 * time.Millisecond
-	gop                   = 4
 	upControl             = 256e3 // upload of a viewer that cannot relay: control messages only
 	doneRing              = 16
 )
@@ -292,6 +336,7 @@ type simPeer struct {
 	welcome  time.Time
 	departAt time.Time
 	first    time.Time // first chunk played
+	caught   bool      // played a chunk published after first (joinCost.caughtUp)
 	st       []simStripe
 	done     [doneRing]doneRec
 	check    bool
@@ -400,7 +445,7 @@ func newMemSim(ctx context.Context, cfg SwarmConfig) (*memSim, error) {
 		col: newCollector(), pairs: make(map[pairKey]*pair), edges: make(map[pairKey]int32), cur: srcNone,
 	}
 	s.t0 = s.net.Now()
-	src, err := newSynthSource(cfg.Seed, cfg.Bitrate, m.KeyframeRatio)
+	src, err := newSynthSource(cfg.Seed, cfg.Bitrate, m.KeyframeRatio, uint64(m.GOP/chunkDur))
 	if err != nil {
 		return nil, err
 	}
@@ -1229,16 +1274,22 @@ func (pl *simPlayer) Chunk(h chunk.Header, payload []byte) {
 	if p.check && !s.src.payloadOK(h.Seq, payload) {
 		s.col.badPlayed++
 	}
+	pub := s.src.pubAt[h.Seq]
 	if p.first.IsZero() {
 		p.first = now
 		s.col.join.add(now.Sub(p.startAt))
 		if p.startAt.Sub(s.t0) >= s.cfg.Ramp {
 			s.col.joinLate.add(now.Sub(p.startAt))
 		}
+		// Player calls run outside the engine's lock: Traffic is safe.
+		s.col.joinCost.started(p.e.Traffic(), now.Sub(pub))
 	}
-	pub := s.src.pubAt[h.Seq]
 	if pub.Before(p.first) {
 		return // the catch-up burst a joiner starts with is not live delivery
+	}
+	if !p.caught {
+		p.caught = true
+		s.col.joinCost.caughtUp(p.e.Traffic())
 	}
 	depth := "origin"
 	if s.forest != nil {
@@ -1265,7 +1316,7 @@ func (s *memSim) result(wall time.Duration) SwarmResult {
 		Joined: s.joined, Left: s.left, Killed: s.killed, Engine: s.m.engineName(), UploadScale: s.m.UploadScale, Headroom: s.m.Headroom,
 		NoUploadPct: s.m.NoUploadPct, RootCapacity: s.m.RootCapacity,
 		WallS: math.Round(wall.Seconds()*100) / 100, PeakHeapMB: math.Round(float64(s.peakHeap)/1e5) / 10,
-		Events: s.net.Delivered,
+		Events: s.net.Delivered, GOPms: s.m.GOP.Milliseconds(), WindowMs: s.m.Window.Milliseconds(),
 	}
 	if wall > 0 {
 		res.SimSpeed = math.Round(res.DurationS/wall.Seconds()*100) / 100
@@ -1372,7 +1423,7 @@ func (o *simOrigin) answer(b []byte, done func([]byte, error)) {
 func (o *simOrigin) LiveAsync(done func(peer.LiveEdge, error)) {
 	s := o.s
 	n := uint64(len(s.src.sealed))
-	le := peer.LiveEdge{Epoch: simEpoch, Seq: n - 1, Keyframe: (n-2)/gop*gop + 1}
+	le := peer.LiveEdge{Epoch: simEpoch, Seq: n - 1, Keyframe: (n-2)/s.src.gop*s.src.gop + 1}
 	s.net.After(s.m.OriginLatency, func() {
 		s.cur = srcOrigin
 		defer func() { s.cur = srcNone }()
@@ -1390,9 +1441,10 @@ func (o *simOrigin) Live(context.Context) (peer.LiveEdge, error) {
 // ---- the synthetic source ----
 
 // synthSource seals chunks of a fixed bitrate with the real chunk.Sealer
-// (AES-GCM, Ed25519): 250 ms each, a keyframe every 4th, keyframes
-// KeyframeRatio times the others.
+// (AES-GCM, Ed25519): 250 ms each, a keyframe every gop-th (chunk 1 is
+// one), keyframes KeyframeRatio times the others.
 type synthSource struct {
+	gop         uint64 // chunks per GOP
 	pub         ed25519.PublicKey
 	keys        *chunk.Keyring
 	sealer      *chunk.Sealer
@@ -1414,7 +1466,10 @@ func (s seededReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func newSynthSource(seed uint64, bitrate, kfRatio float64) (*synthSource, error) {
+func newSynthSource(seed uint64, bitrate, kfRatio float64, gop uint64) (*synthSource, error) {
+	if gop < 1 {
+		return nil, fmt.Errorf("source: %d chunks per GOP", gop)
+	}
 	r := seededReader{rand.New(rand.NewPCG(seed, 0x6b657973))}
 	ks := sha256.Sum256(binary.BigEndian.AppendUint64([]byte("banyan bench signing key"), seed))
 	priv := ed25519.NewKeyFromSeed(ks[:])
@@ -1431,8 +1486,10 @@ func newSynthSource(seed uint64, bitrate, kfRatio float64) (*synthSource, error)
 		return nil, fmt.Errorf("source: %w", err)
 	}
 	mean := bitrate / 8 * chunkDur.Seconds()
-	base := mean * gop / (kfRatio + gop - 1)
+	g := float64(gop)
+	base := mean * g / (kfRatio + g - 1)
 	src := &synthSource{
+		gop: gop,
 		pub: sealer.PublicKey(), keys: keys, sealer: sealer,
 		slow:  peer.NewVerifyCache(sealer.PublicKey(), simStream, 64),
 		size:  max(int(base)-chunk.Overhead, 64),
@@ -1453,7 +1510,7 @@ func (src *synthSource) payload(seq uint64, n int) []byte {
 
 func (src *synthSource) payloadOK(seq uint64, got []byte) bool {
 	n := src.size
-	if (seq-1)%gop == 0 {
+	if (seq-1)%src.gop == 0 {
 		n = src.kfLen
 	}
 	if len(got) != n {
@@ -1478,7 +1535,7 @@ func (src *synthSource) seal(seq uint64) ([]byte, error) {
 		h.MediaTime = uint64((time.Duration(seq-1) * chunkDur).Microseconds())
 		h.Duration = uint32(chunkDur.Microseconds())
 		n := src.size
-		if (seq-1)%gop == 0 {
+		if (seq-1)%src.gop == 0 {
 			h.Flags |= chunk.FlagKeyframe
 			n = src.kfLen
 		}

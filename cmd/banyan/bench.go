@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -72,6 +73,7 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 		seed                         int
 		duration, ramp, tick         time.Duration
 		window, repair, playout, gap time.Duration
+		gop                          time.Duration
 	)
 	c := newCommand("bench swarm", "", "Runs a swarm of viewers under one broadcast and measures offload, join time, latency per\ntree depth, stalls and re-parenting under churn. --transport mem simulates the network on a\nvirtual clock (peer/memnet: thousands of peers, per-link latency, loss and upload limits);\n--mode origin is the baseline where every viewer fetches from the origin over HTTP.")
 	c.String(&cfg.Transport, "transport", bench.TransportMem, "mem (simulation), webrtc (real nodes on loopback) or netns (native peers in network namespaces; needs root)")
@@ -88,7 +90,8 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 	c.Float(&cfg.Kill, "kill", 0, "share of viewers killed at once at mid-run (0.3 = 30%)")
 	c.Int(&seed, "seed", 1, "random seed (mem runs are deterministic per seed)")
 	c.Duration(&tick, "engine-tick", 0, "mem: how often each engine's Tick runs (default 50ms)")
-	c.Duration(&window, "window", 0, "mem: each engine's chunk window (default 3s)")
+	c.Duration(&gop, "gop", time.Second, "mem: keyframe interval of the simulated stream, a multiple of the 250ms chunk (joiners start at the newest keyframe)")
+	c.Duration(&window, "window", 0, "mem: each engine's chunk window (default max(3s, gop+1s): a joiner's keyframe must still be in its parents' windows)")
 	c.Duration(&repair, "repair-delay", 0, "mem: engines' RepairDelay (default: the engine's, 200ms)")
 	c.Duration(&playout, "playout-delay", 0, "mem: engines' PlayoutDelay (default: the engine's, 1s)")
 	c.Duration(&gap, "piece-gap", 0, "mem: engines' PieceGap (default: the engine's, 100ms)")
@@ -118,6 +121,17 @@ func runBenchSwarm(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	if cfg.ChurnPerMin, err = bench.ParseChurn(churn, cfg.Peers); err != nil {
 		return usageError{"banyan bench swarm: " + err.Error()}
+	}
+	gopSet := false
+	c.fs.Visit(func(f *flag.Flag) { gopSet = gopSet || f.Name == "gop" })
+	if gopSet {
+		if cfg.Transport != bench.TransportMem {
+			return usageError{fmt.Sprintf("banyan bench swarm: --gop is for --transport mem only (the %s transport streams the real seeder's chunks, keyframes where its encoder put them)", cfg.Transport)}
+		}
+		if err := bench.ValidGOP(gop); err != nil {
+			return usageError{"banyan bench swarm: --gop: " + err.Error()}
+		}
+		cfg.Mem.GOP = gop
 	}
 	cfg.Duration, cfg.Ramp, cfg.Seed = duration, ramp, uint64(seed)
 	cfg.Mem.EngineTick, cfg.Mem.Window = tick, window

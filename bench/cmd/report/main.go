@@ -161,6 +161,7 @@ func writeReport(w io.Writer, runs, prev []run, plots []string, in string) {
 	}
 
 	writeBaselines(w, runs)
+	writeGOP(w, runs)
 	writeScaleCheck(w, runs)
 	writeDepthTable(w, runs)
 	writeBytes(w, runs)
@@ -586,8 +587,8 @@ func lines(m map[string]plotter.XYs) []series {
 func plotOffload(runs []run, path string) (bool, error) {
 	m := map[string]plotter.XYs{}
 	for _, r := range runs {
-		if r.Mode != bench.ModeMesh || r.Kill > 0 {
-			continue
+		if r.Mode != bench.ModeMesh || r.Kill > 0 || !defaultGOP(r) || gopSweep(r) {
+			continue // the GOP sweep has its own table
 		}
 		k := fmt.Sprintf("K=%d, %s, churn %s", r.Stripes, engineCol(r), churn(r))
 		if r.Transport == bench.TransportWebRTC {
@@ -702,8 +703,8 @@ func plotReparent(runs []run, path string) (bool, error) {
 func plotStallChurn(runs []run, path string) (bool, error) {
 	m := map[string]plotter.XYs{}
 	for _, r := range runs {
-		if r.Mode != bench.ModeMesh || r.Kill > 0 {
-			continue
+		if r.Mode != bench.ModeMesh || r.Kill > 0 || !defaultGOP(r) || gopSweep(r) {
+			continue // the GOP sweep has its own table
 		}
 		k := fmt.Sprintf("%d viewers, K=%d, %s, %s", r.Peers, r.Stripes, r.ChurnMode, engineCol(r))
 		m[k] = append(m[k], plotter.XY{X: 100 * r.ChurnPerMin / float64(r.Peers), Y: math.Max(100*r.StallRatio, 1e-4)})

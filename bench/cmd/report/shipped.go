@@ -21,9 +21,11 @@ func shipped(r run) bool {
 }
 
 // baseline is a shipped run at issue 16's reference point: the default K,
-// 3 Mbit/s, the model's uplink mix, abrupt churn.
+// 3 Mbit/s, the model's uplink mix, abrupt churn, a 1 s GOP, and not one
+// of the GOP sweep (its own table; its 1 s run repeats mesh-1k).
 func baseline(r run) bool {
-	return shipped(r) && r.Stripes == overlay.DefaultStripes && r.BitrateBps == 3e6 && defaultMix(r) && r.ChurnMode != bench.ChurnClean
+	return shipped(r) && r.Stripes == overlay.DefaultStripes && r.BitrateBps == 3e6 && defaultMix(r) && r.ChurnMode != bench.ChurnClean &&
+		defaultGOP(r) && !gopSweep(r)
 }
 
 func defaultMix(r run) bool { return r.NoUploadPct == 0 || r.NoUploadPct == bench.DefaultNoUploadPct }
@@ -67,7 +69,9 @@ func writeShippedTargets(w io.Writer, runs, prev []run) {
 	}
 	var base, all []run
 	for _, r := range runs {
-		if shipped(r) {
+		// The GOP sweep has its own table (writeGOP): targets are for the
+		// reference stream's 1 s GOP.
+		if shipped(r) && defaultGOP(r) && !gopSweep(r) {
 			all = append(all, r)
 			if baseline(r) {
 				base = append(base, r)
