@@ -33,9 +33,14 @@ var g2gCameraJS = fmt.Sprintf(`(() => {
 		const draw = () => {
 			const ms = Math.floor(performance.timeOrigin + performance.now()) %% 2 ** 32;
 			n++;
-			// Something moving below the blocks, so that the encoder has
-			// more than the blocks to code.
+			// Something moving below the blocks, and noise, so that the
+			// encoder has more than the blocks to code (a camera's sensor
+			// noise keeps an encoder at its bitrate cap).
 			g.fillStyle = 'hsl(' + (n %% 360) + ' 40%% 35%%)'; g.fillRect(0, 0, 640, 360);
+			for (let i = 0; i < 60; i++) {
+				g.fillStyle = 'rgb(' + (Math.random() * 256 | 0) + ',' + (Math.random() * 256 | 0) + ',' + (Math.random() * 256 | 0) + ')';
+				g.fillRect(Math.random() * 632 | 0, 72 + (Math.random() * 280 | 0), 8, 8);
+			}
 			g.fillStyle = '#ddd'; g.fillRect((n * 6) %% 640, 140, 96, 96);
 			g.fillStyle = '#000'; g.fillRect(0, 0, X0 * 2 + BITS * W, INV + B + 4);
 			g.fillStyle = '#fff';
@@ -66,10 +71,13 @@ var g2gCameraJS = fmt.Sprintf(`(() => {
 	window.__g2gEncoder = async () => {
 		const pc = pcs[pcs.length - 1];
 		if (!pc) return {};
-		let v = null;
-		(await pc.getStats()).forEach((r) => { if (r.type === 'outbound-rtp' && r.kind === 'video' && (!v || r.bytesSent > v.bytesSent)) v = r; });
+		let v = null, src = null;
+		(await pc.getStats()).forEach((r) => {
+			if (r.type === 'outbound-rtp' && r.kind === 'video' && (!v || r.bytesSent > v.bytesSent)) v = r;
+			if (r.type === 'media-source' && r.kind === 'video') src = r;
+		});
 		if (!v) return {};
-		return {t: v.timestamp, bytes: v.bytesSent || 0, frames: v.framesEncoded || 0, keys: v.keyFramesEncoded || 0,
+		return {t: v.timestamp, bytes: v.bytesSent || 0, frames: v.framesEncoded || 0, keys: v.keyFramesEncoded || 0, captured: src ? src.frames || 0 : 0,
 			encodeS: v.totalEncodeTime || 0, w: v.frameWidth || 0, h: v.frameHeight || 0, encoder: v.encoderImplementation || '',
 			limit: v.qualityLimitationReason || '', target: v.targetBitrate || 0, drawn: window.__g2gDrawn, hidden: document.hidden};
 	};
@@ -77,18 +85,20 @@ var g2gCameraJS = fmt.Sprintf(`(() => {
 
 // g2gEncoder is what window.__g2gEncoder returns.
 type g2gEncoder struct {
-	T       float64 `json:"t"` // ms
-	Bytes   float64 `json:"bytes"`
-	Frames  float64 `json:"frames"`
-	Keys    float64 `json:"keys"`
-	EncodeS float64 `json:"encodeS"`
-	W       float64 `json:"w"`
-	H       float64 `json:"h"`
-	Encoder string  `json:"encoder"`
-	Limit   string  `json:"limit"`
-	Target  float64 `json:"target"` // bit/s
-	Drawn   float64 `json:"drawn"`
-	Hidden  bool    `json:"hidden"`
+	T      float64 `json:"t"` // ms
+	Bytes  float64 `json:"bytes"`
+	Frames float64 `json:"frames"`
+	Keys   float64 `json:"keys"`
+	// Captured is the frames the track gave the encoder (media-source).
+	Captured float64 `json:"captured"`
+	EncodeS  float64 `json:"encodeS"`
+	W        float64 `json:"w"`
+	H        float64 `json:"h"`
+	Encoder  string  `json:"encoder"`
+	Limit    string  `json:"limit"`
+	Target   float64 `json:"target"` // bit/s
+	Drawn    float64 `json:"drawn"`
+	Hidden   bool    `json:"hidden"`
 }
 
 // g2gWHIP publishes the stamped pattern by WHIP from the real publish page
@@ -162,9 +172,9 @@ func g2gWHIP(t *testing.T, ctx, bctx context.Context, up *upProc) func() func() 
 			if keys > 0 {
 				kfi = fmt.Sprintf("%.0f frames, %.2f s", frames/keys, s/keys)
 			}
-			t.Logf("figures: WHIP publisher over %.1f s: %s %.0fx%.0f, %.0f kbit/s sent (target %.0f, limited by %q), %.1f fps encoded (%.1f drawn), "+
+			t.Logf("figures: WHIP publisher over %.1f s: %s %.0fx%.0f, %.0f kbit/s sent (target %.0f, limited by %q), %.1f fps encoded of %.1f captured (%.1f drawn), "+
 				"%.0f keyframes: one every %s; encode %.1f ms/frame; page hidden %v; the seeder's keyframe interval gauge %.2f s, %.0f PLIs sent meanwhile",
-				s, b.Encoder, b.W, b.H, (b.Bytes-a.Bytes)*8/s/1000, b.Target/1000, b.Limit, frames/s, (b.Drawn-a.Drawn)/s,
+				s, b.Encoder, b.W, b.H, (b.Bytes-a.Bytes)*8/s/1000, b.Target/1000, b.Limit, frames/s, (b.Captured-a.Captured)/s, (b.Drawn-a.Drawn)/s,
 				keys, kfi, 1000*(b.EncodeS-a.EncodeS)/max(frames, 1), b.Hidden,
 				metric(t, up, `banyan_seeder_keyframe_interval_seconds{stream="demo"}`), metric(t, up, "banyan_whip_plis_total")-plis)
 		}
