@@ -71,13 +71,14 @@ var g2gCameraJS = fmt.Sprintf(`(() => {
 	window.__g2gEncoder = async () => {
 		const pc = pcs[pcs.length - 1];
 		if (!pc) return {};
-		let v = null, src = null;
+		let v = null, src = null, audio = 0;
 		(await pc.getStats()).forEach((r) => {
 			if (r.type === 'outbound-rtp' && r.kind === 'video' && (!v || r.bytesSent > v.bytesSent)) v = r;
 			if (r.type === 'media-source' && r.kind === 'video') src = r;
+			if (r.type === 'outbound-rtp' && r.kind === 'audio') audio += r.bytesSent || 0;
 		});
 		if (!v) return {};
-		return {t: v.timestamp, bytes: v.bytesSent || 0, frames: v.framesEncoded || 0, keys: v.keyFramesEncoded || 0, captured: src ? src.frames || 0 : 0,
+		return {t: v.timestamp, bytes: v.bytesSent || 0, frames: v.framesEncoded || 0, keys: v.keyFramesEncoded || 0, captured: src ? src.frames || 0 : 0, audio,
 			encodeS: v.totalEncodeTime || 0, w: v.frameWidth || 0, h: v.frameHeight || 0, encoder: v.encoderImplementation || '',
 			limit: v.qualityLimitationReason || '', target: v.targetBitrate || 0, drawn: window.__g2gDrawn, hidden: document.hidden};
 	};
@@ -91,6 +92,7 @@ type g2gEncoder struct {
 	Keys   float64 `json:"keys"`
 	// Captured is the frames the track gave the encoder (media-source).
 	Captured float64 `json:"captured"`
+	Audio    float64 `json:"audio"` // audio bytes sent
 	EncodeS  float64 `json:"encodeS"`
 	W        float64 `json:"w"`
 	H        float64 `json:"h"`
@@ -173,9 +175,9 @@ func g2gWHIP(t *testing.T, ctx, bctx context.Context, up *upProc) func() func() 
 				kfi = fmt.Sprintf("%.0f frames, %.2f s", frames/keys, s/keys)
 			}
 			t.Logf("figures: WHIP publisher over %.1f s: %s %.0fx%.0f, %.0f kbit/s sent (target %.0f, limited by %q), %.1f fps encoded of %.1f captured (%.1f drawn), "+
-				"%.0f keyframes: one every %s; encode %.1f ms/frame; page hidden %v; the seeder's keyframe interval gauge %.2f s, %.0f PLIs sent meanwhile",
+				"%.0f keyframes: one every %s; encode %.1f ms/frame; audio %.0f kbit/s; page hidden %v; the seeder's keyframe interval gauge %.2f s, %.0f PLIs sent meanwhile",
 				s, b.Encoder, b.W, b.H, (b.Bytes-a.Bytes)*8/s/1000, b.Target/1000, b.Limit, frames/s, (b.Captured-a.Captured)/s, (b.Drawn-a.Drawn)/s,
-				keys, kfi, 1000*(b.EncodeS-a.EncodeS)/max(frames, 1), b.Hidden,
+				keys, kfi, 1000*(b.EncodeS-a.EncodeS)/max(frames, 1), (b.Audio-a.Audio)*8/s/1000, b.Hidden,
 				metric(t, up, `banyan_seeder_keyframe_interval_seconds{stream="demo"}`), metric(t, up, "banyan_whip_plis_total")-plis)
 		}
 	}
