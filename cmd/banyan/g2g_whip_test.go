@@ -123,12 +123,26 @@ type g2gEncoder struct {
 // most a frame after it is drawn), real microphone capture, a network
 // (loopback: no loss, no queueing, so the encoder's congestion control
 // never backs off), and hardware encoders (headless Chromium here encodes
-// in software: OpenH264). The browser picks its own keyframe interval (it
-// makes keyframes only when asked: the WHIP server's PLIs, every 2 s
-// without one) and its own bitrate under the page's cap; both are logged
-// over the sample from the publisher's RTCPeerConnection.getStats
-// (outbound-rtp: bytesSent, framesEncoded, keyFramesEncoded), as is the
-// seeder's keyframe interval gauge.
+// in software, presumably OpenH264: getStats hides encoderImplementation
+// from a page that holds no real capture permission). The canvas carries
+// 60 random 8x8 squares a frame for sensor noise: a flat scene left the
+// encoder at 230–270 kbit/s, 400 squares held it at 17 fps; with 60 it
+// sends at the page's 1.5 Mbit/s cap at 30 fps, as ffmpeg does (its chunks
+// 1.54 against 1.62–1.64 Mbit/s). The browser picks its own keyframe
+// interval (it makes keyframes only when asked: the WHIP server's PLIs,
+// every 2 s without one; ffmpeg's is 1 s) and its own bitrate under the
+// page's cap; both are logged over the sample from the publisher's
+// RTCPeerConnection.getStats (outbound-rtp: bytesSent, framesEncoded,
+// keyFramesEncoded; media-source: frames captured), as is the seeder's
+// keyframe interval gauge. Both tabs run in one Chromium, which also
+// decodes and presents the viewer's frames: on this 2-core machine the
+// publisher's capture and encode compete with the viewer.
+//
+// Figures (BANYAN_G2G_SETTLE=20s, load 6–8): p50/p95 771/839 and 602/619
+// ms, against RTMP zerolatency 767/792 and 735/738 ms between them; most
+// of either is the player's buffer (in buffer → presented), which under
+// WHIP wandered 350–730 ms behind its newest media where under RTMP it
+// held 540–590.
 func g2gWHIP(t *testing.T, ctx, bctx context.Context, up *upProc) func() func() {
 	_, key := up.rtmpURL(t)
 	pctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
