@@ -132,39 +132,58 @@ type g2gResult struct {
 // g2gSample is how long the latency is sampled.
 var g2gSample = 20 * time.Second
 
+// g2gSource starts publishing the stamped pattern to up (bctx is the
+// browser the viewer will open in). What it returns, if not nil, is called
+// as sampling starts and returns what to call as it ends, which logs what
+// the source did meanwhile.
+type g2gSource func(t *testing.T, ctx, bctx context.Context, up *upProc) (sampling func() (done func()))
+
 type g2gRun struct {
-	name        string
-	zerolatency bool
-	chain       int // native relays between the seeder's root peer and the browser
+	name   string
+	chain  int // native relays between the seeder's root peer and the browser
+	source g2gSource
 }
 
 // TestMeasureGlassToGlass reports glass-to-glass latency p50/p95 for a
 // Chromium viewer at depth 1 and behind a chain of native relays (depth ≥
-// 3), with ffmpeg's x264 at -tune zerolatency and at its defaults.
+// 3), with ffmpeg's x264 at -tune zerolatency and at its defaults by RTMP,
+// and with Chromium's own encoder by WHIP (see g2gWHIP).
 //
 //	BANYAN_MEASURE=1 go test ./cmd/banyan -run MeasureGlassToGlass -v
+//	BANYAN_MEASURE=1 go test ./cmd/banyan -run 'MeasureGlassToGlass/WHIP' -v
 func TestMeasureGlassToGlass(t *testing.T) {
 	measuring(t)
-	ffmpeg := e2e.Require(t, "ffmpeg")
 	for _, r := range []g2gRun{
-		{"depth 1, zerolatency", true, 0},
-		{"depth 1, x264 defaults", false, 0},
-		{"depth 3+, zerolatency", true, 6},
+		{"depth 1, zerolatency", 0, g2gRTMP(true)},
+		{"depth 1, x264 defaults", 0, g2gRTMP(false)},
+		{"depth 3+, zerolatency", 6, g2gRTMP(true)},
+		{"WHIP", 0, g2gWHIP},
 	} {
-		t.Run(r.name, func(t *testing.T) { measureG2G(t, ffmpeg, r) })
+		t.Run(r.name, func(t *testing.T) { measureG2G(t, r) })
 	}
 }
 
-func measureG2G(t *testing.T, ffmpeg string, r g2gRun) {
+// g2gRTMP publishes the pattern from ffmpeg by RTMP (publishG2G, a
+// keyframe a second).
+func g2gRTMP(zerolatency bool) g2gSource {
+	return func(t *testing.T, ctx, _ context.Context, up *upProc) func() func() {
+		ffmpeg := e2e.Require(t, "ffmpeg")
+		url, key := up.rtmpURL(t)
+		ff := publishG2G(ctx, ffmpeg, url+"/"+key, zerolatency, 30, 120)
+		if err := ff.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+		return nil
+	}
+}
+
+func measureG2G(t *testing.T, r g2gRun) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	up := startUp(t, t.TempDir(), "--ice-loopback", "--root-capacity", "1", "--stripes", "1")
-	url, key := up.rtmpURL(t)
-	ff := publishG2G(ctx, ffmpeg, url+"/"+key, r.zerolatency, 30, 120)
-	if err := ff.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ff.Process.Kill(); ff.Wait() })
+	bctx := browser(t, ctx)
+	sampling := r.source(t, ctx, bctx, up)
 	viewerKeys(t, up.base, "demo")
 	// Native relays joined one after the other, each offering five slots
 	// (20 Mbit/s at the tracker's assumed 3 Mbit/s stream, less headroom):
@@ -176,7 +195,6 @@ func measureG2G(t *testing.T, ffmpeg string, r g2gRun) {
 		relays = append(relays, startPeer(t, up.base, "--duration", "60s", "--log-level", "warn", "--capacity-mbps", "20"))
 		time.Sleep(3 * time.Second)
 	}
-	bctx := browser(t, ctx)
 	v := openViewer(t, bctx, up.base+"/watch/demo")
 	waitViewer(t, v, "live", 60*time.Second, func(p viewerProbe) bool { return p.State == "live" && p.Time > 0 })
 	// Let live-edge control settle (5 s, or BANYAN_G2G_SETTLE), then
@@ -201,6 +219,11 @@ func measureG2G(t *testing.T, ffmpeg string, r g2gRun) {
 	if ok, err := chromedp.Run(v, chromedp.Evaluate[bool](g2gSamplerJS)); err != nil || !ok {
 		t.Fatalf("sampler: %v", err)
 	}
+	var sampled func()
+	if sampling != nil {
+		sampled = sampling()
+	}
+	bytes0, start := metric(t, up, `banyan_seeder_chunk_bytes_total{stream="demo"}`), time.Now()
 	// The engine's playout target and the player's position, each second.
 	var targets, behinds []string
 	for end := time.Now().Add(g2gSample); time.Now().Before(end); time.Sleep(time.Second) {
@@ -210,6 +233,10 @@ func measureG2G(t *testing.T, ffmpeg string, r g2gRun) {
 		}
 	}
 	stopFollow()
+	if sampled != nil {
+		sampled()
+	}
+	t.Logf("seeder: %.0f kbit/s of chunks over the sample", (metric(t, up, `banyan_seeder_chunk_bytes_total{stream="demo"}`)-bytes0)*8/time.Since(start).Seconds()/1000)
 	res, err := chromedp.Run(v, chromedp.Evaluate[g2gResult](`window.__g2g`))
 	if err != nil {
 		t.Fatal(err)
