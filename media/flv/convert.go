@@ -267,11 +267,11 @@ func (c *Converter) refuse(ts uint32, err error) error {
 	if !c.drop || !errors.As(err, &ue) {
 		return err
 	}
-	refused, other, count := &c.refusedVideo, c.refusedAudio, &c.stats.UnsupportedVideo
-	otherKind, supported := media.Audio, "H.264, HEVC"
+	refused, count := &c.refusedVideo, &c.stats.UnsupportedVideo
+	otherKind, otherRefused, supported := media.Audio, c.refusedAudio != "" && !c.haveAudio, "H.264, HEVC"
 	if ue.Kind == media.Audio {
-		refused, other, count = &c.refusedAudio, c.refusedVideo, &c.stats.UnsupportedAudio
-		otherKind, supported = media.Video, "AAC (LC, HE-AAC)"
+		refused, count = &c.refusedAudio, &c.stats.UnsupportedAudio
+		otherKind, otherRefused, supported = media.Video, c.refusedVideo != "" && !c.haveVideo, "AAC (LC, HE-AAC)"
 	}
 	*count++
 	if c.refusedVideo == "" && c.refusedAudio == "" {
@@ -286,7 +286,7 @@ func (c *Converter) refuse(ts uint32, err error) error {
 		}
 	}
 	switch {
-	case other != "":
+	case otherRefused: // and not replaced by a supported codec since
 		return fmt.Errorf("%w: the video codec %s and the audio codec %s are both unsupported: %w",
 			ErrNothingPlayable, c.refusedVideo, c.refusedAudio, ue)
 	case !c.haveVideo && !c.haveAudio && time.Duration(int32(ts-c.refusedAt))*time.Millisecond >= NothingPlayableWait:
