@@ -41,24 +41,34 @@ func TestLongGOPAdvice(t *testing.T) {
 // changed signature would silently lose the advice.
 var _ flv.UnsupportedSink = (*seeder.Publish)(nil)
 
-// TestUnsupportedCodecAdvice: a publish whose video the ingest drops for
-// its codec (AV1 over enhanced RTMP) stays live and tells the broadcaster
-// why, where the keyframe advice shows (dashboard, publish page).
+// TestUnsupportedCodecAdvice: a publish whose video (AV1 over enhanced
+// RTMP) or audio (MP3) the ingest drops for its codec stays live and
+// tells the broadcaster why and what to set, where the keyframe advice
+// shows (dashboard, publish page).
 func TestUnsupportedCodecAdvice(t *testing.T) {
-	h := newHLSHarness(t)
-	p, err := h.s.StartPublish("demo", "rtmp", true, 0, func() {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.End(nil)
-	p.Unsupported(media.Video, "AV1 (enhanced RTMP av01)")
-	_, adv := h.s.KeyframeInterval("demo")
-	for _, want := range []string{"AV1 (enhanced RTMP av01)", "viewers get no video", "H.264 or HEVC"} {
-		if !strings.Contains(adv, want) {
-			t.Fatalf("advice %q lacks %q", adv, want)
+	for _, tc := range []struct {
+		kind  media.Kind
+		codec string
+		want  []string
+	}{
+		{media.Video, "AV1 (enhanced RTMP av01)", []string{"video codec AV1 (enhanced RTMP av01) is not supported", "viewers get no video", "H.264 or HEVC"}},
+		{media.Audio, "MP3", []string{"audio codec MP3 is not supported", "the stream goes on without audio", "Settings → Output → Audio Encoder: AAC"}},
+	} {
+		h := newHLSHarness(t)
+		p, err := h.s.StartPublish("demo", "rtmp", true, 0, func() {})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !h.s.Live("demo") {
-		t.Fatal("the publish is not live")
+		p.Unsupported(tc.kind, tc.codec)
+		_, adv := h.s.KeyframeInterval("demo")
+		for _, want := range tc.want {
+			if !strings.Contains(adv, want) {
+				t.Fatalf("advice %q lacks %q", adv, want)
+			}
+		}
+		if !h.s.Live("demo") {
+			t.Fatal("the publish is not live")
+		}
+		p.End(nil)
 	}
 }

@@ -422,11 +422,12 @@ func (p *Publish) AudioConfig(c media.AudioConfig) error { return p.pkg.AudioCon
 // broadcaster reads why where the keyframe advice shows (dashboard,
 // publish page), instead of an encoder reconnecting in a loop.
 func (p *Publish) Unsupported(kind media.Kind, codec string) {
-	adv := fmt.Sprintf("%s codec Banyan cannot carry, %s: viewers get no %s; set an H.264 or HEVC encoder "+
-		"(OBS: Settings → Output → Video Encoder: x264, or an H.264 or HEVC hardware encoder)", kind, codec, kind)
-	if kind != media.Video {
-		adv = fmt.Sprintf("%s codec Banyan cannot carry, %s: viewers get no %s; set AAC", kind, codec, kind)
+	fix := "set an H.264 or HEVC encoder (OBS: Settings → Output → Video Encoder: x264, or an H.264 or HEVC hardware encoder)"
+	if kind == media.Audio {
+		fix = "set AAC (OBS: Settings → Output → Audio Encoder: AAC)"
 	}
+	adv := fmt.Sprintf("%s codec %s is not supported: the stream goes on without %s, viewers get no %s; %s",
+		kind, codec, kind, kind, fix)
 	p.codecAdvice.Store(&adv)
 	p.s.metrics.refusals.WithLabelValues(p.protocol, "unsupported_"+kind.String()).Inc()
 }

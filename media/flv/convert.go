@@ -2,6 +2,7 @@ package flv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -52,15 +53,27 @@ type Config struct {
 	MaxJump time.Duration
 	// MaxNALUs bounds NAL units per video frame.
 	MaxNALUs int
-	// DropUnsupportedVideo makes an unsupported video codec (AV1, VP9…)
-	// drop the video instead of failing: the publish goes on with its
-	// audio, the codec is logged once and reported to a sink that is an
+	// DropUnsupported makes a track of an unsupported codec (AV1 or VP9
+	// video; MP3, Opus or an AAC other than LC/HE audio) be dropped
+	// instead of failing: the publish goes on with the other track, the
+	// codec is logged once and reported to a sink that is an
 	// UnsupportedSink. An encoder whose publish fails reconnects in a
 	// loop (OBS does, every few seconds); one that keeps streaming into
 	// a refused track does not, and the broadcaster reads why on the
-	// dashboard.
-	DropUnsupportedVideo bool
+	// dashboard. When nothing is left to play (both tracks refused, or
+	// one refused and no other configured within NothingPlayableWait of
+	// its media) the call fails with ErrNothingPlayable.
+	DropUnsupported bool
 }
+
+// NothingPlayableWait is how much media time of a refused track
+// (Config.DropUnsupported) may pass without a configured track of the
+// other kind before the publish is failed as having nothing to play.
+const NothingPlayableWait = 5 * time.Second
+
+// ErrNothingPlayable is returned (wrapping the *UnsupportedCodecError)
+// when, with Config.DropUnsupported, no track is left to carry.
+var ErrNothingPlayable = errors.New("flv: nothing playable")
 
 // UnsupportedSink is implemented by sinks that want to know about a track
 // the converter drops because its codec is unsupported (once per codec).
@@ -81,9 +94,9 @@ type Stats struct {
 	// BackwardAudio counts AAC frames dropped because their timestamp
 	// stepped back over audio already passed on.
 	BackwardAudio uint64
-	// UnsupportedVideo counts video messages dropped for their codec
-	// (Config.DropUnsupportedVideo).
-	UnsupportedVideo uint64
+	// UnsupportedVideo and UnsupportedAudio count messages dropped for
+	// their codec (Config.DropUnsupported).
+	UnsupportedVideo, UnsupportedAudio uint64
 	// InbandConfigs counts parameter set changes taken from keyframes.
 	InbandConfigs uint64
 }
@@ -114,14 +127,18 @@ type Converter struct {
 	loggedNoV   bool
 	loggedWait  bool
 	loggedBadPS bool
-	dropVideo   bool   // Config.DropUnsupportedVideo
-	refused     string // the unsupported video codec reported, "" if none
 
 	// audio
 	haveAudio bool
 	asc       []byte
 	loggedNoA bool
 	aclock    sampleClock
+
+	// tracks dropped for their codec (Config.DropUnsupported)
+	drop         bool
+	refusedVideo string // the unsupported codec reported, "" if none
+	refusedAudio string
+	refusedAt    uint32 // RTMP time of the first refused message
 
 	// timeline
 	haveTS  bool
@@ -139,7 +156,7 @@ type Converter struct {
 
 // NewConverter returns a Converter writing to cfg.Sink.
 func NewConverter(cfg Config) *Converter {
-	c := &Converter{sink: cfg.Sink, log: cfg.Logger, maxJump: cfg.MaxJump, maxNAL: cfg.MaxNALUs, dropVideo: cfg.DropUnsupportedVideo}
+	c := &Converter{sink: cfg.Sink, log: cfg.Logger, maxJump: cfg.MaxJump, maxNAL: cfg.MaxNALUs, drop: cfg.DropUnsupported}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -161,10 +178,14 @@ func (c *Converter) Stats() Stats { return c.stats }
 func (c *Converter) Audio(ts uint32, body []byte) error {
 	tag, err := ParseAudioTag(body)
 	if err != nil {
-		return err
+		return c.refuse(ts, err)
 	}
 	if tag.AACPacketType == AACSequenceHeader {
-		return c.audioConfig(tag.Data)
+		return c.refuse(ts, c.audioConfig(tag.Data))
+	}
+	if !c.haveAudio && c.refusedAudio != "" {
+		// Frames of an AAC profile refused in its sequence header.
+		return c.refuse(ts, &UnsupportedCodecError{Kind: media.Audio, Codec: c.refusedAudio})
 	}
 	if !c.haveAudio {
 		c.stats.DroppedAudio++
@@ -234,6 +255,44 @@ func (c *Converter) audioConfig(data []byte) error {
 	c.stats.AudioConfigs++
 	c.log.Info("rtmp: audio config", "codec", "aac", "object_type", int(asc.Type),
 		"sample_rate", cfg.SampleRate, "channels", cfg.Channels)
+	return nil
+}
+
+// refuse handles err, the error of a message with RTMP time ts: with
+// Config.DropUnsupported an *UnsupportedCodecError drops the message and
+// its track (logged and told to the sink once per codec) unless nothing
+// would be left to play; any other error, or nil, is returned as is.
+func (c *Converter) refuse(ts uint32, err error) error {
+	var ue *UnsupportedCodecError
+	if !c.drop || !errors.As(err, &ue) {
+		return err
+	}
+	refused, count := &c.refusedVideo, &c.stats.UnsupportedVideo
+	otherKind, otherRefused, supported := media.Audio, c.refusedAudio != "" && !c.haveAudio, "H.264, HEVC"
+	if ue.Kind == media.Audio {
+		refused, count = &c.refusedAudio, &c.stats.UnsupportedAudio
+		otherKind, otherRefused, supported = media.Video, c.refusedVideo != "" && !c.haveVideo, "AAC (LC, HE-AAC)"
+	}
+	*count++
+	if c.refusedVideo == "" && c.refusedAudio == "" {
+		c.refusedAt = ts
+	}
+	if *refused != ue.Codec {
+		*refused = ue.Codec
+		c.log.Warn(fmt.Sprintf("rtmp: unsupported %s codec, %s dropped; %s continues", ue.Kind, ue.Kind, otherKind),
+			"codec", ue.Codec, "supported", supported)
+		if us, ok := c.sink.(UnsupportedSink); ok {
+			us.Unsupported(ue.Kind, ue.Codec)
+		}
+	}
+	switch {
+	case otherRefused: // and not replaced by a supported codec since
+		return fmt.Errorf("%w: the video codec %s and the audio codec %s are both unsupported: %w",
+			ErrNothingPlayable, c.refusedVideo, c.refusedAudio, ue)
+	case !c.haveVideo && !c.haveAudio && time.Duration(int32(ts-c.refusedAt))*time.Millisecond >= NothingPlayableWait:
+		return fmt.Errorf("%w: the %s codec %s is unsupported and no %s came in %v: %w",
+			ErrNothingPlayable, ue.Kind, ue.Codec, otherKind, NothingPlayableWait, ue)
+	}
 	return nil
 }
 

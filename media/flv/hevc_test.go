@@ -181,12 +181,12 @@ func (s *recSink) Unsupported(kind media.Kind, codec string) {
 	s.unsupported = append(s.unsupported, kind.String()+" "+codec)
 }
 
-// TestConverterDropsUnsupportedVideo: with DropUnsupportedVideo an AV1
+// TestConverterDropsUnsupportedVideo: with DropUnsupported an AV1
 // publish keeps its audio, the video is dropped and reported once.
 func TestConverterDropsUnsupportedVideo(t *testing.T) {
 	s := &recSink{}
 	lc := &logCounter{}
-	c := NewConverter(Config{Sink: s, Logger: slog.New(lc), DropUnsupportedVideo: true})
+	c := NewConverter(Config{Sink: s, Logger: slog.New(lc), DropUnsupported: true})
 	if err := c.Audio(0, aacHeader()); err != nil {
 		t.Fatal(err)
 	}
@@ -211,9 +211,11 @@ func TestConverterDropsUnsupportedVideo(t *testing.T) {
 	if st := c.Stats(); st.UnsupportedVideo != 20 {
 		t.Fatalf("stats %+v", st)
 	}
-	// Unsupported audio still ends the publish: there is nothing to play.
-	if err := c.Audio(0, []byte{0x2f, 0xff, 0xfb}); !errors.Is(err, ErrUnsupportedCodec) {
-		t.Fatalf("MP3 with DropUnsupportedVideo: %v", err)
+	// Unsupported audio too ends the publish: there is nothing to play.
+	err := c.Audio(210, []byte{0x2f, 0xff, 0xfb})
+	if !errors.Is(err, ErrNothingPlayable) || !errors.Is(err, ErrUnsupportedCodec) ||
+		!strings.Contains(err.Error(), "AV1") || !strings.Contains(err.Error(), "MP3") {
+		t.Fatalf("MP3 after AV1: %v, want nothing playable naming both codecs", err)
 	}
 }
 
@@ -228,7 +230,7 @@ func FuzzHEVCVideo(f *testing.F) {
 	f.Add(uint32(33), byte(exCodedFramesX), avcc(vps2, sps2, pps2, hevcIDR))
 	f.Add(uint32(33), byte(exCodedFramesX), avcc([]byte{0x42, 0x01, 0x01}, hevcCRA))
 	f.Fuzz(func(t *testing.T, ts uint32, pkt byte, body []byte) {
-		c := NewConverter(Config{Sink: &checkSink{t: t, last: map[media.Kind]time.Duration{}}, DropUnsupportedVideo: true})
+		c := NewConverter(Config{Sink: &checkSink{t: t, last: map[media.Kind]time.Duration{}}, DropUnsupported: true})
 		if err := c.Video(0, exVideo(FrameKey, exSequenceStart, "hvc1", hvcC(t, vps, sps, pps))); err != nil {
 			t.Fatal(err)
 		}
@@ -239,4 +241,97 @@ func FuzzHEVCVideo(f *testing.F) {
 		_ = c.Video(ts+100, body)
 		_ = c.Video(ts+133, exVideo(FrameKey, exCodedFramesX, "hvc1", avcc(hevcIDR)))
 	})
+}
+
+// TestConverterDropsUnsupportedAudio: with DropUnsupported, audio the
+// packager cannot take (MP3, Opus over enhanced RTMP, AAC Main) is
+// dropped and reported once, however many packets come, and the H.264
+// video goes on as a video-only stream. It used to end the publish, and
+// OBS reconnected in a loop.
+func TestConverterDropsUnsupportedAudio(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		codec       string
+		header, raw []byte // header nil: none
+	}{
+		{name: "MP3", codec: "MP3", raw: []byte{0x2f, 0xff, 0xfb, 0x90, 0x64}},
+		{name: "MP3 8 kHz", codec: "MP3 8 kHz", raw: []byte{0xe2, 0xff, 0xf3}},
+		{name: "enhanced Opus", codec: "Opus (enhanced RTMP)",
+			header: append(append([]byte{0x90}, "Opus"...), "OpusHead\x01\x02\x38\x01\x80\xbb\x00\x00\x00\x00\x00"...),
+			raw:    append([]byte{0x91}, "Opus\xf8\xff\xfe"...)},
+		{name: "AAC Main", codec: "AAC object type 1", header: []byte{0xaf, 0, 0x0a, 0x10}, raw: aacFrame(1)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &recSink{}
+			lc := &logCounter{}
+			c := NewConverter(Config{Sink: s, Logger: slog.New(lc), DropUnsupported: true})
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(c.Video(0, seqHeader()))
+			msgs := 0
+			if tt.header != nil {
+				must(c.Audio(0, tt.header))
+				msgs++
+			}
+			const frames = 300 // 10 s of video, 14 s of audio packets
+			for i := range frames {
+				v := interFrame(0)
+				if i%30 == 0 {
+					v = idrFrame(0)
+				}
+				must(c.Video(uint32(i*33), v))
+				for j := range 2 {
+					must(c.Audio(uint32(i*33+j*16), tt.raw))
+					msgs++
+				}
+			}
+			if v, a := s.kind(media.Video), s.kind(media.Audio); len(v) != frames || len(a) != 0 || len(s.acfgs) != 0 {
+				t.Fatalf("%d video AUs, %d audio frames, %d audio configs; want %d, 0, 0", len(v), len(a), len(s.acfgs), frames)
+			}
+			if len(s.unsupported) != 1 || s.unsupported[0] != "audio "+tt.codec {
+				t.Fatalf("reported %q, want once %q", s.unsupported, "audio "+tt.codec)
+			}
+			if n := lc.count("rtmp: unsupported audio codec, audio dropped; video continues"); n != 1 {
+				t.Fatalf("logged %d times", n)
+			}
+			if st := c.Stats(); st.UnsupportedAudio != uint64(msgs) || st.DroppedAudio != 0 {
+				t.Fatalf("stats %+v, want %d unsupported audio messages", st, msgs)
+			}
+		})
+	}
+}
+
+// TestConverterNothingPlayable: with DropUnsupported, a publish left with
+// no track to carry still fails, naming the codecs: both tracks refused
+// (at once), or one refused and no other track configured within
+// NothingPlayableWait of its media (an audio-only MP3 publish).
+func TestConverterNothingPlayable(t *testing.T) {
+	mp3 := []byte{0x2f, 0xff, 0xfb, 0x90}
+	av1 := exVideo(FrameKey, exSequenceStart, "av01", []byte{0x81, 0, 0, 0})
+
+	c := NewConverter(Config{Sink: &recSink{}, DropUnsupported: true})
+	if err := c.Audio(0, mp3); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Video(0, av1)
+	if !errors.Is(err, ErrNothingPlayable) || !errors.Is(err, ErrUnsupportedCodec) ||
+		!strings.Contains(err.Error(), "video codec AV1") || !strings.Contains(err.Error(), "audio codec MP3") {
+		t.Fatalf("AV1 after MP3: %v", err)
+	}
+
+	c = NewConverter(Config{Sink: &recSink{}, DropUnsupported: true})
+	wait := uint32(NothingPlayableWait / time.Millisecond)
+	for ts := uint32(1000); ts < 1000+wait; ts += 26 {
+		if err := c.Audio(ts, mp3); err != nil {
+			t.Fatalf("at %d ms: %v", ts, err)
+		}
+	}
+	err = c.Audio(1000+wait, mp3)
+	if !errors.Is(err, ErrNothingPlayable) || !strings.Contains(err.Error(), "MP3") || !strings.Contains(err.Error(), "no video") {
+		t.Fatalf("MP3 only, after %v: %v", NothingPlayableWait, err)
+	}
 }

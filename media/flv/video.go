@@ -2,7 +2,6 @@ package flv
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"time"
 
@@ -16,12 +15,7 @@ import (
 func (c *Converter) Video(ts uint32, body []byte) error {
 	tag, err := ParseVideoTag(body)
 	if err != nil {
-		var ue *UnsupportedCodecError
-		if c.dropVideo && errors.As(err, &ue) && ue.Kind == media.Video {
-			c.refuseVideo(ue)
-			return nil
-		}
-		return err
+		return c.refuse(ts, err)
 	}
 	if tag.FrameType == FrameCommand {
 		return nil
@@ -94,21 +88,6 @@ func (c *Converter) Video(ts uint32, body []byte) error {
 		Key:   key,
 		NALUs: nalus,
 	})
-}
-
-// refuseVideo drops a video message of an unsupported codec, telling the
-// log and the sink once per codec.
-func (c *Converter) refuseVideo(ue *UnsupportedCodecError) {
-	c.stats.UnsupportedVideo++
-	if c.refused == ue.Codec {
-		return
-	}
-	c.refused = ue.Codec
-	c.log.Warn("rtmp: unsupported video codec, video dropped; audio continues",
-		"codec", ue.Codec, "supported", "H.264, HEVC")
-	if us, ok := c.sink.(UnsupportedSink); ok {
-		us.Unsupported(media.Video, ue.Codec)
-	}
 }
 
 // codecName is the name the FLV and enhanced RTMP specs give the codec.

@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +20,18 @@ import (
 )
 
 func ffmpegPublish(ctx context.Context, bin, url string) *exec.Cmd {
-	return exec.CommandContext(ctx, bin, "-hide_banner", "-loglevel", "error", "-nostdin",
+	return ffmpegPublishAudio(ctx, bin, url, "-c:a", "aac", "-b:a", "128k")
+}
+
+// ffmpegPublishAudio publishes 4 s of H.264 and a sine tone encoded with
+// the given audio options.
+func ffmpegPublishAudio(ctx context.Context, bin, url string, audio ...string) *exec.Cmd {
+	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin",
 		"-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", "4", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "main", "-bf", "2", "-g", "30",
-		"-c:a", "aac", "-b:a", "128k", "-f", "flv", url)
+		"-t", "4", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "main", "-bf", "2", "-g", "30"}
+	args = append(append(args, audio...), "-f", "flv", url)
+	return exec.CommandContext(ctx, bin, args...)
 }
 
 // TestFFmpegPublish: garbage and a stalled half handshake on the port, then
@@ -58,19 +68,7 @@ func TestFFmpegPublish(t *testing.T) {
 		t.Fatal("hostile connections still open")
 	}
 
-	sinks := h.sinkList()
-	if len(sinks) != 1 {
-		t.Fatalf("%d sinks", len(sinks))
-	}
-	s := sinks[0]
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Fatalf("clean ffmpeg exit ended the publish with %v", err)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("publish not ended after ffmpeg exited")
-	}
+	s := h.endedCleanly()
 	if s.pub.Stream != "e2e" {
 		t.Fatalf("stream %q", s.pub.Stream)
 	}
@@ -147,6 +145,47 @@ func TestFFmpegPublish(t *testing.T) {
 	if n := h.logs.count("rtmp: connection closed"); n != 3 {
 		t.Fatalf("%d connection log lines, want 3 (junk, half handshake, ffmpeg)", n)
 	}
+}
+
+// TestFFmpegMP3PublishPlaysVideoOnly: ffmpeg's FLV output with MP3 audio
+// (what OBS sends with an MP3 audio encoder): the publish runs to its end
+// with the audio refused once, and the video it carried packages into a
+// video-only fragmented MP4 that ffmpeg decodes frame for frame.
+func TestFFmpegMP3PublishPlaysVideoOnly(t *testing.T) {
+	bin := e2e.Require(t, "ffmpeg")
+	ffprobe := e2e.Require(t, "ffprobe")
+	h := newHarness(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := ffmpegPublishAudio(ctx, bin, "rtmp://"+h.addr()+"/live/k-mp3", "-c:a", "libmp3lame", "-ar", "44100", "-b:a", "128k")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	s := h.endedCleanly()
+	v, a := s.snapshot()
+	s.mu.Lock()
+	vcfg, unsupported := s.vcfg, s.unsupported
+	s.mu.Unlock()
+	if len(v) < 118 || len(a) != 0 || len(vcfg) != 1 || len(unsupported) != 1 || unsupported[0] != "audio MP3" {
+		t.Fatalf("%d video AUs, %d audio frames, %d video configs, reported %q", len(v), len(a), len(vcfg), unsupported)
+	}
+
+	inits, _, mp4 := packageCMAF(t, &vcfg[0], nil, v)
+	if len(inits) != 1 || inits[0].AudioCodec != "" || inits[0].Width != 640 {
+		t.Fatalf("inits %+v, want one video-only 640x360", inits)
+	}
+	out := filepath.Join(t.TempDir(), "video-only.mp4")
+	if err := os.WriteFile(out, mp4, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := e2e.FrameCounts(t, ctx, ffprobe, out)
+	if len(got) != 1 || got["video/h264"] != strconv.Itoa(len(v)) {
+		t.Fatalf("ffprobe read %v, want only video/h264: %d", got, len(v))
+	}
+	if msg, err := exec.CommandContext(ctx, bin, "-v", "error", "-nostdin", "-i", out, "-f", "null", "-").CombinedOutput(); err != nil || len(msg) != 0 {
+		t.Fatalf("ffmpeg decode: %v %s", err, msg)
+	}
+	t.Logf("%d video frames decoded from the video-only MP4 (%s)", len(v), inits[0].MIME())
 }
 
 func TestFFmpegWrongKey(t *testing.T) {

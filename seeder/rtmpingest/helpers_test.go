@@ -19,6 +19,7 @@ import (
 	"github.com/yutopp/go-rtmp/message"
 
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/cmaf"
 	"github.com/banyan-live/banyan/media/flv"
 )
 
@@ -264,6 +265,88 @@ func (h *harness) sinkList() []*recSink {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]*recSink(nil), h.sinks...)
+}
+
+// waitForAUs waits up to d for the one sink to have n access units of
+// kind and returns it.
+func (h *harness) waitForAUs(kind media.Kind, n int, d time.Duration) *recSink {
+	h.t.Helper()
+	waitFor(h.t, d, fmt.Sprintf("%d %v access units", n, kind), func() bool {
+		s := h.sinkList()
+		if len(s) != 1 {
+			return false
+		}
+		v, a := s[0].snapshot()
+		if kind == media.Video {
+			return len(v) == n
+		}
+		return len(a) == n
+	})
+	return h.sinkList()[0]
+}
+
+// endedCleanly returns the one sink once its publish has ended, failing
+// unless it ended without an error within 3 s.
+func (h *harness) endedCleanly() *recSink {
+	h.t.Helper()
+	sinks := h.sinkList()
+	if len(sinks) != 1 {
+		h.t.Fatalf("%d sinks", len(sinks))
+	}
+	select {
+	case err := <-sinks[0].done:
+		if err != nil {
+			h.t.Fatalf("the publish ended with %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		h.t.Fatal("publish not ended after the client left")
+	}
+	return sinks[0]
+}
+
+// stillPublishing fails if s's publish ended or the server closed c.
+func stillPublishing(t *testing.T, s *recSink, c *testClient) {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		t.Fatalf("publish ended: %v", err)
+	default:
+	}
+	if closedByServer(c.nc, 200*time.Millisecond) {
+		t.Fatal("the server closed the connection")
+	}
+}
+
+// packageCMAF runs what a sink got through the CMAF packager (as the
+// seeder does) and returns its inits, chunks and the whole fragmented MP4.
+func packageCMAF(t *testing.T, vcfg *media.VideoConfig, acfg *media.AudioConfig, aus []media.AccessUnit) ([]cmaf.Init, []cmaf.Chunk, []byte) {
+	t.Helper()
+	var inits []cmaf.Init
+	var chunks []cmaf.Chunk
+	var mp4 []byte
+	pkg, err := cmaf.New(cmaf.Config{
+		OnInit:  func(i cmaf.Init) error { inits = append(inits, i); mp4 = append(mp4, i.Data...); return nil },
+		OnChunk: func(c cmaf.Chunk) error { chunks = append(chunks, c); mp4 = append(mp4, c.Data...); return nil },
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err == nil && vcfg != nil {
+		err = pkg.VideoConfig(*vcfg)
+	}
+	if err == nil && acfg != nil {
+		err = pkg.AudioConfig(*acfg)
+	}
+	for _, au := range aus {
+		if err == nil {
+			err = pkg.WriteAU(au)
+		}
+	}
+	if err == nil {
+		err = pkg.Flush()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inits, chunks, mp4
 }
 
 // waitFor polls cond for up to d.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/flv"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -420,13 +421,97 @@ func TestIdleTimeoutEndsPublish(t *testing.T) {
 	}
 }
 
-// TestUnsupportedAudioEndsPublish: audio the ingest cannot carry (MP3)
-// ends the publish with the codec named.
-func TestUnsupportedAudioEndsPublish(t *testing.T) {
+// TestUnsupportedAudioGoesOnVideoOnly: OBS sends MP3 (classic FLV) or Opus
+// (enhanced RTMP) when its audio encoder is set so. That used to end the
+// publish ("unsupported audio codec") and OBS reconnected in a loop. Now,
+// as for AV1 video, the audio is dropped, the H.264 video flows and is
+// packaged as a video-only CMAF stream, the connection stays open and the
+// sink (the seeder: dashboard, publish page) is told once however many
+// audio packets come.
+func TestUnsupportedAudioGoesOnVideoOnly(t *testing.T) {
+	for _, tc := range []struct {
+		name, codec string
+		header, raw []byte // header nil: none
+	}{
+		{name: "MP3", codec: "audio MP3", raw: []byte{0x2f, 0xff, 0xfb, 0x90, 0x64, 0x00}},
+		{name: "enhanced Opus", codec: "audio Opus (enhanced RTMP)",
+			// SequenceStart with an OpusHead, then CodedFrames.
+			header: append([]byte{0x90}, "OpusOpusHead\x01\x02\x38\x01\x80\xbb\x00\x00\x00\x00\x00"...),
+			raw:    append([]byte{0x91}, "Opus\xf8\xff\xfe"...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			c := dialClient(t, h.addr())
+			if code, _ := c.publish("live", "k-cam"); code != "NetStream.Publish.Start" {
+				t.Fatalf("publish: %q", code)
+			}
+			if err := c.video(0, avcSeqHeader()); err != nil {
+				t.Fatal(err)
+			}
+			if tc.header != nil {
+				if err := c.audio(0, tc.header); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const frames = 150 // 5 s at 30 fps, a keyframe a second; 2 audio packets a frame
+			for i := range frames {
+				ts := uint32(i * 1000 / 30)
+				if err := c.video(ts, avcFrame(i%30 == 0, 0, 200)); err != nil {
+					t.Fatal(err)
+				}
+				for j := range 2 {
+					if err := c.audio(ts+uint32(j*16), tc.raw); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			s := h.waitForAUs(media.Video, frames, 5*time.Second)
+			stillPublishing(t, s, c)
+			v, a := s.snapshot()
+			s.mu.Lock()
+			unsupported, vcfg, acfg := s.unsupported, s.vcfg, s.acfg
+			s.mu.Unlock()
+			if len(a) != 0 || len(acfg) != 0 || len(vcfg) != 1 {
+				t.Fatalf("%d audio frames, %d audio and %d video configs", len(a), len(acfg), len(vcfg))
+			}
+			if len(unsupported) != 1 || unsupported[0] != tc.codec {
+				t.Fatalf("reported %q, want once %q", unsupported, tc.codec)
+			}
+			if n := h.logs.count("unsupported audio codec"); n != 1 {
+				t.Fatalf("%d log lines about the codec, want 1:\n%s", n, h.logs.String())
+			}
+
+			// What the sink got packages as a video-only CMAF stream.
+			inits, chunks, _ := packageCMAF(t, &vcfg[0], nil, v)
+			if len(inits) != 1 || inits[0].AudioCodec != "" || !strings.HasPrefix(inits[0].VideoCodec, "avc1.") {
+				t.Fatalf("inits %+v, want one video-only", inits)
+			}
+			var dur time.Duration
+			keys := 0
+			for _, ch := range chunks {
+				dur += ch.Duration
+				if ch.Keyframe {
+					keys++
+				}
+			}
+			if keys != frames/30 || dur < 4900*time.Millisecond {
+				t.Fatalf("%d chunks, %d starting at a keyframe, %v of video; want %d, ~5 s", len(chunks), keys, dur, frames/30)
+			}
+		})
+	}
+}
+
+// TestNothingPlayableEndsPublish: AV1 video and MP3 audio leave nothing to
+// play: the publish ends with both codecs named (the broadcaster sees the
+// error, as before the unsupported tracks were dropped one by one).
+func TestNothingPlayableEndsPublish(t *testing.T) {
 	h := newHarness(t, nil)
 	c := dialClient(t, h.addr())
 	if code, _ := c.publish("live", "k-cam"); code != "NetStream.Publish.Start" {
 		t.Fatalf("publish: %q", code)
+	}
+	if err := c.video(0, append([]byte{0x90}, "av01\x81\x08\x0c\x00"...)); err != nil {
+		t.Fatal(err)
 	}
 	if err := c.audio(0, []byte{0x2f, 0xff, 0xfb, 0x90}); err != nil {
 		t.Fatal(err)
@@ -434,11 +519,14 @@ func TestUnsupportedAudioEndsPublish(t *testing.T) {
 	waitFor(t, 2*time.Second, "sink", func() bool { return len(h.sinkList()) == 1 })
 	select {
 	case err := <-h.sinkList()[0].done:
-		if err == nil || !strings.Contains(err.Error(), "MP3") {
-			t.Fatalf("done(%v), want the codec named", err)
+		if !errors.Is(err, flv.ErrNothingPlayable) || !strings.Contains(err.Error(), "AV1") || !strings.Contains(err.Error(), "MP3") {
+			t.Fatalf("done(%v), want nothing playable naming AV1 and MP3", err)
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("publish not ended")
+	}
+	if !closedByServer(c.nc, 2*time.Second) {
+		t.Fatal("connection left open")
 	}
 }
 
@@ -473,15 +561,7 @@ func TestAV1PublishGoesOnAudioOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 3*time.Second, "audio", func() bool {
-		s := h.sinkList()
-		if len(s) != 1 {
-			return false
-		}
-		_, a := s[0].snapshot()
-		return len(a) == frames
-	})
-	s := h.sinkList()[0]
+	s := h.waitForAUs(media.Audio, frames, 3*time.Second)
 	v, _ := s.snapshot()
 	s.mu.Lock()
 	unsupported := s.unsupported
@@ -489,14 +569,7 @@ func TestAV1PublishGoesOnAudioOnly(t *testing.T) {
 	if len(v) != 0 || len(unsupported) != 1 || !strings.Contains(unsupported[0], "AV1") {
 		t.Fatalf("%d video AUs, reported %q", len(v), unsupported)
 	}
-	select {
-	case err := <-s.done:
-		t.Fatalf("publish ended: %v", err)
-	default:
-	}
-	if closedByServer(c.nc, 200*time.Millisecond) {
-		t.Fatal("the server closed the connection")
-	}
+	stillPublishing(t, s, c)
 	if n := h.logs.count("unsupported video codec"); n != 1 {
 		t.Fatalf("%d log lines about the codec, want 1:\n%s", n, h.logs.String())
 	}

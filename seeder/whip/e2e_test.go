@@ -311,6 +311,76 @@ func TestLoopbackPublish(t *testing.T) {
 // TestKeyframeOnDemand: an encoder that makes keyframes only when asked
 // (as browsers do) gets a PLI whenever KeyframeInterval passes without
 // one, so the sink sees a keyframe about every KeyframeInterval.
+// TestAV1AndVP9OfferedFirstGetsH264: a publisher that prefers AV1, then
+// VP9, then H.264 (OBS 30+ and Chromium offer all three) gets an answer
+// that takes H.264 only, and its video goes out as H.264.
+func TestAV1AndVP9OfferedFirstGetsH264(t *testing.T) {
+	env := newTestEnv(t, nil)
+	c := newClient(t, clientOpts{}) // offers every codec pion knows
+	var offer sdp.SessionDescription
+	if err := offer.UnmarshalString(c.offer(t, true)); err != nil {
+		t.Fatal(err)
+	}
+	for _, md := range offer.MediaDescriptions {
+		if md.MediaName.Media != "video" {
+			continue
+		}
+		first := map[string][]string{}
+		var rest []string
+		for _, pt := range md.MediaName.Formats {
+			name := ""
+			for _, a := range md.Attributes {
+				if v, ok := strings.CutPrefix(a.Value, pt+" "); ok && a.Key == "rtpmap" {
+					name, _, _ = strings.Cut(strings.ToUpper(v), "/")
+				}
+			}
+			if name == "AV1" || name == "VP9" {
+				first[name] = append(first[name], pt)
+			} else {
+				rest = append(rest, pt)
+			}
+		}
+		if len(first["AV1"]) == 0 || len(first["VP9"]) == 0 {
+			t.Fatalf("the client offers no AV1 or VP9: %v", md.MediaName.Formats)
+		}
+		md.MediaName.Formats = append(append(first["AV1"], first["VP9"]...), rest...)
+		t.Logf("offered video formats, in order of preference: %v", md.MediaName.Formats)
+	}
+	raw, err := offer.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, herr := checkOffer(raw)
+	if herr != nil || !slices.Contains(sum.videoCodecs, "H264") || !sum.hasOpus {
+		t.Fatalf("checkOffer: %+v, %v", sum, herr)
+	}
+	r := do(t, http.MethodPost, env.web.URL+"/whip/live", "key-live", typeSDP, raw)
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST: %d %s", r.status, r.body)
+	}
+	var ans sdp.SessionDescription
+	if err := ans.UnmarshalString(r.body); err != nil {
+		t.Fatal(err)
+	}
+	for _, md := range ans.MediaDescriptions {
+		names := encodingNames(md)
+		if md.MediaName.Media == "video" && (len(names) == 0 || names[0] != "H264" ||
+			slices.ContainsFunc(names, func(n string) bool { return n != "H264" && n != "RTX" })) {
+			t.Fatalf("answer's video section accepts %v, want H.264 (and RTX) only", names)
+		}
+		if md.MediaName.Media == "video" {
+			t.Logf("the answer's video section accepts %v", names)
+		}
+	}
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: r.body}); err != nil {
+		t.Fatalf("apply answer: %v", err)
+	}
+	c.waitConnected(t)
+	if codecs := c.vsender.GetParameters().Codecs; len(codecs) == 0 || !strings.EqualFold(codecs[0].MimeType, webrtc.MimeTypeH264) {
+		t.Fatalf("the client sends video as %+v, want H.264", codecs)
+	}
+}
+
 func TestKeyframeOnDemand(t *testing.T) {
 	aus, _, _ := ffmpegClip(t, 5, 3) // a keyframe available every 100 ms
 	const interval = time.Second
