@@ -180,7 +180,8 @@ type Config struct {
 	// SilentAfter is how long a parent may send nothing before it is
 	// reported silent (default 3 s: silence runs down the tree, and at
 	// 1.5 s the children of a starved parent reported it too, which cost
-	// 7 points of offload after a mass kill in the mem benchmark);
+	// 7 points of offload after a mass kill in the mem benchmark; a
+	// parent that answers no ping is reported sooner, liveness.go);
 	// ReportCooldown spaces repeated reports about one peer (default
 	// 10 s); BadGrace is how long a bad chunk's report waits for the
 	// parent's own "bad upstream" notice (default 500 ms).
