@@ -180,9 +180,20 @@ func (f *Forest) refill(now time.Time) {
 		return
 	}
 	if dt := now.Sub(f.last); dt > 0 {
-		f.tokens = math.Min(f.burst, f.tokens+dt.Seconds()*f.cfg.MovesPerSecond)
+		half := dt.Seconds() * f.moveRate() / 2
+		f.tokens = math.Min(f.burst, f.tokens+half)
+		f.upkeep = math.Min(f.burst, f.upkeep+half)
 		f.last = now
 	}
+}
+
+// moveRate is the moves per second the two buckets share. Each gets half:
+// at 10k viewers capacity updates (a few per peer per minute) spent the
+// whole of a single bucket, 5,829 moves in 60 s, and Tick's shedding,
+// rehoming and rebalancing got none. The rate grows with the forest
+// (MovesPerPeer), since updates, departures and the depth they add do.
+func (f *Forest) moveRate() float64 {
+	return f.cfg.MovesPerSecond + f.cfg.MovesPerPeer*float64(f.live)
 }
 
 func (f *Forest) budget(perCall int) int {
@@ -243,7 +254,8 @@ func (f *Forest) UpdateCapacity(id PeerID, capacity int, now time.Time) ([]Chang
 	return f.changes, nil
 }
 
-// Tick spends the move budget refilled since the last call: first on peers
+// Tick spends its move budget (its own bucket, so capacity updates cannot
+// starve it) refilled since the last call: first on peers
 // still shedding children after a capacity drop, then on rebalancing (the
 // deepest interior peers swap with shallower leaves, undoing the depth that
 // departures add when orphan subtrees are re-hung lower). Call it
@@ -251,7 +263,7 @@ func (f *Forest) UpdateCapacity(id PeerID, capacity int, now time.Time) ([]Chang
 func (f *Forest) Tick(now time.Time) []Change {
 	f.begin()
 	f.refill(now)
-	budget := int(f.tokens)
+	budget := int(f.upkeep)
 	used := 0
 	work := append(f.work[:0], f.pending...)
 	for _, x := range work {
@@ -265,7 +277,7 @@ func (f *Forest) Tick(now time.Time) []Change {
 	f.work = work[:0]
 	used += f.rehome(budget - used)
 	used += f.rebalance(budget - used)
-	f.spend(used)
+	f.upkeep -= float64(used)
 	f.settle()
 	return f.changes
 }

@@ -122,10 +122,13 @@ type Config struct {
 	// MaxMovesPerUpdate bounds the peers re-parented by one UpdateCapacity or
 	// Tick call (promotion swaps and demotion shedding). Default 8.
 	MaxMovesPerUpdate int
-	// MovesPerSecond refills the move budget (token bucket, driven by the
-	// clock the caller passes in). Burst is max(MaxMovesPerUpdate,
-	// MovesPerSecond). Default 100.
+	// MovesPerSecond and MovesPerPeer (per live peer) refill the move
+	// budget, driven by the clock the caller passes in. It is two token
+	// buckets, one for UpdateCapacity and one for Tick, each refilled at
+	// half the rate and holding up to max(MaxMovesPerUpdate,
+	// MovesPerSecond). Defaults 100 and 0.01 (200 moves/s at 10k peers).
 	MovesPerSecond float64
+	MovesPerPeer   float64
 	// SwapMargin is the capacity advantage a peer needs over its parent to
 	// swap places with it (hysteresis against measurement noise). Default 2.
 	SwapMargin int
@@ -192,7 +195,7 @@ func (c *Config) withDefaults() (Config, error) {
 		return out, fmt.Errorf("overlay: config: stripes %d not in 1..%d: %w", out.Stripes, MaxStripes, ErrInvalid)
 	}
 	if out.RootCapacity < 0 || out.MinInteriorCapacity < 0 || out.MaxCapacity < 0 || out.Sample < 0 ||
-		out.NATSlack < 0 || out.MaxMovesPerUpdate < 0 || out.MovesPerSecond < 0 || out.SwapMargin < 0 ||
+		out.NATSlack < 0 || out.MaxMovesPerUpdate < 0 || out.MovesPerSecond < 0 || out.MovesPerPeer < 0 || out.SwapMargin < 0 ||
 		out.MaxLocalities < 0 {
 		return out, fmt.Errorf("overlay: config: negative value: %w", ErrInvalid)
 	}
@@ -214,6 +217,9 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&out.MaxLocalities, 4096)
 	if out.MovesPerSecond == 0 {
 		out.MovesPerSecond = 100
+	}
+	if out.MovesPerPeer == 0 {
+		out.MovesPerPeer = 0.01
 	}
 	if out.RootNAT == NATUnknown {
 		out.RootNAT = NATOpen

@@ -493,7 +493,9 @@ func TestCapacityUpdateMovesStrongUp(t *testing.T) {
 // children at most MaxMovesPerUpdate per call and MovesPerSecond overall,
 // and gets no new children meanwhile.
 func TestDemotionBoundedChurn(t *testing.T) {
-	f := newForest(t, Config{Stripes: 1, RootCapacity: 20, MaxMovesPerUpdate: 3, MovesPerSecond: 2})
+	// Each bucket refills at 2 moves/s (the per-peer share made negligible)
+	// and holds up to 4.
+	f := newForest(t, Config{Stripes: 1, RootCapacity: 20, MaxMovesPerUpdate: 3, MovesPerSecond: 4, MovesPerPeer: 1e-9})
 	const H, G = 1, 2
 	join(t, f, PeerInfo{ID: H, Capacity: 10})
 	for i := PeerID(100); i < 119; i++ {
@@ -509,7 +511,7 @@ func TestDemotionBoundedChurn(t *testing.T) {
 	now := time.Unix(1000, 0)
 	kids := func() int { k, _ := f.Children(nil, H, 0); return len(k) }
 
-	ch, err := f.UpdateCapacity(H, 0, now) // burst is max(3, 2) = 3
+	ch, err := f.UpdateCapacity(H, 0, now) // at most MaxMovesPerUpdate = 3
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,6 +525,12 @@ func TestDemotionBoundedChurn(t *testing.T) {
 	join(t, f, PeerInfo{ID: 300})
 	if parent(t, f, 300, 0) == H {
 		t.Fatal("shedding peer got a child")
+	}
+	// The update spent its own bucket, not Tick's: Tick sheds at once, as
+	// far as its bucket goes (4). With one bucket for both, capacity
+	// updates at 10k viewers spent all of it and Tick never ran.
+	if ch := f.Tick(now); len(ch) != 8 || kids() != 3 {
+		t.Fatalf("tick after the update: %d changes, %d kids: %v", len(ch), kids(), ch)
 	}
 	if ch := f.Tick(now); len(ch) != 0 {
 		t.Fatalf("tick without budget moved: %v", ch)
@@ -950,5 +958,26 @@ func TestNoSlotUnderSuspect(t *testing.T) {
 	}
 	if bad > 0 {
 		t.Errorf("%d of 200 joiners were placed below a suspect (%d suspects)", bad, len(suspects))
+	}
+}
+
+func TestMoveRate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		live int
+		want float64
+	}{
+		{Config{Stripes: 1}, 0, 100},
+		{Config{Stripes: 1}, 10_000, 200},
+		{Config{Stripes: 1, MovesPerSecond: 10, MovesPerPeer: 0.1}, 50, 15},
+	} {
+		f := newForest(t, tc.cfg)
+		f.live = tc.live
+		if got := f.moveRate(); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%+v with %d peers: %v moves/s, want %v", tc.cfg, tc.live, got, tc.want)
+		}
+	}
+	if _, err := New(Config{Stripes: 1, MovesPerPeer: -1}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("negative MovesPerPeer: %v", err)
 	}
 }

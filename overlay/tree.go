@@ -96,9 +96,11 @@ type Forest struct {
 
 	pending []int32 // interior nodes with more children than capacity
 
-	tokens float64
-	burst  float64
-	last   time.Time
+	// The move budget is two token buckets: tokens for UpdateCapacity,
+	// upkeep for Tick (see refill).
+	tokens, upkeep float64
+	burst          float64
+	last           time.Time
 
 	rng uint64
 
@@ -133,7 +135,7 @@ func New(cfg Config) (*Forest, error) {
 		burst:    c.burst(),
 		rng:      c.Seed ^ 0x9e3779b97f4a7c15,
 	}
-	f.tokens = f.burst
+	f.tokens, f.upkeep = f.burst, f.burst
 	r := f.alloc()
 	n := &f.nodes[r]
 	n.id, n.nat, n.loc, n.interior = Root, c.RootNAT, f.intern(c.RootLocality), -1
