@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -145,9 +146,10 @@ type g2gRun struct {
 }
 
 // TestMeasureGlassToGlass reports glass-to-glass latency p50/p95 for a
-// Chromium viewer at depth 1 and behind a chain of native relays (depth ≥
-// 3), with ffmpeg's x264 at -tune zerolatency and at its defaults by RTMP,
-// and with Chromium's own encoder by WHIP (see g2gWHIP).
+// Chromium viewer at depth 1 and behind a chain of native relays (meant
+// for depth ≥ 3; see measureG2G for why it now ends at depth 2), with
+// ffmpeg's x264 at -tune zerolatency and at its defaults by RTMP, and
+// with Chromium's own encoder by WHIP (see g2gWHIP).
 //
 //	BANYAN_MEASURE=1 go test ./cmd/banyan -run MeasureGlassToGlass -v
 //	BANYAN_MEASURE=1 go test ./cmd/banyan -run 'MeasureGlassToGlass/WHIP' -v
@@ -157,6 +159,7 @@ func TestMeasureGlassToGlass(t *testing.T) {
 		{"depth 1, zerolatency", 0, g2gRTMP(true)},
 		{"depth 1, x264 defaults", 0, g2gRTMP(false)},
 		{"depth 3+, zerolatency", 6, g2gRTMP(true)},
+		{"depth 3+, x264 defaults", 6, g2gRTMP(false)},
 		{"WHIP", 0, g2gWHIP},
 	} {
 		t.Run(r.name, func(t *testing.T) { measureG2G(t, r) })
@@ -185,12 +188,19 @@ func measureG2G(t *testing.T, r g2gRun) {
 	bctx := browser(t, ctx)
 	sampling := r.source(t, ctx, bctx, up)
 	viewerKeys(t, up.base, "demo")
-	// Native relays joined one after the other, each offering five slots
-	// (20 Mbit/s at the tracker's assumed 3 Mbit/s stream, less headroom):
-	// the first under the root, five under it, the browser below them at
-	// depth 3. (With two slots each, as many as a browser starts with, the
-	// overlay swapped the browser up to depth 1.)
+	// Native relays joined one after the other, each declaring 20 Mbit/s:
+	// the first under the root, five under it, meant to put the browser
+	// below them at depth 3. (With two slots each, as many as a browser
+	// starts with, the overlay swapped the browser up to depth 1.) That
+	// assumed five slots each (the tracker's assumed 3 Mbit/s stream, less
+	// headroom), and no longer holds: the tracker sizes slots at the
+	// seeder's measured rate (1.6 Mbit/s here: 9 slots for 20 Mbit/s) and
+	// raises them from the loopback uplink's measure to 8 beyond the
+	// children they hold, so the first relay held 13–14 slots, all five
+	// others and the browser, which ended at depth 2 (2026-12-05, both
+	// sources; the log's tree line shows it).
 	var relays []*peerProc
+	chainStart := time.Now()
 	for range r.chain {
 		relays = append(relays, startPeer(t, up.base, "--duration", "60s", "--log-level", "warn", "--capacity-mbps", "20"))
 		time.Sleep(3 * time.Second)
@@ -225,12 +235,17 @@ func measureG2G(t *testing.T, r g2gRun) {
 	}
 	bytes0, start := metric(t, up, `banyan_seeder_chunk_bytes_total{stream="demo"}`), time.Now()
 	// The engine's playout target and the player's position, each second.
-	var targets, behinds []string
+	var targets, behinds, depths []string
 	for end := time.Now().Add(g2gSample); time.Now().Before(end); time.Sleep(time.Second) {
 		if p := probe(t, v); p.Stats != nil {
 			targets = append(targets, fmt.Sprint(p.Stats.PlayoutMS))
 			behinds = append(behinds, fmt.Sprint(p.Stats.BehindMs))
+			depths = append(depths, fmt.Sprint(p.Stats.Depth))
 		}
+	}
+	sampleEnd := time.Now()
+	if len(relays) > 0 {
+		t.Logf("tree at the end of the sample: %s", g2gTree(t, up))
 	}
 	stopFollow()
 	if sampled != nil {
@@ -263,7 +278,10 @@ func measureG2G(t *testing.T, r g2gRun) {
 		i = j
 	}
 	t.Logf("p50 per 5 s: %v ms", trend)
-	t.Logf("each second: engine playout target %v ms; player behind its newest media %v ms", targets, behinds)
+	t.Logf("each second: engine playout target %v ms; player behind its newest media %v ms; depth %v", targets, behinds, depths)
+	if len(relays) > 0 {
+		t.Logf("relays: the first joined %.1f s before the sample ended", sampleEnd.Sub(chainStart).Seconds())
+	}
 	t.Logf("breakdown: %s", g2gBreakdown(res, origin.sealed()))
 	if p := probe(t, v); p.Stats != nil {
 		t.Logf("player: %d frames presented, %.0f stalls, %.0f chunks dropped, %.0f rebuilds", res.Frames, p.Stats.Stalls, p.Stats.Dropped, p.Stats.Rebuilds)
@@ -281,6 +299,60 @@ func measureG2G(t *testing.T, r g2gRun) {
 		t.Logf("relay %d: max depth %d, %d B from peers, %d B from the origin, stalls %d", i, s.MaxDepth, s.BytesP2P, s.BytesOrigin, s.Stalls)
 	}
 	up.stop(t, syscall.SIGTERM)
+}
+
+// g2gTree is stripe 0's tree as the tracker's dashboard has it: each
+// edge parent→child (0: the seeder) with the child's kind and depth, then
+// the slots each parent holds and the stream bitrate the tracker sizes
+// slots by (the seeder's measure; its assumed 3 Mbit/s before that).
+func g2gTree(t *testing.T, up *upProc) string {
+	tok := up.adminToken(t)
+	code, b := adminDo(t, "GET", up.base+"/dashboard/api/stream?name=demo", tok, "")
+	var v struct {
+		Topology struct {
+			Nodes []struct {
+				ID    uint64 `json:"id"`
+				Kind  string `json:"kind"`
+				Depth []int  `json:"depth"`
+			} `json:"nodes"`
+			Edges [][]struct {
+				P int64  `json:"p"`
+				C uint64 `json:"c"`
+			} `json:"edges"`
+		} `json:"topology"`
+	}
+	if err := json.Unmarshal(b, &v); code != 200 || err != nil || len(v.Topology.Edges) == 0 {
+		return fmt.Sprintf("(dashboard: %d %v)", code, err)
+	}
+	kind := map[uint64]string{}
+	for _, n := range v.Topology.Nodes {
+		kind[n.ID] = fmt.Sprintf("%s@%v", n.Kind, n.Depth)
+	}
+	var edges, parents []string
+	seen := map[int64]bool{}
+	for _, e := range v.Topology.Edges[0] {
+		edges = append(edges, fmt.Sprintf("%d→%d %s", e.P, e.C, kind[e.C]))
+		if seen[e.P] {
+			continue
+		}
+		seen[e.P] = true
+		_, b := adminDo(t, "GET", fmt.Sprintf("%s/dashboard/api/peer?stream=demo&id=%d", up.base, e.P), tok, "")
+		var d struct {
+			Capacity int `json:"capacity"`
+			Stats    struct {
+				StreamKbps int  `json:"stream_kbps"`
+				UplinkKbps int  `json:"uplink_kbps"`
+				UplinkBusy bool `json:"uplink_busy"`
+			} `json:"stats"`
+		}
+		json.Unmarshal(b, &d)
+		if e.P == 0 {
+			parents = append(parents, fmt.Sprintf("seeder: stream %d kbit/s", d.Stats.StreamKbps))
+		} else {
+			parents = append(parents, fmt.Sprintf("%d: %d slots, uplink %d kbit/s (busy %v)", e.P, d.Capacity, d.Stats.UplinkKbps, d.Stats.UplinkBusy))
+		}
+	}
+	return strings.Join(edges, "; ") + " | " + strings.Join(parents, "; ")
 }
 
 // TestMeasureJoinBytesByGOP measures what a joiner costs at 1, 2, 4 and
