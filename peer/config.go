@@ -121,6 +121,17 @@ type Config struct {
 	// copy instead of a new one per engine. It runs under the engine's
 	// lock and must not call the engine.
 	Join func(parts [][]byte) []byte
+	// MaxUplinkKbps is an operator's ceiling on the uplink this peer
+	// offers, in kbit/s (0: none; `banyan peer --max-upload-mbps`).
+	// Stats never reports an UplinkKbps above it, and reports UplinkBusy
+	// once the measure (even a mere lower bound) reaches it: the ceiling
+	// is then the uplink's capacity as far as the tracker is concerned.
+	// The tracker sizes child slots from those figures
+	// (tracker.Capacity), so it gives the peer no more slots than the
+	// ceiling carries. The engine does not pace what it sends: the
+	// ceiling caps what the tracker is told, and so how many children it
+	// assigns.
+	MaxUplinkKbps int
 
 	// Window is how long verified chunks are kept for repair requests and
 	// catch-up bursts (default 30 s).

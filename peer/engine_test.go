@@ -811,3 +811,59 @@ func TestUplinkMeasuredWhenIdle(t *testing.T) {
 		t.Error("an uplink that idles reads as backed up")
 	}
 }
+
+// TestUplinkCeiling: an engine with an operator's ceiling
+// (Config.MaxUplinkKbps) never reports an uplink above it, however fast
+// its links drain, whether they backed up (a measure) or ran dry (a lower
+// bound), and says the uplink is busy once the measure reaches it, so the
+// tracker sizes its slots by the ceiling and does not probe past it. Below
+// the ceiling the measure is reported as it is. Before, the measure went
+// to the tracker as it was: a native relay on loopback reported 67–94
+// Mbit/s, and its slots followed.
+func TestUplinkCeiling(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		upload   float64
+		children int
+		ceiling  int // kbit/s
+		want     int // kbit/s; 0: the measure as it is
+	}{
+		{"backed up over the ceiling", 8e6, 6, 4_000, 4_000},
+		{"idle over the ceiling", 40e6, 2, 5_000, 5_000},
+		{"under the ceiling", 3e6, 6, 100_000, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sw := newSwarm(t, memnet.Config{Seed: 5, Latency: 20 * time.Millisecond}, 1, 60_000, func(c *peer.Config) { c.MaxUplinkKbps = tc.ceiling }) // 1.9 Mbit/s
+			defer sw.close()
+			sw.addPeers(2, 1+tc.children)
+			sw.net.Node(2).SetUpload(tc.upload)
+			sw.edge(0, rootID, 2)
+			for c := peer.PeerID(3); c < peer.PeerID(3+tc.children); c++ {
+				sw.edge(0, 2, c)
+			}
+			sw.publish(60)
+			up := 0 // kbit/s sent in the last second
+			for range 8 {
+				sw.net.RunFor(time.Second)
+				s := sw.engines[2].Stats()
+				t.Logf("uplink %d kbit/s busy %v, sent %d kbit/s", s.UplinkKbps, s.UplinkBusy, s.UploadKbps)
+				if s.UplinkKbps > tc.ceiling {
+					t.Fatalf("reported an uplink of %d kbit/s over a ceiling of %d", s.UplinkKbps, tc.ceiling)
+				}
+				up = s.UploadKbps
+			}
+			s := sw.engines[2].Stats()
+			switch {
+			case tc.want > 0 && (s.UplinkKbps != tc.want || !s.UplinkBusy):
+				t.Errorf("uplink %d kbit/s (busy %v), want the ceiling, %d, busy", s.UplinkKbps, s.UplinkBusy, tc.want)
+			case tc.want == 0 && (s.UplinkKbps < int(tc.upload/1000)*93/100 || !s.UplinkBusy):
+				t.Errorf("uplink %d kbit/s (busy %v), want the measure, %.0f, busy", s.UplinkKbps, s.UplinkBusy, tc.upload/1000)
+			}
+			// Nothing is paced: six children of a 1.9 Mbit/s stream take
+			// the whole 8 Mbit/s uplink, twice the ceiling.
+			if tc.upload == 8e6 && up < 2*tc.ceiling*9/10 {
+				t.Errorf("sent %d kbit/s under a ceiling of %d: paced", up, tc.ceiling)
+			}
+		})
+	}
+}

@@ -114,6 +114,12 @@ func (e *Engine) Stats() protocol.Stats {
 		}
 		return int(float64(b) * 8 / 1000 / dt)
 	}
+	// The uplink as measured, under the operator's ceiling
+	// (Config.MaxUplinkKbps).
+	uplink, busy := int(e.up.rate*8/1000), e.up.measured(now)
+	if c := e.cfg.MaxUplinkKbps; c > 0 && uplink >= c {
+		uplink, busy = c, true
+	}
 	s := protocol.Stats{
 		BytesP2P:    e.st.bytesP2P,
 		BytesTURN:   e.st.bytesTURN,
@@ -122,8 +128,8 @@ func (e *Engine) Stats() protocol.Stats {
 		BytesEdge:   e.src.edges,
 		BytesUp:     e.st.bytesUp,
 		UploadKbps:  kbps(e.st.bytesUp - e.st.lastUp),
-		UplinkKbps:  int(e.up.rate * 8 / 1000),
-		UplinkBusy:  e.up.measured(now),
+		UplinkKbps:  uplink,
+		UplinkBusy:  busy,
 		PlayoutMS:   int(e.play.target.Milliseconds()),
 		StreamKbps:  e.streamKbps(),
 		DupBytes:    e.st.bytesDup,

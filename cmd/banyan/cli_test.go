@@ -329,6 +329,7 @@ func TestOperatorMistakes(t *testing.T) {
 		{"unknown command", []string{"fly"}, 2, `unknown command "fly"`},
 		{"unknown flag", []string{"up", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{"bad duration", []string{"peer", "--duration", "soon"}, 2, "invalid value"},
+		{"peer negative upload ceiling", []string{"peer", "--stream", "demo", "--max-upload-mbps", "-1"}, 2, "--max-upload-mbps must be"},
 		{"corrupt data dir", []string{"up", "--data", corrupt, "--http", "127.0.0.1:0"}, 1, "cannot use data dir"},
 		{"data dir is a file", []string{"up", "--data", notDir, "--http", "127.0.0.1:0"}, 1, "cannot use data dir"},
 		{"key without action", []string{"key"}, 2, "missing action"},
@@ -386,6 +387,9 @@ func TestOperatorMistakes(t *testing.T) {
 		}
 		if sub != "bench" && !strings.Contains(out, "env BANYAN_") {
 			t.Errorf("%s --help does not document environment variables", sub)
+		}
+		if sub == "peer" && !strings.Contains(out, "--max-upload-mbps") {
+			t.Errorf("peer --help does not show the upload ceiling")
 		}
 	}
 }

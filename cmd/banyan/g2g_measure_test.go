@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/banyan-live/banyan/tracker"
 )
 
 // Glass-to-glass latency (issue 22): the source burns its capture time into
@@ -146,8 +147,8 @@ type g2gRun struct {
 }
 
 // TestMeasureGlassToGlass reports glass-to-glass latency p50/p95 for a
-// Chromium viewer at depth 1 and behind a chain of native relays (meant
-// for depth ≥ 3; see measureG2G for why it now ends at depth 2), with
+// Chromium viewer at depth 1 and behind a chain of native relays (depth
+// ≥ 3: the relays run under an upload ceiling, see measureG2G), with
 // ffmpeg's x264 at -tune zerolatency and at its defaults by RTMP, and
 // with Chromium's own encoder by WHIP (see g2gWHIP).
 //
@@ -188,31 +189,44 @@ func measureG2G(t *testing.T, r g2gRun) {
 	bctx := browser(t, ctx)
 	sampling := r.source(t, ctx, bctx, up)
 	viewerKeys(t, up.base, "demo")
-	// Native relays joined one after the other, each declaring 20 Mbit/s:
-	// the first under the root, five under it, meant to put the browser
-	// below them at depth 3. (With two slots each, as many as a browser
-	// starts with, the overlay swapped the browser up to depth 1.) That
-	// assumed five slots each (the tracker's assumed 3 Mbit/s stream, less
-	// headroom), and no longer holds: the tracker sizes slots at the
-	// seeder's measured rate (1.6 Mbit/s here: 9 slots for 20 Mbit/s) and
-	// raises them from the loopback uplink's measure to 8 beyond the
-	// children they hold, so the first relay held 13–14 slots, all five
-	// others and the browser, which ended at depth 2 (2026-12-05, both
-	// sources; the log's tree line shows it).
-	var relays []*peerProc
-	chainStart := time.Now()
-	for range r.chain {
-		relays = append(relays, startPeer(t, up.base, "--duration", "60s", "--log-level", "warn", "--capacity-mbps", "20"))
-		time.Sleep(3 * time.Second)
-	}
-	v := openViewer(t, bctx, up.base+"/watch/demo")
-	waitViewer(t, v, "live", 60*time.Second, func(p viewerProbe) bool { return p.State == "live" && p.Time > 0 })
-	// Let live-edge control settle (5 s, or BANYAN_G2G_SETTLE), then
-	// sample 20 s.
+	// Let live-edge control settle (5 s, or BANYAN_G2G_SETTLE) once the
+	// viewer plays, then sample 20 s.
 	settle := 5 * time.Second
 	if d, err := time.ParseDuration(os.Getenv("BANYAN_G2G_SETTLE")); err == nil {
 		settle = d
 	}
+	// Native relays joined one after the other: the first under the root,
+	// five under it, meant to put the browser below them at depth 3.
+	// (With two slots each, as many as a browser starts with, the overlay
+	// swapped the browser up to depth 1.) Each declared 20 Mbit/s, which
+	// assumed five slots each (the tracker's assumed 3 Mbit/s stream, less
+	// headroom); but the tracker sizes slots at the seeder's measured rate
+	// (1.6 Mbit/s here: 9 slots for 20 Mbit/s) and raises them from the
+	// loopback uplink's measure (67–94 Mbit/s), so the first relay held
+	// 13–14 slots, all five others and the browser, which ended at depth 2
+	// (2026-12-05, both sources). So the relays run with an upload ceiling
+	// (--max-upload-mbps) that carries five slots at the seeder's measure:
+	// what they declare and report stays under it.
+	// The relays stay until well after the sample (they left 60 s after
+	// the first joined, and with a 20 s settle the sample ended 59 s in:
+	// the first, the root's only child, nearly left during it).
+	stay := time.Duration(3*r.chain)*time.Second + settle + g2gSample + 30*time.Second
+	var relays []*peerProc
+	chainStart := time.Now()
+	if r.chain > 0 {
+		// (Not the seeder's measure at this point: it starts high, 3.5
+		// Mbit/s 20 s in, and settles to 1.6 over a minute.)
+		const stream = g2gStreamKbps
+		ceiling := g2gCeiling(stream, 5)
+		t.Logf("relays: stream %d kbit/s, upload ceiling %.2f Mbit/s (%d slots)", stream, ceiling, tracker.Capacity{StreamKbps: stream, Stripes: 1}.Slots(int(ceiling*1000)))
+		chainStart = time.Now()
+		for range r.chain {
+			relays = append(relays, startPeer(t, up.base, "--duration", stay.String(), "--log-level", "warn", "--capacity-mbps", "20", "--max-upload-mbps", fmt.Sprintf("%.3f", ceiling)))
+			time.Sleep(3 * time.Second)
+		}
+	}
+	v := openViewer(t, bctx, up.base+"/watch/demo")
+	waitViewer(t, v, "live", 60*time.Second, func(p viewerProbe) bool { return p.State == "live" && p.Time > 0 })
 	time.Sleep(settle)
 	// BANYAN_G2G_DEBUG=1 logs the element's state 4 times a second for 6 s
 	// (why x264's defaults stall: see bench/analysis.md, issue 22).
@@ -299,6 +313,26 @@ func measureG2G(t *testing.T, r g2gRun) {
 		t.Logf("relay %d: max depth %d, %d B from peers, %d B from the origin, stalls %d", i, s.MaxDepth, s.BytesP2P, s.BytesOrigin, s.Stalls)
 	}
 	up.stop(t, syscall.SIGTERM)
+}
+
+// g2gStreamKbps is publishG2G's bitrate as the seeder measures it
+// (1500 kbit/s of video, 96 of audio, their containers: 1604–1606 kbit/s).
+const g2gStreamKbps = 1600
+
+// g2gCeiling is the upload ceiling, in Mbit/s, that earns a peer slots
+// child slots at one stripe of streamKbps under the tracker's policy
+// (tracker.Capacity: the uplink less its headroom), with half a slot to
+// spare either way for the measure to drift.
+func g2gCeiling(streamKbps, slots int) float64 {
+	c := tracker.Capacity{StreamKbps: streamKbps, Stripes: 1}
+	kbps := int((float64(slots) + 0.5) * float64(streamKbps) / 0.75)
+	for c.Slots(kbps) > slots {
+		kbps -= streamKbps / 20
+	}
+	for c.Slots(kbps) < slots {
+		kbps += streamKbps / 20
+	}
+	return float64(kbps) / 1000
 }
 
 // g2gTree is stripe 0's tree as the tracker's dashboard has it: each

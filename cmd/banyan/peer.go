@@ -30,6 +30,7 @@ type peerOptions struct {
 	Duration time.Duration
 	Relay    bool
 	CapMbps  float64
+	MaxMbps  float64
 	NoUpload bool
 	Region   string
 	Origin   string
@@ -53,6 +54,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	c.Duration(&o.Duration, "duration", 0, "leave after this long (0: until SIGINT/SIGTERM)")
 	c.Bool(&o.Relay, "relay", false, "run as a relay edge: high capacity, placed high in the trees")
 	c.Float(&o.CapMbps, "capacity-mbps", 0, "upload capacity to offer, in Mbit/s (0: the tracker's default)")
+	c.Float(&o.MaxMbps, "max-upload-mbps", 0, "upload ceiling in Mbit/s (0: none): caps the capacity declared and the uplink measured that the tracker is told, so it assigns fewer children (sending is not paced)")
 	c.Bool(&o.NoUpload, "no-upload", false, "do not relay to other viewers (a leaf everywhere)")
 	c.String(&o.Region, "region", "", "locality hint for parent choice")
 	c.String(&o.Origin, "origin", "", "origin base URL (default: the tracker's, or the tracker host)")
@@ -63,6 +65,9 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	c.String(&o.CAFile, "ca", "", "PEM file of extra CA certificates trusted for wss:// and https:// (besides the system roots and SSL_CERT_FILE)")
 	if err := c.parse(args, stdout); err != nil {
 		return err
+	}
+	if o.MaxMbps < 0 || o.MaxMbps > 10_000 || o.CapMbps < 0 || o.CapMbps > 10_000 {
+		return usageError{"banyan peer: --capacity-mbps and --max-upload-mbps must be within 0–10000"}
 	}
 	rt, err := caTransport(o.CAFile)
 	if err != nil {
@@ -107,8 +112,9 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		TrackerURL: o.Tracker, Join: join, Reconnect: true, Logger: log, HTTPClient: &http.Client{Transport: rt},
 		OnNode: func(n *node.Node) { mu.Lock(); cur = n; mu.Unlock() },
 		Node: node.Config{
-			API:       api,
-			RelayOnly: o.TURNOnly,
+			API:           api,
+			RelayOnly:     o.TURNOnly,
+			MaxUploadKbps: int(o.MaxMbps * 1000),
 			OriginFor: func(originURL string) peer.Origin {
 				base := o.Origin
 				if base == "" {

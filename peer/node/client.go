@@ -118,6 +118,7 @@ func session(ctx context.Context, cfg ClientConfig, url string) error {
 	// (Node.ProofKey, when set, is used instead: tests that sign as a
 	// forger would.)
 	join := cfg.Join
+	join.UploadKbps = DeclaredUpload(join.UploadKbps, ncfg.MaxUploadKbps)
 	if !join.NoUpload {
 		if ncfg.ProofKey == nil {
 			_, priv, err := ed25519.GenerateKey(rand.Reader)

@@ -46,6 +46,13 @@ type Config struct {
 	// (peer.Config.ProofKey); its public half goes in Join.ProofKey. Run
 	// makes one per session when it is nil; nil in New: no statements.
 	ProofKey ed25519.PrivateKey
+	// MaxUploadKbps is an operator's ceiling on the upload this peer
+	// offers, in kbit/s (0: none): the engine never reports a measured
+	// uplink above it (peer.Config.MaxUplinkKbps), and Run declares at
+	// join at most the ceiling (DeclaredUpload), so the tracker gives the
+	// peer no more child slots than it carries. Nothing is paced: the
+	// tracker is told less, and assigns fewer children.
+	MaxUploadKbps int
 	// Engine lets the caller adjust the engine's configuration (timings).
 	Engine func(*peer.Config)
 	// OnState is told about lifecycle changes (may be nil): "waiting"
@@ -332,6 +339,7 @@ func (n *Node) startEngineLocked(pubB64 string) error {
 	}
 	if !n.cfg.Root {
 		cfg.Keys, cfg.ProofKey = n.keys, n.cfg.ProofKey
+		cfg.MaxUplinkKbps = max(n.cfg.MaxUploadKbps, 0)
 	}
 	if n.cfg.Engine != nil {
 		n.cfg.Engine(&cfg)
@@ -702,4 +710,14 @@ func (n *Node) Close() error {
 		eng.Close()
 	}
 	return nil
+}
+
+// DeclaredUpload is the upload capacity a join declares (Join.UploadKbps)
+// under a ceiling of maxKbps (Config.MaxUploadKbps, 0: none): the smaller
+// of the two, the ceiling when nothing is declared.
+func DeclaredUpload(declared, maxKbps int) int {
+	if maxKbps <= 0 || (declared > 0 && declared <= maxKbps) {
+		return declared
+	}
+	return maxKbps
 }
