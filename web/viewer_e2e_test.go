@@ -344,6 +344,8 @@ type publisher struct {
 	window *seeder.Window
 	init   cmaf.Init
 	chunks []cmaf.Chunk
+	// skip, if set, says which chunks never reach the origin (lost).
+	skip func(seq uint64) bool
 }
 
 // publish runs one epoch of the whole recording, paced by media time,
@@ -365,6 +367,9 @@ func (p *publisher) publish(ctx context.Context, epoch uint32) {
 	for _, c := range p.chunks {
 		if !sleepCtx(ctx, time.Until(now.Add(c.MediaTime-t0))) {
 			return
+		}
+		if p.skip != nil && p.skip(c.Seq) {
+			continue
 		}
 		var flags chunk.Flags
 		if c.Keyframe {
@@ -468,7 +473,13 @@ func encodeCMAF(t *testing.T, ctx context.Context, ffmpeg, ffprobe string, secon
 	t.Helper()
 	// x264's defaults (3 B-frames in a pyramid, placed adaptively), with
 	// a 1 s GOP: what an untuned broadcaster sends.
-	m := e2e.EncodeX264Defaults(t, ctx, ffmpeg, ffprobe, t.TempDir(), "640x360", seconds, "-g", "30")
+	return encodeCMAFArgs(t, ctx, ffmpeg, ffprobe, seconds, "-g", "30")
+}
+
+// encodeCMAFArgs is encodeCMAF with these x264 arguments.
+func encodeCMAFArgs(t *testing.T, ctx context.Context, ffmpeg, ffprobe string, seconds int, x264 ...string) (cmaf.Init, []cmaf.Chunk) {
+	t.Helper()
+	m := e2e.EncodeX264Defaults(t, ctx, ffmpeg, ffprobe, t.TempDir(), "640x360", seconds, x264...)
 	all, audio := m.VideoAUs, m.AudioAUs
 	// Interleave by DTS, as an ingest delivers them.
 	var merged []media.AccessUnit

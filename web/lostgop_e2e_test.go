@@ -1,0 +1,204 @@
+package web_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/banyan-live/banyan/seeder"
+	"github.com/banyan-live/banyan/web"
+)
+
+// TestViewerLostChunkLongGOP is the browser check of docs/long-gop.md
+// (issue 22 #4): a live stream with an 8 s GOP (x264, 240 frames at
+// 30 fps) where one chunk, the second of the GOP at 16 s, never reaches
+// the origin. It records the <video>'s currentTime every 50 ms and reports
+// the longest standstill and the largest forward jump around the loss, and
+// the player's gap/dropped counters. It asserts only that playback goes on
+// after the loss; the figures are logged for the note.
+//
+// It fails today, so it runs only with BANYAN_E2E_LOSTGOP=1: with the
+// origin as the only source, the peer engine never asks for the chunks
+// after the one the origin lacks (every later chunk "missed its deadline"
+// with asked=0, the player sees no gap and nothing after it) and playback
+// stands still for good, not for the GOP (docs/long-gop.md).
+func TestViewerLostChunkLongGOP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end browser test")
+	}
+	if os.Getenv("BANYAN_E2E_LOSTGOP") != "1" {
+		t.Skip("a known failure (docs/long-gop.md): set BANYAN_E2E_LOSTGOP=1 to run")
+	}
+	e2e.Require(t, "chromium")
+	ffmpeg, ffprobe := e2e.Require(t, "ffmpeg"), e2e.Require(t, "ffprobe")
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
+	defer cancel()
+
+	dist := t.TempDir()
+	build := exec.CommandContext(ctx, "go", "run", "./internal/webbuild", "-out", dist)
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("webbuild: %v\n%s", err, out)
+	}
+
+	const gopFrames, seconds = 240, 40
+	g := strconv.Itoa(gopFrames)
+	init, chunks := encodeCMAFArgs(t, ctx, ffmpeg, ffprobe, seconds, "-g", g, "-keyint_min", g, "-sc_threshold", "0")
+	// The chunk after the keyframe at 16 s: its dependents run to 24 s.
+	var lost uint64
+	var lostAt time.Duration
+	t0 := chunks[0].MediaTime
+	for i, c := range chunks {
+		if c.Keyframe && c.MediaTime-t0 >= 16*time.Second && i+1 < len(chunks) {
+			lost, lostAt = chunks[i+1].Seq, chunks[i+1].MediaTime-t0
+			break
+		}
+	}
+	if lost == 0 {
+		t.Fatal("no keyframe at 16 s")
+	}
+	keys := 0
+	for _, c := range chunks {
+		if c.Keyframe {
+			keys++
+		}
+	}
+	t.Logf("%d chunks, %d keyframes; losing seq %d at %v", len(chunks), keys, lost, lostAt)
+
+	const stream = "lostgop"
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	mk, err := chunk.NewMasterKey(7, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, _ := chunk.NewKeyring(mk)
+	sealer, err := chunk.NewSealer(chunk.SealerConfig{Stream: stream, PrivateKey: priv, Keys: ring, KeyID: mk.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := seeder.NewOrigin(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer origin.Close()
+	window := origin.Stream(stream, 60*time.Second, false)
+	pubr := &publisher{t: t, sealer: sealer, window: window, init: init, chunks: chunks,
+		skip: func(seq uint64) bool { return seq == lost }}
+	tr := &testTracker{t: t, stream: stream, pub: pub, key: mk, offAir: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", tr)
+	mux.Handle("/chunks/", origin.Handler())
+	site := web.NewHandler(web.Config{Dist: os.DirFS(dist)})
+	// The watch page with the player's debug log on.
+	mux.HandleFunc("/watch/", func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		site.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			if k != "Content-Length" {
+				w.Header()[k] = v
+			}
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write([]byte(strings.Replace(rec.Body.String(), "<banyan-player ", "<banyan-player debug ", 1)))
+	})
+	mux.Handle("/", site)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	tr.origin = srv.URL
+
+	pubCtx, stopPub := context.WithCancel(ctx)
+	defer stopPub()
+	done := make(chan struct{})
+	pubStart := time.Now()
+	go func() {
+		defer close(done)
+		pubr.publish(pubCtx, 2000)
+	}()
+	if !sleepCtx(ctx, time.Second) {
+		t.Fatal("timeout")
+	}
+	bctx := e2e.Browser(t, ctx, chromedp.WindowSize(1280, 900))
+	var console []string
+	var consoleMu sync.Mutex
+	go func() {
+		for m, err := range chromedp.Console(bctx) {
+			if err != nil {
+				return
+			}
+			consoleMu.Lock()
+			if l := m.String(); len(console) < 400 && !strings.Contains(l, "404") && (!strings.Contains(l, "DEBUG") || strings.Contains(l, "origin") || strings.Contains(l, "edge") || strings.Contains(l, "gap") || strings.Contains(l, "behind")) {
+				console = append(console, m.String())
+			}
+			consoleMu.Unlock()
+		}
+	}()
+	if err := chromedp.Do(bctx, chromedp.Navigate(srv.URL+"/watch/"+stream)); err != nil {
+		t.Fatal(err)
+	}
+	// Sample currentTime every 50 ms in the page.
+	const sampler = `(() => { window.__s = []; setInterval(() => { const p = document.querySelector('banyan-player');
+		if (p && p.video) window.__s.push([performance.now(), p.video.currentTime, p.video.readyState]); }, 50); return true; })()`
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](sampler)); err != nil {
+		t.Fatal(err)
+	}
+	// Play until 4 s before the recording ends (still live).
+	<-time.After(time.Until(pubStart.Add(time.Duration(seconds-4) * time.Second)))
+	type result struct {
+		S     [][]float64    `json:"s"`
+		Stats map[string]any `json:"stats"`
+		State string         `json:"state"`
+	}
+	r, err := chromedp.Run(bctx, chromedp.Evaluate[result](`(() => { const p = document.querySelector('banyan-player');
+		return {s: window.__s, stats: p.stats, state: p.state}; })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopPub()
+	<-done
+
+	var longest, jump, standFrom, jumpFrom float64
+	var last []float64
+	started := false
+	moveAt := 0.0
+	for _, s := range r.S {
+		if last != nil && s[1] != last[1] {
+			if started {
+				if d := s[1] - last[1]; d > jump {
+					jump, jumpFrom = d, last[1]
+				}
+			}
+			if s[1] > 0.5 {
+				started = true
+			}
+			moveAt = s[0]
+		} else if last != nil && started {
+			if d := s[0] - moveAt; d > longest {
+				longest, standFrom = d, s[1]
+			}
+		}
+		last = s
+	}
+	end := 0.0
+	if last != nil {
+		end = last[1]
+	}
+	t.Logf("lost chunk at media %.2f s (8 s GOP): longest standstill %.2f s at currentTime %.2f; largest forward jump %.2f s from %.2f; currentTime at the end %.2f; state %s; stats gaps %v dropped %v stalls %v behindMs %v",
+		lostAt.Seconds(), longest/1000, standFrom, jump, jumpFrom, end, r.State, r.Stats["gaps"], r.Stats["dropped"], r.Stats["stalls"], r.Stats["behindMs"])
+	consoleMu.Lock()
+	t.Logf("console:\n%s", strings.Join(console, "\n"))
+	consoleMu.Unlock()
+	if end < lostAt.Seconds()+8 {
+		t.Fatalf("playback did not get past the lost GOP: currentTime %.2f", end)
+	}
+}
