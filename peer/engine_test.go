@@ -412,6 +412,39 @@ func TestStartFromOrigin(t *testing.T) {
 	}
 }
 
+// TestOriginLacksAChunk: a peer fed by the origin alone, which never got
+// one chunk, skips that chunk and plays on.
+func TestOriginLacksAChunk(t *testing.T) {
+	sw := newSwarm(t, memnet.Config{Seed: 8, Latency: 10 * time.Millisecond}, 1, 30_000, nil)
+	defer sw.close()
+	const last, lost = 48, 26
+	sw.originLacks = map[uint64]bool{lost: true}
+	sw.publish(last)
+	sw.net.RunFor(4 * time.Second)
+	sw.engine(2, false)
+	for s := range 1 {
+		if err := sw.engines[2].SetParent(s, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sw.net.RunFor((last-16)*250*time.Millisecond + 3*time.Second)
+	p := sw.players[2]
+	if len(p.seqs) == 0 {
+		t.Fatal("played nothing")
+	}
+	after := 0
+	for _, q := range p.seqs {
+		if q > lost {
+			after++
+		}
+	}
+	c := sw.engines[2].Counters()
+	t.Logf("played %d chunks (%d after the lost one, first %d, last %d), stalls %d", len(p.seqs), after, p.seqs[0], p.seqs[len(p.seqs)-1], c.Stalls)
+	if p.seqs[len(p.seqs)-1] != last || after < last-lost-1 {
+		t.Errorf("played up to %d, %d chunks after the one the origin lacks; want all %d after it", p.seqs[len(p.seqs)-1], after, last-lost)
+	}
+}
+
 // TestLossyLinks loses 5 % of all messages (an unreliable data channel
 // losing pieces): repair must keep every peer stall-free.
 func TestLossyLinks(t *testing.T) {

@@ -133,6 +133,8 @@ type swarm struct {
 	net     *memnet.Network
 	src     *source
 	origin  *memnet.Origin
+	// originLacks lists chunks never put on the origin (lost upstream).
+	originLacks map[uint64]bool
 	k       int
 	root    *peer.Engine
 	engines map[peer.PeerID]*peer.Engine
@@ -319,8 +321,10 @@ func (sw *swarm) publish(last uint64) {
 	pub := func() {
 		seq := sw.next
 		b := sw.src.chunk(sw.tb, seq)
-		if err := sw.origin.Put(b); err != nil {
-			sw.tb.Fatal(err)
+		if !sw.originLacks[seq] {
+			if err := sw.origin.Put(b); err != nil {
+				sw.tb.Fatal(err)
+			}
 		}
 		sw.pubAt[seq] = sw.net.Now()
 		if err := sw.root.Publish(b); err != nil {
