@@ -129,23 +129,23 @@ func (p *player) Chunk(h chunk.Header, payload []byte) {
 
 // swarm is a root and peers on a memnet.
 type swarm struct {
-	tb      testing.TB
-	net     *memnet.Network
-	src     *source
-	origin  *memnet.Origin
+	tb     testing.TB
+	net    *memnet.Network
+	src    *source
+	origin *memnet.Origin
 	// originLacks lists chunks never put on the origin (lost upstream).
 	originLacks map[uint64]bool
-	k       int
-	root    *peer.Engine
-	engines map[peer.PeerID]*peer.Engine
-	players map[peer.PeerID]*player
-	links   map[[2]peer.PeerID]*memnet.Link // [from,to] -> from's endpoint
-	reports []report
-	pubAt   map[uint64]time.Time
-	next    uint64
-	stop    []func()
-	cfg     func(*peer.Config)
-	opts    memnet.LinkOptions
+	k           int
+	root        *peer.Engine
+	engines     map[peer.PeerID]*peer.Engine
+	players     map[peer.PeerID]*player
+	links       map[[2]peer.PeerID]*memnet.Link // [from,to] -> from's endpoint
+	reports     []report
+	pubAt       map[uint64]time.Time
+	next        uint64
+	stop        []func()
+	cfg         func(*peer.Config)
+	opts        memnet.LinkOptions
 	// pairOpts overrides opts for the link between two peers (key with
 	// the lower id first); wrap replaces a's endpoint towards b.
 	pairOpts map[[2]peer.PeerID]memnet.LinkOptions
