@@ -122,19 +122,27 @@ func newHLSPages(t *testing.T, ctx context.Context) *hlsjsRun {
 // every gop frames (at 30 fps); the channel gets its exit.
 func (r *hlsjsRun) publish(seconds, gop int) <-chan error {
 	r.t.Helper()
-	args := publish(r.ctx, r.ffmpeg, r.rtmp, seconds).Args[1:]
+	return publishGOP(r.t, r.ctx, r.ffmpeg, r.rtmp, seconds, gop)
+}
+
+// publishGOP starts ffmpeg publishing seconds of publish's test media to
+// url with a keyframe every gop frames (at 30 fps); the channel gets its
+// exit.
+func publishGOP(t *testing.T, ctx context.Context, ffmpeg, url string, seconds, gop int) <-chan error {
+	t.Helper()
+	args := publish(ctx, ffmpeg, url, seconds).Args[1:]
 	for i, a := range args {
 		if a == "-g" {
 			args[i+1] = fmt.Sprint(gop)
 		}
 	}
-	cmd := exec.CommandContext(r.ctx, r.ffmpeg, args...)
+	cmd := exec.CommandContext(ctx, ffmpeg, args...)
 	if err := cmd.Start(); err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	done, exited := make(chan error, 1), make(chan struct{})
 	go func() { done <- cmd.Wait(); close(exited) }()
-	r.t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
 	return done
 }
 
