@@ -146,6 +146,19 @@ func publishGOP(t *testing.T, ctx context.Context, ffmpeg, url string, seconds, 
 	return done
 }
 
+// published waits up to within for a publish (publishGOP) to end well.
+func published(t *testing.T, done <-chan error, within time.Duration) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	case <-time.After(within):
+		t.Fatalf("publish did not end within %v", within)
+	}
+}
+
 // open waits up to within for the playlist, then opens the page.
 func (r *hlsjsRun) open(within time.Duration) {
 	r.t.Helper()
@@ -231,14 +244,7 @@ func TestHLSJSLowLatencyAcrossReconnect(t *testing.T) {
 	r := newHLSJSRun(t, ctx)
 	firstDone := r.publish(12, 30)
 	r.open(10 * time.Second) // the playlist exists once the first GOP (1 s) has closed
-	select {
-	case err := <-firstDone:
-		if err != nil {
-			t.Fatalf("first publish: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("first publish did not end")
-	}
+	published(t, firstDone, 30*time.Second)
 	before := r.probe()
 	if before.Version != hlsjsVersion || before.Time < 5 {
 		t.Fatalf("hls.js %s played %.1f s of a 12 s publish; errors %v", before.Version, before.Time, before.Errors)

@@ -106,14 +106,7 @@ func nativeHLSAcrossReconnect(t *testing.T, ctx context.Context, r *hlsjsRun, pg
 	if played.Width != 640 {
 		t.Errorf("video %d wide, want 640", played.Width)
 	}
-	select {
-	case err := <-firstDone:
-		if err != nil {
-			t.Fatalf("first publish: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("first publish did not end")
-	}
+	published(t, firstDone, 30*time.Second)
 	// The broadcaster is away for 2 s, then back with the same key.
 	time.Sleep(2 * time.Second)
 	gap := read()
@@ -227,14 +220,7 @@ func TestWebKitHLSJSLongGOPAcrossReconnect(t *testing.T) {
 		t.Fatalf("hls.js %s, want %s", first.Version, hlsjsVersion)
 	}
 	r.until("10 s of playback", 15*time.Second, func(pr hlsjsProbe) bool { return pr.Time >= first.Time+10 })
-	select {
-	case err := <-firstDone:
-		if err != nil {
-			t.Fatalf("first publish: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("first publish did not end")
-	}
+	published(t, firstDone, 30*time.Second)
 	gap := r.watch(2 * time.Second)
 	back := time.Now()
 	r.publish(30, 250)

@@ -262,14 +262,7 @@ func TestBrowserViewerLongGOPAcrossReconnect(t *testing.T) {
 	s := got.Stats
 	t.Logf("long GOP: behind %.0f ms, buffer %.0f ms, stalls %.0f, first frame %.0f ms, from seeder %.0f B, origin %.0f B",
 		s.BehindMs, s.BufferMs, s.Stalls, s.FirstMS, s.BytesSeeder, s.BytesOrigin)
-	select {
-	case err := <-firstDone:
-		if err != nil {
-			t.Fatalf("first publish: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("first publish did not end")
-	}
+	published(t, firstDone, 30*time.Second)
 	time.Sleep(2 * time.Second)
 	before := probePage(t, ctx, pg, "banyan-player")
 	back := time.Now()
