@@ -123,7 +123,7 @@ func nativeHLSAcrossReconnect(t *testing.T, ctx context.Context, r *hlsjsRun, pg
 	}
 	t.Logf("across the reconnect: %.2f s at the gap, %.2f s %v after it; buffered [%s]; events %v, errors %v\nplaylist at the gap:\n%s",
 		gap.Time, after.Time, time.Since(back).Round(100*time.Millisecond), after.Buffered, after.Events, after.Errors, gapPlaylist)
-	epochStall(t, after.Time, first.Time+30+5)
+	epochStall(t, ctx, pg, after.Time, first.Time+30+5)
 }
 
 // epochStall reports a player that did not reach want (5 s into the new
@@ -134,11 +134,24 @@ func nativeHLSAcrossReconnect(t *testing.T, ctx context.Context, r *hlsjsRun, pg
 // 0.046-60.1 s): a stall at the new init segment, not a hole. Found by
 // these tests (2026-12-05) and not yet explained: logged as a figure for
 // issue 22, not a gate, until it is.
-func epochStall(t *testing.T, at, want float64) {
+//
+// Then it nudges the stopped video 0.1 s on, as a gap controller would,
+// and logs whether that moves it (a figure too).
+func epochStall(t *testing.T, ctx context.Context, pg enginePage, at, want float64) {
 	t.Helper()
-	if at < want {
-		t.Logf("KNOWN (issue 22): playback stopped at %.2f s across the epoch change, want %.2f s", at, want)
+	if at >= want {
+		return
 	}
+	t.Logf("KNOWN (issue 22): playback stopped at %.2f s across the epoch change, want %.2f s", at, want)
+	var now float64
+	if err := pg.Eval(ctx, `(() => { const v = document.querySelector('video'); v.currentTime += 0.1; return v.currentTime; })()`, &now); err != nil {
+		t.Fatalf("nudge: %v", err)
+	}
+	time.Sleep(5 * time.Second)
+	if err := pg.Eval(ctx, `document.querySelector('video').currentTime`, &now); err != nil {
+		t.Fatalf("after the nudge: %v", err)
+	}
+	t.Logf("a 0.1 s nudge from %.2f s: at %.2f s 5 s later", at, now)
 }
 
 // TestWebKitNativeHLSAcrossReconnect plays the seeder's LL-HLS with
@@ -219,6 +232,16 @@ func TestWebKitHLSJSLongGOPAcrossReconnect(t *testing.T) {
 	if first.Version != hlsjsVersion {
 		t.Fatalf("hls.js %s, want %s", first.Version, hlsjsVersion)
 	}
+	// WebKitGTK may leave the start seek pending for good (the video sits
+	// at hls.js's start position: 2 of 5 runs here); a second seek
+	// completes, which is what the watch page's player does too (see
+	// mse.EdgeConfig.SeekStuck).
+	if moved := r.watch(5 * time.Second); moved.Time < first.Time+1 {
+		t.Logf("the start seek stayed pending at %.2f s: seeking again", moved.Time)
+		if err := wk.Eval(ctx, `(() => { const v = document.querySelector('video'); v.currentTime = v.currentTime; return true; })()`, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r.until("10 s of playback", 15*time.Second, func(pr hlsjsProbe) bool { return pr.Time >= first.Time+10 })
 	published(t, firstDone, 30*time.Second)
 	gap := r.watch(2 * time.Second)
@@ -237,5 +260,5 @@ func TestWebKitHLSJSLongGOPAcrossReconnect(t *testing.T) {
 	if after.Discontinuities < 1 {
 		t.Errorf("hls.js saw no discontinuity")
 	}
-	epochStall(t, after.Time, want)
+	epochStall(t, ctx, wk, after.Time, want)
 }
