@@ -66,7 +66,8 @@ type hlsjsProbe struct {
 type hlsjsRun struct {
 	t        *testing.T
 	ctx      context.Context
-	bctx     context.Context
+	bctx     context.Context // Chromium's, when the run has it
+	pg       enginePage      // the browser's page that open opened
 	ffmpeg   string
 	up       *upProc
 	rtmp     string // URL with the stream key
@@ -76,8 +77,18 @@ type hlsjsRun struct {
 
 func newHLSJSRun(t *testing.T, ctx context.Context) *hlsjsRun {
 	t.Helper()
-	r := &hlsjsRun{t: t, ctx: ctx, ffmpeg: e2e.Require(t, "ffmpeg")}
+	r := newHLSPages(t, ctx)
 	r.bctx = e2e.Browser(t, ctx, chromedp.Flag("autoplay-policy", "no-user-gesture-required"))
+	r.pg = chromiumPage{r.bctx}
+	return r
+}
+
+// newHLSPages is banyan up and the page server of an hlsjsRun, for any
+// browser (bctx is not set): "/" plays with hls.js, "/native" gives the
+// playlist to a <video> (nativeHLSPage).
+func newHLSPages(t *testing.T, ctx context.Context) *hlsjsRun {
+	t.Helper()
+	r := &hlsjsRun{t: t, ctx: ctx, ffmpeg: e2e.Require(t, "ffmpeg")}
 	r.up = startUp(t, t.TempDir())
 	url, key := r.up.rtmpURL(t)
 	r.rtmp = url + "/" + key
@@ -93,6 +104,9 @@ func newHLSJSRun(t *testing.T, ctx context.Context) *hlsjsRun {
 		case "/hls.min.js":
 			w.Header().Set("Content-Type", "text/javascript")
 			w.Write(hlsjs)
+		case "/native":
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprint(w, strings.Replace(nativeHLSPage, "SRC", r.src, 1))
 		default:
 			w.Header().Set("Content-Type", "text/html")
 			fmt.Fprint(w, strings.Replace(hlsjsPage, "SRC", r.src, 1))
@@ -108,24 +122,54 @@ func newHLSJSRun(t *testing.T, ctx context.Context) *hlsjsRun {
 // every gop frames (at 30 fps); the channel gets its exit.
 func (r *hlsjsRun) publish(seconds, gop int) <-chan error {
 	r.t.Helper()
-	args := publish(r.ctx, r.ffmpeg, r.rtmp, seconds).Args[1:]
+	return publishGOP(r.t, r.ctx, r.ffmpeg, r.rtmp, seconds, gop)
+}
+
+// publishGOP starts ffmpeg publishing seconds of publish's test media to
+// url with a keyframe every gop frames (at 30 fps); the channel gets its
+// exit.
+func publishGOP(t *testing.T, ctx context.Context, ffmpeg, url string, seconds, gop int) <-chan error {
+	t.Helper()
+	args := publish(ctx, ffmpeg, url, seconds).Args[1:]
 	for i, a := range args {
 		if a == "-g" {
 			args[i+1] = fmt.Sprint(gop)
 		}
 	}
-	cmd := exec.CommandContext(r.ctx, r.ffmpeg, args...)
+	cmd := exec.CommandContext(ctx, ffmpeg, args...)
 	if err := cmd.Start(); err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	done, exited := make(chan error, 1), make(chan struct{})
 	go func() { done <- cmd.Wait(); close(exited) }()
-	r.t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
 	return done
+}
+
+// published waits up to within for a publish (publishGOP) to end well.
+func published(t *testing.T, done <-chan error, within time.Duration) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	case <-time.After(within):
+		t.Fatalf("publish did not end within %v", within)
+	}
 }
 
 // open waits up to within for the playlist, then opens the page.
 func (r *hlsjsRun) open(within time.Duration) {
+	r.t.Helper()
+	r.waitPlaylist(within)
+	if _, err := chromedp.Run(r.bctx, chromedp.Navigate("http://"+r.pageAddr+"/")); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// waitPlaylist waits up to within for the media playlist to answer 200.
+func (r *hlsjsRun) waitPlaylist(within time.Duration) {
 	r.t.Helper()
 	end := time.Now().Add(within)
 	for {
@@ -137,16 +181,12 @@ func (r *hlsjsRun) open(within time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, err := chromedp.Run(r.bctx, chromedp.Navigate("http://"+r.pageAddr+"/")); err != nil {
-		r.t.Fatal(err)
-	}
 }
 
 func (r *hlsjsRun) probe() hlsjsProbe {
 	r.t.Helper()
-	pr, err := chromedp.Run(r.bctx, chromedp.Evaluate[hlsjsProbe](
-		`Object.assign({}, window.probe, {time: document.querySelector('video').currentTime, latency: hls.latency})`))
-	if err != nil {
+	var pr hlsjsProbe
+	if err := r.pg.Eval(r.ctx, `Object.assign({}, window.probe, {time: document.querySelector('video').currentTime, latency: hls.latency})`, &pr); err != nil {
 		r.t.Fatalf("probe: %v", err)
 	}
 	return pr
@@ -165,6 +205,14 @@ func (r *hlsjsRun) dump(pr hlsjsProbe) {
 // returns the last probe.
 func (r *hlsjsRun) watch(d time.Duration) hlsjsProbe {
 	r.t.Helper()
+	return r.until("", d, nil)
+}
+
+// until polls until ok (never, when nil) or d has passed, failing at a
+// fatal error or an end of stream, and returns the last probe. With ok,
+// reaching d fails the test, waiting for what.
+func (r *hlsjsRun) until(what string, d time.Duration, ok func(hlsjsProbe) bool) hlsjsProbe {
+	r.t.Helper()
 	end := time.Now().Add(d)
 	var pr hlsjsProbe
 	for time.Now().Before(end) {
@@ -173,7 +221,14 @@ func (r *hlsjsRun) watch(d time.Duration) hlsjsProbe {
 			r.dump(pr)
 			r.t.Fatalf("hls.js stopped: fatal %q, ended %v; errors %v", pr.Fatal, pr.Ended, pr.Errors)
 		}
+		if ok != nil && ok(pr) {
+			return pr
+		}
 		time.Sleep(250 * time.Millisecond)
+	}
+	if ok != nil {
+		r.dump(pr)
+		r.t.Fatalf("waiting %v for %s: played to %.2f s, errors %v", d, what, pr.Time, pr.Errors)
 	}
 	return pr
 }
@@ -189,14 +244,7 @@ func TestHLSJSLowLatencyAcrossReconnect(t *testing.T) {
 	r := newHLSJSRun(t, ctx)
 	firstDone := r.publish(12, 30)
 	r.open(10 * time.Second) // the playlist exists once the first GOP (1 s) has closed
-	select {
-	case err := <-firstDone:
-		if err != nil {
-			t.Fatalf("first publish: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("first publish did not end")
-	}
+	published(t, firstDone, 30*time.Second)
 	before := r.probe()
 	if before.Version != hlsjsVersion || before.Time < 5 {
 		t.Fatalf("hls.js %s played %.1f s of a 12 s publish; errors %v", before.Version, before.Time, before.Errors)

@@ -224,3 +224,56 @@ func TestBrowserViewersInMesh(t *testing.T) {
 	}
 	p.stop(t, os.Interrupt)
 }
+
+// TestBrowserViewerLongGOPAcrossReconnect: the watch page (the wasm MSE
+// player) in Chromium with OBS's default keyframe interval (250 frames,
+// 8.3 s at 30 fps), opened once the first GOP is out. It must play at the
+// media's 640 wide with currentTime advancing 10 s and no panic or
+// restart; then the broadcaster is away for 2 s and comes back with the
+// same key (a new epoch), and the viewer plays 5 s of it without a reload.
+func TestBrowserViewerLongGOPAcrossReconnect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping the long-GOP viewer test in -short mode")
+	}
+	ffmpeg := e2e.Require(t, "ffmpeg")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bctx := browser(t, ctx)
+	p := startUp(t, t.TempDir(), "--ice-loopback", "--stripes", "2")
+	url, key := p.rtmpURL(t)
+	firstDone := publishGOP(t, ctx, ffmpeg, url+"/"+key, 30, 250)
+	time.Sleep(9 * time.Second) // the first GOP closes at 8.3 s
+	v := openViewer(t, bctx, p.base+"/watch/demo")
+	pg := chromiumPage{v}
+	opened := time.Now()
+	live := waitPage(t, ctx, pg, "banyan-player", "live", 30*time.Second, func(fp firefoxProbe) bool { return fp.State == "live" && fp.Time > 0 })
+	t.Logf("live %v after opening, at %.2f s", time.Since(opened).Round(100*time.Millisecond), live.Time)
+	got := waitPage(t, ctx, pg, "banyan-player", "10 s of playback", 20*time.Second, func(fp firefoxProbe) bool { return fp.Time >= live.Time+10 })
+	noPanic := func(when string, fp firefoxProbe) {
+		t.Helper()
+		if fp.Extra == nil || fp.Extra.Panics != 0 || fp.Extra.Restarts != 0 {
+			t.Fatalf("%s: the viewer panicked or restarted: %+v", when, fp.Extra)
+		}
+	}
+	if got.Width != 640 || got.Height != 360 {
+		t.Fatalf("playing %dx%d, want 640x360", got.Width, got.Height)
+	}
+	noPanic("playing", got)
+	s := got.Stats
+	t.Logf("long GOP: behind %.0f ms, buffer %.0f ms, stalls %.0f, first frame %.0f ms, from seeder %.0f B, origin %.0f B",
+		s.BehindMs, s.BufferMs, s.Stalls, s.FirstMS, s.BytesSeeder, s.BytesOrigin)
+	published(t, firstDone, 30*time.Second)
+	time.Sleep(2 * time.Second)
+	before := probePage(t, ctx, pg, "banyan-player")
+	back := time.Now()
+	publishGOP(t, ctx, ffmpeg, url+"/"+key, 30, 250)
+	again := waitPage(t, ctx, pg, "banyan-player", "live in the new epoch", 40*time.Second, func(fp firefoxProbe) bool {
+		return fp.State == "live" && fp.Stats != nil && before.Stats != nil && fp.Stats.Epoch != before.Stats.Epoch && fp.Time > 0
+	})
+	liveAgain := time.Since(back)
+	after := waitPage(t, ctx, pg, "banyan-player", "5 s of the new epoch", 20*time.Second, func(fp firefoxProbe) bool { return fp.Time >= again.Time+5 })
+	t.Logf("across the reconnect: epoch %.0f → %.0f, currentTime %.1f → %.1f s, live again %v after it",
+		before.Stats.Epoch, after.Stats.Epoch, before.Time, after.Time, liveAgain.Round(100*time.Millisecond))
+	noPanic("after the reconnect", after)
+	p.stop(t, os.Interrupt)
+}

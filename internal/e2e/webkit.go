@@ -45,7 +45,8 @@ func MiniBrowserPath() (string, error) {
 // StartWebKit starts Xvfb, WebKitWebDriver and, through a new session, the
 // MiniBrowser in automation mode; the test's cleanup stops them all. A
 // missing tool skips the test (fails under BANYAN_E2E=1), like Browser.
-func StartWebKit(t testing.TB, ctx context.Context) *WebKit {
+// env (KEY=VALUE) is added to the browser's environment.
+func StartWebKit(t testing.TB, ctx context.Context, env ...string) *WebKit {
 	t.Helper()
 	driver := Require(t, "WebKitWebDriver")
 	display := StartXvfb(t, ctx)
@@ -64,6 +65,7 @@ func StartWebKit(t testing.TB, ctx context.Context) *WebKit {
 	cmd.Env = append(os.Environ(), "DISPLAY="+display,
 		// Software rendering on the virtual display; no accessibility bus.
 		"LIBGL_ALWAYS_SOFTWARE=1", "NO_AT_BRIDGE=1")
+	cmd.Env = append(cmd.Env, env...)
 	var tail tailBuffer
 	cmd.Stdout, cmd.Stderr = lineWriter{&tail}, lineWriter{&tail}
 	if err := cmd.Start(); err != nil {
