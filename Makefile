@@ -59,6 +59,9 @@ bench:
 	run mesh-1k-6M-k2       --peers 1000 --duration 40s --churn 10% --bitrate 6M --stripes 2; \
 	run mesh-1k-churn30     --peers 1000 --duration 40s --churn 30%; \
 	run mesh-1k-kill30      --peers 1000 --duration 40s --kill 0.3; \
+	run mesh-1k-6M-seed2    --peers 1000 --duration 40s --churn 10% --bitrate 6M --seed 2; \
+	run mesh-1k-churn30-seed2 --peers 1000 --duration 40s --churn 30% --seed 2; \
+	run mesh-1k-kill30-seed2 --peers 1000 --duration 40s --kill 0.3 --seed 2; \
 	run mesh-1k-noupload40  --peers 1000 --duration 40s --churn 10% --no-upload 40; \
 	run mesh-1k-churn0      --peers 1000 --duration 40s; \
 	run mesh-1k-k1          --peers 1000 --duration 40s --churn 10% --stripes 1; \
@@ -67,6 +70,7 @@ bench:
 	run mesh-1k-gop4s       --peers 1000 --duration 40s --churn 10% --gop 4s; \
 	run mesh-1k-gop8s       --peers 1000 --duration 40s --churn 10% --gop 8s; \
 	run mesh-10k            --peers 10000 --duration 60s --churn 10%; \
+	run mesh-10k-seed2      --peers 10000 --duration 60s --churn 10% --seed 2; \
 	run mesh-10k-k2         --peers 10000 --duration 60s --churn 10% --stripes 2; \
 	run mesh-100k           --peers 100000 --duration 40s --churn 10%; \
 	run mem-14-rc1          --transport mem --peers 14 --root-capacity 1 --duration 40s; \
