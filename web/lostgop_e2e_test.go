@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/banyan-live/banyan/chunk"
 	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/seeder"
 	"github.com/banyan-live/banyan/web"
@@ -80,16 +78,7 @@ func TestViewerLostChunkLongGOP(t *testing.T) {
 	t.Logf("%d chunks, %d keyframes; losing seq %d at %v", len(chunks), keys, lost, lostAt)
 
 	const stream = "lostgop"
-	pub, priv, _ := ed25519.GenerateKey(nil)
-	mk, err := chunk.NewMasterKey(7, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, _ := chunk.NewKeyring(mk)
-	sealer, err := chunk.NewSealer(chunk.SealerConfig{Stream: stream, PrivateKey: priv, Keys: ring, KeyID: mk.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, mk, sealer := testSealer(t, stream)
 	origin := seeder.NewOrigin(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer origin.Close()
 	window := origin.Stream(stream, 60*time.Second, false)

@@ -69,16 +69,7 @@ func TestViewerInChromium(t *testing.T) {
 
 	// Seal it as the seeder would and serve it from the seeder's origin.
 	const stream = "e2e"
-	pub, priv, _ := ed25519.GenerateKey(nil)
-	mk, err := chunk.NewMasterKey(7, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, _ := chunk.NewKeyring(mk)
-	sealer, err := chunk.NewSealer(chunk.SealerConfig{Stream: stream, PrivateKey: priv, Keys: ring, KeyID: mk.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, mk, sealer := testSealer(t, stream)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	origin := seeder.NewOrigin(quiet)
 	defer origin.Close()
@@ -522,4 +513,21 @@ func encodeCMAFArgs(t *testing.T, ctx context.Context, ffmpeg, ffprobe string, s
 	}
 	t.Logf("media: %s, %d chunks", inits[0].MIME(), len(chunks))
 	return inits[0], chunks
+}
+
+// testSealer seals stream as the seeder would: a fresh signing key and
+// master key; the public key and master key go to the test tracker.
+func testSealer(t *testing.T, stream string) (ed25519.PublicKey, chunk.MasterKey, *chunk.Sealer) {
+	t.Helper()
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	mk, err := chunk.NewMasterKey(7, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, _ := chunk.NewKeyring(mk)
+	sealer, err := chunk.NewSealer(chunk.SealerConfig{Stream: stream, PrivateKey: priv, Keys: ring, KeyID: mk.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, mk, sealer
 }
