@@ -31,6 +31,7 @@ const (
 	AAC
 	Opus
 	H265
+	AV1
 )
 
 func (c Codec) String() string {
@@ -43,17 +44,22 @@ func (c Codec) String() string {
 		return "opus"
 	case H265:
 		return "h265"
+	case AV1:
+		return "av1"
 	}
 	return "unknown"
 }
 
-// VideoConfig is the decoder configuration of an H.264 or H.265 track.
+// VideoConfig is the decoder configuration of an H.264, H.265 or AV1 track.
 type VideoConfig struct {
-	// Codec is H264 or H265; the zero value means H264.
+	// Codec is H264, H265 or AV1; the zero value means H264.
 	Codec Codec
 	VPS   []byte // one video parameter set (H265 only)
 	SPS   []byte // one sequence parameter set, without start code or length
 	PPS   []byte // one picture parameter set
+	// SeqHeader is AV1's sequence header OBU (AV1 only), in the form
+	// media/av1 splits OBUs into: header without the size field, payload.
+	SeqHeader []byte
 }
 
 // VideoCodec is c.Codec with the zero value read as H264.
@@ -83,10 +89,12 @@ type AccessUnit struct {
 	// composition offset (B-frames make PTS > DTS).
 	DTS time.Duration
 	PTS time.Duration
-	// Key marks an IDR video frame. Audio frames are always sync samples.
+	// Key marks an IDR video frame (AV1: a key frame). Audio frames are
+	// always sync samples.
 	Key bool
 	// NALUs holds the NAL units of a video frame (no start codes, no length
-	// prefixes). Frame holds one audio frame. Exactly one is set.
+	// prefixes); for AV1, the temporal unit's OBUs as media/av1 splits
+	// them. Frame holds one audio frame. Exactly one is set.
 	NALUs [][]byte
 	Frame []byte
 }

@@ -41,7 +41,7 @@ func TestLongGOPAdvice(t *testing.T) {
 // changed signature would silently lose the advice.
 var _ flv.UnsupportedSink = (*seeder.Publish)(nil)
 
-// TestUnsupportedCodecAdvice: a publish whose video (AV1 over enhanced
+// TestUnsupportedCodecAdvice: a publish whose video (VP9 over enhanced
 // RTMP) or audio (MP3) the ingest drops for its codec stays live and
 // tells the broadcaster why and what to set, where the keyframe advice
 // shows (dashboard, publish page).
@@ -51,7 +51,7 @@ func TestUnsupportedCodecAdvice(t *testing.T) {
 		codec string
 		want  []string
 	}{
-		{media.Video, "AV1 (enhanced RTMP av01)", []string{"video codec AV1 (enhanced RTMP av01) is not supported", "viewers get no video", "H.264 or HEVC"}},
+		{media.Video, "VP9 (enhanced RTMP vp09)", []string{"video codec VP9 (enhanced RTMP vp09) is not supported", "viewers get no video", "set an H.264 encoder"}},
 		{media.Audio, "MP3", []string{"audio codec MP3 is not supported", "the stream goes on without audio", "Settings → Output → Audio Encoder: AAC"}},
 	} {
 		h := newHLSHarness(t)

@@ -422,7 +422,7 @@ func (p *Publish) AudioConfig(c media.AudioConfig) error { return p.pkg.AudioCon
 // broadcaster reads why where the keyframe advice shows (dashboard,
 // publish page), instead of an encoder reconnecting in a loop.
 func (p *Publish) Unsupported(kind media.Kind, codec string) {
-	fix := "set an H.264 or HEVC encoder (OBS: Settings → Output → Video Encoder: x264, or an H.264 or HEVC hardware encoder)"
+	fix := "set an H.264 encoder (OBS: Settings → Output → Video Encoder: x264, or an H.264 hardware encoder; HEVC and AV1 are carried too, for the browsers that decode them)"
 	if kind == media.Audio {
 		fix = "set AAC (OBS: Settings → Output → Audio Encoder: AAC)"
 	}

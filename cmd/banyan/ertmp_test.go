@@ -15,14 +15,17 @@ import (
 
 	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/av1"
 	"github.com/banyan-live/banyan/media/hevc"
 )
 
-// publishERTMP sends m to an RTMP ingest the way OBS 30+ sends HEVC: over
-// enhanced RTMP (ExVideoTagHeader with FourCC "hvc1": a SequenceStart with
-// the HEVCDecoderConfigurationRecord, CodedFrames with a composition time
-// where PTS differs from DTS, CodedFramesX where it does not) and AAC in
-// legacy audio tags, paced at the media's own rate. ffmpeg 5.1 cannot send
+// publishERTMP sends m to an RTMP ingest the way OBS 30+ sends HEVC and
+// AV1: over enhanced RTMP (ExVideoTagHeader with FourCC "hvc1": a
+// SequenceStart with the HEVCDecoderConfigurationRecord, CodedFrames with a
+// composition time where PTS differs from DTS, CodedFramesX where it does
+// not; FourCC "av01": a SequenceStart with the av1C record, CodedFrames of
+// one temporal unit each, without a composition time) and AAC in legacy
+// audio tags, paced at the media's own rate. ffmpeg 5.1 cannot send
 // enhanced RTMP; this is the test's stand-in for OBS, on go-rtmp's client.
 func publishERTMP(ctx context.Context, rtmpURL, key string, m e2e.TestMedia) error {
 	u, err := url.Parse(rtmpURL)
@@ -49,11 +52,7 @@ func publishERTMP(ctx context.Context, rtmpURL, key string, m e2e.TestMedia) err
 		return fmt.Errorf("publish: %w", err)
 	}
 
-	ptl, err := hevc.PTLFromSPS(m.Video.SPS)
-	if err != nil {
-		return err
-	}
-	rec, err := hevc.DecoderConfig{PTL: ptl, VPS: [][]byte{m.Video.VPS}, SPS: [][]byte{m.Video.SPS}, PPS: [][]byte{m.Video.PPS}}.Marshal()
+	fourCC, rec, err := ertmpRecord(m.Video)
 	if err != nil {
 		return err
 	}
@@ -72,7 +71,7 @@ func publishERTMP(ctx context.Context, rtmpURL, key string, m e2e.TestMedia) err
 		codedFramesX   = 3
 		aacSoundHeader = 0xaf // AAC, 44 kHz, 16-bit, stereo (fixed for AAC)
 	)
-	if err := video(0, append([]byte{exHeader | frameKey | seqStart, 'h', 'v', 'c', '1'}, rec...)); err != nil {
+	if err := video(0, append(append([]byte{exHeader | frameKey | seqStart}, fourCC...), rec...)); err != nil {
 		return fmt.Errorf("sequence start: %w", err)
 	}
 	if err := audio(0, append([]byte{aacSoundHeader, 0}, m.Audio.ASC...)); err != nil {
@@ -104,18 +103,25 @@ func publishERTMP(ctx context.Context, rtmpURL, key string, m e2e.TestMedia) err
 			hdr[0] = exHeader | frameKey
 		}
 		// Composition time in ms, rounded as OBS does from its 90 kHz
-		// clock: (PTS - DTS) of the frame.
+		// clock: (PTS - DTS) of the frame. AV1 has none.
 		cts := int32((au.PTS - au.DTS + time.Millisecond/2) / time.Millisecond)
-		if cts != 0 {
+		switch {
+		case m.Video.Codec == media.AV1:
 			hdr[0] |= codedFrames
-			hdr = append(hdr, 'h', 'v', 'c', '1', byte(cts>>16), byte(cts>>8), byte(cts))
-		} else {
+			hdr = append(hdr, fourCC...)
+		case cts != 0:
+			hdr[0] |= codedFrames
+			hdr = append(append(hdr, fourCC...), byte(cts>>16), byte(cts>>8), byte(cts))
+		default:
 			hdr[0] |= codedFramesX
-			hdr = append(hdr, 'h', 'v', 'c', '1')
+			hdr = append(hdr, fourCC...)
 		}
 		body := hdr
+		if m.Video.Codec == media.AV1 {
+			body = av1.AppendSample(body, au.NALUs)
+		}
 		for _, n := range au.NALUs {
-			if hevc.NALUType(n) == hevc.NALUTypeAUD {
+			if m.Video.Codec == media.AV1 || hevc.NALUType(n) == hevc.NALUTypeAUD {
 				continue
 			}
 			body = binary.BigEndian.AppendUint32(body, uint32(len(n)))
@@ -126,11 +132,27 @@ func publishERTMP(ctx context.Context, rtmpURL, key string, m e2e.TestMedia) err
 		}
 	}
 	// OBS ends with a SequenceEnd, then deletes the stream.
-	if err := video(uint32((aus[len(aus)-1].DTS-origin)/time.Millisecond), []byte{exHeader | frameKey | 2, 'h', 'v', 'c', '1'}); err != nil {
+	if err := video(uint32((aus[len(aus)-1].DTS-origin)/time.Millisecond), append([]byte{exHeader | frameKey | 2}, fourCC...)); err != nil {
 		return fmt.Errorf("sequence end: %w", err)
 	}
 	if err := cc.DeleteStream(&message.NetStreamDeleteStream{StreamID: st.StreamID()}); err != nil {
 		return fmt.Errorf("delete stream: %w", err)
 	}
 	return nil
+}
+
+// ertmpRecord is the FourCC and sequence-start record of an HEVC or AV1
+// configuration.
+func ertmpRecord(v media.VideoConfig) (string, []byte, error) {
+	if v.Codec == media.AV1 {
+		// marker and version, then profile/level and tier/depth/chroma
+		// bytes (the ingest reads the sequence header, not these).
+		return "av01", av1.AppendSample([]byte{0x81, 0x00, 0x0c, 0x00}, [][]byte{v.SeqHeader}), nil
+	}
+	ptl, err := hevc.PTLFromSPS(v.SPS)
+	if err != nil {
+		return "", nil, err
+	}
+	rec, err := hevc.DecoderConfig{PTL: ptl, VPS: [][]byte{v.VPS}, SPS: [][]byte{v.SPS}, PPS: [][]byte{v.PPS}}.Marshal()
+	return "hvc1", rec, err
 }

@@ -13,7 +13,9 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
+	"github.com/banyan-live/banyan/internal/ivf"
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/av1"
 )
 
 // TestMedia is ffmpeg's test picture and a 440 Hz tone, encoded (libx264
@@ -39,10 +41,14 @@ func EncodeTestMedia(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, si
 	return EncodeTestMediaCodec(t, ctx, ffmpeg, ffprobe, dir, size, seconds, media.H264)
 }
 
-// EncodeTestMediaCodec is EncodeTestMedia with H.264 (libx264) or H.265
-// (libx265, Main profile, B-frames, keyint 30) video.
+// EncodeTestMediaCodec is EncodeTestMedia with H.264 (libx264), H.265
+// (libx265, Main profile, B-frames, keyint 30) or AV1 (SVT-AV1, low delay,
+// keyint 30) video.
 func EncodeTestMediaCodec(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, size string, seconds int, codec media.Codec) TestMedia {
 	t.Helper()
+	if codec == media.AV1 {
+		return encodeAV1TestMedia(t, ctx, ffmpeg, dir, size, seconds)
+	}
 	venc := []string{"-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "30"}
 	if codec == media.H265 {
 		venc = []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=30:bframes=2:log-level=error"}
@@ -134,7 +140,24 @@ func encodeTestMedia(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, si
 	}
 
 	// Audio: ADTS frames, timed from the first audio packet's PTS.
-	araw, err := os.ReadFile(aFile)
+	a0 := Lines(Run(t, ctx, ffprobe, "-v", "error", "-select_streams", "a:0",
+		"-show_entries", "packet=pts", "-read_intervals", "%+#1", "-of", "csv=p=0", src))
+	if len(a0) == 0 {
+		t.Fatal("ffprobe found no audio packet")
+	}
+	aStart, err := strconv.ParseInt(strings.TrimSuffix(a0[0], ","), 10, 64)
+	if err != nil {
+		t.Fatalf("audio start %q", a0)
+	}
+	m.Audio, m.AudioAUs = readADTS(t, aFile, tick(aStart))
+	return m
+}
+
+// readADTS reads an ADTS file into its configuration and frames, the
+// first at start.
+func readADTS(t testing.TB, file string, start time.Duration) (media.AudioConfig, []media.AccessUnit) {
+	t.Helper()
+	araw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,19 +171,56 @@ func encodeTestMedia(t testing.TB, ctx context.Context, ffmpeg, ffprobe, dir, si
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Audio = media.AudioConfig{Codec: media.AAC, ASC: asc, SampleRate: adts[0].SampleRate, Channels: int(adts[0].ChannelConfig)}
-	a0 := Lines(Run(t, ctx, ffprobe, "-v", "error", "-select_streams", "a:0",
-		"-show_entries", "packet=pts", "-read_intervals", "%+#1", "-of", "csv=p=0", src))
-	if len(a0) == 0 {
-		t.Fatal("ffprobe found no audio packet")
-	}
-	aStart, err := strconv.ParseInt(strings.TrimSuffix(a0[0], ","), 10, 64)
-	if err != nil {
-		t.Fatalf("audio start %q", a0)
-	}
+	cfg := media.AudioConfig{Codec: media.AAC, ASC: asc, SampleRate: adts[0].SampleRate, Channels: int(adts[0].ChannelConfig)}
+	aus := make([]media.AccessUnit, 0, len(adts))
 	for n, pkt := range adts {
-		d := tick(aStart) + time.Duration(n)*1024*time.Second/time.Duration(pkt.SampleRate)
-		m.AudioAUs = append(m.AudioAUs, media.AccessUnit{Kind: media.Audio, DTS: d, PTS: d, Key: true, Frame: pkt.AU})
+		d := start + time.Duration(n)*1024*time.Second/time.Duration(pkt.SampleRate)
+		aus = append(aus, media.AccessUnit{Kind: media.Audio, DTS: d, PTS: d, Key: true, Frame: pkt.AU})
 	}
+	return cfg, aus
+}
+
+// encodeAV1TestMedia encodes with SVT-AV1 in its low-delay structure (what
+// OBS's live AV1 encoders send: no reordering, PTS = DTS) straight to IVF,
+// and the tone to ADTS; both start at 0. Ticks are the frames' times.
+func encodeAV1TestMedia(t testing.TB, ctx context.Context, ffmpeg, dir, size string, seconds int) TestMedia {
+	t.Helper()
+	vFile, aFile := filepath.Join(dir, "v.ivf"), filepath.Join(dir, "a.aac")
+	// -t on each input: an output's -t would bound only the first file.
+	secs := strconv.Itoa(seconds)
+	Run(t, ctx, ffmpeg, "-v", "error", "-nostdin",
+		"-t", secs, "-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30",
+		"-t", secs, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-map", "0:v", "-c:v", "libsvtav1", "-preset", "12", "-g", "30", "-svtav1-params", "pred-struct=1",
+		"-pix_fmt", "yuv420p", "-f", "ivf", vFile,
+		"-map", "1:a", "-c:a", "aac", "-b:a", "96k", "-f", "adts", aFile)
+	raw, err := os.ReadFile(vFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ivf.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.TimebaseNum == 0 || f.TimebaseDen == 0 {
+		t.Fatalf("IVF timebase %d/%d", f.TimebaseNum, f.TimebaseDen)
+	}
+	m := TestMedia{Video: media.VideoConfig{Codec: media.AV1}}
+	for i, fr := range f.Frames {
+		obus, err := av1.Split(nil, fr.Data)
+		if err != nil {
+			t.Fatalf("TU %d: %v", i, err)
+		}
+		if i == 0 {
+			if m.Video.SeqHeader = av1.SequenceHeader(obus); m.Video.SeqHeader == nil {
+				t.Fatal("no sequence header in the first TU")
+			}
+		}
+		tk := int64(fr.PTS) * 90000 * int64(f.TimebaseNum) / int64(f.TimebaseDen)
+		d := time.Duration(tk) * time.Second / 90000
+		m.Ticks = append(m.Ticks, Ticks{tk, tk})
+		m.VideoAUs = append(m.VideoAUs, media.AccessUnit{Kind: media.Video, DTS: d, PTS: d, Key: av1.IsKey(obus, false), NALUs: obus})
+	}
+	m.Audio, m.AudioAUs = readADTS(t, aFile, 0)
 	return m
 }

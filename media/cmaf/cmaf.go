@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/av1"
 	"github.com/banyan-live/banyan/media/hevc"
 	"github.com/banyan-live/banyan/media/vparams"
 )
@@ -592,7 +593,7 @@ type sample struct {
 	dts     time.Duration
 	pts     time.Duration
 	key     bool
-	payload []byte // AVCC for video, the raw frame for audio
+	payload []byte // AVCC (AV1: sized OBUs) for video, the raw frame for audio
 }
 
 // makeSample validates an AU and converts its payload. It returns nil for
@@ -610,7 +611,7 @@ func (p *Packager) makeSample(au media.AccessUnit) (*sample, error) {
 		if p.video != nil {
 			codec = p.video.codecID
 		}
-		payload, idr, err := avccPayload(au.NALUs, codec)
+		payload, idr, err := videoPayload(au.NALUs, codec)
 		if err != nil {
 			return nil, fmt.Errorf("cmaf: write video AU: %w", err)
 		}
@@ -633,6 +634,27 @@ func (p *Packager) makeSample(au media.AccessUnit) (*sample, error) {
 	default:
 		return nil, fmt.Errorf("cmaf: write AU: unknown kind %d", au.Kind)
 	}
+}
+
+// videoPayload is a video sample's payload: AVCC for H.264 and H.265,
+// the OBUs with their sizes for AV1 (without temporal delimiters and
+// padding). It reports whether the unit is a random access point.
+func videoPayload(units [][]byte, codec media.Codec) ([]byte, bool, error) {
+	if codec != media.AV1 {
+		return avccPayload(units, codec)
+	}
+	if len(units) > av1.MaxOBUsPerTU {
+		return nil, false, fmt.Errorf("%d OBUs exceed %d", len(units), av1.MaxOBUsPerTU)
+	}
+	n := av1.SampleSize(units)
+	if n == 0 {
+		return nil, false, nil
+	}
+	if n > MaxVideoAUSize {
+		return nil, false, fmt.Errorf("temporal unit exceeds %d bytes", MaxVideoAUSize)
+	}
+	// The key flag comes from the ingest, which knows the sequence header.
+	return av1.AppendSample(make([]byte, 0, n), units), false, nil
 }
 
 // avccPayload encodes NAL units with 4-byte length prefixes, leaving out

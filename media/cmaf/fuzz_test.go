@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banyan-live/banyan/internal/av1test"
 	"github.com/banyan-live/banyan/internal/x265test"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
@@ -22,12 +23,15 @@ func FuzzPackager(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 2, 1, 0, 0, 3, 0x80, 0, 2, 1, 0xff, 0x00, 4, 0, 33, 5, 0xff, 0xf0, 7})
 	f.Add([]byte{0, 3, 1, 4, 2, 0, 0, 3, 0, 0, 3, 0, 1, 2, 0x81, 0x10, 0x00, 5, 0x7f, 0xff})
 	f.Add([]byte{0, 3, 2, 0x04 | 1, 0, 10, 2, 0x04, 33, 10, 5, 0, 21, 7})
+	f.Add([]byte{0, 5, 2, 0x01, 0, 10, 2, 0x00, 33, 10, 5, 0, 21, 0, 6, 2, 0x03, 33, 0x30, 7})
 	hevcVideo = x265test.Config(f, "x265.hevc")
+	av1Video = av1test.Config(f)
 	f.Fuzz(fuzzOne)
 }
 
-// hevcVideo is the parameter sets of media/hevc's libx265 testdata.
-var hevcVideo media.VideoConfig
+// hevcVideo is the parameter sets of media/hevc's libx265 testdata, and
+// av1Video the sequence header of media/av1's SVT-AV1 testdata.
+var hevcVideo, av1Video media.VideoConfig
 
 // fuzzOne runs one fuzz input.
 func fuzzOne(t *testing.T, data []byte) {
@@ -71,7 +75,8 @@ func fuzzOne(t *testing.T, data []byte) {
 		case 0:
 			c := []media.VideoConfig{videoHigh, videoBase, {SPS: next(6), PPS: ppsHigh}, hevcVideo,
 				{Codec: media.H265, VPS: hevcVideo.VPS, SPS: append([]byte{0x42, 0x01}, next(16)...), PPS: hevcVideo.PPS},
-			}[int(next(1)[0])%5]
+				av1Video, {Codec: media.AV1, SeqHeader: append([]byte{0x08}, next(12)...)},
+			}[int(next(1)[0])%7]
 			check(p.VideoConfig(c))
 		case 1:
 			c := []media.AudioConfig{audioAAC, audioAAC2, audioOpus,

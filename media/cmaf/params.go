@@ -18,12 +18,13 @@ import (
 	"github.com/banyan-live/banyan/media/vparams"
 )
 
-// videoParams is a validated H.264 or H.265 configuration.
+// videoParams is a validated H.264, H.265 or AV1 configuration.
 type videoParams struct {
-	codecID       media.Codec // H264 or H265
+	codecID       media.Codec // H264, H265 or AV1
 	vps, sps, pps []byte
+	seqHdr        []byte             // AV1 sequence header OBU
 	ptl           [hevc.PTLSize]byte // H265: the SPS's general profile_tier_level
-	codec         string             // avc1.PPCCLL or hvc1.P.C.TL.CC
+	codec         string             // avc1.PPCCLL, hvc1.P.C.TL.CC or av01.P.LLT.DD
 	width, height int
 	defDur        uint32 // one frame at the SPS frame rate (or 30 fps), in 90 kHz ticks
 }
@@ -39,17 +40,22 @@ func newVideoParams(c media.VideoConfig) (*videoParams, error) {
 		v.defDur = uint32(math.Round(VideoTimescale / fps))
 	}
 	v.vps, v.sps, v.pps = bytes.Clone(c.VPS), bytes.Clone(c.SPS), bytes.Clone(c.PPS)
+	v.seqHdr = bytes.Clone(c.SeqHeader)
 	return v, nil
 }
 
 func (v *videoParams) equal(c media.VideoConfig) bool {
-	return v.codecID == c.VideoCodec() && bytes.Equal(v.vps, c.VPS) && bytes.Equal(v.sps, c.SPS) && bytes.Equal(v.pps, c.PPS)
+	return v.codecID == c.VideoCodec() && bytes.Equal(v.vps, c.VPS) && bytes.Equal(v.sps, c.SPS) &&
+		bytes.Equal(v.pps, c.PPS) && bytes.Equal(v.seqHdr, c.SeqHeader)
 }
 
 // mp4Codec is the sample entry of the video track.
 func (v *videoParams) mp4Codec() codecs.Codec {
-	if v.codecID == media.H265 {
+	switch v.codecID {
+	case media.H265:
 		return &codecs.H265{VPS: v.vps, SPS: v.sps, PPS: v.pps}
+	case media.AV1:
+		return &codecs.AV1{SequenceHeader: v.seqHdr}
 	}
 	return &codecs.H264{SPS: v.sps, PPS: v.pps}
 }

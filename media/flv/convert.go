@@ -123,6 +123,7 @@ type Converter struct {
 	haveVideo   bool
 	vcfg        media.VideoConfig // current parameter sets (owned)
 	lengthSize  int               // NAL unit length prefix of the frames
+	av1Still    bool              // AV1 reduced_still_picture_header: every frame is key
 	waitKey     bool
 	loggedNoV   bool
 	loggedWait  bool
@@ -268,7 +269,7 @@ func (c *Converter) refuse(ts uint32, err error) error {
 		return err
 	}
 	refused, count := &c.refusedVideo, &c.stats.UnsupportedVideo
-	otherKind, otherRefused, supported := media.Audio, c.refusedAudio != "" && !c.haveAudio, "H.264, HEVC"
+	otherKind, otherRefused, supported := media.Audio, c.refusedAudio != "" && !c.haveAudio, "H.264, HEVC, AV1"
 	if ue.Kind == media.Audio {
 		refused, count = &c.refusedAudio, &c.stats.UnsupportedAudio
 		otherKind, otherRefused, supported = media.Video, c.refusedVideo != "" && !c.haveVideo, "AAC (LC, HE-AAC)"

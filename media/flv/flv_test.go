@@ -191,8 +191,11 @@ func TestParseVideoTag(t *testing.T) {
 		{name: "enhanced HEVC coded frames", in: ex(0xa1, "hvc1", 0xff, 0xff, 0xdf, 7), want: VideoTag{FrameType: 2, Enhanced: true, FourCC: "hvc1", Codec: media.H265, PacketType: 1, CTS: -33, Data: []byte{7}}},
 		{name: "enhanced HEVC coded frames X", in: ex(0x93, "hvc1", 7, 8), want: VideoTag{FrameType: 1, Enhanced: true, FourCC: "hvc1", Codec: media.H265, PacketType: 1, Data: []byte{7, 8}}},
 		{name: "enhanced HEVC MPEG2-TS sequence start", in: ex(0x95, "hvc1", 1), want: VideoTag{FrameType: 1, Enhanced: true, FourCC: "hvc1", Codec: media.H265, PacketType: AVCIgnore}},
-		{name: "enhanced AV1 MPEG2-TS sequence start", in: ex(0x95, "av01", 1), unsupport: "AV1"},
-		{name: "enhanced AV1", in: ex(0x91, "av01"), unsupport: "AV1"},
+		{name: "enhanced AV1 MPEG2-TS sequence start", in: ex(0x95, "av01", 1), want: VideoTag{FrameType: 1, Enhanced: true, FourCC: "av01", Codec: media.AV1, PacketType: AVCIgnore}},
+		{name: "enhanced AV1 seq start", in: ex(0x90, "av01", 0x81, 0, 0x0c, 0), want: VideoTag{FrameType: 1, Enhanced: true, FourCC: "av01", Codec: media.AV1, PacketType: 0, Data: []byte{0x81, 0, 0x0c, 0}}},
+		// AV1 coded frames have no composition time: the body is OBUs.
+		{name: "enhanced AV1 coded frames", in: ex(0x91, "av01", 0x12, 0), want: VideoTag{FrameType: 1, Enhanced: true, FourCC: "av01", Codec: media.AV1, PacketType: 1, Data: []byte{0x12, 0}}},
+		{name: "legacy AV1 id 13", in: []byte{0x1d, 0, 0, 0, 0}, unsupport: "AV1 (FLV codec id 13)"},
 		{name: "enhanced VP9", in: ex(0x91, "vp09"), unsupport: "VP9"},
 		{name: "enhanced junk fourcc", in: ex(0x91, "\x00\x01ab"), unsupport: `"??ab"`},
 		{name: "enhanced multitrack", in: []byte{0x96, 0, 0, 0, 0, 0}, unsupport: "multitrack"},
@@ -646,10 +649,10 @@ func TestConverterAACSampleClock(t *testing.T) {
 
 func TestConverterUnsupportedCodecs(t *testing.T) {
 	c, s, _ := newTestConverter()
-	err := c.Video(0, append([]byte{0x90}, "av01\x01\x02"...))
+	err := c.Video(0, append([]byte{0x90}, "vp09\x01\x02"...))
 	var ue *UnsupportedCodecError
-	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "AV1") {
-		t.Fatalf("AV1: %v", err)
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "VP9") {
+		t.Fatalf("VP9: %v", err)
 	}
 	if err := c.Audio(0, []byte{0x2f, 0xff, 0xfb}); !errors.Is(err, ErrUnsupportedCodec) || !strings.Contains(err.Error(), "MP3") {
 		t.Fatalf("MP3: %v", err)
@@ -831,6 +834,12 @@ type checkSink struct {
 }
 
 func (s *checkSink) VideoConfig(c media.VideoConfig) error {
+	if c.Codec == media.AV1 {
+		if len(c.SeqHeader) == 0 || len(c.SPS)+len(c.PPS)+len(c.VPS) != 0 {
+			s.t.Fatal("AV1 config without a sequence header, or with parameter sets")
+		}
+		return nil
+	}
 	if len(c.SPS) == 0 || len(c.PPS) == 0 || (c.Codec == media.H265) != (len(c.VPS) > 0) {
 		s.t.Fatal("empty parameter set")
 	}

@@ -181,7 +181,7 @@ func (s *recSink) Unsupported(kind media.Kind, codec string) {
 	s.unsupported = append(s.unsupported, kind.String()+" "+codec)
 }
 
-// TestConverterDropsUnsupportedVideo: with DropUnsupported an AV1
+// TestConverterDropsUnsupportedVideo: with DropUnsupported a VP9
 // publish keeps its audio, the video is dropped and reported once.
 func TestConverterDropsUnsupportedVideo(t *testing.T) {
 	s := &recSink{}
@@ -192,10 +192,10 @@ func TestConverterDropsUnsupportedVideo(t *testing.T) {
 	}
 	for i := range 10 {
 		ts := uint32(i * 21)
-		if err := c.Video(ts, exVideo(FrameKey, exSequenceStart, "av01", []byte{0x81, 0, 0, 0})); err != nil {
+		if err := c.Video(ts, exVideo(FrameKey, exSequenceStart, "vp09", []byte{1, 0, 0, 0})); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Video(ts, exVideo(FrameInter, exCodedFrames, "av01", []byte{0x12, 0})); err != nil {
+		if err := c.Video(ts, exVideo(FrameInter, exCodedFrames, "vp09", []byte{0x12, 0})); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Audio(ts, aacFrame(byte(i))); err != nil {
@@ -205,7 +205,7 @@ func TestConverterDropsUnsupportedVideo(t *testing.T) {
 	if len(s.kind(media.Audio)) != 10 || len(s.kind(media.Video)) != 0 || len(s.vcfgs) != 0 {
 		t.Fatalf("audio %d video %d", len(s.kind(media.Audio)), len(s.kind(media.Video)))
 	}
-	if len(s.unsupported) != 1 || !strings.Contains(s.unsupported[0], "AV1") || lc.count("unsupported video codec") != 1 {
+	if len(s.unsupported) != 1 || !strings.Contains(s.unsupported[0], "VP9") || lc.count("unsupported video codec") != 1 {
 		t.Fatalf("reported %q, logged %d times", s.unsupported, lc.count("unsupported video codec"))
 	}
 	if st := c.Stats(); st.UnsupportedVideo != 20 {
@@ -214,8 +214,8 @@ func TestConverterDropsUnsupportedVideo(t *testing.T) {
 	// Unsupported audio too ends the publish: there is nothing to play.
 	err := c.Audio(210, []byte{0x2f, 0xff, 0xfb})
 	if !errors.Is(err, ErrNothingPlayable) || !errors.Is(err, ErrUnsupportedCodec) ||
-		!strings.Contains(err.Error(), "AV1") || !strings.Contains(err.Error(), "MP3") {
-		t.Fatalf("MP3 after AV1: %v, want nothing playable naming both codecs", err)
+		!strings.Contains(err.Error(), "VP9") || !strings.Contains(err.Error(), "MP3") {
+		t.Fatalf("MP3 after VP9: %v, want nothing playable naming both codecs", err)
 	}
 }
 
@@ -311,16 +311,16 @@ func TestConverterDropsUnsupportedAudio(t *testing.T) {
 // NothingPlayableWait of its media (an audio-only MP3 publish).
 func TestConverterNothingPlayable(t *testing.T) {
 	mp3 := []byte{0x2f, 0xff, 0xfb, 0x90}
-	av1 := exVideo(FrameKey, exSequenceStart, "av01", []byte{0x81, 0, 0, 0})
+	vp9 := exVideo(FrameKey, exSequenceStart, "vp09", []byte{1, 0, 0, 0})
 
 	c := NewConverter(Config{Sink: &recSink{}, DropUnsupported: true})
 	if err := c.Audio(0, mp3); err != nil {
 		t.Fatal(err)
 	}
-	err := c.Video(0, av1)
+	err := c.Video(0, vp9)
 	if !errors.Is(err, ErrNothingPlayable) || !errors.Is(err, ErrUnsupportedCodec) ||
-		!strings.Contains(err.Error(), "video codec AV1") || !strings.Contains(err.Error(), "audio codec MP3") {
-		t.Fatalf("AV1 after MP3: %v", err)
+		!strings.Contains(err.Error(), "video codec VP9") || !strings.Contains(err.Error(), "audio codec MP3") {
+		t.Fatalf("VP9 after MP3: %v", err)
 	}
 
 	c = NewConverter(Config{Sink: &recSink{}, DropUnsupported: true})

@@ -2,8 +2,8 @@
 // messages, into media.Sink calls: decoder configurations and timestamped
 // access units. It is pure (no I/O) so it can be fuzzed and benchmarked.
 //
-// H.264 and H.265 video (legacy FLV or enhanced RTMP "avc1"/"hvc1") and
-// AAC audio are supported; anything else returns an error matching
+// H.264 and H.265 video (legacy FLV or enhanced RTMP "avc1"/"hvc1"), AV1
+// (enhanced RTMP "av01") and AAC audio are supported; anything else returns an error matching
 // ErrUnsupportedCodec that names the codec.
 package flv
 
@@ -81,15 +81,15 @@ type VideoTag struct {
 	Enhanced  bool   // enhanced RTMP (IsExHeader bit set)
 	CodecID   uint8  // legacy FLV codec id (7 for AVC); 0 when Enhanced
 	FourCC    string // enhanced RTMP FourCC, e.g. "avc1"; "" when legacy
-	// Codec is media.H264 or media.H265 (0 for a command frame).
+	// Codec is media.H264, media.H265 or media.AV1 (0 for a command frame).
 	Codec      media.Codec
 	PacketType uint8  // AVCSequenceHeader, AVCNALU, AVCEndOfSequence or AVCIgnore
 	CTS        int32  // composition time offset in ms (signed 24-bit)
-	Data       []byte // config record, AVCC NAL units, or nil
+	Data       []byte // config record, AVCC NAL units, AV1 OBUs, or nil
 }
 
 // ParseVideoTag parses the header of an FLV video tag body. It returns an
-// *UnsupportedCodecError for codecs other than H.264 and H.265. Command frames
+// *UnsupportedCodecError for codecs other than H.264, H.265 and AV1. Command frames
 // (FrameType 5) are returned with no further parsing.
 func ParseVideoTag(b []byte) (VideoTag, error) {
 	var t VideoTag
@@ -143,6 +143,8 @@ func parseExVideoTag(b []byte) (VideoTag, error) {
 		t.Codec = media.H264
 	case "hvc1":
 		t.Codec = media.H265
+	case "av01":
+		t.Codec = media.AV1
 	default:
 		return t, &UnsupportedCodecError{Kind: media.Video, Codec: exVideoCodecName(t.FourCC)}
 	}
@@ -157,6 +159,12 @@ func parseExVideoTag(b []byte) (VideoTag, error) {
 	case exSequenceStart:
 		t.PacketType, t.Data = AVCSequenceHeader, body
 	case exCodedFrames:
+		if t.Codec == media.AV1 {
+			// AV1 frames carry no composition time: a temporal unit
+			// is decoded when it is shown.
+			t.PacketType, t.Data = AVCNALU, body
+			break
+		}
 		if len(body) < 3 {
 			return t, fmt.Errorf("flv: enhanced coded frame of %d bytes, need 3", len(body))
 		}
@@ -169,8 +177,9 @@ func parseExVideoTag(b []byte) (VideoTag, error) {
 	case exMetadata:
 		t.PacketType = AVCIgnore
 	case exMPEG2TSSequenceStart:
-		// The spec defines it for AV1 only (refused above by its
-		// FourCC); the sequence start that carries the record follows.
+		// The spec defines it for AV1 only: an MPEG-2 TS AV1 descriptor
+		// in place of the av1C record. The sequence header comes in-band
+		// with the first key frame, which configures the track.
 		t.PacketType = AVCIgnore
 	default:
 		return t, fmt.Errorf("flv: invalid enhanced video packet type %d", pt)

@@ -35,12 +35,11 @@ func (c *Converter) Video(ts uint32, body []byte) error {
 	case AVCIgnore:
 		return nil
 	}
+	if tag.Codec == media.AV1 {
+		return c.av1Frame(ts, tag.Data)
+	}
 	if !c.haveVideo || tag.Codec != c.vcfg.VideoCodec() {
-		c.stats.DroppedVideo++
-		if !c.loggedNoV {
-			c.loggedNoV = true
-			c.log.Warn("rtmp: video before the " + codecName(tag.Codec) + " sequence header dropped")
-		}
+		c.dropBeforeConfig(tag.Codec)
 		return nil
 	}
 	nalus, err := avc.SplitAVCC(nil, tag.Data, c.lengthSize, c.maxNAL)
@@ -57,22 +56,40 @@ func (c *Converter) Video(ts uint32, body []byte) error {
 			break
 		}
 	}
-	if c.waitKey {
-		if !key {
-			c.stats.DroppedVideo++
-			if !c.loggedWait {
-				c.loggedWait = true
-				c.log.Info("rtmp: waiting for an IDR frame, dropping inter frames")
-			}
-			return nil
-		}
-		c.waitKey = false
+	if c.waitKey && !key {
+		c.dropUntilKey()
+		return nil
 	}
 	if key {
 		if err := c.inbandConfig(nalus); err != nil {
 			return err
 		}
 	}
+	return c.writeVideo(ts, tag.CTS, key, nalus)
+}
+
+// dropBeforeConfig drops a frame that came before its codec's
+// configuration, logged once.
+func (c *Converter) dropBeforeConfig(codec media.Codec) {
+	c.stats.DroppedVideo++
+	if !c.loggedNoV {
+		c.loggedNoV = true
+		c.log.Warn("rtmp: video before the " + codecName(codec) + " sequence header dropped")
+	}
+}
+
+// dropUntilKey drops an inter frame while the decoder needs a key frame.
+func (c *Converter) dropUntilKey() {
+	c.stats.DroppedVideo++
+	if !c.loggedWait {
+		c.loggedWait = true
+		c.log.Info("rtmp: waiting for an IDR frame, dropping inter frames")
+	}
+}
+
+// writeVideo hands the sink one frame of the current configuration.
+func (c *Converter) writeVideo(ts uint32, cts int32, key bool, units [][]byte) error {
+	c.waitKey = c.waitKey && !key
 	dts, _, err := c.timestamp(&c.video, ts)
 	if err != nil {
 		return err
@@ -84,16 +101,19 @@ func (c *Converter) Video(ts uint32, body []byte) error {
 	return c.sink.WriteAU(media.AccessUnit{
 		Kind:  media.Video,
 		DTS:   dts,
-		PTS:   dts + time.Duration(tag.CTS)*time.Millisecond,
+		PTS:   dts + time.Duration(cts)*time.Millisecond,
 		Key:   key,
-		NALUs: nalus,
+		NALUs: units,
 	})
 }
 
 // codecName is the name the FLV and enhanced RTMP specs give the codec.
 func codecName(c media.Codec) string {
-	if c == media.H265 {
+	switch c {
+	case media.H265:
 		return "HEVC"
+	case media.AV1:
+		return "AV1"
 	}
 	return "AVC"
 }
@@ -105,12 +125,14 @@ func isRandomAccess(codec media.Codec, nalu []byte) bool {
 	return avc.NALUType(nalu) == avc.NALUTypeIDR
 }
 
-// videoConfig handles a sequence header: an AVCDecoderConfigurationRecord
-// or an HEVCDecoderConfigurationRecord.
+// videoConfig handles a sequence header: an AVCDecoderConfigurationRecord,
+// an HEVCDecoderConfigurationRecord or an AV1CodecConfigurationRecord.
 func (c *Converter) videoConfig(codec media.Codec, data []byte) error {
 	var cfg media.VideoConfig
 	var lengthSize, nSets int
 	switch codec {
+	case media.AV1:
+		return c.av1Config(data)
 	case media.H265:
 		rec, err := hevc.ParseDecoderConfig(data)
 		if err != nil {
@@ -156,6 +178,7 @@ func (c *Converter) videoConfig(codec media.Codec, data []byte) error {
 func (c *Converter) setVideoConfig(cfg media.VideoConfig) error {
 	// Own the parameter sets: they are kept across frames.
 	cfg.VPS, cfg.SPS, cfg.PPS = bytes.Clone(cfg.VPS), bytes.Clone(cfg.SPS), bytes.Clone(cfg.PPS)
+	cfg.SeqHeader = bytes.Clone(cfg.SeqHeader)
 	if err := c.sink.VideoConfig(cfg); err != nil {
 		return err
 	}
@@ -215,7 +238,7 @@ func (c *Converter) inbandConfig(nalus [][]byte) error {
 
 func sameVideoConfig(a, b media.VideoConfig) bool {
 	return a.VideoCodec() == b.VideoCodec() && bytes.Equal(a.VPS, b.VPS) &&
-		bytes.Equal(a.SPS, b.SPS) && bytes.Equal(a.PPS, b.PPS)
+		bytes.Equal(a.SPS, b.SPS) && bytes.Equal(a.PPS, b.PPS) && bytes.Equal(a.SeqHeader, b.SeqHeader)
 }
 
 // describeVideo checks a configuration as the packager will and returns

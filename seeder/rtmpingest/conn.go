@@ -337,7 +337,7 @@ func (h *handler) OnPublish(sctx *rtmp.StreamContext, _ uint32, cmd *message.Net
 		Logger:  c.log.With("stream", stream, "publish", p.info.ID),
 		MaxJump: c.srv.cfg.MaxTimestampJump,
 		// OBS reconnects every few seconds after a failed publish; an
-		// AV1 (or VP9) publish that goes on audio-only, or an MP3 (or
+		// VP9 publish that goes on audio-only, or an MP3 (or
 		// Opus) one that goes on video-only, does not, and the sink tells
 		// the broadcaster why (flv.UnsupportedSink). With both tracks
 		// refused the publish fails (flv.ErrNothingPlayable).

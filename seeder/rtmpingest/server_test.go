@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banyan-live/banyan/internal/av1test"
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/av1"
 	"github.com/banyan-live/banyan/media/flv"
 )
 
@@ -501,7 +503,7 @@ func TestUnsupportedAudioGoesOnVideoOnly(t *testing.T) {
 	}
 }
 
-// TestNothingPlayableEndsPublish: AV1 video and MP3 audio leave nothing to
+// TestNothingPlayableEndsPublish: VP9 video and MP3 audio leave nothing to
 // play: the publish ends with both codecs named (the broadcaster sees the
 // error, as before the unsupported tracks were dropped one by one).
 func TestNothingPlayableEndsPublish(t *testing.T) {
@@ -510,7 +512,7 @@ func TestNothingPlayableEndsPublish(t *testing.T) {
 	if code, _ := c.publish("live", "k-cam"); code != "NetStream.Publish.Start" {
 		t.Fatalf("publish: %q", code)
 	}
-	if err := c.video(0, append([]byte{0x90}, "av01\x81\x08\x0c\x00"...)); err != nil {
+	if err := c.video(0, append([]byte{0x90}, "vp09\x01\x00\x00\x00"...)); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.audio(0, []byte{0x2f, 0xff, 0xfb, 0x90}); err != nil {
@@ -519,8 +521,8 @@ func TestNothingPlayableEndsPublish(t *testing.T) {
 	waitFor(t, 2*time.Second, "sink", func() bool { return len(h.sinkList()) == 1 })
 	select {
 	case err := <-h.sinkList()[0].done:
-		if !errors.Is(err, flv.ErrNothingPlayable) || !strings.Contains(err.Error(), "AV1") || !strings.Contains(err.Error(), "MP3") {
-			t.Fatalf("done(%v), want nothing playable naming AV1 and MP3", err)
+		if !errors.Is(err, flv.ErrNothingPlayable) || !strings.Contains(err.Error(), "VP9") || !strings.Contains(err.Error(), "MP3") {
+			t.Fatalf("done(%v), want nothing playable naming VP9 and MP3", err)
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("publish not ended")
@@ -530,22 +532,21 @@ func TestNothingPlayableEndsPublish(t *testing.T) {
 	}
 }
 
-// TestAV1PublishGoesOnAudioOnly: OBS 30+ sends AV1 over enhanced RTMP. It
-// used to end the publish ("unsupported video codec"), and OBS reconnected
-// every few seconds for ever. Now the video is dropped, the audio flows,
-// the connection stays open and the sink (the seeder, which shows it on
-// the dashboard) is told once.
-func TestAV1PublishGoesOnAudioOnly(t *testing.T) {
+// TestVP9PublishGoesOnAudioOnly: enhanced RTMP can carry VP9, which the
+// packager does not take. It used to end the publish ("unsupported video
+// codec"), and the encoder reconnected every few seconds for ever. Now the
+// video is dropped, the audio flows, the connection stays open and the
+// sink (the seeder, which shows it on the dashboard) is told once.
+func TestVP9PublishGoesOnAudioOnly(t *testing.T) {
 	h := newHarness(t, nil)
 	c := dialClient(t, h.addr())
 	if code, _ := c.publish("live", "k-cam"); code != "NetStream.Publish.Start" {
 		t.Fatalf("publish: %q", code)
 	}
-	// av1C: marker and version 1, seq_profile 0 level 8, then a
-	// sequence header OBU; coded frames: a temporal delimiter OBU.
-	av1Start := append([]byte{0x90}, "av01\x81\x08\x0c\x00\x0a\x0b\x00\x00\x00\x42\xab\xbf\xc3\x71\xab\xe6\x01"...)
-	av1Frame := append([]byte{0x91}, "av01\x00\x00\x00\x12\x00"...)
-	if err := c.video(0, av1Start); err != nil {
+	// vpcC version 1, then an arbitrary coded frame.
+	vp9Start := append([]byte{0x90}, "vp09\x01\x00\x00\x00\x00\x0a\x80\x02\x02\x02\x00\x00"...)
+	vp9Frame := append([]byte{0x91}, "vp09\x82\x49\x83\x42\x00"...)
+	if err := c.video(0, vp9Start); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.audio(0, aacSeqHeader()); err != nil {
@@ -554,7 +555,7 @@ func TestAV1PublishGoesOnAudioOnly(t *testing.T) {
 	const frames = 50
 	for i := range frames {
 		ts := uint32(i * 21)
-		if err := c.video(ts, av1Frame); err != nil {
+		if err := c.video(ts, vp9Frame); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.audio(ts, aacRawFrame()); err != nil {
@@ -566,13 +567,61 @@ func TestAV1PublishGoesOnAudioOnly(t *testing.T) {
 	s.mu.Lock()
 	unsupported := s.unsupported
 	s.mu.Unlock()
-	if len(v) != 0 || len(unsupported) != 1 || !strings.Contains(unsupported[0], "AV1") {
+	if len(v) != 0 || len(unsupported) != 1 || !strings.Contains(unsupported[0], "VP9") {
 		t.Fatalf("%d video AUs, reported %q", len(v), unsupported)
 	}
 	stillPublishing(t, s, c)
 	if n := h.logs.count("unsupported video codec"); n != 1 {
 		t.Fatalf("%d log lines about the codec, want 1:\n%s", n, h.logs.String())
 	}
+}
+
+// TestAV1PublishIsCarried: OBS 30+ sends AV1 over enhanced RTMP. It used
+// to be dropped (the publish went on audio-only, with advice). Now a real
+// SVT-AV1 stream, sent as OBS sends it (an av1C sequence start, then one
+// temporal unit per message), reaches the sink whole beside its audio.
+func TestAV1PublishIsCarried(t *testing.T) {
+	h := newHarness(t, nil)
+	c := dialClient(t, h.addr())
+	if code, _ := c.publish("live", "k-cam"); code != "NetStream.Publish.Start" {
+		t.Fatalf("publish: %q", code)
+	}
+	cfg := av1test.Config(t)
+	rec := av1.AppendSample([]byte{0x81, 0x00, 0x0c, 0x00}, [][]byte{cfg.SeqHeader})
+	if err := c.video(0, append(append([]byte{0x90}, "av01"...), rec...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.audio(0, aacSeqHeader()); err != nil {
+		t.Fatal(err)
+	}
+	tus := av1test.TUs(t)
+	for i, tu := range tus {
+		head := byte(0xa1) // inter frame, coded frames
+		if i%av1test.KeyEvery == 0 {
+			head = 0x91
+		}
+		if err := c.video(uint32(i*33), append(append([]byte{head}, "av01"...), tu...)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.audio(uint32(i*33), aacRawFrame()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := h.waitForAUs(media.Video, len(tus), 3*time.Second)
+	v, _ := s.snapshot()
+	keys := 0
+	for _, au := range v {
+		if au.Key {
+			keys++
+		}
+	}
+	s.mu.Lock()
+	unsupported := s.unsupported
+	s.mu.Unlock()
+	if len(v) != len(tus) || keys != len(tus)/av1test.KeyEvery || len(unsupported) != 0 {
+		t.Fatalf("%d video AUs (%d key), reported %q", len(v), keys, unsupported)
+	}
+	stillPublishing(t, s, c)
 }
 
 func TestHealthCheckProbeLogsAtDebug(t *testing.T) {

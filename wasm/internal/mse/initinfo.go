@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/banyan-live/banyan/internal/errs"
+	"github.com/banyan-live/banyan/media/av1"
 	"github.com/banyan-live/banyan/media/hevc"
 )
 
@@ -111,6 +112,10 @@ func UnsupportedReason(mime string) string {
 			return "this browser cannot decode HEVC (H.265) video (" + c + "). Safari plays this stream, " +
 				"and so do Chrome and Edge on a system with an HEVC hardware decoder; " +
 				"or ask the broadcaster to stream H.264"
+		case strings.HasPrefix(c, "av01."):
+			return "this browser cannot decode AV1 video (" + c + "). Chrome, Edge and Firefox play this stream, " +
+				"and so does Safari on a device with an AV1 hardware decoder (iPhone 15 Pro, M3 Macs and later); " +
+				"or ask the broadcaster to stream H.264"
 		}
 	}
 	return "this browser cannot play " + mime
@@ -192,7 +197,7 @@ func child(bs []box, typ string) (box, bool) {
 // ParseInit reads the codec strings from a CMAF init segment (ftyp+moov):
 // moov/trak/mdia/minf/stbl/stsd and the first sample entry of each track.
 // It understands the sample entries Banyan's packager writes (avc1/avc3 with
-// avcC, hvc1/hev1 with hvcC, mp4a with esds, Opus) and refuses anything else with an error that
+// avcC, hvc1/hev1 with hvcC, av01 with av1C, mp4a with esds, Opus) and refuses anything else with an error that
 // names it, rather than guessing a codec string the browser would reject
 // later with a less useful message.
 func ParseInit(b []byte) (InitInfo, error) {
@@ -309,6 +314,20 @@ func codecOf(e box, budget *int) (codec string, video bool, err error) {
 		}
 		// configurationVersion, then the general profile_tier_level.
 		return hevc.CodecString(e.typ, [hevc.PTLSize]byte(hvcC.body[1:1+hevc.PTLSize])), true, nil
+	case "av01":
+		if len(e.body) < visualEntryHeader {
+			return "", true, initErr("truncated av01 entry")
+		}
+		kids, err := boxes(e.body[visualEntryHeader:], budget)
+		if err != nil {
+			return "", true, err
+		}
+		av1C, ok := child(kids, "av1C")
+		if !ok || len(av1C.body) < 4 || av1C.body[0] != 0x81 {
+			return "", true, initErr("av01 without a usable av1C")
+		}
+		// marker and version, then profile, level, tier and bit depth.
+		return av1.CodecString([2]byte(av1C.body[1:3])), true, nil
 	case "mp4a":
 		if len(e.body) < audioEntryHeader {
 			return "", false, initErr("truncated mp4a entry")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/internal/av1test"
 	"github.com/banyan-live/banyan/internal/x265test"
 	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/cmaf"
@@ -113,6 +114,8 @@ func TestParseInitMatchesPackager(t *testing.T) {
 		{"opus only", nil, aOpus, `audio/mp4; codecs="Opus"`},
 		// libx265 Main profile, level 2, progressive frame-only source.
 		{"hevc+aac", hevcConfig(t), aLC, `video/mp4; codecs="hvc1.1.6.L60.90,mp4a.40.2"`},
+		// SVT-AV1 Main profile, 8 bit, 320x180.
+		{"av1+opus", av1Config(t), aOpus, `video/mp4; codecs="av01.0.00M.08,Opus"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := packagerInit(t, tc.v, tc.a)
@@ -244,8 +247,15 @@ func hevcConfig(tb testing.TB) *media.VideoConfig {
 	return &v
 }
 
+// av1Config is the sequence header of media/av1's SVT-AV1 testdata.
+func av1Config(tb testing.TB) *media.VideoConfig {
+	v := av1test.Config(tb)
+	return &v
+}
+
 func FuzzParseInit(f *testing.F) {
 	f.Add(packagerInit(f, vHigh, aLC).Data)
+	f.Add(packagerInit(f, av1Config(f), aOpus).Data)
 	f.Add(packagerInit(f, hevcConfig(f), nil).Data)
 	f.Add(packagerInit(f, nil, aOpus).Data)
 	f.Add([]byte{0, 0, 0, 1, 'm', 'o', 'o', 'v', 0, 0, 0, 0, 0, 0, 0, 0})
@@ -638,6 +648,7 @@ func TestUnsupportedReason(t *testing.T) {
 	for _, tc := range []struct{ mime, want string }{
 		{`video/mp4; codecs="hvc1.1.6.L93.90,mp4a.40.2"`, "cannot decode HEVC (H.265) video (hvc1.1.6.L93.90). Safari plays this stream"},
 		{`video/mp4; codecs="hev1.2.4.L120.B0"`, "cannot decode HEVC"},
+		{`video/mp4; codecs="av01.0.08M.08,Opus"`, "cannot decode AV1 video (av01.0.08M.08)"},
 		{`video/mp4; codecs="avc1.64001f,mp4a.40.2"`, `cannot play video/mp4; codecs="avc1.64001f,mp4a.40.2"`},
 		{`audio/mp4`, "cannot play audio/mp4"},
 	} {
