@@ -25,20 +25,7 @@ func packagerStream(tb testing.TB, gop, total time.Duration) ([]byte, []cmaf.Chu
 	tb.Helper()
 	var inits []cmaf.Init
 	var chunks []cmaf.Chunk
-	p, err := cmaf.New(cmaf.Config{
-		OnInit:  func(i cmaf.Init) error { inits = append(inits, i); return nil },
-		OnChunk: func(c cmaf.Chunk) error { chunks = append(chunks, c); return nil },
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := p.VideoConfig(*vHigh); err != nil {
-		tb.Fatal(err)
-	}
-	if err := p.AudioConfig(*aLC); err != nil {
-		tb.Fatal(err)
-	}
+	p := newPackager(tb, vHigh, aLC, func(i cmaf.Init) { inits = append(inits, i) }, func(c cmaf.Chunk) { chunks = append(chunks, c) })
 	const frame = time.Second / 30
 	const aframe = 1024 * time.Second / 48000
 	perGOP := int(gop / frame)
@@ -71,6 +58,31 @@ func packagerStream(tb testing.TB, gop, total time.Duration) ([]byte, []cmaf.Chu
 		tb.Fatalf("%d inits, %d chunks", len(inits), len(chunks))
 	}
 	return inits[0].Data, chunks
+}
+
+// newPackager returns the real packager configured with v and a (either
+// may be nil), delivering to onInit and onChunk.
+func newPackager(tb testing.TB, v *media.VideoConfig, a *media.AudioConfig, onInit func(cmaf.Init), onChunk func(cmaf.Chunk)) *cmaf.Packager {
+	tb.Helper()
+	p, err := cmaf.New(cmaf.Config{
+		OnInit:  func(i cmaf.Init) error { onInit(i); return nil },
+		OnChunk: func(c cmaf.Chunk) error { onChunk(c); return nil },
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if v != nil {
+		if err := p.VideoConfig(*v); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if a != nil {
+		if err := p.AudioConfig(*a); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return p
 }
 
 // parts reads a fragment with mediacommon's parser (not ours).
@@ -185,22 +197,11 @@ func TestFillVideoRefuses(t *testing.T) {
 func packagerAudio(tb testing.TB) ([]byte, []byte) {
 	tb.Helper()
 	var init, data []byte
-	p, err := cmaf.New(cmaf.Config{
-		OnInit: func(i cmaf.Init) error { init = i.Data; return nil },
-		OnChunk: func(c cmaf.Chunk) error {
-			if data == nil {
-				data = c.Data
-			}
-			return nil
-		},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	p := newPackager(tb, nil, aLC, func(i cmaf.Init) { init = i.Data }, func(c cmaf.Chunk) {
+		if data == nil {
+			data = c.Data
+		}
 	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := p.AudioConfig(*aLC); err != nil {
-		tb.Fatal(err)
-	}
 	for a := range 40 {
 		d := time.Duration(a) * 1024 * time.Second / 48000
 		if err := p.WriteAU(media.AccessUnit{Kind: media.Audio, DTS: d, PTS: d, Key: true, Frame: []byte{0x21, 0x10, 0x04}}); err != nil {
