@@ -284,3 +284,23 @@ func TestPlannerFillsAfterGap(t *testing.T) {
 		t.Errorf("stats %+v, want 1 gap, %d filled, %d dropped (the join's)", st, filled, dropped)
 	}
 }
+
+// FuzzFillVideo: any bytes as either chunk give a fragment or ErrFragment,
+// never a panic; a result parses again.
+func FuzzFillVideo(f *testing.F) {
+	_, chunks := packagerStream(f, time.Second, 2*time.Second)
+	f.Add(chunks[1].Data, chunks[0].Data, uint32(1))
+	f.Add(chunks[2].Data, chunks[0].Data, uint32(2))
+	f.Fuzz(func(t *testing.T, dep, key []byte, id uint32) {
+		out, err := FillVideo(dep, key, id)
+		if err != nil {
+			if !errors.Is(err, ErrFragment) {
+				t.Fatalf("error %v is not ErrFragment", err)
+			}
+			return
+		}
+		if _, err := parseFragment(out); err != nil {
+			t.Fatalf("the filled fragment does not parse: %v", err)
+		}
+	})
+}
