@@ -303,6 +303,7 @@ func (p *page) report(ctx context.Context, v *viewer, g *guard.Guard) {
 			"seq":          float64(ps.Seq),
 			"gaps":         float64(ps.Gaps),
 			"dropped":      float64(ps.Dropped),
+			"filled":       float64(ps.Filled),
 			"rebuilds":     ps.Rebuilds,
 			"blocked":      ps.Blocked,
 			"panics":       float64(g.Panics()),

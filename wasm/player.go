@@ -56,6 +56,7 @@ type PlayerStats struct {
 	Seq       uint64
 	Gaps      uint64
 	Dropped   uint64
+	Filled    uint64 // chunks appended with the GOP's keyframe for video after a loss
 	Rebuilds  int
 }
 
@@ -237,7 +238,7 @@ func (p *Player) Stats() PlayerStats {
 	defer p.mu.Unlock()
 	s := p.stats
 	ps := p.planner.Stats()
-	s.Gaps, s.Dropped = ps.Gaps, s.Dropped+ps.Dropped
+	s.Gaps, s.Dropped, s.Filled = ps.Gaps, s.Dropped+ps.Dropped, ps.Filled
 	return s
 }
 

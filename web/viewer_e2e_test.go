@@ -335,8 +335,6 @@ type publisher struct {
 	window *seeder.Window
 	init   cmaf.Init
 	chunks []cmaf.Chunk
-	// skip, if set, says which chunks never reach the origin (lost).
-	skip func(seq uint64) bool
 }
 
 // publish runs one epoch of the whole recording, paced by media time,
@@ -359,9 +357,6 @@ func (p *publisher) publish(ctx context.Context, epoch uint32) {
 		if !sleepCtx(ctx, time.Until(now.Add(c.MediaTime-t0))) {
 			return
 		}
-		if p.skip != nil && p.skip(c.Seq) {
-			continue
-		}
 		var flags chunk.Flags
 		if c.Keyframe {
 			flags |= chunk.FlagKeyframe
@@ -371,8 +366,14 @@ func (p *publisher) publish(ctx context.Context, epoch uint32) {
 		}
 		h := chunk.Header{Flags: flags, Epoch: epoch, Seq: c.Seq,
 			MediaTime: uint64(c.MediaTime / time.Microsecond), Duration: uint32(c.Duration / time.Microsecond)}
-		p.window.Add(&seeder.Entry{Epoch: epoch, Seq: c.Seq, Keyframe: c.Keyframe, MediaTime: c.MediaTime,
-			Duration: c.Duration, Sealed: seal(h, c.Data), Added: time.Now()})
+		// The window holds an epoch's chunks without holes and refuses
+		// one out of order, so a lost chunk is simulated at the HTTP
+		// origin (TestViewerLostChunkLongGOP), not by leaving it out here.
+		if !p.window.Add(&seeder.Entry{Epoch: epoch, Seq: c.Seq, Keyframe: c.Keyframe, MediaTime: c.MediaTime,
+			Duration: c.Duration, Sealed: seal(h, c.Data), Added: time.Now()}) {
+			p.t.Errorf("publisher: the window refused chunk %d/%d", epoch, c.Seq)
+			return
+		}
 	}
 }
 

@@ -33,6 +33,8 @@ type InitInfo struct {
 	// "mp4a.40.2", "Opus"); empty when the track is absent.
 	VideoCodec string
 	AudioCodec string
+	// VideoTrack is the video track's ID (tkhd), 0 without video.
+	VideoTrack uint32
 }
 
 // Codecs joins the present codec strings, video first, as MSE wants them.
@@ -233,6 +235,7 @@ func ParseInit(b []byte) (InitInfo, error) {
 		switch {
 		case video && info.VideoCodec == "":
 			info.VideoCodec = codec
+			info.VideoTrack = trackID(trak.body, &budget)
 		case !video && info.AudioCodec == "":
 			info.AudioCodec = codec
 		default:
@@ -243,6 +246,26 @@ func ParseInit(b []byte) (InitInfo, error) {
 		return InitInfo{}, initErr("no tracks")
 	}
 	return info, nil
+}
+
+// trackID reads the track ID from trak's tkhd (0 when it cannot).
+func trackID(trak []byte, budget *int) uint32 {
+	bs, err := boxes(trak, budget)
+	if err != nil {
+		return 0
+	}
+	tk, ok := child(bs, "tkhd")
+	if !ok || len(tk.body) < 4 {
+		return 0
+	}
+	at := 12 // version 0: flags, creation and modification times (32-bit)
+	if tk.body[0] == 1 {
+		at = 20
+	}
+	if len(tk.body) < at+4 {
+		return 0
+	}
+	return binary.BigEndian.Uint32(tk.body[at:])
 }
 
 // sampleEntry descends trak/mdia/minf/stbl/stsd to the first sample entry.

@@ -101,7 +101,8 @@ func DropDependents[T any](lost Op, queue []T, opOf func(T) Op) (rest []T, resum
 // SourceBuffer. Audio needs no keyframe.
 func (p *Planner) ResumeAtKeyframe(epoch uint32) {
 	if p.haveInit && epoch == p.epoch && p.info.VideoCodec != "" {
-		p.needKey = true
+		// Not filled: the buffer is full, and the keyframe is large.
+		p.needKey, p.fill = true, false
 	}
 }
 

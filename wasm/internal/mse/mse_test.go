@@ -3,8 +3,6 @@ package mse
 import (
 	"encoding/hex"
 	"errors"
-	"io"
-	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -38,24 +36,7 @@ func mustHex(s string) []byte {
 func packagerInit(tb testing.TB, v *media.VideoConfig, a *media.AudioConfig) cmaf.Init {
 	tb.Helper()
 	var inits []cmaf.Init
-	p, err := cmaf.New(cmaf.Config{
-		OnInit:  func(i cmaf.Init) error { inits = append(inits, i); return nil },
-		OnChunk: func(cmaf.Chunk) error { return nil },
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if v != nil {
-		if err := p.VideoConfig(*v); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if a != nil {
-		if err := p.AudioConfig(*a); err != nil {
-			tb.Fatal(err)
-		}
-	}
+	p := newPackager(tb, v, a, func(i cmaf.Init) { inits = append(inits, i) }, func(cmaf.Chunk) {})
 	for i := range 60 {
 		d := time.Duration(i) * 20 * time.Millisecond
 		if v != nil {

@@ -72,6 +72,7 @@ type PlannerStats struct {
 	Gaps    uint64 // sequence gaps seen (chunks that missed their deadline)
 	Dropped uint64 // chunks skipped while waiting for a keyframe after a gap
 	Stale   uint64 // chunks of another epoch, before an init, or repeated
+	Filled  uint64 // chunks after a gap appended with their audio and the GOP's keyframe for video
 	Rebases uint64 // epochs whose timeline was moved to follow the previous one
 }
 
@@ -91,6 +92,12 @@ type Planner struct {
 
 	lastSeq uint64
 	needKey bool
+	// gopKey is the payload of the newest keyframe chunk placed, and fill
+	// says the chunks skipped while needKey is set may be appended with
+	// their video replaced by its keyframe (FillVideo): after a sequence
+	// gap, not at a join, a rebuild or a full buffer.
+	gopKey []byte
+	fill   bool
 
 	placed bool    // a chunk has been placed: offset and next mean something
 	rebase bool    // the next chunk starts a new epoch
@@ -127,6 +134,7 @@ func (p *Planner) Init(epoch uint32, data []byte) ([]Op, error) {
 	p.haveInit, p.epoch, p.init, p.info, p.mime = true, epoch, data, info, mime
 	p.lastSeq = 0
 	p.needKey = info.VideoCodec != ""
+	p.gopKey, p.fill = nil, false
 	return ops, nil
 }
 
@@ -141,14 +149,33 @@ func (p *Planner) Chunk(h chunk.Header, payload []byte) []Op {
 		p.stats.Gaps++
 		if p.info.VideoCodec != "" {
 			p.needKey = true
+			p.fill = p.gopKey != nil && p.info.VideoTrack != 0
 		}
 	}
 	p.lastSeq = h.Seq
-	if p.needKey && h.Flags&chunk.FlagKeyframe == 0 {
-		p.stats.Dropped++
-		return nil
+	keyframe := h.Flags&chunk.FlagKeyframe != 0
+	if p.needKey && !keyframe {
+		// The chunk's video references lost frames. Keep its audio and
+		// hold the GOP's keyframe for its video, so buffered has no hole
+		// and the sound plays on; drop it whole if that cannot be done.
+		if !p.fill {
+			p.stats.Dropped++
+			return nil
+		}
+		filled, err := FillVideo(payload, p.gopKey, p.info.VideoTrack)
+		if err != nil {
+			p.fill = false
+			p.stats.Dropped++
+			return nil
+		}
+		p.stats.Filled++
+		payload = filled
+	} else {
+		p.needKey, p.fill = false, false
+		if keyframe && p.info.VideoCodec != "" {
+			p.gopKey = payload
+		}
 	}
-	p.needKey = false
 
 	t := float64(h.MediaTime) / 1e6
 	d := float64(h.Duration) / 1e6
@@ -166,7 +193,7 @@ func (p *Planner) Chunk(h chunk.Header, payload []byte) []Op {
 	if end := start + d; end > p.next || first {
 		p.next = end
 	}
-	key := h.Flags&chunk.FlagKeyframe != 0 || p.info.VideoCodec == ""
+	key := keyframe || p.info.VideoCodec == ""
 	return []Op{{Kind: OpAppend, Data: payload, Offset: p.offset, Epoch: h.Epoch, Seq: h.Seq, Start: start, End: start + d, Key: key}}
 }
 
@@ -179,6 +206,7 @@ func (p *Planner) Rebuild() []Op {
 		return nil
 	}
 	p.needKey = p.info.VideoCodec != ""
+	p.gopKey, p.fill = nil, false
 	return []Op{
 		{Kind: OpCreate, MIME: p.mime},
 		{Kind: OpAppend, Init: true, Data: p.init, Epoch: p.epoch, Offset: p.offset},
