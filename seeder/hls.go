@@ -1,11 +1,14 @@
 package seeder
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/banyan-live/banyan/media/cmaf"
 )
 
 // LL-HLS (RFC 8216bis with Apple's low-latency extensions) over the chunks
@@ -64,6 +67,15 @@ type hlsEpoch struct {
 	wall0    time.Time
 	media0   time.Duration
 	anchored bool
+	// shift moves the epoch's media onto the stream's one LL-HLS timeline:
+	// added to every decode time served (tfdt), it makes the epoch's first
+	// listed segment start where the previous listed epoch's last one
+	// ended, as the playlist places it. Set when the first segment is
+	// placed; 0 for the first epoch ever listed. scales are the epoch's
+	// track timescales for it (nil while shift is 0), or scaleErr.
+	shift    time.Duration
+	scales   map[uint32]uint32
+	scaleErr error
 }
 
 // hlsSeg is one LL-HLS segment: n consecutive chunks from seq first.
@@ -188,6 +200,9 @@ func (w *Window) placeLocked(ew *epochWindow, e *Entry) {
 		}
 		if len(h.segs) == 0 {
 			h.disc = w.listed
+			if w.listed > 0 {
+				w.continueTimelineLocked(ew, e.MediaTime)
+			}
 			w.listed++
 		}
 		w.segment++
@@ -196,6 +211,55 @@ func (w *Window) placeLocked(ew *epochWindow, e *Entry) {
 	s := &h.segs[len(h.segs)-1]
 	s.n++
 	s.dur += e.Duration
+	w.timelineEnd = s.start + s.dur + h.shift
+}
+
+// continueTimelineLocked sets the shift of epoch ew, whose first listed
+// segment starts at media time start, so that it continues the LL-HLS
+// timeline where the previous listed epoch ended. A reconnect restarts the
+// broadcaster's timestamps at 0 and the playlist only says
+// EXT-X-DISCONTINUITY: WebKitGTK's own HLS player (GStreamer's hlsdemux)
+// stops for good where the timeline goes back, and plays on where it does
+// not (an ffmpeg-made playlist either way, 2026-12-05). The mesh's chunks
+// keep their own timeline; only what the LL-HLS origin serves moves.
+func (w *Window) continueTimelineLocked(ew *epochWindow, start time.Duration) {
+	h := &ew.hls
+	h.shift = w.timelineEnd - start
+	if h.shift == 0 {
+		return
+	}
+	if ew.info.Init == nil || ew.info.Init.Plain == nil {
+		h.scaleErr = errors.New("no init segment in the clear")
+		return
+	}
+	h.scales, h.scaleErr = cmaf.Timescales(ew.info.Init.Plain)
+}
+
+// onTimeline returns fragment frag (moof+mdat) of an epoch with timeline h
+// as the LL-HLS origin serves it: its decode times moved by h.shift.
+func (h *hlsEpoch) onTimeline(frag []byte) ([]byte, error) {
+	if h.shift == 0 {
+		return frag, nil
+	}
+	if h.scaleErr != nil {
+		return nil, fmt.Errorf("epoch timescales: %w", h.scaleErr)
+	}
+	return cmaf.ShiftDecodeTimes(frag, h.scales, h.shift)
+}
+
+// hlsTimeline is a copy of epoch's LL-HLS timeline (ok false when the
+// window does not hold the epoch).
+func (w *Window) hlsTimeline(epoch uint32) (hlsEpoch, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ew := range w.epochs {
+		if ew.info.Epoch == epoch {
+			h := ew.hls
+			h.segs = nil
+			return h, true
+		}
+	}
+	return hlsEpoch{}, false
 }
 
 // segmentEndLocked closes an epoch that ended: its targets are decided
@@ -419,8 +483,9 @@ func (v *hlsView) tooFar(msn uint64) bool {
 }
 
 // segmentBytes returns the bytes of the complete segment of epoch starting
-// at chunk seq.
-func (v *hlsView) segmentBytes(epoch uint32, seq uint64) ([]byte, bool) {
+// at chunk seq, on the LL-HLS timeline (hlsEpoch.shift); ok is false when
+// there is no such segment, err set when it cannot be served.
+func (v *hlsView) segmentBytes(epoch uint32, seq uint64) (b []byte, ok bool, err error) {
 	for i := range v.epochs {
 		ev := &v.epochs[i]
 		if ev.info.Epoch != epoch {
@@ -432,7 +497,7 @@ func (v *hlsView) segmentBytes(epoch uint32, seq uint64) ([]byte, bool) {
 			}
 			cs := ev.chunksOf(s)
 			if cs == nil {
-				return nil, false
+				return nil, false, nil
 			}
 			n := 0
 			for _, c := range cs {
@@ -442,10 +507,11 @@ func (v *hlsView) segmentBytes(epoch uint32, seq uint64) ([]byte, bool) {
 			for _, c := range cs {
 				out = append(out, c.Plain...)
 			}
-			return out, true
+			out, err := ev.h.onTimeline(out)
+			return out, true, err
 		}
 	}
-	return nil, false
+	return nil, false, nil
 }
 
 // multivariant renders a multivariant playlist with the one variant,

@@ -408,8 +408,19 @@ func (o *Origin) hlsPart(w http.ResponseWriter, r *http.Request) {
 		notFound(w, "no such part")
 		return
 	}
+	tl, ok := s.w.hlsTimeline(uint32(epoch))
+	if !ok {
+		notFound(w, "no such part")
+		return
+	}
+	b, err := tl.onTimeline(e.Plain)
+	if err != nil {
+		o.Log.Error("hls part", "epoch", epoch, "seq", seq, "err", err)
+		http.Error(w, "part unavailable", http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Cache-Control", immutable)
-	writeBytes(w, "video/iso.segment", e.Plain)
+	writeBytes(w, "video/iso.segment", b)
 }
 
 func (o *Origin) hlsSegment(w http.ResponseWriter, r *http.Request) {
@@ -418,9 +429,14 @@ func (o *Origin) hlsSegment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, _ := s.w.hlsView()
-	b, ok := v.segmentBytes(uint32(epoch), seq)
+	b, ok, err := v.segmentBytes(uint32(epoch), seq)
 	if !ok {
 		notFound(w, "no such segment")
+		return
+	}
+	if err != nil {
+		o.Log.Error("hls segment", "epoch", epoch, "seq", seq, "err", err)
+		http.Error(w, "segment unavailable", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Cache-Control", immutable)

@@ -145,11 +145,11 @@ func TestPlaylist(t *testing.T) {
 			t.Errorf("hasPart(%d,%d)=%v", c.msn, c.part, got)
 		}
 	}
-	b, ok := v.segmentBytes(10, 9)
+	b, ok, _ := v.segmentBytes(10, 9)
 	if !ok || string(b) != "plain-10-9|plain-10-10|plain-10-11|plain-10-12|plain-10-13|plain-10-14|plain-10-15|plain-10-16|" {
 		t.Fatalf("segment bytes %q", b)
 	}
-	if _, ok := v.segmentBytes(10, 17); ok {
+	if _, ok, _ := v.segmentBytes(10, 17); ok {
 		t.Fatal("open segment served whole")
 	}
 	// Ended: the open segment is complete at once; EXT-X-ENDLIST only

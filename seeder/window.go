@@ -51,7 +51,10 @@ type Window struct {
 	started uint64 // epochs started so far
 	segment uint64 // last LL-HLS media sequence number given out
 	listed  uint64 // epochs that got an LL-HLS segment so far
-	now     func() time.Time
+	// timelineEnd is where the newest listed LL-HLS segment ends on the
+	// stream's timeline (hlsEpoch.shift).
+	timelineEnd time.Duration
+	now         func() time.Time
 }
 
 type epochWindow struct {

@@ -51,11 +51,9 @@ const nativeHLSProbeJS = `Object.assign({}, window.probe, {time: video.currentTi
 // default keyframe interval (250 frames, 8.3 s at 30 fps) for 30 s, a
 // broadcaster away for 2 s, then back with the same key (a new epoch).
 // The video must advance 10 s in the first epoch and play 5 s of the new
-// one without a reload, with no media error or end of stream.
-//
-// A media error containing known skips the test (a browser's known
-// failure, with what it said).
-func nativeHLSAcrossReconnect(t *testing.T, ctx context.Context, r *hlsjsRun, pg enginePage, navigate func(string) error, known string) {
+// one without a reload, with no media error or end of stream (a stop at the
+// epoch change fails only with o.gate; else epochStall logs it).
+func nativeHLSAcrossReconnect(t *testing.T, ctx context.Context, r *hlsjsRun, pg enginePage, navigate func(string) error, o nativeHLSOptions) {
 	t.Helper()
 	var gapPlaylist []byte
 	read := func() nativeHLSProbe {
@@ -73,9 +71,6 @@ func nativeHLSAcrossReconnect(t *testing.T, ctx context.Context, r *hlsjsRun, pg
 		deadline := time.Now().Add(d)
 		for {
 			pr := read()
-			if known != "" && strings.Contains(strings.Join(pr.Errors, " "), known) {
-				t.Skipf("KNOWN (issue 22): %s: the player failed: %+v", what, pr)
-			}
 			if len(pr.Errors) > 0 || pr.Ended {
 				t.Fatalf("%s: the player stopped: %+v", what, pr)
 			}
@@ -91,6 +86,9 @@ func nativeHLSAcrossReconnect(t *testing.T, ctx context.Context, r *hlsjsRun, pg
 	}
 	firstDone := r.publish(30, 250)
 	r.waitPlaylist(20 * time.Second) // once the first 8.3 s GOP has closed
+	if o.segments > 1 {
+		r.waitSegments(o.segments, 40*time.Second)
+	}
 	if err := navigate("http://" + r.pageAddr + "/native"); err != nil {
 		t.Fatal(err)
 	}
@@ -123,18 +121,52 @@ func nativeHLSAcrossReconnect(t *testing.T, ctx context.Context, r *hlsjsRun, pg
 	}
 	t.Logf("across the reconnect: %.2f s at the gap, %.2f s %v after it; buffered [%s]; events %v, errors %v\nplaylist at the gap:\n%s",
 		gap.Time, after.Time, time.Since(back).Round(100*time.Millisecond), after.Buffered, after.Events, after.Errors, gapPlaylist)
+	if o.gate && after.Time < first.Time+30+5 {
+		t.Fatalf("playback stopped at %.2f s across the epoch change, want %.2f s", after.Time, first.Time+30+5)
+	}
 	epochStall(t, ctx, pg, after.Time, first.Time+30+5)
 }
 
+// nativeHLSOptions are what a browser's own HLS player needs of
+// nativeHLSAcrossReconnect.
+type nativeHLSOptions struct {
+	// segments is how many complete segments the playlist must list
+	// before the player opens it (0: as soon as it exists).
+	segments int
+	// gate makes a stop at the epoch change fail the test (else it is
+	// logged: epochStall).
+	gate bool
+}
+
+// waitSegments waits up to within for the media playlist to list n
+// complete segments (EXTINF lines).
+func (r *hlsjsRun) waitSegments(n int, within time.Duration) {
+	r.t.Helper()
+	end := time.Now().Add(within)
+	for {
+		_, pl := httpGet(r.t, r.src)
+		if strings.Count(string(pl), "#EXTINF:") >= n {
+			return
+		}
+		if time.Now().After(end) {
+			r.t.Fatalf("the playlist did not list %d segments within %v:\n%s", n, within, pl)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // epochStall reports a player that did not reach want (5 s into the new
-// epoch) across the reconnect. WebKitGTK 2.50 with GStreamer 1.22
-// (Debian 12) stops at the end of the first epoch (30.00-30.08 s of 30):
-// its own HLS player in 6 of 6 runs; hls.js on its MSE in 5 of 6, having
-// buffered the new epoch contiguously after it (buffer 0.046-60.1 s, a
-// stall at the new init segment, not a hole), and in the fifth it went on
-// after its own bufferNudgeOnStall and bufferSeekOverHole. Found by these
-// tests (2026-12-05), not yet explained: logged as a figure for issue 22,
-// not a gate, until it is.
+// epoch) across the reconnect, as a figure, not a gate. hls.js 1.7.4 in
+// low-latency mode on WebKitGTK 2.50's MSE (GStreamer 1.22, Debian 12)
+// stops at the end of the first epoch (30.00-30.08 s of 30) with the new
+// epoch buffered after it: 5 of 6 runs before the LL-HLS timeline was made
+// continuous across epochs, 4 of 4 after (2026-12-05). Not a small hole:
+// a 1 s seek past the boundary stays stuck too. Not traced; what is known:
+// without lowLatencyMode (whole segments, 10 s behind live) it plays across
+// (2 of 2), and an ffmpeg-made live playlist whose second half appears
+// while hls.js waits at its end plays across. WebKitGTK's own HLS player
+// stopped there in 6 of 6 while the new epoch's decode times went back to
+// 0, and now gates (TestWebKitNativeHLSAcrossReconnect).
 //
 // Then it nudges the stopped video 0.1 s on, as a gap controller would,
 // and logs whether that moves it (a figure too: hls.js's video moved the
@@ -158,7 +190,13 @@ func epochStall(t *testing.T, ctx context.Context, pg enginePage, at, want float
 
 // TestWebKitNativeHLSAcrossReconnect plays the seeder's LL-HLS with
 // WebKitGTK's own HLS player (GStreamer's hlsdemux from a <video src>),
-// the engine of Safari, under the conditions of nativeHLSAcrossReconnect.
+// the engine of Safari, under the conditions of nativeHLSAcrossReconnect,
+// and must play across the epoch change. It stopped for good at the end of
+// the first epoch (6 of 6 runs) while each epoch's decode times started at
+// 0 behind the EXT-X-DISCONTINUITY, as an ffmpeg-made playlist does too
+// (stuck at 30.07 s of 60; with the second half's decode times moved on by
+// 30 s it plays through): the seeder now serves every epoch on one
+// continuous timeline (seeder.TestLLHLSTimelineAcrossEpochs).
 func TestWebKitNativeHLSAcrossReconnect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the WebKit HLS test in -short mode")
@@ -171,17 +209,21 @@ func TestWebKitNativeHLSAcrossReconnect(t *testing.T) {
 	wk := e2e.StartWebKit(t, ctx, "WEBKIT_GST_ENABLE_HLS_SUPPORT=1")
 	t.Logf("browser: %s", wk.Version(ctx))
 	r := newHLSPages(t, ctx)
-	nativeHLSAcrossReconnect(t, ctx, r, wk, func(url string) error { return wk.Navigate(ctx, url) }, "")
+	nativeHLSAcrossReconnect(t, ctx, r, wk, func(url string) error { return wk.Navigate(ctx, url) }, nativeHLSOptions{gate: true})
 }
 
 // TestChromiumNativeHLSAcrossReconnect: the same with Chromium's own HLS
-// player. Chromium 156 in Debian answers "maybe" to canPlayType for HLS,
-// reads the playlist and the init segment (loadedmetadata, 640 wide,
-// readyState 4), then fails at 0 s with MEDIA_ERR_SRC_NOT_SUPPORTED
-// "PipelineStatus::DEMUXER_ERROR_COULD_NOT_PARSE", with index.m3u8 and
-// with main.m3u8 alike (2026-12-05, cause not found): that error skips
-// the test, saying so, and the test gates once Chromium plays. hls.js in
-// Chromium is TestHLSJSLowLatencyAcrossReconnect and ...LongGOP.
+// player (canPlayType "maybe" in Chromium 156), which must play across the
+// epoch change. It ignores parts and opens a live playlist only once it
+// lists three complete segments: Chromium 156 loads the listed segments
+// while the element is paused for preload, and on play, finding no new
+// segment after one reload, quits with DEMUXER_ERROR_COULD_NOT_PARSE
+// ("Segment queue never had any data", HlsRenditionImpl's live resume). A
+// live playlist of one or two 8.3 s segments from ffmpeg's own HLS muxer
+// fails the same way and one of four plays (2026-12-05), so this is
+// Chromium's, not the seeder's; RFC 8216bis clients start three target
+// durations from the end anyway. hls.js in Chromium is
+// TestHLSJSLowLatencyAcrossReconnect and ...LongGOP.
 func TestChromiumNativeHLSAcrossReconnect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the Chromium HLS test in -short mode")
@@ -198,7 +240,7 @@ func TestChromiumNativeHLSAcrossReconnect(t *testing.T) {
 	nativeHLSAcrossReconnect(t, ctx, r, pg, func(url string) error {
 		_, err := chromedp.Run(r.bctx, chromedp.Navigate(url))
 		return err
-	}, "DEMUXER_ERROR_COULD_NOT_PARSE")
+	}, nativeHLSOptions{segments: 3, gate: true})
 }
 
 // TestWebKitHLSJSLongGOPAcrossReconnect plays the seeder's LL-HLS with
@@ -261,6 +303,9 @@ func TestWebKitHLSJSLongGOPAcrossReconnect(t *testing.T) {
 		gap.Time, after.Time, time.Since(back).Round(100*time.Millisecond), after.Latency, after.Targets, after.Discontinuities, after.Errors)
 	if after.Discontinuities < 1 {
 		t.Errorf("hls.js saw no discontinuity")
+	}
+	if after.Time < want {
+		r.dump(after)
 	}
 	epochStall(t, ctx, wk, after.Time, want)
 }
