@@ -267,12 +267,21 @@ func (f *Forest) settle() {
 			continue
 		}
 		roots := append(f.work[:0], st.detached...)
+		waits := 0 // orphans of a quiet parent tried (each sampled: O(levels × inspect × depth))
 		for _, r := range roots {
 			if st.freeSlots <= 0 {
 				break
 			}
 			if !f.attachable(s, r) {
 				continue
+			}
+			if f.lk(r, s).quiet != 0 {
+				// A few per call: one that finds no heard slot goes to the
+				// back of the detached list, so the calls take turns.
+				if waits >= f.sample {
+					continue
+				}
+				waits++
 			}
 			f.cut(s, r)
 			p := f.findSlot(s, r)
