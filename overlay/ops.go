@@ -620,7 +620,7 @@ func (f *Forest) ReportBadParent(child PeerID, s int) ([]Change, error) {
 // before it went quiet; the report comes at least 0.75 s after its last
 // delivery (the engine's liveness probe, peer/liveness.go), so such a
 // peer was not heard in the window, while a live one's stats (every 2 s)
-// fall in it a third of the time.
+// fall in it three times in eight.
 const QuietWindow = 750 * time.Millisecond
 
 // ReportGoneParent is ReportBadParent for a parent that went quiet
