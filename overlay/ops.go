@@ -698,10 +698,16 @@ func (f *Forest) Alive(id PeerID) ([]Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("overlay: alive: %w", err)
 	}
-	if f.nodes[x].suspect {
+	wake := f.nodes[x].suspect
+	if wake {
 		f.unsuspect(x)
 	}
-	f.settle()
+	for s := 0; s < f.k && !wake; s++ {
+		wake = f.free(x, s) > 0 // what a waiting orphan may take now
+	}
+	if wake {
+		f.settle()
+	}
 	return f.changes, nil
 }
 
