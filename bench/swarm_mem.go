@@ -452,7 +452,7 @@ func newMemSim(ctx context.Context, cfg SwarmConfig) (*memSim, error) {
 	s.src = src
 	s.orig = simOrigin{s: s}
 	if s.mesh {
-		s.forest, err = overlay.New(overlay.Config{Stripes: s.k, RootCapacity: m.RootCapacity, Seed: cfg.Seed})
+		s.forest, err = overlay.New(overlay.Config{Stripes: s.k, RootCapacity: m.RootCapacity, StatsInterval: m.StatsInterval, Seed: cfg.Seed})
 		if err != nil {
 			return nil, err
 		}
@@ -736,6 +736,12 @@ func (s *memSim) stats(p *simPeer) {
 		}
 		now := s.net.Now()
 		p.stats = st
+		// As tracker/stream.go's stats: heard, alive (origin-fed peers may
+		// attach to it), then capacity.
+		s.forest.Heard(overlay.PeerID(p.id), now)
+		if changes, err := s.forest.Alive(overlay.PeerID(p.id)); err == nil {
+			s.apply(append(s.chg[:0], changes...), now, nil)
+		}
 		c := s.slots().Update(p.capacity, s.slotsUsed(p), st, !now.Before(p.demotedUntil))
 		if c == p.capacity {
 			return
@@ -1117,7 +1123,12 @@ func (s *memSim) trackerReport(from *simPeer, r protocol.Report) {
 				s.suspect(accused, now)
 			}
 		}
-		changes, err = s.forest.ReportBadParent(overlay.PeerID(from.id), r.Stripe)
+		if accused != s.root && (r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportNoConn) {
+			// As tracker/stream.go: to a parent heard from since.
+			changes, err = s.forest.ReportGoneParent(overlay.PeerID(from.id), r.Stripe, now)
+		} else {
+			changes, err = s.forest.ReportBadParent(overlay.PeerID(from.id), r.Stripe)
+		}
 		// A child that reports its vanished parent is an orphan now.
 		st := &from.st[r.Stripe]
 		if err == nil && accused.state == stGone && !st.orphan {

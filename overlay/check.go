@@ -21,7 +21,8 @@ import (
 //   - the free-slot and leaf buckets, the per-depth counts, the subtree free
 //     sums and the stripe free total match the tree;
 //   - no origin-fed peer could be attached to a free slot (origin fallback is
-//     only used when the trees are full for that peer).
+//     only used when the trees are full for that peer; an orphan of a quiet
+//     parent waits there for a peer heard from since, findSlot).
 //
 // Globally: the id map, the spare list and the pending list are consistent,
 // and a peer is interior exactly when it can forward (or is still shedding).
@@ -249,6 +250,9 @@ func (f *Forest) checkStripe(s int) error {
 		return fmt.Errorf("buckets hold %d entries, %d nodes indexed", n, indexed)
 	}
 	for _, r := range st.detached {
+		if f.lk(r, s).quiet != 0 {
+			continue // an orphan of a quiet parent waits for a heard one
+		}
 		if f.attachable(s, r) {
 			return fmt.Errorf("origin-fed peer %d could be attached to a free slot", f.nodes[r].id)
 		}

@@ -82,7 +82,10 @@
 // (5,829 moves in 60 s) and the trees only deepened.
 //
 // ReportBadParent re-parents a child whose parent failed it (no ICE
-// connection, bad chunks); SetNAT records a learned NAT type and moves the
+// connection, bad chunks); ReportGoneParent one whose parent went quiet,
+// only under a peer the tracker has heard from since (Heard: after a mass
+// departure the other victims, not yet reported, are the shallowest free
+// slots), else on the origin until one is; SetNAT records a learned NAT type and moves the
 // peer and its children off pairs now known not to connect. Evicting a
 // malicious peer is Leave.
 //

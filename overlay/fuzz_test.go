@@ -97,13 +97,17 @@ func runOps(t *testing.T, data []byte) {
 			if !ok {
 				continue
 			}
-			switch r.next() % 4 {
+			switch r.next() % 6 {
 			case 0, 1:
 				ch, err = m.f.ReportBadParent(id, r.next()%cfg.Stripes)
 			case 2:
 				err = m.f.Suspect(id)
 			case 3:
 				ch, err = m.f.Alive(id)
+			case 4:
+				ch, err = m.f.ReportGoneParent(id, r.next()%cfg.Stripes, m.now)
+			case 5:
+				m.f.Heard(id, m.now)
 			}
 		case 6:
 			id, ok := peer()

@@ -613,6 +613,57 @@ func (f *Forest) ReportBadParent(child PeerID, s int) ([]Change, error) {
 	return f.changes, nil
 }
 
+// QuietWindow: the orphan of a parent that went quiet is re-hung under a
+// peer heard from (Heard) within this window before the report, and below
+// peers heard from within the tracker's suspicion delay (5/4
+// StatsInterval). A peer that vanished with the parent was last heard
+// before it went quiet; the report comes at least 0.75 s after its last
+// delivery (the engine's liveness probe, peer/liveness.go), so such a
+// peer was not heard in the window, while a live one's stats (every 2 s)
+// fall in it three times in eight.
+const QuietWindow = 750 * time.Millisecond
+
+// ReportGoneParent is ReportBadParent for a parent that went quiet
+// (silent, no connection), reported at now: it may have vanished with
+// others (a mass departure) that nobody has reported yet, and each of
+// those is a free slot where the orphan would wait out a connection that
+// never comes, or, below one, a parent with nothing to send. So until
+// child is hung under a peer again, in this stripe it takes only a peer
+// heard from within QuietWindow before now whose ancestors were heard
+// from within 5/4 StatsInterval (heardOK); with none it waits on the
+// origin (settle tries again; Alive). Peers never Heard count as heard.
+func (f *Forest) ReportGoneParent(child PeerID, s int, now time.Time) ([]Change, error) {
+	x, err := f.lookup(child)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: report gone parent: %w", err)
+	}
+	if s < 0 || s >= f.k {
+		return nil, fmt.Errorf("overlay: report gone parent %d: stripe %d: %w", child, s, ErrInvalid)
+	}
+	if l := f.lk(x, s); l.parent >= 0 {
+		l.quiet = now.UnixNano()
+	}
+	return f.ReportBadParent(child, s)
+}
+
+// Heard records that the tracker heard from id at t (its stats): see
+// ReportGoneParent.
+func (f *Forest) Heard(id PeerID, t time.Time) {
+	if x, err := f.lookup(id); err == nil {
+		f.nodes[x].heard = t.UnixNano()
+	}
+}
+
+// LastHeard is when the tracker last heard from id (Heard); zero if never
+// or unknown.
+func (f *Forest) LastHeard(id PeerID) time.Time {
+	x, err := f.lookup(id)
+	if err != nil || f.nodes[x].heard == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, f.nodes[x].heard)
+}
+
 // Suspect records that a child reported id's feed gone (silent, no
 // connection): until the tracker hears from id again (Alive), no peer is
 // placed under it, in any stripe. Its current children stay. Without this
@@ -635,7 +686,9 @@ func (f *Forest) Suspect(id PeerID) error {
 }
 
 // Alive records that the tracker heard from id (its stats): a suspect may
-// take children again, and origin-fed peers may attach to it at once.
+// take children again, and origin-fed peers may attach to it at once
+// (orphans of a quiet parent wait on the origin for a peer heard from
+// since, ReportGoneParent).
 func (f *Forest) Alive(id PeerID) ([]Change, error) {
 	f.begin()
 	if id == Root {
@@ -645,8 +698,14 @@ func (f *Forest) Alive(id PeerID) ([]Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("overlay: alive: %w", err)
 	}
-	if f.nodes[x].suspect {
+	wake := f.nodes[x].suspect
+	if wake {
 		f.unsuspect(x)
+	}
+	for s := 0; s < f.k && !wake; s++ {
+		wake = f.free(x, s) > 0 // what a waiting orphan may take now
+	}
+	if wake {
 		f.settle()
 	}
 	return f.changes, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // PeerID names a peer inside one stream's overlay. The tracker maps its own
@@ -129,6 +130,9 @@ type Config struct {
 	// MovesPerSecond). Defaults 100 and 0.01 (200 moves/s at 10k peers).
 	MovesPerSecond float64
 	MovesPerPeer   float64
+	// StatsInterval is how often the tracker hears from every live peer
+	// (its stats, Heard). Default 2 s. See ReportGoneParent.
+	StatsInterval time.Duration
 	// SwapMargin is the capacity advantage a peer needs over its parent to
 	// swap places with it (hysteresis against measurement noise). Default 2.
 	SwapMargin int
@@ -217,6 +221,9 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&out.MaxLocalities, 4096)
 	if out.MovesPerSecond == 0 {
 		out.MovesPerSecond = 100
+	}
+	if out.StatsInterval <= 0 {
+		out.StatsInterval = 2 * time.Second
 	}
 	if out.MovesPerPeer == 0 {
 		out.MovesPerPeer = 0.01

@@ -981,3 +981,59 @@ func TestMoveRate(t *testing.T) {
 		t.Errorf("negative MovesPerPeer: %v", err)
 	}
 }
+
+// TestGoneParentNotUnderUnheard: after 30 % vanish at once, the orphans
+// that report their parents gone are not re-hung under other victims the
+// tracker has not heard from since (nobody has reported those yet), while
+// the live peers' stats keep arriving.
+func TestGoneParentNotUnderUnheard(t *testing.T) {
+	const k = 4
+	f, ids, r := realistic(t, Config{Stripes: k, Seed: 5}, 2000, 5)
+	t0 := time.Unix(1000, 0)
+	victim := make(map[PeerID]bool)
+	for _, id := range ids {
+		// Stats spread over an interval before the departure.
+		f.Heard(id, t0.Add(-time.Duration(r.IntN(2000))*time.Millisecond))
+		if r.IntN(10) < 3 {
+			victim[id] = true
+		}
+	}
+	// The survivors' next stats; the victims stay quiet.
+	for _, id := range ids {
+		if !victim[id] {
+			f.Heard(id, t0.Add(time.Duration(r.IntN(2000))*time.Millisecond))
+		}
+	}
+	now := t0.Add(2 * time.Second)
+	reports, under := 0, 0
+	for _, id := range ids {
+		if victim[id] {
+			continue
+		}
+		for s := range k {
+			p := parent(t, f, id, s)
+			if !victim[p] {
+				continue
+			}
+			if err := f.Suspect(p); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.ReportGoneParent(id, s, now); err != nil {
+				t.Fatal(err)
+			}
+			reports++
+			if victim[parent(t, f, id, s)] {
+				under++
+			}
+		}
+	}
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if reports < 100 {
+		t.Fatalf("only %d orphans", reports)
+	}
+	if under > 0 {
+		t.Errorf("%d of %d orphans re-hung under a peer not heard from since the departure", under, reports)
+	}
+}

@@ -4,14 +4,19 @@ package overlay
 type cand struct {
 	i     int32
 	good  bool  // pair known to connect
+	fresh bool  // may take an orphan of a quiet parent (heardOK)
 	local bool  // same locality
 	free  int32 // free slots (more is better: spreads load, keeps room)
 }
 
-// better orders candidates of the same depth: connectability, locality, room.
+// better orders candidates of the same depth: liveness, connectability,
+// locality, room.
 func better(a, b cand) bool {
 	if b.i < 0 {
 		return true
+	}
+	if a.fresh != b.fresh {
+		return a.fresh
 	}
 	if a.good != b.good {
 		return a.good
@@ -29,6 +34,12 @@ func better(a, b cand) bool {
 // exists within NATSlack further levels. It returns none when no eligible
 // slot exists anywhere (the caller then sends x to the origin).
 //
+// For the orphan of a parent that went quiet (ReportGoneParent, link.quiet
+// set) a slot that may have vanished with that parent (!heardOK) is never
+// taken, and a good one at any depth beats a shallower bad one: after a
+// mass departure a wrong guess costs the answer timeout (1.5 s, then 3 s)
+// and the origin feeds at once.
+//
 // Cost: O(levels + Sample) normally; the fallback search is O(depth *
 // fan-out) and only runs when sampling found nothing.
 func (f *Forest) findSlot(s int, x int32) int32 {
@@ -37,17 +48,18 @@ func (f *Forest) findSlot(s int, x int32) int32 {
 	if st.freeSlots-xl.below <= 0 {
 		return none // every free slot is in x's own subtree
 	}
+	gone := xl.quiet != 0
 	bad, badDepth := none, 0
 	for d := 0; d < len(st.free); d++ {
 		b := st.free[d]
 		if len(b) == 0 {
 			continue
 		}
-		if bad >= 0 && d > badDepth+f.natSlack {
+		if bad >= 0 && d > badDepth+f.natSlack && !gone {
 			break
 		}
 		c := f.scanFree(s, b, x)
-		if c.i < 0 {
+		if c.i < 0 || !c.fresh {
 			continue
 		}
 		if c.good {
@@ -59,6 +71,9 @@ func (f *Forest) findSlot(s int, x int32) int32 {
 	}
 	if bad >= 0 {
 		return bad
+	}
+	if gone {
+		return none // sampled only: the origin until a heard slot turns up
 	}
 	return f.searchDirected(s, x)
 }
@@ -73,6 +88,7 @@ func (f *Forest) scanFree(s int, b []int32, x int32) cand {
 	j := int(f.rand() % uint64(n))
 	best := cand{i: none}
 	seen := 0
+	quiet := f.lk(x, s).quiet
 	for k := 0; k < n && k < f.inspect; k++ {
 		c := b[j]
 		if j++; j == n {
@@ -81,11 +97,11 @@ func (f *Forest) scanFree(s int, b []int32, x int32) cand {
 		if c == x || f.avoids(xn, c) || (hasSub && f.inSubtree(s, c, x)) {
 			continue
 		}
-		cd := cand{i: c, good: f.connOK(c, x) && !f.starved(s, c), local: f.near(c, x), free: f.free(c, s)}
+		cd := cand{i: c, good: f.connOK(c, x) && !f.starved(s, c), fresh: f.heardOK(s, c, quiet), local: f.near(c, x), free: f.free(c, s)}
 		if better(cd, best) {
 			best = cd
 		}
-		if seen++; seen >= f.sample && best.good {
+		if seen++; seen >= f.sample && best.good && best.fresh {
 			break
 		}
 	}
@@ -108,6 +124,28 @@ func (f *Forest) starved(s int, c int32) bool {
 		}
 	}
 	return false
+}
+
+// heardOK reports whether c may take a node whose parent was reported
+// quiet at quiet (link.quiet; 0: any may): c was heard from within
+// QuietWindow before that, and every peer above it within 5/4
+// StatsInterval (the tracker's suspicion delay): either may have vanished
+// with the quiet parent, and below a vanished one c has nothing to send.
+// O(depth).
+func (f *Forest) heardOK(s int, c int32, quiet int64) bool {
+	if quiet == 0 || c == 0 {
+		return true
+	}
+	if h := f.nodes[c].heard; h != 0 && h < quiet-int64(QuietWindow) {
+		return false
+	}
+	stale := quiet - int64(f.cfg.StatsInterval*5/4)
+	for p := f.lk(c, s).parent; p > 0; p = f.lk(p, s).parent {
+		if h := f.nodes[p].heard; h != 0 && h < stale {
+			return false
+		}
+	}
+	return true
 }
 
 // searchDirected finds any eligible free slot by descending from the roots
@@ -229,12 +267,21 @@ func (f *Forest) settle() {
 			continue
 		}
 		roots := append(f.work[:0], st.detached...)
+		waits := 0 // orphans of a quiet parent tried (each sampled: O(levels × inspect × depth))
 		for _, r := range roots {
 			if st.freeSlots <= 0 {
 				break
 			}
 			if !f.attachable(s, r) {
 				continue
+			}
+			if f.lk(r, s).quiet != 0 {
+				// A few per call: one that finds no heard slot goes to the
+				// back of the detached list, so the calls take turns.
+				if waits >= f.sample {
+					continue
+				}
+				waits++
 			}
 			f.cut(s, r)
 			p := f.findSlot(s, r)

@@ -40,6 +40,10 @@ type link struct {
 	pos    int32 // position in the bucket named by where
 	dpos   int32 // position in stripe.detached
 	where  uint8
+	// quiet (Unix ns, 0 none): when its parent here was reported quiet
+	// (ReportGoneParent); cleared when it is hung under a peer. Until then
+	// only peers heard from since (heardOK) may take it.
+	quiet int64
 }
 
 // node is the per-peer state shared by all stripes.
@@ -53,7 +57,8 @@ type node struct {
 	nat       NAT
 	noUpload  bool
 	live      bool
-	suspect   bool // reported gone by a child and not heard from since
+	suspect   bool  // reported gone by a child and not heard from since
+	heard     int64 // when the tracker last heard from it (Heard), Unix ns; 0 unknown
 	avoidNext uint8
 }
 
@@ -386,6 +391,7 @@ func (f *Forest) hang(s int, i, p int32) {
 	st := &f.st[s]
 	var nd int32
 	if p >= 0 {
+		l.quiet = 0
 		old := f.before(s, p)
 		pl := f.lk(p, s)
 		l.parent, l.prev, l.next = p, none, pl.first

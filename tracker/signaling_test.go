@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/protocol"
 	"github.com/banyan-live/banyan/store"
 	"github.com/banyan-live/banyan/viewertoken"
@@ -576,4 +577,65 @@ func TestLateStatsTakeNoNewChildren(t *testing.T) {
 	time.Sleep(3 * iv) // a few reaper ticks (every iv/2, real time)
 	// Its stats come: it takes children again.
 	noChildrenUntilStats(t, tt, "late", p, "whose stats are overdue")
+}
+
+// TestSilentReportSkipsUnheardParent: the orphan of a parent reported
+// silent is not re-hung under a peer the tracker has not heard from since
+// the parent went quiet (it may have vanished in the same instant, as in
+// a mass departure, and nobody has reported it yet); with no other slot it
+// is fed by the origin until one is heard from.
+func TestSilentReportSkipsUnheardParent(t *testing.T) {
+	var offset atomic.Int64 // the tracker's clock: frozen, moved by hand
+	base := time.Now()
+	now := func() time.Time { return base.Add(time.Duration(offset.Load())) }
+	// A long stats interval: the reaper suspects nobody in this test.
+	tt := newTestTracker(t, Config{Stripes: 1, RootCapacity: 2, StatsInterval: 10 * time.Second, Now: now})
+	joinSeeder(t, tt, "q")
+	a, _ := joinViewer(t, tt, protocol.Join{Stream: "q", UploadKbps: 30_000})
+	b, _ := joinViewer(t, tt, protocol.Join{Stream: "q", UploadKbps: 30_000})
+	c, _ := joinViewer(t, tt, protocol.Join{Stream: "q", NoUpload: true})
+	var par protocol.PeerID
+	c.next("a parent", func(m protocol.Message) bool {
+		as, ok := m.(protocol.Assign)
+		par = as.Parent
+		return ok && !as.Remove && (as.Parent == a.id || as.Parent == b.id)
+	})
+	other := a
+	if par == a.id {
+		other = b
+	}
+	heard := func(p *client) {
+		t.Helper()
+		at := now()
+		p.send(protocol.Stats{UploadKbps: 30_000})
+		for i := 0; ; i++ {
+			var h time.Time
+			tt.t.withForest("q", func(f *overlay.Forest) { h = f.LastHeard(overlay.PeerID(p.id)) })
+			if !h.Before(at) {
+				return
+			}
+			if i == 200 {
+				t.Fatal("stats not recorded")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	heard(other)
+	// A second later the parent is reported silent; the other peer has
+	// sent nothing since.
+	offset.Store(int64(time.Second))
+	c.send(protocol.Report{Kind: protocol.ReportSilent, Peer: par, Stripe: 0})
+	c.next("moved", func(m protocol.Message) bool {
+		as, ok := m.(protocol.Assign)
+		if ok && !as.Remove && as.Parent == other.id {
+			t.Fatal("re-hung under a peer not heard from since its parent went quiet")
+		}
+		return ok && !as.Remove
+	})
+	// Its stats come: the orphan moves there from the origin.
+	heard(other)
+	c.next("the heard peer", func(m protocol.Message) bool {
+		as, ok := m.(protocol.Assign)
+		return ok && !as.Remove && as.Parent == other.id
+	})
 }

@@ -375,8 +375,16 @@ func (st *streamState) report(from *session, r protocol.Report) {
 		// or every orphan lands in the slots its children just freed.
 		_ = st.forest.Suspect(overlay.PeerID(accused.id))
 	}
-	// Whatever the verdict on the parent, move the child away from it.
-	if changes, err := st.forest.ReportBadParent(overlay.PeerID(from.id), r.Stripe); err == nil {
+	// Whatever the verdict on the parent, move the child away from it; from
+	// a parent that may be gone, to one heard from since it went quiet.
+	move := st.forest.ReportBadParent
+	if (r.Kind == protocol.ReportSilent || r.Kind == protocol.ReportNoConn) && !accused.isSeeder {
+		now := st.t.cfg.Now()
+		move = func(child overlay.PeerID, s int) ([]overlay.Change, error) {
+			return st.forest.ReportGoneParent(child, s, now)
+		}
+	}
+	if changes, err := move(overlay.PeerID(from.id), r.Stripe); err == nil {
 		st.applyLocked(changes)
 		m.reparents.Inc()
 	}
@@ -436,6 +444,7 @@ func (st *streamState) stats(s *session, stats protocol.Stats) {
 		}
 		return
 	}
+	st.forest.Heard(overlay.PeerID(s.id), st.t.cfg.Now())
 	if changes, err := st.forest.Alive(overlay.PeerID(s.id)); err == nil {
 		st.applyLocked(changes)
 	}

@@ -151,6 +151,7 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	cfg.Overlay.Stripes = cfg.Stripes
 	cfg.Overlay.RootCapacity = cfg.RootCapacity
+	cfg.Overlay.StatsInterval = cfg.StatsInterval
 	if _, err := overlay.New(cfg.Overlay); err != nil {
 		return nil, fmt.Errorf("tracker: overlay config: %w", err)
 	}
