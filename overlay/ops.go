@@ -180,9 +180,11 @@ func (f *Forest) refill(now time.Time) {
 		return
 	}
 	if dt := now.Sub(f.last); dt > 0 {
-		half := dt.Seconds() * f.moveRate() / 2
+		rate := f.moveRate()
+		half := dt.Seconds() * rate / 2
 		f.tokens = math.Min(f.burst, f.tokens+half)
 		f.upkeep = math.Min(f.burst, f.upkeep+half)
+		f.shedding = math.Min(math.Max(f.burst, rate), f.shedding+dt.Seconds()*rate)
 		f.last = now
 	}
 }
@@ -254,27 +256,44 @@ func (f *Forest) UpdateCapacity(id PeerID, capacity int, now time.Time) ([]Chang
 	return f.changes, nil
 }
 
-// Tick spends its move budget (its own bucket, so capacity updates cannot
+// Tick spends its move budget (its own buckets, so capacity updates cannot
 // starve it) refilled since the last call: first on peers
 // still shedding children after a capacity drop, then on rebalancing (the
 // deepest interior peers swap with shallower leaves, undoing the depth that
 // departures add when orphan subtrees are re-hung lower). Call it
 // periodically (every 100 ms to 1 s).
+//
+// Shedding has a bucket of its own at the full move rate, and takes the
+// upkeep bucket too when that is not enough. A shedding peer's children
+// are fed by an uplink measured too small for them: each one waits for
+// its move with late chunks that the origin fills. With the half rate that
+// rebalancing also drew on, the flash crowd's capacity cuts (every joiner
+// guessed at K / uploading share slots, then measured) left 583 children
+// over their parents' slots 2 s after a 6 Mbit/s ramp while every stripe
+// had 150–270 free slots, and shedding took 14 s to finish; the origin
+// served 10 % of the stream's bytes to children of overloaded parents
+// after the ramp (bench/analysis.md). The shedding bucket still bounds the
+// moves per second; what a capacity update takes away is at most its
+// peer's lost slots.
 func (f *Forest) Tick(now time.Time) []Change {
 	f.begin()
 	f.refill(now)
 	budget := int(f.upkeep)
-	used := 0
+	shedBudget := int(f.shedding) + budget
+	shed := 0
 	work := append(f.work[:0], f.pending...)
 	for _, x := range work {
-		if used >= budget {
+		if shed >= shedBudget {
 			break
 		}
 		if s := int(f.nodes[x].interior); s >= 0 {
-			used += f.shed(s, x, budget-used)
+			shed += f.shed(s, x, shedBudget-shed)
 		}
 	}
 	f.work = work[:0]
+	own := min(shed, int(f.shedding))
+	f.shedding -= float64(own)
+	used := shed - own // what the upkeep bucket paid for
 	used += f.rehome(budget - used)
 	used += f.rebalance(budget - used)
 	f.upkeep -= float64(used)
