@@ -263,8 +263,8 @@ func (f *Forest) UpdateCapacity(id PeerID, capacity int, now time.Time) ([]Chang
 // departures add when orphan subtrees are re-hung lower). Call it
 // periodically (every 100 ms to 1 s).
 //
-// Shedding has a bucket of its own at the full move rate, and takes the
-// upkeep bucket too when that is not enough. A shedding peer's children
+// Shedding spends the upkeep bucket first and then a bucket of its own at
+// the full move rate. A shedding peer's children
 // are fed by an uplink measured too small for them: each one waits for
 // its move with late chunks that the origin fills. With the half rate that
 // rebalancing also drew on, the flash crowd's capacity cuts (every joiner
@@ -291,9 +291,11 @@ func (f *Forest) Tick(now time.Time) []Change {
 		}
 	}
 	f.work = work[:0]
-	own := min(shed, int(f.shedding))
-	f.shedding -= float64(own)
-	used := shed - own // what the upkeep bucket paid for
+	// The upkeep bucket pays first, so rebalancing gets no more than it
+	// did before shedding had a bucket (more swaps measured worse: 1k
+	// 98.12 % against 98.33 %).
+	used := min(shed, budget)
+	f.shedding -= float64(shed - used)
 	used += f.rehome(budget - used)
 	used += f.rebalance(budget - used)
 	f.upkeep -= float64(used)
