@@ -602,6 +602,30 @@ func TestShedAtMoveRate(t *testing.T) {
 	}
 }
 
+// TestShedNotToOrigin: the shedding bucket moves children only to free
+// slots; with none, a child stays under its overloaded parent (which still
+// delivers most chunks) beyond what the upkeep bucket moves, instead of
+// going to the origin for all of them.
+func TestShedNotToOrigin(t *testing.T) {
+	f := newForest(t, Config{Stripes: 1, RootCapacity: 1, MaxMovesPerUpdate: 1, MovesPerSecond: 2, MovesPerPeer: 1e-9})
+	const H = 1
+	join(t, f, PeerInfo{ID: H, Capacity: 10})
+	for i := PeerID(100); i < 110; i++ {
+		join(t, f, PeerInfo{ID: i})
+	}
+	now := time.Unix(1000, 0)
+	if _, err := f.UpdateCapacity(H, 2, now); err != nil { // one move: to the origin
+		t.Fatal(err)
+	}
+	f.Tick(now) // the upkeep bucket: two more
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := f.Children(nil, H, 0); len(k) != 7 || f.OriginFed(0) != 3 {
+		t.Fatalf("H kept %d children, %d origin-fed; want 7 and 3", len(k), f.OriginFed(0))
+	}
+}
+
 func TestReportBadParent(t *testing.T) {
 	f := newForest(t, Config{Stripes: 1, RootCapacity: 2})
 	const P1, P2, X, P3 = 1, 2, 3, 4
