@@ -272,7 +272,7 @@ func (f *Forest) UpdateCapacity(id PeerID, capacity int, now time.Time) ([]Chang
 // slots, then measured) left 583 children over their parents' slots 2 s
 // after a 6 Mbit/s ramp while every stripe had 150–270 free slots, and
 // shedding took 14 s; late chunks from those parents were 10 % of the
-// origin's bytes after the ramp (bench/analysis.md). Where no slot is free
+// origin's bytes after the ramp (issue 16). Where no slot is free
 // a child stays under its overloaded parent, which still delivers most
 // of its chunks, rather than move to the origin for all of them: sending
 // them there at the faster rate put 8,075 of a run's origin requests on
@@ -457,8 +457,9 @@ func (f *Forest) shallowestLeaf(s int) int32 {
 }
 
 // shed moves children of over-full x elsewhere, at most budget of them,
-// leaves first; with slotOnly, only while the next one has a free slot to
-// go to (not the origin). A peer that can no longer forward turns leaf
+// leaves first; with slotOnly, only while a free slot outside the next
+// one's subtree exists (findSlot may still pass over it, for a child that
+// avoids its parent, and send the child to the origin). A peer that can no longer forward turns leaf
 // once empty.
 func (f *Forest) shed(s int, x int32, budget int, slotOnly bool) int {
 	used := 0
