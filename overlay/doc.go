@@ -79,7 +79,12 @@
 // leaves, which undoes the depth that departures add (orphan subtrees
 // re-hung low). Tick has a bucket of its own, the other half of the rate:
 // with one shared bucket, capacity updates at 10k viewers spent all of it
-// (5,829 moves in 60 s) and the trees only deepened.
+// (5,829 moves in 60 s) and the trees only deepened. Shedding has a third
+// bucket at the full rate, spent after Tick's own and only on moves to a
+// free slot: the children of a peer measured too small for them are late
+// until they move, and after a flash crowd's guessed capacities are
+// measured, shedding from Tick's half of the rate took 14 s while free
+// slots waited.
 //
 // ReportBadParent re-parents a child whose parent failed it (no ICE
 // connection, bad chunks); ReportGoneParent one whose parent went quiet,

@@ -127,7 +127,10 @@ type Config struct {
 	// budget, driven by the clock the caller passes in. It is two token
 	// buckets, one for UpdateCapacity and one for Tick, each refilled at
 	// half the rate and holding up to max(MaxMovesPerUpdate,
-	// MovesPerSecond). Defaults 100 and 0.01 (200 moves/s at 10k peers).
+	// MovesPerSecond), and a third for Tick's shedding of peers whose
+	// capacity fell, refilled at the full rate and holding up to one
+	// second's worth (at least the same). Defaults 100 and 0.01 (200
+	// moves/s at 10k peers).
 	MovesPerSecond float64
 	MovesPerPeer   float64
 	// StatsInterval is how often the tracker hears from every live peer

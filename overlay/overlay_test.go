@@ -490,12 +490,12 @@ func TestCapacityUpdateMovesStrongUp(t *testing.T) {
 }
 
 // TestDemotionBoundedChurn: a peer whose capacity collapses sheds its
-// children at most MaxMovesPerUpdate per call and MovesPerSecond overall,
-// and gets no new children meanwhile.
+// children at most MaxMovesPerUpdate per call and its buckets' moves
+// overall, and gets no new children meanwhile.
 func TestDemotionBoundedChurn(t *testing.T) {
-	// Each bucket refills at 2 moves/s (the per-peer share made negligible)
-	// and holds up to 4.
-	f := newForest(t, Config{Stripes: 1, RootCapacity: 20, MaxMovesPerUpdate: 3, MovesPerSecond: 4, MovesPerPeer: 1e-9})
+	// The update and upkeep buckets refill at 1 move/s (the per-peer share
+	// made negligible), the shedding bucket at 2; each holds up to 3.
+	f := newForest(t, Config{Stripes: 1, RootCapacity: 20, MaxMovesPerUpdate: 3, MovesPerSecond: 2, MovesPerPeer: 1e-9})
 	const H, G = 1, 2
 	join(t, f, PeerInfo{ID: H, Capacity: 10})
 	for i := PeerID(100); i < 119; i++ {
@@ -527,9 +527,10 @@ func TestDemotionBoundedChurn(t *testing.T) {
 		t.Fatal("shedding peer got a child")
 	}
 	// The update spent its own bucket, not Tick's: Tick sheds at once, as
-	// far as its bucket goes (4). With one bucket for both, capacity
-	// updates at 10k viewers spent all of it and Tick never ran.
-	if ch := f.Tick(now); len(ch) != 8 || kids() != 3 {
+	// far as its shedding and upkeep buckets go (3 + 3). With one bucket
+	// for both, capacity updates at 10k viewers spent all of it and Tick
+	// never ran.
+	if ch := f.Tick(now); len(ch) != 12 || kids() != 1 {
 		t.Fatalf("tick after the update: %d changes, %d kids: %v", len(ch), kids(), ch)
 	}
 	if ch := f.Tick(now); len(ch) != 0 {
@@ -544,12 +545,84 @@ func TestDemotionBoundedChurn(t *testing.T) {
 		if err := f.Check(); err != nil {
 			t.Fatal(err)
 		}
-		if moved := before - kids(); moved != min(2, before) || len(ch) < 2*moved {
+		if moved := before - kids(); moved != min(3, before) || len(ch) < 2*moved {
 			t.Fatalf("second %d: moved %d of %d (changes %v)", sec, moved, before, ch)
 		}
 	}
 	if s, _ := f.Interior(H); s != -1 || f.Stats().Pending != 0 {
 		t.Fatalf("H interior %d after shedding, stats %+v", s, f.Stats())
+	}
+}
+
+// TestShedAtMoveRate: after many peers' capacities fall at once (the
+// flash crowd's guessed slots, then measured), Tick sheds their children at
+// the full move rate, not at the half that rebalancing shares: those
+// children are fed by uplinks too small for them until they move. At
+// 6 Mbit/s the shedding took 14 s after the ramp while every stripe had
+// free slots (bench/analysis.md).
+func TestShedAtMoveRate(t *testing.T) {
+	const rate = 10 // moves/s; the per-peer share made negligible
+	f := newForest(t, Config{Stripes: 1, RootCapacity: 5, MaxMovesPerUpdate: 1, MovesPerSecond: rate, MovesPerPeer: 1e-9})
+	hosts := []PeerID{1, 2, 3, 4}
+	for _, h := range hosts {
+		join(t, f, PeerInfo{ID: h, Capacity: 10})
+	}
+	for i := PeerID(100); i < 141; i++ {
+		join(t, f, PeerInfo{ID: i})
+	}
+	join(t, f, PeerInfo{ID: 50, Capacity: 60}) // the spare slots
+	now := time.Unix(1000, 0)
+	excess := 0
+	for _, h := range hosts {
+		if _, err := f.UpdateCapacity(h, 0, now); err != nil {
+			t.Fatal(err)
+		}
+		k, _ := f.Children(nil, h, 0)
+		excess += len(k)
+	}
+	if excess < 3*rate {
+		t.Fatalf("only %d children to shed", excess)
+	}
+	// The buckets start full (rate moves each): at the full rate the
+	// shedding is done within excess/rate seconds after the first Tick.
+	limit := (excess + rate - 1) / rate
+	for sec := 0; f.Stats().Pending > 0; sec++ {
+		if sec > limit {
+			t.Fatalf("%d peers still shedding after %d s (%d children at first, %d moves/s)", f.Stats().Pending, sec, excess, rate)
+		}
+		f.Tick(now.Add(time.Duration(sec) * time.Second))
+		if err := f.Check(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range hosts {
+		if k, _ := f.Children(nil, h, 0); len(k) != 0 {
+			t.Fatalf("host %d kept %d children", h, len(k))
+		}
+	}
+}
+
+// TestShedNotToOrigin: the shedding bucket moves children only to free
+// slots; with none, a child stays under its overloaded parent (which still
+// delivers most chunks) beyond what the upkeep bucket moves, instead of
+// going to the origin for all of them.
+func TestShedNotToOrigin(t *testing.T) {
+	f := newForest(t, Config{Stripes: 1, RootCapacity: 1, MaxMovesPerUpdate: 1, MovesPerSecond: 2, MovesPerPeer: 1e-9})
+	const H = 1
+	join(t, f, PeerInfo{ID: H, Capacity: 10})
+	for i := PeerID(100); i < 110; i++ {
+		join(t, f, PeerInfo{ID: i})
+	}
+	now := time.Unix(1000, 0)
+	if _, err := f.UpdateCapacity(H, 2, now); err != nil { // one move: to the origin
+		t.Fatal(err)
+	}
+	f.Tick(now) // the upkeep bucket: two more
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := f.Children(nil, H, 0); len(k) != 7 || f.OriginFed(0) != 3 {
+		t.Fatalf("H kept %d children, %d origin-fed; want 7 and 3", len(k), f.OriginFed(0))
 	}
 }
 

@@ -101,11 +101,11 @@ type Forest struct {
 
 	pending []int32 // interior nodes with more children than capacity
 
-	// The move budget is two token buckets: tokens for UpdateCapacity,
-	// upkeep for Tick (see refill).
-	tokens, upkeep float64
-	burst          float64
-	last           time.Time
+	// The move budget is three token buckets: tokens for UpdateCapacity,
+	// upkeep for Tick, shedding for Tick's shedding (see refill).
+	tokens, upkeep, shedding float64
+	burst                    float64
+	last                     time.Time
 
 	rng uint64
 
@@ -140,7 +140,7 @@ func New(cfg Config) (*Forest, error) {
 		burst:    c.burst(),
 		rng:      c.Seed ^ 0x9e3779b97f4a7c15,
 	}
-	f.tokens, f.upkeep = f.burst, f.burst
+	f.tokens, f.upkeep, f.shedding = f.burst, f.burst, f.burst
 	r := f.alloc()
 	n := &f.nodes[r]
 	n.id, n.nat, n.loc, n.interior = Root, c.RootNAT, f.intern(c.RootLocality), -1
