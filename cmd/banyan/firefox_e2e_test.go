@@ -121,9 +121,16 @@ func TestFirefoxViewerInMesh(t *testing.T) {
 		return fp.Stats != nil && fp.Stats.Parents > 0 && fp.Stats.BytesSeeder > 0 && fp.Stats.BytesViewers == 0
 	})
 	// Firefox has no getSelectedCandidatePair: the path comes from
-	// getStats' selected pair, on loopback a direct one.
+	// getStats' selected pair. On loopback it is direct, but under load
+	// (CI at load 13) ICE can nominate the TURN pair first: what matters
+	// here is that the path is read, never "unknown".
+	for _, path := range strings.Split(got.Extra.Paths, ",") {
+		if path != "direct" && path != "turn" {
+			t.Fatalf("parent paths %q, want each direct or turn", got.Extra.Paths)
+		}
+	}
 	if got.Extra.Paths != "direct,direct" {
-		t.Fatalf("parent paths %q, want direct,direct", got.Extra.Paths)
+		t.Logf("parent paths %q (a TURN pair nominated first)", got.Extra.Paths)
 	}
 	s := got.Stats
 	t.Logf("firefox viewer: from seeder %.0f B, viewers %.0f B, turn %.0f B, origin %.0f B, parents %.0f, behind %.0f ms, buffer %.0f ms, stalls %.0f, first frame %.0f ms",
