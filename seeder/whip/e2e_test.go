@@ -195,9 +195,9 @@ func TestLoopbackPublish(t *testing.T) {
 	}
 	for _, md := range ans.MediaDescriptions {
 		names := encodingNames(md)
-		ok := md.MediaName.Media == "video" && slices.Contains(names, "H264") || md.MediaName.Media == "audio" && slices.Equal(names, []string{"OPUS"})
+		ok := md.MediaName.Media == "video" && len(names) > 0 && names[0] == "H264" || md.MediaName.Media == "audio" && slices.Equal(names, []string{"OPUS"})
 		for _, n := range names {
-			ok = ok && (n == "H264" || n == "RTX" || n == "OPUS")
+			ok = ok && (n == "H264" || n == "AV1" || n == "RTX" || n == "OPUS")
 		}
 		if !ok {
 			t.Errorf("answer's %s section accepts %v", md.MediaName.Media, names)
@@ -313,7 +313,8 @@ func TestLoopbackPublish(t *testing.T) {
 // one, so the sink sees a keyframe about every KeyframeInterval.
 // TestAV1AndVP9OfferedFirstGetsH264: a publisher that prefers AV1, then
 // VP9, then H.264 (OBS 30+ and Chromium offer all three) gets an answer
-// that takes H.264 only, and its video goes out as H.264.
+// that lists H.264 first, then AV1, without VP9, and its video goes out
+// as H.264.
 func TestAV1AndVP9OfferedFirstGetsH264(t *testing.T) {
 	env := newTestEnv(t, nil)
 	c := newClient(t, clientOpts{}) // offers every codec pion knows
@@ -364,9 +365,9 @@ func TestAV1AndVP9OfferedFirstGetsH264(t *testing.T) {
 	}
 	for _, md := range ans.MediaDescriptions {
 		names := encodingNames(md)
-		if md.MediaName.Media == "video" && (len(names) == 0 || names[0] != "H264" ||
-			slices.ContainsFunc(names, func(n string) bool { return n != "H264" && n != "RTX" })) {
-			t.Fatalf("answer's video section accepts %v, want H.264 (and RTX) only", names)
+		if md.MediaName.Media == "video" && (len(names) == 0 || names[0] != "H264" || !slices.Contains(names, "AV1") ||
+			slices.ContainsFunc(names, func(n string) bool { return n != "H264" && n != "AV1" && n != "RTX" })) {
+			t.Fatalf("answer's video section accepts %v, want H.264 first, then AV1 (and RTX)", names)
 		}
 		if md.MediaName.Media == "video" {
 			t.Logf("the answer's video section accepts %v", names)
