@@ -76,7 +76,7 @@ func testWHIPAV1Pion(t *testing.T) {
 		t.Fatalf("DELETE %s: %v %v", location, resp, err)
 	}
 
-	out := sealedEpoch(t, up, dir, vcodec)
+	out, _ := sealedEpoch(t, up, dir, vcodec)
 	got := e2e.FrameCounts(t, ctx, ffprobe, out)
 	n, _ := strconv.Atoi(got["video/av1"])
 	// Every frame from the first key frame the seeder saw (the first, unless
@@ -107,9 +107,10 @@ func waitCodecs(t *testing.T, up *upProc, re string) string {
 	}
 }
 
-// sealedEpoch writes the live epoch's chunks, opened as a viewer opens
-// them, to one fragmented MP4.
-func sealedEpoch(t *testing.T, up *upProc, dir, vcodec string) string {
+// sealedEpoch writes the live epoch's chunks of stream demo, opened as a
+// viewer opens them, to one fragmented MP4, and returns it and its size.
+// The epoch's codec string must start with vcodec.
+func sealedEpoch(t *testing.T, up *upProc, dir, vcodec string) (string, int) {
 	t.Helper()
 	pub, keys := viewerKeys(t, up.base, "demo")
 	var live liveDoc
@@ -135,7 +136,7 @@ func sealedEpoch(t *testing.T, up *upProc, dir, vcodec string) string {
 	if err := os.WriteFile(out, file.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return out, file.Len()
 }
 
 // av1Publisher is a pion WHIP client that offers AV1 and Opus only.
@@ -352,7 +353,7 @@ func testWHIPAV1Chromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	out := sealedEpoch(t, up, dir, vcodec)
+	out, _ := sealedEpoch(t, up, dir, vcodec)
 	got := e2e.FrameCounts(t, ctx, ffprobe, out)
 	n, _ := strconv.Atoi(got["video/av1"])
 	if n < 60 || got["audio/opus"] == "" {

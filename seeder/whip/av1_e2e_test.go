@@ -15,7 +15,6 @@ import (
 
 	"github.com/banyan-live/banyan/internal/av1test"
 	"github.com/banyan-live/banyan/internal/e2e"
-	"github.com/banyan-live/banyan/media/cmaf"
 )
 
 // streamTUs paces AV1 temporal units at 30 fps, with numbered 20 ms Opus
@@ -54,19 +53,8 @@ func streamTUs(t *testing.T, c *client, tus [][]byte) {
 func TestAV1Publish(t *testing.T) {
 	ffprobe := e2e.Require(t, "ffprobe")
 	big, small := av1test.TUs(t), av1test.FileTUs(t, av1test.Small)
-	ps := &packagerSession{ended: make(chan struct{})}
-	pkg, err := cmaf.New(cmaf.Config{
-		OnInit:  func(i cmaf.Init) error { ps.inits = append(ps.inits, i); return nil },
-		OnChunk: func(c cmaf.Chunk) error { ps.chunks = append(ps.chunks, c); return nil },
-		Logger:  testLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps.Packager = pkg
-	env := newTestEnv(t, func(c *Config) {
-		c.Publisher = PublisherFunc(func(Grant, func()) (Session, error) { return ps, nil })
-	})
+	ps, env := newPackagerEnv(t)
+	pkg := ps.Packager
 	c := newClient(t, clientOpts{videoMime: webrtc.MimeTypeAV1})
 	c.publish(t, env.web.URL, "av1", "key-av1", true)
 	c.waitConnected(t)

@@ -672,10 +672,9 @@ func (p *packagerSession) WriteAU(au media.AccessUnit) error {
 	return p.Packager.WriteAU(au)
 }
 
-// TestIntoPackager publishes into media/cmaf: one init with H.264 and
-// Opus, chunks whose keyframes fall every second, one timeline.
-func TestIntoPackager(t *testing.T) {
-	aus, _, _ := ffmpegClip(t, 3, 30)
+// newPackagerEnv is a WHIP server whose publishes feed one real packager.
+func newPackagerEnv(t *testing.T) (*packagerSession, *testEnv) {
+	t.Helper()
 	ps := &packagerSession{ended: make(chan struct{})}
 	pkg, err := cmaf.New(cmaf.Config{
 		OnInit:  func(i cmaf.Init) error { ps.inits = append(ps.inits, i); return nil },
@@ -689,6 +688,15 @@ func TestIntoPackager(t *testing.T) {
 	env := newTestEnv(t, func(c *Config) {
 		c.Publisher = PublisherFunc(func(Grant, func()) (Session, error) { return ps, nil })
 	})
+	return ps, env
+}
+
+// TestIntoPackager publishes into media/cmaf: one init with H.264 and
+// Opus, chunks whose keyframes fall every second, one timeline.
+func TestIntoPackager(t *testing.T) {
+	aus, _, _ := ffmpegClip(t, 3, 30)
+	ps, env := newPackagerEnv(t)
+	pkg := ps.Packager
 	c := newClient(t, clientOpts{})
 	c.publish(t, env.web.URL, "cmaf", "key-cmaf", true)
 	c.waitConnected(t)
