@@ -3,12 +3,14 @@ package whip
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 
 	"github.com/banyan-live/banyan/internal/av1test"
+	"github.com/banyan-live/banyan/media"
 	"github.com/banyan-live/banyan/media/av1"
 )
 
@@ -268,4 +270,58 @@ func FuzzAV1Depacketize(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAV1Frames: the session's handling of assembled temporal units: none
+// before the first key frame, a VideoConfig with the first sequence header
+// and again only when it changes, a key frame whose sequence header is
+// unusable dropped (and the frames after it until a good key frame).
+func TestAV1Frames(t *testing.T) {
+	srv, err := New(Config{Authorize: testAuthorize, Publisher: &recPublisher{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recSession{ended: make(chan struct{})}
+	s := &session{srv: srv, pub: rec, stats: sessionStats{dropped: make(map[string]uint64)}}
+	s.video = &videoState{tr: &inTrack{kind: media.Video, codec: media.AV1}, clock: newClock(90000), needKey: true}
+	s.video.clock.start(0, 0)
+	split := func(tu []byte) [][]byte { return wantOBUs(t, tu) }
+	big, small := av1test.TUs(t), av1test.FileTUs(t, av1test.Small)
+	ts := uint32(0)
+	feed := func(obus [][]byte) {
+		s.av1Frame(frame{ts: ts, nalus: obus})
+		ts += 3000
+	}
+	feed(split(big[1]))                // before any key frame
+	feed([][]byte{{0x28, 0x01}})       // metadata alone
+	feed(split(big[0]))                // key frame with the sequence header
+	feed(split(big[1]))                // a delta frame
+	feed(split(big[av1test.KeyEvery])) // the same sequence header again
+	bad := split(small[0])
+	for i, o := range bad {
+		if av1.Type(o) == av1.OBUSequenceHeader {
+			bad[i] = []byte{0x08, 0xff} // truncated
+		}
+	}
+	feed(bad)             // unusable sequence header
+	feed(split(small[1])) // delta after it: dropped
+	feed(split(small[0])) // the 160x90 key frame: a new config
+	feed(split(small[1]))
+	vcfg, _, aus := rec.snapshot()
+	if len(vcfg) != 2 || !bytes.Equal(vcfg[0].SeqHeader, av1test.Config(t).SeqHeader) ||
+		!bytes.Equal(vcfg[1].SeqHeader, av1test.FileConfig(t, av1test.Small).SeqHeader) {
+		t.Fatalf("%d video configs: %+v", len(vcfg), vcfg)
+	}
+	var keys []bool
+	for _, au := range aus {
+		keys = append(keys, au.Key)
+	}
+	if want := []bool{true, false, true, true, false}; !slices.Equal(keys, want) {
+		t.Fatalf("AUs with key flags %v, want %v", keys, want)
+	}
+	for _, r := range []string{"before_keyframe", "bad_sequence_header"} {
+		if s.stats.dropped["video/"+r] == 0 {
+			t.Errorf("no %s drop: %v", r, s.stats.dropped)
+		}
+	}
 }
