@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -14,7 +11,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/banyan-live/banyan/chunk"
 	"github.com/banyan-live/banyan/internal/e2e"
 	"github.com/banyan-live/banyan/media"
 )
@@ -115,35 +111,12 @@ func testEnhancedRTMPCodec(t *testing.T, codec media.Codec, codecRE, probeName s
 
 	// The sealed CMAF of the epoch, as a viewer opens it, decodes with
 	// every frame sent.
-	pub, keys := viewerKeys(t, p.base, "demo")
-	var live liveDoc
-	if code, b := httpGet(t, p.base+"/chunks/demo/live"); code != 200 || json.Unmarshal(b, &live) != nil {
-		t.Fatalf("live document: HTTP %d %s", code, b)
-	}
-	if !strings.HasPrefix(live.Codecs, vcodec) {
-		t.Fatalf("live document codecs %q, playlist %q", live.Codecs, vcodec)
-	}
-	var file bytes.Buffer
-	for seq := uint64(0); ; seq++ {
-		code, sealed := httpGet(t, fmt.Sprintf("%s/chunks/demo/%d/%d", p.base, live.Epoch, seq))
-		if code == 404 && seq > 0 {
-			break
-		}
-		_, plain, err := chunk.Open(pub, "demo", keys, sealed)
-		if err != nil {
-			t.Fatalf("chunk %d: HTTP %d: %v", seq, code, err)
-		}
-		file.Write(plain)
-	}
-	out := filepath.Join(dir, "epoch.mp4")
-	if err := os.WriteFile(out, file.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	out, size := sealedEpoch(t, p, dir, vcodec)
 	got := e2e.FrameCounts(t, ctx, ffprobe, out)
 	if got["video/"+probeName] != fmt.Sprint(len(m.VideoAUs)) || got["audio/aac"] == "" {
 		t.Fatalf("ffprobe of the sealed epoch: %v, want %d %s frames and AAC", got, len(m.VideoAUs), probeName)
 	}
-	t.Logf("%s: %s video frames, %s AAC frames decoded from %d bytes of CMAF", vcodec, got["video/"+probeName], got["audio/aac"], file.Len())
+	t.Logf("%s: %s video frames, %s AAC frames decoded from %d bytes of CMAF", vcodec, got["video/"+probeName], got["audio/aac"], size)
 	if strings.Contains(p.stderr.String(), "unsupported") {
 		t.Fatalf("server log mentions an unsupported codec:\n%s", p.stderr)
 	}

@@ -195,9 +195,9 @@ func TestLoopbackPublish(t *testing.T) {
 	}
 	for _, md := range ans.MediaDescriptions {
 		names := encodingNames(md)
-		ok := md.MediaName.Media == "video" && slices.Contains(names, "H264") || md.MediaName.Media == "audio" && slices.Equal(names, []string{"OPUS"})
+		ok := md.MediaName.Media == "video" && len(names) > 0 && names[0] == "H264" || md.MediaName.Media == "audio" && slices.Equal(names, []string{"OPUS"})
 		for _, n := range names {
-			ok = ok && (n == "H264" || n == "RTX" || n == "OPUS")
+			ok = ok && (n == "H264" || n == "AV1" || n == "RTX" || n == "OPUS")
 		}
 		if !ok {
 			t.Errorf("answer's %s section accepts %v", md.MediaName.Media, names)
@@ -313,7 +313,8 @@ func TestLoopbackPublish(t *testing.T) {
 // one, so the sink sees a keyframe about every KeyframeInterval.
 // TestAV1AndVP9OfferedFirstGetsH264: a publisher that prefers AV1, then
 // VP9, then H.264 (OBS 30+ and Chromium offer all three) gets an answer
-// that takes H.264 only, and its video goes out as H.264.
+// that lists H.264 first, then AV1, without VP9, and its video goes out
+// as H.264.
 func TestAV1AndVP9OfferedFirstGetsH264(t *testing.T) {
 	env := newTestEnv(t, nil)
 	c := newClient(t, clientOpts{}) // offers every codec pion knows
@@ -364,9 +365,9 @@ func TestAV1AndVP9OfferedFirstGetsH264(t *testing.T) {
 	}
 	for _, md := range ans.MediaDescriptions {
 		names := encodingNames(md)
-		if md.MediaName.Media == "video" && (len(names) == 0 || names[0] != "H264" ||
-			slices.ContainsFunc(names, func(n string) bool { return n != "H264" && n != "RTX" })) {
-			t.Fatalf("answer's video section accepts %v, want H.264 (and RTX) only", names)
+		if md.MediaName.Media == "video" && (len(names) == 0 || names[0] != "H264" || !slices.Contains(names, "AV1") ||
+			slices.ContainsFunc(names, func(n string) bool { return n != "H264" && n != "AV1" && n != "RTX" })) {
+			t.Fatalf("answer's video section accepts %v, want H.264 first, then AV1 (and RTX)", names)
 		}
 		if md.MediaName.Media == "video" {
 			t.Logf("the answer's video section accepts %v", names)
@@ -671,10 +672,9 @@ func (p *packagerSession) WriteAU(au media.AccessUnit) error {
 	return p.Packager.WriteAU(au)
 }
 
-// TestIntoPackager publishes into media/cmaf: one init with H.264 and
-// Opus, chunks whose keyframes fall every second, one timeline.
-func TestIntoPackager(t *testing.T) {
-	aus, _, _ := ffmpegClip(t, 3, 30)
+// newPackagerEnv is a WHIP server whose publishes feed one real packager.
+func newPackagerEnv(t *testing.T) (*packagerSession, *testEnv) {
+	t.Helper()
 	ps := &packagerSession{ended: make(chan struct{})}
 	pkg, err := cmaf.New(cmaf.Config{
 		OnInit:  func(i cmaf.Init) error { ps.inits = append(ps.inits, i); return nil },
@@ -688,6 +688,15 @@ func TestIntoPackager(t *testing.T) {
 	env := newTestEnv(t, func(c *Config) {
 		c.Publisher = PublisherFunc(func(Grant, func()) (Session, error) { return ps, nil })
 	})
+	return ps, env
+}
+
+// TestIntoPackager publishes into media/cmaf: one init with H.264 and
+// Opus, chunks whose keyframes fall every second, one timeline.
+func TestIntoPackager(t *testing.T) {
+	aus, _, _ := ffmpegClip(t, 3, 30)
+	ps, env := newPackagerEnv(t)
+	pkg := ps.Packager
 	c := newClient(t, clientOpts{})
 	c.publish(t, env.web.URL, "cmaf", "key-cmaf", true)
 	c.waitConnected(t)

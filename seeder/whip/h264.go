@@ -68,6 +68,14 @@ func (d *depacketizer) reset() {
 	d.inFU, d.fuType, d.fuBytes = false, 0, 0
 }
 
+func (d *depacketizer) pending() bool {
+	if !d.inFU {
+		return false
+	}
+	d.reset()
+	return true
+}
+
 // push returns the NAL units that payload completes (none while a
 // fragment run continues). The returned slices are fresh.
 func (d *depacketizer) push(payload []byte) ([][]byte, error) {
@@ -145,28 +153,46 @@ func splitAVC(b []byte) ([][]byte, error) {
 	return out, nil
 }
 
-// frame is one depacketised access unit: the NAL units that share an RTP
-// timestamp.
+// frame is one depacketised access unit: the NAL units (AV1: OBUs) that
+// share an RTP timestamp.
 type frame struct {
 	ts    uint32
 	nalus [][]byte
 }
 
-// assembler groups in-order packets into frames: a frame ends at the
-// marker bit, or when the timestamp changes (a lost marker). A frame that
-// lost a packet, or held a malformed one, is dropped whole.
+// unitDepacketizer is a codec's RTP payload format as the assembler uses
+// it: payloads in order in, whole units (H.264 NAL units, AV1 OBUs) out,
+// each a fresh slice; reset forgets a unit in progress after a loss.
+type unitDepacketizer interface {
+	push(payload []byte) ([][]byte, error)
+	reset()
+	// pending reports a unit left unfinished at a frame's end (a
+	// fragment run whose end never came: the frame is incomplete) and
+	// forgets it.
+	pending() bool
+}
+
+// assembler groups in-order packets into frames (H.264 access units, AV1
+// temporal units): a frame ends at the marker bit, or when the timestamp
+// changes (a lost marker). A frame that lost a packet, or held a
+// malformed one, is dropped whole.
 type assembler struct {
-	dep    *depacketizer
-	have   bool
-	ts     uint32
-	nalus  [][]byte
-	size   int
-	broken bool
+	dep      unitDepacketizer
+	maxUnits int // units in one frame
+	maxSize  int // bytes of units in one frame
+	have     bool
+	ts       uint32
+	nalus    [][]byte
+	size     int
+	broken   bool
 
 	malformed uint64 // payloads refused
 }
 
-func newAssembler() *assembler { return &assembler{dep: newDepacketizer()} }
+// newAssembler assembles H.264 access units.
+func newAssembler() *assembler {
+	return &assembler{dep: newDepacketizer(), maxUnits: maxFrameNALUs, maxSize: maxFrameSize}
+}
 
 // lost marks the frame in progress as incomplete.
 func (a *assembler) lost() {
@@ -198,7 +224,8 @@ func (a *assembler) push(p *rtp.Packet) []frame {
 		a.broken = true
 	}
 	for _, n := range nalus {
-		if n[0]&0x80 != 0 || len(a.nalus) >= maxFrameNALUs || a.size+len(n) > maxFrameSize {
+		// Both codecs' unit headers start with a forbidden zero bit.
+		if n[0]&0x80 != 0 || len(a.nalus) >= a.maxUnits || a.size+len(n) > a.maxSize {
 			a.broken = true
 			break
 		}
@@ -214,6 +241,10 @@ func (a *assembler) push(p *rtp.Packet) []frame {
 }
 
 func (a *assembler) finish() (frame, bool) {
+	if a.dep.pending() {
+		a.malformed++
+		a.broken = true
+	}
 	f := frame{ts: a.ts, nalus: a.nalus}
 	ok := !a.broken && len(a.nalus) > 0
 	a.have, a.nalus, a.size, a.broken = false, nil, 0, false

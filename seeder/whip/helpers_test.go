@@ -76,7 +76,7 @@ type recSession struct {
 func (r *recSession) VideoConfig(c media.VideoConfig) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.vcfg = append(r.vcfg, media.VideoConfig{SPS: bytes.Clone(c.SPS), PPS: bytes.Clone(c.PPS)})
+	r.vcfg = append(r.vcfg, media.VideoConfig{Codec: c.Codec, SPS: bytes.Clone(c.SPS), PPS: bytes.Clone(c.PPS), SeqHeader: bytes.Clone(c.SeqHeader)})
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -316,6 +317,7 @@ func (s *Server) negotiate(ctx context.Context, g Grant, offer []byte, sum offer
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(offer)}); err != nil {
 		return nil, "", refuse(http.StatusBadRequest, "bad_offer", "cannot use the offer: %v", err)
 	}
+	se.preferH264()
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
 		return nil, "", refuse(http.StatusUnprocessableEntity, "bad_offer", "cannot answer the offer: %v", err)
@@ -335,9 +337,9 @@ func (s *Server) negotiate(ctx context.Context, g Grant, offer []byte, sum offer
 		return nil, "", refuse(http.StatusServiceUnavailable, "busy", "the server is shutting down")
 	}
 	local := pc.LocalDescription()
-	if local == nil || !answerHasH264(local.SDP) {
-		return nil, "", refuse(http.StatusUnprocessableEntity, "no_h264",
-			"H.264 video is required, and none of the offered H.264 formats can be received (packetization-mode 0 or 1; baseline, main or high profile)")
+	if local == nil || answerVideo(local.SDP) == "" {
+		return nil, "", refuse(http.StatusUnprocessableEntity, "no_video_codec",
+			"none of the offered video formats can be received: the offer's video codecs are %s; accepted are %s", strings.Join(sum.videoCodecs, ", "), acceptedVideo)
 	}
 	pub, err := s.cfg.Publisher.StartPublish(g, func() { se.cancel(ErrStopped) })
 	if errors.Is(err, ErrKeyRevoked) {
@@ -354,6 +356,25 @@ func (s *Server) negotiate(ctx context.Context, g Grant, offer []byte, sum offer
 	}
 	ok = true
 	return se, local.SDP, nil
+}
+
+// preferH264 orders each video transceiver's formats, which pion keeps in
+// the offer's order (Chromium and OBS offer AV1 and VP9 before H.264), so
+// that the answer lists H.264 first (see videoRank): a sender sends the
+// answer's first format it has.
+func (se *session) preferH264() {
+	for _, tr := range se.pc.GetTransceivers() {
+		if tr.Kind() != webrtc.RTPCodecTypeVideo || tr.Receiver() == nil {
+			continue
+		}
+		codecs := slices.Clone(tr.Receiver().GetParameters().Codecs)
+		slices.SortStableFunc(codecs, func(a, b webrtc.RTPCodecParameters) int {
+			return videoRank(a.MimeType) - videoRank(b.MimeType)
+		})
+		if err := tr.SetCodecPreferences(codecs); err != nil {
+			se.log.Debug("order the answer's video formats", "err", err)
+		}
+	}
 }
 
 // session finds a live session of stream for PATCH and DELETE, after the

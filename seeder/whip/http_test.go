@@ -51,7 +51,7 @@ func TestBadRequests(t *testing.T) {
 	}{
 		{name: "malformed SDP", method: "POST", path: "/whip/live", key: "key-live", ctype: typeSDP, body: "hello, not SDP", status: 400, contains: "malformed SDP"},
 		{name: "no media sections", method: "POST", path: "/whip/live", key: "key-live", ctype: typeSDP, body: head, status: 422, contains: "no media"},
-		{name: "VP8 only", method: "POST", path: "/whip/live", key: "key-live", ctype: typeSDP, body: vp8, status: 422, contains: "H.264 video is required"},
+		{name: "VP8 only", method: "POST", path: "/whip/live", key: "key-live", ctype: typeSDP, body: vp8, status: 422, contains: "the offer's video codecs are VP8; accepted are H.264"},
 		{name: "no ICE credentials", method: "POST", path: "/whip/live", key: "key-live", ctype: typeSDP,
 			body: head + "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\na=sendonly\r\n", status: 400, contains: "cannot use the offer"},
 		{name: "huge body", method: "POST", path: "/whip/live", key: "key-live", ctype: typeSDP, body: h264 + strings.Repeat("a=x-pad:0\r\n", 7000), status: 413},
@@ -146,7 +146,7 @@ func TestBadRequests(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	for _, want := range []string{"bad_sdp", "no_media", "no_h264", "too_large", "bad_key", "no_key", "wrong_stream", "content_type", "ice_restart", "etag", "no_session"} {
+	for _, want := range []string{"bad_sdp", "no_media", "no_video_codec", "too_large", "bad_key", "no_key", "wrong_stream", "content_type", "ice_restart", "etag", "no_session"} {
 		if reasons[want] == 0 {
 			t.Errorf("refusal reason %q not reported (got %v)", want, reasons)
 		}

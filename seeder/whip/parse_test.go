@@ -122,7 +122,8 @@ func TestCheckOffer(t *testing.T) {
 	}{
 		{"garbage", "this is not SDP", http.StatusBadRequest, "malformed"},
 		{"no media", head, http.StatusUnprocessableEntity, "no media"},
-		{"VP8 only", head + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n", http.StatusUnprocessableEntity, "H.264 video is required"},
+		{"VP8 only", head + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n", http.StatusUnprocessableEntity,
+			"the offer's video codecs are VP8; accepted are H.264 (packetization-mode 0 or 1; baseline, main or high profile) or AV1 (main profile)"},
 		{"audio only", head + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n", http.StatusUnprocessableEntity, "no video section"},
 		{"data channel", head + "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n", http.StatusUnprocessableEntity, "data channels"},
 		{"H.264", head + "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n", 0, ""},
@@ -131,8 +132,9 @@ func TestCheckOffer(t *testing.T) {
 			"a=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\na=rtpmap:102 H264/90000\r\n" +
 			"a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n" +
 			"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n", 0, ""},
-		{"AV1 and VP9 only", head + "m=video 9 UDP/TLS/RTP/SAVPF 45 98\r\na=rtpmap:45 AV1/90000\r\na=rtpmap:98 VP9/90000\r\n",
-			http.StatusUnprocessableEntity, "the offer's video codecs are: AV1, VP9"},
+		{"AV1 and VP9 only", head + "m=video 9 UDP/TLS/RTP/SAVPF 45 98\r\na=rtpmap:45 AV1/90000\r\na=rtpmap:98 VP9/90000\r\n", 0, ""},
+		{"VP8 and VP9 only", head + "m=video 9 UDP/TLS/RTP/SAVPF 96 98\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:98 VP9/90000\r\n",
+			http.StatusUnprocessableEntity, "the offer's video codecs are VP8, VP9; accepted are H.264"},
 	}
 	for _, tc := range cases {
 		_, e := checkOffer([]byte(tc.sdp))

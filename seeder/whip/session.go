@@ -18,6 +18,8 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/banyan-live/banyan/media"
+	"github.com/banyan-live/banyan/media/av1"
+	"github.com/banyan-live/banyan/media/vparams"
 )
 
 const (
@@ -84,9 +86,10 @@ type sessionStats struct {
 
 // inTrack is a remote track as the readers see it.
 type inTrack struct {
-	kind media.Kind
-	ssrc uint32
-	pts  map[webrtc.PayloadType]bool // payload types of the track's codec
+	kind  media.Kind
+	codec media.Codec // H264 or AV1 for video
+	ssrc  uint32
+	pts   map[webrtc.PayloadType]bool // payload types of the track's codec
 }
 
 // event is what the readers send the session goroutine.
@@ -114,7 +117,14 @@ type videoState struct {
 	lastPLI          time.Time
 	lastDTS          time.Duration
 	emitted          bool
+
+	// AV1 only.
+	seqHeader []byte // the sequence header the sink was last given
+	av1Still  bool   // its reduced_still_picture_header
 }
+
+// configured reports whether the sink has the video configuration.
+func (v *videoState) configured() bool { return v.sps != nil || v.seqHeader != nil }
 
 type audioState struct {
 	tr       *inTrack
@@ -142,14 +152,17 @@ func newSession(srv *Server, id, stream string, pc *webrtc.PeerConnection) *sess
 	}
 }
 
-// onTrack is pion's OnTrack: the first H.264 and the first Opus track are
-// read; any other is ignored (pion drops what nobody reads).
+// onTrack is pion's OnTrack: the first H.264 or AV1 track and the first
+// Opus track are read; any other is ignored (pion drops what nobody reads).
 func (s *session) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	var kind media.Kind
+	var codec media.Codec
 	mime := track.Codec().MimeType
 	switch {
 	case track.Kind() == webrtc.RTPCodecTypeVideo && strings.EqualFold(mime, webrtc.MimeTypeH264):
-		kind = media.Video
+		kind, codec = media.Video, media.H264
+	case track.Kind() == webrtc.RTPCodecTypeVideo && strings.EqualFold(mime, webrtc.MimeTypeAV1):
+		kind, codec = media.Video, media.AV1
 	case track.Kind() == webrtc.RTPCodecTypeAudio && strings.EqualFold(mime, webrtc.MimeTypeOpus):
 		kind = media.Audio
 	default:
@@ -169,7 +182,7 @@ func (s *session) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	s.readers.Add(2)
 	s.mu.Unlock()
 
-	tr := &inTrack{kind: kind, ssrc: uint32(track.SSRC()), pts: make(map[webrtc.PayloadType]bool)}
+	tr := &inTrack{kind: kind, codec: codec, ssrc: uint32(track.SSRC()), pts: make(map[webrtc.PayloadType]bool)}
 	tr.pts[track.PayloadType()] = true
 	for _, c := range recv.GetParameters().Codecs {
 		if strings.EqualFold(c.MimeType, mime) {
@@ -368,10 +381,14 @@ func (s *session) handle(ev event) {
 func (s *session) addTrack(tr *inTrack) {
 	switch tr.kind {
 	case media.Video:
-		v := &videoState{tr: tr, clock: newClock(90000), reorder: newReorder(s.srv.cfg.ReorderWait), asm: newAssembler(), needKey: true}
+		asm := newAssembler()
+		if tr.codec == media.AV1 {
+			asm = newAV1Assembler()
+		}
+		v := &videoState{tr: tr, clock: newClock(90000), reorder: newReorder(s.srv.cfg.ReorderWait), asm: asm, needKey: true}
 		v.dts.Initialize()
 		s.video = v
-		s.log.Debug("video track", "ssrc", tr.ssrc)
+		s.log.Info("video track", "ssrc", tr.ssrc, "codec", tr.codec)
 		s.pli("start")
 	case media.Audio:
 		s.audio = &audioState{tr: tr, clock: newClock(opusRate), reorder: newReorder(s.srv.cfg.ReorderWait)}
@@ -445,6 +462,10 @@ func (s *session) videoPacket(p *rtp.Packet, lost bool) {
 // drops it while no keyframe has been seen since the start or a loss.
 func (s *session) videoFrame(f frame) {
 	v := s.video
+	if v.tr.codec == media.AV1 {
+		s.av1Frame(f)
+		return
+	}
 	fi := classify(f.nalus)
 	if fi.sps != nil {
 		if id, err := checkSPS(fi.sps); err != nil {
@@ -505,6 +526,12 @@ func (s *session) videoFrame(f frame) {
 		v.dts = h264.DTSExtractor{}
 		v.dts.Initialize()
 	}
+	s.writeVideo(dtsTicks, ptsTicks, fi.key, fi.nalus)
+}
+
+// writeVideo hands a frame to the sink, its decode time kept increasing.
+func (s *session) writeVideo(dtsTicks, ptsTicks int64, key bool, units [][]byte) {
+	v := s.video
 	dts, pts := v.clock.media(dtsTicks), v.clock.media(ptsTicks)
 	if outOfRange(dts) || outOfRange(pts) {
 		s.drop(media.Video, "timestamp")
@@ -514,16 +541,75 @@ func (s *session) videoFrame(f frame) {
 		dts = v.lastDTS + v.clock.tick()
 	}
 	pts = max(pts, dts)
-	if err := s.pub.WriteAU(media.AccessUnit{Kind: media.Video, DTS: dts, PTS: pts, Key: fi.key, NALUs: fi.nalus}); err != nil {
+	if err := s.pub.WriteAU(media.AccessUnit{Kind: media.Video, DTS: dts, PTS: pts, Key: key, NALUs: units}); err != nil {
 		s.fail("write video", err)
 		return
 	}
 	v.lastDTS, v.emitted = dts, true
 	s.lastMedia = s.now
 	s.stats.videoFrames++
-	if fi.key {
+	if key {
 		s.stats.keyframes++
 	}
+}
+
+// av1Frame hands a temporal unit to the sink. The sequence header comes
+// in-band with key frames (WebRTC has no out-of-band one); one that
+// differs from the sink's becomes a new VideoConfig at its key frame,
+// which the packager turns into a new epoch. Temporal units are in
+// decode order and each shows one frame (AV1 hides its reordering inside
+// them), so the RTP timestamp is both PTS and DTS.
+func (s *session) av1Frame(f frame) {
+	v := s.video
+	if !hasAV1Frame(f.nalus) {
+		return // metadata or a sequence header alone: nothing to show
+	}
+	var cfg *media.VideoConfig
+	still := v.av1Still
+	if sh := av1.SequenceHeader(f.nalus); sh != nil && !bytes.Equal(sh, v.seqHeader) {
+		c := media.VideoConfig{Codec: media.AV1, SeqHeader: sh}
+		in, err := vparams.Parse(c)
+		if err != nil {
+			// The frame needs a header we cannot describe: the packager
+			// could not make an init of it.
+			s.drop(media.Video, "bad_sequence_header")
+			v.needKey = true
+			return
+		}
+		cfg, still = &c, in.ReducedStill
+	}
+	key := av1.IsKey(f.nalus, still)
+	if key {
+		if cfg != nil {
+			if err := s.pub.VideoConfig(*cfg); err != nil {
+				s.fail("video config", err)
+				return
+			}
+			v.seqHeader, v.av1Still = cfg.SeqHeader, still
+		}
+		if v.seqHeader == nil {
+			s.drop(media.Video, "no_sequence_header")
+			v.needKey = true
+			return
+		}
+		v.needKey = false
+		v.lastKey = s.now
+	} else if v.needKey {
+		s.drop(media.Video, "before_keyframe")
+		return
+	}
+	t := v.clock.ticks(f.ts)
+	s.writeVideo(t, t, key, f.nalus)
+}
+
+// hasAV1Frame reports whether a temporal unit holds a frame to decode.
+func hasAV1Frame(obus [][]byte) bool {
+	for _, o := range obus {
+		if t := av1.Type(o); t == av1.OBUFrame || t == av1.OBUFrameHeader {
+			return true
+		}
+	}
+	return false
 }
 
 func outOfRange(d time.Duration) bool { return d > maxMediaTime || d < -maxMediaTime }
@@ -547,7 +633,7 @@ func (s *session) audioPacket(p *rtp.Packet, lost bool) {
 	ticks := a.clock.ticks(p.Timestamp)
 	s.lastMedia = s.now
 	if !a.released {
-		if (s.video == nil || s.video.sps == nil) && s.now.Sub(s.t0) < s.srv.cfg.VideoWait {
+		if (s.video == nil || !s.video.configured()) && s.now.Sub(s.t0) < s.srv.cfg.VideoWait {
 			s.drop(media.Audio, "waiting_for_video")
 			return
 		}

@@ -1,18 +1,21 @@
 // Package whip accepts WebRTC publishes over WHIP (RFC 9725) at
 // /whip/<stream> and turns their RTP into media.Sink calls: H.264 access
-// units (SPS/PPS taken in-band) and Opus frames, timestamped on one
-// timeline that RTCP sender reports keep in sync.
+// units (SPS/PPS taken in-band) or AV1 temporal units (the sequence header
+// taken in-band) and Opus frames, timestamped on one timeline that RTCP
+// sender reports keep in sync.
 //
 // The HTTP side: POST an application/sdp offer with
 // "Authorization: Bearer <stream key>" → 201 Created with the answer, a
 // Location naming the session and the ICE servers in Link headers; PATCH
 // the session with application/trickle-ice-sdpfrag; DELETE it to stop;
-// OPTIONS and CORS for browser publishers. The answer accepts H.264 video
-// (required) and Opus audio, nothing else.
+// OPTIONS and CORS for browser publishers. The answer accepts H.264 or
+// AV1 video (required; H.264 preferred) and Opus audio, nothing else; an
+// offer without either video codec is refused with a 422 that names the
+// offered and the accepted codecs.
 //
 // The media side, per session: a reorder buffer per track that waits a
 // bounded time for NACKed packets, H.264 depacketisation (pion's codecs,
-// behind a guard that bounds fragments), frames dropped after a loss until
+// behind a guard that bounds fragments) or AV1's (this package's), frames dropped after a loss until
 // the next keyframe, a PLI at start, after a loss and whenever a keyframe
 // is overdue (joining viewers need keyframes), and audio/video sync from
 // RTCP sender reports. Every session is owned by one goroutine that the
@@ -111,7 +114,7 @@ type Config struct {
 	// Publisher receives each accepted publish.
 	Publisher Publisher
 	// OnRefused, when set, is told of every refused request with a short
-	// reason ("bad_key", "wrong_stream", "bad_offer", "no_h264", …); the
+	// reason ("bad_key", "wrong_stream", "bad_offer", "no_video_codec", …); the
 	// seeder counts them (Seeder.Refused("whip", reason)).
 	OnRefused func(reason string)
 	// ICEServers returns the STUN/TURN servers advertised to the publisher
@@ -180,7 +183,7 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// New validates cfg and builds the WebRTC stack (H.264 and Opus only, with
+// New validates cfg and builds the WebRTC stack (H.264, AV1 and Opus only, with
 // NACK, RTCP reports and TWCC feedback).
 func New(cfg Config) (*Server, error) {
 	if cfg.Authorize == nil || cfg.Publisher == nil {
@@ -245,7 +248,7 @@ func newAPI(cfg Config) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	fb := []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 	pt := webrtc.PayloadType(96)
-	const opusPT = 111
+	const opusPT, av1PT = 111, 45 // pion's and Chromium's numbers
 	// Browsers and OBS offer baseline, constrained baseline, main and
 	// high; pion matches on profile_idc and the constraint byte.
 	for _, profile := range []string{"42001f", "42e01f", "42c01f", "4d001f", "4d401f", "64001f", "640c1f"} {
@@ -273,6 +276,23 @@ func newAPI(cfg Config) (*webrtc.API, error) {
 			}
 			pt += 2
 		}
+	}
+	// AV1's main profile (pion matches on the profile; the high and
+	// professional profiles are 4:4:4 and 4:2:2, which browsers do not
+	// decode). H.264 stays first in the answer: see videoRank.
+	av1c := webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000, SDPFmtpLine: "level-idx=5;profile=0;tier=0", RTCPFeedback: fb},
+		PayloadType:        av1PT,
+	}
+	av1rtx := webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", av1PT)},
+		PayloadType:        av1PT + 1,
+	}
+	if err := m.RegisterCodec(av1c, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("whip: register AV1: %w", err)
+	}
+	if err := m.RegisterCodec(av1rtx, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("whip: register RTX: %w", err)
 	}
 	opus := webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
