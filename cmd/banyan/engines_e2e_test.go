@@ -50,26 +50,43 @@ func (c chromiumPage) bounded(ctx context.Context) (context.Context, context.Can
 // probePage reads the <banyan-player> selected by sel.
 func probePage(t *testing.T, ctx context.Context, pg enginePage, sel string) firefoxProbe {
 	t.Helper()
-	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var fp firefoxProbe
-	if err := pg.Eval(ectx, fmt.Sprintf(firefoxProbeJS, sel), &fp); err != nil {
+	fp, err := probeEngine(ctx, pg, sel)
+	if err != nil {
 		t.Fatalf("probe %s: %v", sel, err)
 	}
 	return fp
 }
 
-// waitPage polls the player sel until ok, or fails the test after d.
+func probeEngine(ctx context.Context, pg enginePage, sel string) (firefoxProbe, error) {
+	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var fp firefoxProbe
+	err := pg.Eval(ectx, fmt.Sprintf(firefoxProbeJS, sel), &fp)
+	return fp, err
+}
+
+// waitPage polls the player sel until ok, or fails the test after d. A
+// probe that times out is tried again until then: on a loaded machine
+// (CI at load 10) one WebKit script call took more than 10 s.
 func waitPage(t *testing.T, ctx context.Context, pg enginePage, sel, what string, d time.Duration, ok func(firefoxProbe) bool) firefoxProbe {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		fp := probePage(t, ctx, pg, sel)
-		if ok(fp) {
+		fp, err := probeEngine(ctx, pg, sel)
+		if err == nil && ok(fp) {
 			return fp
 		}
+		if err != nil && ctx.Err() != nil {
+			t.Fatalf("waiting for %s: probe %s: %v", what, sel, err)
+		}
 		if time.Now().After(deadline) {
+			if err != nil {
+				t.Fatalf("waiting for %s: probe %s: %v", what, sel, err)
+			}
 			t.Fatalf("waiting for %s: last %+v (media: %s) stats %+v extra %+v", what, fp.viewerProbe, fp.Media, fp.Stats, fp.Extra)
+		}
+		if err != nil {
+			t.Logf("probe %s: %v (trying again)", sel, err)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
