@@ -32,7 +32,7 @@ const video = document.querySelector('video');
 window.probe = {version: Hls.version, errors: [], fatal: '', levels: 0, discontinuities: 0, ended: false, targets: [], log: []};
 // hls.js's own log, the last lines, for a failure message.
 const keep = (lvl) => (...a) => { probe.log.push(lvl + ' ' + a.join(' ')); if (probe.log.length > 150) probe.log.shift(); };
-const hls = new Hls({lowLatencyMode: true, debug: {log: keep('log'), info: keep('info'), debug: keep('debug'), warn: keep('warn'), error: keep('error')}});
+const hls = new Hls({CONFIGlowLatencyMode: true, debug: {log: keep('log'), info: keep('info'), debug: keep('debug'), warn: keep('warn'), error: keep('error')}});
 hls.on(Hls.Events.ERROR, (_, d) => {
   const code = d.response && d.response.code ? ':' + d.response.code : '';
   probe.errors.push(d.details + code + (d.fatal ? ':fatal' : ''));
@@ -104,12 +104,17 @@ func newHLSPages(t *testing.T, ctx context.Context) *hlsjsRun {
 		case "/hls.min.js":
 			w.Header().Set("Content-Type", "text/javascript")
 			w.Write(hlsjs)
+		case "/infinity":
+			// hls.js with a live MediaSource duration of Infinity (its
+			// liveDurationInfinity), which WebKit needs: see epochStall.
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprint(w, strings.NewReplacer("SRC", r.src, "CONFIG", "liveDurationInfinity: true, ").Replace(hlsjsPage))
 		case "/native":
 			w.Header().Set("Content-Type", "text/html")
 			fmt.Fprint(w, strings.Replace(nativeHLSPage, "SRC", r.src, 1))
 		default:
 			w.Header().Set("Content-Type", "text/html")
-			fmt.Fprint(w, strings.Replace(hlsjsPage, "SRC", r.src, 1))
+			fmt.Fprint(w, strings.NewReplacer("SRC", r.src, "CONFIG", "").Replace(hlsjsPage))
 		}
 	})}
 	go page.Serve(ln)
