@@ -1110,3 +1110,51 @@ func TestGoneParentNotUnderUnheard(t *testing.T) {
 		t.Errorf("%d of %d orphans re-hung under a peer not heard from since the departure", under, reports)
 	}
 }
+
+// TestTickPromotesStrong: a strong peer whose capacity never changes after
+// it joined deep (as at a flash crowd, where capacities are measured once)
+// rises above parents less than half as strong, one Tick swap at a time,
+// within the move budget; one only a little stronger stays.
+func TestTickPromotesStrong(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		chain     int // capacity of the seven peers that join first
+		strong    int // capacity of the last joiner
+		rate      float64
+		wantDepth int
+	}{
+		{"strong rises to the top", 2, 30, 100, 1},
+		{"twice as strong rises", 4, 8, 100, 1},
+		{"a little stronger stays", 4, 7, 100, 4},
+		{"no budget, no move", 2, 30, 1e-6, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newForest(t, Config{Stripes: 1, RootCapacity: 1, MovesPerSecond: tc.rate, MovesPerPeer: 1e-9, MaxMovesPerUpdate: 3})
+			// A binary tree of three levels (1; 2, 3; 4–7), all interior
+			// with free slots at the bottom.
+			for id := PeerID(1); id <= 7; id++ {
+				join(t, f, PeerInfo{ID: id, Capacity: tc.chain})
+			}
+			const S = 8
+			join(t, f, PeerInfo{ID: S, Capacity: tc.strong})
+			if d := depth(t, f, S, 0); d != 4 && tc.chain == 2 {
+				t.Fatalf("S joined at depth %d, want 4", d)
+			}
+			start := depth(t, f, S, 0)
+			now := time.Unix(100, 0)
+			for i := range 10 {
+				f.Tick(now.Add(time.Duration(i) * time.Second))
+				if err := f.Check(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := tc.wantDepth
+			if tc.chain != 2 && want == 4 {
+				want = start
+			}
+			if d := depth(t, f, S, 0); d != want {
+				t.Fatalf("S at depth %d after 10 Ticks (joined at %d), want %d", d, start, want)
+			}
+		})
+	}
+}
