@@ -306,7 +306,6 @@ func (f *Forest) Tick(now time.Time) []Change {
 	f.shedding -= float64(extra)
 	f.work = work[:0]
 	used += f.rehome(budget - used)
-	used += f.promote((budget - used) / 2)
 	used += f.rebalance(budget - used)
 	f.upkeep -= float64(used)
 	f.settle()
@@ -433,60 +432,6 @@ func (f *Forest) rebalance(budget int) int {
 	}
 	return used
 }
-
-// promote lifts interior peers above interior parents less than half as
-// strong, shallow levels first. UpdateCapacity moves a peer up only when
-// its capacity changes, one level a change, so a strong uplink measured
-// once stays where its guessed capacity put it: at 10k viewers the tree
-// tops held 8 Mbit/s peers for 40 s while 20–100 Mbit/s ones sat at
-// depths 3–5, and the trees ran 6–7 levels deep where strong peers near
-// the top give 3–4. Each level costs a hop, and a hop's tail is the
-// parent's load times a stripe's chunk interval (a parent serves its
-// children in turn), so depth is latency. The factor of two (on top of
-// SwapMargin) keeps peers of similar strength from trading places on
-// measurement noise. At most promoteInspect peers per stripe are looked
-// at a call; each swap is rotateUp's 2–3 moves.
-func (f *Forest) promote(budget int) int {
-	used := 0
-	for s := 0; s < f.k && used+3 <= budget; s++ {
-		st := &f.st[s]
-		c := f.promo[:0]
-		for d := 2; d < max(len(st.full), len(st.free)) && len(c) < promoteInspect; d++ {
-			for _, b := range [2][][]int32{st.full, st.free} {
-				if d < len(b) {
-					c = append(c, b[d][:min(len(b[d]), promoteInspect-len(c))]...)
-				}
-			}
-		}
-		f.promo = c
-		for _, y := range c {
-			if used+3 > budget {
-				break
-			}
-			if f.promotable(s, y) {
-				used += f.rotateUp(s, y)
-			}
-		}
-	}
-	return used
-}
-
-// promotable reports whether interior y of stripe s is at least twice as
-// strong as its (non-root) parent, and neither is suspected.
-func (f *Forest) promotable(s int, y int32) bool {
-	if !f.interiorIn(y, s) || f.lk(y, s).depth < 2 {
-		return false
-	}
-	P := f.lk(y, s).parent
-	if P <= 0 {
-		return false
-	}
-	yn, pn := &f.nodes[y], &f.nodes[P]
-	return !yn.suspect && !pn.suspect && yn.cap >= 2*pn.cap
-}
-
-// promoteInspect bounds the peers promote looks at per stripe and call.
-const promoteInspect = 4096
 
 // deepestInterior returns the deepest level holding a non-root interior
 // node of stripe s (0 if none).
