@@ -1110,3 +1110,66 @@ func TestGoneParentNotUnderUnheard(t *testing.T) {
 		t.Errorf("%d of %d orphans re-hung under a peer not heard from since the departure", under, reports)
 	}
 }
+
+// TestTickLiftsDeepSubtrees: an interior peer two or more levels below a
+// free slot moves up to it with its subtree, one move, within the move
+// budget; without a free slot high enough it stays.
+func TestTickLiftsDeepSubtrees(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		topCap int     // the root's child's capacity after the tree is built
+		rate   float64 // moves per second
+		lifted bool
+	}{
+		{"free slot at depth 1: lifted under it", 3, 100, true},
+		{"no free slot above: stays", 2, 100, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newForest(t, Config{Stripes: 1, RootCapacity: 1, MovesPerSecond: tc.rate, MovesPerPeer: 1e-9, MaxMovesPerUpdate: 3})
+			// Capacity-2 peers (the interior minimum) and leaves, joined
+			// in turn: interior joiners take the shallowest leaves'
+			// places, and the tree grows five levels deep, full.
+			const A = 1
+			join(t, f, PeerInfo{ID: A, Capacity: 2})
+			for i := PeerID(0); i < 9; i++ {
+				join(t, f, PeerInfo{ID: 100 + i})
+				join(t, f, PeerInfo{ID: 2 + i, Capacity: 2})
+			}
+			// D: the deepest peer feeding a child.
+			D, dd := PeerID(0), 0
+			for id := PeerID(2); id < 11; id++ {
+				if k, _ := f.Children(nil, id, 0); len(k) > 0 && depth(t, f, id, 0) > dd {
+					D, dd = id, depth(t, f, id, 0)
+				}
+			}
+			if dd < 4 {
+				t.Fatalf("deepest relay at depth %d, want at least 4", dd)
+			}
+			kids, _ := f.Children(nil, D, 0)
+			kid := kids[0]
+			now := time.Unix(100, 0)
+			if _, err := f.UpdateCapacity(A, tc.topCap, now); err != nil {
+				t.Fatal(err)
+			}
+			if got := depth(t, f, D, 0); got != dd {
+				t.Fatalf("D moved to %d by A's update", got)
+			}
+			for i := range 5 {
+				f.Tick(now.Add(time.Duration(i+1) * time.Second))
+				if err := f.Check(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := dd
+			if tc.lifted {
+				want = 2
+			}
+			if got := depth(t, f, D, 0); got != want {
+				t.Fatalf("D at depth %d (from %d), want %d", got, dd, want)
+			}
+			if parent(t, f, kid, 0) == D && depth(t, f, kid, 0) != want+1 {
+				t.Fatalf("D's child at depth %d, want %d (with its parent)", depth(t, f, kid, 0), want+1)
+			}
+		})
+	}
+}
