@@ -306,7 +306,6 @@ func (f *Forest) Tick(now time.Time) []Change {
 	f.shedding -= float64(extra)
 	f.work = work[:0]
 	used += f.rehome(budget - used)
-	used += f.lift((budget - used) / 2)
 	used += f.rebalance(budget - used)
 	f.upkeep -= float64(used)
 	f.settle()
@@ -433,69 +432,6 @@ func (f *Forest) rebalance(budget int) int {
 	}
 	return used
 }
-
-// lift moves the deepest interior peers, each with its subtree, to a free
-// slot at least two levels shallower, one move each. Placement takes the
-// shallowest free slot when a peer joins, but slots appear higher up
-// later (capacities measured above the join's guess, departures), and
-// rebalance only swaps interior peers with shallower leaves: at 10k
-// viewers one stripe had 3,000 free slots at depth 3 while 3,700 viewers
-// sat at depths 5–8, and every level is a hop whose tail is a parent's
-// load times a stripe's chunk interval (a parent serves its children in
-// turn). Two levels, so that a move always gains more than the hop it
-// may add to a loaded parent.
-func (f *Forest) lift(budget int) int {
-	used := 0
-	for s := 0; s < f.k && used < budget; s++ {
-		st := &f.st[s]
-		c := f.lifts[:0]
-		for d := max(len(st.full), len(st.free)) - 1; d > 2 && len(c) < liftInspect; d-- {
-			for _, b := range [2][][]int32{st.full, st.free} {
-				if d < len(b) {
-					c = append(c, b[d][:min(len(b[d]), liftInspect-len(c))]...)
-				}
-			}
-		}
-		f.lifts = c
-		for _, x := range c {
-			if used >= budget {
-				break
-			}
-			top, xl := f.shallowestFree(s), f.lk(x, s)
-			if top < 0 || top+1 > xl.depth-2 || xl.parent <= 0 || !f.interiorIn(x, s) || f.nodes[x].suspect {
-				continue
-			}
-			// findSlot may still pass over the shallow slot (a pair that
-			// does not connect, a parent x avoids): then x stays.
-			from, d := xl.parent, xl.depth
-			f.cut(s, x)
-			p := f.findSlot(s, x)
-			if p < 0 || f.lk(p, s).depth+1 > d-2 {
-				f.hang(s, x, from)
-				continue
-			}
-			f.hang(s, x, p)
-			f.emit(s, from, x, false)
-			f.emit(s, p, x, true)
-			used++
-		}
-	}
-	return used
-}
-
-// shallowestFree is the shallowest depth holding a node with a free slot
-// in stripe s (-1: none).
-func (f *Forest) shallowestFree(s int) int32 {
-	for d, b := range f.st[s].free {
-		if len(b) > 0 {
-			return int32(d)
-		}
-	}
-	return -1
-}
-
-// liftInspect bounds the peers lift looks at per stripe and call.
-const liftInspect = 1024
 
 // deepestInterior returns the deepest level holding a non-root interior
 // node of stripe s (0 if none).

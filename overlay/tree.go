@@ -115,7 +115,6 @@ type Forest struct {
 	stack   []int32
 	orphans []int32
 	work    []int32
-	lifts   []int32 // lift's candidates
 }
 
 // New creates a forest holding only the root (the seeder).
