@@ -1245,18 +1245,22 @@ func (e *Engine) Publish(sealed []byte) error {
 	return nil
 }
 
-// tellRelay tells stripe s's parent how many children we feed in s, so
-// that it sends us each chunk before its children that forward nothing.
+// tellRelay tells stripe s's parent how many viewers we feed in s,
+// directly or through our children (downstream), so that it sends us each
+// chunk before its children with smaller subtrees.
 func (e *Engine) tellRelay(s int) {
 	st := &e.stripes[s]
 	if st.parent == nil || e.cfg.Root {
 		return
 	}
-	_ = st.parent.link.Send(appendRelay(nil, s, len(st.children)))
+	_ = st.parent.link.Send(appendRelay(nil, s, downstream(st.children, s)))
 }
 
-// onRelay records how many children n feeds in stripe s and re-ranks what
-// is queued for it.
+// onRelay records how many viewers n feeds in stripe s and re-ranks what
+// is queued for it. The count reaches our own parent with the next notice
+// (at the latest the ping's repeat), not at once: during a re-parenting a
+// stripe may briefly hold a cycle, and notices passed on at once would
+// circle it.
 func (e *Engine) onRelay(n *nbr, s, children int) {
 	c := uint16(min(children, 1<<16-1))
 	if n.relays[s] == c {

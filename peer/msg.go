@@ -21,7 +21,7 @@ const (
 	msgPing  = 'I'             // RTT probe
 	msgPong  = 'O'             // RTT probe answer
 	msgHave  = 'H'             // child to parent: "stop sending this chunk, I have it (or gave up)"
-	msgRelay = 'R'             // child to parent: "I feed n children in stripe s"
+	msgRelay = 'R'             // child to parent: "I feed n viewers in stripe s" (directly or not)
 
 	msgVersion = 1
 )

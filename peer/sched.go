@@ -24,7 +24,7 @@ import (
 //     upload only);
 //   - within a class, older chunks first (they are closer to their
 //     deadlines), then children in rank order (those that forward the
-//     stripe first, most children first, as each tells us with a relay
+//     stripe first, most viewers below first, as each tells us with a relay
 //     notice; then attachment order: sendRank), then pieces in index
 //     order (whatever order they arrived in): a chunk goes to one child
 //     after the other instead of piece-interleaved, which halves the mean
@@ -250,10 +250,24 @@ func (h held) has(k key) bool {
 	return k.seq < h.from
 }
 
+// downstream is how many viewers a peer whose stripe-s children are
+// children feeds there, directly or through them: each child and what its
+// relay notice says it feeds. A parent ranks its copies by it (sendRank):
+// a copy's delay is the delay of every viewer below it, and at 10k viewers
+// the children of a tree's top peers feed anywhere from a handful to
+// hundreds, which the count of their own children did not tell apart.
+func downstream(children []*nbr, s int) int {
+	n := 0
+	for _, c := range children {
+		n += 1 + int(c.relays[s])
+	}
+	return n
+}
+
 // sendRank orders n's copy of a stripe-s chunk among its siblings' copies:
-// children that forward the stripe first, those feeding more children
-// before those feeding fewer (a relay's copy is the first hop of every copy
-// below it), then attachment order.
+// children that forward the stripe first, those feeding more viewers
+// (downstream) before those feeding fewer (a relay's copy is the first hop
+// of every copy below it), then attachment order.
 func sendRank(n *nbr, s int) int {
 	return (1<<16-1-int(n.relays[s]))<<32 | n.rank
 }

@@ -252,3 +252,68 @@ func TestRelayChildFirst(t *testing.T) {
 		}
 	}
 }
+
+// relayLink records the relay notices sent over it.
+type relayLink struct {
+	nullLink
+	said []int
+}
+
+func (l *relayLink) Send(m []byte) error {
+	if _, n, err := parseRelay(m, 1); err == nil {
+		l.said = append(l.said, n)
+	}
+	return nil
+}
+
+// TestRelayNoticeDownstream: a peer's relay notice counts every viewer it
+// feeds, its children and what their own notices say they feed, so that
+// its parent serves the copy with the larger subtree first.
+func TestRelayNoticeDownstream(t *testing.T) {
+	priv := ed25519.NewKeyFromSeed(make([]byte, 32))
+	tests := []struct {
+		name string
+		kids []int // each child's own notice (0: a leaf, no notice)
+		want int
+	}{
+		{"no children", nil, 0},
+		{"two leaves", []int{0, 0}, 2},
+		{"a relay of ten and a leaf", []int{10, 0}, 12},
+		{"two relays", []int{3, 40}, 45},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := time.Unix(1000, 0)
+			e, err := New(Config{Stream: "dn", PublicKey: priv.Public().(ed25519.PublicKey), Stripes: 1, Clock: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			up := &relayLink{}
+			if err := e.SetParent(0, 100, up); err != nil {
+				t.Fatal(err)
+			}
+			for i, n := range tt.kids {
+				id := PeerID(i + 2)
+				l := &nullLink{}
+				if err := e.AddChild(0, id, l); err != nil {
+					t.Fatal(err)
+				}
+				if n > 0 {
+					e.HandleMessage(id, l, appendRelay(nil, 0, n))
+				}
+			}
+			// The ping repeats the notice with what the children said.
+			now = now.Add(3 * time.Second)
+			e.Tick(now)
+			if len(up.said) == 0 && tt.want > 0 {
+				t.Fatal("no relay notice to the parent")
+			}
+			if len(up.said) > 0 {
+				if got := up.said[len(up.said)-1]; got != tt.want {
+					t.Errorf("notice says %d, want %d (all: %v)", got, tt.want, up.said)
+				}
+			}
+		})
+	}
+}

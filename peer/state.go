@@ -164,7 +164,8 @@ type nbr struct {
 	held     int
 	heldLink Link
 	// rank is its attachment order among the children; relays is how
-	// many children it feeds in each stripe, as it told us (msgRelay).
+	// many viewers it feeds in each stripe, directly or not, as it told
+	// us (msgRelay, downstream).
 	// Both order a chunk's copies (sendRank).
 	rank   int
 	relays [protocol.MaxStripes]uint16
