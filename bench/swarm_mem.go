@@ -304,7 +304,7 @@ const (
 	noParent  peer.PeerID = math.MaxUint64 // stripe without a parent in the engine
 	simStream             = "bench"
 	simEpoch              = 1
-	chunkDur              = cmaf.DefaultChunkDuration // the seeder's
+	chunkDur              = cmaf.DefaultChunkDuration
 	upControl             = 256e3 // upload of a viewer that cannot relay: control messages only
 	doneRing              = 16
 )
