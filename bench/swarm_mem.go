@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/banyan-live/banyan/chunk"
+	"github.com/banyan-live/banyan/media/cmaf"
 	"github.com/banyan-live/banyan/overlay"
 	"github.com/banyan-live/banyan/peer"
 	"github.com/banyan-live/banyan/peer/memnet"
@@ -128,8 +129,8 @@ type MemModel struct {
 	// viewer engine's configuration last.
 	RepairDelay, PlayoutDelay, PieceGap time.Duration
 	Engine                              func(*peer.Config)
-	// KeyframeRatio is the size of a keyframe chunk relative to the others
-	// (default 1.5), the mean staying at the bitrate.
+	// KeyframeRatio is the size of a keyframe chunk relative to the others,
+	// the mean staying at the bitrate (default DefaultKeyframeRatio).
 	KeyframeRatio float64
 }
 
@@ -213,7 +214,7 @@ func (m *MemModel) setDefaults() error {
 		m.HighWater = 1 << 20
 	}
 	if m.KeyframeRatio == 0 {
-		m.KeyframeRatio = 1.5
+		m.KeyframeRatio = DefaultKeyframeRatio
 	}
 	switch {
 	case m.LatencyMin < 0 || m.LatencyMax < m.LatencyMin || m.Jitter < 0 || m.SignalMin < 0 || m.SignalMax < m.SignalMin:
@@ -230,13 +231,27 @@ func (m *MemModel) setDefaults() error {
 	return nil
 }
 
-// ChunkDuration is the simulated stream's chunk duration.
+// ChunkDuration is the simulated stream's chunk duration: the seeder's.
 const ChunkDuration = chunkDur
 
+// DefaultKeyframeRatio is a keyframe chunk's size over the others'. The
+// model's 1.5 at 250 ms chunks is an I-frame of 4.75 P-frames at 30 fps
+// (1.5 × 7.5 − 6.5); the same frames make (4.75 + 2.75) / 3.75 = 2.0 at
+// the seeder's 125 ms. Derived, so that a shorter chunk also carries the
+// keyframe's burst.
+var DefaultKeyframeRatio = keyframeRatio(4.75, 30, chunkDur)
+
+// keyframeRatio is the size of a chunk that starts with an I-frame of
+// iFrame P-frames over a chunk of P-frames only, at fps frames a second.
+func keyframeRatio(iFrame, fps float64, d time.Duration) float64 {
+	frames := fps * d.Seconds()
+	return (iFrame + frames - 1) / frames
+}
+
 // MaxGOP is the longest keyframe interval the mem model takes: the
-// engine's origin start (peer.Engine.liveDone) looks at most 64 chunks back
-// for the keyframe.
-const MaxGOP = 64 * chunkDur
+// engine's origin start looks at most peer.MaxStartBack chunks back for
+// the keyframe.
+const MaxGOP = peer.MaxStartBack * chunkDur
 
 // ValidGOP checks a keyframe interval for the mem model: positive, a
 // multiple of ChunkDuration, at most MaxGOP.
@@ -289,7 +304,7 @@ const (
 	noParent  peer.PeerID = math.MaxUint64 // stripe without a parent in the engine
 	simStream             = "bench"
 	simEpoch              = 1
-	chunkDur              = 250 * time.Millisecond
+	chunkDur              = cmaf.DefaultChunkDuration
 	upControl             = 256e3 // upload of a viewer that cannot relay: control messages only
 	doneRing              = 16
 )
@@ -1452,7 +1467,7 @@ func (o *simOrigin) Live(context.Context) (peer.LiveEdge, error) {
 // ---- the synthetic source ----
 
 // synthSource seals chunks of a fixed bitrate with the real chunk.Sealer
-// (AES-GCM, Ed25519): 250 ms each, a keyframe every gop-th (chunk 1 is
+// (AES-GCM, Ed25519): ChunkDuration each, a keyframe every gop-th (chunk 1 is
 // one), keyframes KeyframeRatio times the others.
 type synthSource struct {
 	gop         uint64 // chunks per GOP

@@ -134,9 +134,9 @@ func TestGOPDefaults(t *testing.T) {
 			t.Errorf("GOP %v window %v: got %v / %v, want %v / %v", tc.gop, tc.window, m.GOP, m.Window, tc.wantGOP, tc.wantWindow)
 		}
 	}
-	for _, bad := range []time.Duration{-time.Second, 300 * time.Millisecond, 17 * time.Second} {
+	for _, bad := range []time.Duration{-time.Second, ChunkDuration + ChunkDuration/5, MaxGOP + ChunkDuration} {
 		m := MemModel{GOP: bad}
-		if err := m.setDefaults(); err == nil || !strings.Contains(err.Error(), "multiple of the 250ms chunk") {
+		if err := m.setDefaults(); err == nil || !strings.Contains(err.Error(), "multiple of the "+ChunkDuration.String()+" chunk") {
 			t.Errorf("GOP %v: error %v, want a clear refusal", bad, err)
 		}
 	}

@@ -183,7 +183,7 @@ type Config struct {
 	FloodFactor float64
 	InitialRate float64
 	// MaxAhead bounds how far past the newest verified chunk a piece's
-	// sequence may be (default 64 chunks).
+	// sequence may be (default MaxStartBack chunks).
 	MaxAhead int
 	// MaxOriginFetches bounds concurrent origin requests (default 4).
 	MaxOriginFetches int
@@ -251,7 +251,7 @@ func (c *Config) setDefaults() error {
 		c.InitialRate = 1e6 // 8 Mbit/s
 	}
 	if c.MaxAhead <= 0 {
-		c.MaxAhead = 64
+		c.MaxAhead = MaxStartBack
 	}
 	if c.MaxOriginFetches <= 0 {
 		c.MaxOriginFetches = 4

@@ -128,6 +128,11 @@ func (e *Engine) startLive(now time.Time) {
 	}()
 }
 
+// MaxStartBack is how many chunks before the live edge an origin start
+// goes back for the keyframe (16 s of 125 ms chunks); a longer GOP starts
+// at the live edge and waits for the next keyframe.
+const MaxStartBack = 128
+
 // liveRetry spaces live-edge requests to the origin.
 const liveRetry = 500 * time.Millisecond
 
@@ -150,7 +155,7 @@ func (e *Engine) liveDone(le LiveEdge, err error) {
 		return
 	}
 	start := le.Keyframe
-	if start == 0 || start > le.Seq || le.Seq-start > 64 {
+	if start == 0 || start > le.Seq || le.Seq-start > MaxStartBack {
 		start = le.Seq
 	}
 	e.ctr.OriginStarts++

@@ -25,7 +25,8 @@ import (
 type Config struct {
 	// SigningKey signs every chunk; viewers verify with its public half.
 	SigningKey ed25519.PrivateKey
-	// ChunkDuration is the target chunk length (250 ms when zero).
+	// ChunkDuration is the target chunk length (cmaf.DefaultChunkDuration
+	// when zero).
 	ChunkDuration time.Duration
 	// Window is how long the origin keeps chunks (30 s when zero).
 	Window time.Duration

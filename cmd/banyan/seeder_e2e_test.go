@@ -24,6 +24,7 @@ import (
 
 	"github.com/banyan-live/banyan/chunk"
 	"github.com/banyan-live/banyan/internal/e2e"
+	"github.com/banyan-live/banyan/media/cmaf"
 	"github.com/banyan-live/banyan/protocol"
 )
 
@@ -254,7 +255,8 @@ func TestSeederEndToEndFFmpeg(t *testing.T) {
 	if d := (lastDTS[1] - lastDTS[2]).Abs(); d > 150*time.Millisecond {
 		t.Errorf("last video and audio times differ by %v", d)
 	}
-	// Cadence: ~250 ms chunks, a keyframe chunk every second.
+	// Cadence: chunks of about the packager's default (cut at 30 fps frame
+	// boundaries), a keyframe chunk every second.
 	var durs []time.Duration
 	keyframes := 0
 	for _, a := range arrivals {
@@ -264,7 +266,7 @@ func TestSeederEndToEndFFmpeg(t *testing.T) {
 		}
 	}
 	slices.Sort(durs)
-	if med := durs[len(durs)/2]; med < 200*time.Millisecond || med > 300*time.Millisecond {
+	if med := durs[len(durs)/2]; med < cmaf.DefaultChunkDuration*4/5 || med > cmaf.DefaultChunkDuration*6/5 {
 		t.Errorf("median chunk duration %v", med)
 	}
 	if keyframes < seconds-1 || keyframes > seconds+1 {

@@ -214,10 +214,10 @@ func (e *epoch) cutDue(s sample, t *track) bool {
 		return true
 	}
 	// Video stalled while audio flows: do not let audio pile up. Low frame
-	// rates (screen sharing) stay above 1 frame per 4 chunk durations, and
-	// the epoch's first chunk waits for its keyframe so that it is a
-	// Keyframe chunk.
-	if other != nil && drv.emitted && other.sum >= 4*durTicks(e.cfg.ChunkDuration, other.timescale) {
+	// rates (screen sharing) stay above 1 frame per stallAfter, and the
+	// epoch's first chunk waits for its keyframe so that it is a Keyframe
+	// chunk.
+	if other != nil && drv.emitted && other.sum >= durTicks(e.stallAfter(), other.timescale) {
 		return true
 	}
 	bytes := 0
@@ -230,6 +230,14 @@ func (e *epoch) cutDue(s sample, t *track) bool {
 		}
 	}
 	return bytes >= MaxChunkBytes
+}
+
+// stallAfter is how much audio may gather without a video frame before
+// the video counts as stalled: four chunks, and at least a second, so that
+// 1 fps screen sharing is not cut into audio-only chunks at short chunk
+// durations.
+func (e *epoch) stallAfter() time.Duration {
+	return max(4*e.cfg.ChunkDuration, time.Second)
 }
 
 func (e *epoch) empty() bool {
