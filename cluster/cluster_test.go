@@ -24,9 +24,14 @@ type env struct {
 
 func newEnv(t *testing.T) env {
 	t.Helper()
-	srv := etcdtest.Start(t, etcdtest.Embedded)
+	return openEnv(t, etcdtest.Start(t, etcdtest.Embedded).Endpoint)
+}
+
+// openEnv is env on the etcd at endpoint.
+func openEnv(t *testing.T, endpoint string) env {
+	t.Helper()
 	prefix := fmt.Sprintf("/c%d/", prefixN.Add(1))
-	st, err := etcdstore.Open(etcdstore.Config{Endpoints: []string{srv.Endpoint}, Prefix: prefix})
+	st, err := etcdstore.Open(etcdstore.Config{Endpoints: []string{endpoint}, Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +62,9 @@ func (l *lostLog) wait(t *testing.T, n int) []string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("fewer than %d losses", n)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t.Fatalf("fewer than %d losses within 5 s: %q", n, l.got)
 	return nil
 }
 

@@ -89,23 +89,7 @@ func decodeRecord(b []byte) (SeederRecord, error) {
 // run follows changes from rev+1; when the watch breaks (etcd away, or
 // the revision compacted) it reloads and watches again.
 func (d *Directory) run(rev int64) {
-	for d.ctx.Err() == nil {
-		d.follow(rev)
-		if d.ctx.Err() != nil {
-			return
-		}
-		select {
-		case <-d.ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-		r, err := d.load()
-		if err != nil {
-			d.log.Warn("cluster directory reload", "err", err)
-			continue
-		}
-		rev = r
-	}
+	followFrom(d.ctx, d.log, "cluster directory", rev, d.follow, d.load)
 }
 
 func (d *Directory) follow(rev int64) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/banyan-live/banyan/store"
@@ -49,6 +50,11 @@ type Member struct {
 	claimed map[string]uint64 // stream → key generation of its publish
 	pending []claimOp         // Carry and Drop, for keep to write
 
+	// seenClaims and seenStreams are the last revisions the claims and
+	// the streams watches delivered (or a reconcile read): each watch
+	// goes on after its own. The watch goroutine's alone.
+	seenClaims, seenStreams int64
+
 	wake   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -82,9 +88,17 @@ func StartMember(cfg MemberConfig) (*Member, error) {
 		cancel()
 		return nil, err
 	}
+	rev, err := m.reconcile()
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
 	m.wg.Add(2)
 	go func() { defer m.wg.Done(); m.keep() }()
-	go func() { defer m.wg.Done(); m.watch() }()
+	go func() {
+		defer m.wg.Done()
+		followFrom(m.ctx, m.log, "cluster member", rev, m.follow, m.reconcile)
+	}()
 	return m, nil
 }
 
@@ -307,63 +321,133 @@ func (m *Member) Release(stream string) error {
 	return nil
 }
 
-// watch ends publishes the cluster takes away: a claim by another seeder,
-// a key revoked or rotated.
-func (m *Member) watch() {
-	for m.ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(m.ctx))
-		claims := m.cfg.Client.Watch(wctx, claimsPrefix(m.cfg.Prefix), clientv3.WithPrefix())
-		streams := m.cfg.Client.Watch(wctx, streamsPrefix(m.cfg.Prefix), clientv3.WithPrefix())
-		m.watchLoop(claims, streams)
-		cancel()
-		select {
-		case <-m.ctx.Done():
-		case <-time.After(time.Second): // etcd away: try again, bounded by Close
-		}
-	}
-}
-
-func (m *Member) watchLoop(claims, streams clientv3.WatchChan) {
+// follow ends publishes the cluster takes away: a claim by another
+// seeder, a key revoked or rotated. It watches the claims and the stream
+// records, each from after the last revision it delivered (rev at
+// least), until either watch ends; StartMember's goroutine then
+// reconciles and follows again (followFrom), so that nothing between
+// the two watches is missed.
+func (m *Member) follow(rev int64) {
+	m.seenClaims, m.seenStreams = max(m.seenClaims, rev), max(m.seenStreams, rev)
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(m.ctx))
+	defer cancel()
+	claims := m.cfg.Client.Watch(wctx, claimsPrefix(m.cfg.Prefix), clientv3.WithPrefix(), clientv3.WithRev(m.seenClaims+1))
+	streams := m.cfg.Client.Watch(wctx, streamsPrefix(m.cfg.Prefix), clientv3.WithPrefix(), clientv3.WithRev(m.seenStreams+1))
+	// Seen is the last event's revision rather than the header's: a
+	// catching-up watch may send a header revision ahead of the events
+	// it has delivered.
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
 		case wr, ok := <-claims:
 			if !ok || wr.Err() != nil {
+				m.watchEnded(wr.Err())
 				return
 			}
 			for _, ev := range wr.Events {
-				if ev.Type != clientv3.EventTypePut || string(ev.Kv.Value) == m.id {
-					continue
+				if ev.Type == clientv3.EventTypePut {
+					m.checkClaim(last(string(ev.Kv.Key)), string(ev.Kv.Value))
 				}
-				if m.drop(last(string(ev.Kv.Key))) {
-					m.cfg.Lost(last(string(ev.Kv.Key)), "taken over by seeder "+string(ev.Kv.Value))
-				}
+				m.seenClaims = ev.Kv.ModRevision
 			}
 		case wr, ok := <-streams:
 			if !ok || wr.Err() != nil {
+				m.watchEnded(wr.Err())
 				return
 			}
 			for _, ev := range wr.Events {
-				name := last(string(ev.Kv.Key))
-				m.mu.Lock()
-				gen, carried := m.claimed[name]
-				m.mu.Unlock()
-				if !carried {
-					continue
+				var record []byte // nil: deleted
+				if ev.Type == clientv3.EventTypePut {
+					record = ev.Kv.Value
 				}
-				var st store.Stream
-				if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &st) == nil && !st.Revoked && st.KeyGen == gen {
-					m.cfg.Changed(st) // the private switch, a key's last use
-					continue
-				}
-				if m.drop(name) {
-					m.cfg.Lost(name, "key revoked or rotated")
-				}
+				m.checkStream(last(string(ev.Kv.Key)), record, true)
+				m.seenStreams = ev.Kv.ModRevision
 			}
 		}
 	}
 }
+
+// reconcile reads the claims and the stream records at one revision and
+// applies to the streams this seeder carries what follow applies to
+// their events: it is what a watch that ended may have missed. A record
+// changed since the streams watch last saw it is Changed. It returns the
+// revision read, for the watch to go on from.
+func (m *Member) reconcile() (int64, error) {
+	ctx, cancel := m.opCtx()
+	defer cancel()
+	// A read that requires a leader, as the watch does: without one
+	// clientv3 retries it (bounded by ctx) until there is one again.
+	resp, err := m.cfg.Client.Txn(clientv3.WithRequireLeader(ctx)).Then(
+		clientv3.OpGet(claimsPrefix(m.cfg.Prefix), clientv3.WithPrefix()),
+		clientv3.OpGet(streamsPrefix(m.cfg.Prefix), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("cluster: read claims and streams: %w", err)
+	}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		m.checkClaim(last(string(kv.Key)), string(kv.Value))
+	}
+	records := map[string]*mvccpb.KeyValue{}
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		records[last(string(kv.Key))] = kv
+	}
+	m.mu.Lock()
+	carried := make([]string, 0, len(m.claimed))
+	for s := range m.claimed {
+		carried = append(carried, s)
+	}
+	m.mu.Unlock()
+	for _, name := range carried {
+		if kv := records[name]; kv != nil {
+			m.checkStream(name, kv.Value, kv.ModRevision > m.seenStreams)
+		} else {
+			m.checkStream(name, nil, false)
+		}
+	}
+	return resp.Header.Revision, nil
+}
+
+// checkClaim ends the publish of stream here when another seeder holds
+// its claim.
+func (m *Member) checkClaim(stream, holder string) {
+	if holder != m.id && m.drop(stream) {
+		m.cfg.Lost(stream, "taken over by seeder "+holder)
+	}
+}
+
+// checkStream applies stream name's record (nil: deleted) to its publish
+// here, if any: revoked, under another key generation or deleted, it
+// ends the publish; else, when changed, it is Changed (the private
+// switch, a key's last use).
+func (m *Member) checkStream(name string, record []byte, changed bool) {
+	m.mu.Lock()
+	gen, carried := m.claimed[name]
+	m.mu.Unlock()
+	if !carried {
+		return
+	}
+	var st store.Stream
+	if record != nil && json.Unmarshal(record, &st) == nil && !st.Revoked && st.KeyGen == gen {
+		if changed {
+			m.cfg.Changed(st)
+		}
+		return
+	}
+	if m.drop(name) {
+		m.cfg.Lost(name, "key revoked or rotated")
+	}
+}
+
+// watchEnded logs that a watch ended (etcd away, no leader, the revision
+// compacted), unless the member is closing.
+func (m *Member) watchEnded(err error) {
+	if m.ctx.Err() == nil {
+		m.log.Warn(watchEndedMsg, "err", err)
+	}
+}
+
+const watchEndedMsg = "cluster watch ended"
 
 // drop forgets a claim; it reports whether there was one.
 func (m *Member) drop(stream string) bool {

@@ -202,25 +202,13 @@ func (s *Shard) loseAll() {
 
 // watch follows trackers coming and going and claims changing hands.
 func (s *Shard) watch(rev int64) {
-	for s.ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.ctx))
-		wc := s.cfg.Client.Watch(wctx, s.cfg.Prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		s.follow(wc)
-		cancel()
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-		r, err := s.load()
-		if err != nil {
-			continue
-		}
-		rev = r
-	}
+	followFrom(s.ctx, s.log, "cluster shard", rev, s.follow, s.load)
 }
 
-func (s *Shard) follow(wc clientv3.WatchChan) {
+func (s *Shard) follow(rev int64) {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.ctx))
+	defer cancel()
+	wc := s.cfg.Client.Watch(wctx, s.cfg.Prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	tp, op := trackersPrefix(s.cfg.Prefix), ownersPrefix(s.cfg.Prefix)
 	for wr := range wc {
 		if wr.Err() != nil {

@@ -36,9 +36,13 @@ const (
 type Server struct {
 	// Endpoint is the client URL, http://127.0.0.1:PORT.
 	Endpoint string
+	kind     Kind
+	argv     []string // its command line, to start it again
+	stderr   *lockedWriter
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
 	done     chan struct{}
+	ready    chan struct{}
 }
 
 var (
@@ -82,28 +86,77 @@ func Start(t testing.TB, kind Kind) *Server {
 	return start(t, kind, "http")
 }
 
+// StartCluster runs n etcd servers of kind as one cluster on loopback,
+// each in its own process with a fresh data dir, and stops them when the
+// test ends. Kill or Stop some and a quorum goes; Restart brings them
+// back on their data. Debian's is skipped as Start says.
+func StartCluster(t testing.TB, kind Kind, n int) []*Server {
+	t.Helper()
+	servers := make([]*Server, n)
+	names, peers := make([]string, n), make([]string, n)
+	for i := range servers {
+		names[i], peers[i] = fmt.Sprintf("m%d", i), fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
+	}
+	initial := make([]string, n)
+	for i := range initial {
+		initial[i] = names[i] + "=" + peers[i]
+	}
+	// All launched before any is waited for: a member serves only once a
+	// quorum is up.
+	for i := range servers {
+		client := fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
+		servers[i] = newServer(t, kind, names[i], client, peers[i], strings.Join(initial, ","))
+		servers[i].launch(t)
+	}
+	for _, s := range servers {
+		s.waitReady(t)
+	}
+	return servers
+}
+
 func start(t testing.TB, kind Kind, scheme string, extra ...string) *Server {
 	t.Helper()
 	client := fmt.Sprintf("%s://127.0.0.1:%d", scheme, FreePort(t))
 	peer := fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
+	s := newServer(t, kind, "test", client, peer, "test="+peer, extra...)
+	s.launch(t)
+	s.waitReady(t)
+	return s
+}
+
+// newServer makes the command line of a member name of the cluster
+// initial (NAME=PEER_URL,...) on a fresh data dir; launch runs it.
+func newServer(t testing.TB, kind Kind, name, client, peer, initial string, extra ...string) *Server {
+	t.Helper()
 	data := t.TempDir()
-	var cmd *exec.Cmd
+	var argv []string
 	switch kind {
 	case Embedded:
 		bin, err := embedBinary()
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd = exec.Command(bin, append([]string{"--data", data, "--client", client, "--peer", peer}, extra...)...)
+		argv = append([]string{bin, "--data", data, "--client", client, "--peer", peer,
+			"--name", name, "--initial-cluster", initial}, extra...)
 	case Debian:
 		bin := e2e.Require(t, "etcd")
-		cmd = exec.Command(bin, "--name", "test", "--data-dir", data,
+		argv = []string{bin, "--name", name, "--data-dir", data,
 			"--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-			"--initial-cluster", "test="+peer, "--log-level", "error")
+			"--initial-cluster", initial, "--log-level", "error"}
 	default:
 		t.Fatalf("etcdtest: unknown kind %q", kind)
 	}
+	s := &Server{Endpoint: client, kind: kind, argv: argv, stderr: &lockedWriter{w: &strings.Builder{}}, done: make(chan struct{})}
+	close(s.done) // not running yet
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// launch starts the server's process.
+func (s *Server) launch(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(s.argv[0], s.argv[1:]...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -112,13 +165,12 @@ func start(t testing.TB, kind Kind, scheme string, extra ...string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &lockedWriter{w: &stderr}
+	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Endpoint: client, cmd: cmd, stdin: stdin, done: make(chan struct{})}
-	ready := make(chan struct{})
+	done, ready := make(chan struct{}), make(chan struct{})
+	s.cmd, s.stdin, s.done, s.ready = cmd, stdin, done, ready
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		once := sync.Once{}
@@ -128,36 +180,53 @@ func start(t testing.TB, kind Kind, scheme string, extra ...string) *Server {
 			}
 		}
 	}()
-	go func() { cmd.Wait(); close(s.done) }()
-	t.Cleanup(s.Stop)
-	if kind == Embedded {
+	go func() { cmd.Wait(); close(done) }()
+}
+
+// waitReady waits until the server serves, for at most 30 s.
+func (s *Server) waitReady(t testing.TB) {
+	t.Helper()
+	if s.kind == Embedded {
 		select {
-		case <-ready:
+		case <-s.ready:
 		case <-s.done:
-			t.Fatalf("embedded etcd exited: %s", cmd.Stderr.(*lockedWriter).String())
+			t.Fatalf("embedded etcd exited: %s", s.stderr.String())
 		case <-time.After(30 * time.Second):
 			t.Fatal("embedded etcd not ready in 30 s")
 		}
-		return s
+		return
 	}
 	// Debian's etcd prints nothing on stdout: wait for its health URL.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if c, err := net.DialTimeout("tcp", strings.TrimPrefix(client, "http://"), time.Second); err == nil {
+		if c, err := net.DialTimeout("tcp", strings.TrimPrefix(s.Endpoint, "http://"), time.Second); err == nil {
 			c.Close()
-			if healthy(client) {
-				return s
+			if healthy(s.Endpoint) {
+				return
 			}
 		}
 		select {
 		case <-s.done:
-			t.Fatalf("etcd exited: %s", cmd.Stderr.(*lockedWriter).String())
+			t.Fatalf("etcd exited: %s", s.stderr.String())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("etcd not healthy in 30 s")
 		}
 	}
+}
+
+// Restart starts a stopped or killed server again on its data dir and
+// waits until it serves (a cluster member: until a quorum is up again).
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	select {
+	case <-s.done:
+	default:
+		t.Fatal("etcdtest: Restart of a running server")
+	}
+	s.launch(t)
+	s.waitReady(t)
 }
 
 // Kill ends the server at once (SIGKILL), as a crash would.

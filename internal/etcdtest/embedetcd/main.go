@@ -1,8 +1,11 @@
-// Command embedetcd runs a one-member etcd server of the version the
-// client is (go.etcd.io/etcd/server/v3/embed, pinned in go.mod) for
-// tests: they start it as its own process, so killing it is what a
-// crashed etcd is. It prints "ready CLIENT_URL" on stdout when it serves
-// (--cert, --key and --ca serve clients over mutual TLS) and stops on SIGINT or SIGTERM (or when stdin closes, so it never
+// Command embedetcd runs an etcd server of the version the client is
+// (go.etcd.io/etcd/server/v3/embed, pinned in go.mod) for tests: they
+// start it as its own process, so killing it is what a crashed etcd is.
+// Alone by default; --name and --initial-cluster make it one member of
+// a cluster (started again on its data dir, it rejoins). It prints
+// "ready CLIENT_URL" on stdout when it serves (a cluster member: once a
+// quorum is up) (--cert, --key and --ca serve clients over mutual TLS)
+// and stops on SIGINT or SIGTERM (or when stdin closes, so it never
 // outlives the test that started it).
 package main
 
@@ -28,6 +31,8 @@ func main() {
 	cert := flag.String("cert", "", "server certificate (an https --client URL)")
 	key := flag.String("key", "", "server key")
 	ca := flag.String("ca", "", "CA that client certificates must chain to (mutual TLS)")
+	name := flag.String("name", "test", "member name")
+	initial := flag.String("initial-cluster", "", "the cluster's members, NAME=PEER_URL,... (default: this one alone)")
 	flag.Parse()
 	if *dir == "" || *peer == "" {
 		log.Fatal("embedetcd: --data and --peer are required")
@@ -42,10 +47,13 @@ func main() {
 	}
 	cfg := embed.NewConfig()
 	cfg.Dir = *dir
-	cfg.Name = "test"
+	cfg.Name = *name
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = cfg.Name + "=" + pu.String()
+	if *initial != "" {
+		cfg.InitialCluster = *initial
+	}
 	cfg.LogLevel = "error"
 	if *cert != "" {
 		cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = *cert, *key
