@@ -363,3 +363,24 @@ func TestProbeBounds(t *testing.T) {
 		}
 	}
 }
+
+// Outstanding repair requests at one neighbour are bounded in media time,
+// so that shorter chunks do not shrink what a catch-up has in flight.
+func TestMaxAsks(t *testing.T) {
+	for _, tc := range []struct {
+		avg  time.Duration
+		want int
+	}{
+		{0, 2},                      // nothing learned yet
+		{250 * time.Millisecond, 2}, // the bound it replaced
+		{125 * time.Millisecond, 4}, // the seeder's default
+		{133 * time.Millisecond, 4}, // 4 frames at 30 fps: 532 ms
+		{100 * time.Millisecond, 5}, //
+		{2 * time.Second, 2},        // never fewer than two
+		{10 * time.Millisecond, 8},  // nor more than eight
+	} {
+		if got := maxAsks(tc.avg); got != tc.want {
+			t.Errorf("maxAsks(%v) = %d, want %d", tc.avg, got, tc.want)
+		}
+	}
+}
