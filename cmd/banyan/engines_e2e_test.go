@@ -2,50 +2,20 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
+	"github.com/banyan-live/banyan/internal/e2e"
 )
 
 // enginePage is one browser tab that the engine tests drive the same way
-// in Chromium (CDP), Firefox (WebDriver BiDi) and WebKit (WebDriver).
-type enginePage interface {
-	// Eval evaluates an expression (awaiting a promise) and decodes its
-	// JSON form into out (nil: discard).
-	Eval(ctx context.Context, expr string, out any) error
-	Screenshot(ctx context.Context) ([]byte, error)
-}
+// in Chromium, Firefox and WebKit.
+type enginePage = e2e.Page
 
 // chromiumPage is a chromedp tab as an enginePage.
-type chromiumPage struct{ tab context.Context }
-
-func (c chromiumPage) Eval(ctx context.Context, expr string, out any) error {
-	tctx, cancel := c.bounded(ctx)
-	defer cancel()
-	s, err := chromedp.Run(tctx, chromedp.Evaluate[string]("(async () => JSON.stringify(await ("+expr+")) ?? 'null')()", chromedp.EvalAwaitPromise))
-	if err != nil || out == nil {
-		return err
-	}
-	return json.Unmarshal([]byte(s), out)
-}
-
-func (c chromiumPage) Screenshot(ctx context.Context) ([]byte, error) {
-	tctx, cancel := c.bounded(ctx)
-	defer cancel()
-	return chromedp.Run(tctx, chromedp.CaptureScreenshot())
-}
-
-// bounded is the tab's context with ctx's deadline.
-func (c chromiumPage) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(c.tab, d)
-	}
-	return context.WithCancel(c.tab)
-}
+type chromiumPage = e2e.ChromiumPage
 
 // probePage reads the <banyan-player> selected by sel.
 func probePage(t *testing.T, ctx context.Context, pg enginePage, sel string) firefoxProbe {

@@ -79,7 +79,7 @@ func newHLSJSRun(t *testing.T, ctx context.Context) *hlsjsRun {
 	t.Helper()
 	r := newHLSPages(t, ctx)
 	r.bctx = e2e.Browser(t, ctx, chromedp.Flag("autoplay-policy", "no-user-gesture-required"))
-	r.pg = chromiumPage{r.bctx}
+	r.pg = chromiumPage{Tab: r.bctx}
 	return r
 }
 

@@ -251,7 +251,7 @@ func TestChromiumNativeHLSAcrossReconnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	r := newHLSJSRun(t, ctx)
-	pg := chromiumPage{r.bctx}
+	pg := chromiumPage{Tab: r.bctx}
 	var ua string
 	if err := pg.Eval(ctx, "navigator.userAgent", &ua); err != nil {
 		t.Fatal(err)

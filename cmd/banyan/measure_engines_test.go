@@ -72,7 +72,7 @@ func TestMeasureEngineJoins(t *testing.T) {
 			if _, err := chromedp.Run(tab, chromedp.Navigate(url)); err != nil {
 				t.Fatal(err)
 			}
-			return chromiumPage{tab}, cancel
+			return chromiumPage{Tab: tab}, cancel
 		},
 		"firefox": func(url string) (enginePage, func()) {
 			if err := ff.Navigate(ctx, url); err != nil {

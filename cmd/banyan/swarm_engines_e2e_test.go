@@ -71,7 +71,7 @@ func TestMixedEngineSwarm(t *testing.T) {
 	tab, tcancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(tcancel)
 	viewers := []engineViewer{
-		{name: "chromium", page: chromiumPage{tab}, resize: func(ctx context.Context, w, h int) error {
+		{name: "chromium", page: chromiumPage{Tab: tab}, resize: func(ctx context.Context, w, h int) error {
 			_, err := chromedp.Run(tab, chromedp.EmulateViewport(int64(w), int64(h)))
 			return err
 		}},
@@ -87,7 +87,7 @@ func TestMixedEngineSwarm(t *testing.T) {
 		var err error
 		switch p := v.page.(type) {
 		case chromiumPage:
-			_, err = chromedp.Run(p.tab, chromedp.Navigate(watch))
+			_, err = chromedp.Run(p.Tab, chromedp.Navigate(watch))
 		case *e2e.WebKit:
 			if err = p.Navigate(ctx, watch); err == nil {
 				err = p.InstallErrorHook(ctx)

@@ -244,7 +244,7 @@ func TestBrowserViewerLongGOPAcrossReconnect(t *testing.T) {
 	firstDone := publishGOP(t, ctx, ffmpeg, url+"/"+key, 30, 250)
 	time.Sleep(9 * time.Second) // the first GOP closes at 8.3 s
 	v := openViewer(t, bctx, p.base+"/watch/demo")
-	pg := chromiumPage{v}
+	pg := chromiumPage{Tab: v}
 	opened := time.Now()
 	live := waitPage(t, ctx, pg, "banyan-player", "live", 30*time.Second, func(fp firefoxProbe) bool { return fp.State == "live" && fp.Time > 0 })
 	t.Logf("live %v after opening, at %.2f s", time.Since(opened).Round(100*time.Millisecond), live.Time)
