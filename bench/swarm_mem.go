@@ -237,8 +237,8 @@ const ChunkDuration = chunkDur
 // DefaultKeyframeRatio is a keyframe chunk's size over the others'. The
 // model's 1.5 at 250 ms chunks is an I-frame of 4.75 P-frames at 30 fps
 // (1.5 × 7.5 − 6.5); the same frames make (4.75 + 2.75) / 3.75 = 2.0 at
-// the seeder's 125 ms. Derived, so that a shorter chunk also carries the
-// keyframe's burst.
+// 125 ms. Derived, so that a shorter chunk also carries the keyframe's
+// burst.
 var DefaultKeyframeRatio = keyframeRatio(4.75, 30, chunkDur)
 
 // keyframeRatio is the size of a chunk that starts with an I-frame of

@@ -131,7 +131,7 @@ func New(cfg Config) (*Engine, error) {
 		asm:     chunk.NewReassembler(chunk.ReassemblerConfig{MaxChunks: cfg.MaxAhead, DoneMemory: 64, Retain: true, Join: cfg.Join}),
 		win:     make(map[key]*entry),
 		pend:    make(map[key]*pending),
-		avgDur:  125 * time.Millisecond, // the seeder's default, until chunks tell
+		avgDur:  250 * time.Millisecond, // the seeder's default, until chunks tell
 		rate:    cfg.InitialRate,
 		created: now,
 	}

@@ -129,9 +129,9 @@ func (e *Engine) startLive(now time.Time) {
 }
 
 // MaxStartBack is how many chunks before the live edge an origin start
-// goes back for the keyframe (16 s of 125 ms chunks); a longer GOP starts
+// goes back for the keyframe (16 s of 250 ms chunks); a longer GOP starts
 // at the live edge and waits for the next keyframe.
-const MaxStartBack = 128
+const MaxStartBack = 64
 
 // liveRetry spaces live-edge requests to the origin.
 const liveRetry = 500 * time.Millisecond

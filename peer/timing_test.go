@@ -373,7 +373,7 @@ func TestMaxAsks(t *testing.T) {
 	}{
 		{0, 2},                      // nothing learned yet
 		{250 * time.Millisecond, 2}, // the bound it replaced
-		{125 * time.Millisecond, 4}, // the seeder's default
+		{125 * time.Millisecond, 4}, // a 125 ms chunk
 		{133 * time.Millisecond, 4}, // 4 frames at 30 fps: 532 ms
 		{100 * time.Millisecond, 5}, //
 		{2 * time.Second, 2},        // never fewer than two

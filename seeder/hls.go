@@ -43,8 +43,8 @@ const (
 	// edge: within the last three segments).
 	partsHistory = 2
 	// maxUnlisted bounds the chunks an epoch keeps before its first
-	// keyframe (a minute of 125 ms chunks).
-	maxUnlisted = 480
+	// keyframe (a minute of 250 ms chunks).
+	maxUnlisted = 240
 	// targetTolerance: see targetsOf.
 	targetTolerance = 100 * time.Millisecond
 	// DefaultEndGrace is how long the playlist of a publish that ended

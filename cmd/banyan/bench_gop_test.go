@@ -43,7 +43,7 @@ func TestBenchSwarmGOPFlag(t *testing.T) {
 	}{
 		{[]string{"--gop", "2s", "--transport", "webrtc"}, "--gop is for --transport mem only"},
 		{[]string{"--gop", "2s", "--transport", "netns"}, "--gop is for --transport mem only"},
-		{[]string{"--gop", "300ms"}, "multiple of the 250ms chunk"},
+		{[]string{"--gop", "300ms"}, "multiple of the " + bench.ChunkDuration.String() + " chunk"},
 		{[]string{"--gop", "0s"}, "positive multiple"},
 		{[]string{"--gop", "-1s"}, "positive multiple"},
 	} {
