@@ -54,6 +54,9 @@ type Member struct {
 	// the streams watches delivered (or a reconcile read): each watch
 	// goes on after its own. The watch goroutine's alone.
 	seenClaims, seenStreams int64
+	// compacted says a watch ended because its revision was compacted:
+	// the next resume goes on from the reconcile read instead.
+	compacted bool
 
 	wake   chan struct{}
 	ctx    context.Context
@@ -97,7 +100,7 @@ func StartMember(cfg MemberConfig) (*Member, error) {
 	go func() { defer m.wg.Done(); m.keep() }()
 	go func() {
 		defer m.wg.Done()
-		followFrom(m.ctx, m.log, "cluster member", rev, m.follow, m.reconcile)
+		followFrom(m.ctx, m.log, "cluster member", rev, m.follow, m.resume)
 	}()
 	return m, nil
 }
@@ -342,7 +345,7 @@ func (m *Member) follow(rev int64) {
 			return
 		case wr, ok := <-claims:
 			if !ok || wr.Err() != nil {
-				m.watchEnded(wr.Err())
+				m.watchEnded(wr)
 				return
 			}
 			for _, ev := range wr.Events {
@@ -353,7 +356,7 @@ func (m *Member) follow(rev int64) {
 			}
 		case wr, ok := <-streams:
 			if !ok || wr.Err() != nil {
-				m.watchEnded(wr.Err())
+				m.watchEnded(wr)
 				return
 			}
 			for _, ev := range wr.Events {
@@ -366,6 +369,24 @@ func (m *Member) follow(rev int64) {
 			}
 		}
 	}
+}
+
+// resume is where a watch that ended goes on. The reconcile read applies
+// what the state says now; the watches then go on after the last events
+// they delivered, so that a change overwritten meanwhile (another
+// seeder's claim that this one's keep loop claimed back) is still seen.
+// Only past a compaction, whose events are gone, do they go on from the
+// read.
+func (m *Member) resume() (int64, error) {
+	rev, err := m.reconcile()
+	if err != nil {
+		return 0, err
+	}
+	if m.compacted {
+		m.compacted = false
+		return rev, nil
+	}
+	return min(m.seenClaims, m.seenStreams), nil
 }
 
 // reconcile reads the claims and the stream records at one revision and
@@ -439,11 +460,15 @@ func (m *Member) checkStream(name string, record []byte, changed bool) {
 	}
 }
 
-// watchEnded logs that a watch ended (etcd away, no leader, the revision
-// compacted), unless the member is closing.
-func (m *Member) watchEnded(err error) {
+// watchEnded notes a compaction for resume and logs that a watch ended
+// (etcd away, no leader, the revision compacted), unless the member is
+// closing.
+func (m *Member) watchEnded(wr clientv3.WatchResponse) {
+	if wr.CompactRevision != 0 {
+		m.compacted = true
+	}
 	if m.ctx.Err() == nil {
-		m.log.Warn(watchEndedMsg, "err", err)
+		m.log.Warn(watchEndedMsg, "err", wr.Err())
 	}
 }
 
