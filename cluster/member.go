@@ -91,7 +91,7 @@ func StartMember(cfg MemberConfig) (*Member, error) {
 		cancel()
 		return nil, err
 	}
-	rev, err := m.reconcile()
+	rev, err := m.reconcile(true)
 	if err != nil {
 		m.Close()
 		return nil, err
@@ -378,7 +378,8 @@ func (m *Member) follow(rev int64) {
 // Only past a compaction, whose events are gone, do they go on from the
 // read.
 func (m *Member) resume() (int64, error) {
-	rev, err := m.reconcile()
+	// Changed records are the replay's to report, unless there is none.
+	rev, err := m.reconcile(m.compacted)
 	if err != nil {
 		return 0, err
 	}
@@ -391,10 +392,10 @@ func (m *Member) resume() (int64, error) {
 
 // reconcile reads the claims and the stream records at one revision and
 // applies to the streams this seeder carries what follow applies to
-// their events: it is what a watch that ended may have missed. A record
-// changed since the streams watch last saw it is Changed. It returns the
-// revision read, for the watch to go on from.
-func (m *Member) reconcile() (int64, error) {
+// their events: it is what a watch that ended may have missed. With
+// changed, a record changed since the streams watch last saw it is
+// Changed. It returns the revision read.
+func (m *Member) reconcile(changed bool) (int64, error) {
 	ctx, cancel := m.opCtx()
 	defer cancel()
 	// A read that requires a leader, as the watch does: without one
@@ -421,7 +422,7 @@ func (m *Member) reconcile() (int64, error) {
 	m.mu.Unlock()
 	for _, name := range carried {
 		if kv := records[name]; kv != nil {
-			m.checkStream(name, kv.Value, kv.ModRevision > m.seenStreams)
+			m.checkStream(name, kv.Value, changed && kv.ModRevision > m.seenStreams)
 		} else {
 			m.checkStream(name, nil, false)
 		}
