@@ -160,6 +160,12 @@ const (
 	rateWindow = 500 * time.Millisecond
 	// rateBuckets one-second buckets hold the samples' maxima.
 	rateBuckets = 10
+	// backlogFloor is the least the links must hold at a pump for the
+	// uplink to count as backed up: a whole piece. Less is a have notice
+	// or a ping written just before the pump, or a piece's tail, which a
+	// hidden tab (that pumps only as pieces arrive) shows at every pump
+	// though its links drain in a few milliseconds.
+	backlogFloor = chunk.MaxMessageSize
 )
 
 type rateBucket struct {
@@ -380,11 +386,11 @@ func (u *uplink) observe(now time.Time, inLinks, drained int) {
 		return
 	}
 	if u.winTime == 0 {
-		u.winBusy = u.inLinks > 0
+		u.winBusy = u.inLinks >= backlogFloor
 	}
 	u.winBytes += drained
 	u.winTime += dt
-	u.winBusy = u.winBusy && inLinks > 0
+	u.winBusy = u.winBusy && inLinks >= backlogFloor
 	if u.inLinks > 0 {
 		u.busyBytes += drained
 		u.busyTime += dt

@@ -86,6 +86,14 @@ func TestUplinkRate(t *testing.T) {
 			{0, 0, 0, 300_000}, {250, 50_000, 250_000, 300_000}, {500, 50_000, 250_000, 300_000},
 		}, (500_000 - 16384) / 0.5, true},
 		{"ran dry: a lower bound only", [][4]int{{0, 0, 0, 64_000}, {250, 0, 64_000, 64_000}, {500, 0, 64_000, 0}}, (128_000 - 16384) / 0.5, false},
+		// A hidden tab pumps only when a piece arrives (its timers fire once
+		// a second), just after writing a have notice (220 B) to a link: the
+		// links never read empty, yet they drained each forward long before
+		// the next pump. Not a measurement of the uplink.
+		{"control bytes at every pump are no backlog", [][4]int{
+			{0, 0, 0, 30_000}, {130, 220, 30_000, 30_220}, {260, 220, 30_000, 30_220},
+			{390, 220, 30_000, 30_220}, {520, 220, 30_000, 30_220},
+		}, (120_000 - 16384) / 0.52, false},
 		{"a link that closed with bytes in it is no drain", [][4]int{{0, 0, 0, 500_000}, {600, 0, 0, 0}}, 0, false},
 		{"a slow-link window does not lower the max", [][4]int{
 			{0, 0, 0, 300_000}, {250, 50_000, 250_000, 300_000}, {500, 50_000, 250_000, 300_000},
